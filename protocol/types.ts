@@ -1,0 +1,128 @@
+/**
+ * Protocol v1 as TypeScript types, shared by the server and the client. protocol/README.md is the
+ * written contract; protocol/schemas.ts holds the runtime validators built from the same shapes.
+ */
+import type { ErrorCode } from './errors.js';
+
+export const PROTOCOL_VERSION = 1;
+export const WS_PATH = '/v1/ws';
+
+export type RequestId = string | number;
+
+export type SessionStatus = 'ready' | 'closed';
+
+export interface SessionRecord {
+  session_id: string;
+  name: string;
+  status: SessionStatus;
+  created_at: number;
+  closed_at?: number;
+}
+
+export type ExecutionKind = 'repl' | 'run-file';
+
+export const TERMINAL_STATUSES = ['ok', 'error', 'timeout', 'cancelled', 'crashed'] as const;
+export type TerminalStatus = (typeof TERMINAL_STATUSES)[number];
+export type ExecutionStatus = 'queued' | 'running' | TerminalStatus;
+
+export interface ExecutionRecord {
+  execution_id: string;
+  session_id: string;
+  kind: ExecutionKind;
+  status: ExecutionStatus;
+  created_at: number;
+  started_at?: number;
+  ended_at?: number;
+  last_seq: number;
+  timeout_ms: number;
+  /** The input: `code` for a repl execution, `path` for run-file. */
+  code?: string;
+  path?: string;
+  /** Why a terminal status other than `ok` happened, in a word (`timeout`, `worker_exit`, `restart`…). */
+  reason?: string;
+}
+
+export type ConsoleLevel = 'log' | 'info' | 'warn' | 'error' | 'debug';
+
+export interface ConsolePayload { level: ConsoleLevel; text: string; truncated?: boolean }
+export interface ValuePayload { type: string; preview: string }
+export interface ExceptionPayload { name: string; message: string; stack: string }
+export interface DonePayload { status: TerminalStatus; duration_ms: number; reason?: string }
+export interface SessionRestoredPayload { session_id: string; replayed: number }
+export interface SessionLostPayload { session_id: string; reason: string }
+
+export interface EventPayloads {
+  console: ConsolePayload;
+  value: ValuePayload;
+  exception: ExceptionPayload;
+  'session.restored': SessionRestoredPayload;
+  'session.lost': SessionLostPayload;
+  done: DonePayload;
+}
+export type EventType = keyof EventPayloads;
+
+export interface EventFrame<T extends EventType = EventType> {
+  op: 'event';
+  execution_id: string;
+  seq: number;
+  type: T;
+  ts: number;
+  payload: EventPayloads[T];
+}
+
+// Client → server requests.
+interface RequestBase { id?: RequestId }
+export interface SessionCreateRequest extends RequestBase { op: 'session.create'; name?: string }
+export interface SessionListRequest extends RequestBase { op: 'session.list' }
+export interface SessionCloseRequest extends RequestBase { op: 'session.close'; session_id: string }
+export interface ExecuteRequest extends RequestBase {
+  op: 'execute';
+  session_id: string;
+  kind: ExecutionKind;
+  code?: string;
+  path?: string;
+  timeout_ms?: number;
+  execution_id?: string;
+}
+export interface SubscribeRequest extends RequestBase { op: 'subscribe'; execution_id: string; after_seq?: number }
+export interface UnsubscribeRequest extends RequestBase { op: 'unsubscribe'; execution_id: string }
+export interface CancelRequest extends RequestBase { op: 'cancel'; execution_id: string }
+export interface ExecutionGetRequest extends RequestBase { op: 'execution.get'; execution_id: string }
+export interface ExecutionListRequest extends RequestBase { op: 'execution.list'; session_id: string; limit?: number }
+export interface PingRequest extends RequestBase { op: 'ping' }
+
+export type ClientRequest =
+  | SessionCreateRequest
+  | SessionListRequest
+  | SessionCloseRequest
+  | ExecuteRequest
+  | SubscribeRequest
+  | UnsubscribeRequest
+  | CancelRequest
+  | ExecutionGetRequest
+  | ExecutionListRequest
+  | PingRequest;
+
+export type ClientOp = ClientRequest['op'];
+
+// Server → client replies.
+interface ReplyBase { id?: RequestId }
+export interface SessionReply extends ReplyBase { op: 'session'; session: SessionRecord }
+export interface SessionsReply extends ReplyBase { op: 'sessions'; items: SessionRecord[] }
+export interface ExecutionReply extends ReplyBase { op: 'execution'; execution: ExecutionRecord }
+export interface ExecutionsReply extends ReplyBase { op: 'executions'; items: ExecutionRecord[] }
+export interface SubscribedReply extends ReplyBase { op: 'subscribed'; execution_id: string; last_seq: number }
+export interface UnsubscribedReply extends ReplyBase { op: 'unsubscribed'; execution_id: string }
+export interface PongReply extends ReplyBase { op: 'pong' }
+export interface ErrorFrame extends ReplyBase { op: 'error'; code: ErrorCode; message: string }
+
+export type ServerFrame =
+  | SessionReply
+  | SessionsReply
+  | ExecutionReply
+  | ExecutionsReply
+  | SubscribedReply
+  | UnsubscribedReply
+  | PongReply
+  | ErrorFrame
+  | EventFrame;
