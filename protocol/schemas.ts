@@ -57,7 +57,7 @@ export const REQUEST_SCHEMAS: Readonly<Record<ClientOp, object>> = Object.freeze
   ping: request('ping', {}),
 });
 
-const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
+const ajv = new Ajv({ allErrors: false, strict: true, strictRequired: false, allowUnionTypes: true });
 const validators = new Map<string, ValidateFunction>(
   Object.entries(REQUEST_SCHEMAS).map(([op, schema]) => [op, ajv.compile(schema)]),
 );

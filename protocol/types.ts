@@ -17,6 +17,8 @@ export interface SessionRecord {
   status: SessionStatus;
   created_at: number;
   closed_at?: number;
+  /** How many executions the session has been given; the next one gets `execution_count + 1` as its `number`. */
+  execution_count: number;
 }
 
 export type ExecutionKind = 'repl' | 'run-file';
@@ -28,6 +30,8 @@ export type ExecutionStatus = 'queued' | 'running' | TerminalStatus;
 export interface ExecutionRecord {
   execution_id: string;
   session_id: string;
+  /** 1-based position in its session, like a notebook's In [n]; executions of a session run in this order. */
+  number: number;
   kind: ExecutionKind;
   status: ExecutionStatus;
   created_at: number;

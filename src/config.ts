@@ -1,0 +1,113 @@
+/**
+ * Configuration: frozen defaults, overridden from the environment. Every value is checked once, at
+ * start-up, and a bad one stops the server with a message naming the variable.
+ */
+import os from 'node:os';
+
+export interface Config {
+  host: string;
+  port: number;
+  dataDir: string;
+  workspaceDir: string;
+  workers: number;
+  /** The single shared token; null means "generate one on first start and keep it in <data>/token". */
+  token: string | null;
+  /** Largest client frame, in bytes; a larger one closes the socket with 1009. */
+  maxFrameBytes: number;
+  defaultTimeoutMs: number;
+  maxTimeoutMs: number;
+  /** Per execution: events and bytes of encoded frames, past which it ends with output_limit. */
+  maxEventsPerExecution: number;
+  maxBytesPerExecution: number;
+  /** Longest console text / exception text, and longest value preview, in characters. */
+  maxTextChars: number;
+  maxPreviewChars: number;
+  maxQueuedPerSession: number;
+  maxRunFileBytes: number;
+  /** A socket's buffered bytes past which live events stop and wait for `drain`. */
+  backpressureBytes: number;
+  /** How long a worker gets to stop a run on its own (timeout, cancel) before it is terminated. */
+  stopGraceMs: number;
+  /** How long a session rebuild may take before its worker is terminated and the session lost. */
+  restoreTimeoutMs: number;
+  workerHeapMb: number;
+  /** How long SIGINT/SIGTERM waits for running executions before marking them. */
+  shutdownGraceMs: number;
+}
+
+export const DEFAULTS: Readonly<Config> = Object.freeze({
+  host: '127.0.0.1',
+  port: 8080,
+  dataDir: './data',
+  workspaceDir: './workspace',
+  workers: Math.max(1, os.availableParallelism()),
+  token: null,
+  maxFrameBytes: 1024 * 1024,
+  defaultTimeoutMs: 30_000,
+  maxTimeoutMs: 300_000,
+  maxEventsPerExecution: 100_000,
+  maxBytesPerExecution: 16 * 1024 * 1024,
+  maxTextChars: 64 * 1024,
+  maxPreviewChars: 16 * 1024,
+  maxQueuedPerSession: 100,
+  maxRunFileBytes: 1024 * 1024,
+  backpressureBytes: 1024 * 1024,
+  stopGraceMs: 250,
+  restoreTimeoutMs: 60_000,
+  workerHeapMb: 256,
+  shutdownGraceMs: 5_000,
+});
+
+type NumericKey = { [K in keyof Config]: Config[K] extends number ? K : never }[keyof Config];
+
+/** Environment variable → numeric option, with the smallest value that makes sense. */
+const NUMERIC_ENV: ReadonlyArray<[string, NumericKey, number]> = [
+  ['VMSTREAM_PORT', 'port', 0],
+  ['VMSTREAM_WORKERS', 'workers', 1],
+  ['VMSTREAM_MAX_FRAME_BYTES', 'maxFrameBytes', 1024],
+  ['VMSTREAM_DEFAULT_TIMEOUT_MS', 'defaultTimeoutMs', 1],
+  ['VMSTREAM_MAX_TIMEOUT_MS', 'maxTimeoutMs', 1],
+  ['VMSTREAM_MAX_EVENTS', 'maxEventsPerExecution', 2],
+  ['VMSTREAM_MAX_OUTPUT_BYTES', 'maxBytesPerExecution', 1024],
+  ['VMSTREAM_MAX_TEXT_CHARS', 'maxTextChars', 64],
+  ['VMSTREAM_MAX_PREVIEW_CHARS', 'maxPreviewChars', 64],
+  ['VMSTREAM_MAX_QUEUED', 'maxQueuedPerSession', 1],
+  ['VMSTREAM_MAX_RUN_FILE_BYTES', 'maxRunFileBytes', 1],
+  ['VMSTREAM_BACKPRESSURE_BYTES', 'backpressureBytes', 1024],
+  ['VMSTREAM_STOP_GRACE_MS', 'stopGraceMs', 1],
+  ['VMSTREAM_RESTORE_TIMEOUT_MS', 'restoreTimeoutMs', 1],
+  ['VMSTREAM_WORKER_HEAP_MB', 'workerHeapMb', 16],
+  ['VMSTREAM_SHUTDOWN_GRACE_MS', 'shutdownGraceMs', 0],
+];
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
+  const config: Config = { ...DEFAULTS };
+  if (env.VMSTREAM_HOST) config.host = env.VMSTREAM_HOST;
+  if (env.VMSTREAM_DATA) config.dataDir = env.VMSTREAM_DATA;
+  if (env.VMSTREAM_WORKSPACE) config.workspaceDir = env.VMSTREAM_WORKSPACE;
+  if (env.VMSTREAM_TOKEN !== undefined) {
+    if (env.VMSTREAM_TOKEN.length < 8) throw new ConfigError('VMSTREAM_TOKEN must be at least 8 characters');
+    config.token = env.VMSTREAM_TOKEN;
+  }
+  for (const [name, key, minimum] of NUMERIC_ENV) {
+    const raw = env[name];
+    if (raw === undefined || raw === '') continue;
+    const value = Number(raw);
+    if (!Number.isSafeInteger(value) || value < minimum) {
+      throw new ConfigError(`${name} must be an integer >= ${minimum}, got ${JSON.stringify(raw)}`);
+    }
+    config[key] = value;
+  }
+  if (config.port > 65535) throw new ConfigError(`VMSTREAM_PORT must be at most 65535, got ${config.port}`);
+  if (config.defaultTimeoutMs > config.maxTimeoutMs) {
+    throw new ConfigError('VMSTREAM_DEFAULT_TIMEOUT_MS must not exceed VMSTREAM_MAX_TIMEOUT_MS');
+  }
+  return config;
+}

@@ -1,0 +1,118 @@
+/**
+ * A fixed number of worker threads, each in a slot that outlives it: when a worker dies (it was
+ * terminated for a runaway, ran out of memory, crashed) the slot reports why and starts a new one,
+ * and the sessions placed on the slot are rebuilt by the layer above. The pool knows threads and
+ * messages only; what an execution or a session is, it leaves to sessions/.
+ */
+import { Worker } from 'node:worker_threads';
+import type { FromWorker, SandboxLimits, ToWorker, WorkerBootData } from './messages.js';
+
+export interface PoolOptions {
+  size: number;
+  limits: SandboxLimits;
+  /** Old-generation heap per worker, in MiB: past it V8 ends the worker, not the server. */
+  heapMb: number;
+}
+
+export interface PoolListener {
+  onMessage(slot: number, message: FromWorker): void;
+  /** The worker of `slot` is gone; `reason` says why. A new one is already starting. */
+  onWorkerExit(slot: number, reason: string): void;
+}
+
+const WORKER_URL = new URL('./worker-main.js', import.meta.url);
+
+interface Slot {
+  worker: Worker;
+  /** Why we terminated it, when we did; otherwise the exit is a crash. */
+  terminateReason: string | null;
+  errorCode: string | null;
+  sessions: number;
+  restarts: number;
+}
+
+export class WorkerPool {
+  readonly #options: PoolOptions;
+  readonly #listener: PoolListener;
+  readonly #slots: Slot[] = [];
+  #closing = false;
+
+  constructor(options: PoolOptions, listener: PoolListener) {
+    this.#options = options;
+    this.#listener = listener;
+    for (let index = 0; index < options.size; index++) {
+      this.#slots.push({ worker: this.#spawn(index), terminateReason: null, errorCode: null, sessions: 0, restarts: 0 });
+    }
+  }
+
+  get size(): number {
+    return this.#slots.length;
+  }
+
+  get restarts(): number {
+    return this.#slots.reduce((sum, slot) => sum + slot.restarts, 0);
+  }
+
+  /** The slot with the fewest sessions, for a new session. */
+  place(): number {
+    let best = 0;
+    for (let index = 1; index < this.#slots.length; index++) {
+      if (this.#slots[index]!.sessions < this.#slots[best]!.sessions) best = index;
+    }
+    this.#slots[best]!.sessions++;
+    return best;
+  }
+
+  release(slot: number): void {
+    this.#slots[slot]!.sessions--;
+  }
+
+  send(slot: number, message: ToWorker): void {
+    this.#slots[slot]!.worker.postMessage(message);
+  }
+
+  /** Ends a worker that cannot be stopped any other way; its exit is reported with `reason`. */
+  terminate(slot: number, reason: string): void {
+    const state = this.#slots[slot]!;
+    if (state.terminateReason !== null) return;
+    state.terminateReason = reason;
+    void state.worker.terminate();
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    await Promise.all(this.#slots.map((slot) => slot.worker.terminate()));
+  }
+
+  #spawn(index: number): Worker {
+    const boot: WorkerBootData = { limits: this.#options.limits };
+    const worker = new Worker(WORKER_URL, {
+      workerData: boot,
+      // Nothing of the server's environment or arguments reaches the thread that runs user code.
+      env: {},
+      argv: [],
+      execArgv: [],
+      stdout: false,
+      stderr: false,
+      resourceLimits: { maxOldGenerationSizeMb: this.#options.heapMb, maxYoungGenerationSizeMb: 32, stackSizeMb: 4 },
+    });
+    worker.on('message', (message: FromWorker) => this.#listener.onMessage(index, message));
+    worker.on('error', (error: Error & { code?: string }) => {
+      const slot = this.#slots[index];
+      if (slot && slot.worker === worker) slot.errorCode = error.code ?? error.name;
+    });
+    worker.on('exit', () => this.#onExit(index, worker));
+    return worker;
+  }
+
+  #onExit(index: number, worker: Worker): void {
+    const slot = this.#slots[index];
+    if (!slot || slot.worker !== worker || this.#closing) return;
+    const reason = slot.terminateReason ?? (slot.errorCode === 'ERR_WORKER_OUT_OF_MEMORY' ? 'out_of_memory' : 'worker_exit');
+    slot.terminateReason = null;
+    slot.errorCode = null;
+    slot.restarts++;
+    slot.worker = this.#spawn(index);
+    this.#listener.onWorkerExit(index, reason);
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * One session's vm context, on the worker thread: compiles and runs its executions one at a time,
+ * owns the timers each execution creates, and decides when an execution is over (its code settled
+ * and none of its timers is pending). There is no `timeout` option on runInContext: it costs a
+ * watchdog thread per call (../shared/README.md); the main thread is the watchdog instead, and
+ * terminates the worker when a run does not stop.
+ */
+import vm from 'node:vm';
+import type { ExecutionKind } from '../../protocol/types.js';
+import type { SandboxLimits } from '../pool/messages.js';
+import { inContextBootstrap, type ContextApi, type HostBridge } from './in-context.js';
+import { needsAsyncWrapper, wrapTopLevelAwait } from './repl-transform.js';
+
+export type RunStatus = 'ok' | 'error' | 'timeout' | 'cancelled';
+
+/** Where a run's output goes; `silent` runs (session restores) have none. */
+export interface RunOutput {
+  console(level: number, text: string, truncated: boolean): void;
+  value(type: string, preview: string): void;
+  exception(name: string, message: string, stack: string): void;
+  done(status: RunStatus): void;
+}
+
+interface Run {
+  output: RunOutput;
+  settled: boolean;
+  failed: boolean;
+  finished: boolean;
+  timers: Map<number, NodeJS.Timeout>;
+}
+
+const BOOTSTRAP_SOURCE = `(${inContextBootstrap.toString()})`;
+const bootstrapScript = new vm.Script(BOOTSTRAP_SOURCE, { filename: 'vmstream:bootstrap' });
+
+export class SessionContext {
+  readonly #context: vm.Context;
+  readonly #api: ContextApi;
+  #run: Run | null = null;
+
+  constructor(limits: SandboxLimits) {
+    // A null-prototype sandbox: a host `{}` would put the host's Object.prototype (and so its
+    // Function, and `process`) behind `this.constructor` inside the context.
+    this.#context = vm.createContext(Object.create(null), { codeGeneration: { strings: true, wasm: false } });
+    const bootstrap = bootstrapScript.runInContext(this.#context) as typeof inContextBootstrap;
+    this.#api = bootstrap(this.#bridge(), { maxText: limits.maxText, maxPreview: limits.maxPreview });
+  }
+
+  get busy(): boolean {
+    return this.#run !== null;
+  }
+
+  /** Starts a run; its end is reported through `output.done`, exactly once. */
+  start(kind: ExecutionKind, code: string, filename: string, output: RunOutput): void {
+    const run: Run = { output, settled: false, failed: false, finished: false, timers: new Map() };
+    this.#run = run;
+    try {
+      const { script, wrapped } = compile(kind, code, filename);
+      const result = script.runInContext(this.#context, { displayErrors: false });
+      this.#api.settle(result, wrapped, kind === 'repl');
+    } catch (error) {
+      this.#failSafely(error);
+    }
+    this.#maybeFinish(run);
+  }
+
+  /** Ends the current run early (a timeout or a cancel the worker could still hear). */
+  abort(status: RunStatus): void {
+    if (this.#run) this.#finish(this.#run, status);
+  }
+
+  dispose(): void {
+    if (this.#run) this.#finish(this.#run, 'cancelled');
+  }
+
+  #failSafely(error: unknown): void {
+    try {
+      this.#api.fail(error);
+    } catch {
+      // Reporting failed too (the stack is exhausted): the run still ends, as an error.
+      if (this.#run) { this.#run.settled = true; this.#run.failed = true; }
+    }
+  }
+
+  #bridge(): HostBridge {
+    // Each function checks its arguments' types: they come from code we wrote, but run in a realm
+    // that user code shares, and must never carry an object out.
+    return {
+      emitConsole: (level, text, truncated) => {
+        if (this.#run && typeof level === 'number' && typeof text === 'string') this.#run.output.console(level, text, truncated === true);
+      },
+      emitValue: (type, preview) => {
+        if (this.#run && typeof type === 'string' && typeof preview === 'string') this.#run.output.value(type, preview);
+      },
+      emitException: (name, message, stack) => {
+        if (this.#run && typeof name === 'string' && typeof message === 'string' && typeof stack === 'string') {
+          this.#run.output.exception(name, message, stack);
+        }
+      },
+      settled: (ok) => {
+        const run = this.#run;
+        if (!run || run.settled) return;
+        run.settled = true;
+        run.failed ||= ok !== true;
+        // Settling may happen inside runInContext; finishing waits for the microtasks it queued.
+        setImmediate(() => this.#maybeFinish(run));
+      },
+      setTimer: (id, delay, repeat) => {
+        const run = this.#run;
+        if (!run || typeof id !== 'number' || typeof delay !== 'number') return;
+        const fire = () => this.#fire(run, id, repeat === true);
+        run.timers.set(id, repeat === true ? setInterval(fire, delay) : setTimeout(fire, delay));
+      },
+      clearTimer: (id) => {
+        const run = this.#run;
+        const handle = run?.timers.get(id);
+        if (!run || handle === undefined) return;
+        clearTimeout(handle);
+        run.timers.delete(id);
+        setImmediate(() => this.#maybeFinish(run));
+      },
+    };
+  }
+
+  #fire(run: Run, id: number, repeat: boolean): void {
+    if (run.finished) return;
+    if (!repeat) run.timers.delete(id);
+    let ok: boolean;
+    try {
+      ok = this.#api.fire(id);
+    } catch {
+      ok = false;
+    }
+    if (!ok) {
+      // An exception in a timer callback ends the run, as an uncaught one ends a Node process.
+      run.failed = true;
+      if (run.settled) this.#finish(run, 'error');
+      else this.#clearTimers(run);
+      return;
+    }
+    setImmediate(() => this.#maybeFinish(run));
+  }
+
+  #maybeFinish(run: Run): void {
+    if (!run.finished && run.settled && run.timers.size === 0) this.#finish(run, run.failed ? 'error' : 'ok');
+  }
+
+  #finish(run: Run, status: RunStatus): void {
+    if (run.finished) return;
+    run.finished = true;
+    this.#clearTimers(run);
+    if (this.#run === run) this.#run = null;
+    run.output.done(status);
+  }
+
+  #clearTimers(run: Run): void {
+    for (const [id, handle] of run.timers) {
+      clearTimeout(handle);
+      this.#api.forget(id);
+    }
+    run.timers.clear();
+  }
+}
+
+function compile(kind: ExecutionKind, code: string, filename: string): { script: vm.Script; wrapped: boolean } {
+  try {
+    return { script: new vm.Script(code, { filename }), wrapped: false };
+  } catch (error) {
+    if (kind !== 'repl' || !needsAsyncWrapper(error)) throw error;
+    const transformed = wrapTopLevelAwait(code);
+    if (!transformed) throw error;
+    return { script: new vm.Script(transformed.code, { filename }), wrapped: true };
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * Delivers each execution's events to the sockets subscribed to it: in order, with no gap and no
+ * duplicate, whether the subscriber joined before the first event, in the middle, or after the end.
+ *
+ * A subscription has a cursor (the last seq it sent) and a mode. `live` subscriptions get frames
+ * straight from each commit. Every other way in (a late join, a socket that fell behind) is
+ * `catching-up`: it reads the store from its cursor until it reaches the execution's committed seq,
+ * then turns live. Commits and that check both run on this one thread, and delivery follows each
+ * commit synchronously, so no event can slip between "caught up" and "live". A socket whose buffer
+ * passes the threshold is `paused` (nothing more is pushed into its memory) and catches up from the
+ * store when it drains: one mechanism for replay and for slow consumers.
+ */
+import type { EventStore } from '../store/event-store.js';
+import type { CommittedChunk } from './commit-log.js';
+
+/** What a subscription writes to; transport/ implements it over a socket. */
+export interface EventSink {
+  /** Sends a frame: SENT, SENT_FULL (sent, but the buffer passed the threshold), or DROPPED (not sent). */
+  send(frame: Uint8Array): SendResult;
+  /** Runs `fn` with the socket corked, so its sends leave in one write. */
+  cork(fn: () => void): void;
+}
+
+export const enum SendResult { SENT = 0, SENT_FULL = 1, DROPPED = 2 }
+
+/** Where the hub learns how far an execution's log goes. */
+export interface LogPosition {
+  /** Highest durable seq of an execution that is still producing events, or undefined when it is not. */
+  committedSeq(executionId: string): number | undefined;
+}
+
+type Mode = 'live' | 'catching-up' | 'paused' | 'ended';
+
+class Subscription {
+  mode: Mode = 'catching-up';
+  reading = false;
+  /** Seq of the terminal `done`, once known: the subscription ends after sending it. */
+  finalSeq: number | null;
+
+  constructor(readonly sink: EventSink, readonly executionId: string, public cursor: number, finalSeq: number | null) {
+    this.finalSeq = finalSeq;
+  }
+}
+
+const PAGE_EVENTS = 1024;
+
+export class SubscriptionHub {
+  readonly #store: EventStore;
+  readonly #position: LogPosition;
+  readonly #byExecution = new Map<string, Set<Subscription>>();
+  readonly #bySink = new Map<EventSink, Map<string, Subscription>>();
+  readonly #onReadError: (error: unknown) => void;
+  pauses = 0;
+
+  constructor(store: EventStore, position: LogPosition, onReadError: (error: unknown) => void) {
+    this.#store = store;
+    this.#position = position;
+    this.#onReadError = onReadError;
+  }
+
+  /**
+   * Sends `sink` every event of the execution with seq > afterSeq. `finalSeq` is the seq of the
+   * execution's `done` when it has already ended, null while it runs.
+   */
+  attach(sink: EventSink, executionId: string, afterSeq: number, finalSeq: number | null): void {
+    this.detach(sink, executionId);
+    const subscription = new Subscription(sink, executionId, afterSeq, finalSeq);
+    let forSink = this.#bySink.get(sink);
+    if (!forSink) this.#bySink.set(sink, (forSink = new Map()));
+    forSink.set(executionId, subscription);
+    let forExecution = this.#byExecution.get(executionId);
+    if (!forExecution) this.#byExecution.set(executionId, (forExecution = new Set()));
+    forExecution.add(subscription);
+    void this.#catchUp(subscription);
+  }
+
+  detach(sink: EventSink, executionId: string): boolean {
+    const subscription = this.#bySink.get(sink)?.get(executionId);
+    if (!subscription) return false;
+    this.#end(subscription);
+    return true;
+  }
+
+  detachAll(sink: EventSink): void {
+    const forSink = this.#bySink.get(sink);
+    if (!forSink) return;
+    for (const subscription of [...forSink.values()]) this.#end(subscription);
+    this.#bySink.delete(sink);
+  }
+
+  /** The sink drained: its paused subscriptions catch up from the store. */
+  resume(sink: EventSink): void {
+    const forSink = this.#bySink.get(sink);
+    if (!forSink) return;
+    for (const subscription of forSink.values()) {
+      if (subscription.mode === 'paused') {
+        subscription.mode = 'catching-up';
+        void this.#catchUp(subscription);
+      }
+    }
+  }
+
+  /** Marks where an execution's log ends; subscriptions end once they have sent that seq. */
+  finish(executionId: string, finalSeq: number): void {
+    for (const subscription of this.#byExecution.get(executionId) ?? []) subscription.finalSeq = finalSeq;
+  }
+
+  /** Pushes freshly committed frames to live subscriptions, one cork per socket. */
+  deliver(chunks: CommittedChunk[]): void {
+    const bySink = new Map<EventSink, Array<[Subscription, CommittedChunk]>>();
+    for (const chunk of chunks) {
+      const subscriptions = this.#byExecution.get(chunk.executionId);
+      if (!subscriptions) continue;
+      for (const subscription of subscriptions) {
+        if (subscription.mode !== 'live') continue;
+        const list = bySink.get(subscription.sink);
+        if (list) list.push([subscription, chunk]);
+        else bySink.set(subscription.sink, [[subscription, chunk]]);
+      }
+    }
+    for (const [sink, list] of bySink) {
+      sink.cork(() => {
+        for (const [subscription, chunk] of list) this.#sendChunk(subscription, chunk.firstSeq, chunk.frames);
+      });
+    }
+  }
+
+  #sendChunk(subscription: Subscription, firstSeq: number, frames: Uint8Array[]): void {
+    for (let index = subscription.cursor + 1 - firstSeq; index < frames.length; index++) {
+      if (index < 0) continue;
+      if (!this.#send(subscription, firstSeq + index, frames[index]!)) return;
+    }
+  }
+
+  /** Sends one frame if it is the next one; false once the subscription must stop sending. */
+  #send(subscription: Subscription, seq: number, frame: Uint8Array): boolean {
+    if (seq !== subscription.cursor + 1) return true;
+    const result = subscription.sink.send(frame);
+    if (result !== SendResult.DROPPED) subscription.cursor = seq;
+    if (subscription.finalSeq !== null && subscription.cursor >= subscription.finalSeq) {
+      this.#end(subscription);
+      return false;
+    }
+    if (result === SendResult.SENT) return true;
+    subscription.mode = 'paused';
+    this.pauses++;
+    return false;
+  }
+
+  async #catchUp(subscription: Subscription): Promise<void> {
+    if (subscription.reading) return;
+    subscription.reading = true;
+    try {
+      while (subscription.mode === 'catching-up') {
+        const target = subscription.finalSeq ?? this.#position.committedSeq(subscription.executionId);
+        if (target === undefined) {
+          // The execution ended before this subscription was attached: its record says where the log ends.
+          const record = await this.#store.getExecution(subscription.executionId);
+          if (!record || subscription.mode !== 'catching-up') { this.#end(subscription); return; }
+          subscription.finalSeq = record.last_seq;
+          continue;
+        }
+        if (subscription.cursor >= target) {
+          if (subscription.finalSeq !== null) this.#end(subscription);
+          else subscription.mode = 'live';
+          return;
+        }
+        const events = await this.#store.readEvents(subscription.executionId, subscription.cursor, PAGE_EVENTS);
+        if (subscription.mode !== 'catching-up') return;
+        if (events.length === 0) {
+          // The log was deleted under us (retention): nothing more will come.
+          this.#end(subscription);
+          return;
+        }
+        subscription.sink.cork(() => {
+          for (const event of events) if (!this.#send(subscription, event.seq, event.frame)) return;
+        });
+      }
+    } catch (error) {
+      this.#onReadError(error);
+      this.#end(subscription);
+    } finally {
+      subscription.reading = false;
+    }
+  }
+
+  #end(subscription: Subscription): void {
+    subscription.mode = 'ended';
+    this.#bySink.get(subscription.sink)?.delete(subscription.executionId);
+    const forExecution = this.#byExecution.get(subscription.executionId);
+    if (forExecution) {
+      forExecution.delete(subscription);
+      if (forExecution.size === 0) this.#byExecution.delete(subscription.executionId);
+    }
+  }
+}

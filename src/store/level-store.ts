@@ -1,0 +1,165 @@
+/**
+ * The LevelDB backend of EventStore (classic-level). Key layout, all utf8, ids never contain `!`
+ * (protocol/schemas.ts ID_PATTERN), and numbers are fixed-width hex so they sort bytewise:
+ *
+ *   s!<session_id>                          session record
+ *   x!<execution_id>                        execution record
+ *   i!<session_id>!<number:8>               the session's executions, in order (value: execution_id)
+ *   a!<execution_id>                        executions not yet terminal (found again after a crash)
+ *   t!<ended_at:12>!<execution_id>          terminal executions by end time (retention)
+ *   e!<execution_id>!<last_seq:12>          a chunk of consecutive event frames ending at last_seq
+ *
+ * Events are stored in chunks (one entry per group commit and execution, at most CHUNK_EVENTS
+ * frames), because LevelDB's per-entry cost, not its bytes, bounds replay (../shared/README.md: an
+ * iterator yields ~250 000 entries/s, far under what a socket can push).
+ */
+import { ClassicLevel } from 'classic-level';
+import { Packr } from 'msgpackr';
+import type { ExecutionRecord, SessionRecord } from '../../protocol/types.js';
+import { EventStore, type CommitBatch, type StoredEvent } from './event-store.js';
+
+type Operation = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
+
+const CHUNK_EVENTS = 256;
+const EMPTY = new Uint8Array(0);
+const packr = new Packr({ useRecords: false });
+
+const hex = (value: number, width: number) => value.toString(16).padStart(width, '0');
+const sessionKey = (id: string) => `s!${id}`;
+const executionKey = (id: string) => `x!${id}`;
+const indexPrefix = (sessionId: string) => `i!${sessionId}!`;
+const indexKey = (record: ExecutionRecord) => `${indexPrefix(record.session_id)}${hex(record.number, 8)}`;
+const activeKey = (id: string) => `a!${id}`;
+const endedKey = (record: ExecutionRecord) => `t!${hex(record.ended_at ?? 0, 12)}!${record.execution_id}`;
+const eventPrefix = (id: string) => `e!${id}!`;
+const eventKey = (id: string, lastSeq: number) => `${eventPrefix(id)}${hex(lastSeq, 12)}`;
+// '~' sorts after every hex digit and id character, so it closes a prefix range.
+const prefixEnd = (prefix: string) => `${prefix}~`;
+
+export class LevelEventStore extends EventStore {
+  readonly location: string;
+  readonly #db: ClassicLevel<string, Uint8Array>;
+
+  constructor(location: string) {
+    super();
+    this.location = location;
+    this.#db = new ClassicLevel<string, Uint8Array>(location, { keyEncoding: 'utf8', valueEncoding: 'view' });
+  }
+
+  protected async _open(): Promise<void> {
+    await this.#db.open({ createIfMissing: true });
+  }
+
+  protected async _close(): Promise<void> {
+    await this.#db.close();
+  }
+
+  protected async _commit(batch: CommitBatch): Promise<void> {
+    const operations: Operation[] = [];
+    for (const session of batch.sessions) {
+      operations.push({ type: 'put', key: sessionKey(session.session_id), value: packr.pack(session) });
+    }
+    for (const record of batch.executions) pushExecution(operations, record);
+    for (const chunk of batch.events) {
+      for (let start = 0; start < chunk.frames.length; start += CHUNK_EVENTS) {
+        const frames = chunk.frames.slice(start, start + CHUNK_EVENTS);
+        const lastSeq = chunk.firstSeq + start + frames.length - 1;
+        operations.push({ type: 'put', key: eventKey(chunk.executionId, lastSeq), value: packr.pack(frames) });
+      }
+    }
+    await this.#db.batch(operations);
+  }
+
+  protected async _readEvents(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
+    const events: StoredEvent[] = [];
+    // The first chunk whose last seq passes afterSeq holds afterSeq + 1.
+    const iterator = this.#db.iterator({ gt: eventKey(executionId, afterSeq), lt: prefixEnd(eventPrefix(executionId)) });
+    try {
+      while (events.length < limit) {
+        const entries = await iterator.nextv(Math.max(1, Math.ceil((limit - events.length) / CHUNK_EVENTS)));
+        if (entries.length === 0) break;
+        for (const [key, value] of entries) {
+          const frames = packr.unpack(value) as Uint8Array[];
+          const lastSeq = Number.parseInt(key.slice(key.lastIndexOf('!') + 1), 16);
+          const firstSeq = lastSeq - frames.length + 1;
+          for (let i = Math.max(0, afterSeq + 1 - firstSeq); i < frames.length && events.length < limit; i++) {
+            events.push({ seq: firstSeq + i, frame: frames[i]! });
+          }
+        }
+      }
+    } finally {
+      await iterator.close();
+    }
+    return events;
+  }
+
+  protected async _getSession(sessionId: string): Promise<SessionRecord | undefined> {
+    return this.#getRecord<SessionRecord>(sessionKey(sessionId));
+  }
+
+  protected async _getExecution(executionId: string): Promise<ExecutionRecord | undefined> {
+    return this.#getRecord<ExecutionRecord>(executionKey(executionId));
+  }
+
+  protected async _listSessions(): Promise<SessionRecord[]> {
+    const sessions: SessionRecord[] = [];
+    for await (const value of this.#db.values({ gt: 's!', lt: prefixEnd('s!') })) sessions.push(packr.unpack(value));
+    return sessions;
+  }
+
+  protected async _listExecutions(sessionId: string, limit: number, order: 'newest' | 'oldest'): Promise<ExecutionRecord[]> {
+    const prefix = indexPrefix(sessionId);
+    const ids: string[] = [];
+    for await (const value of this.#db.values({ gt: prefix, lt: prefixEnd(prefix), reverse: order === 'newest', limit })) {
+      ids.push(Buffer.from(value).toString('utf8'));
+    }
+    return this.#getExecutions(ids);
+  }
+
+  protected async _listUnfinishedExecutions(): Promise<ExecutionRecord[]> {
+    const ids: string[] = [];
+    for await (const key of this.#db.keys({ gt: 'a!', lt: prefixEnd('a!') })) ids.push(key.slice(2));
+    return this.#getExecutions(ids);
+  }
+
+  protected async _listEndedBefore(endedBefore: number, limit: number): Promise<ExecutionRecord[]> {
+    const ids: string[] = [];
+    for await (const key of this.#db.keys({ gt: 't!', lt: `t!${hex(endedBefore, 12)}`, limit })) {
+      ids.push(key.slice(key.lastIndexOf('!') + 1));
+    }
+    return this.#getExecutions(ids);
+  }
+
+  protected async _deleteExecution(record: ExecutionRecord): Promise<void> {
+    const operations: Operation[] = [
+      { type: 'del', key: executionKey(record.execution_id) },
+      { type: 'del', key: indexKey(record) },
+      { type: 'del', key: activeKey(record.execution_id) },
+      { type: 'del', key: endedKey(record) },
+    ];
+    await this.#db.batch(operations);
+    await this.#db.clear({ gt: eventPrefix(record.execution_id), lt: prefixEnd(eventPrefix(record.execution_id)) });
+  }
+
+  async #getRecord<T>(key: string): Promise<T | undefined> {
+    const value = await this.#db.get(key);
+    return value === undefined ? undefined : (packr.unpack(value) as T);
+  }
+
+  async #getExecutions(ids: string[]): Promise<ExecutionRecord[]> {
+    if (ids.length === 0) return [];
+    const values = await this.#db.getMany(ids.map(executionKey));
+    return values.filter((value): value is Uint8Array => value !== undefined).map((value) => packr.unpack(value) as ExecutionRecord);
+  }
+}
+
+function pushExecution(operations: Operation[], record: ExecutionRecord): void {
+  operations.push({ type: 'put', key: executionKey(record.execution_id), value: packr.pack(record) });
+  operations.push({ type: 'put', key: indexKey(record), value: Buffer.from(record.execution_id, 'utf8') });
+  if (record.ended_at === undefined) {
+    operations.push({ type: 'put', key: activeKey(record.execution_id), value: EMPTY });
+  } else {
+    operations.push({ type: 'del', key: activeKey(record.execution_id) });
+    operations.push({ type: 'put', key: endedKey(record), value: EMPTY });
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * One client socket: decodes its frames, checks them against protocol/, calls the service and
+ * sends the replies; and, as an EventSink, receives the events of its subscriptions. It speaks to
+ * the socket through SocketPort only, so uWS stays in uws-server.ts.
+ */
+import { ProtocolError, type ErrorCode } from '../../protocol/errors.js';
+import { checkRequest, isKnownOp } from '../../protocol/schemas.js';
+import type { ClientRequest, RequestId, ServerFrame } from '../../protocol/types.js';
+import { decodeFrame, encodeFrame } from '../protocol/codec.js';
+import type { ExecutionService } from '../sessions/service.js';
+import { SendResult, type EventSink } from '../sessions/subscription-hub.js';
+
+/** What a connection needs of its socket. */
+export interface SocketPort {
+  /** 0: sent, 1: sent and buffered, 2: dropped (past the hard backpressure limit). */
+  send(frame: Uint8Array): number;
+  bufferedAmount(): number;
+  cork(fn: () => void): void;
+  end(code: number, reason: string): void;
+}
+
+export interface ConnectionOptions {
+  backpressureBytes: number;
+  onInternalError(error: unknown): void;
+}
+
+export class Connection implements EventSink {
+  readonly #socket: SocketPort;
+  readonly #service: ExecutionService;
+  readonly #options: ConnectionOptions;
+  #open = true;
+
+  constructor(socket: SocketPort, service: ExecutionService, options: ConnectionOptions) {
+    this.#socket = socket;
+    this.#service = service;
+    this.#options = options;
+  }
+
+  get open(): boolean {
+    return this.#open;
+  }
+
+  send(frame: Uint8Array): SendResult {
+    if (!this.#open) return SendResult.DROPPED;
+    if (this.#socket.send(frame) === 2) return SendResult.DROPPED;
+    return this.#socket.bufferedAmount() > this.#options.backpressureBytes ? SendResult.SENT_FULL : SendResult.SENT;
+  }
+
+  cork(fn: () => void): void {
+    if (this.#open) this.#socket.cork(fn);
+  }
+
+  /** The socket is gone: its subscriptions end; nothing is sent to it any more. */
+  closed(): void {
+    this.#open = false;
+    this.#service.engine.hub.detachAll(this);
+  }
+
+  drained(): void {
+    if (this.#socket.bufferedAmount() <= this.#options.backpressureBytes) this.#service.engine.hub.resume(this);
+  }
+
+  /** Handles one message; `bytes` is only valid until the first await, so it is decoded at once. */
+  receive(bytes: Uint8Array, isBinary: boolean): void {
+    let request: ClientRequest;
+    try {
+      request = parseRequest(bytes, isBinary);
+    } catch (error) {
+      this.#replyError(error, requestIdOf(error));
+      return;
+    }
+    this.#dispatch(request).catch((error: unknown) => this.#replyError(error, request.id));
+  }
+
+  async #dispatch(request: ClientRequest): Promise<void> {
+    const service = this.#service;
+    const id = request.id;
+    switch (request.op) {
+      case 'ping':
+        return this.#reply({ op: 'pong', id });
+      case 'session.create':
+        return this.#reply({ op: 'session', id, session: await service.createSession(request.name) });
+      case 'session.list':
+        return this.#reply({ op: 'sessions', id, items: service.listSessions() });
+      case 'session.close':
+        return this.#reply({ op: 'session', id, session: await service.closeSession(request.session_id) });
+      case 'execute': {
+        const { op: _op, id: _id, ...input } = request;
+        const { record } = await service.execute(input);
+        this.#reply({ op: 'execution', id, execution: record });
+        // A repeated execution_id gets the same stream as the first call did, from the start.
+        service.subscribe(this, record.execution_id, 0, null);
+        return;
+      }
+      case 'subscribe': {
+        const afterSeq = request.after_seq ?? 0;
+        const { lastSeq, finalSeq } = await service.locate(request.execution_id, afterSeq);
+        this.#reply({ op: 'subscribed', id, execution_id: request.execution_id, last_seq: lastSeq });
+        service.subscribe(this, request.execution_id, afterSeq, finalSeq);
+        return;
+      }
+      case 'unsubscribe':
+        service.engine.hub.detach(this, request.execution_id);
+        return this.#reply({ op: 'unsubscribed', id, execution_id: request.execution_id });
+      case 'cancel':
+        return this.#reply({ op: 'execution', id, execution: await service.cancel(request.execution_id) });
+      case 'execution.get':
+        return this.#reply({ op: 'execution', id, execution: await service.getExecution(request.execution_id) });
+      case 'execution.list':
+        return this.#reply({ op: 'executions', id, items: await service.listExecutions(request.session_id, request.limit) });
+    }
+  }
+
+  #reply(frame: Exclude<ServerFrame, { op: 'event' }>): void {
+    if (frame.id === undefined) delete frame.id;
+    // Replies may follow an await, outside any uWS callback: corking sends them in one write.
+    this.cork(() => this.#socket.send(encodeFrame(frame)));
+  }
+
+  #replyError(error: unknown, id: RequestId | undefined): void {
+    let code: ErrorCode = 'INTERNAL';
+    let message = 'internal error';
+    if (error instanceof ProtocolError) {
+      code = error.code;
+      message = error.message;
+    } else {
+      this.#options.onInternalError(error);
+    }
+    this.#reply({ op: 'error', id, code, message });
+  }
+}
+
+/** Carries the request id of a frame that decoded but failed validation, for the error reply. */
+class RequestError extends ProtocolError {
+  constructor(code: ErrorCode, message: string, readonly requestId: RequestId | undefined) {
+    super(code, message);
+  }
+}
+
+function requestIdOf(error: unknown): RequestId | undefined {
+  return error instanceof RequestError ? error.requestId : undefined;
+}
+
+function parseRequest(bytes: Uint8Array, isBinary: boolean): ClientRequest {
+  if (!isBinary) throw new ProtocolError('BAD_FRAME', 'text frames are not part of the protocol: send binary msgpack');
+  const frame = decodeFrame(bytes);
+  const id = (typeof frame.id === 'string' && frame.id.length <= 128) || Number.isSafeInteger(frame.id) ? (frame.id as RequestId) : undefined;
+  if (!isKnownOp(frame.op)) throw new RequestError('UNKNOWN_OP', `unknown op \`${frame.op.slice(0, 64)}\``, id);
+  const problem = checkRequest(frame.op, frame);
+  if (problem !== null) throw new RequestError('BAD_REQUEST', `${frame.op}: ${problem}`, id);
+  return frame as unknown as ClientRequest;
+}
