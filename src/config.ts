@@ -23,6 +23,14 @@ export interface Config {
   maxTextChars: number;
   maxPreviewChars: number;
   maxQueuedPerSession: number;
+  /** Open sessions a token may hold at once. */
+  maxOpenSessions: number;
+  /** Frames a socket may send per second (a token bucket of that size, refilled continuously). */
+  maxFramesPerSecond: number;
+  /** Executions (and their events) that ended longer ago than this are deleted; 0 keeps them forever. */
+  retentionMs: number;
+  /** How often the retention sweep runs. */
+  retentionSweepMs: number;
   maxRunFileBytes: number;
   /** A socket's buffered bytes past which live events stop and wait for `drain`. */
   backpressureBytes: number;
@@ -50,6 +58,10 @@ export const DEFAULTS: Readonly<Config> = Object.freeze({
   maxTextChars: 64 * 1024,
   maxPreviewChars: 16 * 1024,
   maxQueuedPerSession: 100,
+  maxOpenSessions: 1000,
+  maxFramesPerSecond: 2000,
+  retentionMs: 7 * 24 * 3600 * 1000,
+  retentionSweepMs: 60_000,
   maxRunFileBytes: 1024 * 1024,
   backpressureBytes: 1024 * 1024,
   stopGraceMs: 250,
@@ -72,6 +84,10 @@ const NUMERIC_ENV: ReadonlyArray<[string, NumericKey, number]> = [
   ['VMSTREAM_MAX_TEXT_CHARS', 'maxTextChars', 64],
   ['VMSTREAM_MAX_PREVIEW_CHARS', 'maxPreviewChars', 64],
   ['VMSTREAM_MAX_QUEUED', 'maxQueuedPerSession', 1],
+  ['VMSTREAM_MAX_SESSIONS', 'maxOpenSessions', 1],
+  ['VMSTREAM_MAX_FRAMES_PER_SEC', 'maxFramesPerSecond', 1],
+  ['VMSTREAM_RETENTION_MS', 'retentionMs', 0],
+  ['VMSTREAM_RETENTION_SWEEP_MS', 'retentionSweepMs', 10],
   ['VMSTREAM_MAX_RUN_FILE_BYTES', 'maxRunFileBytes', 1],
   ['VMSTREAM_BACKPRESSURE_BYTES', 'backpressureBytes', 1024],
   ['VMSTREAM_STOP_GRACE_MS', 'stopGraceMs', 1],

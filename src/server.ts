@@ -5,6 +5,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from './config.js';
+import { RetentionSweeper } from './sessions/retention.js';
 import { ExecutionService } from './sessions/service.js';
 import { LevelEventStore } from './store/level-store.js';
 import { resolveToken, TokenCheck } from './transport/auth.js';
@@ -39,9 +40,13 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     port: config.port,
     maxFrameBytes: config.maxFrameBytes,
     backpressureBytes: config.backpressureBytes,
+    maxFramesPerSecond: config.maxFramesPerSecond,
     tokens: new TokenCheck(token),
     onInternalError: (error) => logger.error('request failed', error),
   });
+  const retention = config.retentionMs > 0
+    ? new RetentionSweeper(store, config.retentionMs, config.retentionSweepMs, (error) => logger.error('retention sweep failed', error))
+    : null;
   const port = await transport.listen();
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `ws://${host}:${port}${WS_PATH}${generated ? `?token=${encodeURIComponent(token)}` : ''}`;
@@ -50,6 +55,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const close = () => (closing ??= (async () => {
     transport.stopListening();
     await service.shutdown();
+    await retention?.stop();
     transport.closeSockets();
     await store.close();
   })());

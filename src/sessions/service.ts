@@ -67,6 +67,9 @@ export class ExecutionService {
 
   async createSession(name?: string): Promise<SessionRecord> {
     this.#assertAccepting();
+    if (this.listSessions().length >= this.#config.maxOpenSessions) {
+      throw new ProtocolError('LIMIT_EXCEEDED', `${this.#config.maxOpenSessions} sessions are open (the limit): close one first`);
+    }
     const record: SessionRecord = { session_id: randomUUID(), name: name ?? '', status: 'ready', created_at: Date.now(), execution_count: 0 };
     const session = new LiveSession(record, this.engine.pool.place(), false);
     this.engine.sessions.set(record.session_id, session);

@@ -21,6 +21,7 @@ export interface SocketPort {
 
 export interface ConnectionOptions {
   backpressureBytes: number;
+  maxFramesPerSecond: number;
   onInternalError(error: unknown): void;
 }
 
@@ -29,11 +30,15 @@ export class Connection implements EventSink {
   readonly #service: ExecutionService;
   readonly #options: ConnectionOptions;
   #open = true;
+  // Token bucket for frames: starts full, refills continuously at maxFramesPerSecond.
+  #frameBudget: number;
+  #budgetAt = performance.now();
 
   constructor(socket: SocketPort, service: ExecutionService, options: ConnectionOptions) {
     this.#socket = socket;
     this.#service = service;
     this.#options = options;
+    this.#frameBudget = options.maxFramesPerSecond;
   }
 
   get open(): boolean {
@@ -69,7 +74,21 @@ export class Connection implements EventSink {
       this.#replyError(error, requestIdOf(error));
       return;
     }
+    if (!this.#takeFrameBudget()) {
+      this.#replyError(new ProtocolError('LIMIT_EXCEEDED', `more than ${this.#options.maxFramesPerSecond} frames per second on this socket`), request.id);
+      return;
+    }
     this.#dispatch(request).catch((error: unknown) => this.#replyError(error, request.id));
+  }
+
+  #takeFrameBudget(): boolean {
+    const now = performance.now();
+    const rate = this.#options.maxFramesPerSecond;
+    this.#frameBudget = Math.min(rate, this.#frameBudget + ((now - this.#budgetAt) * rate) / 1000);
+    this.#budgetAt = now;
+    if (this.#frameBudget < 1) return false;
+    this.#frameBudget -= 1;
+    return true;
   }
 
   async #dispatch(request: ClientRequest): Promise<void> {

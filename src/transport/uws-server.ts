@@ -16,6 +16,7 @@ export interface TransportOptions {
   port: number;
   maxFrameBytes: number;
   backpressureBytes: number;
+  maxFramesPerSecond: number;
   tokens: TokenCheck;
   onInternalError(error: unknown): void;
 }
@@ -113,7 +114,11 @@ export class UwsTransport {
         end: (code, reason) => ws.end(code, reason),
       },
       this.#service,
-      { backpressureBytes: this.#options.backpressureBytes, onInternalError: this.#options.onInternalError },
+      {
+        backpressureBytes: this.#options.backpressureBytes,
+        maxFramesPerSecond: this.#options.maxFramesPerSecond,
+        onInternalError: this.#options.onInternalError,
+      },
     );
   }
 

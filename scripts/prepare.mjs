@@ -1,0 +1,15 @@
+#!/usr/bin/env node
+// Run before `npm start` and `npm test`: installs from the lockfile on a fresh clone, then builds
+// (incrementally), so that those two commands are all a newcomer needs.
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const run = (command, args) => execFileSync(command, args, { cwd: root, stdio: 'inherit' });
+
+if (!existsSync(path.join(root, 'node_modules', '.package-lock.json'))) {
+  run('npm', ['ci', '--no-audit', '--no-fund']);
+}
+run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', root]);
