@@ -8,6 +8,7 @@ export const ERROR_CODES = Object.freeze({
   UNKNOWN_OP: { http: 400, meaning: 'the `op` is a string, but not one this protocol version knows' },
   BAD_REQUEST: { http: 400, meaning: 'a field is missing, of the wrong type or out of range; the message names the field' },
   UNAUTHORIZED: { http: 401, meaning: 'no token, or a token that is not valid (HTTP only: the socket upgrade is refused with 401 instead)' },
+  FORBIDDEN: { http: 403, meaning: 'the browser Origin of the upgrade is not in VMSTREAM_ORIGINS (the socket is refused with 403)' },
   NOT_FOUND: { http: 404, meaning: 'no session or execution with that id (or it has expired)' },
   SESSION_CLOSED: { http: 409, meaning: 'the session was closed; it takes no more executions' },
   LIMIT_EXCEEDED: { http: 429, meaning: 'a configured limit was reached (queued executions per session, open sessions); the message says which' },

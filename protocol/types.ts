@@ -13,6 +13,8 @@ export type SessionStatus = 'ready' | 'closed';
 
 export interface SessionRecord {
   session_id: string;
+  /** The tenant whose token created it; nobody else can see or use it. */
+  tenant: string;
   name: string;
   status: SessionStatus;
   created_at: number;

@@ -12,6 +12,12 @@ export interface Config {
   workers: number;
   /** The single shared token; null means "generate one on first start and keep it in <data>/token". */
   token: string | null;
+  /** `tenant:scrypt-hash` lines (scripts/add-tenant); with it and no token, no shared token exists. */
+  tokensFile: string | null;
+  /** Browser origins allowed to open a socket; empty allows any (non-browser clients send none). */
+  allowedOrigins: string[];
+  tlsCert: string | null;
+  tlsKey: string | null;
   /** Largest client frame, in bytes; a larger one closes the socket with 1009. */
   maxFrameBytes: number;
   defaultTimeoutMs: number;
@@ -50,6 +56,10 @@ export const DEFAULTS: Readonly<Config> = Object.freeze({
   workspaceDir: './workspace',
   workers: Math.max(1, os.availableParallelism()),
   token: null,
+  tokensFile: null,
+  allowedOrigins: [],
+  tlsCert: null,
+  tlsKey: null,
   maxFrameBytes: 1024 * 1024,
   defaultTimeoutMs: 30_000,
   maxTimeoutMs: 300_000,
@@ -112,6 +122,13 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
     if (env.VMSTREAM_TOKEN.length < 8) throw new ConfigError('VMSTREAM_TOKEN must be at least 8 characters');
     config.token = env.VMSTREAM_TOKEN;
   }
+  if (env.VMSTREAM_TOKENS_FILE) config.tokensFile = env.VMSTREAM_TOKENS_FILE;
+  if (env.VMSTREAM_ORIGINS) config.allowedOrigins = env.VMSTREAM_ORIGINS.split(',').map((origin) => origin.trim()).filter(Boolean);
+  if (env.VMSTREAM_TLS_CERT) config.tlsCert = env.VMSTREAM_TLS_CERT;
+  if (env.VMSTREAM_TLS_KEY) config.tlsKey = env.VMSTREAM_TLS_KEY;
+  if ((config.tlsCert === null) !== (config.tlsKey === null)) {
+    throw new ConfigError('VMSTREAM_TLS_CERT and VMSTREAM_TLS_KEY must be given together');
+  }
   for (const [name, key, minimum] of NUMERIC_ENV) {
     const raw = env[name];
     if (raw === undefined || raw === '') continue;
@@ -122,8 +139,15 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
     config[key] = value;
   }
   if (config.port > 65535) throw new ConfigError(`VMSTREAM_PORT must be at most 65535, got ${config.port}`);
+  if (!isLoopback(config.host) && config.token === null && config.tokensFile === null) {
+    throw new ConfigError(`VMSTREAM_HOST=${config.host} is not a loopback address: set VMSTREAM_TOKEN or VMSTREAM_TOKENS_FILE first`);
+  }
   if (config.defaultTimeoutMs > config.maxTimeoutMs) {
     throw new ConfigError('VMSTREAM_DEFAULT_TIMEOUT_MS must not exceed VMSTREAM_MAX_TIMEOUT_MS');
   }
   return config;
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
 }

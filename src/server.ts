@@ -8,7 +8,8 @@ import type { Config } from './config.js';
 import { RetentionSweeper } from './sessions/retention.js';
 import { ExecutionService } from './sessions/service.js';
 import { LevelEventStore } from './store/level-store.js';
-import { resolveToken, TokenCheck } from './transport/auth.js';
+import { Authenticator, resolveToken } from './transport/auth.js';
+import { TenantDirectory } from './transport/tenants.js';
 import { UwsTransport } from './transport/uws-server.js';
 import { WS_PATH } from '../protocol/types.js';
 
@@ -27,7 +28,10 @@ export interface RunningServer {
 
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   await mkdir(config.dataDir, { recursive: true });
-  const { token, generated } = await resolveToken(config.token, config.dataDir);
+  const directory = config.tokensFile ? new TenantDirectory(config.tokensFile) : null;
+  const tenants = directory ? await directory.load() : 0;
+  // With a tokens file and no VMSTREAM_TOKEN there is no shared token, and none is generated.
+  const shared = directory && config.token === null ? null : await resolveToken(config.token, config.dataDir);
   const store = new LevelEventStore(path.join(config.dataDir, 'events'));
   await store.open();
   const service = new ExecutionService(config, store, {
@@ -41,7 +45,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     maxFrameBytes: config.maxFrameBytes,
     backpressureBytes: config.backpressureBytes,
     maxFramesPerSecond: config.maxFramesPerSecond,
-    tokens: new TokenCheck(token),
+    authenticator: new Authenticator(shared?.token ?? null, directory),
+    allowedOrigins: config.allowedOrigins,
+    tls: config.tlsCert && config.tlsKey ? { cert: config.tlsCert, key: config.tlsKey } : null,
     onInternalError: (error) => logger.error('request failed', error),
   });
   const retention = config.retentionMs > 0
@@ -49,7 +55,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     : null;
   const port = await transport.listen();
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-  const url = `ws://${host}:${port}${WS_PATH}${generated ? `?token=${encodeURIComponent(token)}` : ''}`;
+  const scheme = config.tlsCert ? 'wss' : 'ws';
+  const url = `${scheme}://${host}:${port}${WS_PATH}${shared?.generated ? `?token=${encodeURIComponent(shared.token)}` : ''}`;
+  if (directory) logger.info(`${tenants} tenants in ${config.tokensFile}`);
 
   let closing: Promise<void> | null = null;
   const close = () => (closing ??= (async () => {

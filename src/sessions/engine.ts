@@ -85,7 +85,7 @@ export class Engine {
   emit<T extends EventType>(execution: LiveExecution, type: T, payload: EventPayloads[T], ts = Date.now()): void {
     if (execution.terminal || (execution.outputCut && type !== 'done')) return;
     const seq = execution.assignedSeq + 1;
-    const frame = encodeFrame({ op: 'event', execution_id: execution.record.execution_id, seq, type, ts, payload });
+    const frame = encodeFrame({ op: 'event', execution_id: execution.publicId, seq, type, ts, payload });
     if (type !== 'done' && this.#overLimit(execution, frame.length)) {
       this.#cutOutput(execution);
       return;
@@ -112,7 +112,7 @@ export class Engine {
     const { maxEventsPerExecution: events, maxBytesPerExecution: bytes } = this.#config;
     const text = `[vmstream] output limit reached (${events} events or ${bytes} bytes): the rest of this execution's output was cut`;
     const seq = execution.assignedSeq + 1;
-    this.#append(execution, seq, encodeFrame({ op: 'event', execution_id: execution.record.execution_id, seq, type: 'console', ts: Date.now(), payload: { level: 'warn', text } }));
+    this.#append(execution, seq, encodeFrame({ op: 'event', execution_id: execution.publicId, seq, type: 'console', ts: Date.now(), payload: { level: 'warn', text } }));
     this.stop(execution, 'error', 'output_limit');
   }
 

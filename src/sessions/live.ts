@@ -8,6 +8,8 @@ import type { CommitTarget } from './commit-log.js';
 
 export class LiveExecution implements CommitTarget {
   readonly record: ExecutionRecord;
+  /** The execution_id its tenant knows it by; `record.execution_id` is `<tenant>/<that>` (see service.ts). */
+  readonly publicId: string;
   /** The source to run: the repl input, or the file as it was read when the execution was created. */
   readonly source: string;
   committedSeq = 0;
@@ -27,6 +29,7 @@ export class LiveExecution implements CommitTarget {
 
   constructor(record: ExecutionRecord, source: string) {
     this.record = record;
+    this.publicId = publicExecutionId(record.execution_id);
     this.source = source;
     let resolve!: () => void;
     this.ended = new Promise((r) => (resolve = r));
@@ -63,4 +66,20 @@ export class LiveSession {
   get closed(): boolean {
     return this.record.status === 'closed';
   }
+}
+
+/**
+ * Execution ids are stored as `<tenant>/<execution_id>`: a client-chosen id of one tenant can never
+ * collide with, or reveal, another tenant's (`/` is outside the protocol's id alphabet).
+ */
+export function storedExecutionId(tenant: string, executionId: string): string {
+  return `${tenant}/${executionId}`;
+}
+
+export function publicExecutionId(storedId: string): string {
+  return storedId.slice(storedId.indexOf('/') + 1);
+}
+
+export function tenantOfExecution(storedId: string): string {
+  return storedId.slice(0, storedId.indexOf('/'));
 }

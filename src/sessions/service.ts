@@ -9,7 +9,7 @@ import type { ExecuteRequest, ExecutionRecord, SessionRecord } from '../../proto
 import type { Config } from '../config.js';
 import type { EventStore } from '../store/event-store.js';
 import { Engine, type EngineHooks } from './engine.js';
-import { LiveExecution, LiveSession } from './live.js';
+import { LiveExecution, LiveSession, publicExecutionId, storedExecutionId } from './live.js';
 import type { EventSink } from './subscription-hub.js';
 import { Workspace } from './workspace.js';
 
@@ -65,12 +65,12 @@ export class ExecutionService {
     return { crashed: unfinished.length, sessions: open };
   }
 
-  async createSession(name?: string): Promise<SessionRecord> {
+  async createSession(tenant: string, name?: string): Promise<SessionRecord> {
     this.#assertAccepting();
-    if (this.listSessions().length >= this.#config.maxOpenSessions) {
+    if (this.listSessions(tenant).length >= this.#config.maxOpenSessions) {
       throw new ProtocolError('LIMIT_EXCEEDED', `${this.#config.maxOpenSessions} sessions are open (the limit): close one first`);
     }
-    const record: SessionRecord = { session_id: randomUUID(), name: name ?? '', status: 'ready', created_at: Date.now(), execution_count: 0 };
+    const record: SessionRecord = { session_id: randomUUID(), tenant, name: name ?? '', status: 'ready', created_at: Date.now(), execution_count: 0 };
     const session = new LiveSession(record, this.engine.pool.place(), false);
     this.engine.sessions.set(record.session_id, session);
     this.engine.pool.send(session.slot, { t: 'open', sid: record.session_id });
@@ -79,22 +79,19 @@ export class ExecutionService {
     return record;
   }
 
-  listSessions(): SessionRecord[] {
+  listSessions(tenant: string): SessionRecord[] {
     const open: SessionRecord[] = [];
-    for (const session of this.engine.sessions.values()) if (!session.closed) open.push(session.record);
+    for (const session of this.engine.sessions.values()) if (!session.closed && session.record.tenant === tenant) open.push(session.record);
     return open.sort((a, b) => b.created_at - a.created_at);
   }
 
-  getSession(sessionId: string): SessionRecord {
-    const session = this.engine.sessions.get(sessionId);
-    if (!session) throw new ProtocolError('NOT_FOUND', `no session \`${sessionId}\``);
-    return session.record;
+  getSession(tenant: string, sessionId: string): SessionRecord {
+    return this.#ownSession(tenant, sessionId).record;
   }
 
   /** Closes a session: its queued and running executions are cancelled, its context is dropped. */
-  async closeSession(sessionId: string): Promise<SessionRecord> {
-    const session = this.engine.sessions.get(sessionId);
-    if (!session) throw new ProtocolError('NOT_FOUND', `no session \`${sessionId}\``);
+  async closeSession(tenant: string, sessionId: string): Promise<SessionRecord> {
+    const session = this.#ownSession(tenant, sessionId);
     if (session.closed) return session.record;
     session.record.status = 'closed';
     session.record.closed_at = Date.now();
@@ -108,12 +105,14 @@ export class ExecutionService {
   }
 
   /** Creates and queues an execution, or returns the existing one when its execution_id is known. */
-  async execute(input: ExecuteInput): Promise<ExecuteResult> {
-    const id = input.execution_id;
-    if (id === undefined) return { record: await this.#create(input, randomUUID()), created: true };
+  async execute(tenant: string, input: ExecuteInput): Promise<ExecuteResult> {
+    if (input.execution_id === undefined) {
+      return { record: publicRecord(await this.#create(tenant, input, storedExecutionId(tenant, randomUUID()))), created: true };
+    }
+    const id = storedExecutionId(tenant, input.execution_id);
     const inFlight = this.#creating.get(id);
     if (inFlight) return { record: (await inFlight).record, created: false };
-    const creating = this.#findOrCreate(input, id);
+    const creating = this.#findOrCreate(tenant, input, id);
     this.#creating.set(id, creating);
     try {
       return await creating;
@@ -122,32 +121,29 @@ export class ExecutionService {
     }
   }
 
-  async getExecution(executionId: string): Promise<ExecutionRecord> {
-    const live = this.engine.executions.get(executionId);
-    if (live) return live.record;
-    const stored = await this.#store.getExecution(executionId);
-    if (!stored) throw new ProtocolError('NOT_FOUND', `no execution \`${executionId}\``);
-    return stored;
+  async getExecution(tenant: string, executionId: string): Promise<ExecutionRecord> {
+    return publicRecord(await this.#findExecution(storedExecutionId(tenant, executionId), executionId));
   }
 
-  async listExecutions(sessionId: string, limit = LIST_LIMIT_DEFAULT): Promise<ExecutionRecord[]> {
-    this.getSession(sessionId);
+  async listExecutions(tenant: string, sessionId: string, limit = LIST_LIMIT_DEFAULT): Promise<ExecutionRecord[]> {
+    this.#ownSession(tenant, sessionId);
     const stored = await this.#store.listExecutions(sessionId, { limit, order: 'newest' });
     // Live records are ahead of their stored copies by at most one group commit.
-    return stored.map((record) => this.engine.executions.get(record.execution_id)?.record ?? record);
+    return stored.map((record) => publicRecord(this.engine.executions.get(record.execution_id)?.record ?? record));
   }
 
   /** Cancels a queued or running execution; replies once its `done` is durable. */
-  async cancel(executionId: string): Promise<ExecutionRecord> {
-    const live = this.engine.executions.get(executionId);
-    if (!live) return this.getExecution(executionId);
+  async cancel(tenant: string, executionId: string): Promise<ExecutionRecord> {
+    const live = this.engine.executions.get(storedExecutionId(tenant, executionId));
+    if (!live) return this.getExecution(tenant, executionId);
     this.engine.stop(live, 'cancelled', 'cancelled');
     await live.ended;
-    return live.record;
+    return publicRecord(live.record);
   }
 
   /** Where an execution's log stands, for a subscribe from `afterSeq`. */
-  async locate(executionId: string, afterSeq: number): Promise<SubscribeResult> {
+  async locate(tenant: string, publicId: string, afterSeq: number): Promise<SubscribeResult> {
+    const executionId = storedExecutionId(tenant, publicId);
     let live = this.engine.executions.get(executionId);
     let result: SubscribeResult;
     if (live) {
@@ -155,7 +151,7 @@ export class ExecutionService {
     } else {
       const record = await this.#store.getExecution(executionId);
       live = this.engine.executions.get(executionId);
-      if (!record && !live) throw new ProtocolError('NOT_FOUND', `no execution \`${executionId}\``);
+      if (!record && !live) throw new ProtocolError('NOT_FOUND', `no execution \`${publicId}\``);
       result = live ? { lastSeq: live.committedSeq, finalSeq: null } : { lastSeq: record!.last_seq, finalSeq: record!.last_seq };
     }
     if (afterSeq > result.lastSeq) {
@@ -164,8 +160,12 @@ export class ExecutionService {
     return result;
   }
 
-  subscribe(sink: EventSink, executionId: string, afterSeq: number, finalSeq: number | null): void {
-    this.engine.hub.attach(sink, executionId, afterSeq, finalSeq);
+  subscribe(sink: EventSink, tenant: string, executionId: string, afterSeq: number, finalSeq: number | null): void {
+    this.engine.hub.attach(sink, storedExecutionId(tenant, executionId), afterSeq, finalSeq);
+  }
+
+  unsubscribe(sink: EventSink, tenant: string, executionId: string): void {
+    this.engine.hub.detach(sink, storedExecutionId(tenant, executionId));
   }
 
   /**
@@ -189,18 +189,26 @@ export class ExecutionService {
     await this.engine.pool.close();
   }
 
-  async #findOrCreate(input: ExecuteInput, id: string): Promise<ExecuteResult> {
-    const live = this.engine.executions.get(id);
-    if (live) return { record: live.record, created: false };
-    const stored = await this.#store.getExecution(id);
-    if (stored) return { record: stored, created: false };
-    return { record: await this.#create(input, id), created: true };
+  async #findExecution(storedId: string, publicId: string): Promise<ExecutionRecord> {
+    const live = this.engine.executions.get(storedId);
+    if (live) return live.record;
+    const stored = await this.#store.getExecution(storedId);
+    if (!stored) throw new ProtocolError('NOT_FOUND', `no execution \`${publicId}\``);
+    return stored;
   }
 
-  async #create(input: ExecuteInput, id: string): Promise<ExecutionRecord> {
-    this.#openSession(input.session_id);
+  async #findOrCreate(tenant: string, input: ExecuteInput, id: string): Promise<ExecuteResult> {
+    const live = this.engine.executions.get(id);
+    if (live) return { record: publicRecord(live.record), created: false };
+    const stored = await this.#store.getExecution(id);
+    if (stored) return { record: publicRecord(stored), created: false };
+    return { record: publicRecord(await this.#create(tenant, input, id)), created: true };
+  }
+
+  async #create(tenant: string, input: ExecuteInput, id: string): Promise<ExecutionRecord> {
+    this.#openSession(tenant, input.session_id);
     const source = input.kind === 'repl' ? input.code! : await this.#workspace.read(input.path!);
-    const session = this.#openSession(input.session_id);
+    const session = this.#openSession(tenant, input.session_id);
     if (session.queue.length >= this.#config.maxQueuedPerSession) {
       throw new ProtocolError('LIMIT_EXCEEDED', `session \`${session.record.session_id}\` already has ${session.queue.length} queued executions (limit ${this.#config.maxQueuedPerSession})`);
     }
@@ -224,10 +232,16 @@ export class ExecutionService {
     return record;
   }
 
-  #openSession(sessionId: string): LiveSession {
-    this.#assertAccepting();
+  /** A session of this tenant; another tenant's is NOT_FOUND, exactly as a missing one. */
+  #ownSession(tenant: string, sessionId: string): LiveSession {
     const session = this.engine.sessions.get(sessionId);
-    if (!session) throw new ProtocolError('NOT_FOUND', `no session \`${sessionId}\``);
+    if (!session || session.record.tenant !== tenant) throw new ProtocolError('NOT_FOUND', `no session \`${sessionId}\``);
+    return session;
+  }
+
+  #openSession(tenant: string, sessionId: string): LiveSession {
+    this.#assertAccepting();
+    const session = this.#ownSession(tenant, sessionId);
     if (session.closed) throw new ProtocolError('SESSION_CLOSED', `session \`${sessionId}\` is closed`);
     return session;
   }
@@ -235,4 +249,9 @@ export class ExecutionService {
   #assertAccepting(): void {
     if (this.#shuttingDown) throw new ProtocolError('SHUTTING_DOWN', 'the server is shutting down');
   }
+}
+
+/** The record as its tenant sees it: the execution_id they chose or were given. */
+function publicRecord(record: ExecutionRecord): ExecutionRecord {
+  return { ...record, execution_id: publicExecutionId(record.execution_id) };
 }

@@ -5,6 +5,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { TenantDirectory } from './tenants.js';
 
 export interface ResolvedToken {
   token: string;
@@ -27,16 +28,26 @@ export async function resolveToken(configured: string | null, dataDir: string): 
   return { token, generated: true };
 }
 
-/** Compares in constant time: both sides are hashed first, so lengths leak nothing either. */
-export class TokenCheck {
-  readonly #digest: Buffer;
+/** The tenant of the shared VMSTREAM_TOKEN. */
+export const DEFAULT_TENANT = 'default';
 
-  constructor(token: string) {
-    this.#digest = digest(token);
+/**
+ * Maps a presented token to its tenant: the shared token (compared in constant time, both sides
+ * hashed first so lengths leak nothing) belongs to `default`; the tokens file names the others.
+ */
+export class Authenticator {
+  readonly #shared: Buffer | null;
+  readonly #directory: TenantDirectory | null;
+
+  constructor(sharedToken: string | null, directory: TenantDirectory | null) {
+    this.#shared = sharedToken === null ? null : digest(sharedToken);
+    this.#directory = directory;
   }
 
-  matches(candidate: string | null): boolean {
-    return candidate !== null && timingSafeEqual(this.#digest, digest(candidate));
+  async tenantOf(token: string | null): Promise<string | null> {
+    if (token === null || token.length > 1024) return null;
+    if (this.#shared !== null && timingSafeEqual(this.#shared, digest(token))) return DEFAULT_TENANT;
+    return this.#directory ? this.#directory.tenantOf(token) : null;
   }
 }
 

@@ -29,13 +29,16 @@ export class Connection implements EventSink {
   readonly #socket: SocketPort;
   readonly #service: ExecutionService;
   readonly #options: ConnectionOptions;
+  /** Every operation of this socket acts as this tenant. */
+  readonly #tenant: string;
   #open = true;
   // Token bucket for frames: starts full, refills continuously at maxFramesPerSecond.
   #frameBudget: number;
   #budgetAt = performance.now();
 
-  constructor(socket: SocketPort, service: ExecutionService, options: ConnectionOptions) {
+  constructor(socket: SocketPort, service: ExecutionService, tenant: string, options: ConnectionOptions) {
     this.#socket = socket;
+    this.#tenant = tenant;
     this.#service = service;
     this.#options = options;
     this.#frameBudget = options.maxFramesPerSecond;
@@ -93,40 +96,41 @@ export class Connection implements EventSink {
 
   async #dispatch(request: ClientRequest): Promise<void> {
     const service = this.#service;
+    const tenant = this.#tenant;
     const id = request.id;
     switch (request.op) {
       case 'ping':
         return this.#reply({ op: 'pong', id });
       case 'session.create':
-        return this.#reply({ op: 'session', id, session: await service.createSession(request.name) });
+        return this.#reply({ op: 'session', id, session: await service.createSession(tenant, request.name) });
       case 'session.list':
-        return this.#reply({ op: 'sessions', id, items: service.listSessions() });
+        return this.#reply({ op: 'sessions', id, items: service.listSessions(tenant) });
       case 'session.close':
-        return this.#reply({ op: 'session', id, session: await service.closeSession(request.session_id) });
+        return this.#reply({ op: 'session', id, session: await service.closeSession(tenant, request.session_id) });
       case 'execute': {
         const { op: _op, id: _id, ...input } = request;
-        const { record } = await service.execute(input);
+        const { record } = await service.execute(tenant, input);
         this.#reply({ op: 'execution', id, execution: record });
         // A repeated execution_id gets the same stream as the first call did, from the start.
-        service.subscribe(this, record.execution_id, 0, null);
+        service.subscribe(this, tenant, record.execution_id, 0, null);
         return;
       }
       case 'subscribe': {
         const afterSeq = request.after_seq ?? 0;
-        const { lastSeq, finalSeq } = await service.locate(request.execution_id, afterSeq);
+        const { lastSeq, finalSeq } = await service.locate(tenant, request.execution_id, afterSeq);
         this.#reply({ op: 'subscribed', id, execution_id: request.execution_id, last_seq: lastSeq });
-        service.subscribe(this, request.execution_id, afterSeq, finalSeq);
+        service.subscribe(this, tenant, request.execution_id, afterSeq, finalSeq);
         return;
       }
       case 'unsubscribe':
-        service.engine.hub.detach(this, request.execution_id);
+        service.unsubscribe(this, tenant, request.execution_id);
         return this.#reply({ op: 'unsubscribed', id, execution_id: request.execution_id });
       case 'cancel':
-        return this.#reply({ op: 'execution', id, execution: await service.cancel(request.execution_id) });
+        return this.#reply({ op: 'execution', id, execution: await service.cancel(tenant, request.execution_id) });
       case 'execution.get':
-        return this.#reply({ op: 'execution', id, execution: await service.getExecution(request.execution_id) });
+        return this.#reply({ op: 'execution', id, execution: await service.getExecution(tenant, request.execution_id) });
       case 'execution.list':
-        return this.#reply({ op: 'executions', id, items: await service.listExecutions(request.session_id, request.limit) });
+        return this.#reply({ op: 'executions', id, items: await service.listExecutions(tenant, request.session_id, request.limit) });
     }
   }
 

@@ -5,10 +5,10 @@
  * into the Connection's pause/resume.
  */
 import uWS from '@trufflesuite/uws-js-unofficial';
-import { CLOSE_FRAME_TOO_LARGE, CLOSE_GOING_AWAY } from '../../protocol/errors.js';
+import { CLOSE_FRAME_TOO_LARGE, CLOSE_GOING_AWAY, type ErrorCode } from '../../protocol/errors.js';
 import { WS_PATH } from '../../protocol/types.js';
 import type { ExecutionService } from '../sessions/service.js';
-import { tokenFromRequest, type TokenCheck } from './auth.js';
+import { tokenFromRequest, type Authenticator } from './auth.js';
 import { Connection } from './connection.js';
 
 export interface TransportOptions {
@@ -17,11 +17,13 @@ export interface TransportOptions {
   maxFrameBytes: number;
   backpressureBytes: number;
   maxFramesPerSecond: number;
-  tokens: TokenCheck;
+  authenticator: Authenticator;
+  allowedOrigins: string[];
+  tls: { cert: string; key: string } | null;
   onInternalError(error: unknown): void;
 }
 
-interface SocketData { connection: Connection | null }
+interface SocketData { tenant: string; connection: Connection | null }
 
 /** uWS drops sends silently past maxBackpressure; ours pauses events long before that. */
 const HARD_BACKPRESSURE_FACTOR = 64;
@@ -38,7 +40,7 @@ export class UwsTransport {
   constructor(service: ExecutionService, options: TransportOptions) {
     this.#service = service;
     this.#options = options;
-    this.#app = uWS.App();
+    this.#app = options.tls ? uWS.SSLApp({ cert_file_name: options.tls.cert, key_file_name: options.tls.key }) : uWS.App();
     this.#app.ws<SocketData>(WS_PATH, {
       maxPayloadLength: Math.max(options.maxFrameBytes * HARD_PAYLOAD_FACTOR, 16 * 1024 * 1024),
       maxBackpressure: Math.max(options.backpressureBytes * HARD_BACKPRESSURE_FACTOR, 64 * 1024 * 1024),
@@ -93,15 +95,32 @@ export class UwsTransport {
   #upgrade(res: uWS.HttpResponse, req: uWS.HttpRequest, context: uWS.us_socket_context_t): void {
     // Everything read from req is read now: it is invalid after this callback returns.
     const token = tokenFromRequest(req.getHeader('authorization'), req.getQuery() ?? '');
+    const origin = req.getHeader('origin');
     const key = req.getHeader('sec-websocket-key');
     const protocol = req.getHeader('sec-websocket-protocol');
     const extensions = req.getHeader('sec-websocket-extensions');
-    if (!this.#options.tokens.matches(token)) {
-      res.writeStatus('401 Unauthorized').writeHeader('www-authenticate', 'Bearer').writeHeader('content-type', 'application/json')
-        .end(JSON.stringify({ error: { code: 'UNAUTHORIZED', message: 'a valid token is required (Authorization: Bearer <token> or ?token=<token>)' } }));
+    let aborted = false;
+    res.onAborted(() => (aborted = true));
+    if (origin !== '' && this.#options.allowedOrigins.length > 0 && !this.#options.allowedOrigins.includes(origin)) {
+      refuse(res, '403 Forbidden', 'FORBIDDEN', `origin ${origin} is not allowed`);
       return;
     }
-    res.upgrade<SocketData>({ connection: null }, key, protocol, extensions, context);
+    this.#options.authenticator.tenantOf(token).then(
+      (tenant) => {
+        if (aborted) return;
+        res.cork(() => {
+          if (tenant === null) {
+            refuse(res, '401 Unauthorized', 'UNAUTHORIZED', 'a valid token is required (Authorization: Bearer <token> or ?token=<token>)');
+          } else {
+            res.upgrade<SocketData>({ tenant, connection: null }, key, protocol, extensions, context);
+          }
+        });
+      },
+      (error: unknown) => {
+        this.#options.onInternalError(error);
+        if (!aborted) res.cork(() => refuse(res, '500 Internal Server Error', 'INTERNAL', 'authentication failed'));
+      },
+    );
   }
 
   #open(ws: uWS.WebSocket<SocketData>): void {
@@ -114,6 +133,7 @@ export class UwsTransport {
         end: (code, reason) => ws.end(code, reason),
       },
       this.#service,
+      ws.getUserData().tenant,
       {
         backpressureBytes: this.#options.backpressureBytes,
         maxFramesPerSecond: this.#options.maxFramesPerSecond,
@@ -134,4 +154,10 @@ export class UwsTransport {
     this.#sockets.delete(ws);
     ws.getUserData().connection?.closed();
   }
+}
+
+function refuse(res: uWS.HttpResponse, status: string, code: ErrorCode, message: string): void {
+  const response = res.writeStatus(status).writeHeader('content-type', 'application/json');
+  if (status.startsWith('401')) response.writeHeader('www-authenticate', 'Bearer');
+  response.end(JSON.stringify({ error: { code, message } }));
 }
