@@ -91,7 +91,8 @@ export class WorkerPool {
       // Nothing of the server's environment or arguments reaches the thread that runs user code.
       env: {},
       argv: [],
-      execArgv: [],
+      // Lets sandbox/session-context.ts refuse import() with an error of the context's own realm.
+      execArgv: ['--experimental-vm-modules', '--no-warnings'],
       stdout: false,
       stderr: false,
       resourceLimits: { maxOldGenerationSizeMb: this.#options.heapMb, maxYoungGenerationSizeMb: 32, stackSizeMb: 4 },
