@@ -118,7 +118,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
   if (env.VMSTREAM_HOST) config.host = env.VMSTREAM_HOST;
   if (env.VMSTREAM_DATA) config.dataDir = env.VMSTREAM_DATA;
   if (env.VMSTREAM_WORKSPACE) config.workspaceDir = env.VMSTREAM_WORKSPACE;
-  if (env.VMSTREAM_TOKEN !== undefined) {
+  if (env.VMSTREAM_TOKEN) {
     if (env.VMSTREAM_TOKEN.length < 8) throw new ConfigError('VMSTREAM_TOKEN must be at least 8 characters');
     config.token = env.VMSTREAM_TOKEN;
   }
