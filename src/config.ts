@@ -29,7 +29,7 @@ export interface Config {
   maxTextChars: number;
   maxPreviewChars: number;
   maxQueuedPerSession: number;
-  /** Open sessions a token may hold at once. */
+  /** Open sessions a tenant may hold at once. */
   maxOpenSessions: number;
   /** Frames a socket may send per second (a token bucket of that size, refilled continuously). */
   maxFramesPerSecond: number;

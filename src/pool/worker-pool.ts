@@ -16,8 +16,11 @@ export interface PoolOptions {
 
 export interface PoolListener {
   onMessage(slot: number, message: FromWorker): void;
-  /** The worker of `slot` is gone; `reason` says why. A new one is already starting. */
-  onWorkerExit(slot: number, reason: string): void;
+  /**
+   * The worker of `slot` is gone; `reason` says why, and `terminated` whether we ended it (to stop
+   * a run) rather than it crashing. A new one is already starting.
+   */
+  onWorkerExit(slot: number, reason: string, terminated: boolean): void;
 }
 
 const WORKER_URL = new URL('./worker-main.js', import.meta.url);
@@ -109,11 +112,12 @@ export class WorkerPool {
   #onExit(index: number, worker: Worker): void {
     const slot = this.#slots[index];
     if (!slot || slot.worker !== worker || this.#closing) return;
+    const terminated = slot.terminateReason !== null;
     const reason = slot.terminateReason ?? (slot.errorCode === 'ERR_WORKER_OUT_OF_MEMORY' ? 'out_of_memory' : 'worker_exit');
     slot.terminateReason = null;
     slot.errorCode = null;
     slot.restarts++;
     slot.worker = this.#spawn(index);
-    this.#listener.onWorkerExit(index, reason);
+    this.#listener.onWorkerExit(index, reason, terminated);
   }
 }

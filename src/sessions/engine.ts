@@ -41,7 +41,7 @@ export class Engine {
     this.commits = new CommitLog(store, (chunks) => this.#onCommitted(chunks), (error) => hooks.onError('commit', error));
     this.pool = new WorkerPool(
       { size: config.workers, heapMb: config.workerHeapMb, limits: { maxText: config.maxTextChars, maxPreview: config.maxPreviewChars } },
-      { onMessage: (slot, message) => this.#onWorkerMessage(slot, message), onWorkerExit: (slot, reason) => this.#onWorkerExit(slot, reason) },
+      { onMessage: (slot, message) => this.#onWorkerMessage(slot, message), onWorkerExit: (slot, reason, terminated) => this.#onWorkerExit(slot, reason, terminated) },
     );
   }
 
@@ -203,7 +203,7 @@ export class Engine {
   /** The worker finished a run: the session is free again. */
   #onRunDone(execution: LiveExecution, workerStatus: TerminalStatus): void {
     const session = this.sessions.get(execution.record.session_id);
-    if (execution.stopping) this.finish(execution, execution.stopping.status, execution.stopping.reason, 'kept');
+    if (execution.stopping) this.finish(execution, execution.stopping.status, execution.stopping.reason, session?.closed ? undefined : 'kept');
     else this.finish(execution, workerStatus);
     if (session && session.running === execution) {
       session.running = null;
@@ -211,21 +211,24 @@ export class Engine {
     }
   }
 
-  #onWorkerExit(slot: number, reason: string): void {
+  #onWorkerExit(slot: number, reason: string, terminated: boolean): void {
     for (const session of this.sessions.values()) {
-      if (session.slot !== slot || session.closed) continue;
+      if (session.slot !== slot) continue;
+      const execution = session.running;
+      session.running = null;
+      if (execution) {
+        // A run we stopped ends as we said; the others on the worker were collateral of that stop,
+        // or of the crash itself.
+        if (execution.stopping) this.finish(execution, execution.stopping.status, execution.stopping.reason, sessionStateAfterLoss(session));
+        else this.finish(execution, 'crashed', terminated ? 'worker_restarted' : reason, sessionStateAfterLoss(session));
+      }
+      if (session.closed) continue;
       if (session.restoring) {
         // Not retried: a rebuild that killed its worker once would kill the next one too.
         this.#restoreFailed(session, `the worker exited during the rebuild (${reason})`);
         this.pool.send(slot, { t: 'open', sid: session.record.session_id });
       } else {
         session.needsRestore = true;
-      }
-      const execution = session.running;
-      session.running = null;
-      if (execution) {
-        if (execution.stopping) this.finish(execution, execution.stopping.status, execution.stopping.reason, 'rebuilt');
-        else this.finish(execution, 'crashed', reason, 'rebuilt');
       }
       this.pump(session);
     }
@@ -286,4 +289,9 @@ export class Engine {
 /** The name stack traces show for an execution's code: REPL<n> as Node's REPL does, or the file's path. */
 function filenameOf(record: ExecutionRecord): string {
   return record.kind === 'repl' ? `REPL${record.number}` : record.path!;
+}
+
+/** What a `done` says of the session's state after its worker was lost: a closed one has none. */
+function sessionStateAfterLoss(session: LiveSession): SessionState | undefined {
+  return session.closed ? undefined : 'rebuilt';
 }

@@ -102,7 +102,10 @@ export class SubscriptionHub {
 
   /** Marks where an execution's log ends; subscriptions end once they have sent that seq. */
   finish(executionId: string, finalSeq: number): void {
-    for (const subscription of this.#byExecution.get(executionId) ?? []) subscription.finalSeq = finalSeq;
+    for (const subscription of [...(this.#byExecution.get(executionId) ?? [])]) {
+      subscription.finalSeq = finalSeq;
+      if (subscription.cursor >= finalSeq) this.#end(subscription);
+    }
   }
 
   /** Pushes freshly committed frames to live subscriptions, one cork per socket. */

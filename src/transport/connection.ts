@@ -70,15 +70,16 @@ export class Connection implements EventSink {
 
   /** Handles one message; `bytes` is only valid until the first await, so it is decoded at once. */
   receive(bytes: Uint8Array, isBinary: boolean): void {
+    // Checked before decoding, so a flood of garbage costs no more than a flood of pings.
+    if (!this.#takeFrameBudget()) {
+      this.#replyError(new ProtocolError('LIMIT_EXCEEDED', `more than ${this.#options.maxFramesPerSecond} frames per second on this socket`), undefined);
+      return;
+    }
     let request: ClientRequest;
     try {
       request = parseRequest(bytes, isBinary);
     } catch (error) {
       this.#replyError(error, requestIdOf(error));
-      return;
-    }
-    if (!this.#takeFrameBudget()) {
-      this.#replyError(new ProtocolError('LIMIT_EXCEEDED', `more than ${this.#options.maxFramesPerSecond} frames per second on this socket`), request.id);
       return;
     }
     this.#dispatch(request).catch((error: unknown) => this.#replyError(error, request.id));
