@@ -72,7 +72,11 @@ async function restore(sid: string, inputs: Extract<ToWorker, { t: 'restore' }>[
   post({ t: 'restored', sid, ok: true, replayed: inputs.length });
 }
 
-port.on('message', (message: ToWorker) => {
+port.on('message', (messages: ToWorker[]) => {
+  for (const message of messages) handle(message);
+});
+
+function handle(message: ToWorker): void {
   switch (message.t) {
     case 'open':
       sessions.set(message.sid, new SessionContext(limits));
@@ -99,7 +103,7 @@ port.on('message', (message: ToWorker) => {
       running.get(message.xid)?.abort(message.status);
       break;
   }
-});
+}
 
 // A promise the user's code rejected and never handled belongs to the sandbox, not to this thread:
 // without this listener Node would end the worker, and with it every session it holds.

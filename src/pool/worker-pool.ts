@@ -27,6 +27,8 @@ const WORKER_URL = new URL('./worker-main.js', import.meta.url);
 
 interface Slot {
   worker: Worker;
+  /** Messages of this tick, posted together: one structured clone instead of one per message. */
+  outbox: ToWorker[];
   /** Why we terminated it, when we did; otherwise the exit is a crash. */
   terminateReason: string | null;
   errorCode: string | null;
@@ -44,7 +46,7 @@ export class WorkerPool {
     this.#options = options;
     this.#listener = listener;
     for (let index = 0; index < options.size; index++) {
-      this.#slots.push({ worker: this.#spawn(index), terminateReason: null, errorCode: null, sessions: 0, restarts: 0 });
+      this.#slots.push({ worker: this.#spawn(index), outbox: [], terminateReason: null, errorCode: null, sessions: 0, restarts: 0 });
     }
   }
 
@@ -71,7 +73,15 @@ export class WorkerPool {
   }
 
   send(slot: number, message: ToWorker): void {
-    this.#slots[slot]!.worker.postMessage(message);
+    const state = this.#slots[slot]!;
+    if (state.outbox.push(message) === 1) setImmediate(() => this.#flush(state));
+  }
+
+  #flush(slot: Slot): void {
+    const messages = slot.outbox;
+    if (messages.length === 0) return;
+    slot.outbox = [];
+    slot.worker.postMessage(messages);
   }
 
   /** Ends a worker that cannot be stopped any other way; its exit is reported with `reason`. */
@@ -117,6 +127,8 @@ export class WorkerPool {
     slot.terminateReason = null;
     slot.errorCode = null;
     slot.restarts++;
+    // What was queued for the dead worker meant its contexts, which the layer above rebuilds.
+    slot.outbox = [];
     slot.worker = this.#spawn(index);
     this.#listener.onWorkerExit(index, reason, terminated);
   }

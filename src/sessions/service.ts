@@ -104,15 +104,20 @@ export class ExecutionService {
     return session.record;
   }
 
-  /** Creates and queues an execution, or returns the existing one when its execution_id is known. */
-  async execute(tenant: string, input: ExecuteInput): Promise<ExecuteResult> {
+  /**
+   * Creates and queues an execution, or returns the existing one when its execution_id is known.
+   * `sink`, when given, is subscribed to a new execution from seq 1 before the code can run, its
+   * frames held until `release` (after the reply went out); for an existing one, it is subscribed
+   * from seq 1 at once.
+   */
+  async execute(tenant: string, input: ExecuteInput, sink?: EventSink): Promise<ExecuteResult> {
     if (input.execution_id === undefined) {
-      return { record: publicRecord(await this.#create(tenant, input, storedExecutionId(tenant, randomUUID()))), created: true };
+      return { record: publicRecord(await this.#create(tenant, input, storedExecutionId(tenant, randomUUID()), sink)), created: true };
     }
     const id = storedExecutionId(tenant, input.execution_id);
     const inFlight = this.#creating.get(id);
     if (inFlight) return { record: (await inFlight).record, created: false };
-    const creating = this.#findOrCreate(tenant, input, id);
+    const creating = this.#findOrCreate(tenant, input, id, sink);
     this.#creating.set(id, creating);
     try {
       return await creating;
@@ -164,6 +169,11 @@ export class ExecutionService {
     this.engine.hub.attach(sink, storedExecutionId(tenant, executionId), afterSeq, finalSeq);
   }
 
+  /** Lets the frames held for a new execution's socket go (see execute). */
+  release(sink: EventSink, tenant: string, executionId: string): void {
+    this.engine.hub.release(sink, storedExecutionId(tenant, executionId));
+  }
+
   unsubscribe(sink: EventSink, tenant: string, executionId: string): void {
     this.engine.hub.detach(sink, storedExecutionId(tenant, executionId));
   }
@@ -197,15 +207,15 @@ export class ExecutionService {
     return stored;
   }
 
-  async #findOrCreate(tenant: string, input: ExecuteInput, id: string): Promise<ExecuteResult> {
+  async #findOrCreate(tenant: string, input: ExecuteInput, id: string, sink?: EventSink): Promise<ExecuteResult> {
     const live = this.engine.executions.get(id);
     if (live) return { record: publicRecord(live.record), created: false };
     const stored = await this.#store.getExecution(id);
     if (stored) return { record: publicRecord(stored), created: false };
-    return { record: publicRecord(await this.#create(tenant, input, id)), created: true };
+    return { record: publicRecord(await this.#create(tenant, input, id, sink)), created: true };
   }
 
-  async #create(tenant: string, input: ExecuteInput, id: string): Promise<ExecutionRecord> {
+  async #create(tenant: string, input: ExecuteInput, id: string, sink?: EventSink): Promise<ExecutionRecord> {
     this.#openSession(tenant, input.session_id);
     const source = input.kind === 'repl' ? input.code! : await this.#workspace.read(input.path!);
     const session = this.#openSession(tenant, input.session_id);
@@ -226,7 +236,8 @@ export class ExecutionService {
     const execution = new LiveExecution(record, source);
     this.engine.commits.saveExecution(execution);
     this.engine.commits.saveSession(session.record);
-    // Queued at once, so a cancel that races the commit finds it; a subscriber reads what it missed.
+    if (sink) this.engine.hub.hold(sink, id);
+    // Queued at once, so a cancel that races the commit finds it.
     this.engine.enqueue(session, execution);
     await this.engine.commits.flushed();
     return record;

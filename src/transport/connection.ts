@@ -110,10 +110,11 @@ export class Connection implements EventSink {
         return this.#reply({ op: 'session', id, session: await service.closeSession(tenant, request.session_id) });
       case 'execute': {
         const { op: _op, id: _id, ...input } = request;
-        const { record } = await service.execute(tenant, input);
+        const { record, created } = await service.execute(tenant, input, this);
         this.#reply({ op: 'execution', id, execution: record });
         // A repeated execution_id gets the same stream as the first call did, from the start.
-        service.subscribe(this, tenant, record.execution_id, 0, null);
+        if (created) service.release(this, tenant, record.execution_id);
+        else service.subscribe(this, tenant, record.execution_id, 0, null);
         return;
       }
       case 'subscribe': {
