@@ -16,7 +16,8 @@ export interface WorkerBootData {
   limits: SandboxLimits;
 }
 
-export interface ReplayInput { kind: ExecutionKind; code: string; filename: string }
+/** An input to re-run in a rebuild, and how it ended the first time (`ok` or `error`). */
+export interface ReplayInput { kind: ExecutionKind; code: string; filename: string; ended: 'ok' | 'error' }
 
 export type ToWorker =
   | { t: 'open'; sid: string }

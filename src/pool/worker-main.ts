@@ -7,9 +7,15 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { SessionContext, type RunOutput, type RunStatus } from '../sandbox/session-context.js';
 import { ITEM_WIDTH, ItemKind, type FromWorker, type OutputItems, type ToWorker, type WorkerBootData } from './messages.js';
 
-/** Flush when this many items wait, or when the oldest waited this long: a synchronous loop never yields to setImmediate. */
+/**
+ * Flush when this many items wait, or when the oldest waited this long: a synchronous loop never
+ * yields to setImmediate. And console output that finds the batch empty, after a quiet
+ * millisecond, goes at once: a line printed just before a synchronous loop would otherwise wait
+ * for a flush that never comes, and be lost when the stuck worker is terminated.
+ */
 const FLUSH_ITEMS = 512;
 const FLUSH_AGE_MS = 4;
+const QUIET_MS = 1;
 
 const port = parentPort!;
 const { limits } = workerData as WorkerBootData;
@@ -18,6 +24,7 @@ const running = new Map<string, SessionContext>();
 
 let items: OutputItems = [];
 let oldestItemAt = 0;
+let lastFlushAt = 0;
 let flushScheduled = false;
 
 function post(message: FromWorker): void {
@@ -29,13 +36,15 @@ function flush(): void {
   if (items.length === 0) return;
   post({ t: 'out', items });
   items = [];
+  lastFlushAt = Date.now();
 }
 
 function push(xid: string, kind: ItemKind, a: string | number | boolean, b: string | number | boolean, c: string | number | boolean): void {
   const now = Date.now();
+  const leading = items.length === 0 && kind === ItemKind.Console && now - lastFlushAt >= QUIET_MS;
   if (items.length === 0) oldestItemAt = now;
   items.push(xid, kind, now, a, b, c);
-  if (items.length >= FLUSH_ITEMS * ITEM_WIDTH || now - oldestItemAt >= FLUSH_AGE_MS) {
+  if (leading || items.length >= FLUSH_ITEMS * ITEM_WIDTH || now - oldestItemAt >= FLUSH_AGE_MS) {
     flush();
   } else if (!flushScheduled) {
     flushScheduled = true;
@@ -57,14 +66,16 @@ function outputFor(xid: string): RunOutput {
 
 const SILENT: Omit<RunOutput, 'done'> = { console() {}, value() {}, exception() {} };
 
-/** Re-runs a session's successful inputs, in order and silently, into a fresh context. */
+/** Re-runs a session's completed inputs, in order and silently, into a fresh context. */
 async function restore(sid: string, inputs: Extract<ToWorker, { t: 'restore' }>['inputs']): Promise<void> {
   const context = new SessionContext(limits);
   sessions.set(sid, context);
   for (let index = 0; index < inputs.length; index++) {
     const input = inputs[index]!;
     const status = await new Promise<RunStatus>((resolve) => context.start(input.kind, input.code, input.filename, { ...SILENT, done: resolve }));
-    if (status !== 'ok') {
+    // An input that threw the first time may throw again; one that succeeded must succeed again,
+    // and none may have to be stopped.
+    if (status !== 'ok' && !(status === 'error' && input.ended === 'error')) {
       post({ t: 'restored', sid, ok: false, replayed: index, reason: `input ${index + 1} of ${inputs.length} ended with ${status}` });
       return;
     }

@@ -179,6 +179,7 @@ export class Engine {
     for (let index = 0; index < items.length; index += ITEM_WIDTH) {
       const execution = this.executions.get(items[index] as string);
       if (!execution) continue;
+      execution.workerOutput = true;
       const ts = items[index + 2] as number;
       const a = items[index + 3]!;
       const b = items[index + 4]!;
@@ -219,8 +220,15 @@ export class Engine {
       if (execution) {
         // A run we stopped ends as we said; the others on the worker were collateral of that stop,
         // or of the crash itself.
-        if (execution.stopping) this.finish(execution, execution.stopping.status, execution.stopping.reason, sessionStateAfterLoss(session));
-        else this.finish(execution, 'crashed', terminated ? 'worker_restarted' : reason, sessionStateAfterLoss(session));
+        if (execution.stopping) {
+          this.finish(execution, execution.stopping.status, execution.stopping.reason, sessionStateAfterLoss(session));
+        } else if (terminated && !execution.workerOutput && !session.closed) {
+          // Collateral of stopping another session's run, and nothing of it was seen: its context
+          // is rebuilt anyway, so it runs again from the start, as if it had waited in the queue.
+          this.#requeue(session, execution);
+        } else {
+          this.finish(execution, 'crashed', terminated ? 'worker_restarted' : reason, sessionStateAfterLoss(session));
+        }
       }
       if (session.closed) continue;
       if (session.restoring) {
@@ -232,6 +240,14 @@ export class Engine {
       }
       this.pump(session);
     }
+  }
+
+  #requeue(session: LiveSession, execution: LiveExecution): void {
+    execution.clearWatchdog();
+    execution.record.status = 'queued';
+    delete execution.record.started_at;
+    session.queue.unshift(execution);
+    this.commits.saveExecution(execution);
   }
 
   async #restore(session: LiveSession): Promise<void> {
@@ -254,9 +270,13 @@ export class Engine {
     const records = await this.#store.listExecutions(sessionId, { limit: Number.MAX_SAFE_INTEGER, order: 'oldest' });
     const inputs: ReplayInput[] = [];
     for (const record of records) {
-      if (record.status !== 'ok') continue;
+      // Inputs that ran to their end, with or without an exception: what they changed before
+      // throwing is part of the session's state, as in any REPL. Stopped or crashed ones are not
+      // re-run: they would only be stopped again.
+      if (record.status !== 'ok' && record.status !== 'error') continue;
+      if (record.reason === 'output_limit') continue;
       const code = record.kind === 'repl' ? record.code! : await this.#workspace.read(record.path!);
-      inputs.push({ kind: record.kind, code, filename: filenameOf(record) });
+      inputs.push({ kind: record.kind, code, filename: filenameOf(record), ended: record.status });
     }
     return inputs;
   }

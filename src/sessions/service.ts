@@ -127,7 +127,9 @@ export class ExecutionService {
   }
 
   async getExecution(tenant: string, executionId: string): Promise<ExecutionRecord> {
-    return publicRecord(await this.#findExecution(storedExecutionId(tenant, executionId), executionId));
+    const storedId = storedExecutionId(tenant, executionId);
+    await this.#settledCreation(storedId);
+    return publicRecord(await this.#findExecution(storedId, executionId));
   }
 
   async listExecutions(tenant: string, sessionId: string, limit = LIST_LIMIT_DEFAULT): Promise<ExecutionRecord[]> {
@@ -139,6 +141,7 @@ export class ExecutionService {
 
   /** Cancels a queued or running execution; replies once its `done` is durable. */
   async cancel(tenant: string, executionId: string): Promise<ExecutionRecord> {
+    await this.#settledCreation(storedExecutionId(tenant, executionId));
     const live = this.engine.executions.get(storedExecutionId(tenant, executionId));
     if (!live) return this.getExecution(tenant, executionId);
     this.engine.stop(live, 'cancelled', 'cancelled');
@@ -149,6 +152,7 @@ export class ExecutionService {
   /** Where an execution's log stands, for a subscribe from `afterSeq`. */
   async locate(tenant: string, publicId: string, afterSeq: number): Promise<SubscribeResult> {
     const executionId = storedExecutionId(tenant, publicId);
+    await this.#settledCreation(executionId);
     let live = this.engine.executions.get(executionId);
     let result: SubscribeResult;
     if (live) {
@@ -197,6 +201,14 @@ export class ExecutionService {
     for (const execution of running) this.engine.finish(execution, 'crashed', 'shutdown');
     await this.engine.commits.flushed();
     await this.engine.pool.close();
+  }
+
+  /**
+   * Requests of one socket run concurrently: a get, cancel or subscribe sent right behind an
+   * execute with a client-chosen id must see that execution, so it waits for the creation first.
+   */
+  async #settledCreation(storedId: string): Promise<void> {
+    await this.#creating.get(storedId)?.catch(() => undefined);
   }
 
   async #findExecution(storedId: string, publicId: string): Promise<ExecutionRecord> {
