@@ -10,7 +10,8 @@
 import { Histogram } from '../harness/histogram.js';
 import type { Child } from '../harness/procs.js';
 import type { Baseline, Ctx, Figure } from '../harness/types.js';
-import { rssFigure, startBareServer } from './bare-server.js';
+import { rssFigure } from '../harness/proc-stats.js';
+import { startBareServer } from './bare-server.js';
 
 const CONNECTIONS = 8;
 const WINDOW = 64;

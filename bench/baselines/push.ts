@@ -4,7 +4,8 @@
  * to one client that decodes each: the rate at which a client can be fed at all.
  */
 import type { Baseline } from '../harness/types.js';
-import { rssFigure, startBareServer } from './bare-server.js';
+import { rssFigure } from '../harness/proc-stats.js';
+import { startBareServer } from './bare-server.js';
 
 export const push: Baseline = {
   name: 'push',

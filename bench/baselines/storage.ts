@@ -3,10 +3,10 @@
  * EventStore adds encoding, checks and bookkeeping on top of exactly these calls, so it cannot beat them.
  */
 import { join } from 'node:path';
+import { rssFigure } from '../harness/proc-stats.js';
 import { benchModule } from '../harness/procs.js';
 import type { Baseline } from '../harness/types.js';
 import type { StorageJob, StorageResult } from '../storage/level-child.js';
-import { rssFigure } from './bare-server.js';
 
 const BATCH = 256;
 

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import type { Figure } from './types.js';
 
 /**
  * Peak resident set size of a process in bytes, from the kernel's high-water mark (VmHWM), which
@@ -63,4 +64,9 @@ export function selfCpuMeter(): () => number {
     const used = process.cpuUsage(cpu0);
     return ((used.user + used.system) / 1000 / (performance.now() - t0)) * 100;
   };
+}
+
+/** A byte count as the MB figure the tables show for peak RSS. */
+export function rssFigure(bytes: number): Figure {
+  return { value: bytes / (1024 * 1024), unit: 'MB' };
 }
