@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { SessionContext, type RunOutput, type RunStatus } from '../sandbox/session-context.js';
-import { ITEM_WIDTH, ItemKind, type FromWorker, type OutputItems, type ToWorker, type WorkerBootData } from './messages.js';
+import { ITEM_WIDTH, ItemKind, OUTPUT_CREDIT, type FromWorker, type OutputItems, type ToWorker, type WorkerBootData } from './messages.js';
 
 /**
  * Flush when this many items wait, or when the oldest waited this long: a synchronous loop never
@@ -18,7 +18,10 @@ const FLUSH_AGE_MS = 4;
 const QUIET_MS = 1;
 
 const port = parentPort!;
-const { limits } = workerData as WorkerBootData;
+const { limits, inFlight: creditBuffer } = workerData as WorkerBootData;
+const inFlight = new Int32Array(creditBuffer);
+/** How long one wait for credit lasts before it looks again (a notify can race the wait). */
+const CREDIT_WAIT_MS = 50;
 const sessions = new Map<string, SessionContext>();
 const running = new Map<string, SessionContext>();
 
@@ -34,9 +37,18 @@ function post(message: FromWorker): void {
 function flush(): void {
   flushScheduled = false;
   if (items.length === 0) return;
+  Atomics.add(inFlight, 0, items.length / ITEM_WIDTH);
   post({ t: 'out', items });
   items = [];
   lastFlushAt = Date.now();
+  waitForCredit();
+}
+
+/** Blocks this thread while the main thread is too far behind: output is slowed, never dropped. */
+function waitForCredit(): void {
+  for (let pending = Atomics.load(inFlight, 0); pending >= OUTPUT_CREDIT; pending = Atomics.load(inFlight, 0)) {
+    Atomics.wait(inFlight, 0, pending, CREDIT_WAIT_MS);
+  }
 }
 
 function push(xid: string, kind: ItemKind, a: string | number | boolean, b: string | number | boolean, c: string | number | boolean): void {

@@ -5,7 +5,7 @@
  * messages only; what an execution or a session is, it leaves to sessions/.
  */
 import { Worker } from 'node:worker_threads';
-import type { FromWorker, SandboxLimits, ToWorker, WorkerBootData } from './messages.js';
+import { ITEM_WIDTH, type FromWorker, type SandboxLimits, type ToWorker, type WorkerBootData } from './messages.js';
 
 export interface PoolOptions {
   size: number;
@@ -27,6 +27,8 @@ const WORKER_URL = new URL('./worker-main.js', import.meta.url);
 
 interface Slot {
   worker: Worker;
+  /** The worker's output credit counter (see WorkerBootData.inFlight). */
+  inFlight: Int32Array;
   /** Messages of this tick, posted together: one structured clone instead of one per message. */
   outbox: ToWorker[];
   /** Why we terminated it, when we did; otherwise the exit is a crash. */
@@ -46,7 +48,8 @@ export class WorkerPool {
     this.#options = options;
     this.#listener = listener;
     for (let index = 0; index < options.size; index++) {
-      this.#slots.push({ worker: this.#spawn(index), outbox: [], terminateReason: null, errorCode: null, sessions: 0, restarts: 0 });
+      const inFlight = new Int32Array(new SharedArrayBuffer(4));
+      this.#slots.push({ worker: this.#spawn(index, inFlight), inFlight, outbox: [], terminateReason: null, errorCode: null, sessions: 0, restarts: 0 });
     }
   }
 
@@ -97,8 +100,8 @@ export class WorkerPool {
     await Promise.all(this.#slots.map((slot) => slot.worker.terminate()));
   }
 
-  #spawn(index: number): Worker {
-    const boot: WorkerBootData = { limits: this.#options.limits };
+  #spawn(index: number, inFlight: Int32Array): Worker {
+    const boot: WorkerBootData = { limits: this.#options.limits, inFlight: inFlight.buffer as SharedArrayBuffer };
     const worker = new Worker(WORKER_URL, {
       workerData: boot,
       // Nothing of the server's environment or arguments reaches the thread that runs user code.
@@ -110,13 +113,22 @@ export class WorkerPool {
       stderr: false,
       resourceLimits: { maxOldGenerationSizeMb: this.#options.heapMb, maxYoungGenerationSizeMb: 32, stackSizeMb: 4 },
     });
-    worker.on('message', (message: FromWorker) => this.#listener.onMessage(index, message));
+    worker.on('message', (message: FromWorker) => {
+      this.#listener.onMessage(index, message);
+      if (message.t === 'out') this.#credit(inFlight, message.items.length / ITEM_WIDTH);
+    });
     worker.on('error', (error: Error & { code?: string }) => {
       const slot = this.#slots[index];
       if (slot && slot.worker === worker) slot.errorCode = error.code ?? error.name;
     });
     worker.on('exit', () => this.#onExit(index, worker));
     return worker;
+  }
+
+  /** Processed: gives the worker its credit back, waking it if it waits for some. */
+  #credit(inFlight: Int32Array, items: number): void {
+    Atomics.sub(inFlight, 0, items);
+    Atomics.notify(inFlight, 0);
   }
 
   #onExit(index: number, worker: Worker): void {
@@ -129,7 +141,8 @@ export class WorkerPool {
     slot.restarts++;
     // What was queued for the dead worker meant its contexts, which the layer above rebuilds.
     slot.outbox = [];
-    slot.worker = this.#spawn(index);
+    slot.inFlight = new Int32Array(new SharedArrayBuffer(4));
+    slot.worker = this.#spawn(index, slot.inFlight);
     this.#listener.onWorkerExit(index, reason, terminated);
   }
 }
