@@ -5,12 +5,13 @@
  *
  * NAME is a scenario, a baseline, `baselines`, `scenarios` or `all` (the default).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { baselines } from './baselines/index.js';
+import { formatProfile, summarizeProfile } from './harness/cpuprofile.js';
 import { encodedEventSize } from './harness/frames.js';
 import { runLoadgen } from './harness/loadgen.js';
 import { Procs } from './harness/procs.js';
@@ -48,7 +49,7 @@ function select(names: string[]): Selection {
   const all = names.length === 0 || names.includes('all');
   const chosenScenarios = scenarios.filter((s) => all || names.includes('scenarios') || names.includes(s.name));
   // A scenario brings the baseline it is held against: ratios only mean something within one run.
-  const needed = new Set<string>(chosenScenarios.map((s) => s.against.baseline));
+  const needed = new Set<string>(chosenScenarios.flatMap((s) => [...(s.against ? [s.against.baseline] : []), ...(s.alsoNeeds ?? [])]));
   const chosenBaselines = baselines.filter(
     (b) => all || names.includes('baselines') || names.includes(b.name) || needed.has(b.name),
   );
@@ -57,6 +58,17 @@ function select(names: string[]): Selection {
 
 class UsageError extends Error {}
 
+/** Profiles written since the last call: each summarised beside it (`.txt`) and on stderr. */
+function summarizeNewProfiles(dir: string): void {
+  for (const name of readdirSync(dir).filter((n) => n.endsWith('.cpuprofile')).sort()) {
+    const path = join(dir, name);
+    if (existsSync(`${path}.txt`)) continue;
+    const text = formatProfile(name, summarizeProfile(path));
+    writeFileSync(`${path}.txt`, `${text}\n`);
+    log(`profile ${path}\n${text}`);
+  }
+}
+
 function log(line: string): void {
   process.stderr.write(`[bench] ${line}\n`);
 }
@@ -64,13 +76,19 @@ function log(line: string): void {
 async function main(): Promise<number> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { quick: { type: 'boolean', default: false }, out: { type: 'string' }, help: { type: 'boolean', default: false } },
+    options: {
+      quick: { type: 'boolean', default: false },
+      out: { type: 'string' },
+      profile: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
   });
   if (values.help) {
-    process.stdout.write(`usage: node dist/bench/run.js [--quick] [--out DIR] [${[...baselines.map((b) => b.name), ...scenarios.map((s) => s.name)].join('|')}|baselines|scenarios|all ...]\n`);
+    process.stdout.write(`usage: node dist/bench/run.js [--quick] [--out DIR] [--profile DIR] [${[...baselines.map((b) => b.name), ...scenarios.map((s) => s.name)].join('|')}|baselines|scenarios|all ...]\n`);
     return 0;
   }
   const quick = values.quick;
+  if (values.profile) mkdirSync(values.profile, { recursive: true });
   const selection = select(positionals);
   const procs = new Procs();
   const tmpDir = mkdtempSync(join(tmpdir(), 'vmstream-bench-'));
@@ -87,8 +105,9 @@ async function main(): Promise<number> {
     baselines: measured,
     procs,
     tmpDir,
-    loadgen: (job, processes) => runLoadgen(procs, job, processes),
+    loadgen: (job, processes, hooks) => runLoadgen(procs, job, processes, hooks),
     log,
+    profileDir: values.profile ? resolve(values.profile) : null,
   };
   const stepMs = quick ? STEP_TIMEOUT_MS.quick : STEP_TIMEOUT_MS.full;
   let failures = 0;
@@ -119,23 +138,27 @@ async function main(): Promise<number> {
     const scenarioRecords: ScenarioRecord[] = [];
     for (const scenario of selection.scenarios) {
       log(`scenario ${scenario.name}…`);
-      const base = measured.get(scenario.against.baseline)?.figures[scenario.against.figure];
+      const against = scenario.against;
+      const base = against ? measured.get(against.baseline)?.figures[against.figure] : undefined;
       const outcome = await runStep(procs, scenario.name, stepMs, () => scenario.run(ctx));
       const result = outcome.value;
       const ratio = result && base ? ratioOf(result.figure.value, base.value) : null;
       const record: ScenarioRecord = {
         name: scenario.name,
+        headline: scenario.headline ?? 'figure',
         setup: result?.setup,
         figure: result?.figure ?? null,
         figures: result?.figures ?? {},
-        baseline: base ? { name: scenario.against.baseline, figure: scenario.against.figure, ...base } : null,
+        shown: result?.shown ?? [],
+        baseline: base && against ? { name: against.baseline, figure: against.figure, ...base } : null,
         ratio,
-        goal: scenario.goal,
-        met: goalMet(ratio, scenario.goal),
+        goal: scenario.goal ?? null,
+        met: goalMet(ratio, result?.figure ?? null, scenario.goal ?? null),
         otherCpuPct: outcome.otherCpuPct,
       };
       if (!result) fail(record, outcome.error);
       scenarioRecords.push(record);
+      if (ctx.profileDir) summarizeNewProfiles(ctx.profileDir);
     }
 
     const cpuList = cpus();

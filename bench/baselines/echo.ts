@@ -3,9 +3,11 @@
  * server does only what every answer costs (decode, encode, send), so no server can answer faster
  * through the same client on the same machine.
  *
- * Measured twice: with the load generator's write coalescing (the headline: the stack's ceiling) and
- * with plain `ws` sends, one syscall per frame (what shared/README's ~100k rt/s was), since a
- * scenario driven by a client that cannot coalesce is fairly held against the second.
+ * Measured three times: with the load generator's write coalescing (the headline: the stack's
+ * ceiling), with plain `ws` sends, one syscall per frame (what shared/README's ~100k rt/s was), since
+ * a scenario driven by a client that cannot coalesce is fairly held against the second, and with one
+ * connection and one request in flight (`single_`): the unloaded round trip, the fair floor for the
+ * latency scenario, which loaded percentiles (queueing behind 511 other requests) are not.
  */
 import { Histogram } from '../harness/histogram.js';
 import type { Child } from '../harness/procs.js';
@@ -16,18 +18,21 @@ import { startBareServer } from './bare-server.js';
 const CONNECTIONS = 8;
 const WINDOW = 64;
 
-async function measure(ctx: Ctx, server: Child, url: string, coalesceWrites: boolean, prefix: string): Promise<Record<string, Figure>> {
+type Variant = 'coalesced' | 'plain' | 'single';
+
+async function measure(ctx: Ctx, server: Child, url: string, variant: Variant, prefix: string): Promise<Record<string, Figure>> {
   const serverBusy = server.cpuMeter();
+  const single = variant === 'single';
   const result = await ctx.loadgen({
     driver: 'rtt',
     workload: 'echo',
     url,
-    connections: CONNECTIONS,
-    window: WINDOW,
-    warmupMs: ctx.quick ? 200 : coalesceWrites ? 2_000 : 1_000,
-    durationMs: ctx.quick ? 700 : coalesceWrites ? 5_000 : 3_000,
+    connections: single ? 1 : CONNECTIONS,
+    window: single ? 1 : WINDOW,
+    warmupMs: ctx.quick ? 200 : variant === 'coalesced' ? 2_000 : 1_000,
+    durationMs: ctx.quick ? 700 : variant === 'coalesced' ? 5_000 : 3_000,
     maxOps: ctx.quick ? 500_000 : 5_000_000,
-    coalesceWrites,
+    coalesceWrites: variant !== 'plain',
   });
   const serverCpu = serverBusy();
   const ms = Histogram.from(result.hist).percentilesMs();
@@ -52,13 +57,17 @@ export const echo: Baseline = {
     const { server, url } = await startBareServer(ctx);
     try {
       const figures: Record<string, Figure> = {
-        ...(await measure(ctx, server, url, true, '')),
-        ...(await measure(ctx, server, url, false, 'plain_ws_')),
+        ...(await measure(ctx, server, url, 'coalesced', '')),
+        ...(await measure(ctx, server, url, 'plain', 'plain_ws_')),
+        ...(await measure(ctx, server, url, 'single', 'single_')),
         server_peak_rss_mb: rssFigure(server.peakRssBytes()),
       };
       return {
-        shown: ['rt_per_s', 'p50_ms', 'p99_ms', 'p999_ms', 'server_cpu_pct', 'client_cpu_pct', 'plain_ws_rt_per_s', 'plain_ws_p99_ms', 'server_peak_rss_mb'],
-        setup: `${CONNECTIONS} conns × ${WINDOW} in flight, ${figures.seconds.value.toFixed(1)} s (+ plain ws ${figures.plain_ws_seconds.value.toFixed(1)} s)`,
+        shown: [
+          'rt_per_s', 'p50_ms', 'p99_ms', 'p999_ms', 'server_cpu_pct', 'client_cpu_pct', 'plain_ws_rt_per_s', 'plain_ws_p99_ms',
+          'single_rt_per_s', 'single_p50_ms', 'single_p99_ms', 'single_p999_ms', 'server_peak_rss_mb',
+        ],
+        setup: `${CONNECTIONS} conns × ${WINDOW} in flight, ${figures.seconds!.value.toFixed(1)} s (+ plain ws ${figures.plain_ws_seconds!.value.toFixed(1)} s, + 1 conn × 1 in flight ${figures.single_seconds!.value.toFixed(1)} s)`,
         figures,
       };
     } finally {

@@ -21,6 +21,31 @@ export function peakRssBytes(pid: number | 'self' = 'self'): number {
 }
 
 /**
+ * Current resident set size of a process in bytes (VmRSS), for memory-per-thing figures: the
+ * difference between two readings at rest, divided by how many things were added in between.
+ */
+export function rssBytes(pid: number | 'self' = 'self'): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const match = /^VmRSS:\s+(\d+) kB/m.exec(status);
+    return match ? Number(match[1]) * 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** The soft limit on open files of a process (`ulimit -n` as it applies to it); NaN off Linux. */
+export function openFilesLimit(pid: number | 'self' = 'self'): number {
+  try {
+    const limits = readFileSync(`/proc/${pid}/limits`, 'utf8');
+    const match = /^Max open files\s+(\d+|unlimited)/m.exec(limits);
+    return match ? (match[1] === 'unlimited' ? Infinity : Number(match[1])) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/**
  * CPU time (user + system) a process has used, in seconds, from /proc/<pid>/stat; NaN off Linux.
  * Its share of a run's wall time says which side saturated: a server near 100 % is the limit, one
  * well under it is waiting on the load generator.

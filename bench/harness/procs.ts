@@ -18,6 +18,8 @@ export interface StartOptions {
   execArgv?: string[];
   /** Pipe stdout so `waitForOutput` can read it (otherwise it is inherited). */
   captureStdout?: boolean;
+  /** Keep stderr's tail for error messages (`stderrTail`) instead of printing it amid the tables. */
+  captureStderr?: boolean;
 }
 
 /** A module under dist/bench, named relative to it: `servers/bare-uws.js`. */
@@ -29,6 +31,7 @@ export class Child {
   readonly pid: number;
   #exited: Promise<number | null>;
   #stdout = '';
+  #stderr = '';
 
   constructor(readonly name: string, readonly proc: ChildProcess) {
     this.pid = proc.pid ?? -1;
@@ -37,6 +40,14 @@ export class Child {
       // Only the tail matters for readiness lines; bound what a chatty server can make us hold.
       this.#stdout = (this.#stdout + chunk).slice(-65_536);
     });
+    proc.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      this.#stderr = (this.#stderr + chunk).slice(-8_192);
+    });
+  }
+
+  /** The last few KB the child wrote to stderr, when started with `captureStderr`. */
+  stderrTail(): string {
+    return this.#stderr;
   }
 
   get exited(): Promise<number | null> {
@@ -84,10 +95,11 @@ export class Child {
     return () => ((cpuSeconds(this.pid) - cpu0) / ((performance.now() - t0) / 1000)) * 100;
   }
 
-  async stop(): Promise<void> {
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves once the child has exited. */
+  async stop(graceMs = STOP_GRACE_MS): Promise<void> {
     if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
     this.proc.kill('SIGTERM');
-    const timer = setTimeout(() => this.proc.kill('SIGKILL'), STOP_GRACE_MS);
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), graceMs);
     await this.#exited;
     clearTimeout(timer);
   }
@@ -106,7 +118,7 @@ export class Child {
         else resolve(value as T);
       };
       const onExit = (code: number | null, signal: string | null): void =>
-        finish(new Error(`${this.name} exited (${signal ?? code}) while waiting for ${what}`));
+        finish(new Error(`${this.name} exited (${signal ?? code}) while waiting for ${what}${this.#stderr ? `; its stderr ends: ${this.#stderr.slice(-600)}` : ''}`));
       const timer = setTimeout(() => finish(new Error(`${this.name}: no ${what} within ${timeoutMs} ms`)), timeoutMs);
       this.proc.once('exit', onExit);
       unlisten = listen(finish);
@@ -124,7 +136,7 @@ export class Procs {
     const proc = fork(modulePath, options.args ?? [], {
       env: options.env ?? process.env,
       execArgv: options.execArgv ?? [],
-      stdio: ['ignore', options.captureStdout ? 'pipe' : 'inherit', 'inherit', 'ipc'],
+      stdio: ['ignore', options.captureStdout ? 'pipe' : 'inherit', options.captureStderr ? 'pipe' : 'inherit', 'ipc'],
     });
     const child = new Child(name, proc);
     this.#children.add(child);

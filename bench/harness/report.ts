@@ -19,13 +19,18 @@ export interface BaselineRecord {
 
 export interface ScenarioRecord {
   name: string;
+  /** What the headline figure is (`executes_per_s`). */
+  headline: string;
   setup?: string;
   figure: Figure | null;
   figures: Record<string, Figure>;
+  /** Keys of `figures` shown under the headline in the printed table. */
+  shown: string[];
   baseline: { name: string; figure: string; value: number; unit: string } | null;
   /** figure / baseline value; null when either is missing. */
   ratio: number | null;
-  goal: Goal;
+  /** null: the issue sets no goal for this scenario; its figures are reported, not judged. */
+  goal: Goal | null;
   met: boolean | null;
   otherCpuPct: number;
   error?: string;
@@ -45,9 +50,12 @@ export function ratioOf(figure: number, baseline: number): number | null {
   return Number.isFinite(figure) && Number.isFinite(baseline) && baseline !== 0 ? figure / baseline : null;
 }
 
-export function goalMet(ratio: number | null, goal: Goal): boolean | null {
-  if (ratio === null) return null;
-  return goal.better === 'higher' ? ratio >= goal.ratio : ratio <= goal.ratio;
+/** A ratio goal is judged on the ratio, an absolute one on the headline itself. */
+export function goalMet(ratio: number | null, figure: Figure | null, goal: Goal | null): boolean | null {
+  if (goal === null) return null;
+  const [value, target] = 'ratio' in goal ? [ratio, goal.ratio] : [figure?.value ?? null, goal.value];
+  if (value === null || !Number.isFinite(value)) return null;
+  return goal.better === 'higher' ? value >= target : value <= target;
 }
 
 export function formatNumber(value: number): string {
@@ -61,8 +69,10 @@ export function formatFigure(figure: Figure | null | undefined): string {
   return figure ? `${formatNumber(figure.value)} ${figure.unit}` : '—';
 }
 
-export function formatGoal(goal: Goal): string {
-  return `${goal.better === 'higher' ? '≥' : '≤'} ${goal.ratio}`;
+export function formatGoal(goal: Goal | null): string {
+  if (goal === null) return 'none set';
+  const sign = goal.better === 'higher' ? '≥' : '≤';
+  return 'ratio' in goal ? `ratio ${sign} ${goal.ratio}` : `${sign} ${formatNumber(goal.value)} ${goal.unit}`;
 }
 
 function table(header: string[], rows: string[][]): string {
@@ -94,17 +104,37 @@ export function baselineTable(records: BaselineRecord[]): string {
   return table(['baseline', 'figure', 'this run', 'shared/README', 'run/ref', 'setup'], rows);
 }
 
+/**
+ * One row per scenario for its headline (held against its baseline and goal), then one per figure
+ * it chose to show (throughput, percentiles, peak RSS); below the table, each one's setup and the
+ * machine's other load during it.
+ */
 export function scenarioTable(records: ScenarioRecord[]): string {
   if (records.length === 0) return '(no scenarios selected or registered: see bench/scenarios/index.ts)';
-  const rows = records.map((s) => [
-    s.name,
-    s.error ? `FAILED: ${s.error.split('\n')[0]}` : formatFigure(s.figure),
-    s.baseline ? `${s.baseline.name} ${formatFigure(s.baseline)}` : '—',
-    s.ratio === null ? '—' : s.ratio.toFixed(3),
-    formatGoal(s.goal),
-    s.met === null ? '—' : s.met ? 'yes' : 'NO',
-  ]);
-  return table(['scenario', 'figure', 'baseline', 'ratio', 'goal', 'met?'], rows);
+  const rows: string[][] = [];
+  const notes: string[] = [];
+  for (const s of records) {
+    if (s.error) {
+      rows.push([s.name, 'FAILED', s.error.split('\n')[0]!.slice(0, 160), '', '', '', '']);
+      continue;
+    }
+    rows.push([
+      s.name,
+      s.headline,
+      formatFigure(s.figure),
+      s.baseline ? `${s.baseline.name} ${s.baseline.figure} ${formatFigure(s.baseline)}` : '—',
+      s.ratio === null ? '' : s.ratio.toFixed(3),
+      formatGoal(s.goal),
+      s.met === null ? '—' : s.met ? 'yes' : 'NO',
+    ]);
+    for (const key of s.shown) rows.push(['', key, formatFigure(s.figures[key]), '', '', '', '']);
+    notes.push(`${s.name}: ${s.setup ?? ''}; other load on the machine: ${formatNumber(s.otherCpuPct)} % of a core`);
+  }
+  return [
+    table(['scenario', 'figure', 'this run', 'baseline (same run)', 'ratio', 'goal', 'met?'], rows),
+    '',
+    ...notes,
+  ].join('\n');
 }
 
 /** Above this much other load (% of one core) a step's figures are not this stack's alone. */

@@ -3,7 +3,7 @@
  * goal drawn across the bar), then one per baseline figure (this run against shared/README's figure).
  * Plain SVG 1.1 so it renders in a browser, on GitHub and in an image viewer without a dependency.
  */
-import { formatGoal, type RunRecord } from './report.js';
+import { formatGoal, formatNumber, type RunRecord } from './report.js';
 
 const WIDTH = 760;
 const LABEL_W = 250;
@@ -33,7 +33,7 @@ function section(title: string, rows: Row[], top: number, lines: string[]): numb
     return y + ROW_H;
   }
   // One scale per section, wide enough for every bar and mark, so bars compare within it.
-  const max = Math.max(1.2, ...rows.map((r) => Math.max(r.ratio ?? 0, r.mark) * 1.1));
+  const max = Math.max(1.2, ...rows.map((r) => Math.max(r.ratio ?? 0, Number.isFinite(r.mark) ? r.mark : 0) * 1.1));
   const x = (ratio: number): number => BAR_X + (Math.min(ratio, max) / max) * BAR_W;
   for (const row of rows) {
     lines.push(`<text x="${LABEL_W}" y="${y + 13}" text-anchor="end">${escape(row.label)}</text>`);
@@ -44,6 +44,10 @@ function section(title: string, rows: Row[], top: number, lines: string[]): numb
       lines.push(`<rect x="${BAR_X}" y="${y}" width="${w.toFixed(1)}" height="${BAR_H}" fill="${row.color}"/>`);
       lines.push(`<text x="${(BAR_X + w + 6).toFixed(1)}" y="${y + 13}">${row.ratio.toFixed(2)}</text>`);
     }
+    if (!Number.isFinite(row.mark)) {
+      y += ROW_H;
+      continue;
+    }
     const mx = x(row.mark).toFixed(1);
     lines.push(`<line x1="${mx}" y1="${y - 3}" x2="${mx}" y2="${y + BAR_H + 3}" stroke="#000" stroke-width="2" stroke-dasharray="4 2"><title>${escape(row.markLabel)}</title></line>`);
     y += ROW_H;
@@ -52,13 +56,29 @@ function section(title: string, rows: Row[], top: number, lines: string[]): numb
 }
 
 export function renderSvg(run: RunRecord): string {
-  const scenarioRows: Row[] = run.scenarios.map((s) => ({
-    label: s.baseline ? `${s.name} (÷ ${s.baseline.name} ${s.baseline.figure})` : s.name,
-    ratio: s.error ? null : s.ratio,
-    mark: s.goal.ratio,
-    markLabel: `goal ${formatGoal(s.goal)}`,
-    color: s.met ? '#2e7d32' : '#c62828',
-  }));
+  // Bars are ratios: a scenario with an absolute goal is drawn as figure ÷ goal (1.0 = the budget),
+  // one without a baseline or goal has no bar to draw and is left to the table.
+  const scenarioRows: Row[] = [];
+  for (const s of run.scenarios) {
+    const goal = s.goal;
+    if (goal && !('ratio' in goal)) {
+      scenarioRows.push({
+        label: `${s.name} (÷ goal ${formatNumber(goal.value)} ${goal.unit})`,
+        ratio: s.error || !s.figure ? null : s.figure.value / goal.value,
+        mark: 1,
+        markLabel: `goal ${formatGoal(goal)}`,
+        color: s.met ? '#2e7d32' : '#c62828',
+      });
+    } else if (s.baseline || s.error) {
+      scenarioRows.push({
+        label: s.baseline ? `${s.name} (÷ ${s.baseline.name} ${s.baseline.figure})` : s.name,
+        ratio: s.error ? null : s.ratio,
+        mark: goal ? goal.ratio : NaN,
+        markLabel: `goal ${formatGoal(goal)}`,
+        color: goal === null ? '#1565c0' : s.met ? '#2e7d32' : '#c62828',
+      });
+    }
+  }
   const baselineRows: Row[] = [];
   for (const b of run.baselines) {
     for (const [key, ref] of Object.entries(b.reference)) {
@@ -74,7 +94,7 @@ export function renderSvg(run: RunRecord): string {
   }
   const body: string[] = [];
   let y = 34;
-  y = section('Scenarios: figure ÷ baseline (dashed line: goal)', scenarioRows, y, body);
+  y = section('Scenarios: figure ÷ baseline, or ÷ its absolute goal (dashed line: goal; blue: no goal set)', scenarioRows, y, body);
   y = section('Baselines: this run ÷ shared/README figure (dashed line: 1.0)', baselineRows, y + 10, body);
   const height = y + 10;
   const title = `vmstream bench ${run.date}${run.quick ? ' (quick: not a measurement)' : ''}, node ${run.node}, ${run.cpus.count}× ${run.cpus.model}`;

@@ -4,6 +4,7 @@
  */
 import type { Procs } from './procs.js';
 import type { LoadJob, ResultFor } from '../loadgen/types.js';
+import type { LoadgenHooks } from './loadgen.js';
 
 export interface Figure {
   value: number;
@@ -31,26 +32,46 @@ export interface Baseline {
   run(ctx: Ctx): Promise<BaselineResult>;
 }
 
-export interface Goal {
+/** A goal on the ratio figure / baseline figure: most scenarios are held against the bare stack. */
+export interface RatioGoal {
   /** The ratio figure / baseline figure the scenario should reach. */
   ratio: number;
   /** 'higher': ratio ≥ goal is met (throughput); 'lower': ratio ≤ goal is met (latency, memory). */
   better: 'higher' | 'lower';
 }
 
+/**
+ * A goal on the headline itself, in its own unit (e.g. ≤ 8 KiB per idle socket): for budgets that
+ * no baseline sets. Still measured against the same machine's run, never across runs.
+ */
+export interface AbsoluteGoal {
+  value: number;
+  unit: string;
+  better: 'higher' | 'lower';
+}
+
+export type Goal = RatioGoal | AbsoluteGoal;
+
 export interface ScenarioResult {
   /** The headline, held against the baseline figure named in `against`; same unit. */
   figure: Figure;
   /** Anything else worth keeping (percentiles, peak RSS, counts); lands in latest.json. */
   figures?: Record<string, Figure>;
+  /** Keys of `figures` the printed table shows under the headline, in order. */
+  shown?: string[];
   setup?: string;
 }
 
 export interface Scenario {
   name: string;
-  /** The baseline figure this scenario's headline is divided by. */
-  against: { baseline: BaselineName; figure: string };
-  goal: Goal;
+  /** The headline's name in the table (`executes_per_s`); `figure` when absent. */
+  headline?: string;
+  /** The baseline figure this scenario's headline is divided by; none for a headline with an absolute goal only. */
+  against?: { baseline: BaselineName; figure: string };
+  /** Other baselines whose figures the scenario reads from `ctx.baselines` (replay: storage). */
+  alsoNeeds?: BaselineName[];
+  /** Absent when the issue sets none: the figure is reported, not judged. */
+  goal?: Goal;
   run(ctx: Ctx): Promise<ScenarioResult>;
 }
 
@@ -64,6 +85,11 @@ export interface Ctx {
   /** A directory of this run's own, removed at the end. */
   readonly tmpDir: string;
   /** Runs a job in `processes` load-generator processes (connections split among them), merged. */
-  loadgen<J extends LoadJob>(job: J, processes?: number): Promise<ResultFor<J>>;
+  loadgen<J extends LoadJob>(job: J, processes?: number, hooks?: LoadgenHooks): Promise<ResultFor<J>>;
   log(line: string): void;
+  /**
+   * `--profile DIR`: every vmstream server a scenario starts runs under `node --cpu-prof` and writes
+   * its profile here (a profile costs the server ~10 %: never read figures from such a run).
+   */
+  readonly profileDir: string | null;
 }

@@ -11,7 +11,7 @@ import { Histogram } from '../harness/histogram.js';
 import { selfCpuMeter } from '../harness/proc-stats.js';
 import { connectAll } from './connect.js';
 import type { RttJob, RttResult } from './types.js';
-import { rttWorkloads, type RttWorkload } from './workloads.js';
+import { rttWorkloads, type RttConnection } from './workloads.js';
 
 /** How long in-flight requests may take to come back once issuing stops. */
 const DRAIN_MS = 3_000;
@@ -22,10 +22,17 @@ class Run {
   measureStart = Infinity;
   stopAt = Infinity;
   pending: number;
+  /** The first frame a workload refused (an error reply, a failed execution): the run fails with it. */
+  failure: Error | null = null;
   finish: () => void = () => {};
 
-  constructor(readonly job: RttJob, readonly workload: RttWorkload, connections: number) {
+  constructor(readonly job: RttJob, connections: number) {
     this.pending = connections;
+  }
+
+  fail(error: Error): void {
+    this.failure ??= error;
+    this.finish();
   }
 
   connectionDone(): void {
@@ -45,7 +52,7 @@ class Connection {
   inFlight = 0;
   done = false;
 
-  constructor(readonly ws: WebSocket, readonly run: Run) {
+  constructor(readonly ws: WebSocket, readonly run: Run, readonly workload: RttConnection) {
     this.sentAt = new Float64Array(run.job.window).fill(NaN);
     this.socket = run.job.coalesceWrites ? ((ws as unknown as { _socket?: Socket })._socket ?? null) : null;
     // Silently measuring without coalescing would move the ceiling threefold: fail instead.
@@ -69,13 +76,19 @@ class Connection {
       this.socket.cork();
       process.nextTick(uncork, this);
     }
-    this.ws.send(this.run.workload.request(id));
+    this.ws.send(this.workload.request(id));
   }
 
   readonly onMessage = (data: Buffer): void => {
     const now = performance.now();
     const run = this.run;
-    const id = run.workload.completes(packr.unpack(data));
+    let id: number;
+    try {
+      id = this.workload.completes(packr.unpack(data));
+    } catch (error) {
+      run.fail(error as Error);
+      return;
+    }
     if (id < 0) return;
     const slot = id % run.job.window;
     const sent = this.sentAt[slot];
@@ -107,9 +120,16 @@ function uncork(connection: Connection): void {
 export async function runRtt(job: RttJob): Promise<RttResult> {
   const workload = rttWorkloads[job.workload];
   if (!workload) throw new Error(`unknown rtt workload '${job.workload}'`);
-  const sockets = await connectAll(job.url, job.connections);
-  const run = new Run(job, workload, sockets.length);
-  const connections = sockets.map((ws) => new Connection(ws, run));
+  const sockets = await connectAll(job.url, job.connections, job.token, job.connectConcurrency);
+  let opened: RttConnection[];
+  try {
+    opened = await Promise.all(sockets.map((ws, index) => workload.open(ws, job.params ?? {}, index)));
+  } catch (error) {
+    for (const ws of sockets) ws.terminate();
+    throw error;
+  }
+  const run = new Run(job, sockets.length);
+  const connections = sockets.map((ws, index) => new Connection(ws, run, opened[index]!));
   const clientCpu = selfCpuMeter();
   const t0 = performance.now();
   run.measureStart = t0 + job.warmupMs;
@@ -126,6 +146,7 @@ export async function runRtt(job: RttJob): Promise<RttResult> {
     clearTimeout(drainTimer);
     for (const ws of sockets) ws.terminate();
   }
+  if (run.failure) throw run.failure;
   const seconds = (Math.min(run.stopAt, performance.now()) - run.measureStart) / 1000;
   return {
     driver: 'rtt',

@@ -1,20 +1,28 @@
 /**
  * One-way driver: each connection asks for a stream, decodes every frame as a real client must, and
- * counts until the workload's end frame. The rate leaves out the warm-up, so JIT compilation and the
- * TCP window's growth do not count against the steady state.
+ * counts until the workload's end frame. Two rates come back: the steady one, which leaves out the
+ * warm-up so JIT compilation and the TCP window's growth do not count (the push baseline's), and the
+ * whole one, from the request to the end (a stream's or a replay's, as a client lives it).
  */
 import { performance } from 'node:perf_hooks';
 import type WebSocket from 'ws';
 import { packr } from '../harness/frames.js';
+import { Histogram } from '../harness/histogram.js';
 import { selfCpuMeter } from '../harness/proc-stats.js';
 import { connectAll } from './connect.js';
+import { gate } from './gate.js';
 import type { SinkJob, SinkResult } from './types.js';
-import { sinkWorkloads, type SinkWorkload } from './workloads.js';
+import { sinkWorkloads, type SinkConnection } from './workloads.js';
 
 /** How long past its own time bound the server may take to send the end frame. */
 const GRACE_MS = 5_000;
 /** Read the clock once per this many frames: at ~1M frames/s a clock read per frame is measurable. */
 const CLOCK_EVERY = 256;
+
+interface Sequenced {
+  seq?: unknown;
+  ts?: unknown;
+}
 
 class Connection {
   frames = 0;
@@ -24,20 +32,48 @@ class Connection {
   markFrames = 0;
   markBytes = 0;
   endAt = NaN;
+  lastSeq = 0;
+  seqErrors = 0;
+  failure: Error | null = null;
   #resolve: () => void = () => {};
   readonly ended = new Promise<void>((resolve) => (this.#resolve = resolve));
 
-  constructor(readonly ws: WebSocket, readonly workload: SinkWorkload, readonly warmupMs: number) {
+  constructor(
+    readonly ws: WebSocket,
+    readonly workload: SinkConnection,
+    readonly warmupMs: number,
+    readonly ages: Histogram | null,
+  ) {
     ws.on('message', this.onMessage);
     ws.on('close', () => this.end(performance.now()));
   }
 
   readonly onMessage = (data: Buffer): void => {
-    const frame = packr.unpack(data);
-    if (this.workload.isEnd(frame)) return this.end(performance.now());
+    const frame = packr.unpack(data) as Sequenced;
+    try {
+      if (this.workload.isEnd(frame)) {
+        if (this.workload.counts(frame)) this.count(frame, data.length);
+        return this.end(performance.now());
+      }
+      if (!this.workload.counts(frame)) return;
+    } catch (error) {
+      this.failure = error as Error;
+      return this.end(performance.now());
+    }
+    this.count(frame, data.length);
+  };
+
+  count(frame: Sequenced, bytes: number): void {
     if (this.frames === 0) this.firstAt = performance.now();
     this.frames++;
-    this.bytes += data.length;
+    this.bytes += bytes;
+    // Each counted frame must be the next seq: a replay or fan-out that skips or repeats one is wrong,
+    // whatever its rate.
+    if (typeof frame.seq === 'number') {
+      if (frame.seq !== this.lastSeq + 1) this.seqErrors++;
+      this.lastSeq = frame.seq;
+    }
+    if (this.ages && typeof frame.ts === 'number') this.ages.record(Math.max(0, Date.now() - frame.ts) * 1000);
     if (this.frames % CLOCK_EVERY === 0 && Number.isNaN(this.markAt)) {
       const now = performance.now();
       if (now - this.firstAt >= this.warmupMs) {
@@ -46,7 +82,7 @@ class Connection {
         this.markBytes = this.bytes;
       }
     }
-  };
+  }
 
   end(now: number): void {
     if (!Number.isNaN(this.endAt)) return;
@@ -60,14 +96,26 @@ class Connection {
 export async function runSink(job: SinkJob): Promise<SinkResult> {
   const workload = sinkWorkloads[job.workload];
   if (!workload) throw new Error(`unknown sink workload '${job.workload}'`);
-  const sockets = await connectAll(job.url, job.connections);
-  const connections = sockets.map((ws) => new Connection(ws, workload, job.warmupMs));
+  const sockets = await connectAll(job.url, job.connections, job.token, job.connectConcurrency);
+  const ages = job.eventAges ? new Histogram() : null;
+  let connections: Connection[];
+  try {
+    const opened = await Promise.all(sockets.map((ws, index) => workload.open(ws, job.params ?? {}, index)));
+    connections = sockets.map((ws, index) => new Connection(ws, opened[index]!, job.warmupMs, ages));
+    if (job.gated) await gate(0);
+  } catch (error) {
+    for (const ws of sockets) ws.terminate();
+    throw error;
+  }
   const serverMs = job.warmupMs + job.durationMs;
   const clientCpu = selfCpuMeter();
+  const startedAt = performance.now();
   let timer: NodeJS.Timeout | undefined;
   try {
-    const start = workload.start(job.count, serverMs);
-    for (const ws of sockets) ws.send(start);
+    connections.forEach((c) => {
+      const start = c.workload.start(job.count, serverMs);
+      if (start) c.ws.send(start);
+    });
     await Promise.race([
       Promise.all(connections.map((c) => c.ended)),
       new Promise<void>((resolve) => (timer = setTimeout(resolve, serverMs + GRACE_MS))),
@@ -76,17 +124,42 @@ export async function runSink(job: SinkJob): Promise<SinkResult> {
     clearTimeout(timer);
     for (const ws of sockets) ws.terminate();
   }
+  const failure = connections.find((c) => c.failure)?.failure;
+  if (failure) throw failure;
   let frames = 0;
   let bytes = 0;
   let framesPerSec = 0;
   let seconds = 0;
+  let totalFrames = 0;
+  let lastEnd = startedAt;
+  let firstFrameMs = 0;
+  let seqErrors = 0;
+  let unfinished = 0;
   for (const c of connections) {
+    if (!Number.isNaN(c.endAt)) lastEnd = Math.max(lastEnd, c.endAt);
+    else unfinished++;
     c.end(performance.now()); // no-op unless the grace bound ran out
     const s = (c.endAt - c.markAt) / 1000;
     frames += c.frames - c.markFrames;
     bytes += c.bytes - c.markBytes;
     if (s > 0) framesPerSec += (c.frames - c.markFrames) / s;
     seconds = Math.max(seconds, s);
+    totalFrames += c.frames;
+    seqErrors += c.seqErrors;
+    if (!Number.isNaN(c.firstAt)) firstFrameMs = Math.max(firstFrameMs, c.firstAt - startedAt);
   }
-  return { driver: 'sink', frames, bytes, seconds, framesPerSec, clientCpuPct: clientCpu() };
+  return {
+    driver: 'sink',
+    frames,
+    bytes,
+    seconds,
+    framesPerSec,
+    totalFrames,
+    totalSeconds: (lastEnd - startedAt) / 1000,
+    firstFrameMs,
+    seqErrors,
+    unfinished,
+    ages: ages ? ages.toJSON() : null,
+    clientCpuPct: clientCpu(),
+  };
 }

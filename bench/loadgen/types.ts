@@ -1,14 +1,29 @@
 /**
  * Jobs the harness hands a load-generator process over IPC, and the results it sends back. Plain data
  * on both sides: workloads are named, not passed, since functions cannot cross a process boundary.
+ *
+ * A job marked `gated` (and every idle and storm job) stops at each step and says so with
+ * {type:'ready', step}; the harness acts on the server (reads its memory, opens a gate execution) and
+ * answers {type:'go', step}. That is how a scenario makes a measured moment line up across processes.
  */
 import type { HistogramJson } from '../harness/histogram.js';
 
+/** Workload parameters (session counts, code, execution ids): plain values only. */
+export type WorkloadParams = Record<string, string | number | boolean>;
+
+interface JobBase {
+  url: string;
+  /** Sent as `Authorization: Bearer <token>` on every connection (vmstream); none for the bare server. */
+  token?: string;
+  /** How many connections may be opening at once (default 1: one at a time, as before). */
+  connectConcurrency?: number;
+}
+
 /** Request/response traffic: each connection keeps `window` requests in flight. */
-export interface RttJob {
+export interface RttJob extends JobBase {
   driver: 'rtt';
   workload: string;
-  url: string;
+  params?: WorkloadParams;
   connections: number;
   window: number;
   warmupMs: number;
@@ -36,15 +51,19 @@ export interface RttResult {
 }
 
 /** One-way traffic: each connection asks for a stream and counts frames until the workload's end. */
-export interface SinkJob {
+export interface SinkJob extends JobBase {
   driver: 'sink';
   workload: string;
-  url: string;
+  params?: WorkloadParams;
   connections: number;
   /** Frames to ask for per connection, and the time the server may take, warm-up included. */
   count: number;
   warmupMs: number;
   durationMs: number;
+  /** Stop after the workload's setup (subscriptions made) until the harness says go. */
+  gated?: boolean;
+  /** Record each event's age on arrival (now − its `ts`), the staleness a client sees. */
+  eventAges?: boolean;
 }
 
 export interface SinkResult {
@@ -53,10 +72,92 @@ export interface SinkResult {
   frames: number;
   bytes: number;
   seconds: number;
+  /** Sum over connections of each one's post-warm-up rate. */
   framesPerSec: number;
+  /** Every counted frame, warm-up included, over all connections. */
+  totalFrames: number;
+  /** From the start request (or `go`) to the last connection's end frame. */
+  totalSeconds: number;
+  /** From the start request to the first counted frame, the slowest connection's. */
+  firstFrameMs: number;
+  /** Events whose seq was not the one after the previous (gap or repeat): 0 on a correct server. */
+  seqErrors: number;
+  /** Connections that did not see their end frame within the time bound. */
+  unfinished: number;
+  /** Event ages in µs (with `eventAges`), at ms resolution since `ts` is epoch ms. */
+  ages: HistogramJson | null;
   clientCpuPct: number;
 }
 
-export type LoadJob = RttJob | SinkJob;
-export type LoadResult = RttResult | SinkResult;
-export type ResultFor<J extends LoadJob> = J extends RttJob ? RttResult : SinkResult;
+/**
+ * Idle connections and sessions, opened in `steps` equal parts with a ready/go stop after each, so
+ * the harness reads the server's memory at known counts; closed after the last go.
+ */
+export interface IdleJob extends JobBase {
+  driver: 'idle';
+  connections: number;
+  /** Sessions to create, spread over the connections; each runs `code` once when given. */
+  sessions: number;
+  code?: string;
+  steps: number;
+}
+
+export interface IdleResult {
+  driver: 'idle';
+  connections: number;
+  sessions: number;
+  executions: number;
+  openSeconds: number;
+  clientCpuPct: number;
+}
+
+/**
+ * Reconnect storm: `clients` sockets subscribe at the head of a live execution; on go, all drop at
+ * once and reconnect at once, client i resuming with after_seq = floor(i × lastSeq / clients); each
+ * is caught up when it has seq lastSeq.
+ */
+export interface StormJob extends JobBase {
+  driver: 'storm';
+  clients: number;
+  executionId: string;
+  lastSeq: number;
+  timeoutMs: number;
+}
+
+export interface StormResult {
+  driver: 'storm';
+  clients: number;
+  caughtUp: number;
+  /** From the drop to the last client caught up. */
+  seconds: number;
+  /** Per client, drop to caught up, in µs. */
+  hist: HistogramJson;
+  frames: number;
+  /** Connection attempts that failed and were retried (refused, reset, timed out). */
+  retries: number;
+  seqErrors: number;
+  clientCpuPct: number;
+}
+
+export type LoadJob = RttJob | SinkJob | IdleJob | StormJob;
+export type LoadResult = RttResult | SinkResult | IdleResult | StormResult;
+export type ResultFor<J extends LoadJob> = J extends RttJob
+  ? RttResult
+  : J extends SinkJob
+    ? SinkResult
+    : J extends IdleJob
+      ? IdleResult
+      : StormResult;
+
+/** Child → harness at a gate; harness → child to go on. `info` is whatever the step has to say. */
+export interface ReadyMessage {
+  type: 'ready';
+  step: number;
+  info?: Record<string, number>;
+  [key: string]: unknown;
+}
+export interface GoMessage {
+  type: 'go';
+  step: number;
+  [key: string]: unknown;
+}

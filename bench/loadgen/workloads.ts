@@ -1,21 +1,40 @@
 /**
- * What the load generator says and how it recognises the answer, per named workload. A scenario
- * against the real server adds its workload here (one entry) and names it in its job.
+ * What the load generator says and how it recognises the answer, per named workload. A workload's
+ * `open` runs once per connection before the clock starts (creating sessions, subscribing) and
+ * returns what that connection sends and how it reads the answers. A scenario against the real
+ * server adds its workload here (one entry) and names it in its job.
+ *
+ * Matching functions throw on an `error` frame or an execution that did not end `ok`: a figure made
+ * of failed requests must not pass for a measurement.
  */
+import type WebSocket from 'ws';
+import type { ServerFrame } from '../../protocol/types.js';
 import { eventFrame, packr } from '../harness/frames.js';
+import type { WorkloadParams } from './types.js';
+import { createSession, ServerError, subscribe } from './vmstream-calls.js';
 
-export interface RttWorkload {
+export interface RttConnection {
   /** Encodes request `id`; the frame that completes it must let `completes` recover the id. */
   request(id: number): Uint8Array;
   /** The id a decoded server frame completes, or -1 for a frame that completes none. */
   completes(frame: unknown): number;
 }
 
-export interface SinkWorkload {
-  /** The frame that asks the server for a stream of `count` frames over at most `ms`. */
-  start(count: number, ms: number): Uint8Array;
+export interface RttWorkload {
+  open(ws: WebSocket, params: WorkloadParams, index: number): Promise<RttConnection>;
+}
+
+export interface SinkConnection {
+  /** The frame that asks for the stream, sent when the clock starts; null if `open` already asked. */
+  start(count: number, ms: number): Uint8Array | null;
+  /** Whether a decoded frame is one of the stream's, to be counted (and its seq checked). */
+  counts(frame: unknown): boolean;
   /** Whether a decoded frame ends the stream. */
   isEnd(frame: unknown): boolean;
+}
+
+export interface SinkWorkload {
+  open(ws: WebSocket, params: WorkloadParams, index: number): Promise<SinkConnection>;
 }
 
 interface Framed {
@@ -24,7 +43,7 @@ interface Framed {
 }
 
 /** Echo baseline: an event frame goes out, the same frame comes back; its seq is the request id. */
-const echo: RttWorkload = {
+const echoConnection: RttConnection = {
   request: (id) => packr.pack(eventFrame(id, Date.now())),
   completes: (frame) => {
     const seq = (frame as Framed).seq;
@@ -32,11 +51,105 @@ const echo: RttWorkload = {
   },
 };
 
-/** Push baseline: one request, then event frames until {op:'end'}. */
-const push: SinkWorkload = {
-  start: (count, ms) => packr.pack({ op: 'push', count, ms }),
-  isEnd: (frame) => (frame as Framed).op === 'end',
+const echo: RttWorkload = { open: async () => echoConnection };
+
+/**
+ * vmstream `execute`, pipelined over `params.sessions` sessions of this connection (request id mod
+ * sessions picks one, so a window that is a multiple of it keeps window/sessions queued in each).
+ * The request is answered by the `execution` reply, which carries the server's execution_id; the
+ * round trip ends at that execution's `done` event.
+ */
+const execute: RttWorkload = {
+  async open(ws, params, index) {
+    const count = Math.max(1, Number(params.sessions ?? 1));
+    const sessions: string[] = [];
+    for (let i = 0; i < count; i++) sessions.push(await createSession(ws, `bench-${index}-${i}`));
+    const code = String(params.code ?? '1 + 1');
+    const byExecution = new Map<string, number>();
+    return {
+      request: (id) => packr.pack({ op: 'execute', id, session_id: sessions[id % count], kind: 'repl', code }),
+      completes(frame) {
+        const f = frame as ServerFrame;
+        if (f.op === 'execution') {
+          byExecution.set(f.execution.execution_id, f.id as number);
+          return -1;
+        }
+        if (f.op === 'event') {
+          if (f.type !== 'done') return -1;
+          const id = byExecution.get(f.execution_id);
+          if (id === undefined) return -1;
+          byExecution.delete(f.execution_id);
+          const status = (f.payload as { status: string }).status;
+          if (status !== 'ok') throw new Error(`execution ${f.execution_id} ended ${status}`);
+          return id;
+        }
+        if (f.op === 'error') throw new ServerError('execute', f.code, f.message);
+        return -1;
+      },
+    };
+  },
 };
 
-export const rttWorkloads: Record<string, RttWorkload> = { echo };
-export const sinkWorkloads: Record<string, SinkWorkload> = { push };
+/** Push baseline: one request, then event frames until {op:'end'}. */
+const push: SinkWorkload = {
+  open: async () => ({
+    start: (count, ms) => packr.pack({ op: 'push', count, ms }),
+    counts: (frame) => (frame as Framed).op !== 'end',
+    isEnd: (frame) => (frame as Framed).op === 'end',
+  }),
+};
+
+/** A vmstream execution's events: counted until its `done`, which must say `ok`. */
+function eventsUntilDone(start: (count: number, ms: number) => Uint8Array | null): SinkConnection {
+  return {
+    start,
+    counts: (frame) => (frame as Framed).op === 'event',
+    isEnd(frame) {
+      const f = frame as ServerFrame;
+      if (f.op === 'error') throw new ServerError('stream', f.code, f.message);
+      if (f.op !== 'event' || f.type !== 'done') return false;
+      const status = (f.payload as { status: string }).status;
+      if (status !== 'ok') throw new Error(`execution ${f.execution_id} ended ${status}`);
+      return true;
+    },
+  };
+}
+
+/** One execution of `params.code` in a session of its own, streamed to the socket that ran it. */
+const stream: SinkWorkload = {
+  async open(ws, params, index) {
+    const sessionId = await createSession(ws, `bench-stream-${index}`);
+    const frame = packr.pack({
+      op: 'execute',
+      id: 'stream',
+      session_id: sessionId,
+      kind: 'repl',
+      code: String(params.code),
+      timeout_ms: Number(params.timeoutMs ?? 120_000),
+      ...(params.executionId ? { execution_id: String(params.executionId) } : {}),
+    });
+    return eventsUntilDone(() => frame);
+  },
+};
+
+/** A stored (or running) execution read from seq 1 by `subscribe` with after_seq 0. */
+const replay: SinkWorkload = {
+  open: async (_ws, params) => {
+    const frame = packr.pack({ op: 'subscribe', id: 'replay', execution_id: String(params.executionId), after_seq: 0 });
+    return eventsUntilDone(() => frame);
+  },
+};
+
+/**
+ * Fan-out: subscribed during set-up to an execution that has not started yet (it waits behind a
+ * gate the harness opens on go), so every subscriber is live before the first event.
+ */
+const subscriber: SinkWorkload = {
+  async open(ws, params) {
+    await subscribe(ws, String(params.executionId), 0);
+    return eventsUntilDone(() => null);
+  },
+};
+
+export const rttWorkloads: Record<string, RttWorkload> = { echo, execute };
+export const sinkWorkloads: Record<string, SinkWorkload> = { push, stream, replay, subscriber };

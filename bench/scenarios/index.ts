@@ -1,11 +1,14 @@
 /**
  * The scenarios against the real vmstream server, in run order. Each is a module in this directory
- * exporting a Scenario (bench/harness/types.ts); registering one is one line here, e.g.
- *   import { executeTrivial } from './execute-trivial.js';
- *   export const scenarios: Scenario[] = [executeTrivial];
- * None exist yet: they wait for the core server (execute-trivial, latency, stream, replay, fanout,
- * connections, reconnect-storm).
+ * exporting a Scenario (bench/harness/types.ts); registering one is one line here.
  */
 import type { Scenario } from '../harness/types.js';
+import { connections } from './connections.js';
+import { executeTrivial } from './execute-trivial.js';
+import { fanout } from './fanout.js';
+import { latency } from './latency.js';
+import { reconnectStorm } from './reconnect-storm.js';
+import { replay } from './replay.js';
+import { stream } from './stream.js';
 
-export const scenarios: Scenario[] = [];
+export const scenarios: Scenario[] = [executeTrivial, latency, stream, replay, fanout, connections, reconnectStorm];

@@ -1,0 +1,116 @@
+/**
+ * Reconnect storm: `clients` sockets sit at the head of a live execution; on go they all drop at
+ * once (terminate: no close handshake, as a network failure looks to the server) and reconnect at
+ * once, each resuming with its own after_seq, so the server replays 1000 different gaps from the
+ * store while it accepts 1000 handshakes. A client is caught up when it holds seq `lastSeq`.
+ *
+ * A refused or reset connection is retried after a short jittered delay, as a real client's
+ * reconnect loop would; the retries are counted, since each is a client that waited.
+ */
+import { performance } from 'node:perf_hooks';
+import type WebSocket from 'ws';
+import type { ServerFrame } from '../../protocol/types.js';
+import { packr } from '../harness/frames.js';
+import { Histogram } from '../harness/histogram.js';
+import { selfCpuMeter } from '../harness/proc-stats.js';
+import { connect, connectAll } from './connect.js';
+import { gate } from './gate.js';
+import type { StormJob, StormResult } from './types.js';
+import { subscribe } from './vmstream-calls.js';
+
+const RETRY_MIN_MS = 10;
+const RETRY_JITTER_MS = 40;
+
+interface Client {
+  afterSeq: number;
+  cursor: number;
+  frames: number;
+  seqErrors: number;
+  caughtUpAt: number;
+}
+
+export async function runStorm(job: StormJob): Promise<StormResult> {
+  // Before: every client subscribed at the head, where nothing flows.
+  const before = await connectAll(job.url, job.clients, job.token, job.connectConcurrency ?? 50);
+  try {
+    await Promise.all(before.map((ws) => subscribe(ws, job.executionId, job.lastSeq)));
+  } catch (error) {
+    for (const ws of before) ws.terminate();
+    throw error;
+  }
+  await gate(0);
+
+  const clientCpu = selfCpuMeter();
+  const clients: Client[] = Array.from({ length: job.clients }, (_, i) => {
+    const afterSeq = Math.floor((i * job.lastSeq) / job.clients);
+    return { afterSeq, cursor: afterSeq, frames: 0, seqErrors: 0, caughtUpAt: NaN };
+  });
+  const hist = new Histogram();
+  const after: Array<WebSocket | null> = new Array(job.clients).fill(null);
+  let retries = 0;
+  let caughtUp = 0;
+  let failure: Error | null = null;
+  let finish: () => void = () => {};
+  const allDone = new Promise<void>((resolve) => (finish = resolve));
+  const deadline = performance.now() + job.timeoutMs;
+  const t0 = performance.now();
+  for (const ws of before) ws.terminate();
+
+  const onCaughtUp = (client: Client): void => {
+    client.caughtUpAt = performance.now();
+    hist.record((client.caughtUpAt - t0) * 1000);
+    if (++caughtUp === job.clients) finish();
+  };
+
+  const reconnect = async (index: number): Promise<void> => {
+    const client = clients[index]!;
+    for (;;) {
+      let ws: WebSocket;
+      try {
+        ws = await connect(job.url, job.token, Math.max(1, deadline - performance.now()));
+      } catch (error) {
+        if (performance.now() >= deadline) throw error;
+        retries++;
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MIN_MS + Math.random() * RETRY_JITTER_MS));
+        continue;
+      }
+      after[index] = ws;
+      ws.on('message', (data: Buffer) => {
+        const frame = packr.unpack(data) as ServerFrame;
+        if (frame.op === 'error') {
+          failure ??= new Error(`subscribe: ${frame.code}: ${frame.message}`);
+          return finish();
+        }
+        if (frame.op !== 'event' || !Number.isNaN(client.caughtUpAt)) return;
+        client.frames++;
+        if (frame.seq !== client.cursor + 1) client.seqErrors++;
+        client.cursor = frame.seq;
+        if (client.cursor >= job.lastSeq) onCaughtUp(client);
+      });
+      ws.send(packr.pack({ op: 'subscribe', id: index, execution_id: job.executionId, after_seq: client.afterSeq }));
+      return;
+    }
+  };
+
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.all(clients.map((_, index) => reconnect(index)));
+    await Promise.race([allDone, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - performance.now()))))]);
+  } finally {
+    clearTimeout(timer);
+    for (const ws of after) ws?.terminate();
+  }
+  if (failure) throw failure;
+  const last = Math.max(...clients.map((c) => (Number.isNaN(c.caughtUpAt) ? -Infinity : c.caughtUpAt)));
+  return {
+    driver: 'storm',
+    clients: job.clients,
+    caughtUp,
+    seconds: caughtUp > 0 ? (last - t0) / 1000 : NaN,
+    hist: hist.toJSON(),
+    frames: clients.reduce((sum, c) => sum + c.frames, 0),
+    retries,
+    seqErrors: clients.reduce((sum, c) => sum + c.seqErrors, 0),
+    clientCpuPct: clientCpu(),
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * replay: a stored 200 000-line execution read back after a restart. The server that ran it is
+ * stopped, a new one starts over the same data folder, and a client subscribes with `after_seq: 0`:
+ * every event comes from LevelDB (256 frames per entry), through the subscription's catch-up pages,
+ * to the socket. Held against push (the one-way ceiling of the socket); beside it, the ratio to the
+ * storage baseline's raw iterator (one frame per entry there, so not a bound on chunked reads).
+ *
+ * The first subscribe after the restart is the headline (cold: fresh process, LevelDB's caches
+ * empty); a second one on the same server is reported as the warm figure.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Ctx, Scenario } from '../harness/types.js';
+import type { Vmstream } from '../harness/vmstream.js';
+import { startVmstream } from '../harness/vmstream.js';
+import type { SinkResult } from '../loadgen/types.js';
+import { check, pct, serverRss } from './common.js';
+import { eventsOf, STREAM_ENV, streamOnce } from './stream.js';
+
+const EXECUTION_ID = 'bench-replay';
+
+async function replayOnce(ctx: Ctx, server: Vmstream, lines: number): Promise<SinkResult> {
+  const r = await ctx.loadgen({
+    driver: 'sink',
+    workload: 'replay',
+    params: { executionId: EXECUTION_ID },
+    url: server.url,
+    token: server.token,
+    connections: 1,
+    count: 0,
+    warmupMs: 300,
+    durationMs: 120_000,
+  });
+  check(r.unfinished === 0, `the replay did not reach done within the time bound (${r.totalFrames} events)`);
+  check(r.totalFrames === eventsOf(lines), `expected ${eventsOf(lines)} events, got ${r.totalFrames}`);
+  check(r.seqErrors === 0, `${r.seqErrors} events out of seq order`);
+  return r;
+}
+
+export const replay: Scenario = {
+  name: 'replay',
+  headline: 'events_per_s',
+  against: { baseline: 'push', figure: 'frames_per_s' },
+  alsoNeeds: ['storage'],
+  goal: { ratio: 0.8, better: 'higher' },
+  async run(ctx) {
+    const lines = ctx.quick ? 10_000 : 200_000;
+    const first = await startVmstream(ctx, { name: 'replay-write', env: STREAM_ENV });
+    try {
+      await streamOnce(ctx, first, lines, EXECUTION_ID);
+    } finally {
+      await first.stop();
+    }
+    const t0 = performance.now();
+    const server = await startVmstream(ctx, { name: 'replay', env: STREAM_ENV, dataDir: first.dataDir });
+    const restartMs = performance.now() - t0;
+    try {
+      const serverBusy = server.cpuMeter();
+      const cold = await replayOnce(ctx, server, lines);
+      const serverCpu = serverBusy();
+      const warm = await replayOnce(ctx, server, lines);
+      const rate = cold.totalFrames / cold.totalSeconds;
+      const iterator = ctx.baselines.get('storage')?.figures.entries_per_s?.value ?? NaN;
+      return {
+        figure: { value: rate, unit: 'events/s' },
+        figures: {
+          ratio_to_storage_iterator: { value: rate / iterator, unit: '×' },
+          events: { value: cold.totalFrames, unit: 'events' },
+          seconds: { value: cold.totalSeconds, unit: 's' },
+          first_event_ms: { value: cold.firstFrameMs, unit: 'ms' },
+          steady_events_per_s: { value: cold.framesPerSec, unit: 'events/s' },
+          warm_events_per_s: { value: warm.totalFrames / warm.totalSeconds, unit: 'events/s' },
+          restart_ms: { value: restartMs, unit: 'ms' },
+          server_cpu_pct: pct(serverCpu),
+          client_cpu_pct: pct(cold.clientCpuPct),
+          ...serverRss(server),
+        },
+        shown: ['ratio_to_storage_iterator', 'seconds', 'first_event_ms', 'warm_events_per_s', 'restart_ms', 'server_cpu_pct', 'client_cpu_pct', 'server_peak_rss_mb'],
+        setup: `subscribe after_seq 0 to a stored ${lines}-line execution, first after a restart (cold), then again (warm)`,
+      };
+    } finally {
+      await server.stop();
+    }
+  },
+};

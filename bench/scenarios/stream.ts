@@ -1,0 +1,87 @@
+/**
+ * stream: one execution that logs 200 000 lines, delivered to the socket that ran it. Every event is
+ * made durable (group commit to LevelDB) before it is sent, so the rate is the whole pipeline: the
+ * worker's console shim, the batch to the main thread, encoding, the commit, the send. Held against
+ * the push baseline: the rate a bare uWS server can feed the same client one-way.
+ *
+ * The server is warmed first by a smaller stream in another session (JIT, LevelDB's memtable), so the
+ * figure is a running server's rather than a cold start's; the measured stream is timed whole, from
+ * `execute` sent to `done` received.
+ */
+import type { Ctx, Figure, Scenario } from '../harness/types.js';
+import type { Vmstream } from '../harness/vmstream.js';
+import { startVmstream } from '../harness/vmstream.js';
+import type { SinkResult } from '../loadgen/types.js';
+import { check, latencyFigures, pct, serverRss } from './common.js';
+
+/** Room for 200 000 lines (+ value, done) and their ~18 MB of frames: the defaults stop at 100 000 and 16 MiB. */
+export const STREAM_ENV = {
+  VMSTREAM_MAX_EVENTS: '10000000',
+  VMSTREAM_MAX_OUTPUT_BYTES: String(1024 * 1024 * 1024),
+};
+
+export function loopCode(lines: number): string {
+  return `for (let i = 0; i < ${lines}; i++) console.log(i)`;
+}
+
+/** Events of a `loopCode` execution: its lines, its `value` (undefined) and its `done`. */
+export function eventsOf(lines: number): number {
+  return lines + 2;
+}
+
+/** Runs `lines` console lines to the load generator's socket; checks every event arrived in order. */
+export async function streamOnce(ctx: Ctx, server: Vmstream, lines: number, executionId?: string): Promise<SinkResult> {
+  const r = await ctx.loadgen({
+    driver: 'sink',
+    workload: 'stream',
+    params: { code: loopCode(lines), ...(executionId ? { executionId } : {}) },
+    url: server.url,
+    token: server.token,
+    connections: 1,
+    count: lines,
+    warmupMs: 300,
+    durationMs: 120_000,
+    eventAges: true,
+  });
+  check(r.unfinished === 0, `the stream did not reach its done within the time bound (${r.totalFrames} events)`);
+  check(r.totalFrames === eventsOf(lines), `expected ${eventsOf(lines)} events, got ${r.totalFrames}`);
+  check(r.seqErrors === 0, `${r.seqErrors} events out of seq order`);
+  return r;
+}
+
+export function streamFigures(r: SinkResult): Record<string, Figure> {
+  return {
+    events: { value: r.totalFrames, unit: 'events' },
+    seconds: { value: r.totalSeconds, unit: 's' },
+    steady_events_per_s: { value: r.framesPerSec, unit: 'events/s' },
+    first_event_ms: { value: r.firstFrameMs, unit: 'ms' },
+    mb_per_s: { value: r.bytes / r.seconds / 1e6, unit: 'MB/s' },
+    ...(r.ages ? latencyFigures(r.ages, 'event_age_') : {}),
+    client_cpu_pct: pct(r.clientCpuPct),
+  };
+}
+
+export const stream: Scenario = {
+  name: 'stream',
+  headline: 'events_per_s',
+  against: { baseline: 'push', figure: 'frames_per_s' },
+  goal: { ratio: 0.5, better: 'higher' },
+  async run(ctx) {
+    const lines = ctx.quick ? 10_000 : 200_000;
+    const server = await startVmstream(ctx, { name: 'stream', env: STREAM_ENV });
+    try {
+      await streamOnce(ctx, server, ctx.quick ? 2_000 : 20_000);
+      const serverBusy = server.cpuMeter();
+      const r = await streamOnce(ctx, server, lines);
+      const serverCpu = serverBusy();
+      return {
+        figure: { value: r.totalFrames / r.totalSeconds, unit: 'events/s' },
+        figures: { ...streamFigures(r), server_cpu_pct: pct(serverCpu), ...serverRss(server) },
+        shown: ['seconds', 'steady_events_per_s', 'first_event_ms', 'event_age_p50_ms', 'event_age_p99_ms', 'event_age_p999_ms', 'server_cpu_pct', 'client_cpu_pct', 'server_peak_rss_mb'],
+        setup: `1 execution, ${lines} console.log lines (+ value, done), after a ${ctx.quick ? 2_000 : 20_000}-line warm-up`,
+      };
+    } finally {
+      await server.stop();
+    }
+  },
+};
