@@ -50,9 +50,11 @@ export function openFilesLimit(pid: number | 'self' = 'self'): number {
  * Its share of a run's wall time says which side saturated: a server near 100 % is the limit, one
  * well under it is waiting on the load generator.
  */
-export function cpuSeconds(pid: number | 'self' = 'self', withReapedChildren = false): number {
+export function cpuSeconds(pid: number | 'self' = 'self', withReapedChildren = false, tid?: number): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // /proc/<pid>/task/<tid>/stat has the same fields for one thread: tid = pid is the main thread,
+    // the one that runs the event loop; the others are workers, libuv's pool (LevelDB's I/O) and V8's.
+    const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
     // Fields after the command name, which is in parentheses and may contain spaces: utime, stime,
     // then cutime, cstime (children already exited and waited for).
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

@@ -88,11 +88,16 @@ export class Child {
     return peakRssBytes(this.pid);
   }
 
-  /** Starts a CPU meter: the returned function gives the child's busy share since then, in %. */
-  cpuMeter(): () => number {
-    const cpu0 = cpuSeconds(this.pid);
+  /**
+   * Starts a CPU meter: the returned function gives the child's busy share since then, in % of one
+   * core; with `mainThreadOnly`, that of its main thread alone (the event loop: at ~100 % it is the
+   * bottleneck, whatever the process total says).
+   */
+  cpuMeter(mainThreadOnly = false): () => number {
+    const tid = mainThreadOnly ? this.pid : undefined;
+    const cpu0 = cpuSeconds(this.pid, false, tid);
     const t0 = performance.now();
-    return () => ((cpuSeconds(this.pid) - cpu0) / ((performance.now() - t0) / 1000)) * 100;
+    return () => ((cpuSeconds(this.pid, false, tid) - cpu0) / ((performance.now() - t0) / 1000)) * 100;
   }
 
   /** SIGTERM, then SIGKILL after `graceMs`; resolves once the child has exited. */

@@ -60,6 +60,7 @@ export function goalMet(ratio: number | null, figure: Figure | null, goal: Goal 
 
 export function formatNumber(value: number): string {
   if (!Number.isFinite(value)) return '—';
+  if (Math.abs(value) < 1e-6) return '0'; // float noise from subtracting CPU counters
   if (Math.abs(value) >= 1000) return Math.round(value).toLocaleString('en-US');
   const text = value.toPrecision(3);
   return text.includes('.') && !text.includes('e') ? text.replace(/\.?0+$/, '') : text;
@@ -82,6 +83,7 @@ function table(header: string[], rows: string[][]): string {
 }
 
 export function baselineTable(records: BaselineRecord[]): string {
+  if (records.length === 0) return '(no baseline needed by this selection)';
   const rows: string[][] = [];
   for (const b of records) {
     if (b.error) {

@@ -44,8 +44,11 @@ export interface Vmstream {
   dataDir: string;
   /** Peak RSS of the server process (main thread and workers), in bytes; read before `stop`. */
   peakRssBytes(): number;
-  /** Starts a CPU meter of the server process (all its threads), in % of one core. */
-  cpuMeter(): () => number;
+  /**
+   * Starts a CPU meter of the server, in % of one core: `process` for all its threads (workers,
+   * LevelDB's I/O pool, GC), `main` for the event loop's thread alone.
+   */
+  cpuMeter(): () => { process: number; main: number };
   stop(): Promise<void>;
 }
 
@@ -78,7 +81,11 @@ export async function startVmstream(ctx: Ctx, options: VmstreamOptions): Promise
     token,
     dataDir,
     peakRssBytes: () => child.peakRssBytes(),
-    cpuMeter: () => child.cpuMeter(),
+    cpuMeter: () => {
+      const all = child.cpuMeter();
+      const main = child.cpuMeter(true);
+      return () => ({ process: all(), main: main() });
+    },
     stop: () => child.stop(STOP_TIMEOUT_MS),
   };
 }

@@ -12,7 +12,8 @@ import { selfCpuMeter } from '../harness/proc-stats.js';
 import { connectAll } from './connect.js';
 import { gate } from './gate.js';
 import type { SinkJob, SinkResult } from './types.js';
-import { sinkWorkloads, type SinkConnection } from './workloads.js';
+import { warmClient } from './warm.js';
+import { sinkWorkloads, warmupConnection, type SinkConnection } from './workloads.js';
 
 /** How long past its own time bound the server may take to send the end frame. */
 const GRACE_MS = 5_000;
@@ -96,8 +97,13 @@ class Connection {
 export async function runSink(job: SinkJob): Promise<SinkResult> {
   const workload = sinkWorkloads[job.workload];
   if (!workload) throw new Error(`unknown sink workload '${job.workload}'`);
-  const sockets = await connectAll(job.url, job.connections, job.token, job.connectConcurrency);
   const ages = job.eventAges ? new Histogram() : null;
+  await warmClient(job.warmClientFrames ?? 0, async (ws) => {
+    const warm = new Connection(ws, warmupConnection, 0, ages && new Histogram());
+    await warm.ended;
+    if (warm.failure) throw warm.failure;
+  });
+  const sockets = await connectAll(job.url, job.connections, job.token, job.connectConcurrency);
   let connections: Connection[];
   try {
     const opened = await Promise.all(sockets.map((ws, index) => workload.open(ws, job.params ?? {}, index)));

@@ -17,6 +17,7 @@ import { connect, connectAll } from './connect.js';
 import { gate } from './gate.js';
 import type { StormJob, StormResult } from './types.js';
 import { subscribe } from './vmstream-calls.js';
+import { decodeUntilEnd, warmClient } from './warm.js';
 
 const RETRY_MIN_MS = 10;
 const RETRY_JITTER_MS = 40;
@@ -30,6 +31,7 @@ interface Client {
 }
 
 export async function runStorm(job: StormJob): Promise<StormResult> {
+  await warmClient(job.warmClientFrames ?? 0, decodeUntilEnd);
   // Before: every client subscribed at the head, where nothing flows.
   const before = await connectAll(job.url, job.clients, job.token, job.connectConcurrency ?? 50);
   try {

@@ -64,6 +64,11 @@ export interface SinkJob extends JobBase {
   gated?: boolean;
   /** Record each event's age on arrival (now − its `ts`), the staleness a client sees. */
   eventAges?: boolean;
+  /**
+   * Frames this process decodes from an in-process server before it connects (loadgen/warm.ts), so
+   * a short stream is not measured through a cold JIT. 0 or absent: none (push has its own warm-up).
+   */
+  warmClientFrames?: number;
 }
 
 export interface SinkResult {
@@ -118,6 +123,8 @@ export interface IdleResult {
  */
 export interface StormJob extends JobBase {
   driver: 'storm';
+  /** As SinkJob's: a warm receive path before the storm. */
+  warmClientFrames?: number;
   clients: number;
   executionId: string;
   lastSeq: number;

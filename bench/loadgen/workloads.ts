@@ -99,6 +99,13 @@ const push: SinkWorkload = {
   }),
 };
 
+/** The client warm-up's stream (loadgen/warm.ts): event-shaped frames until {op:'end'}. */
+export const warmupConnection: SinkConnection = {
+  start: () => null,
+  counts: (frame) => (frame as Framed).op === 'event',
+  isEnd: (frame) => (frame as Framed).op === 'end',
+};
+
 /** A vmstream execution's events: counted until its `done`, which must say `ok`. */
 function eventsUntilDone(start: (count: number, ms: number) => Uint8Array | null): SinkConnection {
   return {

@@ -8,7 +8,7 @@
 import type { Scenario } from '../harness/types.js';
 import { ControlClient } from '../harness/control.js';
 import { startVmstream } from '../harness/vmstream.js';
-import { check, latencyFigures, pct, serverRss } from './common.js';
+import { check, cpuPer, latencyFigures, pct, type ServerCpu, serverCpuFigures, serverRss, warmFrames } from './common.js';
 import { eventsOf, loopCode, STREAM_ENV } from './stream.js';
 
 const GATE_CODE = 'await new Promise((resolve) => setTimeout(resolve, 3_600_000))';
@@ -28,7 +28,7 @@ export const fanout: Scenario = {
       const sessionId = await control.createSession('fanout');
       await control.executeDetached(sessionId, GATE_CODE, 'bench-gate', 3_600_000);
       await control.executeDetached(sessionId, loopCode(lines), 'bench-fanout', 120_000);
-      let serverBusy: () => number = () => NaN;
+      let serverBusy: () => ServerCpu = () => ({ process: NaN, main: NaN });
       const r = await ctx.loadgen(
         {
           driver: 'sink',
@@ -43,6 +43,7 @@ export const fanout: Scenario = {
           durationMs: 120_000,
           gated: true,
           eventAges: true,
+          warmClientFrames: warmFrames(ctx),
         },
         PROCESSES,
         {
@@ -67,11 +68,12 @@ export const fanout: Scenario = {
           events: { value: r.totalFrames, unit: 'events' },
           seconds: { value: r.totalSeconds, unit: 's' },
           ...(r.ages ? latencyFigures(r.ages, 'event_age_') : {}),
-          server_cpu_pct: pct(serverCpu),
+          ...serverCpuFigures(serverCpu),
+          ...cpuPer(serverCpu, rate, 'event'),
           client_cpu_pct: pct(r.clientCpuPct),
           ...serverRss(server),
         },
-        shown: ['per_subscriber_events_per_s', 'seconds', 'event_age_p50_ms', 'event_age_p99_ms', 'event_age_p999_ms', 'server_cpu_pct', 'client_cpu_pct', 'server_peak_rss_mb'],
+        shown: ['per_subscriber_events_per_s', 'seconds', 'event_age_p50_ms', 'event_age_p99_ms', 'event_age_p999_ms', 'server_cpu_pct', 'server_main_thread_cpu_pct', 'server_cpu_us_per_event', 'client_cpu_pct', 'server_peak_rss_mb'],
         setup: `${subscribers} subscribers (${PROCESSES} client processes) × ${lines}-line execution`,
       };
     } finally {

@@ -6,7 +6,7 @@
  */
 import type { Scenario } from '../harness/types.js';
 import { startVmstream } from '../harness/vmstream.js';
-import { check, latencyFigures, pct, serverRss } from './common.js';
+import { check, cpuPer, latencyFigures, pct, serverCpuFigures, serverRss } from './common.js';
 
 export const latency: Scenario = {
   name: 'latency',
@@ -42,11 +42,12 @@ export const latency: Scenario = {
           p99_ratio_to_echo: { value: p99 / echoP99, unit: '×' },
           executes_per_s: { value: r.opsPerSec, unit: 'exec/s' },
           executes: { value: r.ops, unit: 'exec' },
-          server_cpu_pct: pct(serverCpu),
+          ...serverCpuFigures(serverCpu),
+          ...cpuPer(serverCpu, r.opsPerSec, 'execute'),
           client_cpu_pct: pct(r.clientCpuPct),
           ...serverRss(server),
         },
-        shown: ['p99_ms', 'p99_ratio_to_echo', 'p999_ms', 'executes_per_s', 'server_cpu_pct', 'server_peak_rss_mb'],
+        shown: ['p99_ms', 'p99_ratio_to_echo', 'p999_ms', 'executes_per_s', 'server_cpu_pct', 'server_main_thread_cpu_pct', 'server_cpu_us_per_execute', 'server_peak_rss_mb'],
         setup: `1 conn × 1 in flight, 1 session, ${r.ops} executes in ${r.seconds.toFixed(1)} s`,
       };
     } finally {

@@ -9,7 +9,7 @@
 import type { Scenario } from '../harness/types.js';
 import { ControlClient } from '../harness/control.js';
 import { startVmstream } from '../harness/vmstream.js';
-import { check, latencyFigures, pct, serverRss } from './common.js';
+import { check, cpuPer, latencyFigures, pct, type ServerCpu, serverCpuFigures, serverRss, warmFrames } from './common.js';
 
 const EXECUTION_ID = 'bench-storm';
 
@@ -37,9 +37,9 @@ export const reconnectStorm: Scenario = {
       await headReached;
       await control.call({ op: 'unsubscribe', execution_id: EXECUTION_ID }, 'unsubscribed');
 
-      let serverBusy: () => number = () => NaN;
+      let serverBusy: () => ServerCpu = () => ({ process: NaN, main: NaN });
       const r = await ctx.loadgen(
-        { driver: 'storm', url: server.url, token: server.token, clients, executionId: EXECUTION_ID, lastSeq, timeoutMs: 60_000, connectConcurrency: 50 },
+        { driver: 'storm', url: server.url, token: server.token, clients, executionId: EXECUTION_ID, lastSeq, timeoutMs: 60_000, connectConcurrency: 50, warmClientFrames: warmFrames(ctx) },
         1,
         { onReady: () => void (serverBusy = server.cpuMeter()), timeoutMs: 120_000 },
       );
@@ -55,13 +55,14 @@ export const reconnectStorm: Scenario = {
           events_per_s: { value: r.frames / r.seconds, unit: 'events/s' },
           push_time_for_same_frames_ms: { value: (r.frames / push) * 1000, unit: 'ms' },
           reconnect_retries: { value: r.retries, unit: 'retries' },
-          server_cpu_pct: pct(serverCpu),
+          ...serverCpuFigures(serverCpu),
+          ...cpuPer(serverCpu, r.frames / r.seconds, 'event'),
           client_cpu_pct: pct(r.clientCpuPct),
           ...serverRss(server),
         },
         shown: [
           'client_caught_up_p50_ms', 'client_caught_up_p99_ms', 'client_caught_up_p999_ms', 'events_per_s',
-          'push_time_for_same_frames_ms', 'reconnect_retries', 'server_cpu_pct', 'client_cpu_pct', 'server_peak_rss_mb',
+          'push_time_for_same_frames_ms', 'reconnect_retries', 'server_cpu_pct', 'server_main_thread_cpu_pct', 'server_cpu_us_per_event', 'client_cpu_pct', 'server_peak_rss_mb',
         ],
         setup: `${clients} clients drop and resubscribe at once, resuming over ${lastSeq} stored events (${r.frames} replayed in all)`,
       };

@@ -13,7 +13,7 @@ import type { Ctx, Scenario } from '../harness/types.js';
 import type { Vmstream } from '../harness/vmstream.js';
 import { startVmstream } from '../harness/vmstream.js';
 import type { SinkResult } from '../loadgen/types.js';
-import { check, pct, serverRss } from './common.js';
+import { check, cpuPer, pct, serverCpuFigures, serverRss, warmFrames } from './common.js';
 import { eventsOf, STREAM_ENV, streamOnce } from './stream.js';
 
 const EXECUTION_ID = 'bench-replay';
@@ -29,6 +29,7 @@ async function replayOnce(ctx: Ctx, server: Vmstream, lines: number): Promise<Si
     count: 0,
     warmupMs: 300,
     durationMs: 120_000,
+    warmClientFrames: warmFrames(ctx),
   });
   check(r.unfinished === 0, `the replay did not reach done within the time bound (${r.totalFrames} events)`);
   check(r.totalFrames === eventsOf(lines), `expected ${eventsOf(lines)} events, got ${r.totalFrames}`);
@@ -46,7 +47,7 @@ export const replay: Scenario = {
     const lines = ctx.quick ? 10_000 : 200_000;
     const first = await startVmstream(ctx, { name: 'replay-write', env: STREAM_ENV });
     try {
-      await streamOnce(ctx, first, lines, EXECUTION_ID);
+      await streamOnce(ctx, first, lines, { executionId: EXECUTION_ID });
     } finally {
       await first.stop();
     }
@@ -70,11 +71,12 @@ export const replay: Scenario = {
           steady_events_per_s: { value: cold.framesPerSec, unit: 'events/s' },
           warm_events_per_s: { value: warm.totalFrames / warm.totalSeconds, unit: 'events/s' },
           restart_ms: { value: restartMs, unit: 'ms' },
-          server_cpu_pct: pct(serverCpu),
+          ...serverCpuFigures(serverCpu),
+          ...cpuPer(serverCpu, rate, 'event'),
           client_cpu_pct: pct(cold.clientCpuPct),
           ...serverRss(server),
         },
-        shown: ['ratio_to_storage_iterator', 'seconds', 'first_event_ms', 'warm_events_per_s', 'restart_ms', 'server_cpu_pct', 'client_cpu_pct', 'server_peak_rss_mb'],
+        shown: ['ratio_to_storage_iterator', 'seconds', 'first_event_ms', 'warm_events_per_s', 'restart_ms', 'server_cpu_pct', 'server_main_thread_cpu_pct', 'server_cpu_us_per_event', 'client_cpu_pct', 'server_peak_rss_mb'],
         setup: `subscribe after_seq 0 to a stored ${lines}-line execution, first after a restart (cold), then again (warm)`,
       };
     } finally {
