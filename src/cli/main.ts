@@ -2,6 +2,7 @@
 /**
  * `npm start` / `vmstream`: starts the server from the environment (see src/config.ts and the
  * README), prints one line with the URL to connect to, and shuts down cleanly on SIGINT/SIGTERM.
+ * `vmstream repl|run|tail …` are clients instead (src/cli/commands.ts).
  */
 import { configFromEnv, ConfigError } from '../config.js';
 import { startServer, type Logger } from '../server.js';
@@ -37,7 +38,15 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
-main().catch((error: unknown) => {
-  logger.error('failed to start', error);
-  process.exit(1);
-});
+const args = process.argv.slice(2);
+if (args.length === 0 || args[0] === 'serve') {
+  main().catch((error: unknown) => {
+    logger.error('failed to start', error);
+    process.exit(1);
+  });
+} else {
+  import('./commands.js').then(({ runCommand }) => runCommand(args)).then((code) => process.exit(code), (error: unknown) => {
+    logger.error('failed', error);
+    process.exit(1);
+  });
+}

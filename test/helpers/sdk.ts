@@ -37,8 +37,8 @@ export async function startOnFixedPort(options: ServerOptions = {}): Promise<Tes
 }
 
 /** Starts the server again over the same LevelDB, on the same port, as a restart would. */
-export function restart(server: TestServer): Promise<TestServer> {
-  return startServer({ dataDir: server.dataDir, workspaceDir: server.workspaceDir, env: { VMSTREAM_PORT: String(server.port) } });
+export function restart(server: TestServer, env: Record<string, string> = {}): Promise<TestServer> {
+  return startServer({ dataDir: server.dataDir, workspaceDir: server.workspaceDir, env: { ...env, VMSTREAM_PORT: String(server.port) } });
 }
 
 export function consoleTexts(events: EventFrame[]): string[] {
