@@ -11,7 +11,7 @@ export const ERROR_CODES = Object.freeze({
   FORBIDDEN: { http: 403, meaning: 'the browser Origin of the upgrade is not in VMSTREAM_ORIGINS (the socket is refused with 403)' },
   NOT_FOUND: { http: 404, meaning: 'no session or execution with that id (or it has expired)' },
   SESSION_CLOSED: { http: 409, meaning: 'the session was closed; it takes no more executions' },
-  LIMIT_EXCEEDED: { http: 429, meaning: 'a configured limit was reached (queued executions per session, open sessions); the message says which' },
+  LIMIT_EXCEEDED: { http: 429, meaning: 'a configured limit was reached (open sessions per tenant, queued executions per session, frames per second per socket, run-file size); the message says which' },
   SHUTTING_DOWN: { http: 503, meaning: 'the server is shutting down and accepts no new work' },
   INTERNAL: { http: 500, meaning: 'the server failed in a way that is not the request\'s fault; the server keeps running' },
 } as const);

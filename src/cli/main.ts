@@ -24,7 +24,6 @@ async function main(): Promise<void> {
     throw error;
   }
   const server = await startServer(config, logger);
-  process.stdout.write(`vmstream listening on ${server.url}\n`);
   let signals = 0;
   const stop = (signal: string) => {
     if (++signals > 1) process.exit(130);
@@ -36,6 +35,8 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // Printed last: whoever waits for this line may signal us at once.
+  process.stdout.write(`vmstream listening on ${server.url}\n`);
 }
 
 const args = process.argv.slice(2);

@@ -312,6 +312,19 @@ export function inContextBootstrap(host: HostBridge, limits: ContextLimits): Con
     Object.defineProperty(globalThis, name, { value: globals[name], writable: true, configurable: true, enumerable: false });
   }
 
+  // Node formats stack traces by calling `globalThis.Error.prepareStackTrace(error, callSites)`
+  // with CallSites of the host realm: whoever sets that hook (or swaps the global `Error` for an
+  // object that has one) gets host objects. Both are pinned before user code runs.
+  Object.defineProperty(Error, 'prepareStackTrace', { value: undefined, writable: false, configurable: false, enumerable: false });
+  Object.defineProperty(globalThis, 'Error', { value: Error, writable: false, configurable: false, enumerable: false });
+  // Blocking waits would hang the worker with every session on it; shared memory and WebAssembly
+  // are host-facing surfaces this service does not need.
+  const globalRecord = globalThis as Record<string, unknown>;
+  delete globalRecord.SharedArrayBuffer;
+  delete globalRecord.WebAssembly;
+  delete (Atomics as unknown as Record<string, unknown>).wait;
+  delete (Atomics as unknown as Record<string, unknown>).waitAsync;
+
   function reportException(error: unknown): void {
     let name = 'Error';
     let message = '';

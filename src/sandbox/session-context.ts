@@ -35,12 +35,20 @@ const bootstrapScript = new vm.Script(BOOTSTRAP_SOURCE, { filename: 'vmstream:bo
 export class SessionContext {
   readonly #context: vm.Context;
   readonly #api: ContextApi;
+  readonly #importModuleDynamically: () => Promise<never>;
   #run: Run | null = null;
 
   constructor(limits: SandboxLimits) {
     // A null-prototype sandbox: a host `{}` would put the host's Object.prototype (and so its
     // Function, and `process`) behind `this.constructor` inside the context.
     this.#context = vm.createContext(Object.create(null), { codeGeneration: { strings: true, wasm: false } });
+    // import() would otherwise fail with a host-realm error (whose constructor leads to the host's
+    // Function); refusing it with the context's own TypeError needs --experimental-vm-modules,
+    // which the pool gives its workers.
+    const ContextTypeError = vm.runInContext('TypeError', this.#context) as TypeErrorConstructor;
+    this.#importModuleDynamically = async () => {
+      throw new ContextTypeError('import() is not available in vmstream sessions');
+    };
     const bootstrap = bootstrapScript.runInContext(this.#context) as typeof inContextBootstrap;
     this.#api = bootstrap(this.#bridge(), { maxText: limits.maxText, maxPreview: limits.maxPreview });
   }
@@ -54,7 +62,7 @@ export class SessionContext {
     const run: Run = { output, settled: false, failed: false, finished: false, timers: new Map() };
     this.#run = run;
     try {
-      const { script, wrapped } = compile(kind, code, filename);
+      const { script, wrapped } = this.#compile(kind, code, filename);
       const result = script.runInContext(this.#context, { displayErrors: false });
       this.#api.settle(result, wrapped, kind === 'repl');
     } catch (error) {
@@ -70,6 +78,18 @@ export class SessionContext {
 
   dispose(): void {
     if (this.#run) this.#finish(this.#run, 'cancelled');
+  }
+
+  #compile(kind: ExecutionKind, code: string, filename: string): { script: vm.Script; wrapped: boolean } {
+    const options = { filename, importModuleDynamically: this.#importModuleDynamically as never };
+    try {
+      return { script: new vm.Script(code, options), wrapped: false };
+    } catch (error) {
+      if (kind !== 'repl' || !needsAsyncWrapper(error)) throw error;
+      const transformed = wrapTopLevelAwait(code);
+      if (!transformed) throw error;
+      return { script: new vm.Script(transformed.code, options), wrapped: true };
+    }
   }
 
   #failSafely(error: unknown): void {
@@ -161,13 +181,3 @@ export class SessionContext {
   }
 }
 
-function compile(kind: ExecutionKind, code: string, filename: string): { script: vm.Script; wrapped: boolean } {
-  try {
-    return { script: new vm.Script(code, { filename }), wrapped: false };
-  } catch (error) {
-    if (kind !== 'repl' || !needsAsyncWrapper(error)) throw error;
-    const transformed = wrapTopLevelAwait(code);
-    if (!transformed) throw error;
-    return { script: new vm.Script(transformed.code, { filename }), wrapped: true };
-  }
-}
