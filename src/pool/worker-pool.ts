@@ -29,6 +29,8 @@ interface Slot {
   errorCode: string | null;
   sessions: number;
   restarts: number;
+  /** The thread has started (its 'online' event): for readiness. */
+  online: boolean;
 }
 
 export class WorkerPool {
@@ -41,7 +43,7 @@ export class WorkerPool {
     this.#options = options;
     this.#listener = listener;
     for (let index = 0; index < options.size; index++) {
-      this.#slots.push({ worker: this.#spawn(index), terminateReason: null, errorCode: null, sessions: 0, restarts: 0 });
+      this.#slots.push({ worker: this.#spawn(index), terminateReason: null, errorCode: null, sessions: 0, restarts: 0, online: false });
     }
   }
 
@@ -51,6 +53,11 @@ export class WorkerPool {
 
   get restarts(): number {
     return this.#slots.reduce((sum, slot) => sum + slot.restarts, 0);
+  }
+
+  /** How many slots have a started worker; below `size` while a replacement boots. */
+  get online(): number {
+    return this.#slots.reduce((sum, slot) => sum + (slot.online ? 1 : 0), 0);
   }
 
   /** The slot with the fewest sessions, for a new session. */
@@ -98,6 +105,10 @@ export class WorkerPool {
       resourceLimits: { maxOldGenerationSizeMb: this.#options.heapMb, maxYoungGenerationSizeMb: 32, stackSizeMb: 4 },
     });
     worker.on('message', (message: FromWorker) => this.#listener.onMessage(index, message));
+    worker.once('online', () => {
+      const slot = this.#slots[index];
+      if (slot && slot.worker === worker) slot.online = true;
+    });
     worker.on('error', (error: Error & { code?: string }) => {
       const slot = this.#slots[index];
       if (slot && slot.worker === worker) slot.errorCode = error.code ?? error.name;
@@ -113,6 +124,7 @@ export class WorkerPool {
     slot.terminateReason = null;
     slot.errorCode = null;
     slot.restarts++;
+    slot.online = false;
     slot.worker = this.#spawn(index);
     this.#listener.onWorkerExit(index, reason);
   }
