@@ -13,7 +13,7 @@ export const ERROR_CODES = Object.freeze({
   METHOD_NOT_ALLOWED: { http: 405, meaning: 'HTTP only: the path exists, but not for this method (the Allow header lists those it takes)' },
   SESSION_CLOSED: { http: 409, meaning: 'the session was closed; it takes no more executions' },
   PAYLOAD_TOO_LARGE: { http: 413, meaning: 'HTTP only: the request body is over the frame size limit (VMSTREAM_MAX_FRAME_BYTES); the socket closes with 1009 instead' },
-  LIMIT_EXCEEDED: { http: 429, meaning: 'a configured limit was reached (queued executions per session, open sessions); the message says which' },
+  LIMIT_EXCEEDED: { http: 429, meaning: 'a configured limit was reached (open sessions per tenant, queued executions per session, frames per second per socket, run-file size); the message says which' },
   SHUTTING_DOWN: { http: 503, meaning: 'the server is shutting down and accepts no new work' },
   INTERNAL: { http: 500, meaning: 'the server failed in a way that is not the request\'s fault; the server keeps running' },
 } as const);

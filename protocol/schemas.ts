@@ -40,8 +40,8 @@ export const REQUEST_SCHEMAS: Readonly<Record<ClientOp, object>> = Object.freeze
     ['session_id', 'kind'],
     {
       allOf: [
-        { if: { properties: { kind: { const: 'repl' } } }, then: { required: ['code'] } },
-        { if: { properties: { kind: { const: 'run-file' } } }, then: { required: ['path'] } },
+        { if: { properties: { kind: { const: 'repl' } }, required: ['kind'] }, then: { required: ['code'] } },
+        { if: { properties: { kind: { const: 'run-file' } }, required: ['kind'] }, then: { required: ['path'] } },
       ],
     },
   ),

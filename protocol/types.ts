@@ -44,7 +44,7 @@ export interface ExecutionRecord {
   /** The input: `code` for a repl execution, `path` for run-file. */
   code?: string;
   path?: string;
-  /** Why a terminal status other than `ok` happened, in a word (`timeout`, `worker_exit`, `restart`…). */
+  /** Why a terminal status other than `ok` happened, in a word (`timeout`, `out_of_memory`, `server_restart`…; protocol/README.md lists them). */
   reason?: string;
 }
 

@@ -30,7 +30,7 @@ export interface Config {
   maxTextChars: number;
   maxPreviewChars: number;
   maxQueuedPerSession: number;
-  /** Open sessions a token may hold at once. */
+  /** Open sessions a tenant may hold at once. */
   maxOpenSessions: number;
   /** Frames a socket may send per second (a token bucket of that size, refilled continuously). */
   maxFramesPerSecond: number;
@@ -122,7 +122,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
   if (env.VMSTREAM_HOST) config.host = env.VMSTREAM_HOST;
   if (env.VMSTREAM_DATA) config.dataDir = env.VMSTREAM_DATA;
   if (env.VMSTREAM_WORKSPACE) config.workspaceDir = env.VMSTREAM_WORKSPACE;
-  if (env.VMSTREAM_TOKEN !== undefined) {
+  if (env.VMSTREAM_TOKEN) {
     if (env.VMSTREAM_TOKEN.length < 8) throw new ConfigError('VMSTREAM_TOKEN must be at least 8 characters');
     config.token = env.VMSTREAM_TOKEN;
   }

@@ -28,7 +28,6 @@ async function main(): Promise<void> {
     logger.fatal({ err: error }, 'failed to start');
     process.exit(1);
   }
-  process.stdout.write(`vmstream listening on ${server.url}\n`);
   let signals = 0;
   const stop = (signal: string) => {
     if (++signals > 1) process.exit(130);
@@ -46,6 +45,8 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // Printed last: whoever waits for this line may signal us at once.
+  process.stdout.write(`vmstream listening on ${server.url}\n`);
 }
 
 main().catch((error: unknown) => {

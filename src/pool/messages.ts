@@ -14,9 +14,18 @@ export interface SandboxLimits {
 
 export interface WorkerBootData {
   limits: SandboxLimits;
+  /**
+   * One Int32: output items the worker posted that the main thread has not processed yet. The
+   * worker blocks (Atomics.wait) when it passes OUTPUT_CREDIT, so a run that prints faster than the
+   * server can take it is slowed down instead of filling the main thread's inbox without bound.
+   */
+  inFlight: SharedArrayBuffer;
 }
 
-export interface ReplayInput { kind: ExecutionKind; code: string; filename: string }
+export const OUTPUT_CREDIT = 32_768;
+
+/** An input to re-run in a rebuild, and how it ended the first time (`ok` or `error`). */
+export interface ReplayInput { kind: ExecutionKind; code: string; filename: string; ended: 'ok' | 'error' }
 
 export type ToWorker =
   | { t: 'open'; sid: string }

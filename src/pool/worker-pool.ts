@@ -5,7 +5,7 @@
  * messages only; what an execution or a session is, it leaves to sessions/.
  */
 import { Worker } from 'node:worker_threads';
-import type { FromWorker, SandboxLimits, ToWorker, WorkerBootData } from './messages.js';
+import { ITEM_WIDTH, type FromWorker, type SandboxLimits, type ToWorker, type WorkerBootData } from './messages.js';
 
 export interface PoolOptions {
   size: number;
@@ -16,14 +16,21 @@ export interface PoolOptions {
 
 export interface PoolListener {
   onMessage(slot: number, message: FromWorker): void;
-  /** The worker of `slot` is gone; `reason` says why. A new one is already starting. */
-  onWorkerExit(slot: number, reason: string): void;
+  /**
+   * The worker of `slot` is gone; `reason` says why, and `terminated` whether we ended it (to stop
+   * a run) rather than it crashing. A new one is already starting.
+   */
+  onWorkerExit(slot: number, reason: string, terminated: boolean): void;
 }
 
 const WORKER_URL = new URL('./worker-main.js', import.meta.url);
 
 interface Slot {
   worker: Worker;
+  /** The worker's output credit counter (see WorkerBootData.inFlight). */
+  inFlight: Int32Array;
+  /** Messages of this tick, posted together: one structured clone instead of one per message. */
+  outbox: ToWorker[];
   /** Why we terminated it, when we did; otherwise the exit is a crash. */
   terminateReason: string | null;
   errorCode: string | null;
@@ -43,7 +50,8 @@ export class WorkerPool {
     this.#options = options;
     this.#listener = listener;
     for (let index = 0; index < options.size; index++) {
-      this.#slots.push({ worker: this.#spawn(index), terminateReason: null, errorCode: null, sessions: 0, restarts: 0, online: false });
+      const inFlight = new Int32Array(new SharedArrayBuffer(4));
+      this.#slots.push({ worker: this.#spawn(index, inFlight), inFlight, outbox: [], terminateReason: null, errorCode: null, sessions: 0, restarts: 0, online: false });
     }
   }
 
@@ -75,7 +83,15 @@ export class WorkerPool {
   }
 
   send(slot: number, message: ToWorker): void {
-    this.#slots[slot]!.worker.postMessage(message);
+    const state = this.#slots[slot]!;
+    if (state.outbox.push(message) === 1) setImmediate(() => this.#flush(state));
+  }
+
+  #flush(slot: Slot): void {
+    const messages = slot.outbox;
+    if (messages.length === 0) return;
+    slot.outbox = [];
+    slot.worker.postMessage(messages);
   }
 
   /** Ends a worker that cannot be stopped any other way; its exit is reported with `reason`. */
@@ -91,8 +107,8 @@ export class WorkerPool {
     await Promise.all(this.#slots.map((slot) => slot.worker.terminate()));
   }
 
-  #spawn(index: number): Worker {
-    const boot: WorkerBootData = { limits: this.#options.limits };
+  #spawn(index: number, inFlight: Int32Array): Worker {
+    const boot: WorkerBootData = { limits: this.#options.limits, inFlight: inFlight.buffer as SharedArrayBuffer };
     const worker = new Worker(WORKER_URL, {
       workerData: boot,
       // Nothing of the server's environment or arguments reaches the thread that runs user code.
@@ -104,7 +120,10 @@ export class WorkerPool {
       stderr: false,
       resourceLimits: { maxOldGenerationSizeMb: this.#options.heapMb, maxYoungGenerationSizeMb: 32, stackSizeMb: 4 },
     });
-    worker.on('message', (message: FromWorker) => this.#listener.onMessage(index, message));
+    worker.on('message', (message: FromWorker) => {
+      this.#listener.onMessage(index, message);
+      if (message.t === 'out') this.#credit(inFlight, message.items.length / ITEM_WIDTH);
+    });
     worker.once('online', () => {
       const slot = this.#slots[index];
       if (slot && slot.worker === worker) slot.online = true;
@@ -117,15 +136,25 @@ export class WorkerPool {
     return worker;
   }
 
+  /** Processed: gives the worker its credit back, waking it if it waits for some. */
+  #credit(inFlight: Int32Array, items: number): void {
+    Atomics.sub(inFlight, 0, items);
+    Atomics.notify(inFlight, 0);
+  }
+
   #onExit(index: number, worker: Worker): void {
     const slot = this.#slots[index];
     if (!slot || slot.worker !== worker || this.#closing) return;
+    const terminated = slot.terminateReason !== null;
     const reason = slot.terminateReason ?? (slot.errorCode === 'ERR_WORKER_OUT_OF_MEMORY' ? 'out_of_memory' : 'worker_exit');
     slot.terminateReason = null;
     slot.errorCode = null;
     slot.restarts++;
+    // What was queued for the dead worker meant its contexts, which the layer above rebuilds.
+    slot.outbox = [];
+    slot.inFlight = new Int32Array(new SharedArrayBuffer(4));
     slot.online = false;
-    slot.worker = this.#spawn(index);
-    this.#listener.onWorkerExit(index, reason);
+    slot.worker = this.#spawn(index, slot.inFlight);
+    this.#listener.onWorkerExit(index, reason, terminated);
   }
 }

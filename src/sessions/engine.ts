@@ -44,7 +44,7 @@ export class Engine {
     this.commits = new CommitLog(store, (chunks) => this.#onCommitted(chunks), (error) => hooks.onError('commit', error), hooks.onCommit);
     this.pool = new WorkerPool(
       { size: config.workers, heapMb: config.workerHeapMb, limits: { maxText: config.maxTextChars, maxPreview: config.maxPreviewChars } },
-      { onMessage: (slot, message) => this.#onWorkerMessage(slot, message), onWorkerExit: (slot, reason) => this.#onWorkerExit(slot, reason) },
+      { onMessage: (slot, message) => this.#onWorkerMessage(slot, message), onWorkerExit: (slot, reason, terminated) => this.#onWorkerExit(slot, reason, terminated) },
     );
   }
 
@@ -182,6 +182,7 @@ export class Engine {
     for (let index = 0; index < items.length; index += ITEM_WIDTH) {
       const execution = this.executions.get(items[index] as string);
       if (!execution) continue;
+      execution.workerOutput = true;
       const ts = items[index + 2] as number;
       const a = items[index + 3]!;
       const b = items[index + 4]!;
@@ -206,7 +207,7 @@ export class Engine {
   /** The worker finished a run: the session is free again. */
   #onRunDone(execution: LiveExecution, workerStatus: TerminalStatus): void {
     const session = this.sessions.get(execution.record.session_id);
-    if (execution.stopping) this.finish(execution, execution.stopping.status, execution.stopping.reason, 'kept');
+    if (execution.stopping) this.finish(execution, execution.stopping.status, execution.stopping.reason, session?.closed ? undefined : 'kept');
     else this.finish(execution, workerStatus);
     if (session && session.running === execution) {
       session.running = null;
@@ -214,10 +215,26 @@ export class Engine {
     }
   }
 
-  #onWorkerExit(slot: number, reason: string): void {
+  #onWorkerExit(slot: number, reason: string, terminated: boolean): void {
     this.#hooks.onWorkerExit?.(slot, reason);
     for (const session of this.sessions.values()) {
-      if (session.slot !== slot || session.closed) continue;
+      if (session.slot !== slot) continue;
+      const execution = session.running;
+      session.running = null;
+      if (execution) {
+        // A run we stopped ends as we said; the others on the worker were collateral of that stop,
+        // or of the crash itself.
+        if (execution.stopping) {
+          this.finish(execution, execution.stopping.status, execution.stopping.reason, sessionStateAfterLoss(session));
+        } else if (terminated && !execution.workerOutput && !session.closed) {
+          // Collateral of stopping another session's run, and nothing of it was seen: its context
+          // is rebuilt anyway, so it runs again from the start, as if it had waited in the queue.
+          this.#requeue(session, execution);
+        } else {
+          this.finish(execution, 'crashed', terminated ? 'worker_restarted' : reason, sessionStateAfterLoss(session));
+        }
+      }
+      if (session.closed) continue;
       if (session.restoring) {
         // Not retried: a rebuild that killed its worker once would kill the next one too.
         this.#restoreFailed(session, `the worker exited during the rebuild (${reason})`);
@@ -225,14 +242,16 @@ export class Engine {
       } else {
         session.needsRestore = true;
       }
-      const execution = session.running;
-      session.running = null;
-      if (execution) {
-        if (execution.stopping) this.finish(execution, execution.stopping.status, execution.stopping.reason, 'rebuilt');
-        else this.finish(execution, 'crashed', reason, 'rebuilt');
-      }
       this.pump(session);
     }
+  }
+
+  #requeue(session: LiveSession, execution: LiveExecution): void {
+    execution.clearWatchdog();
+    execution.record.status = 'queued';
+    delete execution.record.started_at;
+    session.queue.unshift(execution);
+    this.commits.saveExecution(execution);
   }
 
   async #restore(session: LiveSession): Promise<void> {
@@ -255,9 +274,13 @@ export class Engine {
     const records = await this.#store.listExecutions(sessionId, { limit: Number.MAX_SAFE_INTEGER, order: 'oldest' });
     const inputs: ReplayInput[] = [];
     for (const record of records) {
-      if (record.status !== 'ok') continue;
+      // Inputs that ran to their end, with or without an exception: what they changed before
+      // throwing is part of the session's state, as in any REPL. Stopped or crashed ones are not
+      // re-run: they would only be stopped again.
+      if (record.status !== 'ok' && record.status !== 'error') continue;
+      if (record.reason === 'output_limit') continue;
       const code = record.kind === 'repl' ? record.code! : await this.#workspace.read(record.path!);
-      inputs.push({ kind: record.kind, code, filename: filenameOf(record) });
+      inputs.push({ kind: record.kind, code, filename: filenameOf(record), ended: record.status });
     }
     return inputs;
   }
@@ -290,4 +313,9 @@ export class Engine {
 /** The name stack traces show for an execution's code: REPL<n> as Node's REPL does, or the file's path. */
 function filenameOf(record: ExecutionRecord): string {
   return record.kind === 'repl' ? `REPL${record.number}` : record.path!;
+}
+
+/** What a `done` says of the session's state after its worker was lost: a closed one has none. */
+function sessionStateAfterLoss(session: LiveSession): SessionState | undefined {
+  return session.closed ? undefined : 'rebuilt';
 }

@@ -16,6 +16,8 @@ export class LiveExecution implements CommitTarget {
   /** Last seq handed to an event (durable or not). */
   assignedSeq = 0;
   outputBytes = 0;
+  /** Set once the worker reported anything of this run (output or its end). */
+  workerOutput = false;
   /** Set once an output limit was passed: only `done` is appended after the marker. */
   outputCut = false;
   /** Set once `done` has been appended: nothing more is appended after it. */

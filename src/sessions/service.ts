@@ -109,15 +109,20 @@ export class ExecutionService {
     return session.record;
   }
 
-  /** Creates and queues an execution, or returns the existing one when its execution_id is known. */
-  async execute(tenant: string, input: ExecuteInput): Promise<ExecuteResult> {
+  /**
+   * Creates and queues an execution, or returns the existing one when its execution_id is known.
+   * `sink`, when given, is subscribed to a new execution from seq 1 before the code can run, its
+   * frames held until `release` (after the reply went out); for an existing one, it is subscribed
+   * from seq 1 at once.
+   */
+  async execute(tenant: string, input: ExecuteInput, sink?: EventSink): Promise<ExecuteResult> {
     if (input.execution_id === undefined) {
-      return { record: publicRecord(await this.#create(tenant, input, storedExecutionId(tenant, randomUUID()))), created: true };
+      return { record: publicRecord(await this.#create(tenant, input, storedExecutionId(tenant, randomUUID()), sink)), created: true };
     }
     const id = storedExecutionId(tenant, input.execution_id);
     const inFlight = this.#creating.get(id);
     if (inFlight) return { record: (await inFlight).record, created: false };
-    const creating = this.#findOrCreate(tenant, input, id);
+    const creating = this.#findOrCreate(tenant, input, id, sink);
     this.#creating.set(id, creating);
     try {
       return await creating;
@@ -127,7 +132,9 @@ export class ExecutionService {
   }
 
   async getExecution(tenant: string, executionId: string): Promise<ExecutionRecord> {
-    return publicRecord(await this.#findExecution(storedExecutionId(tenant, executionId), executionId));
+    const storedId = storedExecutionId(tenant, executionId);
+    await this.#settledCreation(storedId);
+    return publicRecord(await this.#findExecution(storedId, executionId));
   }
 
   async listExecutions(tenant: string, sessionId: string, limit = LIST_LIMIT_DEFAULT): Promise<ExecutionRecord[]> {
@@ -139,6 +146,7 @@ export class ExecutionService {
 
   /** Cancels a queued or running execution; replies once its `done` is durable. */
   async cancel(tenant: string, executionId: string): Promise<ExecutionRecord> {
+    await this.#settledCreation(storedExecutionId(tenant, executionId));
     const live = this.engine.executions.get(storedExecutionId(tenant, executionId));
     if (!live) return this.getExecution(tenant, executionId);
     this.engine.stop(live, 'cancelled', 'cancelled');
@@ -149,6 +157,7 @@ export class ExecutionService {
   /** Where an execution's log stands, for a subscribe from `afterSeq`. */
   async locate(tenant: string, publicId: string, afterSeq: number): Promise<SubscribeResult> {
     const executionId = storedExecutionId(tenant, publicId);
+    await this.#settledCreation(executionId);
     let live = this.engine.executions.get(executionId);
     let result: SubscribeResult;
     if (live) {
@@ -181,6 +190,11 @@ export class ExecutionService {
     this.engine.hub.attach(sink, storedExecutionId(tenant, executionId), afterSeq, finalSeq);
   }
 
+  /** Lets the frames held for a new execution's socket go (see execute). */
+  release(sink: EventSink, tenant: string, executionId: string): void {
+    this.engine.hub.release(sink, storedExecutionId(tenant, executionId));
+  }
+
   unsubscribe(sink: EventSink, tenant: string, executionId: string): void {
     this.engine.hub.detach(sink, storedExecutionId(tenant, executionId));
   }
@@ -206,6 +220,14 @@ export class ExecutionService {
     await this.engine.pool.close();
   }
 
+  /**
+   * Requests of one socket run concurrently: a get, cancel or subscribe sent right behind an
+   * execute with a client-chosen id must see that execution, so it waits for the creation first.
+   */
+  async #settledCreation(storedId: string): Promise<void> {
+    await this.#creating.get(storedId)?.catch(() => undefined);
+  }
+
   async #findExecution(storedId: string, publicId: string): Promise<ExecutionRecord> {
     const live = this.engine.executions.get(storedId);
     if (live) return live.record;
@@ -214,15 +236,15 @@ export class ExecutionService {
     return stored;
   }
 
-  async #findOrCreate(tenant: string, input: ExecuteInput, id: string): Promise<ExecuteResult> {
+  async #findOrCreate(tenant: string, input: ExecuteInput, id: string, sink?: EventSink): Promise<ExecuteResult> {
     const live = this.engine.executions.get(id);
     if (live) return { record: publicRecord(live.record), created: false };
     const stored = await this.#store.getExecution(id);
     if (stored) return { record: publicRecord(stored), created: false };
-    return { record: publicRecord(await this.#create(tenant, input, id)), created: true };
+    return { record: publicRecord(await this.#create(tenant, input, id, sink)), created: true };
   }
 
-  async #create(tenant: string, input: ExecuteInput, id: string): Promise<ExecutionRecord> {
+  async #create(tenant: string, input: ExecuteInput, id: string, sink?: EventSink): Promise<ExecutionRecord> {
     this.#openSession(tenant, input.session_id);
     const source = input.kind === 'repl' ? input.code! : await this.#workspace.read(input.path!);
     const session = this.#openSession(tenant, input.session_id);
@@ -243,7 +265,8 @@ export class ExecutionService {
     const execution = new LiveExecution(record, source);
     this.engine.commits.saveExecution(execution);
     this.engine.commits.saveSession(session.record);
-    // Queued at once, so a cancel that races the commit finds it; a subscriber reads what it missed.
+    if (sink) this.engine.hub.hold(sink, id);
+    // Queued at once, so a cancel that races the commit finds it.
     this.engine.enqueue(session, execution);
     await this.engine.commits.flushed();
     return record;

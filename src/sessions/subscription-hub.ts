@@ -9,6 +9,10 @@
  * commit synchronously, so no event can slip between "caught up" and "live". A socket whose buffer
  * passes the threshold is `paused` (nothing more is pushed into its memory) and catches up from the
  * store when it drains: one mechanism for replay and for slow consumers.
+ *
+ * One more mode, `held`, serves the socket that sent `execute`: it is attached before the code can
+ * produce anything, but must get the `execution` reply first. Until that reply is out, committed
+ * frames are kept for it in memory (a few, bounded) instead of being read back from the store.
  */
 import type { EventStore, StoredEvent } from '../store/event-store.js';
 import type { CommittedChunk } from './commit-log.js';
@@ -34,13 +38,16 @@ export interface LogPosition {
   committedSeq(executionId: string): number | undefined;
 }
 
-type Mode = 'live' | 'catching-up' | 'paused' | 'ended';
+type Mode = 'live' | 'held' | 'catching-up' | 'paused' | 'ended';
 
 class Subscription {
   mode: Mode = 'catching-up';
   reading = false;
   /** Seq of the terminal `done`, once known: the subscription ends after sending it. */
   finalSeq: number | null;
+  /** In `held` mode: committed frames waiting for the reply to go out, from seq cursor + 1. */
+  held: Uint8Array[] = [];
+  heldOverflow = false;
 
   constructor(readonly sink: EventSink, readonly executionId: string, public cursor: number, finalSeq: number | null) {
     this.finalSeq = finalSeq;
@@ -48,6 +55,8 @@ class Subscription {
 }
 
 const PAGE_EVENTS = 1024;
+/** Past this many held frames, the rest is read back from the store on release. */
+const HOLD_LIMIT = 1024;
 
 export class SubscriptionHub {
   readonly #store: EventStore;
@@ -70,6 +79,31 @@ export class SubscriptionHub {
    * execution's `done` when it has already ended, null while it runs.
    */
   attach(sink: EventSink, executionId: string, afterSeq: number, finalSeq: number | null): void {
+    this.#register(sink, executionId, afterSeq, finalSeq);
+    void this.#catchUp(this.#bySink.get(sink)!.get(executionId)!);
+  }
+
+  /** Subscribes from seq 1, holding what arrives until `release`: for a new execution's own socket. */
+  hold(sink: EventSink, executionId: string): void {
+    this.#register(sink, executionId, 0, null).mode = 'held';
+  }
+
+  /** The reply went out: sends what was held, then goes on live (or from the store, if it overflowed). */
+  release(sink: EventSink, executionId: string): void {
+    const subscription = this.#bySink.get(sink)?.get(executionId);
+    if (!subscription || subscription.mode !== 'held') return;
+    const { held, heldOverflow } = subscription;
+    subscription.held = [];
+    subscription.mode = 'catching-up';
+    if (!heldOverflow) {
+      const firstSeq = subscription.cursor + 1;
+      sink.cork(() => this.#sendChunk(subscription, firstSeq, held));
+      if (subscription.mode !== 'catching-up') return;
+    }
+    void this.#catchUp(subscription);
+  }
+
+  #register(sink: EventSink, executionId: string, afterSeq: number, finalSeq: number | null): Subscription {
     this.detach(sink, executionId);
     const subscription = new Subscription(sink, executionId, afterSeq, finalSeq);
     let forSink = this.#bySink.get(sink);
@@ -78,7 +112,7 @@ export class SubscriptionHub {
     let forExecution = this.#byExecution.get(executionId);
     if (!forExecution) this.#byExecution.set(executionId, (forExecution = new Set()));
     forExecution.add(subscription);
-    void this.#catchUp(subscription);
+    return subscription;
   }
 
   detach(sink: EventSink, executionId: string): boolean {
@@ -115,7 +149,10 @@ export class SubscriptionHub {
 
   /** Marks where an execution's log ends; subscriptions end once they have sent that seq. */
   finish(executionId: string, finalSeq: number): void {
-    for (const subscription of this.#byExecution.get(executionId) ?? []) subscription.finalSeq = finalSeq;
+    for (const subscription of [...(this.#byExecution.get(executionId) ?? [])]) {
+      subscription.finalSeq = finalSeq;
+      if (subscription.cursor >= finalSeq && subscription.mode !== 'held') this.#end(subscription);
+    }
   }
 
   /** Pushes freshly committed frames to live subscriptions, one cork per socket. */
@@ -125,6 +162,11 @@ export class SubscriptionHub {
       const subscriptions = this.#byExecution.get(chunk.executionId);
       if (!subscriptions) continue;
       for (const subscription of subscriptions) {
+        if (subscription.mode === 'held') {
+          if (subscription.held.length + chunk.frames.length > HOLD_LIMIT) subscription.heldOverflow = true;
+          else subscription.held.push(...chunk.frames);
+          continue;
+        }
         if (subscription.mode !== 'live') continue;
         const list = bySink.get(subscription.sink);
         if (list) list.push([subscription, chunk]);

@@ -112,6 +112,8 @@ export abstract class EventStore {
   /** Terminal executions that ended before `endedBefore` (epoch ms), oldest first, at most `limit`. */
   async listEndedBefore(endedBefore: number, limit: number): Promise<ExecutionRecord[]> {
     this.#assertOpen();
+    if (!Number.isSafeInteger(endedBefore) || endedBefore < 0) throw badArgument('endedBefore must be a non-negative integer');
+    if (!Number.isSafeInteger(limit) || limit < 1) throw badArgument('limit must be a positive integer');
     return this._listEndedBefore(endedBefore, limit);
   }
 

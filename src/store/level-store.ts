@@ -35,6 +35,8 @@ const eventPrefix = (id: string) => `e!${id}!`;
 const eventKey = (id: string, lastSeq: number) => `${eventPrefix(id)}${hex(lastSeq, 12)}`;
 // '~' sorts after every hex digit and id character, so it closes a prefix range.
 const prefixEnd = (prefix: string) => `${prefix}~`;
+// classic-level keeps only the low 32 bits of `limit`: anything that large means "all".
+const levelLimit = (limit: number) => (limit >= 0x7fffffff ? Infinity : limit);
 
 export class LevelEventStore extends EventStore {
   readonly location: string;
@@ -110,7 +112,7 @@ export class LevelEventStore extends EventStore {
   protected async _listExecutions(sessionId: string, limit: number, order: 'newest' | 'oldest'): Promise<ExecutionRecord[]> {
     const prefix = indexPrefix(sessionId);
     const ids: string[] = [];
-    for await (const value of this.#db.values({ gt: prefix, lt: prefixEnd(prefix), reverse: order === 'newest', limit })) {
+    for await (const value of this.#db.values({ gt: prefix, lt: prefixEnd(prefix), reverse: order === 'newest', limit: levelLimit(limit) })) {
       ids.push(Buffer.from(value).toString('utf8'));
     }
     return this.#getExecutions(ids);
@@ -124,7 +126,7 @@ export class LevelEventStore extends EventStore {
 
   protected async _listEndedBefore(endedBefore: number, limit: number): Promise<ExecutionRecord[]> {
     const ids: string[] = [];
-    for await (const key of this.#db.keys({ gt: 't!', lt: `t!${hex(endedBefore, 12)}`, limit })) {
+    for await (const key of this.#db.keys({ gt: 't!', lt: `t!${hex(endedBefore, 12)}`, limit: levelLimit(limit) })) {
       ids.push(key.slice(key.lastIndexOf('!') + 1));
     }
     return this.#getExecutions(ids);

@@ -70,15 +70,16 @@ export class Connection implements EventSink {
 
   /** Handles one message; `bytes` is only valid until the first await, so it is decoded at once. */
   receive(bytes: Uint8Array, isBinary: boolean): void {
+    // Checked before decoding, so a flood of garbage costs no more than a flood of pings.
+    if (!this.#takeFrameBudget()) {
+      this.#replyError(new ProtocolError('LIMIT_EXCEEDED', `more than ${this.#options.maxFramesPerSecond} frames per second on this socket`), undefined);
+      return;
+    }
     let request: ClientRequest;
     try {
       request = parseRequest(bytes, isBinary);
     } catch (error) {
       this.#replyError(error, requestIdOf(error));
-      return;
-    }
-    if (!this.#takeFrameBudget()) {
-      this.#replyError(new ProtocolError('LIMIT_EXCEEDED', `more than ${this.#options.maxFramesPerSecond} frames per second on this socket`), request.id);
       return;
     }
     this.#dispatch(request).catch((error: unknown) => this.#replyError(error, request.id));
@@ -109,10 +110,11 @@ export class Connection implements EventSink {
         return this.#reply({ op: 'session', id, session: await service.closeSession(tenant, request.session_id) });
       case 'execute': {
         const { op: _op, id: _id, ...input } = request;
-        const { record } = await service.execute(tenant, input);
+        const { record, created } = await service.execute(tenant, input, this);
         this.#reply({ op: 'execution', id, execution: record });
         // A repeated execution_id gets the same stream as the first call did, from the start.
-        service.subscribe(this, tenant, record.execution_id, 0, null);
+        if (created) service.release(this, tenant, record.execution_id);
+        else service.subscribe(this, tenant, record.execution_id, 0, null);
         return;
       }
       case 'subscribe': {

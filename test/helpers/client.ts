@@ -24,10 +24,11 @@ export class TestClient {
     socket.on('message', (data: Buffer) => this.#onFrame(packr.unpack(data) as Frame));
   }
 
-  static async connect(url: string, token?: string, options: { useQuery?: boolean } = {}): Promise<TestClient> {
+  static async connect(url: string, token?: string, options: { useQuery?: boolean; origin?: string; insecureTls?: boolean } = {}): Promise<TestClient> {
     const target = token && options.useQuery ? `${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}` : url;
     const headers: Record<string, string> = token && !options.useQuery ? { authorization: `Bearer ${token}` } : {};
-    const socket = new WebSocket(target, { headers, maxPayload: 256 * 1024 * 1024 });
+    if (options.origin) headers.origin = options.origin;
+    const socket = new WebSocket(target, { headers, maxPayload: 256 * 1024 * 1024, rejectUnauthorized: !options.insecureTls });
     await new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve());
       socket.once('error', reject);

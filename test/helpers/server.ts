@@ -60,7 +60,7 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
     let stdout = '';
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       stdout += chunk;
-      const match = /listening on (ws:\/\/\S+)/.exec(stdout);
+      const match = /listening on (wss?:\/\/\S+)/.exec(stdout);
       if (match) resolve(match[1]!);
     });
     void exited.then((code) => reject(new Error(`server exited with ${code} before listening:\n${stderr}`)));

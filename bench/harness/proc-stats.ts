@@ -1,0 +1,72 @@
+/**
+ * What a process has cost, read from Linux's /proc (NaN elsewhere): peak RSS, CPU time, and the
+ * whole machine's busy time, so a run can tell its own load from a neighbour's.
+ */
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import type { Figure } from './types.js';
+
+/**
+ * Peak resident set size of a process in bytes, from the kernel's high-water mark (VmHWM), which
+ * catches a peak between samples that polling `memoryUsage().rss` would miss. NaN off Linux.
+ */
+export function peakRssBytes(pid: number | 'self' = 'self'): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const match = /^VmHWM:\s+(\d+) kB/m.exec(status);
+    return match ? Number(match[1]) * 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * CPU time (user + system) a process has used, in seconds, from /proc/<pid>/stat; NaN off Linux.
+ * Its share of a run's wall time says which side saturated: a server near 100 % is the limit, one
+ * well under it is waiting on the load generator.
+ */
+export function cpuSeconds(pid: number | 'self' = 'self', withReapedChildren = false): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may contain spaces: utime, stime,
+    // then cutime, cstime (children already exited and waited for).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const own = Number(fields[11]) + Number(fields[12]);
+    return (withReapedChildren ? own + Number(fields[13]) + Number(fields[14]) : own) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU seconds the whole machine has spent busy (all cores), from /proc/stat; NaN off Linux. */
+export function machineBusySeconds(): number {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0];
+    const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+
+/** USER_HZ: 100 on every Linux build Node supports. */
+const CLOCK_TICKS = 100;
+
+/**
+ * Starts a meter of this process's CPU share, in % of one core (process.cpuUsage: finer than the
+ * 10 ms ticks of /proc). A load generator near 100 % set the figure itself: a ratio is only fair
+ * while the same client is the bottleneck for baseline and scenario alike.
+ */
+export function selfCpuMeter(): () => number {
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  return () => {
+    const used = process.cpuUsage(cpu0);
+    return ((used.user + used.system) / 1000 / (performance.now() - t0)) * 100;
+  };
+}
+
+/** A byte count as the MB figure the tables show for peak RSS. */
+export function rssFigure(bytes: number): Figure {
+  return { value: bytes / (1024 * 1024), unit: 'MB' };
+}

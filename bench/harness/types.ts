@@ -1,0 +1,69 @@
+/**
+ * The harness's contract with baselines and scenarios. A scenario is a module exporting a Scenario;
+ * registering it is one line in bench/scenarios/index.ts.
+ */
+import type { Procs } from './procs.js';
+import type { LoadJob, ResultFor } from '../loadgen/types.js';
+
+export interface Figure {
+  value: number;
+  unit: string;
+}
+
+export type BaselineName = 'echo' | 'push' | 'storage';
+
+export interface BaselineResult {
+  /** Every figure measured, keyed (`rt_per_s`, `p99_ms`, `server_peak_rss_mb`…); scenarios pick one. */
+  figures: Record<string, Figure>;
+  /** Keys of the figures the printed table shows, first the one most scenarios are held against. */
+  shown: string[];
+  /** What the run was, in a few words (sizes, connections), for the table and the JSON. */
+  setup: string;
+}
+
+export interface Baseline {
+  name: BaselineName;
+  /**
+   * Figures shared/README measured on a machine like this, by key, for orientation only: what a
+   * scenario is held against is always the baseline measured in the same run.
+   */
+  reference: Record<string, Figure>;
+  run(ctx: Ctx): Promise<BaselineResult>;
+}
+
+export interface Goal {
+  /** The ratio figure / baseline figure the scenario should reach. */
+  ratio: number;
+  /** 'higher': ratio ≥ goal is met (throughput); 'lower': ratio ≤ goal is met (latency, memory). */
+  better: 'higher' | 'lower';
+}
+
+export interface ScenarioResult {
+  /** The headline, held against the baseline figure named in `against`; same unit. */
+  figure: Figure;
+  /** Anything else worth keeping (percentiles, peak RSS, counts); lands in latest.json. */
+  figures?: Record<string, Figure>;
+  setup?: string;
+}
+
+export interface Scenario {
+  name: string;
+  /** The baseline figure this scenario's headline is divided by. */
+  against: { baseline: BaselineName; figure: string };
+  goal: Goal;
+  run(ctx: Ctx): Promise<ScenarioResult>;
+}
+
+export interface Ctx {
+  /** Tiny sizes and short windows: a smoke run, not a measurement. */
+  readonly quick: boolean;
+  /** Baselines measured earlier in this run, by name: what the selected scenarios need, at least. */
+  readonly baselines: ReadonlyMap<BaselineName, BaselineResult>;
+  /** Start servers and other children here: the harness stops them all, whatever happens. */
+  readonly procs: Procs;
+  /** A directory of this run's own, removed at the end. */
+  readonly tmpDir: string;
+  /** Runs a job in `processes` load-generator processes (connections split among them), merged. */
+  loadgen<J extends LoadJob>(job: J, processes?: number): Promise<ResultFor<J>>;
+  log(line: string): void;
+}

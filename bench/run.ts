@@ -1,0 +1,179 @@
+/**
+ * `npm run bench [-- [--quick] [--out DIR] [NAME...]]`: measures the baselines the selection needs,
+ * runs the selected scenarios against them, prints the tables and writes latest.json / latest.svg
+ * (quick.json / quick.svg for --quick, so a smoke run never overwrites a measurement).
+ *
+ * NAME is a scenario, a baseline, `baselines`, `scenarios` or `all` (the default).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { baselines } from './baselines/index.js';
+import { encodedEventSize } from './harness/frames.js';
+import { runLoadgen } from './harness/loadgen.js';
+import { Procs } from './harness/procs.js';
+import { runStep } from './harness/step.js';
+import {
+  baselineTable,
+  goalMet,
+  noiseWarning,
+  ratioOf,
+  scenarioTable,
+  writeAtomic,
+  type BaselineRecord,
+  type RunRecord,
+  type ScenarioRecord,
+} from './harness/report.js';
+import { renderSvg } from './harness/svg.js';
+import type { Baseline, BaselineName, BaselineResult, Ctx, Scenario } from './harness/types.js';
+import { scenarios } from './scenarios/index.js';
+
+/** No baseline or scenario may hold the run longer than this; its children are then killed. */
+const STEP_TIMEOUT_MS = { quick: 30_000, full: 180_000 };
+const DEFAULT_OUT = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+
+interface Selection {
+  baselines: Baseline[];
+  scenarios: Scenario[];
+}
+
+function select(names: string[]): Selection {
+  const known = [...baselines.map((b) => b.name), ...scenarios.map((s) => s.name), 'baselines', 'scenarios', 'all'];
+  const unknown = names.filter((n) => !known.includes(n));
+  if (unknown.length > 0) {
+    throw new UsageError(`unknown name(s): ${unknown.join(', ')}; known: ${known.join(', ')}`);
+  }
+  const all = names.length === 0 || names.includes('all');
+  const chosenScenarios = scenarios.filter((s) => all || names.includes('scenarios') || names.includes(s.name));
+  // A scenario brings the baseline it is held against: ratios only mean something within one run.
+  const needed = new Set<string>(chosenScenarios.map((s) => s.against.baseline));
+  const chosenBaselines = baselines.filter(
+    (b) => all || names.includes('baselines') || names.includes(b.name) || needed.has(b.name),
+  );
+  return { baselines: chosenBaselines, scenarios: chosenScenarios };
+}
+
+class UsageError extends Error {}
+
+function log(line: string): void {
+  process.stderr.write(`[bench] ${line}\n`);
+}
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { quick: { type: 'boolean', default: false }, out: { type: 'string' }, help: { type: 'boolean', default: false } },
+  });
+  if (values.help) {
+    process.stdout.write(`usage: node dist/bench/run.js [--quick] [--out DIR] [${[...baselines.map((b) => b.name), ...scenarios.map((s) => s.name)].join('|')}|baselines|scenarios|all ...]\n`);
+    return 0;
+  }
+  const quick = values.quick;
+  const selection = select(positionals);
+  const procs = new Procs();
+  const tmpDir = mkdtempSync(join(tmpdir(), 'vmstream-bench-'));
+  const cleanup = (): void => {
+    procs.killAllNow();
+    rmSync(tmpDir, { recursive: true, force: true });
+  };
+  process.on('exit', cleanup);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(signal === 'SIGINT' ? 130 : 143));
+
+  const measured = new Map<BaselineName, BaselineResult>();
+  const ctx: Ctx = {
+    quick,
+    baselines: measured,
+    procs,
+    tmpDir,
+    loadgen: (job, processes) => runLoadgen(procs, job, processes),
+    log,
+  };
+  const stepMs = quick ? STEP_TIMEOUT_MS.quick : STEP_TIMEOUT_MS.full;
+  let failures = 0;
+  const fail = (record: { name: string; error?: string }, error: Error | undefined): void => {
+    failures++;
+    record.error = error?.message ?? 'failed';
+    log(`${record.name} failed: ${record.error}`);
+  };
+
+  try {
+    const baselineRecords: BaselineRecord[] = [];
+    for (const baseline of selection.baselines) {
+      log(`baseline ${baseline.name}…`);
+      const outcome = await runStep(procs, baseline.name, stepMs, () => baseline.run(ctx));
+      const record: BaselineRecord = {
+        name: baseline.name,
+        setup: outcome.value?.setup ?? '',
+        shown: outcome.value?.shown ?? [],
+        figures: outcome.value?.figures ?? {},
+        reference: baseline.reference,
+        otherCpuPct: outcome.otherCpuPct,
+      };
+      if (outcome.value) measured.set(baseline.name, outcome.value);
+      else fail(record, outcome.error);
+      baselineRecords.push(record);
+    }
+
+    const scenarioRecords: ScenarioRecord[] = [];
+    for (const scenario of selection.scenarios) {
+      log(`scenario ${scenario.name}…`);
+      const base = measured.get(scenario.against.baseline)?.figures[scenario.against.figure];
+      const outcome = await runStep(procs, scenario.name, stepMs, () => scenario.run(ctx));
+      const result = outcome.value;
+      const ratio = result && base ? ratioOf(result.figure.value, base.value) : null;
+      const record: ScenarioRecord = {
+        name: scenario.name,
+        setup: result?.setup,
+        figure: result?.figure ?? null,
+        figures: result?.figures ?? {},
+        baseline: base ? { name: scenario.against.baseline, figure: scenario.against.figure, ...base } : null,
+        ratio,
+        goal: scenario.goal,
+        met: goalMet(ratio, scenario.goal),
+        otherCpuPct: outcome.otherCpuPct,
+      };
+      if (!result) fail(record, outcome.error);
+      scenarioRecords.push(record);
+    }
+
+    const cpuList = cpus();
+    const run: RunRecord = {
+      date: new Date().toISOString(),
+      quick,
+      node: process.version,
+      cpus: { count: cpuList.length, model: cpuList[0]?.model.trim() ?? 'unknown' },
+      frameBytes: encodedEventSize(),
+      baselines: baselineRecords,
+      scenarios: scenarioRecords,
+    };
+    const out = values.out ?? DEFAULT_OUT;
+    const base = quick ? 'quick' : 'latest';
+    writeAtomic(out, `${base}.json`, JSON.stringify(run, null, 2) + '\n');
+    writeAtomic(out, `${base}.svg`, renderSvg(run));
+    process.stdout.write(
+      [
+        `vmstream bench${quick ? ' --quick (sizes too small to measure anything)' : ''}: node ${run.node}, ${run.cpus.count}× ${run.cpus.model}, event frame ${run.frameBytes} B`,
+        '',
+        baselineTable(baselineRecords),
+        '',
+        scenarioTable(scenarioRecords),
+        '',
+        ...noiseWarning(run),
+        `wrote ${join(out, `${base}.json`)} and ${base}.svg`,
+        '',
+      ].join('\n'),
+    );
+  } finally {
+    await procs.stopAll();
+  }
+  return failures > 0 ? 1 : 0;
+}
+
+try {
+  process.exitCode = await main();
+} catch (error) {
+  process.stderr.write(`${error instanceof UsageError ? error.message : (error as Error).stack}\n`);
+  process.exitCode = error instanceof UsageError ? 2 : 1;
+}
