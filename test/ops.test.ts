@@ -56,7 +56,8 @@ t.test('/metrics: Prometheus text that follows what the server does', async (t) 
     'vmstream_store_batch_items_count',
     'vmstream_store_batch_seconds_bucket{le="0.001"}',
     'vmstream_execution_duration_seconds_bucket{le="+Inf"}',
-    'vmstream_process_cpu_user_seconds_total',
+    'process_cpu_user_seconds_total',
+    'nodejs_eventloop_lag_seconds',
   ]) t.ok(before.has(name), name);
 
   const client = await TestClient.connect(server.url, server.token);

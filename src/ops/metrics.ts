@@ -44,7 +44,8 @@ export class Metrics {
 
   constructor() {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'vmstream_' });
+    // Unprefixed, as every Node dashboard expects them (process_cpu_seconds_total, nodejs_heap_…).
+    collectDefaultMetrics({ register: this.registry });
     const executions = new Counter({ name: 'vmstream_executions_total', help: 'Executions that ended, by terminal status', labelNames: ['status'], registers });
     // Children made once, so every status is exported from the start and counting allocates nothing.
     this.#executionsByStatus = new Map(TERMINAL_STATUSES.map((status) => [status, executions.labels(status)]));
