@@ -3,6 +3,7 @@
  * start-up, and a bad one stops the server with a message naming the variable.
  */
 import os from 'node:os';
+import { LOG_LEVELS, type LogLevel } from './ops/logger.js';
 
 export interface Config {
   host: string;
@@ -47,6 +48,8 @@ export interface Config {
   workerHeapMb: number;
   /** How long SIGINT/SIGTERM waits for running executions before marking them. */
   shutdownGraceMs: number;
+  /** pino level of the logs on stderr. */
+  logLevel: LogLevel;
 }
 
 export const DEFAULTS: Readonly<Config> = Object.freeze({
@@ -78,6 +81,7 @@ export const DEFAULTS: Readonly<Config> = Object.freeze({
   restoreTimeoutMs: 60_000,
   workerHeapMb: 256,
   shutdownGraceMs: 5_000,
+  logLevel: 'info',
 });
 
 type NumericKey = { [K in keyof Config]: Config[K] extends number ? K : never }[keyof Config];
@@ -124,6 +128,12 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (env.VMSTREAM_TOKENS_FILE) config.tokensFile = env.VMSTREAM_TOKENS_FILE;
   if (env.VMSTREAM_ORIGINS) config.allowedOrigins = env.VMSTREAM_ORIGINS.split(',').map((origin) => origin.trim()).filter(Boolean);
+  if (env.VMSTREAM_LOG_LEVEL) {
+    if (!(LOG_LEVELS as readonly string[]).includes(env.VMSTREAM_LOG_LEVEL)) {
+      throw new ConfigError(`VMSTREAM_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(env.VMSTREAM_LOG_LEVEL)}`);
+    }
+    config.logLevel = env.VMSTREAM_LOG_LEVEL as LogLevel;
+  }
   if (env.VMSTREAM_TLS_CERT) config.tlsCert = env.VMSTREAM_TLS_CERT;
   if (env.VMSTREAM_TLS_KEY) config.tlsKey = env.VMSTREAM_TLS_KEY;
   if ((config.tlsCert === null) !== (config.tlsKey === null)) {

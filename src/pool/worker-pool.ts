@@ -36,6 +36,8 @@ interface Slot {
   errorCode: string | null;
   sessions: number;
   restarts: number;
+  /** The thread has started (its 'online' event): for readiness. */
+  online: boolean;
 }
 
 export class WorkerPool {
@@ -49,7 +51,7 @@ export class WorkerPool {
     this.#listener = listener;
     for (let index = 0; index < options.size; index++) {
       const inFlight = new Int32Array(new SharedArrayBuffer(4));
-      this.#slots.push({ worker: this.#spawn(index, inFlight), inFlight, outbox: [], terminateReason: null, errorCode: null, sessions: 0, restarts: 0 });
+      this.#slots.push({ worker: this.#spawn(index, inFlight), inFlight, outbox: [], terminateReason: null, errorCode: null, sessions: 0, restarts: 0, online: false });
     }
   }
 
@@ -59,6 +61,11 @@ export class WorkerPool {
 
   get restarts(): number {
     return this.#slots.reduce((sum, slot) => sum + slot.restarts, 0);
+  }
+
+  /** How many slots have a started worker; below `size` while a replacement boots. */
+  get online(): number {
+    return this.#slots.reduce((sum, slot) => sum + (slot.online ? 1 : 0), 0);
   }
 
   /** The slot with the fewest sessions, for a new session. */
@@ -117,6 +124,10 @@ export class WorkerPool {
       this.#listener.onMessage(index, message);
       if (message.t === 'out') this.#credit(inFlight, message.items.length / ITEM_WIDTH);
     });
+    worker.once('online', () => {
+      const slot = this.#slots[index];
+      if (slot && slot.worker === worker) slot.online = true;
+    });
     worker.on('error', (error: Error & { code?: string }) => {
       const slot = this.#slots[index];
       if (slot && slot.worker === worker) slot.errorCode = error.code ?? error.name;
@@ -142,6 +153,7 @@ export class WorkerPool {
     // What was queued for the dead worker meant its contexts, which the layer above rebuilds.
     slot.outbox = [];
     slot.inFlight = new Int32Array(new SharedArrayBuffer(4));
+    slot.online = false;
     slot.worker = this.#spawn(index, slot.inFlight);
     this.#listener.onWorkerExit(index, reason, terminated);
   }

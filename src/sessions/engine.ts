@@ -9,7 +9,7 @@ import { encodeFrame } from '../protocol/codec.js';
 import { CONSOLE_LEVELS, ITEM_WIDTH, ItemKind, type FromWorker, type OutputItems, type ReplayInput } from '../pool/messages.js';
 import { WorkerPool } from '../pool/worker-pool.js';
 import type { EventStore } from '../store/event-store.js';
-import { CommitLog, type CommittedChunk } from './commit-log.js';
+import { CommitLog, type BatchObserver, type CommittedChunk } from './commit-log.js';
 import { LiveExecution, LiveSession } from './live.js';
 import { SubscriptionHub } from './subscription-hub.js';
 import type { Workspace } from './workspace.js';
@@ -17,6 +17,9 @@ import type { Workspace } from './workspace.js';
 export interface EngineHooks {
   onError(context: string, error: unknown): void;
   onExecutionEnd?(execution: LiveExecution): void;
+  /** A worker died (and is being replaced): `reason` says why. */
+  onWorkerExit?(slot: number, reason: string): void;
+  onCommit?: BatchObserver;
 }
 
 type SessionState = 'kept' | 'rebuilt';
@@ -38,7 +41,7 @@ export class Engine {
     this.#workspace = workspace;
     this.#hooks = hooks;
     this.hub = new SubscriptionHub(store, { committedSeq: (id) => this.#committedSeq(id) }, (error) => hooks.onError('replay', error));
-    this.commits = new CommitLog(store, (chunks) => this.#onCommitted(chunks), (error) => hooks.onError('commit', error));
+    this.commits = new CommitLog(store, (chunks) => this.#onCommitted(chunks), (error) => hooks.onError('commit', error), hooks.onCommit);
     this.pool = new WorkerPool(
       { size: config.workers, heapMb: config.workerHeapMb, limits: { maxText: config.maxTextChars, maxPreview: config.maxPreviewChars } },
       { onMessage: (slot, message) => this.#onWorkerMessage(slot, message), onWorkerExit: (slot, reason, terminated) => this.#onWorkerExit(slot, reason, terminated) },
@@ -213,6 +216,7 @@ export class Engine {
   }
 
   #onWorkerExit(slot: number, reason: string, terminated: boolean): void {
+    this.#hooks.onWorkerExit?.(slot, reason);
     for (const session of this.sessions.values()) {
       if (session.slot !== slot) continue;
       const execution = session.running;
