@@ -17,6 +17,8 @@ export interface Config {
   tokensFile: string | null;
   /** Browser origins allowed to open a socket; empty allows any (non-browser clients send none). */
   allowedOrigins: string[];
+  /** Serve the web console at `/` (VMSTREAM_CONSOLE; on by default on a loopback host). */
+  console: boolean;
   tlsCert: string | null;
   tlsKey: string | null;
   /** Largest client frame, in bytes; a larger one closes the socket with 1009. */
@@ -61,6 +63,7 @@ export const DEFAULTS: Readonly<Config> = Object.freeze({
   token: null,
   tokensFile: null,
   allowedOrigins: [],
+  console: true,
   tlsCert: null,
   tlsKey: null,
   maxFrameBytes: 1024 * 1024,
@@ -127,6 +130,11 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
     config.token = env.VMSTREAM_TOKEN;
   }
   if (env.VMSTREAM_TOKENS_FILE) config.tokensFile = env.VMSTREAM_TOKENS_FILE;
+  config.console = isLoopback(config.host);
+  if (env.VMSTREAM_CONSOLE) {
+    if (!/^(0|1|true|false)$/.test(env.VMSTREAM_CONSOLE)) throw new ConfigError(`VMSTREAM_CONSOLE must be 1 or 0, got ${JSON.stringify(env.VMSTREAM_CONSOLE)}`);
+    config.console = env.VMSTREAM_CONSOLE === '1' || env.VMSTREAM_CONSOLE === 'true';
+  }
   if (env.VMSTREAM_ORIGINS) config.allowedOrigins = env.VMSTREAM_ORIGINS.split(',').map((origin) => origin.trim()).filter(Boolean);
   if (env.VMSTREAM_LOG_LEVEL) {
     if (!(LOG_LEVELS as readonly string[]).includes(env.VMSTREAM_LOG_LEVEL)) {

@@ -7,6 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from './config.js';
 import { HttpApi } from './http/api.js';
+import { ConsoleFiles, ConsoleHandler } from './http/console.js';
 import { openStreamCount } from './http/sse.js';
 import type { Logger } from './ops/logger.js';
 import { Metrics } from './ops/metrics.js';
@@ -25,6 +26,8 @@ export interface RunningServer {
   port: number;
   /** ws:// URL of the socket endpoint; carries the token only when it was generated. */
   url: string;
+  /** http(s):// URL of the web console, with the token when `url` has it; null when the console is off. */
+  consoleUrl: string | null;
   service: ExecutionService;
   close(): Promise<void>;
 }
@@ -73,6 +76,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
     },
   });
+  const consoleFiles = config.console ? await ConsoleFiles.load() : null;
+  if (config.console && !consoleFiles) logger.warn('the web console is not built (npm run build builds it): / answers 404');
   const transport = new UwsTransport(service, {
     host: config.host,
     port: config.port,
@@ -82,7 +87,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     authenticator,
     allowedOrigins: config.allowedOrigins,
     tls: config.tlsCert && config.tlsKey ? { cert: config.tlsCert, key: config.tlsKey } : null,
-    http,
+    http: consoleFiles ? new ConsoleHandler(consoleFiles, http) : http,
     onSocket: (event, tenant, remote) => logger.info({ tenant, remote }, event === 'open' ? 'socket opened' : 'socket closed'),
     onInternalError,
   });
@@ -113,5 +118,6 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     transport.closeSockets();
     await store.close();
   })());
-  return { port, url, service, close };
+  const consoleUrl = consoleFiles ? `${config.tlsCert ? 'https' : 'http'}://${host}:${port}/${shared?.generated ? `?token=${encodeURIComponent(shared.token)}` : ''}` : null;
+  return { port, url, consoleUrl, service, close };
 }

@@ -48,6 +48,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   // Printed last: whoever waits for this line may signal us at once.
   process.stdout.write(`vmstream listening on ${server.url}\n`);
+  if (server.consoleUrl) process.stdout.write(`vmstream console at ${server.consoleUrl}\n`);
 }
 
 const args = process.argv.slice(2);
