@@ -86,6 +86,17 @@ t.test('aborting cancels on the server and rejects with the cancelled record', a
   const stored = await client.getExecution((error as AbortError).record!.execution_id);
   t.equal(stored.status, 'cancelled');
 
+  const running = client.start(session, 'for (;;) { console.log("tock"); await new Promise((r) => setTimeout(r, 5)); }');
+  await running.accepted;
+  const watcher = await Client.connect(server.url, { token: server.token });
+  t.teardown(() => watcher.close());
+  const watching = new AbortController();
+  const follower = watcher.subscribe(running.id, { signal: watching.signal });
+  watching.abort();
+  t.equal(((await follower.result.catch((e: unknown) => e)) as AbortError).code, 'ABORTED');
+  t.equal((await client.getExecution(running.id)).status, 'running', 'aborting a subscription does not cancel the execution');
+  await running.cancel();
+
   const before = (await client.listExecutions(session, { limit: 100 })).length;
   const already = await client.execute(session, 'console.log("never")', { signal: AbortSignal.abort() }).catch((e: unknown) => e);
   t.ok(already instanceof AbortError);

@@ -45,6 +45,7 @@ export interface ExecuteOptions extends StartOptions {
 export interface SubscribeOptions {
   /** Deliver events with a seq above this one (0: from the start). */
   afterSeq?: number;
+  /** Stops following (the execution itself is not cancelled: that is `cancel()`). */
   signal?: AbortSignal;
 }
 

@@ -92,10 +92,19 @@ export class Execution implements AsyncIterable<EventFrame> {
     this.fail(new ClientClosedError(`stopped following execution ${this.id}`));
   }
 
-  /** For `signal`: no more events are delivered; the server cancels it; `result` rejects with an AbortError holding the final record. */
+  /**
+   * For `signal`: no more events are delivered and `result` rejects with an AbortError. An
+   * execution this client started is cancelled on the server (the error holds its final record);
+   * one it only subscribed to is left running: the client just stops following it.
+   */
   abort(reason: unknown): void {
     if (this.#finished || this.#aborted) return;
     this.#aborted = true;
+    if (!this.#start) {
+      this.#host.request({ op: 'unsubscribe', execution_id: this.id }, false).catch(() => {});
+      this.fail(new AbortError(`stopped following execution ${this.id}`, { cause: reason }));
+      return;
+    }
     const aborted = (cause: unknown, record?: ExecutionRecord) =>
       this.fail(new AbortError(`execution ${this.id} was aborted`, { cause, ...(record ? { record } : {}) }));
     this.cancel().then((record) => aborted(reason, record), (error: unknown) => aborted(error));
