@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { TestClient } from './helpers/client.js';
-import { restart, startOnFixedPort } from './helpers/sdk.js';
+import { loggedLines, restart, startOnFixedPort } from './helpers/sdk.js';
 import { MAIN } from './helpers/server.js';
 import { Terminal, tmuxAvailable } from './helpers/terminal.js';
 
@@ -56,8 +56,7 @@ t.test('the REPL streams, edits, cancels, and survives a server restart without 
   const direct = await TestClient.connect(server.url, server.token);
   t.teardown(() => direct.close());
   const [execution] = (await direct.expect('executions', { op: 'execution.list', session_id: sessionId, limit: 1 })).items;
-  await direct.expect('subscribed', { op: 'subscribe', execution_id: execution.execution_id, after_seq: 0 });
-  const logged = (await direct.untilDone(execution.execution_id)).filter((e) => e.type === 'console').map((e) => (e.payload as { text: string }).text);
+  const logged = await loggedLines(server, execution.execution_id);
   t.ok(logged.length >= 20, `the server logged ${logged.length} lines before it was killed`);
   t.same(shown, logged, 'the screen shows every logged line, once, in order');
 

@@ -9,26 +9,14 @@ import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { chromium, type Locator } from 'playwright-core';
-import { TestClient } from './helpers/client.js';
 import { FrameProxy } from './helpers/proxy.js';
-import { linesCode, restart, startOnFixedPort } from './helpers/sdk.js';
+import { linesCode, loggedLines, restart, startOnFixedPort } from './helpers/sdk.js';
 import { ROOT, startServer, tempDir } from './helpers/server.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is needed for this test: apt-get install -y chromium (.ci/run installs it)`);
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const range = (n: number) => Array.from({ length: n }, (_, i) => `line ${i + 1}`);
-
-async function logged(server: { url: string; token: string }, executionId: string): Promise<string[]> {
-  const direct = await TestClient.connect(server.url, server.token);
-  try {
-    await direct.expect('subscribed', { op: 'subscribe', execution_id: executionId, after_seq: 0 });
-    const events = await direct.untilDone(executionId);
-    return events.filter((e) => e.type === 'console').map((e) => (e.payload as { text: string }).text);
-  } finally {
-    await direct.close();
-  }
-}
 
 t.test('the console runs code and resumes, line for line, after a cut connection and a server restart', async (t) => {
   let server = await startOnFixedPort({ env: { VMSTREAM_CONSOLE: '1' } });
@@ -81,7 +69,7 @@ t.test('the console runs code and resumes, line for line, after a cut connection
   await third.locator('.done').waitFor();
   t.equal(await third.getAttribute('data-status'), 'crashed', 'the restart ended it');
   const shown = await third.locator('.line.console').allInnerTexts();
-  const stored = await logged(server, (await third.getAttribute('data-id'))!);
+  const stored = await loggedLines(server, (await third.getAttribute('data-id'))!);
   t.ok(stored.length >= 20, `the server logged ${stored.length} lines before it was killed`);
   t.same(shown, stored, 'the page shows every logged line, once, in order');
 

@@ -172,10 +172,7 @@ export class Execution implements AsyncIterable<EventFrame> {
   }
 
   #complete(done: EventFrame<'done'>): void {
-    this.#finished = true;
-    this.#host.forget(this);
-    this.#settleAccepted.resolve();
-    this.#events?.end();
+    this.#end();
     // The stored record is the truth (started_at, reason); the `done` payload is the fallback.
     this.#host.request({ op: 'execution.get', execution_id: this.id }, true).then(
       (reply) => this.#settleResult.resolve((reply as { execution: ExecutionRecord }).execution),
@@ -210,11 +207,17 @@ export class Execution implements AsyncIterable<EventFrame> {
     this.#host.request({ op: 'execution.get', execution_id: this.id }, true).then((reply) => {
       const record = (reply as { execution: ExecutionRecord }).execution;
       if (this.#finished || !TERMINAL.has(record.status) || record.last_seq > this.#lastSeq) return;
-      this.#finished = true;
-      this.#host.forget(this);
-      this.#events?.end();
+      this.#end();
       this.#settleResult.resolve(record);
     }, () => {});
+  }
+
+  /** It ended well: the client forgets it, and iteration ends after what is queued. */
+  #end(): void {
+    this.#finished = true;
+    this.#host.forget(this);
+    this.#settleAccepted.resolve();
+    this.#events?.end();
   }
 
   #requestFailed(error: unknown): void {

@@ -4,6 +4,7 @@
  */
 import net from 'node:net';
 import { Client, type ClientOptions, type EventFrame, type Status } from 'vmstream/client';
+import { TestClient } from './client.js';
 import { startServer, type ServerOptions, type TestServer } from './server.js';
 
 export async function connect(url: string, token: string, options: ClientOptions = {}): Promise<{ client: Client; statuses: Status[]; until(type: Status['type'], count?: number): Promise<void> }> {
@@ -48,4 +49,15 @@ export function consoleTexts(events: EventFrame[]): string[] {
 /** Code that prints `line 1` … `line n`, yielding to the event loop between lines so it streams. */
 export function linesCode(n: number, delayMs = 5): string {
   return `for (let i = 1; i <= ${n}; i++) { console.log('line ' + i); await new Promise((r) => setTimeout(r, ${delayMs})); }`;
+}
+
+/** The console lines an execution's log holds, read from the start by a plain protocol client. */
+export async function loggedLines(server: TestServer, executionId: string): Promise<string[]> {
+  const direct = await TestClient.connect(server.url, server.token);
+  try {
+    await direct.expect('subscribed', { op: 'subscribe', execution_id: executionId, after_seq: 0 });
+    return consoleTexts(await direct.untilDone(executionId));
+  } finally {
+    await direct.close();
+  }
 }
