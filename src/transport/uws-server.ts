@@ -28,6 +28,9 @@ export interface TransportOptions {
   onInternalError(error: unknown): void;
 }
 
+/** The native module exports this option, its typings only as a type-level enum. */
+const EXCLUSIVE_PORT = (uWS as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT: number }).LIBUS_LISTEN_EXCLUSIVE_PORT;
+
 interface SocketData { tenant: string; remote: string; connection: Connection | null }
 
 /** uWS drops sends silently past maxBackpressure; ours pauses events long before that. */
@@ -71,7 +74,12 @@ export class UwsTransport {
 
   listen(): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.#app.listen(this.#options.host, this.#options.port, (socket) => {
+      // Exclusive: by default uSockets sets SO_REUSEPORT, and a second server on the same port
+      // (or a new one started during the old one's shutdown) would silently share connections.
+      // The typings lack the (host, port, options, cb) overload the native code has.
+      const listen = this.#app.listen.bind(this.#app) as unknown as (
+        host: string, port: number, options: number, cb: (socket: uWS.us_listen_socket | false) => void) => void;
+      listen(this.#options.host, this.#options.port, EXCLUSIVE_PORT, (socket) => {
         if (!socket) {
           reject(new Error(`cannot listen on ${this.#options.host}:${this.#options.port}`));
           return;
