@@ -3,15 +3,9 @@
 # API with curl and the socket with a small ws + msgpackr client, and exits non-zero on any failure.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/vmstream-smoke-XXXXXX")
-TOKEN="smoke-$(date +%s)-$$"
 # shellcheck source=lib/server.sh
 . "$ROOT/scripts/lib/server.sh"
-trap 'stop_server KILL; rm -rf "$WORK"' EXIT
-
-command -v curl >/dev/null || { echo "not ok - curl is not installed"; exit 1; }
-node "$ROOT/scripts/prepare.mjs" >/dev/null || { echo "not ok - build failed"; exit 1; }
-mkdir -p "$WORK/workspace"
+begin_script smoke
 start_server
 echo "# server on $BASE"
 

@@ -5,15 +5,9 @@
 # the socket's subscribe, and the session's state, rebuilt for its next execution.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/vmstream-e2e-XXXXXX")
-TOKEN="e2e-$(date +%s)-$$"
 # shellcheck source=lib/server.sh
 . "$ROOT/scripts/lib/server.sh"
-trap 'stop_server KILL; rm -rf "$WORK"' EXIT
-
-command -v curl >/dev/null || { echo "not ok - curl is not installed"; exit 1; }
-node "$ROOT/scripts/prepare.mjs" >/dev/null || { echo "not ok - build failed"; exit 1; }
-mkdir -p "$WORK/workspace"
+begin_script e2e
 cat >"$WORK/workspace/double.js" <<'JS'
 console.log('doubling');
 globalThis.doubled = x * 2;

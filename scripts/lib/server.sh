@@ -1,5 +1,5 @@
 # Shared by scripts/smoke-test.sh and scripts/test-e2e.sh (sourced, not run): start and stop the
-# real server on a free port, read JSON, count checks. Expects ROOT and WORK to be set.
+# real server on a free port, read JSON, count checks. Expects ROOT to be set; begin_script sets WORK.
 
 PASS=0
 FAIL=0
@@ -7,6 +7,17 @@ SERVER_PID=""
 PORT=""
 WS_URL=""
 BASE=""
+
+# What every script does first: a work folder and a token of its own (both gone at exit), curl,
+# and a built tree. $1 names the script.
+begin_script() {
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/vmstream-$1-XXXXXX")
+  TOKEN="$1-$(date +%s)-$$"
+  trap 'stop_server KILL; rm -rf "$WORK"' EXIT
+  command -v curl >/dev/null || { echo "not ok - curl is not installed"; exit 1; }
+  node "$ROOT/scripts/prepare.mjs" >/dev/null || { echo "not ok - build failed"; exit 1; }
+  mkdir -p "$WORK/workspace"
+}
 
 ok() { PASS=$((PASS + 1)); echo "ok - $*"; }
 not_ok() { FAIL=$((FAIL + 1)); echo "not ok - $*"; }
