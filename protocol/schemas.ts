@@ -73,6 +73,15 @@ export function checkRequest(op: ClientOp, value: object): string | null {
   return describeError(validate.errors![0]!);
 }
 
+/**
+ * Compiles another schema with the same Ajv instance and the same messages as checkRequest: for
+ * schemas derived from REQUEST_SCHEMAS (protocol/http.ts). Call it at load, never per request.
+ */
+export function compileChecker(schema: object): (value: unknown) => string | null {
+  const validate = ajv.compile(schema);
+  return (value) => (validate(value) ? null : describeError(validate.errors![0]!));
+}
+
 function describeError(error: ErrorObject): string {
   if (error.keyword === 'required') {
     return `missing field \`${(error.params as { missingProperty: string }).missingProperty}\``;

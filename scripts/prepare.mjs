@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Run before `npm start` and `npm test`: installs from the lockfile on a fresh clone, then builds
-// (incrementally), so that those two commands are all a newcomer needs.
+// (incrementally: TypeScript, then the web console), so that those two commands are all a newcomer needs.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -13,3 +13,5 @@ if (!existsSync(path.join(root, 'node_modules', '.package-lock.json'))) {
   run('npm', ['ci', '--no-audit', '--no-fund']);
 }
 run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', root]);
+// The web console the server serves at `/` (skipped when dist/web is up to date).
+run(process.execPath, [path.join(root, 'scripts', 'build-web.mjs')]);

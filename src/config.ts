@@ -3,6 +3,7 @@
  * start-up, and a bad one stops the server with a message naming the variable.
  */
 import os from 'node:os';
+import { LOG_LEVELS, type LogLevel } from './ops/logger.js';
 
 export interface Config {
   host: string;
@@ -16,6 +17,8 @@ export interface Config {
   tokensFile: string | null;
   /** Browser origins allowed to open a socket; empty allows any (non-browser clients send none). */
   allowedOrigins: string[];
+  /** Serve the web console at `/` (VMSTREAM_CONSOLE; on by default on a loopback host). */
+  console: boolean;
   tlsCert: string | null;
   tlsKey: string | null;
   /** Largest client frame, in bytes; a larger one closes the socket with 1009. */
@@ -47,6 +50,8 @@ export interface Config {
   workerHeapMb: number;
   /** How long SIGINT/SIGTERM waits for running executions before marking them. */
   shutdownGraceMs: number;
+  /** pino level of the logs on stderr. */
+  logLevel: LogLevel;
 }
 
 export const DEFAULTS: Readonly<Config> = Object.freeze({
@@ -58,6 +63,7 @@ export const DEFAULTS: Readonly<Config> = Object.freeze({
   token: null,
   tokensFile: null,
   allowedOrigins: [],
+  console: true,
   tlsCert: null,
   tlsKey: null,
   maxFrameBytes: 1024 * 1024,
@@ -78,6 +84,7 @@ export const DEFAULTS: Readonly<Config> = Object.freeze({
   restoreTimeoutMs: 60_000,
   workerHeapMb: 256,
   shutdownGraceMs: 5_000,
+  logLevel: 'info',
 });
 
 type NumericKey = { [K in keyof Config]: Config[K] extends number ? K : never }[keyof Config];
@@ -123,7 +130,18 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
     config.token = env.VMSTREAM_TOKEN;
   }
   if (env.VMSTREAM_TOKENS_FILE) config.tokensFile = env.VMSTREAM_TOKENS_FILE;
+  config.console = isLoopback(config.host);
+  if (env.VMSTREAM_CONSOLE) {
+    if (!/^(0|1|true|false)$/.test(env.VMSTREAM_CONSOLE)) throw new ConfigError(`VMSTREAM_CONSOLE must be 1 or 0, got ${JSON.stringify(env.VMSTREAM_CONSOLE)}`);
+    config.console = env.VMSTREAM_CONSOLE === '1' || env.VMSTREAM_CONSOLE === 'true';
+  }
   if (env.VMSTREAM_ORIGINS) config.allowedOrigins = env.VMSTREAM_ORIGINS.split(',').map((origin) => origin.trim()).filter(Boolean);
+  if (env.VMSTREAM_LOG_LEVEL) {
+    if (!(LOG_LEVELS as readonly string[]).includes(env.VMSTREAM_LOG_LEVEL)) {
+      throw new ConfigError(`VMSTREAM_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(env.VMSTREAM_LOG_LEVEL)}`);
+    }
+    config.logLevel = env.VMSTREAM_LOG_LEVEL as LogLevel;
+  }
   if (env.VMSTREAM_TLS_CERT) config.tlsCert = env.VMSTREAM_TLS_CERT;
   if (env.VMSTREAM_TLS_KEY) config.tlsKey = env.VMSTREAM_TLS_KEY;
   if ((config.tlsCert === null) !== (config.tlsKey === null)) {

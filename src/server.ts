@@ -1,27 +1,33 @@
 /**
  * Puts the service together: the store, the execution service (recovering what a previous process
- * left unfinished), the transport; and takes it apart again in the order that loses nothing.
+ * left unfinished), the HTTP API and the metrics, the transport; and takes it apart again in the
+ * order that loses nothing.
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from './config.js';
+import { HttpApi } from './http/api.js';
+import { ConsoleFiles, ConsoleHandler } from './http/console.js';
+import { openStreamCount } from './http/sse.js';
+import type { Logger } from './ops/logger.js';
+import { Metrics } from './ops/metrics.js';
+import { tenantOfExecution } from './sessions/live.js';
 import { RetentionSweeper } from './sessions/retention.js';
 import { ExecutionService } from './sessions/service.js';
 import { LevelEventStore } from './store/level-store.js';
 import { Authenticator, resolveToken } from './transport/auth.js';
 import { TenantDirectory } from './transport/tenants.js';
 import { UwsTransport } from './transport/uws-server.js';
-import { WS_PATH } from '../protocol/types.js';
+import { WS_PATH, type TerminalStatus } from '../protocol/types.js';
 
-export interface Logger {
-  info(message: string): void;
-  error(message: string, error?: unknown): void;
-}
+export type { Logger } from './ops/logger.js';
 
 export interface RunningServer {
   port: number;
   /** ws:// URL of the socket endpoint; carries the token only when it was generated. */
   url: string;
+  /** http(s):// URL of the web console, with the token when `url` has it; null when the console is off. */
+  consoleUrl: string | null;
   service: ExecutionService;
   close(): Promise<void>;
 }
@@ -32,32 +38,77 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const tenants = directory ? await directory.load() : 0;
   // With a tokens file and no VMSTREAM_TOKEN there is no shared token, and none is generated.
   const shared = directory && config.token === null ? null : await resolveToken(config.token, config.dataDir);
+  logger.info({ config: { ...config, token: config.token === null ? null : '[redacted]' }, tenants }, 'starting');
   const store = new LevelEventStore(path.join(config.dataDir, 'events'));
   await store.open();
+  const metrics = new Metrics();
   const service = new ExecutionService(config, store, {
-    onError: (context, error) => logger.error(`${context} failed`, error),
+    onError: (context, error) => logger.error({ err: error }, `${context} failed`),
+    onExecutionEnd: ({ record, publicId, assignedSeq }) => {
+      metrics.executionEnded(record.status as TerminalStatus, (record.ended_at! - record.created_at) / 1000);
+      logger.info({
+        tenant: tenantOfExecution(record.execution_id),
+        execution_id: publicId,
+        session_id: record.session_id,
+        kind: record.kind,
+        status: record.status,
+        reason: record.reason,
+        duration_ms: record.started_at === undefined ? 0 : record.ended_at! - record.started_at,
+        events: assignedSeq,
+      }, 'execution ended');
+    },
+    onWorkerExit: (slot, reason) => logger.warn({ slot, reason }, 'worker exited; restarting it and rebuilding its sessions'),
+    onCommit: (items, seconds) => metrics.batchCommitted(items, seconds),
   });
   const recovered = await service.recover();
-  if (recovered.crashed > 0) logger.info(`marked ${recovered.crashed} executions left unfinished by the previous process as crashed`);
+  if (recovered.crashed > 0) logger.info({ crashed: recovered.crashed }, 'marked executions left unfinished by the previous process as crashed');
+  const authenticator = new Authenticator(shared?.token ?? null, directory);
+  const onInternalError = (error: unknown) => logger.error({ err: error }, 'request failed');
+  const http = new HttpApi(service, {
+    authenticator,
+    logger,
+    onInternalError,
+    operator: {
+      readiness: () => {
+        const checks = { store: store.isOpen, workers: service.engine.pool.online === service.engine.pool.size, accepting: service.accepting };
+        return { ready: checks.store && checks.workers && checks.accepting, checks };
+      },
+      metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
+    },
+  });
+  const consoleFiles = config.console ? await ConsoleFiles.load() : null;
+  if (config.console && !consoleFiles) logger.warn('the web console is not built (npm run build builds it): / answers 404');
   const transport = new UwsTransport(service, {
     host: config.host,
     port: config.port,
     maxFrameBytes: config.maxFrameBytes,
     backpressureBytes: config.backpressureBytes,
     maxFramesPerSecond: config.maxFramesPerSecond,
-    authenticator: new Authenticator(shared?.token ?? null, directory),
+    authenticator,
     allowedOrigins: config.allowedOrigins,
     tls: config.tlsCert && config.tlsKey ? { cert: config.tlsCert, key: config.tlsKey } : null,
-    onInternalError: (error) => logger.error('request failed', error),
+    http: consoleFiles ? new ConsoleHandler(consoleFiles, http) : http,
+    onSocket: (event, tenant, remote) => logger.info({ tenant, remote }, event === 'open' ? 'socket opened' : 'socket closed'),
+    onInternalError,
+  });
+  const { engine } = service;
+  metrics.attach({
+    eventsAppended: () => engine.commits.appended,
+    replayReads: () => engine.hub.reads,
+    backpressurePauses: () => engine.hub.pauses,
+    workerRestarts: () => engine.pool.restarts,
+    liveExecutions: () => engine.executions.size,
+    socketsOpen: () => transport.socketCount,
+    eventStreamsOpen: openStreamCount,
   });
   const retention = config.retentionMs > 0
-    ? new RetentionSweeper(store, config.retentionMs, config.retentionSweepMs, (error) => logger.error('retention sweep failed', error))
+    ? new RetentionSweeper(store, config.retentionMs, config.retentionSweepMs, (error) => logger.error({ err: error }, 'retention sweep failed'))
     : null;
   const port = await transport.listen();
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const scheme = config.tlsCert ? 'wss' : 'ws';
   const url = `${scheme}://${host}:${port}${WS_PATH}${shared?.generated ? `?token=${encodeURIComponent(shared.token)}` : ''}`;
-  if (directory) logger.info(`${tenants} tenants in ${config.tokensFile}`);
+  logger.info({ port, http: `${config.tlsCert ? 'https' : 'http'}://${host}:${port}`, socket: `${scheme}://${host}:${port}${WS_PATH}` }, 'listening');
 
   let closing: Promise<void> | null = null;
   const close = () => (closing ??= (async () => {
@@ -67,5 +118,6 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     transport.closeSockets();
     await store.close();
   })());
-  return { port, url, service, close };
+  const consoleUrl = consoleFiles ? `${config.tlsCert ? 'https' : 'http'}://${host}:${port}/${shared?.generated ? `?token=${encodeURIComponent(shared.token)}` : ''}` : null;
+  return { port, url, consoleUrl, service, close };
 }

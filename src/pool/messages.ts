@@ -14,17 +14,10 @@ export interface SandboxLimits {
 
 export interface WorkerBootData {
   limits: SandboxLimits;
-  /**
-   * One Int32: output items the worker posted that the main thread has not processed yet. The
-   * worker blocks (Atomics.wait) when it passes OUTPUT_CREDIT, so a run that prints faster than the
-   * server can take it is slowed down instead of filling the main thread's inbox without bound.
-   */
-  inFlight: SharedArrayBuffer;
+  /** The output ring (output-ring.ts) this worker writes and the pool reads. */
+  ring: SharedArrayBuffer;
 }
 
-export const OUTPUT_CREDIT = 32_768;
-
-/** An input to re-run in a rebuild, and how it ended the first time (`ok` or `error`). */
 export interface ReplayInput { kind: ExecutionKind; code: string; filename: string; ended: 'ok' | 'error' }
 
 export type ToWorker =
@@ -37,20 +30,19 @@ export type ToWorker =
 /** How a run the main thread stops early ends. */
 export type AbortStatus = 'timeout' | 'cancelled' | 'error';
 
-/** Output items, flattened: [xid, kind, ts, a, b, c] repeated. */
-export const ITEM_WIDTH = 6;
 export const enum ItemKind { Console = 0, Value = 1, Exception = 2, Done = 3 }
 /**
- * What a, b, c hold per kind:
+ * One output record, msgpack-encoded in the ring: [xid, kind, ts, a, b, c], where a, b, c are
  * - Console: level index, text, truncated
  * - Value: type, preview, 0
  * - Exception: name, message, stack
  * - Done: status ('ok' | 'error' | AbortStatus), 0, 0
  */
-export type OutputItems = Array<string | number | boolean>;
+export type OutputItem = [xid: string, kind: ItemKind, ts: number, a: string | number | boolean, b: string | number | boolean, c: string | number | boolean];
 
 export type FromWorker =
-  | { t: 'out'; items: OutputItems }
+  /** The ring has records to read (posted only when no such message is pending). */
+  | { t: 'out' }
   | { t: 'restored'; sid: string; ok: boolean; replayed: number; reason?: string };
 
 export const CONSOLE_LEVELS = ['log', 'info', 'warn', 'error', 'debug'] as const;

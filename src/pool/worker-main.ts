@@ -1,67 +1,30 @@
 /**
  * The worker thread: hosts the vm contexts of the sessions placed on it and streams their output
- * to the main thread in batches. It never touches the file system or the network; run-file code
- * arrives already read by the main thread.
+ * to the main thread through a shared-memory ring. It never touches the file system or the
+ * network; run-file code arrives already read by the main thread.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { Packr } from 'msgpackr';
 import { SessionContext, type RunOutput, type RunStatus } from '../sandbox/session-context.js';
-import { ITEM_WIDTH, ItemKind, OUTPUT_CREDIT, type FromWorker, type OutputItems, type ToWorker, type WorkerBootData } from './messages.js';
-
-/**
- * Flush when this many items wait, or when the oldest waited this long: a synchronous loop never
- * yields to setImmediate. And console output that finds the batch empty, after a quiet
- * millisecond, goes at once: a line printed just before a synchronous loop would otherwise wait
- * for a flush that never comes, and be lost when the stuck worker is terminated.
- */
-const FLUSH_ITEMS = 512;
-const FLUSH_AGE_MS = 4;
-const QUIET_MS = 1;
+import { ItemKind, type FromWorker, type OutputItem, type ToWorker, type WorkerBootData } from './messages.js';
+import { RingWriter } from './output-ring.js';
 
 const port = parentPort!;
-const { limits, inFlight: creditBuffer } = workerData as WorkerBootData;
-const inFlight = new Int32Array(creditBuffer);
-/** How long one wait for credit lasts before it looks again (a notify can race the wait). */
-const CREDIT_WAIT_MS = 50;
+const { limits, ring } = workerData as WorkerBootData;
 const sessions = new Map<string, SessionContext>();
 const running = new Map<string, SessionContext>();
-
-let items: OutputItems = [];
-let oldestItemAt = 0;
-let lastFlushAt = 0;
-let flushScheduled = false;
+const packr = new Packr({ useRecords: false });
+// Output goes straight to shared memory, where the main thread reads it even while this thread is
+// stuck in a user's loop (output-ring.ts).
+const output = new RingWriter(ring, () => post({ t: 'out' }));
 
 function post(message: FromWorker): void {
   port.postMessage(message);
 }
 
-function flush(): void {
-  flushScheduled = false;
-  if (items.length === 0) return;
-  Atomics.add(inFlight, 0, items.length / ITEM_WIDTH);
-  post({ t: 'out', items });
-  items = [];
-  lastFlushAt = Date.now();
-  waitForCredit();
-}
-
-/** Blocks this thread while the main thread is too far behind: output is slowed, never dropped. */
-function waitForCredit(): void {
-  for (let pending = Atomics.load(inFlight, 0); pending >= OUTPUT_CREDIT; pending = Atomics.load(inFlight, 0)) {
-    Atomics.wait(inFlight, 0, pending, CREDIT_WAIT_MS);
-  }
-}
-
 function push(xid: string, kind: ItemKind, a: string | number | boolean, b: string | number | boolean, c: string | number | boolean): void {
-  const now = Date.now();
-  const leading = items.length === 0 && kind === ItemKind.Console && now - lastFlushAt >= QUIET_MS;
-  if (items.length === 0) oldestItemAt = now;
-  items.push(xid, kind, now, a, b, c);
-  if (leading || items.length >= FLUSH_ITEMS * ITEM_WIDTH || now - oldestItemAt >= FLUSH_AGE_MS) {
-    flush();
-  } else if (!flushScheduled) {
-    flushScheduled = true;
-    setImmediate(flush);
-  }
+  const item: OutputItem = [xid, kind, Date.now(), a, b, c];
+  output.write(packr.pack(item));
 }
 
 function outputFor(xid: string): RunOutput {

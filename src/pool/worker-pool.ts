@@ -5,7 +5,9 @@
  * messages only; what an execution or a session is, it leaves to sessions/.
  */
 import { Worker } from 'node:worker_threads';
-import { ITEM_WIDTH, type FromWorker, type SandboxLimits, type ToWorker, type WorkerBootData } from './messages.js';
+import { Packr } from 'msgpackr';
+import type { FromWorker, OutputItem, SandboxLimits, ToWorker, WorkerBootData } from './messages.js';
+import { createRing, RingReader } from './output-ring.js';
 
 export interface PoolOptions {
   size: number;
@@ -15,7 +17,9 @@ export interface PoolOptions {
 }
 
 export interface PoolListener {
-  onMessage(slot: number, message: FromWorker): void;
+  /** One output record of a worker, in the order the worker wrote them. */
+  onOutput(slot: number, item: OutputItem): void;
+  onMessage(slot: number, message: Exclude<FromWorker, { t: 'out' }>): void;
   /**
    * The worker of `slot` is gone; `reason` says why, and `terminated` whether we ended it (to stop
    * a run) rather than it crashing. A new one is already starting.
@@ -24,11 +28,16 @@ export interface PoolListener {
 }
 
 const WORKER_URL = new URL('./worker-main.js', import.meta.url);
+/** Records read per turn of the event loop, so timers (the watchdog among them) still get theirs. */
+const READ_PER_TURN = 4096;
+const packr = new Packr({ useRecords: false });
 
 interface Slot {
   worker: Worker;
-  /** The worker's output credit counter (see WorkerBootData.inFlight). */
-  inFlight: Int32Array;
+  /** The worker's output ring (output-ring.ts); a new worker gets a new one. */
+  ring: SharedArrayBuffer;
+  reader: RingReader;
+  reading: boolean;
   /** Messages of this tick, posted together: one structured clone instead of one per message. */
   outbox: ToWorker[];
   /** Why we terminated it, when we did; otherwise the exit is a crash. */
@@ -36,6 +45,8 @@ interface Slot {
   errorCode: string | null;
   sessions: number;
   restarts: number;
+  /** The thread has started (its 'online' event): for readiness. */
+  online: boolean;
 }
 
 export class WorkerPool {
@@ -48,8 +59,11 @@ export class WorkerPool {
     this.#options = options;
     this.#listener = listener;
     for (let index = 0; index < options.size; index++) {
-      const inFlight = new Int32Array(new SharedArrayBuffer(4));
-      this.#slots.push({ worker: this.#spawn(index, inFlight), inFlight, outbox: [], terminateReason: null, errorCode: null, sessions: 0, restarts: 0 });
+      const ring = createRing();
+      this.#slots.push({
+        worker: this.#spawn(index, ring), ring, reader: new RingReader(ring), reading: false,
+        outbox: [], terminateReason: null, errorCode: null, sessions: 0, restarts: 0, online: false,
+      });
     }
   }
 
@@ -59,6 +73,11 @@ export class WorkerPool {
 
   get restarts(): number {
     return this.#slots.reduce((sum, slot) => sum + slot.restarts, 0);
+  }
+
+  /** How many slots have a started worker; below `size` while a replacement boots. */
+  get online(): number {
+    return this.#slots.reduce((sum, slot) => sum + (slot.online ? 1 : 0), 0);
   }
 
   /** The slot with the fewest sessions, for a new session. */
@@ -100,8 +119,8 @@ export class WorkerPool {
     await Promise.all(this.#slots.map((slot) => slot.worker.terminate()));
   }
 
-  #spawn(index: number, inFlight: Int32Array): Worker {
-    const boot: WorkerBootData = { limits: this.#options.limits, inFlight: inFlight.buffer as SharedArrayBuffer };
+  #spawn(index: number, ring: SharedArrayBuffer): Worker {
+    const boot: WorkerBootData = { limits: this.#options.limits, ring };
     const worker = new Worker(WORKER_URL, {
       workerData: boot,
       // Nothing of the server's environment or arguments reaches the thread that runs user code.
@@ -114,8 +133,16 @@ export class WorkerPool {
       resourceLimits: { maxOldGenerationSizeMb: this.#options.heapMb, maxYoungGenerationSizeMb: 32, stackSizeMb: 4 },
     });
     worker.on('message', (message: FromWorker) => {
-      this.#listener.onMessage(index, message);
-      if (message.t === 'out') this.#credit(inFlight, message.items.length / ITEM_WIDTH);
+      const slot = this.#slots[index];
+      if (message.t === 'out') {
+        if (slot && slot.worker === worker) this.#read(index, slot, READ_PER_TURN);
+      } else {
+        this.#listener.onMessage(index, message);
+      }
+    });
+    worker.once('online', () => {
+      const slot = this.#slots[index];
+      if (slot && slot.worker === worker) slot.online = true;
     });
     worker.on('error', (error: Error & { code?: string }) => {
       const slot = this.#slots[index];
@@ -125,15 +152,24 @@ export class WorkerPool {
     return worker;
   }
 
-  /** Processed: gives the worker its credit back, waking it if it waits for some. */
-  #credit(inFlight: Int32Array, items: number): void {
-    Atomics.sub(inFlight, 0, items);
-    Atomics.notify(inFlight, 0);
+  /** Hands the ring's records to the listener, a bounded number per turn of the event loop. */
+  #read(index: number, slot: Slot, limit: number): void {
+    if (slot.reading) return;
+    slot.reading = true;
+    let more: boolean;
+    try {
+      more = slot.reader.read(limit, (record) => this.#listener.onOutput(index, packr.unpack(record) as OutputItem));
+    } finally {
+      slot.reading = false;
+    }
+    if (more) setImmediate(() => this.#read(index, slot, READ_PER_TURN));
   }
 
   #onExit(index: number, worker: Worker): void {
     const slot = this.#slots[index];
     if (!slot || slot.worker !== worker || this.#closing) return;
+    // Everything the dead worker wrote is still in its ring: read it all before reporting the exit.
+    this.#read(index, slot, Infinity);
     const terminated = slot.terminateReason !== null;
     const reason = slot.terminateReason ?? (slot.errorCode === 'ERR_WORKER_OUT_OF_MEMORY' ? 'out_of_memory' : 'worker_exit');
     slot.terminateReason = null;
@@ -141,8 +177,10 @@ export class WorkerPool {
     slot.restarts++;
     // What was queued for the dead worker meant its contexts, which the layer above rebuilds.
     slot.outbox = [];
-    slot.inFlight = new Int32Array(new SharedArrayBuffer(4));
-    slot.worker = this.#spawn(index, slot.inFlight);
+    slot.ring = createRing();
+    slot.reader = new RingReader(slot.ring);
+    slot.online = false;
+    slot.worker = this.#spawn(index, slot.ring);
     this.#listener.onWorkerExit(index, reason, terminated);
   }
 }

@@ -68,7 +68,9 @@ export class SessionContext {
     } catch (error) {
       this.#failSafely(error);
     }
-    this.#maybeFinish(run);
+    // Never finished synchronously: only a later macrotask proves the microtasks the run queued
+    // have drained (an endless `await` chain never lets it come, and so ends as a timeout).
+    setImmediate(() => this.#maybeFinish(run));
   }
 
   /** Ends the current run early (a timeout or a cancel the worker could still hear). */

@@ -21,6 +21,9 @@ export interface CommitTarget {
   committedSeq: number;
 }
 
+/** Told of each successful store write: how many records and events it held, and how long it took. */
+export type BatchObserver = (items: number, seconds: number) => void;
+
 interface PendingChunk { target: CommitTarget; firstSeq: number; frames: Uint8Array[] }
 
 const RETRY_DELAY_MS = 200;
@@ -33,16 +36,21 @@ export class CommitLog {
   #executions = new Map<string, CommitTarget>();
   #sessions = new Map<string, SessionRecord>();
   #waiters: Array<() => void> = [];
+  readonly #onBatch: BatchObserver | undefined;
   #writing = false;
   #scheduled = false;
+  /** Events appended so far: a plain count (read by /metrics), nothing allocated per event. */
+  appended = 0;
 
-  constructor(store: EventStore, onCommitted: (chunks: CommittedChunk[]) => void, onError: (error: unknown) => void) {
+  constructor(store: EventStore, onCommitted: (chunks: CommittedChunk[]) => void, onError: (error: unknown) => void, onBatch?: BatchObserver) {
     this.#store = store;
     this.#onCommitted = onCommitted;
     this.#onError = onError;
+    this.#onBatch = onBatch;
   }
 
   appendEvent(target: CommitTarget, seq: number, frame: Uint8Array): void {
+    this.appended++;
     const id = target.record.execution_id;
     const chunk = this.#chunks.get(id);
     if (chunk) chunk.frames.push(frame);
@@ -86,6 +94,7 @@ export class CommitLog {
 
     for (const chunk of chunks.values()) executions.set(chunk.target.record.execution_id, chunk.target);
     const batch = this.#batch(chunks, executions, sessions);
+    const started = performance.now();
     try {
       await this.#store.commit(batch);
     } catch (error) {
@@ -96,12 +105,15 @@ export class CommitLog {
       return;
     }
     const committed: CommittedChunk[] = [];
+    let items = batch.sessions.length + batch.executions.length;
     for (const { target, firstSeq, frames } of chunks.values()) {
+      items += frames.length;
       target.committedSeq = firstSeq + frames.length - 1;
       target.record.last_seq = target.committedSeq;
       committed.push({ executionId: target.record.execution_id, firstSeq, frames });
     }
     this.#writing = false;
+    this.#onBatch?.(items, (performance.now() - started) / 1000);
     // Deliver before anything else can run, so delivery order is commit order.
     if (committed.length > 0) this.#onCommitted(committed);
     for (const resolve of waiters) resolve();

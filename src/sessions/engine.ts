@@ -6,10 +6,10 @@
 import type { Config } from '../config.js';
 import type { EventPayloads, EventType, ExecutionRecord, TerminalStatus } from '../../protocol/types.js';
 import { encodeFrame } from '../protocol/codec.js';
-import { CONSOLE_LEVELS, ITEM_WIDTH, ItemKind, type FromWorker, type OutputItems, type ReplayInput } from '../pool/messages.js';
+import { CONSOLE_LEVELS, ItemKind, type FromWorker, type OutputItem, type ReplayInput } from '../pool/messages.js';
 import { WorkerPool } from '../pool/worker-pool.js';
 import type { EventStore } from '../store/event-store.js';
-import { CommitLog, type CommittedChunk } from './commit-log.js';
+import { CommitLog, type BatchObserver, type CommittedChunk } from './commit-log.js';
 import { LiveExecution, LiveSession } from './live.js';
 import { SubscriptionHub } from './subscription-hub.js';
 import type { Workspace } from './workspace.js';
@@ -17,6 +17,9 @@ import type { Workspace } from './workspace.js';
 export interface EngineHooks {
   onError(context: string, error: unknown): void;
   onExecutionEnd?(execution: LiveExecution): void;
+  /** A worker died (and is being replaced): `reason` says why. */
+  onWorkerExit?(slot: number, reason: string): void;
+  onCommit?: BatchObserver;
 }
 
 type SessionState = 'kept' | 'rebuilt';
@@ -38,10 +41,14 @@ export class Engine {
     this.#workspace = workspace;
     this.#hooks = hooks;
     this.hub = new SubscriptionHub(store, { committedSeq: (id) => this.#committedSeq(id) }, (error) => hooks.onError('replay', error));
-    this.commits = new CommitLog(store, (chunks) => this.#onCommitted(chunks), (error) => hooks.onError('commit', error));
+    this.commits = new CommitLog(store, (chunks) => this.#onCommitted(chunks), (error) => hooks.onError('commit', error), hooks.onCommit);
     this.pool = new WorkerPool(
       { size: config.workers, heapMb: config.workerHeapMb, limits: { maxText: config.maxTextChars, maxPreview: config.maxPreviewChars } },
-      { onMessage: (slot, message) => this.#onWorkerMessage(slot, message), onWorkerExit: (slot, reason, terminated) => this.#onWorkerExit(slot, reason, terminated) },
+      {
+        onOutput: (_slot, item) => this.#onOutput(item),
+        onMessage: (slot, message) => this.#onWorkerMessage(slot, message),
+        onWorkerExit: (slot, reason, terminated) => this.#onWorkerExit(slot, reason, terminated),
+      },
     );
   }
 
@@ -170,34 +177,27 @@ export class Engine {
     }
   }
 
-  #onWorkerMessage(slot: number, message: FromWorker): void {
-    if (message.t === 'out') this.#onOutput(message.items);
-    else this.#onRestored(slot, message.sid, message.ok, message.replayed, message.reason);
+  #onWorkerMessage(slot: number, message: Exclude<FromWorker, { t: 'out' }>): void {
+    this.#onRestored(slot, message.sid, message.ok, message.replayed, message.reason);
   }
 
-  #onOutput(items: OutputItems): void {
-    for (let index = 0; index < items.length; index += ITEM_WIDTH) {
-      const execution = this.executions.get(items[index] as string);
-      if (!execution) continue;
-      execution.workerOutput = true;
-      const ts = items[index + 2] as number;
-      const a = items[index + 3]!;
-      const b = items[index + 4]!;
-      const c = items[index + 5]!;
-      switch (items[index + 1] as ItemKind) {
-        case ItemKind.Console:
-          this.emit(execution, 'console', { level: CONSOLE_LEVELS[a as number] ?? 'log', text: b as string, ...(c ? { truncated: true } : {}) }, ts);
-          break;
-        case ItemKind.Value:
-          this.emit(execution, 'value', { type: a as string, preview: b as string }, ts);
-          break;
-        case ItemKind.Exception:
-          this.emit(execution, 'exception', { name: a as string, message: b as string, stack: c as string }, ts);
-          break;
-        case ItemKind.Done:
-          this.#onRunDone(execution, a as TerminalStatus);
-          break;
-      }
+  #onOutput([xid, kind, ts, a, b, c]: OutputItem): void {
+    const execution = this.executions.get(xid);
+    if (!execution) return;
+    execution.workerOutput = true;
+    switch (kind) {
+      case ItemKind.Console:
+        this.emit(execution, 'console', { level: CONSOLE_LEVELS[a as number] ?? 'log', text: b as string, ...(c ? { truncated: true } : {}) }, ts);
+        break;
+      case ItemKind.Value:
+        this.emit(execution, 'value', { type: a as string, preview: b as string }, ts);
+        break;
+      case ItemKind.Exception:
+        this.emit(execution, 'exception', { name: a as string, message: b as string, stack: c as string }, ts);
+        break;
+      case ItemKind.Done:
+        this.#onRunDone(execution, a as TerminalStatus);
+        break;
     }
   }
 
@@ -213,6 +213,7 @@ export class Engine {
   }
 
   #onWorkerExit(slot: number, reason: string, terminated: boolean): void {
+    this.#hooks.onWorkerExit?.(slot, reason);
     for (const session of this.sessions.values()) {
       if (session.slot !== slot) continue;
       const execution = session.running;

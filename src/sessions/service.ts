@@ -7,7 +7,7 @@ import { ProtocolError } from '../../protocol/errors.js';
 import { LIST_LIMIT_DEFAULT } from '../../protocol/schemas.js';
 import type { ExecuteRequest, ExecutionRecord, SessionRecord } from '../../protocol/types.js';
 import type { Config } from '../config.js';
-import type { EventStore } from '../store/event-store.js';
+import type { EventStore, StoredEvent } from '../store/event-store.js';
 import { Engine, type EngineHooks } from './engine.js';
 import { LiveExecution, LiveSession, publicExecutionId, storedExecutionId } from './live.js';
 import type { EventSink } from './subscription-hub.js';
@@ -40,6 +40,11 @@ export class ExecutionService {
     this.#store = store;
     this.#workspace = new Workspace(config.workspaceDir, config.maxRunFileBytes);
     this.engine = new Engine(config, store, this.#workspace, hooks);
+  }
+
+  /** False once shutdown has begun: for readiness. */
+  get accepting(): boolean {
+    return !this.#shuttingDown;
   }
 
   /**
@@ -167,6 +172,18 @@ export class ExecutionService {
       throw new ProtocolError('BAD_REQUEST', `field \`after_seq\` (${afterSeq}) is beyond the execution's last_seq (${result.lastSeq})`);
     }
     return result;
+  }
+
+  /**
+   * A page of stored events with seq > afterSeq, read without subscribing (HTTP), and where the log
+   * stood, as `locate` says; `lastSeq` is raised to the page's last seq when a commit landed
+   * between the two reads.
+   */
+  async readEvents(tenant: string, publicId: string, afterSeq: number, limit: number): Promise<SubscribeResult & { events: StoredEvent[] }> {
+    const { lastSeq, finalSeq } = await this.locate(tenant, publicId, afterSeq);
+    const events = await this.engine.hub.read(storedExecutionId(tenant, publicId), afterSeq, limit);
+    const last = events.length > 0 ? events[events.length - 1]!.seq : afterSeq;
+    return { events, lastSeq: Math.max(lastSeq, last), finalSeq };
   }
 
   subscribe(sink: EventSink, tenant: string, executionId: string, afterSeq: number, finalSeq: number | null): void {

@@ -14,7 +14,7 @@
  * produce anything, but must get the `execution` reply first. Until that reply is out, committed
  * frames are kept for it in memory (a few, bounded) instead of being read back from the store.
  */
-import type { EventStore } from '../store/event-store.js';
+import type { EventStore, StoredEvent } from '../store/event-store.js';
 import type { CommittedChunk } from './commit-log.js';
 
 /** What a subscription writes to; transport/ implements it over a socket. */
@@ -23,6 +23,11 @@ export interface EventSink {
   send(frame: Uint8Array): SendResult;
   /** Runs `fn` with the socket corked, so its sends leave in one write. */
   cork(fn: () => void): void;
+  /**
+   * A subscription of this sink ended: its last event was sent, its log is gone, or it was detached.
+   * A sink that serves one subscription (an HTTP event stream) ends its response here.
+   */
+  ended?(executionId: string): void;
 }
 
 export const enum SendResult { SENT = 0, SENT_FULL = 1, DROPPED = 2 }
@@ -60,6 +65,8 @@ export class SubscriptionHub {
   readonly #bySink = new Map<EventSink, Map<string, Subscription>>();
   readonly #onReadError: (error: unknown) => void;
   pauses = 0;
+  /** Store reads made to replay events: catching up, and pages read over HTTP. */
+  reads = 0;
 
   constructor(store: EventStore, position: LogPosition, onReadError: (error: unknown) => void) {
     this.#store = store;
@@ -134,6 +141,12 @@ export class SubscriptionHub {
     }
   }
 
+  /** Stored events with seq > afterSeq, at most `limit`: a page read without subscribing. */
+  read(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
+    this.reads++;
+    return this.#store.readEvents(executionId, afterSeq, limit);
+  }
+
   /** Marks where an execution's log ends; subscriptions end once they have sent that seq. */
   finish(executionId: string, finalSeq: number): void {
     for (const subscription of [...(this.#byExecution.get(executionId) ?? [])]) {
@@ -178,6 +191,8 @@ export class SubscriptionHub {
   #send(subscription: Subscription, seq: number, frame: Uint8Array): boolean {
     if (seq !== subscription.cursor + 1) return true;
     const result = subscription.sink.send(frame);
+    // The sink may end its subscriptions from inside send (an event stream ends after `done`).
+    if (subscription.mode === 'ended') return false;
     if (result !== SendResult.DROPPED) subscription.cursor = seq;
     if (subscription.finalSeq !== null && subscription.cursor >= subscription.finalSeq) {
       this.#end(subscription);
@@ -207,6 +222,7 @@ export class SubscriptionHub {
           else subscription.mode = 'live';
           return;
         }
+        this.reads++;
         const events = await this.#store.readEvents(subscription.executionId, subscription.cursor, PAGE_EVENTS);
         if (subscription.mode !== 'catching-up') return;
         if (events.length === 0) {
@@ -227,6 +243,7 @@ export class SubscriptionHub {
   }
 
   #end(subscription: Subscription): void {
+    if (subscription.mode === 'ended') return;
     subscription.mode = 'ended';
     this.#bySink.get(subscription.sink)?.delete(subscription.executionId);
     const forExecution = this.#byExecution.get(subscription.executionId);
@@ -234,5 +251,6 @@ export class SubscriptionHub {
       forExecution.delete(subscription);
       if (forExecution.size === 0) this.#byExecution.delete(subscription.executionId);
     }
+    subscription.sink.ended?.(subscription.executionId);
   }
 }

@@ -2,11 +2,13 @@
  * The only module that imports uWebSockets.js, so that moving to the upstream package is a one-line
  * change. It authenticates the upgrade, hands each socket's frames to its Connection, enforces the
  * frame size limit with a proper 1009 close, and turns uWS backpressure (getBufferedAmount, drain)
- * into the Connection's pause/resume.
+ * into the Connection's pause/resume. Every other request goes to the HTTP API through
+ * UwsExchange, which adapts uWS's request and response to src/http/port.ts.
  */
 import uWS from '@trufflesuite/uws-js-unofficial';
-import { CLOSE_FRAME_TOO_LARGE, CLOSE_GOING_AWAY, type ErrorCode } from '../../protocol/errors.js';
+import { CLOSE_FRAME_TOO_LARGE, CLOSE_GOING_AWAY, ProtocolError, type ErrorCode } from '../../protocol/errors.js';
 import { WS_PATH } from '../../protocol/types.js';
+import type { HttpHandler, HttpRequest, HttpResponse } from '../http/port.js';
 import type { ExecutionService } from '../sessions/service.js';
 import { tokenFromRequest, type Authenticator } from './auth.js';
 import { Connection } from './connection.js';
@@ -20,10 +22,16 @@ export interface TransportOptions {
   authenticator: Authenticator;
   allowedOrigins: string[];
   tls: { cert: string; key: string } | null;
+  /** Every request that is not a socket upgrade; bodies are limited to maxFrameBytes. */
+  http: HttpHandler;
+  onSocket?(event: 'open' | 'close', tenant: string, remote: string): void;
   onInternalError(error: unknown): void;
 }
 
-interface SocketData { tenant: string; connection: Connection | null }
+/** The native module exports this option, its typings only as a type-level enum. */
+const EXCLUSIVE_PORT = (uWS as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT: number }).LIBUS_LISTEN_EXCLUSIVE_PORT;
+
+interface SocketData { tenant: string; remote: string; connection: Connection | null }
 
 /** uWS drops sends silently past maxBackpressure; ours pauses events long before that. */
 const HARD_BACKPRESSURE_FACTOR = 64;
@@ -54,13 +62,9 @@ export class UwsTransport {
       drain: (ws) => ws.getUserData().connection?.drained(),
       close: (ws) => this.#close(ws),
     });
-    this.#app.get('/healthz', (res) => {
-      res.writeHeader('content-type', 'application/json').end('{"status":"ok"}');
-    });
     this.#app.any('/*', (res, req) => {
-      const url = req.getUrl();
-      res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json')
-        .end(JSON.stringify({ error: { code: 'NOT_FOUND', message: `no route ${url}` } }));
+      const exchange = new UwsExchange(res, req, options.maxFrameBytes);
+      options.http.handle(exchange, exchange);
     });
   }
 
@@ -70,7 +74,12 @@ export class UwsTransport {
 
   listen(): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.#app.listen(this.#options.host, this.#options.port, (socket) => {
+      // Exclusive: by default uSockets sets SO_REUSEPORT, and a second server on the same port
+      // (or a new one started during the old one's shutdown) would silently share connections.
+      // The typings lack the (host, port, options, cb) overload the native code has.
+      const listen = this.#app.listen.bind(this.#app) as unknown as (
+        host: string, port: number, options: number, cb: (socket: uWS.us_listen_socket | false) => void) => void;
+      listen(this.#options.host, this.#options.port, EXCLUSIVE_PORT, (socket) => {
         if (!socket) {
           reject(new Error(`cannot listen on ${this.#options.host}:${this.#options.port}`));
           return;
@@ -99,6 +108,7 @@ export class UwsTransport {
     const key = req.getHeader('sec-websocket-key');
     const protocol = req.getHeader('sec-websocket-protocol');
     const extensions = req.getHeader('sec-websocket-extensions');
+    const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
     let aborted = false;
     res.onAborted(() => (aborted = true));
     if (origin !== '' && this.#options.allowedOrigins.length > 0 && !this.#options.allowedOrigins.includes(origin)) {
@@ -112,7 +122,7 @@ export class UwsTransport {
           if (tenant === null) {
             refuse(res, '401 Unauthorized', 'UNAUTHORIZED', 'a valid token is required (Authorization: Bearer <token> or ?token=<token>)');
           } else {
-            res.upgrade<SocketData>({ tenant, connection: null }, key, protocol, extensions, context);
+            res.upgrade<SocketData>({ tenant, remote, connection: null }, key, protocol, extensions, context);
           }
         });
       },
@@ -125,6 +135,7 @@ export class UwsTransport {
 
   #open(ws: uWS.WebSocket<SocketData>): void {
     this.#sockets.add(ws);
+    this.#options.onSocket?.('open', ws.getUserData().tenant, ws.getUserData().remote);
     ws.getUserData().connection = new Connection(
       {
         send: (frame) => ws.send(frame, true),
@@ -153,6 +164,7 @@ export class UwsTransport {
   #close(ws: uWS.WebSocket<SocketData>): void {
     this.#sockets.delete(ws);
     ws.getUserData().connection?.closed();
+    this.#options.onSocket?.('close', ws.getUserData().tenant, ws.getUserData().remote);
   }
 }
 
@@ -160,4 +172,120 @@ function refuse(res: uWS.HttpResponse, status: string, code: ErrorCode, message:
   const response = res.writeStatus(status).writeHeader('content-type', 'application/json');
   if (status.startsWith('401')) response.writeHeader('www-authenticate', 'Bearer');
   response.end(JSON.stringify({ error: { code, message } }));
+}
+
+const EMPTY_BODY = new Uint8Array(0);
+
+/**
+ * One HTTP request and its response, as src/http/port.ts sees them. Everything is copied out of
+ * `req` in the constructor (uWS invalidates it when the handler returns), onAborted is registered
+ * before anything can await, and every use of `res` after it was aborted or ended is a no-op
+ * (uWS throws on those). The body is read from the start, chunks copied (uWS reuses their memory),
+ * and refused as soon as it passes the limit: by Content-Length before a byte, or by count.
+ */
+class UwsExchange implements HttpRequest, HttpResponse {
+  readonly method: string;
+  readonly path: string;
+  readonly query: string;
+  readonly headers: Record<string, string> = {};
+  aborted = false;
+  ended = false;
+  readonly #res: uWS.HttpResponse;
+  readonly #limit: number;
+  #chunks: Uint8Array[] = [];
+  #size = 0;
+  #body: 'reading' | 'done' | 'too-large' = 'done';
+  #waiters: Array<{ resolve(body: Uint8Array): void; reject(error: unknown): void }> = [];
+  #onAborted: Array<() => void> = [];
+
+  constructor(res: uWS.HttpResponse, req: uWS.HttpRequest, limit: number) {
+    this.#res = res;
+    this.#limit = limit;
+    this.method = req.getMethod().toUpperCase();
+    this.path = req.getUrl();
+    this.query = req.getQuery() ?? '';
+    req.forEach((name, value) => (this.headers[name] = value));
+    res.onAborted(() => this.#aborted());
+    const length = Number(this.headers['content-length'] ?? 0);
+    if (length > limit) this.#body = 'too-large';
+    else if (length > 0 || this.headers['transfer-encoding'] !== undefined) {
+      this.#body = 'reading';
+      res.onData((chunk, isLast) => this.#data(chunk, isLast));
+    }
+  }
+
+  body(): Promise<Uint8Array> {
+    if (this.#body === 'too-large') return Promise.reject(this.#tooLarge());
+    if (this.#body === 'done') return Promise.resolve(this.#chunks.length === 1 ? this.#chunks[0]! : EMPTY_BODY);
+    if (this.aborted) return Promise.reject(new Error('request aborted'));
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  cork(fn: () => void): void {
+    if (!this.aborted && !this.ended) this.#res.cork(fn);
+  }
+
+  writeStatus(status: string): void {
+    if (!this.aborted && !this.ended) this.#res.writeStatus(status);
+  }
+
+  writeHeader(name: string, value: string): void {
+    if (!this.aborted && !this.ended) this.#res.writeHeader(name, value);
+  }
+
+  write(chunk: string): boolean {
+    if (this.aborted || this.ended) return false;
+    return this.#res.write(chunk);
+  }
+
+  end(body?: string, closeConnection = false): void {
+    if (this.aborted || this.ended) return;
+    this.ended = true;
+    this.#res.end(body, closeConnection);
+  }
+
+  onWritable(handler: () => void): void {
+    if (this.aborted || this.ended) return;
+    this.#res.onWritable(() => {
+      handler();
+      return true;
+    });
+  }
+
+  onAborted(handler: () => void): void {
+    this.#onAborted.push(handler);
+  }
+
+  #data(chunk: ArrayBuffer, isLast: boolean): void {
+    if (this.#body !== 'reading') return;
+    this.#size += chunk.byteLength;
+    if (this.#size > this.#limit) {
+      this.#body = 'too-large';
+      this.#chunks = [];
+      this.#settle();
+      return;
+    }
+    this.#chunks.push(new Uint8Array(chunk.slice(0)));
+    if (!isLast) return;
+    if (this.#chunks.length > 1) this.#chunks = [Buffer.concat(this.#chunks)];
+    this.#body = 'done';
+    this.#settle();
+  }
+
+  #settle(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const waiter of waiters) this.body().then(waiter.resolve, waiter.reject);
+  }
+
+  #tooLarge(): ProtocolError {
+    return new ProtocolError('PAYLOAD_TOO_LARGE', `the body is over the ${this.#limit}-byte limit`);
+  }
+
+  #aborted(): void {
+    this.aborted = true;
+    for (const waiter of this.#waiters) waiter.reject(new Error('request aborted'));
+    this.#waiters = [];
+    for (const handler of this.#onAborted) handler();
+  }
 }

@@ -1,0 +1,42 @@
+/**
+ * `vmstream/client`: the SDK, for Node (20+, over `ws`) and browsers (over their WebSocket).
+ * Every export is named here, so the public surface is this one list.
+ */
+export { Client } from './client.js';
+export type { ExecuteOptions, ExecuteSource, SessionRef, StartOptions, SubscribeOptions } from './client.js';
+export { Execution } from './execution.js';
+export type { Status, StatusType } from './status.js';
+export { CLIENT_DEFAULTS } from './options.js';
+export type { ClientOptions } from './options.js';
+export { resolveTarget } from './socket.js';
+export type { Target, WebSocketConstructor, WebSocketLike } from './socket.js';
+export {
+  AbortError,
+  CLIENT_ERROR_CODES,
+  ClientClosedError,
+  ConnectionError,
+  RequestTimeoutError,
+  ServerError,
+  VmstreamError,
+} from './errors.js';
+export type { ClientErrorCode, VmstreamErrorCode } from './errors.js';
+export { ERROR_CODES } from '../../protocol/errors.js';
+export type { ErrorCode } from '../../protocol/errors.js';
+export { PROTOCOL_VERSION, TERMINAL_STATUSES, WS_PATH } from '../../protocol/types.js';
+export type {
+  ConsoleLevel,
+  ConsolePayload,
+  DonePayload,
+  EventFrame,
+  EventPayloads,
+  EventType,
+  ExceptionPayload,
+  ExecutionKind,
+  ExecutionRecord,
+  ExecutionStatus,
+  SessionLostPayload,
+  SessionRecord,
+  SessionRestoredPayload,
+  TerminalStatus,
+  ValuePayload,
+} from '../../protocol/types.js';

@@ -1,0 +1,195 @@
+/**
+ * The HTTP API beside the socket (protocol/openapi.yaml). Routes come from protocol/http.ts; each
+ * request's token is resolved to its tenant by the socket's Authenticator; path, query and body are
+ * checked by validators derived from the socket's; then the same ExecutionService calls run. So a
+ * tenant sees the same sessions and executions on both, and another tenant's are NOT_FOUND on both.
+ */
+import type { Logger } from 'pino';
+import { ProtocolError } from '../../protocol/errors.js';
+import {
+  EVENTS_LIMIT_DEFAULT,
+  HTTP_CHECKERS,
+  HTTP_OPERATIONS,
+  type Checker,
+  type HttpOperation,
+  type HttpOperationId,
+  type ObjectSchema,
+} from '../../protocol/http.js';
+import type { EventFrame, ExecutionKind } from '../../protocol/types.js';
+import { decodeStored } from '../protocol/codec.js';
+import type { ExecuteInput, ExecutionService } from '../sessions/service.js';
+import { tokenFromRequest, type Authenticator } from '../transport/auth.js';
+import type { HttpHandler, HttpRequest, HttpResponse } from './port.js';
+import { sendError, sendJson, sendText } from './respond.js';
+import { Router } from './router.js';
+import { streamEvents } from './sse.js';
+
+/** What the operator's endpoints report; server.ts knows where each figure lives. */
+export interface OperatorView {
+  readiness(): { ready: boolean; checks: Record<string, boolean> };
+  metrics(): Promise<{ contentType: string; body: string }>;
+}
+
+export interface HttpApiOptions {
+  authenticator: Authenticator;
+  operator: OperatorView;
+  logger: Logger;
+  onInternalError(error: unknown): void;
+}
+
+interface Call {
+  tenant: string;
+  params: Record<string, string>;
+  query: Record<string, unknown>;
+  body: Record<string, unknown>;
+  request: HttpRequest;
+  response: HttpResponse;
+}
+
+/** A JSON answer, or null when the handler answered by itself (a stream, the metrics text). */
+type Reply = { status: number; body: unknown } | null;
+type Handler = (call: Call) => Promise<Reply>;
+
+const ok = (body: unknown): Reply => ({ status: 200, body });
+
+export class HttpApi implements HttpHandler {
+  readonly #router = new Router(HTTP_OPERATIONS);
+  readonly #service: ExecutionService;
+  readonly #options: HttpApiOptions;
+  readonly #handlers: Readonly<Record<HttpOperationId, Handler>>;
+  readonly #onInternalError: (error: unknown) => void;
+
+  constructor(service: ExecutionService, options: HttpApiOptions) {
+    this.#service = service;
+    this.#options = options;
+    this.#onInternalError = options.onInternalError;
+    this.#handlers = {
+      createSession: async ({ tenant, body }) => ({ status: 201, body: await service.createSession(tenant, body.name as string | undefined) }),
+      listSessions: async ({ tenant }) => ok({ items: service.listSessions(tenant) }),
+      getSession: async ({ tenant, params }) => ok(service.getSession(tenant, params.session_id!)),
+      closeSession: async ({ tenant, params }) => ok(await service.closeSession(tenant, params.session_id!)),
+      executeRepl: (call) => this.#execute(call, 'repl'),
+      executeRunFile: (call) => this.#execute(call, 'run-file'),
+      listExecutions: async ({ tenant, query }) => ok({ items: await service.listExecutions(tenant, query.session_id as string, query.limit as number | undefined) }),
+      getExecution: async ({ tenant, params }) => ok(await service.getExecution(tenant, params.execution_id!)),
+      listEvents: (call) => this.#events(call),
+      cancelExecution: async ({ tenant, params }) => ok(await service.cancel(tenant, params.execution_id!)),
+      health: async () => ok({ status: 'ok' }),
+      ready: async () => {
+        const { ready, checks } = options.operator.readiness();
+        return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'not_ready', checks } };
+      },
+      metrics: async ({ response }) => {
+        const { contentType, body } = await options.operator.metrics();
+        sendText(response, 200, contentType, body);
+        return null;
+      },
+    };
+  }
+
+  handle(request: HttpRequest, response: HttpResponse): void {
+    const match = this.#router.match(request.method, request.path);
+    if (match.kind === 'no-route') {
+      sendError(response, new ProtocolError('NOT_FOUND', `no route ${request.path.slice(0, 200)}`), this.#onInternalError);
+      return;
+    }
+    if (match.kind === 'wrong-method') {
+      const allow = match.allow.join(', ');
+      const error = new ProtocolError('METHOD_NOT_ALLOWED', `${request.method.slice(0, 16)} is not allowed here; allowed: ${allow}`);
+      sendError(response, error, this.#onInternalError, { allow });
+      return;
+    }
+    this.#run(match.operation, match.params, request, response).then(
+      (reply) => {
+        if (reply) sendJson(response, reply.status, reply.body);
+      },
+      (error: unknown) => sendError(response, error, this.#onInternalError),
+    );
+  }
+
+  async #run(id: HttpOperationId, params: Record<string, string>, request: HttpRequest, response: HttpResponse): Promise<Reply> {
+    const operation: HttpOperation = HTTP_OPERATIONS[id];
+    const checks = HTTP_CHECKERS[id];
+    const tenant = operation.auth ? await this.#tenantOf(request) : '';
+    check(checks.params, params, 'path');
+    const query = operation.query ? queryObject(operation.query, request.query) : {};
+    check(checks.query, query, 'query');
+    const body = operation.body ? await readJson(request) : {};
+    check(checks.body, body, 'body');
+    return this.#handlers[id]({ tenant, params, query, body, request, response });
+  }
+
+  async #tenantOf(request: HttpRequest): Promise<string> {
+    const token = tokenFromRequest(request.headers.authorization ?? '', request.query);
+    const tenant = await this.#options.authenticator.tenantOf(token);
+    if (tenant === null) throw new ProtocolError('UNAUTHORIZED', 'a valid token is required (Authorization: Bearer <token>)');
+    return tenant;
+  }
+
+  async #execute({ tenant, body }: Call, kind: ExecutionKind): Promise<Reply> {
+    // Only the fields the socket's `execute` takes go on: the schema lets unknown fields pass.
+    const input: ExecuteInput = { session_id: body.session_id as string, kind };
+    if (kind === 'repl') input.code = body.code as string;
+    else input.path = body.path as string;
+    if (body.timeout_ms !== undefined) input.timeout_ms = body.timeout_ms as number;
+    if (body.execution_id !== undefined) input.execution_id = body.execution_id as string;
+    const { record, created } = await this.#service.execute(tenant, input);
+    // A repeated execution_id creates nothing: the existing record, as 200.
+    return { status: created ? 201 : 200, body: record };
+  }
+
+  async #events({ tenant, params, query, request, response }: Call): Promise<Reply> {
+    const executionId = params.execution_id!;
+    let afterSeq = (query.after_seq as number | undefined) ?? 0;
+    if (!(request.headers.accept ?? '').includes('text/event-stream')) {
+      const limit = (query.limit as number | undefined) ?? EVENTS_LIMIT_DEFAULT;
+      const page = await this.#service.readEvents(tenant, executionId, afterSeq, limit);
+      const items = page.events.map((event) => decodeStored(event.frame) as EventFrame);
+      const done = page.finalSeq !== null || items.at(-1)?.type === 'done';
+      return ok({ items, last_seq: page.lastSeq, done });
+    }
+    // A reconnecting EventSource says where it was in Last-Event-ID; it wins over the query.
+    const lastEventId = request.headers['last-event-id'];
+    if (lastEventId !== undefined && lastEventId !== '') {
+      afterSeq = /^\d{1,15}$/.test(lastEventId) ? Number(lastEventId) : -1;
+      if (afterSeq < 0) throw new ProtocolError('BAD_REQUEST', 'header `Last-Event-ID` must be the seq of an event (an integer >= 0)');
+    }
+    const log = this.#options.logger;
+    await streamEvents(this.#service, tenant, executionId, afterSeq, response, {
+      opened: () => log.info({ tenant, execution_id: executionId, after_seq: afterSeq }, 'event stream opened'),
+      closed: () => log.info({ tenant, execution_id: executionId }, 'event stream closed'),
+    });
+    return null;
+  }
+}
+
+function check(checker: Checker | undefined, value: unknown, where: string): void {
+  const problem = checker?.(value) ?? null;
+  if (problem !== null) throw new ProtocolError('BAD_REQUEST', `${where}: ${problem}`);
+}
+
+/** The query parameters a schema names; integer ones converted when they are written as integers. */
+function queryObject(schema: ObjectSchema, raw: string): Record<string, unknown> {
+  const search = new URLSearchParams(raw);
+  const query: Record<string, unknown> = {};
+  for (const name in schema.properties) {
+    const value = search.get(name);
+    if (value === null) continue;
+    // Anything else stays a string, and the checker says the field must be an integer.
+    query[name] = schema.properties[name]!.type === 'integer' && /^-?\d{1,15}$/.test(value) ? Number(value) : value;
+  }
+  return query;
+}
+
+async function readJson(request: HttpRequest): Promise<Record<string, unknown>> {
+  const bytes = await request.body();
+  if (bytes.length === 0) return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8'));
+  } catch (error) {
+    throw new ProtocolError('BAD_REQUEST', `body is not valid JSON: ${(error as Error).message}`, { cause: error });
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ProtocolError('BAD_REQUEST', 'body must be a JSON object');
+  return value as Record<string, unknown>;
+}

@@ -1,0 +1,60 @@
+/**
+ * Writing JSON responses, and the one place where an error becomes an HTTP response: the envelope
+ * `{error: {code, message}}` with the status protocol/errors.ts gives each code.
+ */
+import { ERROR_CODES, ProtocolError, type ErrorCode } from '../../protocol/errors.js';
+import type { HttpResponse } from './port.js';
+
+const REASONS: Readonly<Record<number, string>> = Object.freeze({
+  200: 'OK',
+  201: 'Created',
+  204: 'No Content',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+});
+
+export const JSON_TYPE = 'application/json; charset=utf-8';
+
+export function statusLine(status: number): string {
+  return `${status} ${REASONS[status] ?? 'Unknown'}`;
+}
+
+/** Writes a whole response (corked, as it may follow an await); a no-op once the client is gone. */
+export function sendText(response: HttpResponse, status: number, contentType: string, body: string, headers?: Record<string, string>, close = false): void {
+  response.cork(() => {
+    response.writeStatus(statusLine(status));
+    response.writeHeader('content-type', contentType);
+    if (headers) for (const name in headers) response.writeHeader(name, headers[name]!);
+    response.end(body, close);
+  });
+}
+
+export function sendJson(response: HttpResponse, status: number, body: unknown, headers?: Record<string, string>): void {
+  sendText(response, status, JSON_TYPE, JSON.stringify(body), headers);
+}
+
+/** The code and HTTP status an error becomes: a ProtocolError keeps its code, anything else is INTERNAL. */
+export function errorStatus(error: unknown): { code: ErrorCode; status: number; message: string } {
+  if (error instanceof ProtocolError) return { code: error.code, status: ERROR_CODES[error.code].http, message: error.message };
+  return { code: 'INTERNAL', status: ERROR_CODES.INTERNAL.http, message: 'internal error' };
+}
+
+/**
+ * Answers with the error envelope. Errors that are not ProtocolErrors are the server's fault:
+ * they are reported to `onInternalError` and their text stays out of the response.
+ */
+export function sendError(response: HttpResponse, error: unknown, onInternalError: (error: unknown) => void, headers: Record<string, string> = {}): void {
+  const { code, status, message } = errorStatus(error);
+  if (code === 'INTERNAL') onInternalError(error);
+  if (status === 401) headers['www-authenticate'] = 'Bearer';
+  // Past the body limit the rest of the body may still be on its way: the connection cannot be reused.
+  sendText(response, status, JSON_TYPE, JSON.stringify({ error: { code, message } }), headers, code === 'PAYLOAD_TOO_LARGE');
+}

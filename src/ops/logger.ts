@@ -1,0 +1,32 @@
+/**
+ * Structured logs: pino, JSON lines on stderr (stdout carries only the `listening on` line, which
+ * tools parse). On a terminal the lines go through pino-pretty instead; it is loaded only then, in
+ * this thread (no transport worker), so a server writing to a pipe or a file never loads it.
+ */
+import { isatty } from 'node:tty';
+import { pino, type Logger, type LoggerOptions } from 'pino';
+
+export type { Logger } from 'pino';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const OPTIONS: LoggerOptions = {
+  base: { service: 'vmstream' },
+  // A safety net: the code logs no secret, and these paths say so again.
+  redact: { paths: ['token', 'config.token', '*.authorization', 'headers.authorization'], censor: '[redacted]' },
+};
+
+/** A logger writing to file descriptor `fd` (stderr by default). */
+export async function createLogger(level: LogLevel, fd = 2): Promise<Logger> {
+  if (isatty(fd)) {
+    try {
+      const { default: pretty } = await import('pino-pretty');
+      return pino({ ...OPTIONS, level }, pretty({ destination: fd, sync: true, colorize: true }));
+    } catch {
+      // No pretty printer: plain JSON lines are fine on a terminal too.
+    }
+  }
+  // Synchronous writes: a line logged right before process.exit is not lost.
+  return pino({ ...OPTIONS, level }, pino.destination({ fd, sync: true }));
+}

@@ -1,0 +1,110 @@
+/**
+ * Prometheus metrics (prom-client), registered once per process on a registry of our own.
+ *
+ * Per-event figures (events appended, replay reads, backpressure pauses, worker restarts) stay plain
+ * integer fields where they happen (commit log, hub, pool) and are read at scrape time by `collect`:
+ * prom-client's `inc()` allocates a labels object and a result per call, which the event path must
+ * not pay. Per-execution and per-batch figures (outcome, latency, batch size) are observed directly.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { TERMINAL_STATUSES, type TerminalStatus } from '../../protocol/types.js';
+
+/** Where the scrape-time figures live; server.ts wires it once everything exists. */
+export interface MetricSources {
+  eventsAppended(): number;
+  replayReads(): number;
+  backpressurePauses(): number;
+  workerRestarts(): number;
+  liveExecutions(): number;
+  socketsOpen(): number;
+  eventStreamsOpen(): number;
+}
+
+const ZERO: MetricSources = {
+  eventsAppended: () => 0,
+  replayReads: () => 0,
+  backpressurePauses: () => 0,
+  workerRestarts: () => 0,
+  liveExecutions: () => 0,
+  socketsOpen: () => 0,
+  eventStreamsOpen: () => 0,
+};
+
+const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+const BATCH_SECONDS_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+const BATCH_ITEMS_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384];
+
+export class Metrics {
+  readonly registry = new Registry();
+  #sources: MetricSources = ZERO;
+  readonly #executionsByStatus: Map<TerminalStatus, Counter.Internal>;
+  readonly #executionSeconds: Histogram;
+  readonly #batchItems: Histogram;
+  readonly #batchSeconds: Histogram;
+
+  constructor() {
+    const registers = [this.registry];
+    // Unprefixed, as every Node dashboard expects them (process_cpu_seconds_total, nodejs_heap_…).
+    collectDefaultMetrics({ register: this.registry });
+    const executions = new Counter({ name: 'vmstream_executions_total', help: 'Executions that ended, by terminal status', labelNames: ['status'], registers });
+    // Children made once, so every status is exported from the start and counting allocates nothing.
+    this.#executionsByStatus = new Map(TERMINAL_STATUSES.map((status) => [status, executions.labels(status)]));
+    for (const child of this.#executionsByStatus.values()) child.inc(0);
+    this.#executionSeconds = new Histogram({
+      name: 'vmstream_execution_duration_seconds',
+      help: 'From execute (the execution created) to its done, in seconds',
+      buckets: SECONDS_BUCKETS,
+      registers,
+    });
+    this.#batchItems = new Histogram({ name: 'vmstream_store_batch_items', help: 'Records and events per LevelDB batch (one group commit)', buckets: BATCH_ITEMS_BUCKETS, registers });
+    this.#batchSeconds = new Histogram({ name: 'vmstream_store_batch_seconds', help: 'Time to write one LevelDB batch, in seconds', buckets: BATCH_SECONDS_BUCKETS, registers });
+    const sources = () => this.#sources;
+    scraped(registers, Counter, 'vmstream_events_appended_total', 'Events appended to execution logs', () => sources().eventsAppended());
+    scraped(registers, Counter, 'vmstream_replay_reads_total', 'Store reads made to replay events (catch-up and HTTP pages)', () => sources().replayReads());
+    scraped(registers, Counter, 'vmstream_backpressure_pauses_total', 'Times a subscriber was paused because its socket or stream buffer was full', () => sources().backpressurePauses());
+    scraped(registers, Counter, 'vmstream_worker_restarts_total', 'Worker threads replaced after they died or were terminated', () => sources().workerRestarts());
+    scraped(registers, Gauge, 'vmstream_executions_live', 'Executions queued or running', () => sources().liveExecutions());
+    scraped(registers, Gauge, 'vmstream_sockets_open', 'WebSocket connections open', () => sources().socketsOpen());
+    scraped(registers, Gauge, 'vmstream_event_streams_open', 'Server-Sent Events streams open', () => sources().eventStreamsOpen());
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  attach(sources: MetricSources): void {
+    this.#sources = sources;
+  }
+
+  executionEnded(status: TerminalStatus, seconds: number): void {
+    this.#executionsByStatus.get(status)?.inc();
+    this.#executionSeconds.observe(seconds);
+  }
+
+  batchCommitted(items: number, seconds: number): void {
+    this.#batchItems.observe(items);
+    this.#batchSeconds.observe(seconds);
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
+/** A metric whose value is read from its source when scraped. */
+function scraped(registers: Registry[], kind: typeof Counter | typeof Gauge, name: string, help: string, read: () => number): void {
+  if (kind === Gauge) {
+    new Gauge({ name, help, registers, collect() { this.set(read()); } });
+    return;
+  }
+  new Counter({
+    name,
+    help,
+    registers,
+    collect() {
+      // The source only grows; reset-then-inc exports its current total.
+      this.reset();
+      this.inc(read());
+    },
+  });
+}

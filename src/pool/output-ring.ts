@@ -1,0 +1,116 @@
+/**
+ * A worker's output travels to the main thread through a ring buffer in shared memory, one writer
+ * (the worker) and one reader (the main thread), instead of through postMessage batches:
+ *
+ * - the main thread reads it without the worker's help, so what a run printed just before it got
+ *   stuck in a synchronous loop is there to read even after the stuck worker was terminated (a
+ *   batch waiting for the worker's next tick would have died with it);
+ * - its size bounds memory: a run that prints faster than the server takes it in waits
+ *   (Atomics.wait, on the worker's host side, never in the sandbox) until there is room, so output
+ *   is slowed down, not queued without bound and not dropped;
+ * - one small wake-up message is posted only when the reader may be idle, not one per batch.
+ *
+ *   header (Int32): HEAD write offset | TAIL read offset | USED bytes | WAKE (1: a wake-up is pending)
+ *   data: records of [length: u32 LE][bytes], wrapping around the end
+ */
+
+const HEAD = 0;
+const TAIL = 1;
+const USED = 2;
+const WAKE = 3;
+const HEADER_BYTES = 16;
+const WAIT_SLICE_MS = 50;
+
+export const RING_BYTES = 4 * 1024 * 1024;
+
+export function createRing(dataBytes = RING_BYTES): SharedArrayBuffer {
+  return new SharedArrayBuffer(HEADER_BYTES + dataBytes);
+}
+
+class RingView {
+  protected readonly header: Int32Array;
+  protected readonly data: Uint8Array;
+  protected readonly capacity: number;
+
+  constructor(buffer: SharedArrayBuffer) {
+    this.header = new Int32Array(buffer, 0, HEADER_BYTES / 4);
+    this.data = new Uint8Array(buffer, HEADER_BYTES);
+    this.capacity = this.data.length;
+  }
+
+  protected copyIn(offset: number, bytes: Uint8Array): number {
+    const first = Math.min(bytes.length, this.capacity - offset);
+    this.data.set(bytes.subarray(0, first), offset);
+    if (first < bytes.length) this.data.set(bytes.subarray(first), 0);
+    return (offset + bytes.length) % this.capacity;
+  }
+
+  protected copyOut(offset: number, target: Uint8Array): number {
+    const first = Math.min(target.length, this.capacity - offset);
+    target.set(this.data.subarray(offset, offset + first));
+    if (first < target.length) target.set(this.data.subarray(0, target.length - first), first);
+    return (offset + target.length) % this.capacity;
+  }
+}
+
+export class RingWriter extends RingView {
+  readonly #wake: () => void;
+  readonly #length = new Uint8Array(4);
+  readonly #lengthView = new DataView(this.#length.buffer);
+
+  /** `wake` tells the reader there is something to read; it is called only when none is pending. */
+  constructor(buffer: SharedArrayBuffer, wake: () => void) {
+    super(buffer);
+    this.#wake = wake;
+  }
+
+  /** Appends one record, blocking while the ring is too full to take it. */
+  write(record: Uint8Array): void {
+    const need = 4 + record.length;
+    if (need > this.capacity) throw new RangeError(`an output record of ${record.length} bytes does not fit the ring`);
+    for (let used = Atomics.load(this.header, USED); used + need > this.capacity; used = Atomics.load(this.header, USED)) {
+      this.#wakeReader();
+      Atomics.wait(this.header, USED, used, WAIT_SLICE_MS);
+    }
+    this.#lengthView.setUint32(0, record.length, true);
+    let head = Atomics.load(this.header, HEAD);
+    head = this.copyIn(head, this.#length);
+    head = this.copyIn(head, record);
+    Atomics.store(this.header, HEAD, head);
+    // Publishing USED last: the reader trusts no byte it has not seen counted here.
+    Atomics.add(this.header, USED, need);
+    this.#wakeReader();
+  }
+
+  #wakeReader(): void {
+    if (Atomics.compareExchange(this.header, WAKE, 0, 1) === 0) this.#wake();
+  }
+}
+
+export class RingReader extends RingView {
+  readonly #length = new Uint8Array(4);
+  readonly #lengthView = new DataView(this.#length.buffer);
+
+  /**
+   * Hands over up to `limit` records, oldest first (each a fresh copy); returns true when more are
+   * waiting. Clears the wake flag first, so a record written after this read posts a new wake-up.
+   */
+  read(limit: number, onRecord: (record: Uint8Array) => void): boolean {
+    Atomics.store(this.header, WAKE, 0);
+    let tail = Atomics.load(this.header, TAIL);
+    let count = 0;
+    let more = false;
+    while (Atomics.load(this.header, USED) > 0) {
+      if (count >= limit) { more = true; break; }
+      tail = this.copyOut(tail, this.#length);
+      const record = new Uint8Array(this.#lengthView.getUint32(0, true));
+      tail = this.copyOut(tail, record);
+      Atomics.store(this.header, TAIL, tail);
+      Atomics.sub(this.header, USED, 4 + record.length);
+      onRecord(record);
+      count++;
+    }
+    if (count > 0) Atomics.notify(this.header, USED);
+    return more;
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * The shared-memory ring between a worker and the pool: records come out whole and in order
+ * across the wrap-around, a full ring blocks its writer (in another thread) until the reader makes
+ * room, and a wake-up is asked for only when none is pending.
+ */
+import { Worker } from 'node:worker_threads';
+import t from 'tap';
+import { createRing, RingReader, RingWriter } from '../src/pool/output-ring.js';
+
+const bytes = (n: number, fill: number) => new Uint8Array(n).fill(fill);
+
+t.test('records keep their bytes and order across the wrap-around', async (t) => {
+  const ring = createRing(64);
+  let wakes = 0;
+  const writer = new RingWriter(ring, () => wakes++);
+  const reader = new RingReader(ring);
+  const seen: number[][] = [];
+  for (let round = 0; round < 20; round++) {
+    writer.write(bytes(10, round));
+    writer.write(bytes(17, 100 + round));
+    reader.read(Infinity, (record) => seen.push([record.length, record[0]!, record[record.length - 1]!]));
+  }
+  t.equal(seen.length, 40);
+  seen.forEach(([length, first, last], index) => {
+    const round = Math.floor(index / 2);
+    const expected = index % 2 === 0 ? [10, round, round] : [17, 100 + round, 100 + round];
+    t.same([length, first, last], expected, `record ${index}`);
+  });
+  t.equal(wakes, 20, 'one wake-up per read, not per record');
+});
+
+t.test('read hands over at most `limit` records and says more are waiting', async (t) => {
+  const ring = createRing(1024);
+  const writer = new RingWriter(ring, () => {});
+  const reader = new RingReader(ring);
+  for (let i = 0; i < 5; i++) writer.write(bytes(3, i));
+  const got: number[] = [];
+  t.equal(reader.read(2, (r) => got.push(r[0]!)), true);
+  t.equal(reader.read(10, (r) => got.push(r[0]!)), false);
+  t.same(got, [0, 1, 2, 3, 4]);
+});
+
+t.test('a record larger than the ring is refused', async (t) => {
+  const writer = new RingWriter(createRing(32), () => {});
+  t.throws(() => writer.write(bytes(40, 1)), RangeError);
+});
+
+t.test('a full ring blocks the writing thread until the reader makes room', async (t) => {
+  const ring = createRing(256);
+  const reader = new RingReader(ring);
+  // The worker loads the compiled module: tests run from source, the server from dist.
+  const compiled = new URL('../dist/src/pool/output-ring.js', import.meta.url).href;
+  const source = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    import(workerData.module).then(({ RingWriter }) => {
+      const writer = new RingWriter(workerData.ring, () => parentPort.postMessage('wake'));
+      for (let i = 0; i < 200; i++) writer.write(new Uint8Array(50).fill(i));
+      parentPort.postMessage('finished');
+    });`;
+  const worker = new Worker(source, { eval: true, workerData: { ring, module: compiled } });
+  const received: number[] = [];
+  let finished = false;
+  await new Promise<void>((resolve, reject) => {
+    worker.on('error', reject);
+    worker.on('message', (message: string) => {
+      if (message === 'finished') finished = true;
+      reader.read(Infinity, (record) => received.push(record[0]!));
+      if (finished && received.length === 200) resolve();
+    });
+  });
+  await worker.terminate();
+  t.equal(received.length, 200, 'every record arrived although the ring holds only four');
+  t.same(received, Array.from({ length: 200 }, (_v, i) => i), 'in order');
+});
