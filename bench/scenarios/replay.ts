@@ -13,28 +13,36 @@ import type { Ctx, Scenario } from '../harness/types.js';
 import type { Vmstream } from '../harness/vmstream.js';
 import { startVmstream } from '../harness/vmstream.js';
 import type { SinkResult } from '../loadgen/types.js';
-import { check, cpuPer, pct, serverCpuFigures, serverRss, warmFrames } from './common.js';
+import { check, cpuPer, pct, serverCpuFigures, serverRss, type ServerCpu, warmFrames } from './common.js';
 import { eventsOf, STREAM_ENV, streamOnce } from './stream.js';
 
 const EXECUTION_ID = 'bench-replay';
 
-async function replayOnce(ctx: Ctx, server: Vmstream, lines: number): Promise<SinkResult> {
-  const r = await ctx.loadgen({
-    driver: 'sink',
-    workload: 'replay',
-    params: { executionId: EXECUTION_ID },
-    url: server.url,
-    token: server.token,
-    connections: 1,
-    count: 0,
-    warmupMs: 300,
-    durationMs: 120_000,
-    warmClientFrames: warmFrames(ctx),
-  });
+/** One subscribe from seq 0 to done, the server's CPU metered from the gate (set-up and warm-up left out). */
+async function replayOnce(ctx: Ctx, server: Vmstream, lines: number): Promise<{ r: SinkResult; cpu: ServerCpu }> {
+  let meter: () => ServerCpu = () => ({ process: NaN, main: NaN });
+  const r = await ctx.loadgen(
+    {
+      driver: 'sink',
+      workload: 'replay',
+      params: { executionId: EXECUTION_ID },
+      url: server.url,
+      token: server.token,
+      connections: 1,
+      count: 0,
+      warmupMs: 300,
+      durationMs: 120_000,
+      gated: true,
+      warmClientFrames: warmFrames(ctx),
+    },
+    1,
+    { onReady: () => void (meter = server.cpuMeter()) },
+  );
+  const cpu = meter();
   check(r.unfinished === 0, `the replay did not reach done within the time bound (${r.totalFrames} events)`);
   check(r.totalFrames === eventsOf(lines), `expected ${eventsOf(lines)} events, got ${r.totalFrames}`);
   check(r.seqErrors === 0, `${r.seqErrors} events out of seq order`);
-  return r;
+  return { r, cpu };
 }
 
 export const replay: Scenario = {
@@ -55,10 +63,8 @@ export const replay: Scenario = {
     const server = await startVmstream(ctx, { name: 'replay', env: STREAM_ENV, dataDir: first.dataDir });
     const restartMs = performance.now() - t0;
     try {
-      const serverBusy = server.cpuMeter();
-      const cold = await replayOnce(ctx, server, lines);
-      const serverCpu = serverBusy();
-      const warm = await replayOnce(ctx, server, lines);
+      const { r: cold, cpu: serverCpu } = await replayOnce(ctx, server, lines);
+      const { r: warm } = await replayOnce(ctx, server, lines);
       const rate = cold.totalFrames / cold.totalSeconds;
       const iterator = ctx.baselines.get('storage')?.figures.entries_per_s?.value ?? NaN;
       return {

@@ -12,7 +12,7 @@ import type { Ctx, Figure, Scenario } from '../harness/types.js';
 import type { Vmstream } from '../harness/vmstream.js';
 import { startVmstream } from '../harness/vmstream.js';
 import type { SinkResult } from '../loadgen/types.js';
-import { check, cpuPer, latencyFigures, pct, serverCpuFigures, serverRss, warmFrames } from './common.js';
+import { check, cpuPer, latencyFigures, pct, serverCpuFigures, serverRss, type ServerCpu, warmFrames } from './common.js';
 
 /** Room for 200 000 lines (+ value, done) and their ~18 MB of frames: the defaults stop at 100 000 and 16 MiB. */
 export const STREAM_ENV = {
@@ -29,26 +29,41 @@ export function eventsOf(lines: number): number {
   return lines + 2;
 }
 
-/** Runs `lines` console lines to the load generator's socket; checks every event arrived in order. */
-export async function streamOnce(ctx: Ctx, server: Vmstream, lines: number, options: { executionId?: string; warmClient?: boolean } = {}): Promise<SinkResult> {
-  const { executionId } = options;
-  const r = await ctx.loadgen({
-    driver: 'sink',
-    workload: 'stream',
-    params: { code: loopCode(lines), ...(executionId ? { executionId } : {}) },
-    url: server.url,
-    token: server.token,
-    connections: 1,
-    count: lines,
-    warmupMs: 300,
-    durationMs: 120_000,
-    eventAges: true,
-    warmClientFrames: options.warmClient ? warmFrames(ctx) : 0,
-  });
+/**
+ * Runs `lines` console lines to the load generator's socket and checks every event arrived, in
+ * order. The job is gated so the server's CPU is metered from the moment `execute` goes out, not
+ * during the client's warm-up or set-up.
+ */
+export async function streamOnce(
+  ctx: Ctx,
+  server: Vmstream,
+  lines: number,
+  options: { executionId?: string; warmClient?: boolean } = {},
+): Promise<{ r: SinkResult; cpu: ServerCpu }> {
+  let meter: () => ServerCpu = () => ({ process: NaN, main: NaN });
+  const r = await ctx.loadgen(
+    {
+      driver: 'sink',
+      workload: 'stream',
+      params: { code: loopCode(lines), ...(options.executionId ? { executionId: options.executionId } : {}) },
+      url: server.url,
+      token: server.token,
+      connections: 1,
+      count: lines,
+      warmupMs: 300,
+      durationMs: 120_000,
+      gated: true,
+      eventAges: true,
+      warmClientFrames: options.warmClient ? warmFrames(ctx) : 0,
+    },
+    1,
+    { onReady: () => void (meter = server.cpuMeter()) },
+  );
+  const cpu = meter();
   check(r.unfinished === 0, `the stream did not reach its done within the time bound (${r.totalFrames} events)`);
   check(r.totalFrames === eventsOf(lines), `expected ${eventsOf(lines)} events, got ${r.totalFrames}`);
   check(r.seqErrors === 0, `${r.seqErrors} events out of seq order`);
-  return r;
+  return { r, cpu };
 }
 
 export function streamFigures(r: SinkResult): Record<string, Figure> {
@@ -73,9 +88,7 @@ export const stream: Scenario = {
     const server = await startVmstream(ctx, { name: 'stream', env: STREAM_ENV });
     try {
       await streamOnce(ctx, server, ctx.quick ? 2_000 : 20_000);
-      const serverBusy = server.cpuMeter();
-      const r = await streamOnce(ctx, server, lines, { warmClient: true });
-      const serverCpu = serverBusy();
+      const { r, cpu: serverCpu } = await streamOnce(ctx, server, lines, { warmClient: true });
       return {
         figure: { value: r.totalFrames / r.totalSeconds, unit: 'events/s' },
         figures: {

@@ -6,20 +6,23 @@
  *
  *   node dist/bench/units/worker-run.js [--sessions 64] [--seconds 5] [--code '1 + 1'] [--profile DIR]
  *
- * The main side here does what the pool does per message (credit back, next run batched per tick)
- * and nothing else: no store, no encoding, no sockets.
+ * The main side here does what the pool does with the output (read the ring, decode each record,
+ * start the session's next run, batched per tick) and nothing else: no store, no encoding, no sockets.
  */
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
-import type { FromWorker, ToWorker, WorkerBootData } from '../../src/pool/messages.js';
+import { Packr } from 'msgpackr';
+import type { FromWorker, OutputItem, ToWorker, WorkerBootData } from '../../src/pool/messages.js';
+import { createRing, RingReader } from '../../src/pool/output-ring.js';
 import { formatProfile, summarizeProfile } from '../harness/cpuprofile.js';
 
-/** ItemKind.Done and ITEM_WIDTH of src/pool/messages.ts (a const enum: not importable at run time). */
+/** ItemKind.Done of src/pool/messages.ts (a const enum: not importable at run time). */
 const DONE = 3;
-const ITEM_WIDTH = 6;
+/** What the pool decodes ring records with (worker-pool.ts). */
+const packr = new Packr({ useRecords: false });
 
 const { values } = parseArgs({
   options: {
@@ -34,8 +37,9 @@ const seconds = Number(values.seconds);
 const profileDir = values.profile ? resolve(values.profile) : null;
 if (profileDir) mkdirSync(profileDir, { recursive: true });
 
-const inFlight = new Int32Array(new SharedArrayBuffer(4));
-const boot: WorkerBootData = { limits: { maxText: 65_536, maxPreview: 16_384 }, inFlight: inFlight.buffer as SharedArrayBuffer };
+const ring = createRing();
+const reader = new RingReader(ring);
+const boot: WorkerBootData = { limits: { maxText: 65_536, maxPreview: 16_384 }, ring };
 const worker = new Worker(new URL('../../src/pool/worker-main.js', import.meta.url), {
   workerData: boot,
   env: {},
@@ -50,6 +54,7 @@ let done = 0;
 let doneAtStart = 0;
 let measuring = false;
 const sessionOf = new Map<string, string>();
+const READ_PER_TURN = 4096;
 
 function send(message: ToWorker): void {
   if (outbox.push(message) === 1) setImmediate(flush);
@@ -65,19 +70,22 @@ function run(sid: string): void {
   send({ t: 'run', sid, xid, kind: 'repl', code: values.code!, filename: `REPL${next}` });
 }
 
+function onRecord(record: Uint8Array): void {
+  const [xid, kind] = packr.unpack(record) as OutputItem;
+  if (kind !== DONE) return;
+  done++;
+  const sid = sessionOf.get(xid)!;
+  sessionOf.delete(xid);
+  if (measuring || done < 1_000) run(sid);
+}
+
+/** As the pool does: a bounded number of records per turn, the rest on the next one. */
+function read(): void {
+  if (reader.read(READ_PER_TURN, onRecord)) setImmediate(read);
+}
+
 worker.on('message', (message: FromWorker) => {
-  if (message.t !== 'out') return;
-  const items = message.items;
-  for (let i = 0; i < items.length; i += ITEM_WIDTH) {
-    if (items[i + 1] !== DONE) continue;
-    done++;
-    const xid = items[i] as string;
-    const sid = sessionOf.get(xid)!;
-    sessionOf.delete(xid);
-    if (measuring || done < 1_000) run(sid);
-  }
-  Atomics.sub(inFlight, 0, items.length / ITEM_WIDTH);
-  Atomics.notify(inFlight, 0);
+  if (message.t === 'out') read();
 });
 
 for (let s = 0; s < sessions; s++) send({ t: 'open', sid: `s${s}` });
