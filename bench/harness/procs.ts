@@ -4,6 +4,7 @@
  * 2-core machine, and a leaked port would fail the next run.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import type { ChildMessage } from './child.js';
@@ -18,8 +19,12 @@ export interface StartOptions {
   execArgv?: string[];
   /** Pipe stdout so `waitForOutput` can read it (otherwise it is inherited). */
   captureStdout?: boolean;
-  /** Keep stderr's tail for error messages (`stderrTail`) instead of printing it amid the tables. */
-  captureStderr?: boolean;
+  /**
+   * Write stderr to this file instead of printing it amid the tables; its tail goes into error
+   * messages (`stderrTail`). A file, not a pipe: a server that logs synchronously (pino) blocks
+   * when a pipe it writes to is full, which would measure the harness's reading speed.
+   */
+  stderrFile?: string;
 }
 
 /** A module under dist/bench, named relative to it: `servers/bare-uws.js`. */
@@ -31,23 +36,27 @@ export class Child {
   readonly pid: number;
   #exited: Promise<number | null>;
   #stdout = '';
-  #stderr = '';
+  readonly #stderrFile: string | null;
 
-  constructor(readonly name: string, readonly proc: ChildProcess) {
+  constructor(readonly name: string, readonly proc: ChildProcess, stderrFile: string | null = null) {
+    this.#stderrFile = stderrFile;
     this.pid = proc.pid ?? -1;
     this.#exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
     proc.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
       // Only the tail matters for readiness lines; bound what a chatty server can make us hold.
       this.#stdout = (this.#stdout + chunk).slice(-65_536);
     });
-    proc.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-      this.#stderr = (this.#stderr + chunk).slice(-8_192);
-    });
   }
 
-  /** The last few KB the child wrote to stderr, when started with `captureStderr`. */
-  stderrTail(): string {
-    return this.#stderr;
+  /** The last few KB the child wrote to stderr, when started with `stderrFile`. */
+  stderrTail(bytes = 8_192): string {
+    if (this.#stderrFile === null) return '';
+    try {
+      const text = readFileSync(this.#stderrFile, 'utf8');
+      return text.slice(-bytes);
+    } catch {
+      return '';
+    }
   }
 
   get exited(): Promise<number | null> {
@@ -123,7 +132,7 @@ export class Child {
         else resolve(value as T);
       };
       const onExit = (code: number | null, signal: string | null): void =>
-        finish(new Error(`${this.name} exited (${signal ?? code}) while waiting for ${what}${this.#stderr ? `; its stderr ends: ${this.#stderr.slice(-600)}` : ''}`));
+        finish(new Error(`${this.name} exited (${signal ?? code}) while waiting for ${what}${this.#stderrFile ? `; its stderr ends: ${this.stderrTail(600)}` : ''}`));
       const timer = setTimeout(() => finish(new Error(`${this.name}: no ${what} within ${timeoutMs} ms`)), timeoutMs);
       this.proc.once('exit', onExit);
       unlisten = listen(finish);
@@ -138,12 +147,19 @@ export class Procs {
 
   /** Forks a node module (absolute path) with an IPC channel. */
   start(name: string, modulePath: string, options: StartOptions = {}): Child {
-    const proc = fork(modulePath, options.args ?? [], {
-      env: options.env ?? process.env,
-      execArgv: options.execArgv ?? [],
-      stdio: ['ignore', options.captureStdout ? 'pipe' : 'inherit', options.captureStderr ? 'pipe' : 'inherit', 'ipc'],
-    });
-    const child = new Child(name, proc);
+    const stderrFd = options.stderrFile ? openSync(options.stderrFile, 'a') : null;
+    let proc: ChildProcess;
+    try {
+      proc = fork(modulePath, options.args ?? [], {
+        env: options.env ?? process.env,
+        execArgv: options.execArgv ?? [],
+        stdio: ['ignore', options.captureStdout ? 'pipe' : 'inherit', stderrFd ?? 'inherit', 'ipc'],
+      });
+    } finally {
+      // The child has its own copy of the descriptor now.
+      if (stderrFd !== null) closeSync(stderrFd);
+    }
+    const child = new Child(name, proc, options.stderrFile ?? null);
     this.#children.add(child);
     void child.exited.then(() => this.#children.delete(child));
     return child;

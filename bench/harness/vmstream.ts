@@ -72,7 +72,9 @@ export async function startVmstream(ctx: Ctx, options: VmstreamOptions): Promise
     env,
     execArgv,
     captureStdout: true,
-    captureStderr: true,
+    // Its JSON log lines (one per socket and per execution at the default level) go to a file, as
+    // a deployment's would; their cost is the server's, the speed of a pipe reader is not.
+    stderrFile: join(ctx.tmpDir, `${options.name}-${n}.log`),
   });
   const [, url] = await child.waitForOutput(/vmstream listening on (ws:\/\/\S+)/, READY_TIMEOUT_MS);
   return {
