@@ -19,6 +19,11 @@ export interface PoolOptions {
 export interface PoolListener {
   /** One output record of a worker, in the order the worker wrote them. */
   onOutput(slot: number, item: OutputItem): void;
+  /**
+   * Whether to read more output now. When it says no, the rings fill and their workers wait, until
+   * `resumeOutput`: the end of the backpressure chain from storage back to the code that prints.
+   */
+  acceptingOutput(): boolean;
   onMessage(slot: number, message: Exclude<FromWorker, { t: 'out' }>): void;
   /**
    * The worker of `slot` is gone; `reason` says why, and `terminated` whether we ended it (to stop
@@ -38,6 +43,8 @@ interface Slot {
   ring: SharedArrayBuffer;
   reader: RingReader;
   reading: boolean;
+  /** Reading stopped because the listener was not accepting output. */
+  stalled: boolean;
   /** Messages of this tick, posted together: one structured clone instead of one per message. */
   outbox: ToWorker[];
   /** Why we terminated it, when we did; otherwise the exit is a crash. */
@@ -61,7 +68,7 @@ export class WorkerPool {
     for (let index = 0; index < options.size; index++) {
       const ring = createRing();
       this.#slots.push({
-        worker: this.#spawn(index, ring), ring, reader: new RingReader(ring), reading: false,
+        worker: this.#spawn(index, ring), ring, reader: new RingReader(ring), reading: false, stalled: false,
         outbox: [], terminateReason: null, errorCode: null, sessions: 0, restarts: 0, online: false,
       });
     }
@@ -152,9 +159,22 @@ export class WorkerPool {
     return worker;
   }
 
+  /** Reads output again after the listener said it was not accepting any. */
+  resumeOutput(): void {
+    this.#slots.forEach((slot, index) => {
+      if (!slot.stalled) return;
+      slot.stalled = false;
+      this.#read(index, slot, READ_PER_TURN);
+    });
+  }
+
   /** Hands the ring's records to the listener, a bounded number per turn of the event loop. */
-  #read(index: number, slot: Slot, limit: number): void {
+  #read(index: number, slot: Slot, limit: number, force = false): void {
     if (slot.reading) return;
+    if (!force && !this.#listener.acceptingOutput()) {
+      slot.stalled = true;
+      return;
+    }
     slot.reading = true;
     let more: boolean;
     try {
@@ -169,7 +189,7 @@ export class WorkerPool {
     const slot = this.#slots[index];
     if (!slot || slot.worker !== worker || this.#closing) return;
     // Everything the dead worker wrote is still in its ring: read it all before reporting the exit.
-    this.#read(index, slot, Infinity);
+    this.#read(index, slot, Infinity, true);
     const terminated = slot.terminateReason !== null;
     const reason = slot.terminateReason ?? (slot.errorCode === 'ERR_WORKER_OUT_OF_MEMORY' ? 'out_of_memory' : 'worker_exit');
     slot.terminateReason = null;
@@ -179,6 +199,7 @@ export class WorkerPool {
     slot.outbox = [];
     slot.ring = createRing();
     slot.reader = new RingReader(slot.ring);
+    slot.stalled = false;
     slot.online = false;
     slot.worker = this.#spawn(index, slot.ring);
     this.#listener.onWorkerExit(index, reason, terminated);

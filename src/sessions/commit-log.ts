@@ -39,6 +39,8 @@ export class CommitLog {
   readonly #onBatch: BatchObserver | undefined;
   #writing = false;
   #scheduled = false;
+  #pendingBytes = 0;
+  #writingBytes = 0;
   /** Events appended so far: a plain count (read by /metrics), nothing allocated per event. */
   appended = 0;
 
@@ -49,8 +51,14 @@ export class CommitLog {
     this.#onBatch = onBatch;
   }
 
+  /** Bytes of frames appended but not yet durable: what the pool looks at before reading more output. */
+  get backlogBytes(): number {
+    return this.#pendingBytes + this.#writingBytes;
+  }
+
   appendEvent(target: CommitTarget, seq: number, frame: Uint8Array): void {
     this.appended++;
+    this.#pendingBytes += frame.length;
     const id = target.record.execution_id;
     const chunk = this.#chunks.get(id);
     if (chunk) chunk.frames.push(frame);
@@ -91,6 +99,8 @@ export class CommitLog {
     this.#executions = new Map();
     this.#sessions = new Map();
     this.#waiters = [];
+    this.#writingBytes = this.#pendingBytes;
+    this.#pendingBytes = 0;
 
     for (const chunk of chunks.values()) executions.set(chunk.target.record.execution_id, chunk.target);
     const batch = this.#batch(chunks, executions, sessions);
@@ -100,6 +110,8 @@ export class CommitLog {
     } catch (error) {
       this.#onError(error);
       this.#requeue(chunks, executions, sessions, waiters);
+      this.#pendingBytes += this.#writingBytes;
+      this.#writingBytes = 0;
       this.#writing = false;
       if (this.#store.isOpen) setTimeout(() => this.#schedule(), RETRY_DELAY_MS);
       return;
@@ -113,6 +125,7 @@ export class CommitLog {
       committed.push({ executionId: target.record.execution_id, firstSeq, frames });
     }
     this.#writing = false;
+    this.#writingBytes = 0;
     this.#onBatch?.(items, (performance.now() - started) / 1000);
     // Deliver before anything else can run, so delivery order is commit order.
     if (committed.length > 0) this.#onCommitted(committed);

@@ -24,6 +24,9 @@ export interface EngineHooks {
 
 type SessionState = 'kept' | 'rebuilt';
 
+/** Frames waiting for LevelDB past which worker output is left in the rings (and workers wait). */
+const OUTPUT_BACKLOG_BYTES = 8 * 1024 * 1024;
+
 export class Engine {
   readonly sessions = new Map<string, LiveSession>();
   readonly executions = new Map<string, LiveExecution>();
@@ -46,6 +49,7 @@ export class Engine {
       { size: config.workers, heapMb: config.workerHeapMb, limits: { maxText: config.maxTextChars, maxPreview: config.maxPreviewChars } },
       {
         onOutput: (_slot, item) => this.#onOutput(item),
+        acceptingOutput: () => this.commits.backlogBytes < OUTPUT_BACKLOG_BYTES,
         onMessage: (slot, message) => this.#onWorkerMessage(slot, message),
         onWorkerExit: (slot, reason, terminated) => this.#onWorkerExit(slot, reason, terminated),
       },
@@ -167,6 +171,7 @@ export class Engine {
 
   #onCommitted(chunks: CommittedChunk[]): void {
     this.hub.deliver(chunks);
+    this.pool.resumeOutput();
     for (const chunk of chunks) {
       const execution = this.executions.get(chunk.executionId);
       if (execution?.terminal && execution.committedSeq === execution.assignedSeq) {
