@@ -8,15 +8,8 @@ import { readFileSync } from 'node:fs';
 import t from 'tap';
 import type { EventFrame } from '../protocol/types.js';
 import { removeDir, startServer } from './helpers/server.js';
-import type { TestClient } from './helpers/client.js';
 import { clientFor } from './helpers/util.js';
-
-type AnyEvent = EventFrame & { payload: any };
-
-/** client.run with payloads typed loosely (they are checked by value here). */
-function runRepl(client: TestClient, sessionId: string, code: string, extra: Record<string, unknown> = {}) {
-  return client.run(sessionId, code, extra) as Promise<{ execution: Record<string, any>; events: AnyEvent[]; done: AnyEvent }>;
-}
+import { runRepl } from './helpers/loose.js';
 
 /** A generous bound on the server's peak RSS (main thread, workers, LevelDB together). */
 const PEAK_RSS_LIMIT_MB = 600;

@@ -6,16 +6,9 @@
  * round re-checking every execution of every earlier round.
  */
 import t from 'tap';
-import type { EventFrame } from '../protocol/types.js';
 import { startServer, tempDir, removeDir, type TestServer } from './helpers/server.js';
 import { TestClient } from './helpers/client.js';
-
-type AnyEvent = EventFrame & { payload: any };
-
-/** client.run with payloads typed loosely (they are checked by value here). */
-function runRepl(client: TestClient, sessionId: string, code: string, extra: Record<string, unknown> = {}) {
-  return client.run(sessionId, code, extra) as Promise<{ execution: Record<string, any>; events: AnyEvent[]; done: AnyEvent }>;
-}
+import { runRepl, type AnyEvent } from './helpers/loose.js';
 
 const HEAVY = process.env.VMSTREAM_HEAVY === '1';
 const ROUNDS = HEAVY ? 6 : 3;

@@ -6,31 +6,12 @@
  * worker keep their context and announce nothing.
  */
 import t, { type Test } from 'tap';
-import type { EventFrame } from '../protocol/types.js';
 import type { TestServer } from './helpers/server.js';
 import { TestClient, contiguousFrom1, seqs } from './helpers/client.js';
 import { clientFor, serverFor } from './helpers/util.js';
-
-type AnyEvent = EventFrame & { payload: any };
-
-/** client.run with payloads typed loosely (they are checked by value here). */
-function runRepl(client: TestClient, sessionId: string, code: string, extra: Record<string, unknown> = {}) {
-  return client.run(sessionId, code, extra) as Promise<{ execution: Record<string, any>; events: AnyEvent[]; done: AnyEvent }>;
-}
+import { runRepl, last, quoted, valueOf, type AnyEvent } from './helpers/loose.js';
 
 const BOMB = 'const a = []; for (;;) a.push(new Array(1e6).fill(1))';
-
-function last<T>(items: T[]): T {
-  return items[items.length - 1]!;
-}
-
-function quoted(text: string): string {
-  return `'${text}'`;
-}
-
-function valueOf(events: AnyEvent[]): string | undefined {
-  return events.find((e) => e.type === 'value')?.payload.preview;
-}
 
 function announcements(events: AnyEvent[]): AnyEvent[] {
   return events.filter((e) => e.type === 'session.restored' || e.type === 'session.lost');

@@ -6,30 +6,10 @@
  * still pending when it ends is cleared, so nothing leaks into the next execution.
  */
 import t, { type Test } from 'tap';
-import type { EventFrame } from '../protocol/types.js';
 import type { TestServer } from './helpers/server.js';
 import { TestClient, contiguousFrom1, seqs } from './helpers/client.js';
 import { clientFor, serverFor } from './helpers/util.js';
-
-type AnyEvent = EventFrame & { payload: any };
-
-/** client.run with payloads typed loosely (they are checked by value here). */
-function runRepl(client: TestClient, sessionId: string, code: string, extra: Record<string, unknown> = {}) {
-  return client.run(sessionId, code, extra) as Promise<{ execution: Record<string, any>; events: AnyEvent[]; done: AnyEvent }>;
-}
-
-function last<T>(items: T[]): T {
-  return items[items.length - 1]!;
-}
-
-/** A string value's preview: quoted, as Node's REPL shows it. */
-function quoted(text: string): string {
-  return `'${text}'`;
-}
-
-function consoleTexts(events: AnyEvent[]): string[] {
-  return events.filter((e) => e.type === 'console').map((e) => e.payload.text as string);
-}
+import { runRepl, last, quoted, consoleTexts, type AnyEvent } from './helpers/loose.js';
 
 /** Starts an execution and returns its id (the client is subscribed to it by the execute reply). */
 async function start(client: TestClient, sessionId: string, code: string, extra: Record<string, unknown> = {}): Promise<string> {

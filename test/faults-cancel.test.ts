@@ -4,32 +4,9 @@
  * status "cancelled"; `done.session` says truthfully whether the session context was kept or rebuilt.
  */
 import t, { type Test } from 'tap';
-import type { EventFrame } from '../protocol/types.js';
 import { TestClient, contiguousFrom1, seqs } from './helpers/client.js';
 import { clientFor, serverFor } from './helpers/util.js';
-
-type AnyEvent = EventFrame & { payload: any };
-
-/** client.run with payloads typed loosely (they are checked by value here). */
-function runRepl(client: TestClient, sessionId: string, code: string, extra: Record<string, unknown> = {}) {
-  return client.run(sessionId, code, extra) as Promise<{ execution: Record<string, any>; events: AnyEvent[]; done: AnyEvent }>;
-}
-
-function last<T>(items: T[]): T {
-  return items[items.length - 1]!;
-}
-
-function quoted(text: string): string {
-  return `'${text}'`;
-}
-
-function valueOf(events: AnyEvent[]): string | undefined {
-  return events.find((e) => e.type === 'value')?.payload.preview;
-}
-
-function consoleTexts(events: AnyEvent[]): string[] {
-  return events.filter((e) => e.type === 'console').map((e) => e.payload.text as string);
-}
+import { runRepl, last, quoted, valueOf, consoleTexts, type AnyEvent } from './helpers/loose.js';
 
 async function start(client: TestClient, sessionId: string, code: string, extra: Record<string, unknown> = {}): Promise<string> {
   const reply = await client.expect('execution', { op: 'execute', session_id: sessionId, kind: 'repl', code, ...extra });

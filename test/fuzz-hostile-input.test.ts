@@ -10,14 +10,7 @@ import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { removeDir, startServer, type TestServer } from './helpers/server.js';
 import { TestClient } from './helpers/client.js';
-import type { EventFrame } from '../protocol/types.js';
-
-type AnyEvent = EventFrame & { payload: any };
-
-/** client.run with payloads typed loosely (they are checked by value here). */
-function runRepl(client: TestClient, sessionId: string, code: string, extra: Record<string, unknown> = {}) {
-  return client.run(sessionId, code, extra) as Promise<{ execution: Record<string, any>; events: AnyEvent[]; done: AnyEvent }>;
-}
+import { runRepl } from './helpers/loose.js';
 
 const packr = new Packr({ useRecords: false });
 const KNOWN_OPS = ['session.create', 'session.list', 'session.close', 'execute', 'subscribe', 'unsubscribe', 'cancel', 'execution.get', 'execution.list', 'ping'];

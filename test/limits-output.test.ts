@@ -6,23 +6,12 @@
  */
 import t, { type Test } from 'tap';
 import { Packr } from 'msgpackr';
-import type { EventFrame } from '../protocol/types.js';
-import { contiguousFrom1, seqs, type TestClient } from './helpers/client.js';
+import { contiguousFrom1, seqs } from './helpers/client.js';
 import { clientFor, serverFor } from './helpers/util.js';
-
-type AnyEvent = EventFrame & { payload: any };
-
-/** client.run with payloads typed loosely (they are checked by value here). */
-function runRepl(client: TestClient, sessionId: string, code: string, extra: Record<string, unknown> = {}) {
-  return client.run(sessionId, code, extra) as Promise<{ execution: Record<string, any>; events: AnyEvent[]; done: AnyEvent }>;
-}
+import { runRepl, last, type AnyEvent } from './helpers/loose.js';
 
 const unpackr = new Packr({ useRecords: false });
 const MARKER = /output limit/i;
-
-function last<T>(items: T[]): T {
-  return items[items.length - 1]!;
-}
 
 async function setup(t: Test, env: Record<string, string>) {
   const server = await serverFor(t, { env });

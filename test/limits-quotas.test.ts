@@ -6,14 +6,7 @@
 import t, { type Test } from 'tap';
 import { pack, type TestClient } from './helpers/client.js';
 import { clientFor, serverFor, sync } from './helpers/util.js';
-import type { EventFrame } from '../protocol/types.js';
-
-type AnyEvent = EventFrame & { payload: any };
-
-/** client.run with payloads typed loosely (they are checked by value here). */
-function runRepl(client: TestClient, sessionId: string, code: string, extra: Record<string, unknown> = {}) {
-  return client.run(sessionId, code, extra) as Promise<{ execution: Record<string, any>; events: AnyEvent[]; done: AnyEvent }>;
-}
+import { runRepl } from './helpers/loose.js';
 
 async function setup(t: Test, env: Record<string, string>) {
   const server = await serverFor(t, { env });

@@ -4,16 +4,9 @@
  * execution is NOT_FOUND everywhere; a subscribe past an execution's last_seq is BAD_REQUEST.
  */
 import t, { type Test } from 'tap';
-import type { EventFrame } from '../protocol/types.js';
 import type { TestClient } from './helpers/client.js';
 import { clientFor, serverFor } from './helpers/util.js';
-
-type AnyEvent = EventFrame & { payload: any };
-
-/** client.run with payloads typed loosely (they are checked by value here). */
-function runRepl(client: TestClient, sessionId: string, code: string, extra: Record<string, unknown> = {}) {
-  return client.run(sessionId, code, extra) as Promise<{ execution: Record<string, any>; events: AnyEvent[]; done: AnyEvent }>;
-}
+import { runRepl, type AnyEvent } from './helpers/loose.js';
 
 const RETENTION = { VMSTREAM_RETENTION_MS: '1000', VMSTREAM_RETENTION_SWEEP_MS: '200' };
 /** How long to poll for a deletion before giving up: many sweeps past the retention age. */
