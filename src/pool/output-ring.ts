@@ -93,15 +93,24 @@ export class RingReader extends RingView {
 
   /**
    * Hands over up to `limit` records, oldest first (each a fresh copy); returns true when more are
-   * waiting. Clears the wake flag first, so a record written after this read posts a new wake-up.
+   * waiting, and the caller must read again (no wake-up will come for them). The wake flag is
+   * cleared only once the ring is empty: clearing it earlier made the writer post a wake-up per
+   * record read, and the reader's per-turn limit meant nothing.
    */
   read(limit: number, onRecord: (record: Uint8Array) => void): boolean {
-    Atomics.store(this.header, WAKE, 0);
     let tail = Atomics.load(this.header, TAIL);
     let count = 0;
-    let more = false;
-    while (Atomics.load(this.header, USED) > 0) {
-      if (count >= limit) { more = true; break; }
+    for (;;) {
+      if (Atomics.load(this.header, USED) === 0) {
+        Atomics.store(this.header, WAKE, 0);
+        // A record written between the check and the store found the flag still set and posted
+        // nothing: take the wake-up back and go on reading, or leave it to the writer's message.
+        if (Atomics.load(this.header, USED) === 0 || Atomics.compareExchange(this.header, WAKE, 0, 1) !== 0) break;
+      }
+      if (count >= limit) {
+        if (count > 0) Atomics.notify(this.header, USED);
+        return true;
+      }
       tail = this.copyOut(tail, this.#length);
       const record = new Uint8Array(this.#lengthView.getUint32(0, true));
       tail = this.copyOut(tail, record);
@@ -111,6 +120,6 @@ export class RingReader extends RingView {
       count++;
     }
     if (count > 0) Atomics.notify(this.header, USED);
-    return more;
+    return false;
   }
 }
