@@ -1,6 +1,5 @@
 import t from 'tap';
 import { TestClient } from './helpers/client.js';
-import { removeDir, startServer } from './helpers/server.js';
 import { doneProblems, eventsAfter, seqProblem, serverFor, startExecution, sync, waitAfter, waitEvent } from './helpers/util.js';
 import type { EventFrame } from '../protocol/types.js';
 
@@ -14,12 +13,7 @@ async function replay(client: TestClient, executionId: string, afterSeq = 0): Pr
 }
 
 t.test('kill -9 mid-stream, restart: everything seen is replayed identically, the running execution is crashed', async (t) => {
-  const first = await startServer();
-  t.teardown(async () => {
-    await first.kill();
-    removeDir(first.dataDir);
-    removeDir(first.workspaceDir);
-  });
+  const first = await serverFor(t);
   const client = await TestClient.connect(first.url, first.token);
   const session = await client.createSession('durable');
   const finished = await client.run(session, 'let x = 41; console.log("finished run"); x + 1');
@@ -80,12 +74,7 @@ t.test('kill -9 mid-stream, restart: everything seen is replayed identically, th
 });
 
 t.test('SIGTERM shuts down cleanly (exit 0) and the data is there after restart', async (t) => {
-  const first = await startServer({ env: { VMSTREAM_SHUTDOWN_GRACE_MS: '200' } });
-  t.teardown(async () => {
-    await first.kill();
-    removeDir(first.dataDir);
-    removeDir(first.workspaceDir);
-  });
+  const first = await serverFor(t, { env: { VMSTREAM_SHUTDOWN_GRACE_MS: '200' } });
   const client = await TestClient.connect(first.url, first.token);
   const session = await client.createSession('graceful');
   const finished = await client.run(session, 'let kept = "yes"; console.log("logged"); kept');
@@ -118,12 +107,7 @@ t.test('SIGTERM shuts down cleanly (exit 0) and the data is there after restart'
 });
 
 t.test('after a restart the session still runs code with its state rebuilt', async (t) => {
-  const first = await startServer();
-  t.teardown(async () => {
-    await first.kill();
-    removeDir(first.dataDir);
-    removeDir(first.workspaceDir);
-  });
+  const first = await serverFor(t);
   const client = await TestClient.connect(first.url, first.token);
   const session = await client.createSession('rebuilt');
   const closedSession = await client.createSession('closed-before-restart');
