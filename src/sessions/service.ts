@@ -146,8 +146,9 @@ export class ExecutionService {
 
   /** Cancels a queued or running execution; replies once its `done` is durable. */
   async cancel(tenant: string, executionId: string): Promise<ExecutionRecord> {
-    await this.#settledCreation(storedExecutionId(tenant, executionId));
-    const live = this.engine.executions.get(storedExecutionId(tenant, executionId));
+    const storedId = storedExecutionId(tenant, executionId);
+    await this.#settledCreation(storedId);
+    const live = this.engine.executions.get(storedId);
     if (!live) return this.getExecution(tenant, executionId);
     this.engine.stop(live, 'cancelled', 'cancelled');
     await live.ended;
