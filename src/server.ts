@@ -12,7 +12,7 @@ import { openStreamCount } from './http/sse.js';
 import type { Logger } from './ops/logger.js';
 import { Metrics } from './ops/metrics.js';
 import { tenantOfExecution } from './sessions/live.js';
-import { RetentionSweeper } from './sessions/retention.js';
+import { RetentionSweeper } from './events/retention.js';
 import { ExecutionService } from './sessions/service.js';
 import { LevelEventStore } from './store/level-store.js';
 import { Authenticator, resolveToken } from './transport/auth.js';

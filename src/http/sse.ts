@@ -8,7 +8,7 @@
 import type { EventFrame } from '../../protocol/types.js';
 import { decodeStored } from '../protocol/codec.js';
 import type { ExecutionService } from '../sessions/service.js';
-import { SendResult, type EventSink, type SubscriptionHub } from '../sessions/subscription-hub.js';
+import { SendResult, type EventSink, type SubscriptionHub } from '../events/subscription-hub.js';
 import type { HttpResponse } from './port.js';
 import { statusLine } from './respond.js';
 

@@ -4,13 +4,7 @@
  * cost per message that dwarfs a small console line (../shared/README.md: ~85 000 round trips/s).
  */
 import type { ExecutionKind } from '../../protocol/types.js';
-
-export interface SandboxLimits {
-  /** Longest `console` text or exception text, in characters, before it is cut. */
-  maxText: number;
-  /** Longest value preview, in characters. */
-  maxPreview: number;
-}
+import type { AbortStatus, ReplayInput, SandboxLimits } from '../sandbox/sandbox.js';
 
 export interface WorkerBootData {
   limits: SandboxLimits;
@@ -18,17 +12,12 @@ export interface WorkerBootData {
   ring: SharedArrayBuffer;
 }
 
-export interface ReplayInput { kind: ExecutionKind; code: string; filename: string; ended: 'ok' | 'error' }
-
 export type ToWorker =
   | { t: 'open'; sid: string }
   | { t: 'close'; sid: string }
   | { t: 'run'; sid: string; xid: string; kind: ExecutionKind; code: string; filename: string }
   | { t: 'restore'; sid: string; inputs: ReplayInput[] }
   | { t: 'abort'; xid: string; status: AbortStatus };
-
-/** How a run the main thread stops early ends. */
-export type AbortStatus = 'timeout' | 'cancelled' | 'error';
 
 export const enum ItemKind { Console = 0, Value = 1, Exception = 2, Done = 3 }
 /**

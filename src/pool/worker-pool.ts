@@ -6,7 +6,8 @@
  */
 import { Worker } from 'node:worker_threads';
 import { Packr } from 'msgpackr';
-import type { FromWorker, OutputItem, SandboxLimits, ToWorker, WorkerBootData } from './messages.js';
+import type { SandboxLimits } from '../sandbox/sandbox.js';
+import type { FromWorker, OutputItem, ToWorker, WorkerBootData } from './messages.js';
 import { createRing, RingReader } from './output-ring.js';
 
 export interface PoolOptions {

@@ -7,7 +7,7 @@
  */
 import vm from 'node:vm';
 import type { ExecutionKind } from '../../protocol/types.js';
-import type { SandboxLimits } from '../pool/messages.js';
+import type { SandboxLimits } from './sandbox.js';
 import { inContextBootstrap, type ContextApi, type HostBridge } from './in-context.js';
 import { needsAsyncWrapper, wrapTopLevelAwait } from './repl-transform.js';
 

@@ -6,12 +6,13 @@
 import type { Config } from '../config.js';
 import type { EventPayloads, EventType, ExecutionRecord, TerminalStatus } from '../../protocol/types.js';
 import { encodeFrame } from '../protocol/codec.js';
-import { CONSOLE_LEVELS, ItemKind, type FromWorker, type OutputItem, type ReplayInput } from '../pool/messages.js';
+import { CONSOLE_LEVELS, ItemKind, type FromWorker, type OutputItem } from '../pool/messages.js';
+import type { ReplayInput } from '../sandbox/sandbox.js';
 import { WorkerPool } from '../pool/worker-pool.js';
 import type { EventStore } from '../store/event-store.js';
-import { CommitLog, type BatchObserver, type CommittedChunk } from './commit-log.js';
+import { CommitLog, type BatchObserver, type CommittedChunk } from '../events/commit-log.js';
 import { LiveExecution, LiveSession } from './live.js';
-import { SubscriptionHub } from './subscription-hub.js';
+import { SubscriptionHub } from '../events/subscription-hub.js';
 import type { Workspace } from './workspace.js';
 
 export interface EngineHooks {

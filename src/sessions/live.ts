@@ -4,7 +4,7 @@
  * yet durable).
  */
 import type { EventType, ExecutionRecord, SessionRecord, TerminalStatus } from '../../protocol/types.js';
-import type { CommitTarget } from './commit-log.js';
+import type { CommitTarget } from '../events/commit-log.js';
 
 export class LiveExecution implements CommitTarget {
   readonly record: ExecutionRecord;

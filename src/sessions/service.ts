@@ -10,7 +10,7 @@ import type { Config } from '../config.js';
 import type { EventStore, StoredEvent } from '../store/event-store.js';
 import { Engine, type EngineHooks } from './engine.js';
 import { LiveExecution, LiveSession, publicExecutionId, storedExecutionId } from './live.js';
-import type { EventSink } from './subscription-hub.js';
+import type { EventSink } from '../events/subscription-hub.js';
 import { Workspace } from './workspace.js';
 
 export type ExecuteInput = Omit<ExecuteRequest, 'op' | 'id'>;

@@ -8,7 +8,7 @@ import { checkRequest, isKnownOp } from '../../protocol/schemas.js';
 import type { ClientRequest, RequestId, ServerFrame } from '../../protocol/types.js';
 import { decodeFrame, encodeFrame } from '../protocol/codec.js';
 import type { ExecutionService } from '../sessions/service.js';
-import { SendResult, type EventSink } from '../sessions/subscription-hub.js';
+import { SendResult, type EventSink } from '../events/subscription-hub.js';
 
 /** What a connection needs of its socket. */
 export interface SocketPort {
