@@ -51,6 +51,13 @@ export interface RestoreResult {
   reason?: string;
 }
 
+/** Names that may complete the text before the cursor: `matches` replace code[start, end). */
+export interface Completion {
+  matches: string[];
+  start: number;
+  end: number;
+}
+
 export interface SandboxListener {
   onOutput(output: SandboxOutput): void;
   /**
@@ -77,6 +84,13 @@ export interface Sandbox {
   abort(sessionId: string, executionId: string, status: AbortStatus): void;
   /** Re-runs `inputs` silently into the session's fresh context; answered by `onRestored`. */
   restore(sessionId: string, inputs: ReplayInput[]): void;
+  /**
+   * Completions for `code` at `cursor` from the session's context: its global names, or the
+   * property names of the object an identifier path before a `.` names. Built inside the context,
+   * bounded in time (a hostile getter or Proxy trap cannot hold the host); empty when the session
+   * has no live context.
+   */
+  complete(sessionId: string, code: string, cursor: number): Promise<Completion>;
   /** Ends the host of `sessionId` when asking is not enough; answered by `onLost(…, reason, true)`. */
   kill(sessionId: string, reason: string): void;
   /** The listener is accepting output again. */
