@@ -53,7 +53,9 @@ export type ConsoleLevel = 'log' | 'info' | 'warn' | 'error' | 'debug';
 export interface ConsolePayload { level: ConsoleLevel; text: string; truncated?: boolean }
 export interface ValuePayload { type: string; preview: string }
 export interface ExceptionPayload { name: string; message: string; stack: string }
-export interface DonePayload { status: TerminalStatus; duration_ms: number; reason?: string }
+/** What a stopped or lost run left of its session's context (protocol/README.md, `done`). */
+export type SessionState = 'kept' | 'rebuilt';
+export interface DonePayload { status: TerminalStatus; duration_ms: number; reason?: string; session?: SessionState }
 export interface SessionRestoredPayload { session_id: string; replayed: number }
 export interface SessionLostPayload { session_id: string; reason: string }
 
