@@ -93,6 +93,7 @@ export class ExecutionService {
   /** Names that complete `code` at `cursor`, from the session's context (see Sandbox.complete). */
   async complete(tenant: string, sessionId: string, code: string, cursor: number): Promise<Completion> {
     this.#liveSession(tenant, sessionId);
+    if (cursor > code.length) throw new ProtocolError('BAD_REQUEST', `field \`cursor\` (${cursor}) is past the end of \`code\` (${code.length})`);
     return this.#engine.complete(sessionId, code, cursor);
   }
 

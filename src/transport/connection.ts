@@ -133,6 +133,8 @@ export class Connection implements EventSink {
         return this.#reply({ op: 'execution', id, execution: await service.getExecution(tenant, request.execution_id) });
       case 'execution.list':
         return this.#reply({ op: 'executions', id, items: await service.listExecutions(tenant, request.session_id, request.limit) });
+      case 'complete':
+        return this.#reply({ op: 'completion', id, ...(await service.complete(tenant, request.session_id, request.code, request.cursor)) });
     }
   }
 
