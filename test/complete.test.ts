@@ -60,3 +60,15 @@ t.test('complete: errors', async (t) => {
   const closed = await client.request({ op: 'complete', session_id: session, code: 'a', cursor: 1 });
   t.match(closed, { op: 'error', code: 'SESSION_CLOSED' });
 });
+
+t.test('complete: answers, empty, while the session\'s worker is stuck in a loop', async (t) => {
+  const server = await shared();
+  const client = await clientFor(t, server);
+  const session = await client.createSession('stuck');
+  const stuck = await client.expect('execution', { op: 'execute', session_id: session, kind: 'repl', code: 'for (;;) {}' });
+  const reply = await client.expect('completion', { op: 'complete', session_id: session, code: 'Math.ma', cursor: 7 });
+  t.same(reply.matches, [], 'the worker cannot hear: the pool answers for it');
+  await client.expect('execution', { op: 'cancel', execution_id: stuck.execution.execution_id });
+  const after = await client.expect('completion', { op: 'complete', session_id: session, code: 'Math.ma', cursor: 7 });
+  t.same(after.matches, ['max'], 'the replacement worker answers (from the session\'s reopened context)');
+});
