@@ -182,3 +182,32 @@ t.test('past the output limit: a marker, the run is stopped, done says output_li
   t.match(events[3]!.payload, { level: 'warn', text: /output limit reached/ });
   t.match(events[4]!.payload, { status: 'error', reason: 'output_limit', session: 'kept' });
 });
+
+t.test('a rebuild that does not answer in time kills its host, and the run goes on with session.lost', async (t) => {
+  const { engine, fake } = await rig(t, { restoreTimeoutMs: 10 });
+  await openSession(engine, 's1');
+  fake.lose('worker_exit');
+  const x = await submit(engine, 's1', '1');
+  await fake.take('restore');
+  t.match(await fake.take('kill'), { sessionId: 's1', reason: 'restore_timeout' });
+  t.equal((await fake.take('run')).executionId, x.id);
+  fake.done(x.id);
+  const events = await x.events;
+  t.same(events.map((e) => e.type), ['session.lost', 'done']);
+  t.match(events[0]!.payload, { reason: /restore_timeout/ });
+});
+
+t.test('closing a session cancels its run, and drops its context only once the run has ended', async (t) => {
+  const { engine, fake } = await rig(t);
+  await openSession(engine, 's1');
+  const x = await submit(engine, 's1', 'await new Promise(() => {})');
+  await fake.take('run');
+  t.equal((await engine.closeSession('s1'))?.status, 'closed');
+  t.match(await fake.take('abort'), { executionId: x.id, status: 'cancelled' });
+  t.notOk(fake.calls.some((call) => call.op === 'close'), 'the context stays while the run may still need killing');
+  fake.done(x.id, 'cancelled');
+  t.equal((await fake.take('close')).sessionId, 's1');
+  const events = await x.events;
+  t.same(events.map((e) => e.type), ['done']);
+  t.same(events[0]!.payload, { status: 'cancelled', duration_ms: events[0]!.payload.duration_ms, reason: 'session_closed' }, 'no session field: there is none left');
+});
