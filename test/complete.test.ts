@@ -4,6 +4,7 @@
  * object that cannot hold the session.
  */
 import t from 'tap';
+import { runRepl } from './helpers/loose.js';
 import { clientFor, sharedServer } from './helpers/util.js';
 
 const shared = sharedServer(t);
@@ -12,7 +13,7 @@ t.test('complete: declared bindings, globals and properties after a dot', async 
   const server = await shared();
   const client = await clientFor(t, server);
   const session = await client.createSession('complete');
-  t.equal((await client.run(session, 'let fooBar = 1; const fooBaz = 2; var fooVar = 3')).done.payload.status, 'ok');
+  t.equal((await runRepl(client, session, 'let fooBar = 1; const fooBaz = 2; var fooVar = 3')).done.payload.status, 'ok');
 
   const foo = await client.expect('completion', { op: 'complete', session_id: session, code: 'foo', cursor: 3 });
   t.same(foo.matches, ['fooBar', 'fooBaz', 'fooVar'], 'let, const and var bindings of earlier inputs');
@@ -41,7 +42,7 @@ t.test('complete: a hostile object answers nothing, and the session still works'
   t.same(trapped.matches, [], 'a looping ownKeys trap gives no names');
   const deep = await client.expect('completion', { op: 'complete', session_id: session, code: 'getter.deep.x', cursor: 13 });
   t.same(deep.matches, [], 'a looping getter on the path gives no names');
-  const after = await client.run(session, '40 + 2');
+  const after = await runRepl(client, session, '40 + 2');
   t.equal(after.done.payload.status, 'ok');
   t.equal(after.events.find((e) => e.type === 'value')?.payload.preview, '42');
 });

@@ -3,9 +3,9 @@
  * watchdog, lost hosts, requeues, rebuilds, cancels and output limits, without a server, a socket
  * or a worker thread. The store is the real LevelDB one, in a temporary folder.
  */
-import t, { type Tap } from 'tap';
+import t from 'tap';
 import path from 'node:path';
-import type { EventFrame, SessionRecord } from '../protocol/types.js';
+import type { SessionRecord } from '../protocol/types.js';
 import { DEFAULTS, type Config } from '../src/config.js';
 import type { EventSink } from '../src/events/subscription-hub.js';
 import { decodeStored } from '../src/protocol/codec.js';
@@ -13,11 +13,13 @@ import { Engine } from '../src/sessions/engine.js';
 import { Workspace } from '../src/sessions/workspace.js';
 import { LevelEventStore } from '../src/store/level-store.js';
 import { FakeSandbox } from './helpers/fake-sandbox.js';
+import type { AnyEvent } from './helpers/loose.js';
 import { removeDir, tempDir } from './helpers/server.js';
 
 interface Rig { engine: Engine; fake: FakeSandbox }
+type Test = Pick<typeof t, 'fail' | 'teardown'>;
 
-async function rig(t: Tap, overrides: Partial<Config> = {}): Promise<Rig> {
+async function rig(t: Test, overrides: Partial<Config> = {}): Promise<Rig> {
   const dir = tempDir('engine');
   const store = new LevelEventStore(path.join(dir, 'events'));
   await store.open();
@@ -42,13 +44,13 @@ async function openSession(engine: Engine, sessionId: string): Promise<void> {
 let next = 0;
 
 /** Submits a repl execution; `events` resolves with all of its events once `done` is delivered. */
-async function submit(engine: Engine, sessionId: string, code = '1', timeoutMs = 60_000): Promise<{ id: string; events: Promise<EventFrame[]> }> {
+async function submit(engine: Engine, sessionId: string, code = '1', timeoutMs = 60_000): Promise<{ id: string; events: Promise<AnyEvent[]> }> {
   const id = `t/x${++next}`;
   await engine.submit({ executionId: id, sessionId, kind: 'repl', code, source: code, timeoutMs });
-  const events = new Promise<EventFrame[]>((resolve) => {
-    const frames: EventFrame[] = [];
+  const events = new Promise<AnyEvent[]>((resolve) => {
+    const frames: AnyEvent[] = [];
     const sink: EventSink = {
-      send: (frame) => (frames.push(decodeStored(frame) as EventFrame), 0),
+      send: (frame) => (frames.push(decodeStored(frame) as AnyEvent), 0),
       cork: (fn) => fn(),
       ended: () => resolve(frames),
     };
