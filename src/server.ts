@@ -3,7 +3,7 @@
  * left unfinished), the HTTP API and the metrics, the transport; and takes it apart again in the
  * order that loses nothing.
  */
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from './config.js';
 import { HttpApi } from './http/api.js';
@@ -12,7 +12,7 @@ import { openStreamCount } from './http/sse.js';
 import type { Logger } from './ops/logger.js';
 import { Metrics } from './ops/metrics.js';
 import { publicExecutionId, tenantOfExecution } from './sessions/live.js';
-import { WorkerPool } from './pool/worker-pool.js';
+import { prepareSandbox } from './sandbox-process/start.js';
 import { RetentionSweeper } from './events/retention.js';
 import { ExecutionService } from './sessions/service.js';
 import { LevelEventStore } from './store/level-store.js';
@@ -34,7 +34,16 @@ export interface RunningServer {
 }
 
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
-  await mkdir(config.dataDir, { recursive: true });
+  // The server's alone: sandbox processes run as another user and must not read it (0700 even
+  // when it already existed, and so its token file and event log beneath it).
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  await chmod(config.dataDir, 0o700);
+  const sandbox = prepareSandbox(config, {
+    started: (tenant, pid) => logger.info({ tenant, pid }, 'sandbox process started'),
+    exited: (tenant, pid, reason, detail) => logger.warn({ tenant, pid, reason, detail }, 'sandbox process ended'),
+  });
+  if (sandbox.report.confined) logger.info({ sandbox: sandbox.report }, 'user code runs in confined sandbox processes');
+  else logger.warn({ sandbox: sandbox.report }, 'USER CODE IS NOT CONFINED: an escape from node:vm reaches this machine as this user (see protocol/SECURITY.md)');
   const directory = config.tokensFile ? new TenantDirectory(config.tokensFile) : null;
   const tenants = directory ? await directory.load() : 0;
   // With a tokens file and no VMSTREAM_TOKEN there is no shared token, and none is generated.
@@ -43,8 +52,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const store = new LevelEventStore(path.join(config.dataDir, 'events'));
   await store.open();
   const metrics = new Metrics();
-  const pool = { size: config.workers, heapMb: config.workerHeapMb, limits: { maxText: config.maxTextChars, maxPreview: config.maxPreviewChars } };
-  const service = new ExecutionService(config, store, (listener) => new WorkerPool(pool, listener), {
+  const service = new ExecutionService(config, store, sandbox.factory, {
     onError: (context, error) => logger.error({ err: error }, `${context} failed`),
     onExecutionEnd: (record, events) => {
       metrics.executionEnded(record.status as TerminalStatus, (record.ended_at! - record.created_at) / 1000);
@@ -59,7 +67,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         events,
       }, 'execution ended');
     },
-    onHostLost: (reason, sessions) => logger.warn({ reason, sessions }, 'worker exited; restarting it and rebuilding its sessions'),
+    onHostLost: (reason, sessions) => logger.warn({ reason, sessions }, 'a sandbox host was lost; its sessions are rebuilt when next used'),
     onCommit: (items, seconds) => metrics.batchCommitted(items, seconds),
   });
   const recovered = await service.recover();
@@ -74,7 +82,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       readiness: () => {
         const { online, size } = service.stats().sandbox;
         const checks = { store: store.isOpen, workers: online === size, accepting: service.accepting };
-        return { ready: checks.store && checks.workers && checks.accepting, checks };
+        return { ready: checks.store && checks.workers && checks.accepting, checks, sandbox: sandbox.report };
       },
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
     },
