@@ -53,11 +53,12 @@ const CODE_PATHS = ['package.json', 'dist/src', 'dist/protocol', 'node_modules/m
 const SYSTEM_LINKS = ['/bin', '/lib', '/lib32', '/lib64', '/sbin'];
 /** Node's own flags in the sandbox process (its workers get theirs from pool/worker-pool.ts). */
 const NODE_FLAGS = ['--no-warnings'];
+const ENV = '/usr/bin/env';
 
 /** Picks the strongest confinement that works here, trying it once; never throws. */
 export function detectConfinement(options: ConfinementOptions): Confinement {
   const node = realpathSync(process.execPath);
-  const plain: LaunchCommand = { file: node, args: [...NODE_FLAGS, HOST_ENTRY] };
+  const plain = withoutEnvironment(node);
   const limit = (command: LaunchCommand) => withMemoryCap(command, options.memoryMb);
   if (options.mode === 'unconfined') return { kind: 'none', detail: 'VMSTREAM_SANDBOX=unconfined', command: limit(plain) };
   if (process.platform !== 'linux') return { kind: 'none', detail: `no confinement on ${process.platform} (Linux only)`, command: limit(plain) };
@@ -100,17 +101,27 @@ function bubblewrap(bwrap: string, node: string, user: ConfinementOptions | null
   const prefix = path.dirname(path.dirname(node));
   if (!prefix.startsWith('/usr/')) args.push('--ro-bind', prefix, prefix);
   for (const entry of CODE_PATHS) if (existsSync(entry)) args.push('--ro-bind', entry, entry);
-  // bwrap sets PWD even with --clearenv: `env -i` leaves the environment really empty.
-  args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--chdir', '/', '--', '/usr/bin/env', '-i', node, ...NODE_FLAGS, HOST_ENTRY);
+  const inner = withoutEnvironment(node);
+  args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--chdir', '/', '--', inner.file, ...inner.args);
   // As root, bwrap itself starts as the sandbox user, so that user is what the process is outside its namespace too.
   return user ? asUser(which('setpriv') ?? 'setpriv', user, { file: bwrap, args }) : { file: bwrap, args };
 }
 
 function unshareSetpriv(unshare: string, setpriv: string, node: string, user: ConfinementOptions): LaunchCommand {
-  const inner = asUser(setpriv, user, { file: node, args: [...NODE_FLAGS, HOST_ENTRY] });
+  const inner = asUser(setpriv, user, withoutEnvironment(node));
   // The parent-death signal: a sandbox process outlives nothing of the server.
   inner.args.unshift('--pdeathsig', 'KILL');
   return { file: unshare, args: ['--net', '--ipc', '--uts', '--', inner.file, ...inner.args] };
+}
+
+/**
+ * Node started through `env -i`: the server spawns with an empty environment, but bwrap sets PWD
+ * even with --clearenv, and anything that hooks the server's spawn (a preloaded module adding
+ * NODE_OPTIONS, as tap's process tracking does) would otherwise reach the sandbox.
+ */
+function withoutEnvironment(node: string): LaunchCommand {
+  const command = { file: node, args: [...NODE_FLAGS, HOST_ENTRY] };
+  return existsSync(ENV) ? { file: ENV, args: ['-i', command.file, ...command.args] } : command;
 }
 
 function asUser(setpriv: string, user: { uid: number; gid: number }, command: LaunchCommand): LaunchCommand {
@@ -142,8 +153,9 @@ function probe(command: LaunchCommand): string | null {
 }
 
 function which(name: string): string | null {
-  for (const dir of (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(':').concat(['/usr/sbin', '/usr/bin'])) {
-    const candidate = path.join(dir || '.', name);
+  for (const dir of (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(':')) {
+    if (!dir) continue;
+    const candidate = path.join(dir, name);
     try {
       accessSync(candidate, constants.X_OK);
       return candidate;
