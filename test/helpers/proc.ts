@@ -3,20 +3,11 @@
  * among its descendants; bwrap, setpriv and prlimit sit between), and their user, namespaces,
  * environment and arguments.
  */
-import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
+import { descendantPids } from '../../bench/harness/proc-stats.js';
 
 const NODE = realpathSync(process.execPath);
-
-function parentOf(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name is in parentheses and may hold spaces: the fields follow its last ')'.
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  } catch {
-    return null;
-  }
-}
 
 function isNode(pid: number): boolean {
   try {
@@ -28,17 +19,7 @@ function isNode(pid: number): boolean {
 
 /** The Node processes descending from `serverPid`: its sandbox processes. */
 export function sandboxPids(serverPid: number): number[] {
-  const parents = new Map<number, number>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const parent = parentOf(Number(entry));
-    if (parent !== null) parents.set(Number(entry), parent);
-  }
-  const descends = (pid: number): boolean => {
-    for (let at = parents.get(pid); at !== undefined && at > 1; at = parents.get(at)) if (at === serverPid) return true;
-    return false;
-  };
-  return [...parents.keys()].filter((pid) => descends(pid) && isNode(pid));
+  return descendantPids(serverPid).filter(isNode);
 }
 
 /** Waits until a sandbox process not in `known` exists, and returns it. */
