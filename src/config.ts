@@ -200,8 +200,9 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
 const SANDBOX_MODES = ['auto', 'confined', 'unconfined'] as const;
 
 /**
- * Room for Node and each worker's heap twice over (V8 reserves address space well beyond what it
- * uses: Node with one worker did not start under 1 GiB, and started under 1.5 GiB).
+ * About twice what a sandbox process needs to start: V8 reserves address space far beyond what it
+ * uses (a code range per isolate). Measured with host-main.js under bwrap: 1 worker starts at
+ * 2 GiB (not 1.5), 2 workers at 2.5 GiB (not 2), 4 at 4 GiB (not 3); the defaults give 3, 4 and 6 GiB.
  */
 export function defaultSandboxMemoryMb(config: Pick<Config, 'workers' | 'workerHeapMb'>): number {
   return 2048 + config.workers * (2 * config.workerHeapMb + 512);

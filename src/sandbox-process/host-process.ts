@@ -16,7 +16,8 @@ const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 const STDERR_TAIL_CHARS = 4096;
 /** How long a process asked to end (its stdin closed) gets before it is killed. */
 const END_GRACE_MS = 2000;
-const OUT_OF_MEMORY = /Reached heap limit|out of memory|Allocation failed/i;
+/** V8's words for a fatal out-of-memory: a heap past its limit, or address space refused under RLIMIT_AS. */
+const OUT_OF_MEMORY = /Reached heap limit|out of memory|Allocation failed|Fatal process OOM/i;
 
 export interface HostEvents {
   /** A well-formed message; the caller still checks what it speaks of. */
