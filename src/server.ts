@@ -16,7 +16,7 @@ import { prepareSandbox } from './sandbox-process/start.js';
 import { RetentionSweeper } from './events/retention.js';
 import { ExecutionService } from './sessions/service.js';
 import { LevelEventStore } from './store/level-store.js';
-import { Authenticator, resolveToken } from './transport/auth.js';
+import { Authenticator, DEFAULT_TENANT, resolveToken } from './transport/auth.js';
 import { TenantDirectory } from './transport/tenants.js';
 import { UwsTransport } from './transport/uws-server.js';
 import { WS_PATH, type TerminalStatus } from '../protocol/types.js';
@@ -38,16 +38,16 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   // when it already existed, and so its token file and event log beneath it).
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   await chmod(config.dataDir, 0o700);
-  const sandbox = prepareSandbox(config, {
+  const directory = config.tokensFile ? new TenantDirectory(config.tokensFile) : null;
+  const tenants = directory ? await directory.load() : 0;
+  // With a tokens file and no VMSTREAM_TOKEN there is no shared token, and none is generated.
+  const shared = directory && config.token === null ? null : await resolveToken(config.token, config.dataDir);
+  const sandbox = prepareSandbox(config, shared ? DEFAULT_TENANT : null, {
     started: (tenant, pid) => logger.info({ tenant, pid }, 'sandbox process started'),
     exited: (tenant, pid, reason, detail) => logger.warn({ tenant, pid, reason, detail }, 'sandbox process ended'),
   });
   if (sandbox.report.confined) logger.info({ sandbox: sandbox.report }, 'user code runs in confined sandbox processes');
   else logger.warn({ sandbox: sandbox.report }, 'USER CODE IS NOT CONFINED: an escape from node:vm reaches this machine as this user (see protocol/SECURITY.md)');
-  const directory = config.tokensFile ? new TenantDirectory(config.tokensFile) : null;
-  const tenants = directory ? await directory.load() : 0;
-  // With a tokens file and no VMSTREAM_TOKEN there is no shared token, and none is generated.
-  const shared = directory && config.token === null ? null : await resolveToken(config.token, config.dataDir);
   logger.info({ config: { ...config, token: config.token === null ? null : '[redacted]' }, tenants }, 'starting');
   const store = new LevelEventStore(path.join(config.dataDir, 'events'));
   await store.open();

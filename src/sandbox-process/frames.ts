@@ -1,6 +1,6 @@
 /**
  * The pipe between the server and a sandbox process carries frames: a 4-byte little-endian length,
- * then one msgpack array holding every message of one batch. Batching per turn
+ * then one msgpack array holding every message of one batch. Batching
  * keeps the cost per message small (../shared/README.md: one buffer per batch ran at ~2x a write
  * per record), and one frame per batch means one write per batch per direction.
  */

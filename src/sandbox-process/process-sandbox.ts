@@ -1,8 +1,9 @@
 /**
  * The confined Sandbox: each tenant's sessions live in a sandbox process of that tenant's own
  * (host-main.ts, started by host-process.ts as confinement.ts says), never beside another tenant's.
- * A process starts when its tenant first needs a context (a run, a rebuild) and opens all of the
- * tenant's sessions; it is reclaimed after `idleMs` without work. At `maxProcesses`, a tenant that
+ * A process starts when its tenant opens a session (while there is room) or first needs a context
+ * (a run, a rebuild), and opens all of the tenant's sessions; it is reclaimed after `idleMs`
+ * without work. At `maxProcesses`, a tenant that
  * needs one takes the least recently used idle process; when none is idle, its requests wait until
  * one is (a waiting run still counts against its time limit, and an abort ends it at once).
  *
@@ -29,6 +30,8 @@ export interface ProcessSandboxOptions {
   idleMs: number;
   /** How long a process gets to answer `kill` (by ending a worker) before the whole process is killed. */
   killGraceMs: number;
+  /** Tenants whose process starts at once, before any session (the shared token's, when there is one). */
+  prestart: string[];
   log?: ProcessLog;
 }
 
@@ -81,6 +84,7 @@ export class ProcessSandbox implements Sandbox {
     this.#options = options;
     this.#listener = listener;
     this.#sweep = options.idleMs > 0 ? setInterval(() => this.#reclaimIdle(), Math.min(options.idleMs, 10_000)).unref() : null;
+    for (const name of options.prestart.slice(0, options.maxProcesses)) this.#start(this.#tenant(name));
   }
 
   get online(): number {
@@ -103,12 +107,17 @@ export class ProcessSandbox implements Sandbox {
   }
 
   open({ sessionId, tenant: name }: SessionPlacement): void {
-    let tenant = this.#tenants.get(name);
-    if (!tenant) this.#tenants.set(name, (tenant = { name, sessions: new Set(), host: null, backlog: null }));
+    const tenant = this.#tenant(name);
     tenant.sessions.add(sessionId);
     this.#sessions.set(sessionId, tenant);
-    // Without a process nothing is opened now: a process opens all its tenant's sessions when it starts.
-    tenant.host?.process.send({ t: 'open', sid: sessionId });
+    if (tenant.host) {
+      tenant.host.process.send({ t: 'open', sid: sessionId });
+    } else if (!tenant.backlog && this.#hosts.size < this.#options.maxProcesses) {
+      // Started now, while there is room, so the session's first run does not wait for a process to
+      // boot (a few hundred ms); it opens all the tenant's sessions, this one included. At the cap,
+      // nothing is taken from another tenant before a run needs it.
+      this.#start(tenant);
+    }
   }
 
   close(sessionId: string): void {
@@ -176,6 +185,12 @@ export class ProcessSandbox implements Sandbox {
     this.#closing = true;
     if (this.#sweep) clearInterval(this.#sweep);
     await Promise.all([...this.#hosts].map((host) => this.#detach(host).process.end()));
+  }
+
+  #tenant(name: string): Tenant {
+    let tenant = this.#tenants.get(name);
+    if (!tenant) this.#tenants.set(name, (tenant = { name, sessions: new Set(), host: null, backlog: null }));
+    return tenant;
   }
 
   #tenantOf(sessionId: string): Tenant {

@@ -35,8 +35,11 @@ export interface PreparedSandbox {
   report: SandboxReport;
 }
 
-/** Chooses the confinement; throws SandboxRefused when the policy forbids running with it. */
-export function prepareSandbox(config: Config, log: ProcessLog): PreparedSandbox {
+/**
+ * Chooses the confinement; throws SandboxRefused when the policy forbids running with it.
+ * `sharedTenant` (the shared token's, if any) gets its process at once.
+ */
+export function prepareSandbox(config: Config, sharedTenant: string | null, log: ProcessLog): PreparedSandbox {
   if (process.getuid?.() === 0 && (config.sandboxUid === 0 || config.sandboxGid === 0)) {
     throw new SandboxRefused('VMSTREAM_SANDBOX_UID and VMSTREAM_SANDBOX_GID must not be root');
   }
@@ -50,6 +53,9 @@ export function prepareSandbox(config: Config, log: ProcessLog): PreparedSandbox
     maxProcesses: config.sandboxProcesses,
     idleMs: config.sandboxIdleMs,
     killGraceMs: KILL_GRACE_MS,
+    // The shared token's tenant is the one a single-tenant server serves: its first run should not
+    // wait for a process to boot (as worker threads used to be started with the server).
+    prestart: sharedTenant === null ? [] : [sharedTenant],
     log,
   };
   return {
