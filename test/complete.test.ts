@@ -29,6 +29,10 @@ t.test('complete: declared bindings, globals and properties after a dot', async 
   const globals = await client.expect('completion', { op: 'complete', session_id: session, code: 'JSO', cursor: 3 });
   t.same(globals.matches, ['JSON'], 'the global\'s own names');
 
+  await runRepl(client, session, 'let target = 4; let names = 5');
+  const shadowed = await client.expect('completion', { op: 'complete', session_id: session, code: 'targ', cursor: 4 });
+  t.same(shadowed.matches, ['target'], 'a binding named like a variable of the completer itself');
+
   const none = await client.expect('completion', { op: 'complete', session_id: session, code: 'zzzNothing', cursor: 10 });
   t.same(none.matches, []);
 });

@@ -30,25 +30,25 @@ const READ_PER_TURN = 4096;
 const COMPLETE_TIMEOUT_MS = 1000;
 const packr = new Packr({ useRecords: false });
 
-interface Slot {
-  index: number;
-  worker: Worker;
-  /** The worker's output ring (output-ring.ts); a new worker gets a new one. */
-  ring: SharedArrayBuffer;
-  reader: RingReader;
-  reading: boolean;
+/** One place for a worker; it outlives the worker, and gets a new one (with a new ring) when it dies. */
+class Slot {
+  worker!: Worker;
+  /** The worker's output ring (output-ring.ts). */
+  ring = createRing();
+  reader = new RingReader(this.ring);
+  reading = false;
   /** Reading stopped because the listener was not accepting output. */
-  stalled: boolean;
+  stalled = false;
   /** Messages of this tick, posted together: one structured clone instead of one per message. */
-  outbox: ToWorker[];
+  outbox: ToWorker[] = [];
   /** Why we terminated it, when we did; otherwise the exit is a crash. */
-  terminateReason: string | null;
-  errorCode: string | null;
+  terminateReason: string | null = null;
+  errorCode: string | null = null;
   /** The sessions placed here, open on its worker. */
-  sessions: Set<string>;
-  restarts: number;
+  readonly sessions = new Set<string>();
+  restarts = 0;
   /** The thread has started (its 'online' event): for readiness. */
-  online: boolean;
+  online = false;
 }
 
 interface PendingCompletion {
@@ -71,11 +71,7 @@ export class WorkerPool implements Sandbox {
     this.#options = options;
     this.#listener = listener;
     for (let index = 0; index < options.size; index++) {
-      const ring = createRing();
-      const slot: Slot = {
-        index, worker: null as unknown as Worker, ring, reader: new RingReader(ring), reading: false, stalled: false,
-        outbox: [], terminateReason: null, errorCode: null, sessions: new Set(), restarts: 0, online: false,
-      };
+      const slot = new Slot();
       slot.worker = this.#spawn(slot);
       this.#slots.push(slot);
     }

@@ -94,13 +94,17 @@ export class SessionContext {
     const before = code.slice(0, Math.max(0, Math.min(cursor, code.length)));
     const [, path = '', prefix = ''] = COMPLETION_TARGET.exec(before) ?? [];
     const keys = path.split('.').map((key) => key.trim()).filter((key) => key !== '');
+    // The declared names are checked in a scope of their own: a local of the same name would hide them.
     const checks = keys.length > 0 ? '' : [...this.#declared].filter((name) => name.startsWith(prefix))
-      .map((name) => `try { ${name}; names.add(${JSON.stringify(name)}); } catch {}`).join('\n');
-    const source = `(() => { const names = new Set(); ${checks}
-      let target = globalThis;
-      for (const key of ${JSON.stringify(keys)}) { if (target == null) return ''; target = target[key]; }
-      for (let o = target; o != null; o = Object.getPrototypeOf(o)) for (const name of Object.getOwnPropertyNames(o)) names.add(name);
-      return [...names].filter((name) => name.startsWith(${JSON.stringify(prefix)})).join('\\n'); })()`;
+      .map((name) => `try { ${name}; vmstream$found.push(${JSON.stringify(name)}); } catch {}`).join('\n');
+    const source = `((vmstream$found) => { ${checks}
+      return ((found) => {
+        const names = new Set(found);
+        let target = globalThis;
+        for (const key of ${JSON.stringify(keys)}) { if (target == null) return ''; target = target[key]; }
+        for (let o = target; o != null; o = Object.getPrototypeOf(o)) for (const name of Object.getOwnPropertyNames(o)) names.add(name);
+        return [...names].filter((name) => name.startsWith(${JSON.stringify(prefix)})).join('\\n');
+      })(vmstream$found); })([])`;
     let names: unknown;
     try {
       names = vm.runInContext(source, this.#context, { timeout: COMPLETE_TIMEOUT_MS, displayErrors: false });
