@@ -44,7 +44,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const shared = directory && config.token === null ? null : await resolveToken(config.token, config.dataDir);
   const sandbox = prepareSandbox(config, shared ? DEFAULT_TENANT : null, {
     started: (tenant, pid) => logger.info({ tenant, pid }, 'sandbox process started'),
-    exited: (tenant, pid, reason, detail) => logger.warn({ tenant, pid, reason, detail }, 'sandbox process ended'),
+    // Reclaiming an idle process is routine; any other end cost its tenant's running executions.
+    exited: (tenant, pid, reason, detail) => logger[reason === 'reclaimed' ? 'info' : 'warn']({ tenant, pid, reason, detail }, 'sandbox process ended'),
   });
   if (sandbox.report.confined) logger.info({ sandbox: sandbox.report }, 'user code runs in confined sandbox processes');
   else logger.warn({ sandbox: sandbox.report }, 'USER CODE IS NOT CONFINED: an escape from node:vm reaches this machine as this user (see protocol/SECURITY.md)');

@@ -192,3 +192,14 @@ t.test('where nothing can confine user code: loopback only, and said loudly', as
   const explicit = await serverFor(t, { env: { ...env, VMSTREAM_HOST: '0.0.0.0', VMSTREAM_SANDBOX: 'unconfined' } });
   t.match((await readyz(explicit)).sandbox, { confinement: 'none', detail: 'VMSTREAM_SANDBOX=unconfined' }, 'VMSTREAM_SANDBOX=unconfined runs anywhere');
 });
+
+t.test('an idle tenant\'s process is reclaimed, and its session rebuilt on the next run', async (t) => {
+  const { server, alice } = await twoTenants(t, { VMSTREAM_SANDBOX_IDLE_MS: '300' });
+  const session = await alice.createSession();
+  t.equal((await runRepl(alice, session, 'let kept = 6; kept')).done.payload.status, 'ok');
+  const reclaimed = () => server.stderr().split('\n').some((line) => line.includes('"sandbox process ended"') && line.includes('"reason":"reclaimed"'));
+  while (!reclaimed()) await new Promise((resolve) => server.process.stderr!.once('data', resolve));
+  const again = await runRepl(alice, session, 'kept * 7');
+  t.match(again.events[0]?.payload, { session_id: session, replayed: 1 }, 'session.restored first');
+  t.equal(again.events.find((e) => e.type === 'value')?.payload.preview, '42', 'with its state');
+});

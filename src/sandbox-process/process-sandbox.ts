@@ -134,7 +134,9 @@ export class ProcessSandbox implements Sandbox {
   }
 
   abort(sessionId: string, executionId: string, status: AbortStatus): void {
-    const tenant = this.#tenantOf(sessionId);
+    const tenant = this.#sessions.get(sessionId);
+    // Closed meanwhile: its context and runs are gone already.
+    if (!tenant) return;
     const held = tenant.backlog?.findIndex((message) => message.t === 'run' && message.xid === executionId) ?? -1;
     if (held >= 0) {
       // Never sent: it ends here, as its process would have ended it.
@@ -165,8 +167,7 @@ export class ProcessSandbox implements Sandbox {
    * within `killGraceMs` (its own main thread is stuck: the vm layer was escaped) is killed whole.
    */
   kill(sessionId: string, reason: string): void {
-    const tenant = this.#tenantOf(sessionId);
-    const host = tenant.host;
+    const host = this.#sessions.get(sessionId)?.host;
     if (!host) {
       // No process holds it: nothing to end, and the engine waits for this answer.
       setImmediate(() => this.#listener.onLost([sessionId], reason, true));
