@@ -3,9 +3,9 @@
  * (host-main.ts, started by host-process.ts as confinement.ts says), never beside another tenant's.
  * A process starts when its tenant opens a session (while there is room) or first needs a context
  * (a run, a rebuild), and opens all of the tenant's sessions; it is reclaimed after `idleMs`
- * without work. At `maxProcesses`, a tenant that
- * needs one takes the least recently used idle process; when none is idle, its requests wait until
- * one is (a waiting run still counts against its time limit, and an abort ends it at once).
+ * without work. At `maxProcesses`, a tenant that needs one takes the least recently used idle
+ * process; when none is idle, its requests wait until one is (a waiting run still counts against
+ * its time limit, and an abort ends it at once).
  *
  * A process that dies ends the runs it held (`onLost`, with `out_of_memory` or `sandbox_exit`);
  * the tenant's sessions are rebuilt by the engine on their next run, in a new process. Everything
@@ -99,11 +99,6 @@ export class ProcessSandbox implements Sandbox {
 
   get restarts(): number {
     return this.#restarts;
-  }
-
-  /** Tenant processes alive now, by pid (for the connections benchmark's memory figures). */
-  get pids(): number[] {
-    return [...this.#hosts].map((host) => host.process.pid).filter((pid): pid is number => pid !== undefined);
   }
 
   open({ sessionId, tenant: name }: SessionPlacement): void {
