@@ -7,7 +7,7 @@
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Packr } from 'msgpackr';
 import { FrameError, FrameReader, FrameWriter } from '../src/sandbox-process/frames.js';
 import { readFromHost } from '../src/sandbox-process/messages.js';
@@ -66,8 +66,13 @@ t.test('only messages of a known shape are read, as fresh objects', async (t) =>
   }
 });
 
-t.test('a sandbox process that forges output for an execution it is not running is ended', async (t) => {
-  // A fake sandbox process: boots, then answers the run of `mine` with output for `theirs`.
+interface Lost { sessionIds: string[]; reason: string; killed: boolean }
+
+/**
+ * A ProcessSandbox over a fake sandbox process that boots, then answers a run with `onRun` (an
+ * expression over `writer`, or nothing); the session `s1` of alice runs `mine`.
+ */
+function overFake(t: Test, onRun: string, then: (sandbox: ProcessSandbox) => void = () => {}) {
   const fake = `
     import net from 'node:net';
     import { FrameReader, FrameWriter } from ${JSON.stringify(path.join(ROOT, 'dist/src/sandbox-process/frames.js'))};
@@ -76,14 +81,14 @@ t.test('a sandbox process that forges output for an execution it is not running 
     process.stdin.on('data', (chunk) => {
       for (const message of reader.push(chunk)) {
         if (message.t === 'boot') writer.push({ t: 'ready' });
-        if (message.t === 'run') writer.push({ t: 'out', o: { kind: 'console', executionId: 'theirs', ts: 1, payload: { level: 'log', text: 'forged' } } });
+        if (message.t === 'run') { ${onRun} }
       }
     });`;
   const outputs: SandboxOutput[] = [];
-  const lost = new Promise<{ sessionIds: string[]; reason: string; killed: boolean }>((resolve) => {
+  const lost = new Promise<Lost>((resolve) => {
     const sandbox = new ProcessSandbox({
       command: { file: process.execPath, args: ['--input-type=module', '-e', fake] },
-      workers: 1, heapMb: 64, limits: { maxText: 100, maxPreview: 100 }, maxProcesses: 2, idleMs: 0, killGraceMs: 1000, prestart: [],
+      workers: 1, heapMb: 64, limits: { maxText: 100, maxPreview: 100 }, maxProcesses: 2, idleMs: 0, killGraceMs: 200, prestart: [],
     }, {
       onOutput: (output) => outputs.push(output),
       acceptingOutput: () => true,
@@ -93,7 +98,19 @@ t.test('a sandbox process that forges output for an execution it is not running 
     t.teardown(() => sandbox.shutdown());
     sandbox.open({ sessionId: 's1', tenant: 'alice' });
     sandbox.run({ sessionId: 's1', executionId: 'mine', kind: 'repl', code: '1', filename: 'REPL1' });
+    then(sandbox);
   });
+  return { outputs, lost };
+}
+
+t.test('a sandbox process that forges output for an execution it is not running is ended', async (t) => {
+  const { outputs, lost } = overFake(t, `writer.push({ t: 'out', o: { kind: 'console', executionId: 'theirs', ts: 1, payload: { level: 'log', text: 'forged' } } });`);
   t.same(await lost, { sessionIds: ['s1'], reason: 'sandbox_exit', killed: false }, 'its sessions are lost, as a sandbox_exit');
   t.same(outputs, [], 'nothing it forged was delivered');
+});
+
+t.test('a sandbox process that does not answer a kill is killed whole', async (t) => {
+  // It never answers anything: as if its main thread were stuck.
+  const { lost } = overFake(t, '', (sandbox) => sandbox.kill('s1', 'timeout'));
+  t.same(await lost, { sessionIds: ['s1'], reason: 'timeout', killed: true }, 'lost as the kill asked, once its grace ran out');
 });

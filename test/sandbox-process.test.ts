@@ -167,6 +167,9 @@ t.test('at the process cap: an idle tenant\'s process is reclaimed, a busy one m
   t.equal(aliceAgain.events.find((e) => e.type === 'value')?.payload.preview, '2');
 
   const spun = await spin(alice, aliceSession);
+  const given = await start(bob, bobSession, 'b + 100');
+  t.not((await bob.request({ op: 'cancel', execution_id: given })).op, 'error');
+  t.match(last((await bob.untilDone(given)) as AnyEvent[]).payload, { status: 'cancelled' }, 'a waiting run is cancelled at once, the other tenant still busy');
   const waiting = await start(bob, bobSession, 'b + 1');
   const cancelled = await alice.request({ op: 'cancel', execution_id: spun });
   t.not(cancelled.op, 'error', 'alice\'s spin is cancelled');
