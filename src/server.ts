@@ -3,7 +3,7 @@
  * left unfinished), the HTTP API and the metrics, the transport; and takes it apart again in the
  * order that loses nothing.
  */
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from './config.js';
 import { HttpApi } from './http/api.js';
@@ -47,6 +47,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     // Reclaiming an idle process is routine; any other end cost its tenant's running executions.
     exited: (tenant, pid, reason, detail) => logger[reason === 'reclaimed' ? 'info' : 'warn']({ tenant, pid, reason, detail }, 'sandbox process ended'),
   });
+  if (config.tokensFile && ((await stat(config.tokensFile)).mode & 0o077) !== 0) {
+    logger.warn({ tokensFile: config.tokensFile }, 'the tokens file is readable by other users: chmod 600 it (sandbox processes run as another user)');
+  }
   if (sandbox.report.confined) logger.info({ sandbox: sandbox.report }, 'user code runs in confined sandbox processes');
   else logger.warn({ sandbox: sandbox.report }, 'USER CODE IS NOT CONFINED: an escape from node:vm reaches this machine as this user (see protocol/SECURITY.md)');
   logger.info({ config: { ...config, token: config.token === null ? null : '[redacted]' }, tenants }, 'starting');
