@@ -16,7 +16,7 @@ import {
   type ObjectSchema,
 } from '../../protocol/http.js';
 import type { EventFrame, ExecutionKind } from '../../protocol/types.js';
-import { decodeStored } from '../protocol/codec.js';
+import { decodeValue } from '../../protocol/codec.js';
 import type { ExecuteInput, ExecutionService } from '../sessions/service.js';
 import { tokenFromRequest, type Authenticator } from '../transport/auth.js';
 import type { HttpHandler, HttpRequest, HttpResponse } from './port.js';
@@ -144,7 +144,7 @@ export class HttpApi implements HttpHandler {
     if (!(request.headers.accept ?? '').includes('text/event-stream')) {
       const limit = (query.limit as number | undefined) ?? EVENTS_LIMIT_DEFAULT;
       const page = await this.#service.readEvents(tenant, executionId, afterSeq, limit);
-      const items = page.events.map((event) => decodeStored(event.frame) as EventFrame);
+      const items = page.events.map((event) => decodeValue(event.frame) as EventFrame);
       const done = page.finalSeq !== null || items.at(-1)?.type === 'done';
       return ok({ items, last_seq: page.lastSeq, done });
     }

@@ -6,7 +6,7 @@
  * as Last-Event-ID), `data:` the event frame as JSON. The response ends after `done`.
  */
 import type { EventFrame } from '../../protocol/types.js';
-import { decodeStored } from '../protocol/codec.js';
+import { decodeValue } from '../../protocol/codec.js';
 import type { ExecutionService } from '../sessions/service.js';
 import { SendResult, type EventSink, type SubscriptionHub } from '../events/subscription-hub.js';
 import type { HttpResponse } from './port.js';
@@ -47,7 +47,7 @@ class EventStream implements EventSink {
 
   send(frame: Uint8Array): SendResult {
     if (this.#closed) return SendResult.DROPPED;
-    const event = decodeStored(frame) as EventFrame;
+    const event = decodeValue(frame) as EventFrame;
     // JSON.stringify escapes line breaks, so the frame is always a single `data:` line.
     const flushed = this.#response.write(`id: ${event.seq}\ndata: ${JSON.stringify(event)}\n\n`);
     if (event.type === 'done') {

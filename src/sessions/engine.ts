@@ -5,7 +5,7 @@
  */
 import type { Config } from '../config.js';
 import type { EventPayloads, EventType, ExecutionRecord, TerminalStatus } from '../../protocol/types.js';
-import { encodeFrame } from '../protocol/codec.js';
+import { encodeFrame } from '../../protocol/codec.js';
 import { CONSOLE_LEVELS, ItemKind, type FromWorker, type OutputItem } from '../pool/messages.js';
 import type { ReplayInput } from '../sandbox/sandbox.js';
 import { WorkerPool } from '../pool/worker-pool.js';

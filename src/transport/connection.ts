@@ -6,7 +6,7 @@
 import { ProtocolError, type ErrorCode } from '../../protocol/errors.js';
 import { checkRequest, isKnownOp } from '../../protocol/schemas.js';
 import type { ClientRequest, RequestId, ServerFrame } from '../../protocol/types.js';
-import { decodeFrame, encodeFrame } from '../protocol/codec.js';
+import { decodeFrame, encodeFrame } from '../../protocol/codec.js';
 import type { ExecutionService } from '../sessions/service.js';
 import { SendResult, type EventSink } from '../events/subscription-hub.js';
 
