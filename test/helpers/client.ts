@@ -2,10 +2,9 @@
  * A plain `ws` client speaking protocol v1 for tests: requests get auto ids and resolve with their
  * reply, every frame is recorded, and events are kept per execution in arrival order.
  */
-import { decodeValue, encodeFrame } from '../../protocol/codec.js';
 import WebSocket from 'ws';
+import { decodeValue, encodeFrame } from '../../protocol/codec.js';
 import type { EventFrame, ServerFrame } from '../../protocol/types.js';
-
 
 type Frame = ServerFrame & Record<string, any>;
 
