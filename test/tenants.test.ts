@@ -116,5 +116,14 @@ t.test('a tenant removed from the tokens file is revoked at once, with its open 
   t.equal((await frankSocket.request({ op: 'ping' })).op, 'pong', 'frank keeps his socket');
   const again = await TestClient.connect(server.url, frank);
   t.equal((await again.request({ op: 'ping' })).op, 'pong', 'and his token');
-  await again.close();
+
+  // A new secret for frank (his line replaced): the old token is revoked, the new one works.
+  const rotatedFile = path.join(tempDir('tenants'), 'tokens');
+  const rotated = addTenant(rotatedFile, 'frank');
+  writeFileSync(tokensFile, readFileSync(rotatedFile, 'utf8'));
+  t.equal((await again.closed).code, 4401, 'frank\'s socket on the old token is closed with 4401');
+  await t.rejects(TestClient.connect(server.url, frank), /401/, 'the old token is refused');
+  const fresh = await TestClient.connect(server.url, rotated);
+  t.equal((await fresh.request({ op: 'ping' })).op, 'pong', 'the new token works');
+  await fresh.close();
 });
