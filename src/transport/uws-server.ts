@@ -1,10 +1,11 @@
 /**
- * The only module that imports uWebSockets.js, so that moving to the upstream package is a one-line
- * change. It authenticates the upgrade, hands each socket's frames to its Connection, enforces the
- * frame size limit with a proper 1009 close, and turns uWS backpressure (getBufferedAmount, drain)
- * into the Connection's pause/resume. Every other request goes to the HTTP API through
- * UwsExchange (uws-exchange.ts), which adapts uWS's request and response to src/http/port.ts; a
- * refused upgrade is answered through it too, like any API error.
+ * The only module that loads uWebSockets.js (uws-exchange.ts beside it uses its types only), so
+ * that moving to the upstream package is a one-line change. It authenticates the upgrade, hands
+ * each socket's frames to its Connection, enforces the frame size limit with a proper 1009 close,
+ * closes a revoked tenant's sockets, and turns uWS backpressure (getBufferedAmount, drain) into the
+ * Connection's pause/resume. Every other request goes to the HTTP API through UwsExchange
+ * (uws-exchange.ts), which adapts uWS's request and response to src/http/port.ts; a refused upgrade
+ * is answered through it too, like any API error.
  */
 import uWS from '@trufflesuite/uws-js-unofficial';
 import { ProtocolError, socketClose, type ClosingCode } from '../../protocol/errors.js';
