@@ -101,7 +101,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     eventStreamsOpen: () => http.openStreams,
   });
   directory?.watch((tenant) => {
-    logger.warn({ tenant }, 'tenant removed from the tokens file: closing its sockets and event streams');
+    logger.warn({ tenant }, 'tenant revoked (gone from the tokens file, or its line replaced): closing its sockets and event streams');
     const reason = `the token of tenant ${tenant} was revoked`;
     transport.revokeTenant(tenant, reason);
     http.revokeTenant(tenant, reason);
