@@ -166,7 +166,7 @@ export class HttpApi implements HttpHandler {
       if (afterSeq < 0) throw new ProtocolError('BAD_REQUEST', 'header `Last-Event-ID` must be the seq of an event (an integer >= 0)');
     }
     const log = this.#options.logger;
-    await this.#streams.stream(this.#service, tenant, executionId, afterSeq, response, {
+    await this.#streams.stream(this.#service, tenant, executionId, afterSeq, response, () => this.#tenantOf(request), {
       opened: () => log.info({ tenant, execution_id: executionId, after_seq: afterSeq }, 'event stream opened'),
       closed: () => log.info({ tenant, execution_id: executionId }, 'event stream closed'),
     });

@@ -106,7 +106,8 @@ export class EventStreams {
    * Streams the events of an execution with seq > afterSeq. Errors (no such execution, after_seq
    * past its log) are thrown before anything is written, so the caller can still answer with JSON.
    * When the execution has ended and the client has all of it, the answer is 204: the SSE spec's
-   * way to tell a browser's EventSource to stop reconnecting.
+   * way to tell a browser's EventSource to stop reconnecting. `reauthorize` checks the token again
+   * once the store has answered: a revocation during that read would miss a stream opened after it.
    */
   async stream(
     service: ExecutionService,
@@ -114,9 +115,11 @@ export class EventStreams {
     executionId: string,
     afterSeq: number,
     response: HttpResponse,
+    reauthorize: () => Promise<unknown>,
     log: { opened(): void; closed(): void },
   ): Promise<void> {
     const { finalSeq } = await service.locate(tenant, executionId, afterSeq);
+    await reauthorize();
     if (response.aborted) return;
     if (finalSeq !== null && afterSeq >= finalSeq) {
       response.cork(() => {
