@@ -22,27 +22,21 @@ const RETRY_MS = 1000;
  */
 const HEARTBEAT_MS = 15_000;
 
-/** What a stream needs of the subscriptions that feed it. */
-interface StreamFeed {
-  resume(sink: EventSink): void;
-  detachAll(sink: EventSink): void;
-}
-
 class EventStream implements EventSink {
   readonly tenant: string;
   readonly #response: HttpResponse;
-  readonly #feed: StreamFeed;
+  readonly #service: ExecutionService;
   readonly #onClose: (stream: EventStream) => void;
   #closed = false;
 
-  constructor(tenant: string, response: HttpResponse, feed: StreamFeed, onClose: (stream: EventStream) => void) {
+  constructor(tenant: string, response: HttpResponse, service: ExecutionService, onClose: (stream: EventStream) => void) {
     this.tenant = tenant;
     this.#response = response;
-    this.#feed = feed;
+    this.#service = service;
     this.#onClose = onClose;
     response.onAborted(() => this.close());
     response.onWritable(() => {
-      if (!this.#closed) feed.resume(this);
+      if (!this.#closed) service.resume(this);
     });
   }
 
@@ -79,7 +73,7 @@ class EventStream implements EventSink {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#feed.detachAll(this);
+    this.#service.detachAll(this);
     this.#response.cork(() => this.#response.end());
     this.#onClose(this);
   }
@@ -129,7 +123,7 @@ export class EventStreams {
       return;
     }
     log.opened();
-    const stream = new EventStream(tenant, response, service.engine.hub, (closed) => {
+    const stream = new EventStream(tenant, response, service, (closed) => {
       this.#remove(closed);
       log.closed();
     });
