@@ -123,6 +123,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const retention = config.retentionMs > 0
     ? new RetentionSweeper(store, config.retentionMs, config.retentionSweepMs, (error) => logger.error({ err: error }, 'retention sweep failed'))
     : null;
+  // A first run's time limit should not be spent waiting for its process to boot.
+  await sandbox.booted();
   const port = await transport.listen();
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const scheme = config.tlsCert ? 'wss' : 'ws';

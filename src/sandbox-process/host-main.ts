@@ -59,7 +59,10 @@ function handle(message: ToHost): void {
       pool.run({ sessionId: message.sid, executionId: message.xid, kind: message.kind, code: message.code, filename: message.filename });
       break;
     case 'abort':
-      pool.abort(message.sid, message.xid, message.status);
+      // Never in the same message to the worker as the run it stops: the worker would handle it
+      // before the run's first microtasks, and "stop" a run (an endless `await` chain) that then
+      // holds its thread for good. The pool flushes once per turn: a turn later is a message later.
+      setImmediate(() => pool.abort(message.sid, message.xid, message.status));
       break;
     case 'restore':
       pool.restore(message.sid, message.inputs);

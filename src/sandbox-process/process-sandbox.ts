@@ -79,6 +79,8 @@ export class ProcessSandbox implements Sandbox {
   #nextRequest = 0;
   #restarts = 0;
   #closing = false;
+  /** Waiting for every process started so far to be up (`booted`). */
+  #bootWaiters: Array<() => void> = [];
 
   constructor(options: ProcessSandboxOptions, listener: SandboxListener) {
     this.#options = options;
@@ -171,6 +173,19 @@ export class ProcessSandbox implements Sandbox {
     if (host.kills.has(sessionId)) return;
     host.kills.set(sessionId, setTimeout(() => host.process.kill(reason), this.#options.killGraceMs));
     host.process.send({ t: 'kill', sid: sessionId, reason });
+  }
+
+  /** Resolves once every process started so far has booted or ended (the server listens after it). */
+  booted(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#bootWaiters.push(resolve);
+      this.#checkBooted();
+    });
+  }
+
+  #checkBooted(): void {
+    if (this.#bootWaiters.length === 0 || this.online < this.#hosts.size) return;
+    for (const resolve of this.#bootWaiters.splice(0)) resolve();
   }
 
   resumeOutput(): void {
@@ -272,6 +287,7 @@ export class ProcessSandbox implements Sandbox {
     switch (message.t) {
       case 'ready':
         host.process.online = true;
+        this.#checkBooted();
         break;
       case 'out': {
         const { executionId } = message.o;
@@ -313,6 +329,7 @@ export class ProcessSandbox implements Sandbox {
     if (!this.#hosts.has(host) || this.#closing) return;
     this.#detach(host);
     this.#restarts++;
+    this.#checkBooted();
     this.#options.log?.exited(host.tenant.name, host.process.pid, reason, detail);
     this.#listener.onLost([...host.tenant.sessions], reason, killed);
     this.#startWaiting();

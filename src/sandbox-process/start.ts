@@ -33,6 +33,8 @@ export class SandboxRefused extends Error {
 export interface PreparedSandbox {
   factory: SandboxFactory;
   report: SandboxReport;
+  /** Resolves once the processes started with the sandbox (the shared token's tenant's) are up. */
+  booted(): Promise<void>;
 }
 
 /**
@@ -58,9 +60,11 @@ export function prepareSandbox(config: Config, sharedTenant: string | null, log:
     prestart: sharedTenant === null ? [] : [sharedTenant],
     log,
   };
+  let sandbox: ProcessSandbox | null = null;
   return {
-    factory: (listener) => new ProcessSandbox(options, listener),
+    factory: (listener) => (sandbox = new ProcessSandbox(options, listener)),
     report: { confinement: confinement.kind, confined: confinement.kind !== 'none', detail: confinement.detail },
+    booted: () => sandbox?.booted() ?? Promise.resolve(),
   };
 }
 
