@@ -70,7 +70,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     onInternalError,
     operator: {
       readiness: () => {
-        const checks = { store: store.isOpen, workers: service.engine.pool.online === service.engine.pool.size, accepting: service.accepting };
+        // A store whose writes keep failing is not ready either: nothing new would become durable.
+        const checks = { store: store.isOpen && !service.engine.commits.stalled, workers: service.engine.pool.online === service.engine.pool.size, accepting: service.accepting };
         return { ready: checks.store && checks.workers && checks.accepting, checks };
       },
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
@@ -94,6 +95,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const { engine } = service;
   metrics.attach({
     eventsAppended: () => engine.commits.appended,
+    storeFailures: () => engine.commits.failures,
+    storeItemsWaiting: () => engine.commits.waiting,
     replayReads: () => engine.hub.reads,
     backpressurePauses: () => engine.hub.pauses,
     workerRestarts: () => engine.pool.restarts,

@@ -9,10 +9,11 @@ import { encodeFrame } from '../protocol/codec.js';
 import { CONSOLE_LEVELS, ItemKind, type FromWorker, type OutputItem } from '../pool/messages.js';
 import type { ReplayInput } from '../sandbox/sandbox.js';
 import { WorkerPool } from '../pool/worker-pool.js';
-import type { EventStore } from '../store/event-store.js';
+import type { EventStore, StoreError } from '../store/event-store.js';
 import { CommitLog, type BatchObserver, type CommittedChunk } from '../events/commit-log.js';
 import { LiveExecution, LiveSession } from './live.js';
 import { SubscriptionHub } from '../events/subscription-hub.js';
+import { LocalFeed } from '../events/live-feed.js';
 import type { Workspace } from './workspace.js';
 
 export interface EngineHooks {
@@ -44,8 +45,13 @@ export class Engine {
     this.#store = store;
     this.#workspace = workspace;
     this.#hooks = hooks;
-    this.hub = new SubscriptionHub(store, { committedSeq: (id) => this.#committedSeq(id) }, (error) => hooks.onError('replay', error));
-    this.commits = new CommitLog(store, (chunks) => this.#onCommitted(chunks), (error) => hooks.onError('commit', error), hooks.onCommit);
+    this.hub = new SubscriptionHub(store, new LocalFeed(store, (id) => this.#committedSeq(id)), (error) => hooks.onError('replay', error));
+    this.commits = new CommitLog(store, {
+      onCommitted: (chunks) => this.#onCommitted(chunks),
+      onRetry: (error) => hooks.onError('commit (retrying)', error),
+      onDropped: (id, error) => this.#onDropped(id, error),
+      onBatch: hooks.onCommit,
+    });
     this.pool = new WorkerPool(
       { size: config.workers, heapMb: config.workerHeapMb, limits: { maxText: config.maxTextChars, maxPreview: config.maxPreviewChars } },
       {
@@ -181,6 +187,20 @@ export class Engine {
         execution.markEnded();
       }
     }
+  }
+
+  /**
+   * The store refused an execution's writes for good: nothing more of it will be stored. Its run is
+   * stopped, its subscribers end at what was stored, and whoever waits for its end stops waiting.
+   * It stays in `executions` until its run reports its end, so the session is freed as usual.
+   */
+  #onDropped(executionId: string, error: StoreError): void {
+    this.#hooks.onError(`commit of ${executionId} (dropped)`, error);
+    const execution = this.executions.get(executionId);
+    if (!execution) return;
+    this.stop(execution, 'crashed', 'store_refused');
+    this.hub.finish(executionId, execution.committedSeq);
+    execution.markEnded();
   }
 
   #onWorkerMessage(slot: number, message: Exclude<FromWorker, { t: 'out' }>): void {

@@ -32,6 +32,12 @@ export class ExecutionService {
   readonly #config: Config;
   readonly #store: EventStore;
   readonly #workspace: Workspace;
+  /**
+   * Creations under way here, by stored id: requests sent right behind an `execute` wait for it
+   * (#settledCreation), and a second `execute` of the id waits for the first to be queued, so that
+   * it subscribes to a live execution. Which create of an id wins, here or on another node, is the
+   * store's conditional create to decide.
+   */
   readonly #creating = new Map<string, Promise<ExecuteResult>>();
   #shuttingDown = false;
 
@@ -52,16 +58,17 @@ export class ExecutionService {
    * `done {status: "crashed"}`, and open sessions come back, to be rebuilt on their next execution.
    */
   async recover(): Promise<{ crashed: number; sessions: number }> {
-    const unfinished = await this.#store.listUnfinishedExecutions();
+    const unfinished = await this.#store.listUnfinished({});
     for (const record of unfinished) {
       const execution = new LiveExecution(record, '');
-      execution.committedSeq = execution.assignedSeq = record.last_seq;
+      // The record's last_seq may lag its log: `done` goes right after the last stored event.
+      execution.committedSeq = execution.assignedSeq = await this.#store.lastSeq(record.execution_id);
       this.engine.executions.set(record.execution_id, execution);
       this.engine.finish(execution, 'crashed', 'server_restart');
     }
     await this.engine.commits.flushed();
     let open = 0;
-    for (const record of await this.#store.listSessions()) {
+    for (const record of await this.#store.listSessions({})) {
       const closed = record.status === 'closed';
       const session = new LiveSession(record, closed ? -1 : this.engine.pool.place(), !closed);
       this.engine.sessions.set(record.session_id, session);
@@ -117,17 +124,19 @@ export class ExecutionService {
    */
   async execute(tenant: string, input: ExecuteInput, sink?: EventSink): Promise<ExecuteResult> {
     if (input.execution_id === undefined) {
-      return { record: publicRecord(await this.#create(tenant, input, storedExecutionId(tenant, randomUUID()), sink)), created: true };
+      return this.#create(tenant, input, storedExecutionId(tenant, randomUUID()), sink);
     }
     const id = storedExecutionId(tenant, input.execution_id);
-    const inFlight = this.#creating.get(id);
-    if (inFlight) return { record: (await inFlight).record, created: false };
-    const creating = this.#findOrCreate(tenant, input, id, sink);
+    const earlier = this.#creating.get(id);
+    const creating = (async () => {
+      await earlier?.catch(() => undefined);
+      return this.#findOrCreate(tenant, input, id, sink);
+    })();
     this.#creating.set(id, creating);
     try {
       return await creating;
     } finally {
-      this.#creating.delete(id);
+      if (this.#creating.get(id) === creating) this.#creating.delete(id);
     }
   }
 
@@ -159,16 +168,8 @@ export class ExecutionService {
   async locate(tenant: string, publicId: string, afterSeq: number): Promise<SubscribeResult> {
     const executionId = storedExecutionId(tenant, publicId);
     await this.#settledCreation(executionId);
-    let live = this.engine.executions.get(executionId);
-    let result: SubscribeResult;
-    if (live) {
-      result = { lastSeq: live.committedSeq, finalSeq: null };
-    } else {
-      const record = await this.#store.getExecution(executionId);
-      live = this.engine.executions.get(executionId);
-      if (!record && !live) throw new ProtocolError('NOT_FOUND', `no execution \`${publicId}\``);
-      result = live ? { lastSeq: live.committedSeq, finalSeq: null } : { lastSeq: record!.last_seq, finalSeq: record!.last_seq };
-    }
+    const result = await this.engine.hub.locate(executionId);
+    if (!result) throw new ProtocolError('NOT_FOUND', `no execution \`${publicId}\``);
     if (afterSeq > result.lastSeq) {
       throw new ProtocolError('BAD_REQUEST', `field \`after_seq\` (${afterSeq}) is beyond the execution's last_seq (${result.lastSeq})`);
     }
@@ -242,10 +243,10 @@ export class ExecutionService {
     if (live) return { record: publicRecord(live.record), created: false };
     const stored = await this.#store.getExecution(id);
     if (stored) return { record: publicRecord(stored), created: false };
-    return { record: publicRecord(await this.#create(tenant, input, id, sink)), created: true };
+    return this.#create(tenant, input, id, sink);
   }
 
-  async #create(tenant: string, input: ExecuteInput, id: string, sink?: EventSink): Promise<ExecutionRecord> {
+  async #create(tenant: string, input: ExecuteInput, id: string, sink?: EventSink): Promise<ExecuteResult> {
     this.#openSession(tenant, input.session_id);
     const source = input.kind === 'repl' ? input.code! : await this.#workspace.read(input.path!);
     const session = this.#openSession(tenant, input.session_id);
@@ -263,14 +264,25 @@ export class ExecutionService {
       timeout_ms: Math.min(input.timeout_ms ?? this.#config.defaultTimeoutMs, this.#config.maxTimeoutMs),
       ...(input.kind === 'repl' ? { code: input.code! } : { path: input.path! }),
     };
+    // The record is durable before the execution can run, so it exists before any of its events.
+    const creation = await this.#store.createExecution(record);
+    if (!creation.created) {
+      // Another create of this id won: its number is given back unless a later one was taken.
+      if (session.record.execution_count === record.number) session.record.execution_count--;
+      return { record: publicRecord(creation.record), created: false };
+    }
     const execution = new LiveExecution(record, source);
-    this.engine.commits.saveExecution(execution);
     this.engine.commits.saveSession(session.record);
     if (sink) this.engine.hub.hold(sink, id);
-    // Queued at once, so a cancel that races the commit finds it.
-    this.engine.enqueue(session, execution);
+    if (session.closed || this.#shuttingDown) {
+      // Closed or shutting down while the record was written: it ends as if it had been queued.
+      this.engine.executions.set(id, execution);
+      this.engine.finish(execution, 'cancelled', session.closed ? 'session_closed' : 'shutdown');
+    } else {
+      this.engine.enqueue(session, execution);
+    }
     await this.engine.commits.flushed();
-    return record;
+    return { record: publicRecord(record), created: true };
   }
 
   /** A session of this tenant; another tenant's is NOT_FOUND, exactly as a missing one. */

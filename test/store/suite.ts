@@ -266,8 +266,11 @@ export function runStoreSuite(t: Test, name: string, factory: StoreFactory): voi
       // A writer that has not read the end of the log (a stale owner) appends from seq 3.
       const stale = store.commit(batch({ events: [chunk('f', 3, 2), chunk('g', 1, 2)] }));
       t.same(await failures(stale), ['events f STORE_FENCED'], 'only the stale chunk fails');
+      t.same(await failures(store.commit(batch({ events: [chunk('f', 7, 1)] }))), ['events f STORE_FENCED'], 'a chunk past the end fails too');
       t.same(decoded(await store.readEvents('f', 0, 10)), expected('f', 1, 5), 'the log is as it was');
       t.same(decoded(await store.readEvents('g', 0, 10)), expected('g', 1, 2), 'the other execution landed');
+      t.same((await store.commit(batch({ events: [chunk('f', 1, 5)] }))).failed, [], 'a resent chunk that is stored is no failure');
+      t.same(decoded(await store.readEvents('f', 0, 10)), expected('f', 1, 5), 'and is not stored twice');
     });
 
     t.test('listSessions: all of them, or one tenant\'s', async (t) => {
