@@ -59,6 +59,8 @@ export class LevelEventStore extends EventStore {
    * read-then-write made exclusive here is a conditional create.
    */
   readonly #creating = new Map<string, Promise<CreateResult>>();
+  /** Creates of this turn, written together (one getMany, one batch), as the commit log groups commits. */
+  #createQueue: Array<{ record: ExecutionRecord; settle: (result: Promise<CreateResult>) => void }> = [];
 
   constructor(location: string) {
     super();
@@ -96,18 +98,30 @@ export class LevelEventStore extends EventStore {
     const id = record.execution_id;
     const inFlight = this.#creating.get(id);
     if (inFlight) return inFlight.then((winner) => ({ created: false, record: winner.record }));
-    const creating = this.#createOnce(record).finally(() => this.#creating.delete(id));
+    const creating = new Promise<CreateResult>((resolve) => {
+      if (this.#createQueue.push({ record, settle: resolve }) === 1) setImmediate(() => this.#writeCreates());
+    }).finally(() => this.#creating.delete(id));
     this.#creating.set(id, creating);
     return creating;
   }
 
-  async #createOnce(record: ExecutionRecord): Promise<CreateResult> {
-    const existing = await this._getExecution(record.execution_id);
-    if (existing) return { created: false, record: existing };
-    const operations: Operation[] = [];
-    pushExecution(operations, record);
-    await this.#db.batch(operations);
-    return { created: true, record };
+  /** One write for every create of the turn (a write each was one LevelDB write per `execute`). */
+  #writeCreates(): void {
+    const queue = this.#createQueue;
+    this.#createQueue = [];
+    const written = (async () => {
+      const existing = await this.#db.getMany(queue.map(({ record }) => executionKey(record.execution_id)));
+      const operations: Operation[] = [];
+      const results = queue.map(({ record }, index): CreateResult => {
+        const value = existing[index];
+        if (value !== undefined) return { created: false, record: packr.unpack(value) as ExecutionRecord };
+        pushExecution(operations, record);
+        return { created: true, record };
+      });
+      if (operations.length > 0) await this.#db.batch(operations);
+      return results;
+    })();
+    queue.forEach(({ settle }, index) => settle(written.then((results) => results[index]!)));
   }
 
   protected async _lastSeq(executionId: string): Promise<number> {
