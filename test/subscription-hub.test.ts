@@ -6,7 +6,7 @@
  */
 import t, { type Test } from 'tap';
 import { SendResult, SubscriptionHub, type EventSink } from '../src/events/subscription-hub.js';
-import type { LiveFeed, LogState } from '../src/events/live-feed.js';
+import { LocalFeed, type LiveFeed, type LogState } from '../src/events/live-feed.js';
 import { MemoryEventStore } from './helpers/memory-store.js';
 
 const utf8 = new TextEncoder();
@@ -115,4 +115,23 @@ t.test('an unknown execution ends its subscription at once', async (t) => {
   hub.attach(sink, 'nobody', 0, null);
   await sink.until(() => sink.ends === 1);
   t.same(sink.received, []);
+});
+
+t.test('LocalFeed: live here, ended, or left unfinished by a dead process (its log, not its record, says where it ends)', async (t) => {
+  const store = new MemoryEventStore();
+  await store.open();
+  t.teardown(() => store.close());
+  const live = new Map<string, number>([['running', 7]]);
+  const feed = new LocalFeed(store, (id) => live.get(id));
+  const base = { session_id: 's', number: 1, kind: 'repl' as const, created_at: 1, timeout_ms: 1000, code: '1' };
+  await store.createExecution({ ...base, execution_id: 'left', status: 'running', last_seq: 0 });
+  await store.commit({ sessions: [], executions: [{ ...base, execution_id: 'left', status: 'running', last_seq: 2 }], events: [{ executionId: 'left', firstSeq: 1, frames: frames('left', 1, 5) }] });
+  await store.createExecution({ ...base, execution_id: 'ended', status: 'queued', last_seq: 0 });
+  await store.commit({ sessions: [], executions: [{ ...base, execution_id: 'ended', status: 'ok', last_seq: 3, ended_at: 2 }], events: [{ executionId: 'ended', firstSeq: 1, frames: frames('ended', 1, 3) }] });
+  t.same(await feed.locate('running'), { lastSeq: 7, finalSeq: null }, 'live here: running, at its committed seq');
+  t.equal(feed.committedSeq('running'), 7);
+  t.same(await feed.locate('ended'), { lastSeq: 3, finalSeq: 3 }, 'ended: where its record says');
+  t.same(await feed.locate('left'), { lastSeq: 5, finalSeq: 5 }, 'left unfinished: where its log ends, past its record\'s last_seq');
+  t.equal(await feed.locate('nobody'), null, 'unknown');
+  t.equal(feed.committedSeq('ended'), undefined, 'nothing but live executions has a committed seq');
 });

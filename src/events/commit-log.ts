@@ -109,6 +109,11 @@ export class CommitLog {
     return false;
   }
 
+  /** True once the store refused this execution's writes for good: nothing more of it is written. */
+  isDropped(executionId: string): boolean {
+    return this.#dropped.has(executionId);
+  }
+
   appendEvent(target: CommitTarget, seq: number, frame: Uint8Array): void {
     this.appended++;
     if (this.#dropped.has(target.record.execution_id)) return;

@@ -169,6 +169,7 @@ export class Engine {
     if (reason !== undefined) record.reason = reason;
     this.commits.saveExecution(execution);
     this.#hooks.onExecutionEnd?.(execution);
+    if (this.commits.isDropped(record.execution_id)) this.#release(execution);
   }
 
   #committedSeq(executionId: string): number | undefined {
@@ -191,15 +192,21 @@ export class Engine {
 
   /**
    * The store refused an execution's writes for good: nothing more of it will be stored. Its run is
-   * stopped, its subscribers end at what was stored, and whoever waits for its end stops waiting.
-   * It stays in `executions` until its run reports its end, so the session is freed as usual.
+   * stopped; once it has ended (at once if it was queued), its subscribers end at what was stored.
+   * Until then it stays in `executions`, so the worker's end of the run frees the session as usual.
    */
   #onDropped(executionId: string, error: StoreError): void {
     this.#hooks.onError(`commit of ${executionId} (dropped)`, error);
     const execution = this.executions.get(executionId);
     if (!execution) return;
-    this.stop(execution, 'crashed', 'store_refused');
-    this.hub.finish(executionId, execution.committedSeq);
+    if (execution.terminal) this.#release(execution);
+    else this.stop(execution, 'crashed', 'store_refused');
+  }
+
+  /** An execution whose `done` will never be stored: ends its subscriptions and its waiters here. */
+  #release(execution: LiveExecution): void {
+    this.hub.finish(execution.record.execution_id, execution.committedSeq);
+    this.executions.delete(execution.record.execution_id);
     execution.markEnded();
   }
 

@@ -247,7 +247,7 @@ function chunkProblem(chunk: EventChunk): string | null {
 }
 
 /** Every item of a batch, for reporting them all failed. */
-export function itemsOf(batch: CommitBatch): Array<Omit<CommitFailure, 'error'>> {
+function itemsOf(batch: CommitBatch): Array<Omit<CommitFailure, 'error'>> {
   return [
     ...batch.sessions.map((record) => ({ kind: 'session' as const, id: record.session_id })),
     ...batch.executions.map((record) => ({ kind: 'execution' as const, id: record.execution_id })),
