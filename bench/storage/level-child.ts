@@ -5,12 +5,13 @@
  * `readEvents` pages after a reopen), so the store's own cost shows beside the raw figures. In a
  * process of its own so the harness's heap does not share its GC pauses and its peak RSS is its own.
  */
+import { encodeFrame } from '../../protocol/codec.js';
 import { performance } from 'node:perf_hooks';
 import { ClassicLevel } from 'classic-level';
 import { LevelEventStore } from '../../src/store/level-store.js';
 import { bindToParent, receiveFromParent, sendToParent } from '../harness/child.js';
 import { peakRssBytes } from '../harness/proc-stats.js';
-import { eventFrame, packr } from '../harness/frames.js';
+import { eventFrame } from '../harness/frames.js';
 
 export interface StorageJob {
   dir: string;
@@ -60,7 +61,7 @@ async function append(db: Db, job: StorageJob): Promise<{ puts: number; seconds:
   // One batch worth of distinct values, encoded before the clock starts: the figure is the store's,
   // not msgpackr's. Keys are built in the loop, as an appender would.
   const ts = Date.now();
-  const values = Array.from({ length: job.batch }, (_, i) => packr.pack(eventFrame(i, ts + i)));
+  const values = Array.from({ length: job.batch }, (_, i) => encodeFrame(eventFrame(i, ts + i)));
   const t0 = performance.now();
   const deadline = t0 + job.maxMs;
   let seq = 0;
@@ -99,7 +100,7 @@ async function iterate(db: Db, limit: number, maxMs: number): Promise<{ entries:
 async function throughEventStore(job: StorageJob, events: number): Promise<{ appendPerSec: number; readPerSec: number }> {
   const location = `${job.dir}-store`;
   const ts = Date.now();
-  const frames = Array.from({ length: job.batch }, (_, i) => packr.pack(eventFrame(i, ts + i)));
+  const frames = Array.from({ length: job.batch }, (_, i) => encodeFrame(eventFrame(i, ts + i)));
   let store = new LevelEventStore(location);
   await store.open();
   const t0 = performance.now();
