@@ -24,6 +24,8 @@ export interface TransportOptions {
   tls: { cert: string; key: string } | null;
   /** Every request that is not a socket upgrade; bodies are limited to maxFrameBytes. */
   http: HttpHandler;
+  /** WebSocket routes beside the protocol's own (the Jupyter kernel channels), each with its own auth. */
+  socketRoutes?: SocketRoute[];
   onSocket?(event: 'open' | 'close', tenant: string, remote: string): void;
   onInternalError(error: unknown): void;
 }
@@ -32,6 +34,50 @@ export interface TransportOptions {
 const EXCLUSIVE_PORT = (uWS as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT: number }).LIBUS_LISTEN_EXCLUSIVE_PORT;
 
 interface SocketData { tenant: string; remote: string; connection: Connection | null }
+
+/**
+ * A WebSocket route served beside the protocol's: its module decides on each upgrade (a refusal is an
+ * HTTP status, never an accepted socket closed at once) and gets the socket through RouteSocket, so
+ * uWS stays in this file. Pings are not sent automatically on these sockets: the route pings when it
+ * wants a delivery confirmed, and a pong carries the ping's payload back.
+ */
+export interface SocketRoute {
+  /** A uWS pattern, e.g. `/api/kernels/:id/channels`; `:name` segments arrive as `params`. */
+  pattern: string;
+  upgrade(request: UpgradeRequest): Promise<UpgradeDecision>;
+}
+
+export interface UpgradeRequest {
+  params: string[];
+  query: string;
+  /** Header values by lower-case name. */
+  headers: Record<string, string>;
+  remote: string;
+}
+
+export type UpgradeDecision =
+  | { refuse: 401 | 403 | 404; code: ErrorCode; message: string }
+  | { protocol: string | null; attach(socket: RouteSocket): RouteHandler };
+
+export interface RouteSocket {
+  /** 0: sent, 1: sent and buffered, 2: dropped (past the hard backpressure limit). */
+  send(data: string | Uint8Array, isBinary: boolean): number;
+  ping(payload: string): void;
+  bufferedAmount(): number;
+  cork(fn: () => void): void;
+  end(code: number, reason: string): void;
+}
+
+export interface RouteHandler {
+  message(data: Uint8Array, isBinary: boolean): void;
+  pong(payload: Uint8Array): void;
+  drain(): void;
+  close(): void;
+}
+
+interface RouteSocketData { handler: RouteHandler | null; attach: (socket: RouteSocket) => RouteHandler }
+
+const REFUSALS: Readonly<Record<number, string>> = { 401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found' };
 
 /** uWS drops sends silently past maxBackpressure; ours pauses events long before that. */
 const HARD_BACKPRESSURE_FACTOR = 64;
@@ -42,7 +88,7 @@ export class UwsTransport {
   readonly #app: uWS.TemplatedApp;
   readonly #options: TransportOptions;
   readonly #service: ExecutionService;
-  readonly #sockets = new Set<uWS.WebSocket<SocketData>>();
+  readonly #sockets = new Set<uWS.WebSocket<unknown>>();
   #listenSocket: uWS.us_listen_socket | null = null;
 
   constructor(service: ExecutionService, options: TransportOptions) {
@@ -62,6 +108,7 @@ export class UwsTransport {
       drain: (ws) => ws.getUserData().connection?.drained(),
       close: (ws) => this.#close(ws),
     });
+    for (const route of options.socketRoutes ?? []) this.#addRoute(route);
     this.#app.any('/*', (res, req) => {
       const exchange = new UwsExchange(res, req, options.maxFrameBytes);
       options.http.handle(exchange, exchange);
@@ -129,6 +176,75 @@ export class UwsTransport {
       (error: unknown) => {
         this.#options.onInternalError(error);
         if (!aborted) res.cork(() => refuse(res, '500 Internal Server Error', 'INTERNAL', 'authentication failed'));
+      },
+    );
+  }
+
+  #addRoute(route: SocketRoute): void {
+    const options = this.#options;
+    this.#app.ws<RouteSocketData>(route.pattern, {
+      maxPayloadLength: Math.max(options.maxFrameBytes * HARD_PAYLOAD_FACTOR, 16 * 1024 * 1024),
+      maxBackpressure: Math.max(options.backpressureBytes * HARD_BACKPRESSURE_FACTOR, 64 * 1024 * 1024),
+      closeOnBackpressureLimit: 0,
+      idleTimeout: 0,
+      sendPingsAutomatically: false,
+      compression: uWS.DISABLED,
+      upgrade: (res, req, context) => this.#routeUpgrade(route, res, req, context),
+      open: (ws) => {
+        this.#sockets.add(ws);
+        const data = ws.getUserData();
+        data.handler = data.attach({
+          send: (payload, isBinary) => ws.send(payload, isBinary),
+          ping: (payload) => ws.ping(payload),
+          bufferedAmount: () => ws.getBufferedAmount(),
+          cork: (fn) => ws.cork(fn),
+          end: (code, reason) => ws.end(code, reason),
+        });
+      },
+      message: (ws, message, isBinary) => {
+        if (message.byteLength > options.maxFrameBytes) {
+          ws.end(CLOSE_FRAME_TOO_LARGE, `frame of ${message.byteLength} bytes is over the ${options.maxFrameBytes}-byte limit`);
+          return;
+        }
+        ws.getUserData().handler?.message(new Uint8Array(message), isBinary);
+      },
+      pong: (ws, message) => ws.getUserData().handler?.pong(new Uint8Array(message)),
+      drain: (ws) => ws.getUserData().handler?.drain(),
+      close: (ws) => {
+        this.#sockets.delete(ws);
+        ws.getUserData().handler?.close();
+      },
+    });
+  }
+
+  #routeUpgrade(route: SocketRoute, res: uWS.HttpResponse, req: uWS.HttpRequest, context: uWS.us_socket_context_t): void {
+    const headers: Record<string, string> = {};
+    req.forEach((name, value) => (headers[name] = value));
+    const params = route.pattern.split('/').filter((part) => part.startsWith(':')).map((_, index) => req.getParameter(index));
+    const query = req.getQuery() ?? '';
+    const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
+    let aborted = false;
+    res.onAborted(() => (aborted = true));
+    const origin = headers.origin ?? '';
+    if (origin !== '' && this.#options.allowedOrigins.length > 0 && !this.#options.allowedOrigins.includes(origin)) {
+      refuse(res, '403 Forbidden', 'FORBIDDEN', `origin ${origin} is not allowed`);
+      return;
+    }
+    route.upgrade({ params, query, headers, remote }).then(
+      (decision) => {
+        if (aborted) return;
+        res.cork(() => {
+          if ('refuse' in decision) {
+            refuse(res, REFUSALS[decision.refuse]!, decision.code, decision.message);
+            return;
+          }
+          const data: RouteSocketData = { handler: null, attach: decision.attach };
+          res.upgrade(data, headers['sec-websocket-key'] ?? '', decision.protocol ?? '', headers['sec-websocket-extensions'] ?? '', context);
+        });
+      },
+      (error: unknown) => {
+        this.#options.onInternalError(error);
+        if (!aborted) res.cork(() => refuse(res, '500 Internal Server Error', 'INTERNAL', 'the upgrade failed'));
       },
     );
   }
