@@ -133,10 +133,16 @@ export class KernelChannel implements RouteHandler, FeedConnection {
     this.write([reply, this.#status('idle', request)]);
   }
 
-  /** Its messages come through the feed; only a refusal (kernel gone, queue full) is answered here. */
+  /**
+   * Its messages come through the feed; only a request aborted behind a failure, or refused (kernel
+   * gone, queue full), is answered here.
+   */
   async #execute(request: Message): Promise<void> {
     try {
-      await this.#kernels.execute(this.#tenant, this.#kernelId, request);
+      if ((await this.#kernels.execute(this.#tenant, this.#kernelId, request)) === 'aborted') {
+        const reply = makeMessage(this.#identity, 'shell', 'execute_reply', { status: 'aborted', execution_count: null }, request.header);
+        this.write([this.#status('busy', request), reply, this.#status('idle', request)]);
+      }
     } catch (error) {
       const content = errorContent(error);
       this.write([

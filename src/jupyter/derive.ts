@@ -67,15 +67,17 @@ export class Derivation {
 
   #value({ type, preview }: ValuePayload, seq: number, ts: number): Message[] {
     if (type === 'undefined' || this.execution.origin?.flags.silent) return [];
-    const data: Record<string, unknown> = { 'text/plain': type === 'string' ? quote(preview) : preview };
-    const json = type === 'string' ? preview : plainData(preview);
+    const data: Record<string, unknown> = { 'text/plain': preview };
+    const json = plainData(preview);
     if (json !== undefined) data['application/json'] = json;
     return [this.#iopub(seq, 0, 'execute_result', { execution_count: this.execution.number, data, metadata: {} }, ts)];
   }
 
-  #done({ status, reason }: DonePayload, seq: number, ts: number): Message[] {
+  #done(done: DonePayload, seq: number, ts: number): Message[] {
+    const { status, reason } = done;
     const messages: Message[] = [];
-    const aborted = status === 'cancelled' && seq === 1;
+    // Cancelled before it started (a run stopped while running says what became of the session).
+    const aborted = status === 'cancelled' && seq === 1 && done.duration_ms === 0 && !('session' in done);
     if (!aborted && status !== 'ok' && this.#error === null) {
       this.#error = stoppedError(status, reason);
       messages.push(this.#iopub(seq, 0, 'error', this.#error, ts));
@@ -122,11 +124,6 @@ function stoppedError(status: string, reason: string | undefined): { ename: stri
   const ename = STOPPED[status === 'error' ? reason ?? '' : status] ?? 'Error';
   const evalue = status === 'cancelled' ? 'the execution was interrupted' : `the execution ended: ${status}${reason ? ` (${reason})` : ''}`;
   return { ename, evalue, traceback: [`${ename}: ${evalue}`] };
-}
-
-/** A string as Node's REPL shows a string result. */
-function quote(text: string): string {
-  return `'${text.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\n/g, '\\n')}'`;
 }
 
 /**

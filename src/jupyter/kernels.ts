@@ -34,6 +34,8 @@ export class Kernels {
   readonly #connections = new Map<string, number>();
   /** Origins the execution_id could not carry (see messages.ts executionIdFor). */
   readonly #origins = new Map<string, ExecuteOrigin>();
+  /** Per kernel: whether the last execute_request received failed with stop_on_error, once it ended. */
+  readonly #tails = new Map<string, Promise<boolean>>();
 
   constructor(service: ExecutionService, state: JupyterState, onError: (error: unknown) => void) {
     this.#service = service;
@@ -70,11 +72,34 @@ export class Kernels {
   }
 
   /**
-   * Runs an execute_request. Its messages reach clients through their feeds; a stop_on_error
-   * request that fails cancels what was queued behind it, as a Jupyter kernel aborts them.
+   * Runs an execute_request; its messages reach clients through their feeds. Requests wait here for
+   * the one before them to end, so that a stop_on_error request that fails (or is interrupted) makes
+   * every request received behind it `aborted` without running, as a Jupyter kernel does.
    */
-  async execute(tenant: string, kernelId: string, request: Message): Promise<void> {
+  async execute(tenant: string, kernelId: string, request: Message): Promise<'submitted' | 'aborted'> {
     this.#open(tenant, kernelId);
+    const key = feedPrefix(tenant, kernelId);
+    const previous = this.#tails.get(key);
+    let settle!: (failed: boolean) => void;
+    const outcome = new Promise<boolean>((resolve) => (settle = resolve));
+    this.#tails.set(key, outcome);
+    void outcome.then(() => {
+      if (this.#tails.get(key) === outcome) this.#tails.delete(key);
+    });
+    try {
+      if (previous && (await previous)) {
+        settle(true);
+        return 'aborted';
+      }
+      await this.#submit(tenant, kernelId, request, settle);
+      return 'submitted';
+    } catch (error) {
+      settle(false);
+      throw error;
+    }
+  }
+
+  async #submit(tenant: string, kernelId: string, request: Message, settle: (failed: boolean) => void): Promise<void> {
     const content = request.content;
     const origin: ExecuteOrigin = {
       msgId: request.header.msg_id,
@@ -88,10 +113,10 @@ export class Kernels {
     const code = typeof content.code === 'string' ? content.code : '';
     const { executionId, exact } = executionIdFor(origin);
     if (!exact) this.#origins.set(executionId, origin);
-    const watcher = origin.flags.stopOnError ? new FailureWatcher(() => void this.#abortQueued(tenant, kernelId).catch(this.#onError)) : undefined;
+    const watcher = new EndWatcher((status) => settle(origin.flags.stopOnError && status !== 'ok'));
     const { record, created } = await this.#service.execute(tenant, { session_id: kernelId, kind: 'repl', code, execution_id: executionId }, watcher);
     if (record.session_id !== kernelId) throw new ProtocolError('BAD_REQUEST', `msg_id \`${origin.msgId}\` was already used in another kernel`);
-    if (watcher && created) this.#service.release(watcher, tenant, record.execution_id);
+    if (created) this.#service.release(watcher, tenant, record.execution_id);
     for (const [key, feed] of this.#feeds) if (key.startsWith(feedPrefix(tenant, kernelId))) feed.walk();
   }
 
@@ -142,11 +167,6 @@ export class Kernels {
     return { number: latest.number, seq: latest.status === 'queued' || latest.status === 'running' ? latest.last_seq : END };
   }
 
-  async #abortQueued(tenant: string, kernelId: string): Promise<void> {
-    const queued = (await this.#service.listExecutions(tenant, kernelId, RECENT)).filter((record) => record.status === 'queued');
-    await Promise.all(queued.map((record) => this.#service.cancel(tenant, record.execution_id)));
-  }
-
   #open(tenant: string, kernelId: string): SessionRecord {
     const session = this.#service.getSession(tenant, kernelId);
     if (session.status === 'closed') throw new ProtocolError('NOT_FOUND', `no kernel \`${kernelId}\``);
@@ -171,13 +191,13 @@ function feedPrefix(tenant: string, kernelId: string): string {
   return `${tenant}\u0000${kernelId}\u0000`;
 }
 
-/** Watches one execution for an end other than `ok` (stop_on_error). */
-class FailureWatcher implements EventSink {
-  constructor(readonly onFailure: () => void) {}
+/** Says how one execution ended. */
+class EndWatcher implements EventSink {
+  constructor(readonly onEnd: (status: string) => void) {}
 
   send(frame: Uint8Array): SendResult {
     const event = decodeStored(frame) as EventFrame;
-    if (event.type === 'done' && (event.payload as EventFrame<'done'>['payload']).status !== 'ok') this.onFailure();
+    if (event.type === 'done') this.onEnd((event.payload as EventFrame<'done'>['payload']).status);
     return SendResult.SENT;
   }
 
