@@ -58,12 +58,11 @@ export class KernelChannel implements RouteHandler, FeedConnection {
     kernels.connected(tenant, kernelId, 1);
   }
 
-  /** Starts the feed once the socket is open; `resumed` clients are told the kernel restarted. */
-  start(feed: Feed, resumed: boolean): void {
+  /** Starts the feed once the socket is open. */
+  start(feed: Feed): void {
     if (!this.open) return;
     this.#feed = feed;
     feed.attach(this);
-    if (resumed) feed.afterCatchUp(this, () => this.write([this.#status('restarting', null), this.#status('idle', null)]));
   }
 
   // FeedConnection
@@ -155,8 +154,8 @@ export class KernelChannel implements RouteHandler, FeedConnection {
     }
   }
 
-  #status(state: 'busy' | 'idle' | 'restarting', parent: Message | null): Message {
-    return makeMessage(this.#identity, 'iopub', 'status', { execution_state: state }, parent?.header ?? null);
+  #status(state: 'busy' | 'idle', parent: Message): Message {
+    return makeMessage(this.#identity, 'iopub', 'status', { execution_state: state }, parent.header);
   }
 
   get tenant(): string {

@@ -19,8 +19,6 @@ import type { Cursor, JupyterState } from './state.js';
 
 /** Seq of a unit after every event: the execution was delivered to its end. */
 export const END = Number.MAX_SAFE_INTEGER;
-/** Writes are confirmed at most this often, so a streaming run does not ping per line. */
-const CONFIRM_DELAY_MS = 50;
 /** How many earlier executions a feed looks back over (after a long absence, older ones are skipped). */
 const LOOKBACK = 1000;
 
@@ -60,8 +58,7 @@ export class Feed {
   #again = false;
   #pings = new Map<string, Cursor>();
   #pingCount = 0;
-  #pingTimer: NodeJS.Timeout | null = null;
-  #caughtUp: { connection: FeedConnection; then: () => void } | null = null;
+  #pingTimer: NodeJS.Immediate | null = null;
   #saving: Promise<void> | null = null;
   #saveAgain = false;
 
@@ -78,12 +75,6 @@ export class Feed {
     this.#connection = connection;
     previous?.replace();
     this.#sent = this.#confirmed;
-    this.walk();
-  }
-
-  /** Runs `then` once the connection has been sent everything there is (its replay is over). */
-  afterCatchUp(connection: FeedConnection, then: () => void): void {
-    this.#caughtUp = { connection, then };
     this.walk();
   }
 
@@ -133,20 +124,10 @@ export class Feed {
       const records = await service.listExecutions(tenant, kernelId, LOOKBACK);
       if (this.#connection !== connection || this.#sink) break;
       const next = records.reverse().find((record) => before(this.#sent, { number: record.number, seq: END }));
-      if (!next) {
-        this.#reachedEnd(connection);
-        break;
-      }
+      if (!next) break;
       this.#deliver(connection, next);
     } while (this.#again);
     this.#walking = false;
-  }
-
-  #reachedEnd(connection: FeedConnection): void {
-    const caughtUp = this.#caughtUp;
-    if (caughtUp?.connection !== connection) return;
-    this.#caughtUp = null;
-    caughtUp.then();
   }
 
   /** Sends an execution's units after the cursor: its start now, its events through a subscription. */
@@ -197,20 +178,21 @@ export class Feed {
     this.#sink = null;
     if (sink) this.#context.service.unsubscribe(sink, this.#context.tenant, sink.derivation.execution.executionId);
     this.#pings.clear();
-    if (this.#pingTimer) clearTimeout(this.#pingTimer);
+    if (this.#pingTimer) clearImmediate(this.#pingTimer);
     this.#pingTimer = null;
   }
 
+  /** One ping after each burst of writes (all a commit delivers goes out before it). */
   #schedulePing(): void {
     if (this.#pingTimer || !this.#connection) return;
-    this.#pingTimer = setTimeout(() => {
+    this.#pingTimer = setImmediate(() => {
       this.#pingTimer = null;
       const connection = this.#connection;
       if (!connection?.open || !before(this.#confirmed, this.#sent)) return;
       const id = String(++this.#pingCount);
       this.#pings.set(id, this.#sent);
       connection.ping(id);
-    }, CONFIRM_DELAY_MS);
+    });
   }
 
   /** Keeps the confirmed point; one write at a time, the latest point winning. */

@@ -69,7 +69,7 @@ async function upgrade(request: UpgradeRequest, kernels: Kernels, options: Jupyt
     protocol: binary ? V1_SUBPROTOCOL : null,
     attach: (socket) => {
       const channel = new KernelChannel(socket, kernels, tenant, kernelId, binary, options);
-      channel.start(feed.feed, feed.resumed);
+      channel.start(feed);
       return channel;
     },
   };

@@ -129,16 +129,15 @@ export class Kernels {
   /**
    * The feed of one client session; new ones start where the kernel stands now (only what happens
    * from now on is theirs), known ones from their last confirmed message, even after a restart.
-   * `resumed` says the client knew this kernel before this process started.
    */
-  async feed(tenant: string, kernelId: string, client: string): Promise<{ feed: Feed; resumed: boolean }> {
+  async feed(tenant: string, kernelId: string, client: string): Promise<Feed> {
     this.#open(tenant, kernelId);
     const key = `${feedPrefix(tenant, kernelId)}${client}`;
     const known = this.#feeds.get(key);
-    if (known) return { feed: known, resumed: false };
+    if (known) return known;
     const stored = await this.#state.cursor(tenant, kernelId, client);
     const existing = this.#feeds.get(key);
-    if (existing) return { feed: existing, resumed: false };
+    if (existing) return existing;
     const feed = new Feed({
       service: this.#service,
       state: this.#state,
@@ -150,7 +149,7 @@ export class Kernels {
       onError: this.#onError,
     }, stored ?? (await this.#now(tenant, kernelId)));
     this.#feeds.set(key, feed);
-    return { feed, resumed: stored !== null };
+    return feed;
   }
 
   connected(tenant: string, kernelId: string, change: 1 | -1): void {

@@ -1,0 +1,168 @@
+/**
+ * What Jupyter loses and vmstream keeps, black box: a client that reconnects with the same
+ * session_id mid-stream gets every line once; a half-open socket's unconfirmed lines are replayed
+ * to the connection that replaces it; after kill -9 and a restart the same JupyterLab connection
+ * gets the rest of its cell's output and the kernel runs with its state rebuilt. And two tenants cannot see each other's kernels.
+ */
+import { execFileSync } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import t from 'tap';
+import type { Kernel, KernelMessage } from '@jupyterlab/services';
+import { HttpClient } from './helpers/http.js';
+import { FreezingProxy, kernelManager, librarySockets, RawChannel, type JupyterMessage } from './helpers/jupyter.js';
+import { removeDir, ROOT, startServer, tempDir } from './helpers/server.js';
+
+const LINES = 40;
+/** Prints `line 0` … `line N-1`, each after a pause, so that a socket can break in the middle. */
+const streamCode = (lines: number, pauseMs: number) =>
+  `for (let i = 0; i < ${lines}; i++) { console.log('line ' + i); await new Promise((r) => setTimeout(r, ${pauseMs})); }`;
+
+const lineOf = (text: string) => Number(/^line (\d+)\n$/.exec(text)![1]);
+const streamLines = (messages: JupyterMessage[]) =>
+  messages.filter((message) => message.header.msg_type === 'stream').map((message) => lineOf(message.content.text));
+const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from) }, (_, index) => from + index);
+
+async function freePort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+t.test('a JupyterLab reconnect with the same session_id mid-stream: every line once, in order', async (t) => {
+  const server = await startServer();
+  t.teardown(() => server.stop());
+  const manager = await kernelManager(server);
+  t.teardown(() => manager.dispose());
+  const kernel = await manager.startNew();
+  await kernel.info;
+  const lines: number[] = [];
+  let reconnected: Promise<void> | null = null;
+  const future = kernel.requestExecute({ code: streamCode(LINES, 10) });
+  future.onIOPub = (message) => {
+    if (message.header.msg_type !== 'stream') return;
+    lines.push(lineOf((message.content as KernelMessage.IStreamMsg['content']).text));
+    if (lines.length === 10) {
+      const socket = librarySockets.at(-1)!;
+      // Right after the pong went out: the lines received so far are confirmed before the close.
+      socket.afterNextPing(() => (reconnected = kernel.reconnect()));
+    }
+  };
+  const reply = await future.done;
+  await reconnected;
+  t.equal(reply.content.status, 'ok');
+  t.same(lines, range(0, LINES), 'every line once, in order, across the reconnect');
+  t.ok(reconnected, 'the connection was replaced mid-stream');
+});
+
+t.test('a half-open socket: the connection that replaces it gets what was not confirmed', async (t) => {
+  const server = await startServer();
+  t.teardown(() => server.stop());
+  const proxy = await FreezingProxy.start(server.port);
+  t.teardown(() => proxy.close());
+  const kernelId = (await HttpClient.of(server).request('POST', '/api/kernels')).body.id as string;
+  const first = await RawChannel.connect(proxy.port, kernelId, { token: server.token });
+  const request = first.send('execute_request', { code: streamCode(LINES, 10) });
+  await first.waitFor((message) => message.header.msg_type === 'stream' && message.content.text === 'line 9\n');
+  proxy.freeze();
+  const seenBefore = streamLines(first.messages);
+
+  const second = await RawChannel.connect(server.port, kernelId, { token: server.token, session: first.session });
+  t.teardown(() => second.close());
+  const reply = await second.reply(request);
+  t.equal(reply.content.status, 'ok', 'the reply goes to the client session that asked, on its new connection');
+  const replayed = streamLines(second.messages);
+  t.same(replayed, range(replayed[0]!, LINES), 'the new connection gets a gapless, duplicate-free run to the end');
+  t.ok(replayed[0]! <= seenBefore.length, `nothing lost: it starts at line ${replayed[0]}, the frozen socket had ${seenBefore.length}`);
+  t.ok(second.of(request, 'status').some((message) => message.content.execution_state === 'idle'));
+});
+
+t.test('kill -9 and restart: the same connection gets the rest of its cell, the kernel runs, its state rebuilt', async (t) => {
+  const port = await freePort();
+  const dataDir = tempDir('jupyter-kill');
+  t.teardown(() => removeDir(dataDir));
+  const env = { VMSTREAM_PORT: String(port) };
+  let server = await startServer({ dataDir, env });
+  t.teardown(() => server.stop());
+  const manager = await kernelManager(server);
+  t.teardown(() => manager.dispose());
+  const kernel = await manager.startNew();
+  await kernel.info;
+  const kept = kernel.requestExecute({ code: 'var kept = 41' });
+  await kept.done;
+
+  const lines: Array<{ line: number; msgId: string }> = [];
+  let killed: Promise<void> | null = null;
+  const future = kernel.requestExecute({ code: streamCode(100_000, 5) });
+  const errors: string[] = [];
+  future.onIOPub = (message) => {
+    if (message.header.msg_type === 'error') errors.push((message.content as KernelMessage.IErrorMsg['content']).ename);
+    if (message.header.msg_type !== 'stream') return;
+    lines.push({ line: lineOf((message.content as KernelMessage.IStreamMsg['content']).text), msgId: message.header.msg_id });
+    if (lines.length === 20) killed = server.kill();
+  };
+  const done = future.done.catch((error: unknown) => error);
+  while (!killed) await new Promise((resolve) => setImmediate(resolve));
+  await killed;
+  const before = lines.length;
+  server = await startServer({ dataDir, env });
+  await kernel.reconnect();
+  const reply = (await done) as KernelMessage.IExecuteReplyMsg;
+  t.equal(reply.content.status, 'error', 'the cell ends with an error: the server died under it');
+  t.same(errors, ['KernelCrashed']);
+  const unique = [...new Map(lines.map((entry) => [entry.msgId, entry.line])).values()];
+  t.same(unique, range(0, unique.length), 'every line stored before the kill arrives, in order, none missing');
+  // What the client got but had not yet confirmed when the server died comes again, with the same
+  // msg_id (derived from the stored event): at most the lines it had when the kill landed.
+  const again = lines.length - unique.length;
+  const afterwards = lines.slice(before).map((entry) => entry.line);
+  t.same(afterwards, range(afterwards[0] ?? 0, (afterwards[0] ?? 0) + afterwards.length), 'after the restart: one gapless run');
+  t.ok(again <= before, `${again} line(s) were repeated after the restart (received, not yet confirmed)`);
+  t.comment(`kill -9: ${before} lines seen before the kill, ${unique.length} stored in all, ${again} repeated`);
+
+  const after = await runCell(kernel, 'kept + 1');
+  t.equal(after.result, '42', 'the kernel runs, its state rebuilt from its inputs');
+  t.match(after.stderr, /state was rebuilt: 1 earlier input/, 'and says so');
+  t.equal((await HttpClient.of(server).get(`/api/kernels/${kernel.id}`)).body.execution_state, 'idle');
+});
+
+async function runCell(kernel: Kernel.IKernelConnection, code: string): Promise<{ result?: string; stderr: string }> {
+  const seen: { result?: string; stderr: string } = { stderr: '' };
+  const future = kernel.requestExecute({ code });
+  future.onIOPub = (message) => {
+    if (message.header.msg_type === 'execute_result') seen.result = (message.content as KernelMessage.IExecuteResultMsg['content']).data['text/plain'] as string;
+    if (message.header.msg_type === 'stream') seen.stderr += (message.content as KernelMessage.IStreamMsg['content']).text;
+  };
+  await future.done;
+  return seen;
+}
+
+function addTenant(file: string, name: string): string {
+  return execFileSync(process.execPath, [path.join(ROOT, 'dist/scripts/add-tenant.js'), name, file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+}
+
+t.test('two tenants: kernels and notebook sessions are each their own', async (t) => {
+  const tokensFile = path.join(tempDir('jupyter-tenants'), 'tokens');
+  const alice = addTenant(tokensFile, 'alice');
+  const bob = addTenant(tokensFile, 'bob');
+  const server = await startServer({ env: { VMSTREAM_TOKENS_FILE: tokensFile, VMSTREAM_TOKEN: '' } });
+  t.teardown(() => server.stop());
+  const asAlice = new HttpClient(`http://127.0.0.1:${server.port}`, alice);
+  const asBob = new HttpClient(`http://127.0.0.1:${server.port}`, bob);
+  const notebook = await asAlice.request('POST', '/api/sessions', { body: { path: 'a.ipynb', type: 'notebook', kernel: { name: 'vmstream' } } });
+  t.equal(notebook.status, 201);
+  const kernelId = notebook.body.kernel.id as string;
+  t.same((await asBob.get('/api/kernels')).body, [], 'bob sees no kernel');
+  t.same((await asBob.get('/api/sessions')).body, [], 'bob sees no notebook session');
+  t.equal((await asBob.get(`/api/kernels/${kernelId}`)).status, 404);
+  t.equal((await asBob.request('POST', `/api/kernels/${kernelId}/interrupt`)).status, 404);
+  t.equal((await asBob.request('DELETE', `/api/kernels/${kernelId}`)).status, 404);
+  t.equal((await asBob.get(`/api/sessions/${notebook.body.id}`)).status, 404);
+  await t.rejects(RawChannel.connect(server.port, kernelId, { token: bob }), /HTTP 404/, 'bob cannot open its channels');
+  const channel = await RawChannel.connect(server.port, kernelId, { token: alice });
+  t.teardown(() => channel.close());
+  t.equal((await channel.reply(channel.send('kernel_info_request', {}))).content.status, 'ok', 'alice can');
+  t.equal((await asAlice.get('/api/kernels')).body.length, 1);
+});
