@@ -137,6 +137,7 @@ export class KernelChannel implements RouteHandler, FeedConnection {
    * gone, queue full), is answered here.
    */
   async #execute(request: Message): Promise<void> {
+    this.#feed?.asked(request.header.session);
     try {
       if ((await this.#kernels.execute(this.#tenant, this.#kernelId, request)) === 'aborted') {
         const reply = makeMessage(this.#identity, 'shell', 'execute_reply', { status: 'aborted', execution_count: null }, request.header);

@@ -59,6 +59,8 @@ export class Feed {
   #pings = new Map<string, Cursor>();
   #pingCount = 0;
   #pingTimer: NodeJS.Immediate | null = null;
+  /** Sessions that sent execute requests through this feed's connections (a gateway relays browsers'). */
+  readonly #askers = new Set<string>();
   #saving: Promise<void> | null = null;
   #saveAgain = false;
 
@@ -95,6 +97,16 @@ export class Feed {
       this.#walking = false;
       this.#context.onError(error);
     });
+  }
+
+  /** An execute_request of client session `session` came through this feed's connection. */
+  asked(session: string): void {
+    this.#askers.add(session);
+  }
+
+  /** Whether the shell reply to a request of `session` is for this feed's client. */
+  answers(session: string): boolean {
+    return session === this.#context.client || this.#askers.has(session);
   }
 
   pong(payload: string): void {
@@ -135,7 +147,7 @@ export class Feed {
     const derivation = new Derivation(this.#context.identity, this.#view(record));
     const skipThrough = record.number === this.#sent.number ? this.#sent.seq : -1;
     if (skipThrough < 0) this.#wrote(connection, record.number, 0, derivation.start());
-    const sink = new UnitSink(this, connection, derivation, skipThrough, this.#context.client);
+    const sink = new UnitSink(this, connection, derivation, skipThrough);
     this.#sink = sink;
     this.#context.service.subscribe(sink, this.#context.tenant, record.execution_id, 0, null);
   }
@@ -222,7 +234,6 @@ class UnitSink implements EventSink {
     readonly derivation: Derivation,
     /** Units up to this seq were delivered before: derived (for the state they carry), not sent. */
     readonly skipThrough: number,
-    readonly client: string,
   ) {}
 
   send(frame: Uint8Array): SendResult {
@@ -231,7 +242,7 @@ class UnitSink implements EventSink {
     if (event.seq <= this.skipThrough) return SendResult.SENT;
     const origin = this.derivation.execution.origin;
     // The shell reply is for the client that asked; an execution without a known asker replies to all.
-    const mine = messages.filter((message) => message.channel !== 'shell' || !origin?.session || origin.session === this.client);
+    const mine = messages.filter((message) => message.channel !== 'shell' || !origin?.session || this.feed.answers(origin.session));
     return this.feed.wrote(this, event.seq, mine);
   }
 
