@@ -139,6 +139,28 @@ async function runCell(kernel: Kernel.IKernelConnection, code: string): Promise<
   return seen;
 }
 
+t.test('a restarted kernel stays restarted: a rebuild after a server restart does not replay what came before', async (t) => {
+  const dataDir = tempDir('jupyter-restart');
+  t.teardown(() => removeDir(dataDir));
+  let server = await startServer({ dataDir });
+  t.teardown(() => server.stop());
+  const http = () => HttpClient.of(server);
+  const kernelId = (await http().request('POST', '/api/kernels')).body.id as string;
+  const runOn = async (code: string) => {
+    const channel = await RawChannel.connect(server.port, kernelId, { token: server.token });
+    const request = channel.send('execute_request', { code });
+    await channel.reply(request);
+    await channel.close();
+    return channel.of(request, 'execute_result')[0]?.content.data['text/plain'];
+  };
+  await runOn('var before = 1');
+  t.equal((await http().request('POST', `/api/kernels/${kernelId}/restart`)).status, 200);
+  await runOn('var after = 2');
+  await server.stop();
+  server = await startServer({ dataDir });
+  t.equal(await runOn('[typeof before, after]'), "[ 'undefined', 2 ]", 'only what ran since the restart was rebuilt');
+});
+
 function addTenant(file: string, name: string): string {
   return execFileSync(process.execPath, [path.join(ROOT, 'dist/scripts/add-tenant.js'), name, file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 }

@@ -111,6 +111,18 @@ t.test('output streams while the cell runs; interrupt stops a waiting run and a 
   t.equal(after.result!.data['text/plain'], '42', 'the kernel runs again');
 });
 
+t.test('restart: a fresh context, the same kernel id', async (t) => {
+  const manager = await kernelManager(server);
+  t.teardown(() => manager.dispose());
+  const kernel = await manager.startNew();
+  t.teardown(() => kernel.shutdown().catch(() => undefined));
+  await run(kernel, 'var before = 1');
+  await kernel.restart();
+  const after = await run(kernel, 'typeof before');
+  t.equal(after.result!.data['text/plain'], "'undefined'", 'earlier state is gone');
+  t.equal((await HttpClient.of(server).request('POST', `/api/kernels/${kernel.id}/restart`)).body.id, kernel.id, 'REST restart answers the model');
+});
+
 t.test('the kernel is a vmstream session; kernels REST answers as Jupyter clients expect', async (t) => {
   const http = HttpClient.of(server);
   const started = await http.request('POST', '/api/kernels', { body: { name: 'vmstream' }, headers: { authorization: `token ${server.token}` } });
@@ -196,6 +208,13 @@ t.test('the other shell requests, over JSON frames', async (t) => {
   t.equal((await channel.reply(failing)).content.status, 'error');
   t.equal((await channel.reply(skipped)).content.status, 'aborted', 'stop_on_error aborts what was queued behind');
 
+  const globalName = await channel.reply(channel.send('complete_request', { code: 'gree', cursor_pos: 4 }));
+  t.same(globalName.content, { status: 'ok', matches: ['greeting'], cursor_start: 0, cursor_end: 4, metadata: {} }, 'a name of the session');
+  const code = '"😀" + JSON.str';
+  const points = [...code].length;
+  const property = await channel.reply(channel.send('complete_request', { code, cursor_pos: points }));
+  t.same(property.content.matches, ['stringify'], 'a property name');
+  t.same([property.content.cursor_start, property.content.cursor_end], [points - 3, points], 'cursors in code points, not UTF-16 units');
   t.same((await channel.reply(channel.send('is_complete_request', { code: 'function f() {' }))).content, { status: 'incomplete', indent: '' });
   t.equal((await channel.reply(channel.send('is_complete_request', { code: '1 + 1' }))).content.status, 'complete');
   t.same((await channel.reply(channel.send('comm_info_request', {}))).content, { status: 'ok', comms: {} });

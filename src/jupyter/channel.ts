@@ -193,9 +193,16 @@ const REPLIES: Readonly<Record<string, Answer>> = {
     await kernels.interrupt(tenant, kernelId);
     return { status: 'ok' };
   },
-  shutdown_request: async ({ kernels, tenant, kernelId }) => {
-    await kernels.shutdown(tenant, kernelId);
-    return { status: 'ok', restart: false };
+  complete_request: async ({ kernels, tenant, kernelId }, { content }) => {
+    const code = typeof content.code === 'string' ? content.code : '';
+    const cursor = typeof content.cursor_pos === 'number' ? content.cursor_pos : [...code].length;
+    return { status: 'ok', ...(await kernels.complete(tenant, kernelId, code, cursor)), metadata: {} };
+  },
+  shutdown_request: async ({ kernels, tenant, kernelId }, { content }) => {
+    const restart = content.restart === true;
+    if (restart) await kernels.restart(tenant, kernelId);
+    else await kernels.shutdown(tenant, kernelId);
+    return { status: 'ok', restart };
   },
 };
 

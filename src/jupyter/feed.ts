@@ -124,7 +124,7 @@ export class Feed {
 
   /** The connection's buffer drained: a paused subscription goes on. */
   drained(): void {
-    if (this.#sink) this.#context.service.engine.hub.resume(this.#sink);
+    if (this.#sink) this.#context.service.resume(this.#sink);
   }
 
   async #walk(): Promise<void> {

@@ -71,6 +71,22 @@ export class Kernels {
     await Promise.all(pending.map((record) => this.#service.cancel(tenant, record.execution_id)));
   }
 
+  /** Restarts the kernel: what runs or waits is cancelled, and it goes on in a fresh, empty context. */
+  async restart(tenant: string, kernelId: string): Promise<KernelModel> {
+    this.#open(tenant, kernelId);
+    const session = await this.#service.resetSession(tenant, kernelId);
+    return this.#model(session, await this.#service.listExecutions(tenant, kernelId, 1));
+  }
+
+  /** Completions at a cursor, counted in code points as Jupyter counts them. */
+  async complete(tenant: string, kernelId: string, code: string, cursorPos: number): Promise<{ matches: string[]; cursor_start: number; cursor_end: number }> {
+    this.#open(tenant, kernelId);
+    const units = [...code].slice(0, Math.max(0, cursorPos)).join('').length;
+    const { matches, start, end } = await this.#service.complete(tenant, kernelId, code, units);
+    const points = (offset: number) => [...code.slice(0, offset)].length;
+    return { matches, cursor_start: points(start), cursor_end: points(end) };
+  }
+
   /**
    * Runs an execute_request; its messages reach clients through their feeds. Requests wait here for
    * the one before them to end, so that a stop_on_error request that fails (or is interrupted) makes

@@ -72,6 +72,7 @@ export class JupyterRest implements HttpHandler {
         await kernels.interrupt(tenant, id);
         return { status: 204 };
       }),
+      route('POST', '/api/kernels/{id}/restart', async ({ tenant, id }) => ok(await kernels.restart(tenant, id))),
       route('GET', '/api/sessions', async ({ tenant }) => ok(await this.#sessions(tenant))),
       route('POST', '/api/sessions', (call) => this.#createSession(call)),
       route('GET', '/api/sessions/{id}', async ({ tenant, id }) => ok(await this.#session(tenant, await this.#notebook(tenant, id)))),
