@@ -13,6 +13,16 @@ import { encodeMessage, makeMessage, parseMessage, PROTOCOL_VERSION, type Kernel
 
 /** Close code for a connection another one of the same client session took over (as Jupyter Server). */
 const CLOSE_REPLACED = 1000;
+/** Close code for a connection that stopped answering pings (the peer is gone without closing). */
+const CLOSE_NO_ANSWER = 1001;
+/**
+ * Every open channel is pinged this often, and one that has not answered since the last time is
+ * ended: these sockets have no idle timeout, so a peer gone without closing would stay forever.
+ * One timer for all channels.
+ */
+const KEEPALIVE_MS = 30_000;
+const openChannels = new Set<KernelChannel>();
+let keepalive: NodeJS.Timeout | null = null;
 
 export interface ChannelOptions {
   backpressureBytes: number;
@@ -46,6 +56,8 @@ export class KernelChannel implements RouteHandler, FeedConnection {
   readonly #binary: boolean;
   readonly #options: ChannelOptions;
   #feed: Feed | null = null;
+  /** Something (a pong, a message) came since the last keepalive ping. */
+  #answered = true;
 
   constructor(socket: RouteSocket, kernels: Kernels, tenant: string, kernelId: string, binary: boolean, options: ChannelOptions) {
     this.#socket = socket;
@@ -56,6 +68,8 @@ export class KernelChannel implements RouteHandler, FeedConnection {
     this.#binary = binary;
     this.#options = options;
     kernels.connected(tenant, kernelId, 1);
+    openChannels.add(this);
+    keepalive ??= setInterval(beat, KEEPALIVE_MS).unref();
   }
 
   /** Starts the feed once the socket is open. */
@@ -94,6 +108,7 @@ export class KernelChannel implements RouteHandler, FeedConnection {
   // RouteHandler
 
   message(data: Uint8Array, isBinary: boolean): void {
+    this.#answered = true;
     const request = parseMessage(data, isBinary, this.#binary);
     if (!request) return;
     this.#handle(request).catch((error: unknown) => {
@@ -102,6 +117,7 @@ export class KernelChannel implements RouteHandler, FeedConnection {
   }
 
   pong(payload: Uint8Array): void {
+    this.#answered = true;
     this.#feed?.pong(Buffer.from(payload).toString('utf8'));
   }
 
@@ -112,8 +128,24 @@ export class KernelChannel implements RouteHandler, FeedConnection {
   close(): void {
     if (!this.open) return;
     this.open = false;
+    openChannels.delete(this);
+    if (openChannels.size === 0 && keepalive) {
+      clearInterval(keepalive);
+      keepalive = null;
+    }
     this.#kernels.connected(this.#tenant, this.#kernelId, -1);
-    this.#feed?.detach(this);
+    if (this.#feed) this.#kernels.detached(this.#feed, this);
+  }
+
+  /** The keepalive: ends the connection if the last ping went unanswered, else pings again. */
+  beat(): void {
+    if (!this.#answered) {
+      this.#socket.end(CLOSE_NO_ANSWER, 'no answer to ping');
+      this.close();
+      return;
+    }
+    this.#answered = false;
+    this.#socket.ping('keepalive');
   }
 
   async #handle(request: Message): Promise<void> {
@@ -170,6 +202,10 @@ export class KernelChannel implements RouteHandler, FeedConnection {
   get kernels(): Kernels {
     return this.#kernels;
   }
+}
+
+function beat(): void {
+  for (const channel of [...openChannels]) channel.beat();
 }
 
 type Answer = (channel: KernelChannel, request: Message) => Promise<Record<string, unknown>>;

@@ -9,6 +9,7 @@
  * old one (which may be half-open and still look alive) and starts again after the last confirmed
  * unit. That point is also kept in JupyterState, so it survives a restart.
  */
+import { ProtocolError } from '../../protocol/errors.js';
 import type { EventFrame, ExecutionRecord } from '../../protocol/types.js';
 import { decodeStored } from '../protocol/codec.js';
 import { SendResult, type EventSink } from '../events/subscription-hub.js';
@@ -17,6 +18,8 @@ import { Derivation, type ExecutionView } from './derive.js';
 import { originOf, type ExecuteOrigin, type KernelIdentity, type Message } from './messages.js';
 import type { Cursor, JupyterState } from './state.js';
 
+/** The client id of a connection without a session_id starts with this. */
+export const ANONYMOUS = 'anonymous-';
 /** Seq of a unit after every event: the execution was delivered to its end. */
 export const END = Number.MAX_SAFE_INTEGER;
 /** How many earlier executions a feed looks back over (after a long absence, older ones are skipped). */
@@ -64,10 +67,15 @@ export class Feed {
   #saving: Promise<void> | null = null;
   #saveAgain = false;
 
-  constructor(context: FeedContext, confirmed: Cursor) {
+  constructor(readonly key: string, context: FeedContext, confirmed: Cursor) {
     this.#context = context;
     this.#confirmed = confirmed;
     this.#sent = confirmed;
+  }
+
+  /** Its client gave no session_id: it can never be resumed. */
+  get anonymous(): boolean {
+    return this.#context.client.startsWith(ANONYMOUS);
   }
 
   /** Serves the feed on a new connection, replacing the current one, from the last confirmed unit. */
@@ -95,7 +103,8 @@ export class Feed {
     this.#walking = true;
     this.#walk().catch((error: unknown) => {
       this.#walking = false;
-      this.#context.onError(error);
+      // A kernel shut down under the walk is no error of the server's.
+      if (!(error instanceof ProtocolError)) this.#context.onError(error);
     });
   }
 
@@ -127,19 +136,24 @@ export class Feed {
     if (this.#sink) this.#context.service.resume(this.#sink);
   }
 
+  /** Goes on to the next execution, as often as asked while it was busy. */
   async #walk(): Promise<void> {
-    const { service, tenant, kernelId } = this.#context;
     do {
       this.#again = false;
-      const connection = this.#connection;
-      if (!connection || this.#sink) break;
-      const records = await service.listExecutions(tenant, kernelId, LOOKBACK);
-      if (this.#connection !== connection || this.#sink) break;
-      const next = records.reverse().find((record) => before(this.#sent, { number: record.number, seq: END }));
-      if (!next) break;
-      this.#deliver(connection, next);
+      await this.#step();
     } while (this.#again);
     this.#walking = false;
+  }
+
+  async #step(): Promise<void> {
+    const { service, tenant, kernelId } = this.#context;
+    const connection = this.#connection;
+    if (!connection || this.#sink) return;
+    const records = await service.listExecutions(tenant, kernelId, LOOKBACK);
+    // A new connection meanwhile asked for a walk of its own (`#again`).
+    if (this.#connection !== connection || this.#sink) return;
+    const next = records.reverse().find((record) => before(this.#sent, { number: record.number, seq: END }));
+    if (next) this.#deliver(connection, next);
   }
 
   /** Sends an execution's units after the cursor: its start now, its events through a subscription. */

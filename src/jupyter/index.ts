@@ -10,6 +10,7 @@ import type { ExecutionService } from '../sessions/service.js';
 import { tokenFromRequest, type Authenticator } from '../transport/auth.js';
 import type { SocketRoute, UpgradeDecision, UpgradeRequest } from '../transport/uws-server.js';
 import { KernelChannel } from './channel.js';
+import { ANONYMOUS } from './feed.js';
 import { Kernels } from './kernels.js';
 import { V1_SUBPROTOCOL } from './messages.js';
 import { JupyterRest } from './rest.js';
@@ -56,7 +57,7 @@ async function upgrade(request: UpgradeRequest, kernels: Kernels, options: Jupyt
     return { refuse: 404, code: 'NOT_FOUND', message: 'no such kernel' };
   }
   // Without a session_id the client cannot come back: it gets a session of its own, never replayed.
-  const client = query.get('session_id') || `anonymous-${randomUUID()}`;
+  const client = query.get('session_id') || `${ANONYMOUS}${randomUUID()}`;
   let feed;
   try {
     feed = await kernels.feed(tenant, kernelId, client);

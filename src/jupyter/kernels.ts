@@ -8,7 +8,7 @@ import type { EventFrame, ExecutionRecord, SessionRecord } from '../../protocol/
 import { decodeStored } from '../protocol/codec.js';
 import { SendResult, type EventSink } from '../events/subscription-hub.js';
 import type { ExecutionService } from '../sessions/service.js';
-import { END, Feed } from './feed.js';
+import { END, Feed, type FeedConnection } from './feed.js';
 import { executionIdFor, type ExecuteOrigin, type Message } from './messages.js';
 import type { Cursor, JupyterState } from './state.js';
 
@@ -57,9 +57,13 @@ export class Kernels {
     return this.#model(session, await this.#service.listExecutions(tenant, kernelId, 1));
   }
 
+  /** Shuts the kernel down (closes its session); its feeds and their confirmed points go with it. */
   async shutdown(tenant: string, kernelId: string): Promise<void> {
     this.#open(tenant, kernelId);
     await this.#service.closeSession(tenant, kernelId);
+    const prefix = feedPrefix(tenant, kernelId);
+    for (const key of [...this.#feeds.keys()]) if (key.startsWith(prefix)) this.#feeds.delete(key);
+    await this.#state.forgetKernel(tenant, kernelId);
   }
 
   /** Stops what the kernel runs and everything queued behind it; resolves once all of it ended. */
@@ -154,7 +158,7 @@ export class Kernels {
     const stored = await this.#state.cursor(tenant, kernelId, client);
     const existing = this.#feeds.get(key);
     if (existing) return existing;
-    const feed = new Feed({
+    const feed = new Feed(key, {
       service: this.#service,
       state: this.#state,
       tenant,
@@ -166,6 +170,15 @@ export class Kernels {
     }, stored ?? (await this.#now(tenant, kernelId)));
     this.#feeds.set(key, feed);
     return feed;
+  }
+
+  /**
+   * A connection of the feed closed. A feed whose client gave no session_id cannot be resumed, so
+   * it is dropped with its connection; the others wait for their client to come back.
+   */
+  detached(feed: Feed, connection: FeedConnection): void {
+    feed.detach(connection);
+    if (feed.anonymous) this.#feeds.delete(feed.key);
   }
 
   connected(tenant: string, kernelId: string, change: 1 | -1): void {
@@ -208,12 +221,25 @@ function feedPrefix(tenant: string, kernelId: string): string {
 
 /** Says how one execution ended. */
 class EndWatcher implements EventSink {
+  #over = false;
+
   constructor(readonly onEnd: (status: string) => void) {}
 
   send(frame: Uint8Array): SendResult {
     const event = decodeStored(frame) as EventFrame;
-    if (event.type === 'done') this.onEnd((event.payload as EventFrame<'done'>['payload']).status);
+    if (event.type === 'done') this.#end((event.payload as EventFrame<'done'>['payload']).status);
     return SendResult.SENT;
+  }
+
+  /** The subscription ended; without a `done` seen (its log was deleted), the end is unknown. */
+  ended(): void {
+    this.#end('unknown');
+  }
+
+  #end(status: string): void {
+    if (this.#over) return;
+    this.#over = true;
+    this.onEnd(status);
   }
 
   cork(fn: () => void): void {

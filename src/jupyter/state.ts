@@ -43,6 +43,12 @@ export class JupyterState {
     return this.#db.put(key('c', tenant, kernelId, client), cursor);
   }
 
+  /** Drops the confirmed points of a kernel that was shut down. */
+  async forgetKernel(tenant: string, kernelId: string): Promise<void> {
+    const prefix = `${key('c', tenant, kernelId)}!`;
+    await this.#db.clear({ gt: prefix, lt: `${prefix}\xff` });
+  }
+
   async notebooks(tenant: string): Promise<NotebookSession[]> {
     const prefix = `${key('n', tenant)}!`;
     const items: NotebookSession[] = [];
