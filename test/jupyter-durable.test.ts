@@ -4,14 +4,13 @@
  * to the connection that replaces it; after kill -9 and a restart the same JupyterLab connection
  * gets the rest of its cell's output and the kernel runs with its state rebuilt. And two tenants cannot see each other's kernels.
  */
-import { execFileSync } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 import t from 'tap';
 import type { Kernel, KernelMessage } from '@jupyterlab/services';
 import { HttpClient } from './helpers/http.js';
 import { FreezingProxy, kernelManager, librarySockets, RawChannel, type JupyterMessage } from './helpers/jupyter.js';
-import { removeDir, ROOT, startServer, tempDir } from './helpers/server.js';
+import { restart, startOnFixedPort } from './helpers/sdk.js';
+import { addTenant, removeDir, startServer, tempDir } from './helpers/server.js';
 
 const LINES = 40;
 /** Prints `line 0` … `line N-1`, each after a pause, so that a socket can break in the middle. */
@@ -22,14 +21,6 @@ const lineOf = (text: string) => Number(/^line (\d+)\n$/.exec(text)![1]);
 const streamLines = (messages: JupyterMessage[]) =>
   messages.filter((message) => message.header.msg_type === 'stream').map((message) => lineOf(message.content.text));
 const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from) }, (_, index) => from + index);
-
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 t.test('a JupyterLab reconnect with the same session_id mid-stream: every line once, in order', async (t) => {
   const server = await startServer();
@@ -80,11 +71,8 @@ t.test('a half-open socket: the connection that replaces it gets what was not co
 });
 
 t.test('kill -9 and restart: the same connection gets the rest of its cell, the kernel runs, its state rebuilt', async (t) => {
-  const port = await freePort();
-  const dataDir = tempDir('jupyter-kill');
-  t.teardown(() => removeDir(dataDir));
-  const env = { VMSTREAM_PORT: String(port) };
-  let server = await startServer({ dataDir, env });
+  let server = await startOnFixedPort();
+  t.teardown(() => removeDir(server.dataDir));
   t.teardown(() => server.stop());
   const manager = await kernelManager(server);
   t.teardown(() => manager.dispose());
@@ -107,7 +95,7 @@ t.test('kill -9 and restart: the same connection gets the rest of its cell, the 
   while (!killed) await new Promise((resolve) => setImmediate(resolve));
   await killed;
   const before = lines.length;
-  server = await startServer({ dataDir, env });
+  server = await restart(server);
   await kernel.reconnect();
   const reply = (await done) as KernelMessage.IExecuteReplyMsg;
   t.equal(reply.content.status, 'error', 'the cell ends with an error: the server died under it');
@@ -160,10 +148,6 @@ t.test('a restarted kernel stays restarted: a rebuild after a server restart doe
   server = await startServer({ dataDir });
   t.equal(await runOn('[typeof before, after]'), "[ 'undefined', 2 ]", 'only what ran since the restart was rebuilt');
 });
-
-function addTenant(file: string, name: string): string {
-  return execFileSync(process.execPath, [path.join(ROOT, 'dist/scripts/add-tenant.js'), name, file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-}
 
 t.test('two tenants: kernels and notebook sessions are each their own', async (t) => {
   const tokensFile = path.join(tempDir('jupyter-tenants'), 'tokens');

@@ -8,11 +8,11 @@
  */
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import t from 'tap';
 import { chromium } from 'playwright-core';
 import { HttpClient } from './helpers/http.js';
+import { freePort } from './helpers/sdk.js';
 import { ROOT, startServer, tempDir } from './helpers/server.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -22,14 +22,6 @@ for (const [file, pkg] of [[CHROMIUM, 'chromium'], [NOTEBOOK, 'jupyter-notebook'
 }
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const NOTEBOOK_TOKEN = 'notebook-token-0123456789';
-
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 /** Jupyter Notebook in gateway mode, its state in a temporary home; resolves once it listens. */
 async function startNotebook(gatewayPort: number, gatewayToken: string) {

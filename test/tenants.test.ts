@@ -3,16 +3,11 @@
  * executions, and each answers NOT_FOUND (never FORBIDDEN: existence is not confirmed), while the
  * owner still sees everything. Tokens come from the tokens file written by scripts/add-tenant.
  */
-import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { ROOT, startServer, tempDir } from './helpers/server.js';
+import { addTenant, startServer, tempDir } from './helpers/server.js';
 import { TestClient } from './helpers/client.js';
-
-function addTenant(file: string, name: string): string {
-  return execFileSync(process.execPath, [path.join(ROOT, 'dist/scripts/add-tenant.js'), name, file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-}
 
 t.test('tenants cannot see or touch each other', async (t) => {
   const tokensFile = path.join(tempDir('tenants'), 'tokens');

@@ -96,12 +96,9 @@ export class UwsTransport {
     this.#options = options;
     this.#app = options.tls ? uWS.SSLApp({ cert_file_name: options.tls.cert, key_file_name: options.tls.key }) : uWS.App();
     this.#app.ws<SocketData>(WS_PATH, {
-      maxPayloadLength: Math.max(options.maxFrameBytes * HARD_PAYLOAD_FACTOR, 16 * 1024 * 1024),
-      maxBackpressure: Math.max(options.backpressureBytes * HARD_BACKPRESSURE_FACTOR, 64 * 1024 * 1024),
-      closeOnBackpressureLimit: 0,
+      ...socketLimits(options),
       idleTimeout: 120,
       sendPingsAutomatically: true,
-      compression: uWS.DISABLED,
       upgrade: (res, req, context) => this.#upgrade(res, req, context),
       open: (ws) => this.#open(ws),
       message: (ws, message, isBinary) => this.#message(ws, message, isBinary),
@@ -183,12 +180,9 @@ export class UwsTransport {
   #addRoute(route: SocketRoute): void {
     const options = this.#options;
     this.#app.ws<RouteSocketData>(route.pattern, {
-      maxPayloadLength: Math.max(options.maxFrameBytes * HARD_PAYLOAD_FACTOR, 16 * 1024 * 1024),
-      maxBackpressure: Math.max(options.backpressureBytes * HARD_BACKPRESSURE_FACTOR, 64 * 1024 * 1024),
-      closeOnBackpressureLimit: 0,
+      ...socketLimits(options),
       idleTimeout: 0,
       sendPingsAutomatically: false,
-      compression: uWS.DISABLED,
       upgrade: (res, req, context) => this.#routeUpgrade(route, res, req, context),
       open: (ws) => {
         this.#sockets.add(ws);
@@ -282,6 +276,16 @@ export class UwsTransport {
     ws.getUserData().connection?.closed();
     this.#options.onSocket?.('close', ws.getUserData().tenant, ws.getUserData().remote);
   }
+}
+
+/** The frame and buffer limits every WebSocket route shares. */
+function socketLimits(options: TransportOptions) {
+  return {
+    maxPayloadLength: Math.max(options.maxFrameBytes * HARD_PAYLOAD_FACTOR, 16 * 1024 * 1024),
+    maxBackpressure: Math.max(options.backpressureBytes * HARD_BACKPRESSURE_FACTOR, 64 * 1024 * 1024),
+    closeOnBackpressureLimit: 0,
+    compression: uWS.DISABLED,
+  };
 }
 
 function refuse(res: uWS.HttpResponse, status: string, code: ErrorCode, message: string): void {
