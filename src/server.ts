@@ -80,7 +80,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
     },
   });
-  const jupyter = await openJupyter({ service, authenticator, dataDir: config.dataDir, backpressureBytes: config.backpressureBytes, onError: onInternalError });
+  const jupyter = await openJupyter({ service, authenticator, dataDir: config.dataDir, backpressureBytes: config.backpressureBytes, maxQueued: config.maxQueuedPerSession, onError: onInternalError });
   const consoleFiles = config.console ? await ConsoleFiles.load() : null;
   if (config.console && !consoleFiles) logger.warn('the web console is not built (npm run build builds it): / answers 404');
   const transport = new UwsTransport(service, {

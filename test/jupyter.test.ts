@@ -263,3 +263,20 @@ t.test('tokens: missing is 401, wrong is 403, on REST and on the WebSocket upgra
   t.equal(await refused({ authorization: 'token wrong-token' }), 403);
   t.equal(await refused({ authorization: `token ${server.token}`, 'x-kernel': 'other' }), 101);
 });
+
+t.test('a flood of execute requests is refused past the queue limit', async (t) => {
+  const limited = await startServer({ env: { VMSTREAM_MAX_QUEUED: '2' } });
+  t.teardown(() => limited.stop());
+  const kernelId = (await HttpClient.of(limited).request('POST', '/api/kernels')).body.id as string;
+  const channel = await RawChannel.connect(limited.port, kernelId, { token: limited.token });
+  t.teardown(() => channel.close());
+  const running = channel.send('execute_request', { code: 'await new Promise(() => {})' });
+  await channel.waitFor((message) => message.parent_header.msg_id === running && message.header.msg_type === 'execute_input');
+  const waiting = channel.send('execute_request', { code: '1' });
+  const refused = await channel.reply(channel.send('execute_request', { code: '2' }));
+  t.equal(refused.content.status, 'error');
+  t.equal(refused.content.ename, 'LIMIT_EXCEEDED');
+  await channel.reply(channel.send('interrupt_request', {}, 'control'));
+  t.equal((await channel.reply(running)).content.status, 'error', 'the interrupted run');
+  t.equal((await channel.reply(waiting)).content.status, 'aborted', 'what waited behind it (stop_on_error)');
+});

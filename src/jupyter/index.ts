@@ -23,6 +23,8 @@ export interface JupyterOptions {
   authenticator: Authenticator;
   dataDir: string;
   backpressureBytes: number;
+  /** Execute requests a kernel holds (running, queued, or waiting for the one before), as the session's queue limit. */
+  maxQueued: number;
   onError(error: unknown): void;
 }
 
@@ -36,7 +38,7 @@ export interface Jupyter {
 export async function openJupyter(options: JupyterOptions): Promise<Jupyter> {
   const state = new JupyterState(path.join(options.dataDir, 'jupyter'));
   await state.open();
-  const kernels = new Kernels(options.service, state, options.onError);
+  const kernels = new Kernels(options.service, state, options.maxQueued, options.onError);
   return {
     http: (next) => new JupyterRest(next, options.authenticator, kernels, state, options.onError),
     route: { pattern: CHANNELS_PATTERN, upgrade: (request) => upgrade(request, kernels, options) },

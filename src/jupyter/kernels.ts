@@ -36,9 +36,13 @@ export class Kernels {
   readonly #origins = new Map<string, ExecuteOrigin>();
   /** Per kernel: whether the last execute_request received failed with stop_on_error, once it ended. */
   readonly #tails = new Map<string, Promise<boolean>>();
+  /** Per kernel: execute requests received that have not ended yet, at most `#maxWaiting`. */
+  readonly #waiting = new Map<string, number>();
+  readonly #maxWaiting: number;
 
-  constructor(service: ExecutionService, state: JupyterState, onError: (error: unknown) => void) {
+  constructor(service: ExecutionService, state: JupyterState, maxWaiting: number, onError: (error: unknown) => void) {
     this.#service = service;
+    this.#maxWaiting = maxWaiting;
     this.#state = state;
     this.#onError = onError;
   }
@@ -99,12 +103,20 @@ export class Kernels {
   async execute(tenant: string, kernelId: string, request: Message): Promise<'submitted' | 'aborted'> {
     this.#open(tenant, kernelId);
     const key = feedPrefix(tenant, kernelId);
+    const waiting = this.#waiting.get(key) ?? 0;
+    if (waiting >= this.#maxWaiting) {
+      throw new ProtocolError('LIMIT_EXCEEDED', `kernel \`${kernelId}\` already has ${waiting} execute requests waiting (limit ${this.#maxWaiting})`);
+    }
+    this.#waiting.set(key, waiting + 1);
     const previous = this.#tails.get(key);
     let settle!: (failed: boolean) => void;
     const outcome = new Promise<boolean>((resolve) => (settle = resolve));
     this.#tails.set(key, outcome);
     void outcome.then(() => {
       if (this.#tails.get(key) === outcome) this.#tails.delete(key);
+      const left = this.#waiting.get(key)! - 1;
+      if (left > 0) this.#waiting.set(key, left);
+      else this.#waiting.delete(key);
     });
     try {
       if (previous && (await previous)) {
