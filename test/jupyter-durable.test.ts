@@ -142,11 +142,20 @@ t.test('a restarted kernel stays restarted: a rebuild after a server restart doe
     return channel.of(request, 'execute_result')[0]?.content.data['text/plain'];
   };
   await runOn('var before = 1');
+  const stopped = await RawChannel.connect(server.port, kernelId, { token: server.token });
+  const waiting = stopped.send('execute_request', { code: 'await new Promise(() => {})' });
+  await stopped.waitFor((message) => message.parent_header.msg_id === waiting && message.header.msg_type === 'execute_input');
   t.equal((await http().request('POST', `/api/kernels/${kernelId}/restart`)).status, 200);
+  t.equal((await stopped.reply(waiting)).content.status, 'error', 'the restart stopped what was running');
+  await stopped.close();
   await runOn('var after = 2');
   await server.stop();
   server = await startServer({ dataDir });
   t.equal(await runOn('[typeof before, after]'), "[ 'undefined', 2 ]", 'only what ran since the restart was rebuilt');
+  const channel = await RawChannel.connect(server.port, kernelId, { token: server.token });
+  t.teardown(() => channel.close());
+  const counted = channel.send('execute_request', { code: '1' });
+  t.equal((await channel.reply(counted)).content.execution_count, 3, 'In [n] counts from 1 again after the restart');
 });
 
 t.test('two tenants: kernels and notebook sessions are each their own', async (t) => {

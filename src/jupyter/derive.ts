@@ -12,6 +12,8 @@ import { makeMessage, type ExecuteOrigin, type Header, type KernelIdentity, type
 export interface ExecutionView {
   executionId: string;
   number: number;
+  /** The In [n] clients show: counted from 1 again after a kernel restart. */
+  count: number;
   code: string;
   createdAt: number;
   /** The request that started it; null for an execution a native client started. */
@@ -32,7 +34,7 @@ export class Derivation {
     const { execution } = this;
     const messages = [this.#iopub(0, 0, 'status', { execution_state: 'busy' }, execution.createdAt)];
     if (!execution.origin?.flags.silent) {
-      messages.push(this.#iopub(0, 1, 'execute_input', { code: execution.code, execution_count: execution.number }, execution.createdAt));
+      messages.push(this.#iopub(0, 1, 'execute_input', { code: execution.code, execution_count: execution.count }, execution.createdAt));
     }
     return messages;
   }
@@ -73,7 +75,7 @@ export class Derivation {
     const data: Record<string, unknown> = { 'text/plain': preview };
     const json = plainData(preview);
     if (json !== undefined) data['application/json'] = json;
-    return [this.#iopub(seq, 0, 'execute_result', { execution_count: this.execution.number, data, metadata: {} }, ts)];
+    return [this.#iopub(seq, 0, 'execute_result', { execution_count: this.execution.count, data, metadata: {} }, ts)];
   }
 
   #done(done: DonePayload, seq: number, ts: number): Message[] {
@@ -85,7 +87,7 @@ export class Derivation {
       this.#error = stoppedError(status, reason);
       messages.push(this.#iopub(seq, 0, 'error', this.#error, ts));
     }
-    const count = this.execution.number;
+    const count = this.execution.count;
     const content = status === 'ok'
       ? { status: 'ok', execution_count: count, user_expressions: {}, payload: [] }
       : aborted ? { status: 'aborted', execution_count: count } : { status: 'error', execution_count: count, ...this.#error! };

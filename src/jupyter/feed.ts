@@ -190,9 +190,12 @@ export class Feed {
   }
 
   #view(record: ExecutionRecord): ExecutionView {
+    const { service, tenant, kernelId } = this.#context;
+    const replayFrom = service.getSession(tenant, kernelId).replay_from ?? 1;
     return {
       executionId: record.execution_id,
       number: record.number,
+      count: record.number >= replayFrom ? record.number - replayFrom + 1 : record.number,
       code: record.code ?? `// run-file ${record.path}`,
       createdAt: record.created_at,
       origin: originOf(record.execution_id) ?? this.#context.originOf(record.execution_id),
