@@ -149,7 +149,10 @@ export class Feed {
     const { service, tenant, kernelId } = this.#context;
     const connection = this.#connection;
     if (!connection || this.#sink) return;
-    const records = await service.listExecutions(tenant, kernelId, LOOKBACK);
+    // Newest first: only as many as came since the cursor's execution (and that one) are read.
+    const since = service.getSession(tenant, kernelId).execution_count - this.#sent.number + 1;
+    if (since <= 0) return;
+    const records = await service.listExecutions(tenant, kernelId, Math.min(since, LOOKBACK));
     // A new connection meanwhile asked for a walk of its own (`#again`).
     if (this.#connection !== connection || this.#sink) return;
     const next = records.reverse().find((record) => before(this.#sent, { number: record.number, seq: END }));
