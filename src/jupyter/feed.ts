@@ -11,7 +11,7 @@
  */
 import { ProtocolError } from '../../protocol/errors.js';
 import type { EventFrame, ExecutionRecord } from '../../protocol/types.js';
-import { decodeStored } from '../protocol/codec.js';
+import { decodeValue } from '../../protocol/codec.js';
 import { SendResult, type EventSink } from '../events/subscription-hub.js';
 import type { ExecutionService } from '../sessions/service.js';
 import { Derivation, type ExecutionView } from './derive.js';
@@ -257,7 +257,7 @@ class UnitSink implements EventSink {
   ) {}
 
   send(frame: Uint8Array): SendResult {
-    const event = decodeStored(frame) as EventFrame;
+    const event = decodeValue(frame) as EventFrame;
     const messages = this.derivation.event(event);
     if (event.seq <= this.skipThrough) return SendResult.SENT;
     const origin = this.derivation.execution.origin;

@@ -4,11 +4,12 @@
  * through ExecutionService, as every front door reaches them.
  */
 import { randomUUID } from 'node:crypto';
+import { ProtocolError } from '../../protocol/errors.js';
 import path from 'node:path';
 import type { HttpHandler } from '../http/port.js';
 import type { ExecutionService } from '../sessions/service.js';
-import { tokenFromRequest, type Authenticator } from '../transport/auth.js';
-import type { SocketRoute, UpgradeDecision, UpgradeRequest } from '../transport/uws-server.js';
+import { tokenFromRequest, type Authenticator } from '../auth/tokens.js';
+import type { RouteAcceptance, SocketRoute, UpgradeRequest } from '../transport/uws-server.js';
 import { KernelChannel } from './channel.js';
 import { ANONYMOUS } from './feed.js';
 import { Kernels } from './kernels.js';
@@ -46,29 +47,32 @@ export async function openJupyter(options: JupyterOptions): Promise<Jupyter> {
   };
 }
 
-async function upgrade(request: UpgradeRequest, kernels: Kernels, options: JupyterOptions): Promise<UpgradeDecision> {
+/**
+ * Decides on a channels upgrade: a missing token is refused with 401, a token no tenant has with
+ * 403, a kernel that is not the tenant's (or not open) with 404; otherwise the socket becomes the
+ * client session's connection (`session_id`), speaking v1 binary framing when the client offers it.
+ */
+async function upgrade(request: UpgradeRequest, kernels: Kernels, options: JupyterOptions): Promise<RouteAcceptance> {
   const query = new URLSearchParams(request.query);
   const token = tokenFromRequest(request.headers.authorization ?? '', request.query);
-  if (token === null) return { refuse: 401, code: 'UNAUTHORIZED', message: 'a token is required (Authorization: token <token>, or ?token=<token>)' };
+  if (token === null) throw new ProtocolError('UNAUTHORIZED', 'a token is required (Authorization: token <token>, or ?token=<token>)');
   const tenant = await options.authenticator.tenantOf(token);
-  if (tenant === null) return { refuse: 403, code: 'FORBIDDEN', message: 'the token is not valid' };
+  if (tenant === null) throw new ProtocolError('FORBIDDEN', 'the token is not valid');
   let kernelId: string;
   try {
     kernelId = decodeURIComponent(request.params[0] ?? '');
   } catch {
-    return { refuse: 404, code: 'NOT_FOUND', message: 'no such kernel' };
+    throw new ProtocolError('NOT_FOUND', 'no such kernel');
   }
   // Without a session_id the client cannot come back: it gets a session of its own, never replayed.
   const client = query.get('session_id') || `${ANONYMOUS}${randomUUID()}`;
-  let feed;
-  try {
-    feed = await kernels.feed(tenant, kernelId, client);
-  } catch {
-    return { refuse: 404, code: 'NOT_FOUND', message: `no kernel \`${kernelId.slice(0, 128)}\`` };
-  }
+  const feed = await kernels.feed(tenant, kernelId, client).catch(() => {
+    throw new ProtocolError('NOT_FOUND', `no kernel \`${kernelId.slice(0, 128)}\``);
+  });
   const offered = (request.headers['sec-websocket-protocol'] ?? '').split(',').map((protocol) => protocol.trim());
   const binary = offered.includes(V1_SUBPROTOCOL);
   return {
+    tenant,
     protocol: binary ? V1_SUBPROTOCOL : null,
     attach: (socket) => {
       const channel = new KernelChannel(socket, kernels, tenant, kernelId, binary, options);

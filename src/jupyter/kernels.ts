@@ -5,7 +5,7 @@
  */
 import { ProtocolError } from '../../protocol/errors.js';
 import type { EventFrame, ExecutionRecord, SessionRecord } from '../../protocol/types.js';
-import { decodeStored } from '../protocol/codec.js';
+import { decodeValue } from '../../protocol/codec.js';
 import { SendResult, type EventSink } from '../events/subscription-hub.js';
 import type { ExecutionService } from '../sessions/service.js';
 import { END, Feed, type FeedConnection } from './feed.js';
@@ -238,7 +238,7 @@ class EndWatcher implements EventSink {
   constructor(readonly onEnd: (status: string) => void) {}
 
   send(frame: Uint8Array): SendResult {
-    const event = decodeStored(frame) as EventFrame;
+    const event = decodeValue(frame) as EventFrame;
     if (event.type === 'done') this.#end((event.payload as EventFrame<'done'>['payload']).status);
     return SendResult.SENT;
   }

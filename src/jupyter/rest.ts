@@ -5,11 +5,11 @@
  * to the next handler (the native API at /api/v1, the console).
  */
 import { randomUUID } from 'node:crypto';
-import { ProtocolError } from '../../protocol/errors.js';
+import { ProtocolError, wireError } from '../../protocol/errors.js';
 import type { HttpHandler, HttpRequest, HttpResponse } from '../http/port.js';
 import { readJson } from '../http/api.js';
-import { errorStatus, sendJson, sendText, statusLine } from '../http/respond.js';
-import { tokenFromRequest, type Authenticator } from '../transport/auth.js';
+import { sendJson, sendText, statusLine } from '../http/respond.js';
+import { tokenFromRequest, type Authenticator } from '../auth/tokens.js';
 import { KERNEL_NAME, type KernelModel, type Kernels } from './kernels.js';
 import type { JupyterState, NotebookSession } from './state.js';
 
@@ -122,8 +122,8 @@ export class JupyterRest implements HttpHandler {
         else sendJson(response, reply.status, reply.body, reply.headers);
       },
       (error: unknown) => {
-        const { status, code, message } = errorStatus(error);
-        if (code === 'INTERNAL') this.#onError(error);
+        const { status, message, internal } = wireError(error);
+        if (internal) this.#onError(error);
         answerError(response, status, message);
       },
     );

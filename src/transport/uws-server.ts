@@ -1,17 +1,21 @@
 /**
- * The only module that imports uWebSockets.js, so that moving to the upstream package is a one-line
- * change. It authenticates the upgrade, hands each socket's frames to its Connection, enforces the
- * frame size limit with a proper 1009 close, and turns uWS backpressure (getBufferedAmount, drain)
- * into the Connection's pause/resume. Every other request goes to the HTTP API through
- * UwsExchange, which adapts uWS's request and response to src/http/port.ts.
+ * The only module that loads uWebSockets.js (uws-exchange.ts beside it uses its types only), so
+ * that moving to the upstream package is a one-line change. It authenticates the upgrade, hands
+ * each socket's frames to its Connection, enforces the frame size limit with a proper 1009 close,
+ * closes a revoked tenant's sockets, and turns uWS backpressure (getBufferedAmount, drain) into the
+ * Connection's pause/resume. Every other request goes to the HTTP API through UwsExchange
+ * (uws-exchange.ts), which adapts uWS's request and response to src/http/port.ts; a refused upgrade
+ * is answered through it too, like any API error.
  */
 import uWS from '@trufflesuite/uws-js-unofficial';
-import { CLOSE_FRAME_TOO_LARGE, CLOSE_GOING_AWAY, ProtocolError, type ErrorCode } from '../../protocol/errors.js';
+import { ProtocolError, socketClose, type ClosingCode } from '../../protocol/errors.js';
 import { WS_PATH } from '../../protocol/types.js';
-import type { HttpHandler, HttpRequest, HttpResponse } from '../http/port.js';
+import { tokenFromRequest, type Authenticator } from '../auth/tokens.js';
+import type { HttpHandler } from '../http/port.js';
+import { sendError } from '../http/respond.js';
 import type { ExecutionService } from '../sessions/service.js';
-import { tokenFromRequest, type Authenticator } from './auth.js';
 import { Connection } from './connection.js';
+import { UwsExchange } from './uws-exchange.js';
 
 export interface TransportOptions {
   host: string;
@@ -36,28 +40,32 @@ const EXCLUSIVE_PORT = (uWS as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT: number 
 interface SocketData { tenant: string; remote: string; connection: Connection | null }
 
 /**
- * A WebSocket route served beside the protocol's: its module decides on each upgrade (a refusal is an
- * HTTP status, never an accepted socket closed at once) and gets the socket through RouteSocket, so
- * uWS stays in this file. Pings are not sent automatically on these sockets: the route pings when it
- * wants a delivery confirmed, and a pong carries the ping's payload back.
+ * A WebSocket route served beside the protocol's: its module decides on each upgrade (a refusal is
+ * a rejection with a ProtocolError, answered as an HTTP error, never an accepted socket closed at
+ * once) and gets the socket through RouteSocket, so uWS stays in this file. Pings are not sent
+ * automatically on these sockets: the route pings when it wants a delivery confirmed, and a pong
+ * carries the ping's payload back.
  */
 export interface SocketRoute {
   /** A uWS pattern, e.g. `/api/kernels/:id/channels`; `:name` segments arrive as `params`. */
   pattern: string;
-  upgrade(request: UpgradeRequest): Promise<UpgradeDecision>;
+  upgrade(request: UpgradeRequest): Promise<RouteAcceptance>;
 }
 
 export interface UpgradeRequest {
   params: string[];
   query: string;
   /** Header values by lower-case name. */
-  headers: Record<string, string>;
-  remote: string;
+  headers: Readonly<Record<string, string>>;
 }
 
-export type UpgradeDecision =
-  | { refuse: 401 | 403 | 404; code: ErrorCode; message: string }
-  | { protocol: string | null; attach(socket: RouteSocket): RouteHandler };
+export interface RouteAcceptance {
+  /** Whose socket it is: revoking the tenant closes it. */
+  tenant: string;
+  /** The subprotocol chosen among those the client offered, or null for none. */
+  protocol: string | null;
+  attach(socket: RouteSocket): RouteHandler;
+}
 
 export interface RouteSocket {
   /** 0: sent, 1: sent and buffered, 2: dropped (past the hard backpressure limit). */
@@ -75,9 +83,7 @@ export interface RouteHandler {
   close(): void;
 }
 
-interface RouteSocketData { handler: RouteHandler | null; attach: (socket: RouteSocket) => RouteHandler }
-
-const REFUSALS: Readonly<Record<number, string>> = { 401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found' };
+interface RouteSocketData { tenant: string; handler: RouteHandler | null; attach: (socket: RouteSocket) => RouteHandler }
 
 /** uWS drops sends silently past maxBackpressure; ours pauses events long before that. */
 const HARD_BACKPRESSURE_FACTOR = 64;
@@ -88,7 +94,8 @@ export class UwsTransport {
   readonly #app: uWS.TemplatedApp;
   readonly #options: TransportOptions;
   readonly #service: ExecutionService;
-  readonly #sockets = new Set<uWS.WebSocket<unknown>>();
+  readonly #sockets = new Set<uWS.WebSocket<SocketData>>();
+  readonly #routeSockets = new Set<uWS.WebSocket<RouteSocketData>>();
   #listenSocket: uWS.us_listen_socket | null = null;
 
   constructor(service: ExecutionService, options: TransportOptions) {
@@ -113,7 +120,7 @@ export class UwsTransport {
   }
 
   get socketCount(): number {
-    return this.#sockets.size;
+    return this.#sockets.size + this.#routeSockets.size;
   }
 
   listen(): Promise<number> {
@@ -142,38 +149,38 @@ export class UwsTransport {
 
   /** Closes every socket with 1001 (going away). */
   closeSockets(): void {
-    for (const ws of [...this.#sockets]) ws.end(CLOSE_GOING_AWAY, 'server shutting down');
+    for (const ws of [...this.#sockets]) end(ws, 'SHUTTING_DOWN', 'server shutting down');
+    for (const ws of [...this.#routeSockets]) end(ws, 'SHUTTING_DOWN', 'server shutting down');
+  }
+
+  /** Closes every socket of a tenant whose token was revoked, with UNAUTHORIZED's 4401. */
+  revokeTenant(tenant: string, reason: string): void {
+    for (const ws of [...this.#sockets]) if (ws.getUserData().tenant === tenant) end(ws, 'UNAUTHORIZED', reason);
+    for (const ws of [...this.#routeSockets]) if (ws.getUserData().tenant === tenant) end(ws, 'UNAUTHORIZED', reason);
   }
 
   #upgrade(res: uWS.HttpResponse, req: uWS.HttpRequest, context: uWS.us_socket_context_t): void {
-    // Everything read from req is read now: it is invalid after this callback returns.
-    const token = tokenFromRequest(req.getHeader('authorization'), req.getQuery() ?? '');
-    const origin = req.getHeader('origin');
-    const key = req.getHeader('sec-websocket-key');
-    const protocol = req.getHeader('sec-websocket-protocol');
-    const extensions = req.getHeader('sec-websocket-extensions');
+    // The exchange copies everything out of req now: it is invalid after this callback returns.
+    const exchange = new UwsExchange(res, req, this.#options.maxFrameBytes);
+    const { headers } = exchange;
+    const origin = headers.origin ?? '';
     const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
-    let aborted = false;
-    res.onAborted(() => (aborted = true));
+    const refuse = (error: unknown) => sendError(exchange, error, this.#options.onInternalError);
     if (origin !== '' && this.#options.allowedOrigins.length > 0 && !this.#options.allowedOrigins.includes(origin)) {
-      refuse(res, '403 Forbidden', 'FORBIDDEN', `origin ${origin} is not allowed`);
+      refuse(new ProtocolError('FORBIDDEN', `origin ${origin} is not allowed`));
       return;
     }
-    this.#options.authenticator.tenantOf(token).then(
+    this.#options.authenticator.tenantOf(tokenFromRequest(headers.authorization ?? '', exchange.query)).then(
       (tenant) => {
-        if (aborted) return;
-        res.cork(() => {
-          if (tenant === null) {
-            refuse(res, '401 Unauthorized', 'UNAUTHORIZED', 'a valid token is required (Authorization: Bearer <token> or ?token=<token>)');
-          } else {
-            res.upgrade<SocketData>({ tenant, remote, connection: null }, key, protocol, extensions, context);
-          }
-        });
+        if (exchange.aborted) return;
+        if (tenant === null) {
+          refuse(new ProtocolError('UNAUTHORIZED', 'a valid token is required (Authorization: Bearer <token> or ?token=<token>)'));
+          return;
+        }
+        const data: SocketData = { tenant, remote, connection: null };
+        res.cork(() => res.upgrade(data, headers['sec-websocket-key'] ?? '', headers['sec-websocket-protocol'] ?? '', headers['sec-websocket-extensions'] ?? '', context));
       },
-      (error: unknown) => {
-        this.#options.onInternalError(error);
-        if (!aborted) res.cork(() => refuse(res, '500 Internal Server Error', 'INTERNAL', 'authentication failed'));
-      },
+      refuse,
     );
   }
 
@@ -185,7 +192,7 @@ export class UwsTransport {
       sendPingsAutomatically: false,
       upgrade: (res, req, context) => this.#routeUpgrade(route, res, req, context),
       open: (ws) => {
-        this.#sockets.add(ws);
+        this.#routeSockets.add(ws);
         const data = ws.getUserData();
         data.handler = data.attach({
           send: (payload, isBinary) => ws.send(payload, isBinary),
@@ -197,7 +204,7 @@ export class UwsTransport {
       },
       message: (ws, message, isBinary) => {
         if (message.byteLength > options.maxFrameBytes) {
-          ws.end(CLOSE_FRAME_TOO_LARGE, `frame of ${message.byteLength} bytes is over the ${options.maxFrameBytes}-byte limit`);
+          end(ws, 'PAYLOAD_TOO_LARGE', `frame of ${message.byteLength} bytes is over the ${options.maxFrameBytes}-byte limit`);
           return;
         }
         ws.getUserData().handler?.message(new Uint8Array(message), isBinary);
@@ -205,41 +212,30 @@ export class UwsTransport {
       pong: (ws, message) => ws.getUserData().handler?.pong(new Uint8Array(message)),
       drain: (ws) => ws.getUserData().handler?.drain(),
       close: (ws) => {
-        this.#sockets.delete(ws);
+        this.#routeSockets.delete(ws);
         ws.getUserData().handler?.close();
       },
     });
   }
 
   #routeUpgrade(route: SocketRoute, res: uWS.HttpResponse, req: uWS.HttpRequest, context: uWS.us_socket_context_t): void {
-    const headers: Record<string, string> = {};
-    req.forEach((name, value) => (headers[name] = value));
     const params = route.pattern.split('/').filter((part) => part.startsWith(':')).map((_, index) => req.getParameter(index));
-    const query = req.getQuery() ?? '';
-    const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
-    let aborted = false;
-    res.onAborted(() => (aborted = true));
+    // The exchange copies everything out of req now: it is invalid after this callback returns.
+    const exchange = new UwsExchange(res, req, this.#options.maxFrameBytes);
+    const { headers } = exchange;
     const origin = headers.origin ?? '';
+    const refuse = (error: unknown) => sendError(exchange, error, this.#options.onInternalError);
     if (origin !== '' && this.#options.allowedOrigins.length > 0 && !this.#options.allowedOrigins.includes(origin)) {
-      refuse(res, '403 Forbidden', 'FORBIDDEN', `origin ${origin} is not allowed`);
+      refuse(new ProtocolError('FORBIDDEN', `origin ${origin} is not allowed`));
       return;
     }
-    route.upgrade({ params, query, headers, remote }).then(
-      (decision) => {
-        if (aborted) return;
-        res.cork(() => {
-          if ('refuse' in decision) {
-            refuse(res, REFUSALS[decision.refuse]!, decision.code, decision.message);
-            return;
-          }
-          const data: RouteSocketData = { handler: null, attach: decision.attach };
-          res.upgrade(data, headers['sec-websocket-key'] ?? '', decision.protocol ?? '', headers['sec-websocket-extensions'] ?? '', context);
-        });
+    route.upgrade({ params, query: exchange.query, headers }).then(
+      ({ tenant, protocol, attach }) => {
+        if (exchange.aborted) return;
+        const data: RouteSocketData = { tenant, handler: null, attach };
+        res.cork(() => res.upgrade(data, headers['sec-websocket-key'] ?? '', protocol ?? '', headers['sec-websocket-extensions'] ?? '', context));
       },
-      (error: unknown) => {
-        this.#options.onInternalError(error);
-        if (!aborted) res.cork(() => refuse(res, '500 Internal Server Error', 'INTERNAL', 'the upgrade failed'));
-      },
+      refuse,
     );
   }
 
@@ -265,7 +261,7 @@ export class UwsTransport {
 
   #message(ws: uWS.WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean): void {
     if (message.byteLength > this.#options.maxFrameBytes) {
-      ws.end(CLOSE_FRAME_TOO_LARGE, `frame of ${message.byteLength} bytes is over the ${this.#options.maxFrameBytes}-byte limit`);
+      end(ws, 'PAYLOAD_TOO_LARGE', `frame of ${message.byteLength} bytes is over the ${this.#options.maxFrameBytes}-byte limit`);
       return;
     }
     ws.getUserData().connection?.receive(new Uint8Array(message), isBinary);
@@ -288,124 +284,8 @@ function socketLimits(options: TransportOptions) {
   };
 }
 
-function refuse(res: uWS.HttpResponse, status: string, code: ErrorCode, message: string): void {
-  const response = res.writeStatus(status).writeHeader('content-type', 'application/json');
-  if (status.startsWith('401')) response.writeHeader('www-authenticate', 'Bearer');
-  response.end(JSON.stringify({ error: { code, message } }));
-}
-
-const EMPTY_BODY = new Uint8Array(0);
-
-/**
- * One HTTP request and its response, as src/http/port.ts sees them. Everything is copied out of
- * `req` in the constructor (uWS invalidates it when the handler returns), onAborted is registered
- * before anything can await, and every use of `res` after it was aborted or ended is a no-op
- * (uWS throws on those). The body is read from the start, chunks copied (uWS reuses their memory),
- * and refused as soon as it passes the limit: by Content-Length before a byte, or by count.
- */
-class UwsExchange implements HttpRequest, HttpResponse {
-  readonly method: string;
-  readonly path: string;
-  readonly query: string;
-  readonly headers: Record<string, string> = {};
-  aborted = false;
-  ended = false;
-  readonly #res: uWS.HttpResponse;
-  readonly #limit: number;
-  #chunks: Uint8Array[] = [];
-  #size = 0;
-  #body: 'reading' | 'done' | 'too-large' = 'done';
-  #waiters: Array<{ resolve(body: Uint8Array): void; reject(error: unknown): void }> = [];
-  #onAborted: Array<() => void> = [];
-
-  constructor(res: uWS.HttpResponse, req: uWS.HttpRequest, limit: number) {
-    this.#res = res;
-    this.#limit = limit;
-    this.method = req.getMethod().toUpperCase();
-    this.path = req.getUrl();
-    this.query = req.getQuery() ?? '';
-    req.forEach((name, value) => (this.headers[name] = value));
-    res.onAborted(() => this.#aborted());
-    const length = Number(this.headers['content-length'] ?? 0);
-    if (length > limit) this.#body = 'too-large';
-    else if (length > 0 || this.headers['transfer-encoding'] !== undefined) {
-      this.#body = 'reading';
-      res.onData((chunk, isLast) => this.#data(chunk, isLast));
-    }
-  }
-
-  body(): Promise<Uint8Array> {
-    if (this.#body === 'too-large') return Promise.reject(this.#tooLarge());
-    if (this.#body === 'done') return Promise.resolve(this.#chunks.length === 1 ? this.#chunks[0]! : EMPTY_BODY);
-    if (this.aborted) return Promise.reject(new Error('request aborted'));
-    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
-  }
-
-  cork(fn: () => void): void {
-    if (!this.aborted && !this.ended) this.#res.cork(fn);
-  }
-
-  writeStatus(status: string): void {
-    if (!this.aborted && !this.ended) this.#res.writeStatus(status);
-  }
-
-  writeHeader(name: string, value: string): void {
-    if (!this.aborted && !this.ended) this.#res.writeHeader(name, value);
-  }
-
-  write(chunk: string): boolean {
-    if (this.aborted || this.ended) return false;
-    return this.#res.write(chunk);
-  }
-
-  end(body?: string, closeConnection = false): void {
-    if (this.aborted || this.ended) return;
-    this.ended = true;
-    this.#res.end(body, closeConnection);
-  }
-
-  onWritable(handler: () => void): void {
-    if (this.aborted || this.ended) return;
-    this.#res.onWritable(() => {
-      handler();
-      return true;
-    });
-  }
-
-  onAborted(handler: () => void): void {
-    this.#onAborted.push(handler);
-  }
-
-  #data(chunk: ArrayBuffer, isLast: boolean): void {
-    if (this.#body !== 'reading') return;
-    this.#size += chunk.byteLength;
-    if (this.#size > this.#limit) {
-      this.#body = 'too-large';
-      this.#chunks = [];
-      this.#settle();
-      return;
-    }
-    this.#chunks.push(new Uint8Array(chunk.slice(0)));
-    if (!isLast) return;
-    if (this.#chunks.length > 1) this.#chunks = [Buffer.concat(this.#chunks)];
-    this.#body = 'done';
-    this.#settle();
-  }
-
-  #settle(): void {
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const waiter of waiters) this.body().then(waiter.resolve, waiter.reject);
-  }
-
-  #tooLarge(): ProtocolError {
-    return new ProtocolError('PAYLOAD_TOO_LARGE', `the body is over the ${this.#limit}-byte limit`);
-  }
-
-  #aborted(): void {
-    this.aborted = true;
-    for (const waiter of this.#waiters) waiter.reject(new Error('request aborted'));
-    this.#waiters = [];
-    for (const handler of this.#onAborted) handler();
-  }
+/** Ends a socket with the close code protocol/errors.ts gives the error. */
+function end(ws: uWS.WebSocket<SocketData> | uWS.WebSocket<RouteSocketData>, code: ClosingCode, message: string): void {
+  const close = socketClose(code, message);
+  ws.end(close.code, close.reason);
 }
