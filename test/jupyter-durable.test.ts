@@ -4,6 +4,7 @@
  * to the connection that replaces it; after kill -9 and a restart the same JupyterLab connection
  * gets the rest of its cell's output and the kernel runs with its state rebuilt. And two tenants cannot see each other's kernels.
  */
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import type { Kernel, KernelMessage } from '@jupyterlab/services';
@@ -179,7 +180,13 @@ t.test('two tenants: kernels and notebook sessions are each their own', async (t
   t.equal((await asBob.get(`/api/sessions/${notebook.body.id}`)).status, 404);
   await t.rejects(RawChannel.connect(server.port, kernelId, { token: bob }), /HTTP 404/, 'bob cannot open its channels');
   const channel = await RawChannel.connect(server.port, kernelId, { token: alice });
-  t.teardown(() => channel.close());
   t.equal((await channel.reply(channel.send('kernel_info_request', {}))).content.status, 'ok', 'alice can');
   t.equal((await asAlice.get('/api/kernels')).body.length, 1);
+
+  // Alice's line taken out of the tokens file (renamed over it, as an editor saves): her channel closes.
+  const kept = readFileSync(tokensFile, 'utf8').split('\n').filter((line) => !line.startsWith('alice:')).join('\n');
+  writeFileSync(`${tokensFile}.new`, kept, { mode: 0o600 });
+  renameSync(`${tokensFile}.new`, tokensFile);
+  t.equal((await channel.closed).code, 4401, 'a revoked tenant\'s kernel channel is closed with 4401');
+  t.equal((await asAlice.get('/api/kernels')).status, 403, 'and her token refused');
 });
