@@ -87,32 +87,16 @@ export class JupyterRest implements HttpHandler {
   }
 
   handle(request: HttpRequest, response: HttpResponse): void {
-    if (request.path !== '/api' && !request.path.startsWith('/api/') || request.path.startsWith('/api/v1/')) {
+    const match = this.#match(request.method, request.path);
+    if (match === null) {
       this.#next.handle(request, response);
       return;
     }
-    let match: RegExpExecArray | null = null;
-    let allowed = false;
-    const route = this.#routes.find((candidate) => {
-      const found = candidate.pattern.exec(request.path);
-      if (!found) return false;
-      allowed = true;
-      if (candidate.method !== request.method) return false;
-      match = found;
-      return true;
-    });
-    if (!route) {
-      if (allowed) answerError(response, 405, 'method not allowed');
-      else this.#next.handle(request, response);
+    if (match === 'wrong-method') {
+      answerError(response, 405, 'method not allowed');
       return;
     }
-    let id = '';
-    try {
-      id = decodeURIComponent((match as RegExpExecArray | null)?.[1] ?? '');
-    } catch {
-      answerError(response, 404, 'not found');
-      return;
-    }
+    const { route, id } = match;
     this.#run(route, id, request).then(
       (reply) => {
         if (reply.status === 204) response.cork(() => {
@@ -127,6 +111,24 @@ export class JupyterRest implements HttpHandler {
         answerError(response, status, message);
       },
     );
+  }
+
+  /** The route and its `{id}` (decoded); null when no Jupyter route has the path. */
+  #match(method: string, path: string): { route: Route; id: string } | 'wrong-method' | null {
+    let pathKnown = false;
+    for (const route of this.#routes) {
+      const found = route.pattern.exec(path);
+      if (!found) continue;
+      pathKnown = true;
+      if (route.method !== method) continue;
+      try {
+        return { route, id: decodeURIComponent(found[1] ?? '') };
+      } catch {
+        // Not valid percent-encoding: no kernel or session has that id.
+        return { route, id: '' };
+      }
+    }
+    return pathKnown ? 'wrong-method' : null;
   }
 
   async #run(route: Route, id: string, request: HttpRequest): Promise<Reply> {
