@@ -93,8 +93,3 @@ export function addTenant(file: string, name: string): string {
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
-
-/** Adds a tenant to a tokens file with scripts/add-tenant; returns its token. */
-export function addTenant(file: string, name: string): string {
-  return execFileSync(process.execPath, [path.join(ROOT, 'dist/scripts/add-tenant.js'), name, file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-}
