@@ -139,7 +139,8 @@ t.test('after a crash that left the session record behind its executions, number
   const store = new MemoryEventStore();
   await store.open();
   const config: Config = { ...DEFAULTS, dataDir: dir, workspaceDir: dir };
-  const engine = new Engine(config, store, new Workspace(dir, config.maxRunFileBytes), (listener) => new FakeSandbox(listener), { onError: () => undefined });
+  let fake!: FakeSandbox;
+  const engine = new Engine(config, store, new Workspace(dir, config.maxRunFileBytes), (listener) => (fake = new FakeSandbox(listener)), { onError: () => undefined });
   t.teardown(async () => {
     await engine.shutdown(0);
     await store.close();
@@ -152,4 +153,8 @@ t.test('after a crash that left the session record behind its executions, number
   t.same(await engine.recover(), { crashed: 1, sessions: 1 });
   const next = await engine.submit(input('t/after', 's1'));
   t.equal(next.record.number, 2, 'number 1 is not given twice');
+  // The session is rebuilt before it runs (nothing to replay: its one execution crashed).
+  t.same((await fake.take('restore')).inputs, []);
+  fake.restored('s1', { ok: true, replayed: 0 });
+  t.equal((await fake.take('run')).filename, 'REPL2');
 });
