@@ -1,9 +1,9 @@
 /**
- * The code that runs INSIDE each session's vm context, before any user code. context.ts evaluates
- * this function's compiled source in the context, so it must not refer to anything outside its own
- * body: every object it builds (console, timers, the previewer) belongs to the context's realm, and
- * what it hands to the host are primitives only. Host functions stay in this closure, never on a
- * global, so user code cannot reach a host `Function` through them.
+ * The code that runs INSIDE each session's vm context, before any user code. session-context.ts
+ * evaluates this function's compiled source in the context, so it must not refer to anything
+ * outside its own body: every object it builds (console, timers, the previewer) belongs to the
+ * context's realm, and what it hands to the host are primitives only. Host functions stay in this
+ * closure, never on a global, so user code cannot reach a host `Function` through them.
  */
 
 /** Host functions the context may call; each takes and returns primitives only. */
