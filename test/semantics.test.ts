@@ -202,3 +202,29 @@ t.test('the sandbox has no process or require and cannot reach the host', async 
   const leaked = direct.events.find((e) => e.type === 'value');
   t.notOk(leaked && /pid|exit|versions/.test(leaked.payload.preview), 'no host process object in the preview');
 });
+
+t.test('a timer callback that throws is reported and strands none of the run’s other timers', async (t) => {
+  const server = await shared();
+  const client = await clientFor(t, server);
+  const session = await client.createSession('timer-throws');
+  // Issue 13: this used to end as `timeout` after the full limit, the awaited timer cleared.
+  const run = await client.run(session, [
+    "setTimeout(() => { throw new RangeError('from a timer') }, 1);",
+    'const later = await new Promise((resolve) => setTimeout(() => resolve(41), 50));',
+    "console.log('after', later);",
+    'later + 1',
+  ].join('\n'), { timeout_ms: 20_000 });
+  const types = run.events.map((e) => e.type);
+  t.strictSame(types, ['exception', 'console', 'value', 'done'], 'the exception, then the rest of the run');
+  t.equal((run.events[0] as EventFrame<'exception'>).payload.name, 'RangeError');
+  t.match((run.events[0] as EventFrame<'exception'>).payload.stack, /^RangeError: from a timer\n {4}at .*REPL/);
+  t.equal(valueOf(run.events), '42', 'the awaited timer still fired');
+  t.equal(run.done.payload.status, 'error', 'a run with an uncaught exception ends as an error');
+  t.notOk(run.done.payload.reason, 'not a timeout');
+
+  // An interval that throws is stopped after its first exception; the run ends once the code settled.
+  const interval = await client.run(session, "let ticks = 0; setInterval(() => { ticks++; throw new Error('tick') }, 5); 'started'", { timeout_ms: 20_000 });
+  t.strictSame(interval.events.map((e) => e.type), ['value', 'exception', 'done']);
+  t.equal(interval.done.payload.status, 'error');
+  t.equal(valueOf((await client.run(session, 'ticks')).events), '1', 'the interval did not fire again');
+});

@@ -7,16 +7,24 @@
  */
 import vm from 'node:vm';
 import type { ExecutionKind } from '../../protocol/types.js';
-import type { SandboxLimits } from './sandbox.js';
+import type { Completion, SandboxLimits } from './sandbox.js';
 import { inContextBootstrap, type ContextApi, type HostBridge } from './in-context.js';
-import { needsAsyncWrapper, wrapTopLevelAwait } from './repl-transform.js';
+import { inContextCompleter, type Completer } from './in-context-complete.js';
+import { inContextErrors } from './in-context-errors.js';
+import { inContextPreviewer, type PreviewLimits } from './in-context-preview.js';
+import { inContextSafe } from './in-context-safe.js';
+import { completionTarget, needsAsyncWrapper, topLevelLexicalNames, wrapTopLevelAwait } from './repl-transform.js';
+import { valueKind } from './value-kind.js';
 
 export type RunStatus = 'ok' | 'error' | 'timeout' | 'cancelled';
 
-/** Where a run's output goes; `silent` runs (session restores) have none. */
+/**
+ * Where a run's output goes; `silent` runs (session restores) have none. `extra` is '' or the JSON
+ * of the payload's structured fields (`data`, `table`: protocol/types.ts), written in the context.
+ */
 export interface RunOutput {
-  console(level: number, text: string, truncated: boolean): void;
-  value(type: string, preview: string): void;
+  console(level: number, text: string, truncated: boolean, extra: string): void;
+  value(type: string, preview: string, extra: string): void;
   exception(name: string, message: string, stack: string): void;
   done(status: RunStatus): void;
 }
@@ -29,13 +37,45 @@ interface Run {
   timers: Map<number, NodeJS.Timeout>;
 }
 
-const BOOTSTRAP_SOURCE = `(${inContextBootstrap.toString()})`;
-const bootstrapScript = new vm.Script(BOOTSTRAP_SOURCE, { filename: 'vmstream:bootstrap' });
+/** The in-context functions, compiled once per thread and run in each new context, in this order. */
+const scripts = {
+  safe: compileInContext(inContextSafe),
+  errors: compileInContext(inContextErrors),
+  previewer: compileInContext(inContextPreviewer),
+  completer: compileInContext(inContextCompleter),
+  bootstrap: compileInContext(inContextBootstrap),
+};
+
+function compileInContext(fn: Function): vm.Script {
+  return new vm.Script(`(${fn.toString()})`, { filename: 'vmstream:bootstrap' });
+}
+
+/** Strings longer than this are only described, never sliced (a slice would copy all of them). */
+const HUGE_STRING = 1 << 20;
+/** Completion names per answer. */
+const MAX_COMPLETIONS = 500;
+/** Inputs kept unparsed for completion's top-level names; past this they are parsed at once. */
+const MAX_UNSCANNED = 64;
+
+function previewLimits(limits: SandboxLimits): PreviewLimits {
+  return {
+    maxNodes: Math.max(64, Math.min(2000, Math.floor(limits.maxPreview / 32))),
+    maxWidth: 100,
+    maxDepth: 4,
+    textDepth: 2,
+    leafChars: 1000,
+    totalChars: Math.max(4096, limits.maxPreview * 2),
+  };
+}
 
 export class SessionContext {
   readonly #context: vm.Context;
   readonly #api: ContextApi;
   readonly #importModuleDynamically: () => Promise<never>;
+  readonly #completer: Completer;
+  /** Top-level lexical names of earlier inputs, for completion (they are not on the global object). */
+  readonly #lexicalNames = new Set<string>();
+  #unscanned: string[] = [];
   #run: Run | null = null;
 
   constructor(limits: SandboxLimits) {
@@ -49,8 +89,13 @@ export class SessionContext {
     this.#importModuleDynamically = async () => {
       throw new ContextTypeError('import() is not available in vmstream sessions');
     };
-    const bootstrap = bootstrapScript.runInContext(this.#context) as typeof inContextBootstrap;
-    this.#api = bootstrap(this.#bridge(), { maxText: limits.maxText, maxPreview: limits.maxPreview });
+    const run = <F>(script: vm.Script) => script.runInContext(this.#context) as F;
+    const hugeString = Math.max(HUGE_STRING, limits.maxText, limits.maxPreview);
+    const safe = run<typeof inContextSafe>(scripts.safe)(valueKind, { hugeString });
+    const errors = run<typeof inContextErrors>(scripts.errors)(safe);
+    const previewer = run<typeof inContextPreviewer>(scripts.previewer)(safe, errors, previewLimits(limits));
+    this.#completer = run<typeof inContextCompleter>(scripts.completer)(safe);
+    this.#api = run<typeof inContextBootstrap>(scripts.bootstrap)(this.#bridge(), { maxText: limits.maxText, maxPreview: limits.maxPreview }, safe, errors, previewer);
   }
 
   get busy(): boolean {
@@ -63,6 +108,7 @@ export class SessionContext {
     this.#run = run;
     try {
       const { script, wrapped } = this.#compile(kind, code, filename);
+      this.#remember(code);
       const result = script.runInContext(this.#context, { displayErrors: false });
       this.#api.settle(result, wrapped, kind === 'repl');
     } catch (error) {
@@ -80,6 +126,32 @@ export class SessionContext {
 
   dispose(): void {
     if (this.#run) this.#finish(this.#run, 'cancelled');
+  }
+
+  /**
+   * Names that complete `code` at `cursor`: global names, or the property names of what the
+   * identifier path before a `.` names (`foo.bar.ba|`). Resolved and listed inside the context
+   * without running user code (in-context-complete.ts).
+   */
+  complete(code: string, cursor: number): Completion {
+    const at = Math.max(0, Math.min(code.length, Math.floor(cursor) || 0));
+    const target = completionTarget(code, at);
+    if (target === null) return { matches: [], start: at, end: at };
+    const found = this.#completer.names(target.path.join('\n'), target.partial, [...this.#scanLexicalNames()].join('\n'), MAX_COMPLETIONS);
+    return { matches: typeof found === 'string' && found !== '' ? found.split('\n') : [], start: at - target.partial.length, end: at };
+  }
+
+  /** Keeps an input that may declare top-level `let`/`const`/`class` names, to parse when asked. */
+  #remember(code: string): void {
+    if (!/\b(?:let|const|class)\b/.test(code)) return;
+    this.#unscanned.push(code);
+    if (this.#unscanned.length > MAX_UNSCANNED) this.#scanLexicalNames();
+  }
+
+  #scanLexicalNames(): Set<string> {
+    for (const code of this.#unscanned) for (const name of topLevelLexicalNames(code)) this.#lexicalNames.add(name);
+    this.#unscanned = [];
+    return this.#lexicalNames;
   }
 
   #compile(kind: ExecutionKind, code: string, filename: string): { script: vm.Script; wrapped: boolean } {
@@ -107,11 +179,13 @@ export class SessionContext {
     // Each function checks its arguments' types: they come from code we wrote, but run in a realm
     // that user code shares, and must never carry an object out.
     return {
-      emitConsole: (level, text, truncated) => {
-        if (this.#run && typeof level === 'number' && typeof text === 'string') this.#run.output.console(level, text, truncated === true);
+      emitConsole: (level, text, truncated, extra) => {
+        if (this.#run && typeof level === 'number' && typeof text === 'string') {
+          this.#run.output.console(level, text, truncated === true, typeof extra === 'string' ? extra : '');
+        }
       },
-      emitValue: (type, preview) => {
-        if (this.#run && typeof type === 'string' && typeof preview === 'string') this.#run.output.value(type, preview);
+      emitValue: (type, preview, extra) => {
+        if (this.#run && typeof type === 'string' && typeof preview === 'string') this.#run.output.value(type, preview, typeof extra === 'string' ? extra : '');
       },
       emitException: (name, message, stack) => {
         if (this.#run && typeof name === 'string' && typeof message === 'string' && typeof stack === 'string') {
@@ -153,11 +227,12 @@ export class SessionContext {
       ok = false;
     }
     if (!ok) {
-      // An exception in a timer callback ends the run, as an uncaught one ends a Node process.
+      // As in Node's REPL or a browser console, an exception in a timer callback is reported and the
+      // rest carries on: the run's other timers still fire (its top-level await may be waiting on
+      // one) and it ends, as an error, when its code has settled and no timer is pending. An
+      // interval that threw is stopped, so that one bug is not reported until the time limit.
       run.failed = true;
-      if (run.settled) this.#finish(run, 'error');
-      else this.#clearTimers(run);
-      return;
+      if (repeat) this.#clearTimer(run, id);
     }
     setImmediate(() => this.#maybeFinish(run));
   }
@@ -175,11 +250,15 @@ export class SessionContext {
   }
 
   #clearTimers(run: Run): void {
-    for (const [id, handle] of run.timers) {
-      clearTimeout(handle);
-      this.#api.forget(id);
-    }
-    run.timers.clear();
+    for (const id of [...run.timers.keys()]) this.#clearTimer(run, id);
+  }
+
+  #clearTimer(run: Run, id: number): void {
+    const handle = run.timers.get(id);
+    if (handle === undefined) return;
+    clearTimeout(handle);
+    run.timers.delete(id);
+    this.#api.forget(id);
   }
 }
 

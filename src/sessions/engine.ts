@@ -6,6 +6,7 @@
 import type { Config } from '../config.js';
 import type { EventPayloads, EventType, ExecutionRecord, TerminalStatus } from '../../protocol/types.js';
 import { encodeFrame } from '../protocol/codec.js';
+import { consoleExtras, valueExtras } from '../sandbox/preview-data.js';
 import { CONSOLE_LEVELS, ItemKind, type FromWorker, type OutputItem } from '../pool/messages.js';
 import type { ReplayInput } from '../sandbox/sandbox.js';
 import { WorkerPool } from '../pool/worker-pool.js';
@@ -187,16 +188,16 @@ export class Engine {
     this.#onRestored(slot, message.sid, message.ok, message.replayed, message.reason);
   }
 
-  #onOutput([xid, kind, ts, a, b, c]: OutputItem): void {
+  #onOutput([xid, kind, ts, a, b, c, extra]: OutputItem): void {
     const execution = this.executions.get(xid);
     if (!execution) return;
     execution.workerOutput = true;
     switch (kind) {
       case ItemKind.Console:
-        this.emit(execution, 'console', { level: CONSOLE_LEVELS[a as number] ?? 'log', text: b as string, ...(c ? { truncated: true } : {}) }, ts);
+        this.emit(execution, 'console', { level: CONSOLE_LEVELS[a as number] ?? 'log', text: b as string, ...(c ? { truncated: true } : {}), ...consoleExtras(extra) }, ts);
         break;
       case ItemKind.Value:
-        this.emit(execution, 'value', { type: a as string, preview: b as string }, ts);
+        this.emit(execution, 'value', { type: a as string, preview: b as string, ...valueExtras(extra) }, ts);
         break;
       case ItemKind.Exception:
         this.emit(execution, 'exception', { name: a as string, message: b as string, stack: c as string }, ts);

@@ -1,0 +1,549 @@
+/**
+ * The value previewer, evaluated inside each session's context (see in-context.ts). One bounded
+ * walk turns a value into a tree of plain data (protocol/types.ts `PreviewNode`): breadth first, so
+ * a deep first property cannot starve its siblings, with bounds on depth, width, node count and
+ * string characters, and cycles marked. The walk reads only own data properties of values that are
+ * not Proxies (accessors appear as `[Getter]`), so no user getter, trap or conversion ever runs.
+ * The REPL-like text preview is rendered from the tree, and the tree crosses to the host as one
+ * JSON string written here: the host never reads a sandbox object.
+ */
+import type { ConsoleTable, PreviewKind, PreviewNode } from '../../protocol/types.js';
+import type { ErrorTools } from './in-context-errors.js';
+import type { Safe } from './in-context-safe.js';
+
+export interface PreviewLimits {
+  /** Nodes per preview (each property, item or entry is one). */
+  maxNodes: number;
+  /** Children shown per object, array, map or set. */
+  maxWidth: number;
+  /** Levels walked below the value itself. */
+  maxDepth: number;
+  /** Levels the text preview shows (deeper objects as `[Object]`). */
+  textDepth: number;
+  /** Characters of each string leaf, and of all string leaves of one preview together. */
+  leafChars: number;
+  totalChars: number;
+}
+
+export interface Previewer {
+  /** The text preview of any value, within `max` characters (plus the cut note of `cut`). */
+  text(value: unknown, quoted: boolean, max: number): string;
+  /** The tree of an object or function, and its text; primitives have no tree. */
+  tree(value: object): { node: PreviewNode; text: string };
+  /** Text of a node rendered as the REPL would (used for console lines of several parts). */
+  render(node: PreviewNode, quoted: boolean): string;
+  /** A leaf node for a primitive (console parts that are not objects). */
+  leaf(value: unknown): PreviewNode;
+  /** `console.table`'s rows and columns, or null when `data` is not an object. */
+  table(data: unknown, columns: unknown): { table: ConsoleTable; text: string } | null;
+  /** JSON of nodes we built: their fields are known, their strings bounded. */
+  encode(node: PreviewNode | PreviewNode[] | ConsoleTable): string;
+}
+
+export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: PreviewLimits): Previewer {
+  'use strict';
+  const { apply, ownKeys, getDescriptor, getProto, isArray, push, join, kindOf, ownProperty, constructorName, cut, quote, primitiveText, functionName, isClass, StringCtor } = safe;
+  const create = Object.create;
+  const jsonStringify = JSON.stringify;
+  const mapEntries = Map.prototype.entries;
+  const setValues = Set.prototype.values;
+  const mapIteratorNext = (getProto(new Map().entries()) as { next: Function }).next;
+  const setIteratorNext = (getProto(new Set().values()) as { next: Function }).next;
+  const mapSize = getDescriptor(Map.prototype, 'size')!.get!;
+  const setSize = getDescriptor(Set.prototype, 'size')!.get!;
+  const dateGetTime = Date.prototype.getTime;
+  const dateToISO = Date.prototype.toISOString;
+  const regexpSource = getDescriptor(RegExp.prototype, 'source')!.get!;
+  const REGEXP_FLAGS: Array<[string, Function]> = [];
+  for (const [flag, name] of [['d', 'hasIndices'], ['g', 'global'], ['i', 'ignoreCase'], ['m', 'multiline'], ['s', 'dotAll'], ['u', 'unicode'], ['v', 'unicodeSets'], ['y', 'sticky']]) {
+    const getter = getDescriptor(RegExp.prototype, name!)?.get;
+    if (getter) REGEXP_FLAGS.push([flag!, getter]);
+  }
+  const TypedArrayProto = getProto(Uint8Array.prototype)!;
+  const typedArrayLength = getDescriptor(TypedArrayProto, 'length')!.get!;
+  const typedArrayName = getDescriptor(TypedArrayProto, Symbol.toStringTag)!.get!;
+  const bufferByteLength = getDescriptor(ArrayBuffer.prototype, 'byteLength')!.get!;
+  const BOXED: Array<[string, Function]> = [
+    ['Number', Number.prototype.valueOf], ['String', String.prototype.valueOf], ['Boolean', Boolean.prototype.valueOf],
+    ['BigInt', BigInt.prototype.valueOf], ['Symbol', Symbol.prototype.valueOf],
+  ];
+  const symbolToString = Symbol.prototype.toString;
+  const mapGet = Map.prototype.get;
+  const mapSet = Map.prototype.set;
+  const mapHas = Map.prototype.has;
+  const { max: mathMax, min: mathMin, floor } = Math;
+  const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+
+  /** One value waiting to be walked: its node, depth and the chain of values above it. */
+  interface Job { value: object; node: PreviewNode; depth: number; parent: Job | null }
+  /** The state of one preview: what is left of its bounds, and the walk's queue. */
+  interface Walk { nodes: number; chars: number; queue: Job[] }
+
+  function node(kind: PreviewKind): PreviewNode {
+    const made = create(null) as PreviewNode;
+    made.kind = kind;
+    return made;
+  }
+
+  function stringNode(walk: Walk | null, text: string): PreviewNode {
+    const made = node('string');
+    const room = walk === null ? limits.leafChars : mathMax(16, mathMin(limits.leafChars, walk.chars));
+    const [shown, left] = cut(text, room);
+    if (walk !== null) walk.chars -= shown.length;
+    made.text = shown;
+    if (left > 0) made.length = text.length;
+    return made;
+  }
+
+  function leaf(value: unknown): PreviewNode {
+    if (value === null) return node('null');
+    if (typeof value === 'string') return stringNode(null, value);
+    const made = node(typeof value as PreviewKind);
+    if (value !== undefined) made.text = primitiveText(value, false, limits.leafChars);
+    return made;
+  }
+
+  function keyText(key: string | symbol): string {
+    if (typeof key === 'symbol') return `[${cut(apply(symbolToString, key, []) as string, limits.leafChars)[0]}]`;
+    return cut(key, limits.leafChars)[0];
+  }
+
+  function regexpText(value: object): string {
+    let flags = '';
+    for (let index = 0; index < REGEXP_FLAGS.length; index++) {
+      const [flag, getter] = REGEXP_FLAGS[index]!;
+      if (apply(getter, value, [])) flags += flag;
+    }
+    return `/${cut(apply(regexpSource, value, []) as string, limits.leafChars)[0]}/${flags}`;
+  }
+
+  function boxedText(value: object): string {
+    for (let index = 0; index < BOXED.length; index++) {
+      const [name, valueOf] = BOXED[index]!;
+      try {
+        return `${name}: ${primitiveText(apply(valueOf, value, []), true, limits.leafChars)}`;
+      } catch { /* not this kind of box */ }
+    }
+    return 'Object';
+  }
+
+  /** The node for one value: a leaf, or a shell queued to be walked when bounds allow. */
+  function shell(walk: Walk, value: unknown, depth: number, parent: Job | null): PreviewNode {
+    walk.nodes--;
+    if (typeof value === 'string') return stringNode(walk, value);
+    if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return leaf(value);
+    for (let job = parent; job !== null; job = job.parent) if (job.value === value) return node('circular');
+    const kind = kindOf(value);
+    if (kind === 'proxy') return node('proxy');
+    if (typeof value === 'function') {
+      const made = node(isClass(value) ? 'class' : 'function');
+      made.text = functionName(value);
+      return made;
+    }
+    let made: PreviewNode;
+    switch (kind) {
+      case 'date': {
+        made = node('date');
+        made.text = (apply(dateGetTime, value, []) as number) === (apply(dateGetTime, value, []) as number) ? apply(dateToISO, value, []) as string : 'Invalid Date';
+        return made;
+      }
+      case 'regexp': made = node('regexp'); made.text = regexpText(value); return made;
+      case 'promise': return node('promise');
+      case 'weakmap': return node('weakmap');
+      case 'weakset': return node('weakset');
+      case 'boxed': made = node('boxed'); made.text = boxedText(value); return made;
+      case 'arraybuffer': made = node('arraybuffer'); made.size = apply(bufferByteLength, value, []) as number; return made;
+      case 'error': {
+        made = node('error');
+        made.text = cut(errors.header(value).text, limits.leafChars * 4)[0];
+        made.class = constructorName(value);
+        const stack = errors.stackOf(value);
+        made.frames = stack === undefined ? [] : errors.frames(stack, 50);
+        break;
+      }
+      case 'map': made = node('map'); made.size = apply(mapSize, value, []) as number; break;
+      case 'set': made = node('set'); made.size = apply(setSize, value, []) as number; break;
+      case 'typedarray':
+        made = node('typedarray');
+        made.class = apply(typedArrayName, value, []) as string;
+        made.size = apply(typedArrayLength, value, []) as number;
+        break;
+      default:
+        if (isArray(value)) {
+          made = node('array');
+          made.size = (value as unknown[]).length;
+        } else {
+          made = node('object');
+          const name = constructorName(value);
+          if (name !== 'Object') made.class = name;
+        }
+    }
+    if (depth <= limits.maxDepth && walk.nodes > 0) push(walk.queue, { value, node: made, depth, parent });
+    return made;
+  }
+
+  function propertyNode(walk: Walk, target: object, key: string | symbol, job: Job): PreviewNode | null {
+    const property = ownProperty(target, key);
+    if (property === undefined) return null;
+    if (property.accessor !== undefined) {
+      walk.nodes--;
+      const made = node('accessor');
+      made.text = property.accessor;
+      return made;
+    }
+    return shell(walk, property.value, job.depth + 1, job);
+  }
+
+  function walkProps(walk: Walk, job: Job, skip: string | null): void {
+    const { value, node: made } = job;
+    const keys = ownKeys(value);
+    const props: Array<[string, PreviewNode]> = [];
+    let more = 0;
+    for (let index = 0; index < keys.length; index++) {
+      const key = keys[index]!;
+      if (key === skip || key === 'stack' && made.kind === 'error') continue;
+      if (props.length >= limits.maxWidth || walk.nodes <= 0) {
+        if (index < 100_000 && ownProperty(value, key)?.enumerable) more++;
+        continue;
+      }
+      if (made.kind === 'array' && key === 'length') continue;
+      const property = ownProperty(value, key);
+      if (property === undefined || !property.enumerable) continue;
+      push(props, [keyText(key), propertyNode(walk, value, key, job)!]);
+    }
+    made.props = props;
+    if (more > 0) made.more = more;
+  }
+
+  function walkArrayLike(walk: Walk, job: Job, typed: boolean): void {
+    const { value, node: made } = job;
+    const props: Array<[string, PreviewNode]> = [];
+    const length = made.size!;
+    let index = 0;
+    // Holes count against the width, as they do in Node: a sparse array is not walked to its end.
+    for (; index < length && index < limits.maxWidth && walk.nodes > 0; index++) {
+      const key = StringCtor(index);
+      const child = typed ? shell(walk, (value as Record<string, unknown>)[key], job.depth + 1, job) : propertyNode(walk, value, key, job);
+      if (child !== null) push(props, [key, child]);
+    }
+    made.props = props;
+    if (index < length) made.more = length - index;
+  }
+
+  function walkCollection(walk: Walk, job: Job, isMap: boolean): void {
+    const { value, node: made } = job;
+    const iterator = apply(isMap ? mapEntries : setValues, value, []);
+    const next = isMap ? mapIteratorNext : setIteratorNext;
+    const entries: Array<[PreviewNode, PreviewNode]> = [];
+    const items: PreviewNode[] = [];
+    let shown = 0;
+    for (; shown < limits.maxWidth && walk.nodes > 0; shown++) {
+      const step = apply(next, iterator, []) as IteratorResult<unknown>;
+      if (step.done) break;
+      if (isMap) {
+        const entry = step.value as [unknown, unknown];
+        push(entries, [shell(walk, entry[0], job.depth + 1, job), shell(walk, entry[1], job.depth + 1, job)]);
+      } else {
+        push(items, shell(walk, step.value, job.depth + 1, job));
+      }
+    }
+    if (isMap) made.entries = entries;
+    else made.items = items;
+    if (shown < made.size!) made.more = made.size! - shown;
+  }
+
+  function expand(walk: Walk, job: Job): void {
+    switch (job.node.kind) {
+      case 'array': walkArrayLike(walk, job, false); break;
+      case 'typedarray': walkArrayLike(walk, job, true); break;
+      case 'map': walkCollection(walk, job, true); break;
+      case 'set': walkCollection(walk, job, false); break;
+      case 'error': walkProps(walk, job, 'message'); break;
+      default: walkProps(walk, job, null);
+    }
+  }
+
+  function build(value: object): PreviewNode {
+    const walk: Walk = { nodes: limits.maxNodes, chars: limits.totalChars, queue: [] };
+    const root = shell(walk, value, 0, null);
+    for (let index = 0; index < walk.queue.length; index++) expand(walk, walk.queue[index]!);
+    return root;
+  }
+
+  // --- text, from a tree ---
+
+  function joinParts(open: string, parts: string[], close: string): string {
+    return parts.length === 0 ? `${open}${close}` : `${open} ${join(parts, ', ')} ${close}`;
+  }
+
+  function moreText(made: PreviewNode, parts: string[], noun: string): void {
+    if (made.more !== undefined) push(parts, `... ${made.more} more ${noun}${made.more === 1 ? '' : 's'}`);
+  }
+
+  function propsText(made: PreviewNode, depth: number, array: boolean): string[] {
+    const parts: string[] = [];
+    const props = made.props!;
+    let expected = 0;
+    for (let index = 0; index < props.length; index++) {
+      const [key, child] = props[index]!;
+      if (array) {
+        for (const position = +key; expected < position; expected++) push(parts, '<empty>');
+        expected++;
+        push(parts, renderAt(child, depth + 1, true));
+      } else {
+        push(parts, `${safe.exec(IDENTIFIER, key) !== null || key[0] === '[' ? key : quote(key, limits.leafChars)}: ${renderAt(child, depth + 1, true)}`);
+      }
+    }
+    moreText(made, parts, array ? 'item' : 'property');
+    return parts;
+  }
+
+  function className(made: PreviewNode, fallback: string): string {
+    return made.class === null ? '[Object: null prototype]' : made.class || fallback;
+  }
+
+  function renderAt(made: PreviewNode, depth: number, quoted: boolean): string {
+    switch (made.kind) {
+      case 'string': {
+        if (!quoted) return made.text!;
+        const text = quote(made.text!, limits.leafChars);
+        const left = made.length === undefined ? 0 : made.length - made.text!.length;
+        return left === 0 ? text : `${text}... ${left} more character${left === 1 ? '' : 's'}`;
+      }
+      case 'undefined': return 'undefined';
+      case 'null': return 'null';
+      case 'function': return made.text ? `[Function: ${made.text}]` : '[Function (anonymous)]';
+      case 'class': return `[class ${made.text || '(anonymous)'}]`;
+      case 'circular': return '[Circular]';
+      case 'proxy': return '[Proxy]';
+      case 'promise': return 'Promise { <state hidden> }';
+      case 'weakmap': return 'WeakMap { <items unknown> }';
+      case 'weakset': return 'WeakSet { <items unknown> }';
+      case 'accessor': case 'boxed': return `[${made.text!}]`;
+      case 'arraybuffer': return `ArrayBuffer { byteLength: ${made.size!} }`;
+      case 'error': return made.frames!.length === 0 ? made.text! : `${made.text!}\n${join(made.frames!, '\n')}`;
+      case 'array': case 'typedarray': {
+        const name = made.kind === 'array' ? 'Array' : made.class!;
+        if (made.props === undefined || depth > limits.textDepth) return `[${name}]`;
+        return joinParts(made.kind === 'array' ? '[' : `${name}(${made.size!}) [`, propsText(made, depth, true), ']');
+      }
+      case 'map': case 'set': {
+        const isMap = made.kind === 'map';
+        if ((isMap ? made.entries : made.items) === undefined || depth > limits.textDepth) return isMap ? '[Map]' : '[Set]';
+        const parts: string[] = [];
+        if (isMap) {
+          const entries = made.entries!;
+          for (let index = 0; index < entries.length; index++) push(parts, `${renderAt(entries[index]![0], depth + 1, true)} => ${renderAt(entries[index]![1], depth + 1, true)}`);
+        } else {
+          const items = made.items!;
+          for (let index = 0; index < items.length; index++) push(parts, renderAt(items[index]!, depth + 1, true));
+        }
+        moreText(made, parts, 'item');
+        return joinParts(`${isMap ? 'Map' : 'Set'}(${made.size!}) {`, parts, '}');
+      }
+      case 'object': {
+        const name = className(made, 'Object');
+        if (made.props === undefined || depth > limits.textDepth) return `[${name}]`;
+        return joinParts(name === 'Object' ? '{' : `${name} {`, propsText(made, depth, false), '}');
+      }
+      default: return made.text ?? '';
+    }
+  }
+
+  function render(made: PreviewNode, quoted: boolean): string {
+    return renderAt(made, 0, quoted);
+  }
+
+  function tree(value: object): { node: PreviewNode; text: string } {
+    const made = build(value);
+    return { node: made, text: render(made, true) };
+  }
+
+  function text(value: unknown, quoted: boolean, max: number): string {
+    if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return primitiveText(value, quoted, max);
+    return tree(value).text;
+  }
+
+  // --- console.table ---
+
+  function table(data: unknown, columnsArg: unknown): { table: ConsoleTable; text: string } | null {
+    if (data === null || typeof data !== 'object' || kindOf(data) === 'proxy') return null;
+    const walk: Walk = { nodes: limits.maxNodes, chars: limits.totalChars, queue: [] };
+    const keys = ownKeys(data);
+    const wanted = wantedColumns(columnsArg);
+    const columns: string[] = ['(index)'];
+    const cells: Array<Map<string, PreviewNode>> = [];
+    const indexes: string[] = [];
+    let values = false;
+    let more = 0;
+    for (let index = 0; index < keys.length; index++) {
+      const key = keys[index]!;
+      const property = typeof key === 'string' && !(isArray(data) && key === 'length') ? ownProperty(data, key) : undefined;
+      if (property === undefined || !property.enumerable) continue;
+      if (indexes.length >= limits.maxWidth || walk.nodes <= 0) { more++; continue; }
+      push(indexes, key as string);
+      push(cells, rowCells(walk, property, wanted, columns, () => { values = true; }));
+    }
+    if (values) push(columns, 'Values');
+    const rows: Array<Array<PreviewNode | null>> = [];
+    for (let row = 0; row < indexes.length; row++) {
+      const line: Array<PreviewNode | null> = [stringNode(null, indexes[row]!)];
+      for (let column = 1; column < columns.length; column++) line[column] = apply(mapGet, cells[row]!, [columns[column]]) as PreviewNode ?? null;
+      push(rows, line);
+    }
+    const result = create(null) as ConsoleTable;
+    result.columns = columns;
+    result.rows = rows;
+    if (more > 0) result.more = more;
+    return { table: result, text: tableText(result) };
+  }
+
+  function wantedColumns(columnsArg: unknown): string[] | null {
+    if (!isArray(columnsArg) || kindOf(columnsArg) === 'proxy') return null;
+    const wanted: string[] = [];
+    for (let index = 0; index < columnsArg.length && index < limits.maxWidth; index++) {
+      const item = ownProperty(columnsArg, StringCtor(index));
+      if (item !== undefined && typeof item.value === 'string') push(wanted, cut(item.value, limits.leafChars)[0]);
+    }
+    return wanted;
+  }
+
+  /** One row's cells by column; adds the columns it is the first to have. */
+  function rowCells(walk: Walk, property: { value?: unknown; accessor?: string }, wanted: string[] | null, columns: string[], sawValue: () => void): Map<string, PreviewNode> {
+    const row = new Map<string, PreviewNode>();
+    const value = property.value;
+    const put = (column: string, cell: PreviewNode) => {
+      apply(mapSet, row, [column, cell]);
+      let known = false;
+      for (let index = 0; index < columns.length; index++) if (columns[index] === column) known = true;
+      if (!known && column !== 'Values') push(columns, column);
+    };
+    if (property.accessor !== undefined || value === null || typeof value !== 'object' || kindOf(value) === 'proxy') {
+      const cell = property.accessor !== undefined ? node('accessor') : shell(walk, value, limits.maxDepth + 1, null);
+      if (property.accessor !== undefined) cell.text = property.accessor;
+      put('Values', cell);
+      sawValue();
+      return row;
+    }
+    const keys = ownKeys(value);
+    for (let index = 0; index < keys.length && walk.nodes > 0; index++) {
+      const key = keys[index]!;
+      if (typeof key !== 'string' || (isArray(value) && key === 'length')) continue;
+      if (wanted !== null && !includes(wanted, key)) continue;
+      if (!apply(mapHas, row, [key]) && columns.length > limits.maxWidth) continue;
+      const cell = ownProperty(value, key);
+      if (cell === undefined || !cell.enumerable) continue;
+      // Cells are leaves: objects in them are not walked (depth past the bound).
+      const made = cell.accessor !== undefined ? node('accessor') : shell(walk, cell.value, limits.maxDepth + 1, null);
+      if (cell.accessor !== undefined) made.text = cell.accessor;
+      put(cut(key, limits.leafChars)[0], made);
+    }
+    return row;
+  }
+
+  function includes(list: string[], item: string): boolean {
+    for (let index = 0; index < list.length; index++) if (list[index] === item) return true;
+    return false;
+  }
+
+  function repeat(text: string, count: number): string {
+    let out = '';
+    for (let index = 0; index < count; index++) out += text;
+    return out;
+  }
+
+  /** Node's box-drawn table, each cell centred. */
+  function tableText(result: ConsoleTable): string {
+    const texts: string[][] = [result.columns];
+    for (let row = 0; row < result.rows.length; row++) {
+      const line: string[] = [];
+      const cells = result.rows[row]!;
+      for (let column = 0; column < result.columns.length; column++) {
+        const cell = cells[column] ?? null;
+        push(line, cell === null ? '' : renderAt(cell, column === 0 ? 0 : limits.textDepth + 1, column !== 0));
+      }
+      push(texts, line);
+    }
+    const widths: number[] = [];
+    for (let column = 0; column < result.columns.length; column++) {
+      let width = 0;
+      for (let row = 0; row < texts.length; row++) width = mathMax(width, texts[row]![column]!.length + 2);
+      push(widths, width);
+    }
+    const rule = (left: string, middle: string, right: string) => {
+      const parts: string[] = [];
+      for (let column = 0; column < widths.length; column++) push(parts, repeat('─', widths[column]!));
+      return `${left}${join(parts, middle)}${right}`;
+    };
+    const line = (cells: string[]) => {
+      const parts: string[] = [];
+      for (let column = 0; column < widths.length; column++) {
+        const cell = cells[column]!;
+        const space = widths[column]! - cell.length;
+        const left = floor(space / 2);
+        push(parts, `${repeat(' ', left)}${cell}${repeat(' ', space - left)}`);
+      }
+      return `│${join(parts, '│')}│`;
+    };
+    const out: string[] = [rule('┌', '┬', '┐'), line(texts[0]!), rule('├', '┼', '┤')];
+    for (let row = 1; row < texts.length; row++) push(out, line(texts[row]!));
+    push(out, rule('└', '┴', '┘'));
+    if (result.more !== undefined) push(out, `... ${result.more} more rows`);
+    return join(out, '\n');
+  }
+
+  // --- JSON, written here so that the host parses a string instead of reading our objects ---
+
+  function json(text: string): string {
+    return apply(jsonStringify, undefined, [text]) as string;
+  }
+
+  function encodeNode(made: PreviewNode | null): string {
+    if (made === null) return 'null';
+    let out = `{"kind":"${made.kind}"`;
+    if (made.text !== undefined) out += `,"text":${json(made.text)}`;
+    if (made.length !== undefined) out += `,"length":${made.length}`;
+    if (made.class !== undefined) out += `,"class":${made.class === null ? 'null' : json(made.class)}`;
+    if (made.size !== undefined) out += `,"size":${made.size}`;
+    if (made.props !== undefined) {
+      const parts: string[] = [];
+      for (let index = 0; index < made.props.length; index++) push(parts, `[${json(made.props[index]![0])},${encodeNode(made.props[index]![1])}]`);
+      out += `,"props":[${join(parts, ',')}]`;
+    }
+    if (made.entries !== undefined) {
+      const parts: string[] = [];
+      for (let index = 0; index < made.entries.length; index++) push(parts, `[${encodeNode(made.entries[index]![0])},${encodeNode(made.entries[index]![1])}]`);
+      out += `,"entries":[${join(parts, ',')}]`;
+    }
+    if (made.items !== undefined) out += `,"items":${encodeList(made.items)}`;
+    if (made.more !== undefined) out += `,"more":${made.more}`;
+    if (made.frames !== undefined) {
+      const parts: string[] = [];
+      for (let index = 0; index < made.frames.length; index++) push(parts, json(made.frames[index]!));
+      out += `,"frames":[${join(parts, ',')}]`;
+    }
+    return `${out}}`;
+  }
+
+  function encodeList(list: Array<PreviewNode | null>): string {
+    const parts: string[] = [];
+    for (let index = 0; index < list.length; index++) push(parts, encodeNode(list[index]!));
+    return `[${join(parts, ',')}]`;
+  }
+
+  function encode(value: PreviewNode | PreviewNode[] | ConsoleTable): string {
+    if (isArray(value)) return encodeList(value);
+    if ('columns' in value) {
+      const columns: string[] = [];
+      for (let index = 0; index < value.columns.length; index++) push(columns, json(value.columns[index]!));
+      const rows: string[] = [];
+      for (let index = 0; index < value.rows.length; index++) push(rows, encodeList(value.rows[index]!));
+      return `{"columns":[${join(columns, ',')}],"rows":[${join(rows, ',')}]${value.more === undefined ? '' : `,"more":${value.more}`}}`;
+    }
+    return encodeNode(value);
+  }
+
+  const previewer: Previewer = { text, tree, render, leaf, table, encode };
+  safe.setProto(previewer, null);
+  return previewer;
+}
