@@ -38,7 +38,8 @@ export function inContextErrors(safe: Safe): ErrorTools {
   if (site !== undefined) callSiteToString = (getProto(site) as { toString: Function }).toString;
 
   // Frames of the host (node: internals, the server's own files, this bootstrap) say nothing to the
-  // user and would tell them where the server lives.
+  // user and would tell them where the server lives. User code only ever runs above them (nothing
+  // here calls it back), so everything from the first one down is the host's, builtins included.
   const HOST_FRAME = /(?:^|[\s(])(?:node:|file:|vmstream:|\/)/;
 
   function text(value: unknown, fallback: string): string {
@@ -74,7 +75,8 @@ export function inContextErrors(safe: Safe): ErrorTools {
     const count = sites.length;
     for (let index = 0; index < count && index < 1000; index++) {
       const line = frameText(sites[index]);
-      if (line !== '' && exec(HOST_FRAME, line) === null) stack += `\n    at ${line}`;
+      if (exec(HOST_FRAME, line) !== null) break;
+      if (line !== '') stack += `\n    at ${line}`;
     }
     return stack;
   }
@@ -111,7 +113,9 @@ export function inContextErrors(safe: Safe): ErrorTools {
   function strip(stack: string): string {
     let out: string | null = null;
     eachLine(stack, (line) => {
-      if (exec(FRAME, line) === null || exec(HOST_FRAME, line) === null) out = out === null ? line : `${out}\n${line}`;
+      const frame = exec(FRAME, line) !== null;
+      if (frame && exec(HOST_FRAME, line) !== null) return false;
+      out = out === null ? line : `${out}\n${line}`;
       return true;
     });
     return out ?? stack;

@@ -276,25 +276,30 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
     return parts.length === 0 ? `${open}${close}` : `${open} ${join(parts, ', ')} ${close}`;
   }
 
-  function moreText(made: PreviewNode, parts: string[], noun: string): void {
-    if (made.more !== undefined) push(parts, `... ${made.more} more ${noun}${made.more === 1 ? '' : 's'}`);
+  function moreText(made: PreviewNode, parts: string[], one: string, many: string): void {
+    if (made.more !== undefined) push(parts, `... ${made.more} more ${made.more === 1 ? one : many}`);
   }
 
   function propsText(made: PreviewNode, depth: number, array: boolean): string[] {
     const parts: string[] = [];
     const props = made.props!;
+    // Holes in an array show as Node shows them: `<N empty items>`.
     let expected = 0;
+    const holes = (upTo: number) => {
+      if (upTo > expected) push(parts, `<${upTo - expected} empty item${upTo - expected === 1 ? '' : 's'}>`);
+    };
     for (let index = 0; index < props.length; index++) {
       const [key, child] = props[index]!;
       if (array) {
-        for (const position = +key; expected < position; expected++) push(parts, '<empty>');
-        expected++;
+        holes(+key);
+        expected = +key + 1;
         push(parts, renderAt(child, depth + 1, true));
       } else {
         push(parts, `${safe.exec(IDENTIFIER, key) !== null || key[0] === '[' ? key : quote(key, limits.leafChars)}: ${renderAt(child, depth + 1, true)}`);
       }
     }
-    moreText(made, parts, array ? 'item' : 'property');
+    if (array) holes(made.size! - (made.more ?? 0));
+    moreText(made, parts, array ? 'item' : 'property', array ? 'items' : 'properties');
     return parts;
   }
 
@@ -338,7 +343,7 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
           const items = made.items!;
           for (let index = 0; index < items.length; index++) push(parts, renderAt(items[index]!, depth + 1, true));
         }
-        moreText(made, parts, 'item');
+        moreText(made, parts, 'item', 'items');
         return joinParts(`${isMap ? 'Map' : 'Set'}(${made.size!}) {`, parts, '}');
       }
       case 'object': {

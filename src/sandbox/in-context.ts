@@ -165,7 +165,8 @@ export function inContextBootstrap(host: HostBridge, limits: ContextLimits, safe
   function traceLine(args: unknown[]): Line {
     const line = format(args);
     const frames = errors.frames(new Error().stack ?? '', 50);
-    return { ...plain(`Trace: ${line.text}${frames.length ? `\n${join(frames, '\n')}` : ''}`), extra: line.extra };
+    const trace = plain(`Trace: ${line.text}${frames.length ? `\n${join(frames, '\n')}` : ''}`);
+    return { text: trace.text, truncated: trace.truncated || line.truncated, extra: line.extra };
   }
 
   function table(data: unknown, columns: unknown): Line {
