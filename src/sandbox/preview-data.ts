@@ -7,12 +7,12 @@
  */
 import type { ConsolePayload, ConsoleTable, PreviewKind, PreviewNode, ValuePayload } from '../../protocol/types.js';
 
-const KINDS = new Set<PreviewKind>([
+export const PREVIEW_KINDS: ReadonlySet<PreviewKind> = new Set<PreviewKind>([
   'undefined', 'null', 'boolean', 'number', 'bigint', 'string', 'symbol', 'function', 'class', 'object',
   'array', 'map', 'set', 'error', 'date', 'regexp', 'promise', 'proxy', 'typedarray', 'arraybuffer',
   'weakmap', 'weakset', 'boxed', 'accessor', 'circular',
 ]);
-const FIELDS = new Set(['kind', 'text', 'length', 'class', 'size', 'props', 'entries', 'items', 'more', 'frames']);
+export const PREVIEW_FIELDS: ReadonlySet<string> = new Set(['kind', 'text', 'length', 'class', 'size', 'props', 'entries', 'items', 'more', 'frames']);
 /** Far above what the in-context bounds produce: a guard against a sandbox that ignores them. */
 const MAX_NODES = 10_000;
 const MAX_DEPTH = 16;
@@ -27,8 +27,8 @@ const isList = (value: unknown): value is unknown[] => Array.isArray(value);
 function isNode(value: unknown, depth: number, budget: Budget): value is PreviewNode {
   if (depth > MAX_DEPTH || --budget.nodes < 0 || value === null || typeof value !== 'object' || isList(value)) return false;
   const node = value as Record<string, unknown>;
-  for (const key of Object.keys(node)) if (!FIELDS.has(key)) return false;
-  if (!KINDS.has(node.kind as PreviewKind)) return false;
+  for (const key of Object.keys(node)) if (!PREVIEW_FIELDS.has(key)) return false;
+  if (!PREVIEW_KINDS.has(node.kind as PreviewKind)) return false;
   if (node.text !== undefined && !isText(node.text)) return false;
   if (node.class !== undefined && node.class !== null && !isText(node.class)) return false;
   for (const key of ['length', 'size', 'more'] as const) if (node[key] !== undefined && !isCount(node[key])) return false;
