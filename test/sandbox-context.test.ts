@@ -7,6 +7,7 @@
 import t from 'tap';
 import v8 from 'node:v8';
 import { SessionContext } from '../src/sandbox/session-context.js';
+import { consoleExtras, valueExtras } from '../src/sandbox/preview-data.js';
 import type { ConsoleTable, PreviewNode } from '../protocol/types.js';
 
 const LIMITS = { maxText: 65_536, maxPreview: 16_384 };
@@ -207,4 +208,26 @@ t.test('completion: globals, lexical names, property paths, and no user code run
   t.strictSame(complete('letName.inner.deep + 1', 18).matches, ['deepKey', 'deepOther'], 'the cursor, not the end, counts');
   t.strictSame(complete('nothingLikeThis.a').matches, []);
   t.equal((await value(context, 'calls')).preview, '0', 'no getter or trap ran');
+});
+
+t.test('the decoder keeps only well-formed structured fields', async (t) => {
+  const node = { kind: 'object', class: 'Point', props: [['x', { kind: 'number', text: '1' }]], more: 2 };
+  t.strictSame(valueExtras({ data: node }), { data: node });
+  t.strictSame(consoleExtras({ data: [node, { kind: 'string', text: 'a' }], table: { columns: ['(index)'], rows: [[null]] } }),
+    { data: [node, { kind: 'string', text: 'a' }], table: { columns: ['(index)'], rows: [[null]] } });
+  const bad: unknown[] = [
+    { kind: 'object', props: [['x', { kind: 'nonsense' }]] },
+    { kind: 'object', extra: 1 },
+    { kind: 'object', props: [['x']] },
+    { kind: 'string', text: 5 },
+    { kind: 'array', size: -1 },
+    JSON.parse('{"kind":"object","__proto__":{"polluted":true}}'),
+  ];
+  let deep: Record<string, unknown> = { kind: 'null' };
+  for (let i = 0; i < 40; i++) deep = { kind: 'array', props: [['0', deep]] };
+  bad.push(deep);
+  for (const data of bad) t.strictSame(valueExtras({ data }), {}, JSON.stringify(data).slice(0, 80));
+  t.strictSame(valueExtras('{"data":{"kind":"null"}}'), {}, 'a string is not parsed here');
+  t.strictSame(consoleExtras({ data: { kind: 'null' } }), {}, 'console data is a list');
+  t.strictSame(valueExtras(undefined), {});
 });

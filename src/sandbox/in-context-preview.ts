@@ -372,7 +372,8 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
   // --- console.table ---
 
   function table(data: unknown, columnsArg: unknown): { table: ConsoleTable; text: string } | null {
-    if (data === null || typeof data !== 'object' || kindOf(data) === 'proxy') return null;
+    // Arrays and plain objects only: a Map, a Set or a Proxy is logged as it is.
+    if (data === null || typeof data !== 'object' || kindOf(data) !== 'other') return null;
     const walk: Walk = { nodes: limits.maxNodes, chars: limits.totalChars, queue: [] };
     const keys = ownKeys(data);
     const wanted = wantedColumns(columnsArg);

@@ -37,18 +37,12 @@ interface Run {
   timers: Map<number, NodeJS.Timeout>;
 }
 
-/** The in-context functions, compiled once per thread and run in each new context, in this order. */
-const scripts = {
-  safe: compileInContext(inContextSafe),
-  errors: compileInContext(inContextErrors),
-  previewer: compileInContext(inContextPreviewer),
-  completer: compileInContext(inContextCompleter),
-  bootstrap: compileInContext(inContextBootstrap),
-};
-
-function compileInContext(fn: Function): vm.Script {
-  return new vm.Script(`(${fn.toString()})`, { filename: 'vmstream:bootstrap' });
-}
+/**
+ * The in-context functions, compiled once per thread into one script whose value is the list of
+ * them (one run per new context, before any user code can have touched its prototypes).
+ */
+const IN_CONTEXT = [inContextSafe, inContextErrors, inContextPreviewer, inContextCompleter, inContextBootstrap] as const;
+const inContextScript = new vm.Script(`[${IN_CONTEXT.map((fn) => `(${fn.toString()})`).join(',\n')}]`, { filename: 'vmstream:bootstrap' });
 
 /** Strings longer than this are only described, never sliced (a slice would copy all of them). */
 const HUGE_STRING = 1 << 20;
@@ -89,13 +83,12 @@ export class SessionContext {
     this.#importModuleDynamically = async () => {
       throw new ContextTypeError('import() is not available in vmstream sessions');
     };
-    const run = <F>(script: vm.Script) => script.runInContext(this.#context) as F;
-    const hugeString = Math.max(HUGE_STRING, limits.maxText, limits.maxPreview);
-    const safe = run<typeof inContextSafe>(scripts.safe)(valueKind, { hugeString });
-    const errors = run<typeof inContextErrors>(scripts.errors)(safe);
-    const previewer = run<typeof inContextPreviewer>(scripts.previewer)(safe, errors, previewLimits(limits));
-    this.#completer = run<typeof inContextCompleter>(scripts.completer)(safe);
-    this.#api = run<typeof inContextBootstrap>(scripts.bootstrap)(this.#bridge(), { maxText: limits.maxText, maxPreview: limits.maxPreview }, safe, errors, previewer);
+    const [makeSafe, makeErrors, makePreviewer, makeCompleter, bootstrap] = inContextScript.runInContext(this.#context) as typeof IN_CONTEXT;
+    const safe = makeSafe(valueKind, { hugeString: Math.max(HUGE_STRING, limits.maxText, limits.maxPreview) });
+    const errors = makeErrors(safe);
+    const previewer = makePreviewer(safe, errors, previewLimits(limits));
+    this.#completer = makeCompleter(safe);
+    this.#api = bootstrap(this.#bridge(), { maxText: limits.maxText, maxPreview: limits.maxPreview }, safe, errors, previewer);
   }
 
   get busy(): boolean {
