@@ -91,10 +91,6 @@ export class SessionContext {
     this.#api = bootstrap(this.#bridge(), { maxText: limits.maxText, maxPreview: limits.maxPreview }, safe, errors, previewer);
   }
 
-  get busy(): boolean {
-    return this.#run !== null;
-  }
-
   /** Starts a run; its end is reported through `output.done`, exactly once. */
   start(kind: ExecutionKind, code: string, filename: string, output: RunOutput): void {
     const run: Run = { output, settled: false, failed: false, finished: false, timers: new Map() };
