@@ -228,3 +228,33 @@ t.test('a timer callback that throws is reported and strands none of the run’s
   t.equal(interval.done.payload.status, 'error');
   t.equal(valueOf((await client.run(session, 'ticks')).events), '1', 'the interval did not fire again');
 });
+
+t.test('values and console arguments carry structured previews; console.table a table', async (t) => {
+  const server = await shared();
+  const client = await clientFor(t, server);
+  const session = await client.createSession('structured');
+  const run = await client.run(session, "console.log('n =', 1, { a: [1, { b: 2 }] }); console.table([{ x: 1 }, { x: 2, y: 'z' }]); console.log('plain'); new Map([['k', new Set([1])]])");
+  const [logged, table, plain] = run.events.filter((e) => e.type === 'console') as EventFrame<'console'>[];
+  t.equal(logged!.payload.text, 'n = 1 { a: [ 1, { b: 2 } ] }');
+  t.strictSame(logged!.payload.data, [
+    { kind: 'string', text: 'n =' },
+    { kind: 'number', text: '1' },
+    { kind: 'object', props: [['a', { kind: 'array', size: 2, props: [['0', { kind: 'number', text: '1' }], ['1', { kind: 'object', props: [['b', { kind: 'number', text: '2' }]] }]] }]] },
+  ]);
+  t.strictSame(table!.payload.table, {
+    columns: ['(index)', 'x', 'y'],
+    rows: [[{ kind: 'string', text: '0' }, { kind: 'number', text: '1' }, null], [{ kind: 'string', text: '1' }, { kind: 'number', text: '2' }, { kind: 'string', text: 'z' }]],
+  });
+  t.match(table!.payload.text, /^┌─────────┬───┬─────┐\n│ \(index\) │ x │  y  │/);
+  t.notOk('data' in plain!.payload || 'table' in plain!.payload, 'a line of strings has no structure');
+  const value = run.events.find((e) => e.type === 'value') as EventFrame<'value'>;
+  t.equal(value.payload.preview, "Map(1) { 'k' => Set(1) { 1 } }");
+  t.strictSame(value.payload.data, { kind: 'map', size: 1, entries: [[{ kind: 'string', text: 'k' }, { kind: 'set', size: 1, items: [{ kind: 'number', text: '1' }] }]] });
+
+  // Replayed from the store to another connection, the same.
+  const reader = await clientFor(t, server);
+  await reader.expect('subscribed', { op: 'subscribe', execution_id: run.done.execution_id, after_seq: 0 });
+  const again = await reader.untilDone(run.done.execution_id);
+  t.strictSame((again.find((e) => e.type === 'console' && 'table' in e.payload) as EventFrame<'console'>).payload, table!.payload);
+  t.strictSame((again.find((e) => e.type === 'value') as EventFrame<'value'>).payload, value.payload, 'stored and replayed as it was sent');
+});
