@@ -113,6 +113,12 @@ t.test('previews mark cycles and stay within their bounds', async (t) => {
   t.strictSame([leaf.kind, leaf.text!.length, leaf.length], ['string', 1000, 5000], 'a long string leaf keeps its start and its length');
   t.match(rows.preview, /^\[ \{ i: 0, s: 'y{1000}'\.\.\. 4000 more characters, list: \[ 1, 2, 3 \] \}, /);
 
+  const long = await value(context, `const longKeys = {}; for (let i = 0; i < 200; i++) longKeys['k'.repeat(1e5) + i] = { ['q'.repeat(5e4)]: 'v'.repeat(5e4) };
+    class X {} Object.defineProperty(X, 'name', { value: 'N'.repeat(1e6) }); longKeys.inst = Array.from({ length: 50 }, () => new X()); longKeys`);
+  const bytes = JSON.stringify(long.data).length;
+  t.ok(bytes < 120_000, `long keys, strings and class names count against the bounds: ${bytes} bytes`);
+  t.ok(long.preview.length <= LIMITS.maxPreview + 50);
+
   const map = await value(context, 'new Map(Array.from({ length: 1e5 }, (_, i) => [i, { i }]))');
   t.equal(map.data!.entries!.length, 100);
   t.equal(map.data!.more, 99_900);

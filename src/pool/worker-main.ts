@@ -23,9 +23,18 @@ function post(message: FromWorker): void {
 }
 
 function push(xid: string, kind: ItemKind, a: string | number | boolean, b: string | number | boolean, c: string | number | boolean, extra = ''): void {
-  // `extra` is JSON the context wrote (in-context-preview.ts); parsed here, it is plain host data.
-  const item: OutputItem = extra === '' ? [xid, kind, Date.now(), a, b, c] : [xid, kind, Date.now(), a, b, c, JSON.parse(extra)];
+  const structured = extra === '' ? undefined : parseExtra(extra);
+  const item: OutputItem = structured === undefined ? [xid, kind, Date.now(), a, b, c] : [xid, kind, Date.now(), a, b, c, structured];
   output.write(packr.pack(item));
+}
+
+/** `extra` is JSON the context wrote (in-context-preview.ts); parsed here, it is plain host data. */
+function parseExtra(extra: string): unknown {
+  try {
+    return JSON.parse(extra);
+  } catch {
+    return undefined;
+  }
 }
 
 function outputFor(xid: string): RunOutput {

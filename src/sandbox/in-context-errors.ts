@@ -16,7 +16,7 @@ export interface ErrorTools {
   header(error: object): { name: string; message: string; text: string };
   /** The error's own `stack` string when it is a data property (formatting it here if V8 has not). */
   stackOf(error: object): string | undefined;
-  /** The frame lines (`    at …`) of a stack string, at most `max` of them. */
+  /** The frame lines (`    at …`) of a stack string, at most `max` of them, each cut at 1000 characters. */
   frames(stack: string, max: number): string[];
   /** The stack without the host's frames (a host-made error, such as a compile error, has them). */
   strip(stack: string): string;
@@ -104,7 +104,7 @@ export function inContextErrors(safe: Safe): ErrorTools {
   function frames(stack: string, max: number): string[] {
     const out: string[] = [];
     eachLine(stack, (line) => {
-      if (exec(FRAME, line) !== null) push(out, line);
+      if (exec(FRAME, line) !== null) push(out, safe.cut(line, 1000)[0]);
       return out.length < max;
     });
     return out;

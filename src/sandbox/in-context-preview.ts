@@ -85,11 +85,17 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
     return made;
   }
 
-  function stringNode(walk: Walk | null, text: string): PreviewNode {
-    const made = node('string');
+  /** At most `leafChars` of `text`, fewer once the preview's strings and keys have used their share. */
+  function budgeted(walk: Walk | null, text: string): [string, number] {
     const room = walk === null ? limits.leafChars : mathMax(16, mathMin(limits.leafChars, walk.chars));
     const [shown, left] = cut(text, room);
     if (walk !== null) walk.chars -= shown.length;
+    return [shown, left];
+  }
+
+  function stringNode(walk: Walk | null, text: string): PreviewNode {
+    const made = node('string');
+    const [shown, left] = budgeted(walk, text);
     made.text = shown;
     if (left > 0) made.length = text.length;
     return made;
@@ -103,9 +109,9 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
     return made;
   }
 
-  function keyText(key: string | symbol): string {
-    if (typeof key === 'symbol') return `[${cut(apply(symbolToString, key, []) as string, limits.leafChars)[0]}]`;
-    return cut(key, limits.leafChars)[0];
+  function keyText(walk: Walk, key: string | symbol): string {
+    if (typeof key === 'symbol') return `[${budgeted(walk, apply(symbolToString, key, []) as string)[0]}]`;
+    return budgeted(walk, key)[0];
   }
 
   function regexpText(value: object): string {
@@ -209,7 +215,7 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
       if (made.kind === 'array' && key === 'length') continue;
       const property = ownProperty(value, key);
       if (property === undefined || !property.enumerable) continue;
-      push(props, [keyText(key), propertyNode(walk, value, key, job)!]);
+      push(props, [keyText(walk, key), propertyNode(walk, value, key, job)!]);
     }
     made.props = props;
     if (more > 0) made.more = more;

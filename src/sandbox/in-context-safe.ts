@@ -59,7 +59,7 @@ export interface Safe {
   quote(text: string, max: number): string;
   /** A primitive as the REPL shows it, strings quoted or not. */
   primitiveText(value: unknown, quoted: boolean, max: number): string;
-  /** A function's name as an own data property, '' when there is none. */
+  /** A function's name as an own data property (at most 200 characters), '' when there is none. */
   functionName(fn: Function): string;
   isClass(fn: Function): boolean;
   /** Well-known objects of this realm (for completion, previews). */
@@ -86,6 +86,7 @@ export function inContextSafe(hostKindOf: (value: unknown) => unknown, limits: S
   const symbolToString = Symbol.prototype.toString;
   const setHas = Set.prototype.has;
   const StringCtor = String;
+  const MAX_NAME = 200;
   const objectIs = Object.is;
   const ObjectProto = Object.prototype;
   const ObjectCtor = Object;
@@ -144,7 +145,7 @@ export function inContextSafe(hostKindOf: (value: unknown) => unknown, limits: S
   function functionName(fn: Function): string {
     if (!isPlainTarget(fn)) return '';
     const name = ownProperty(fn, 'name');
-    return name !== undefined && typeof name.value === 'string' && !isHuge(name.value) ? name.value : '';
+    return name !== undefined && typeof name.value === 'string' ? cut(name.value, MAX_NAME)[0] : '';
   }
 
   function isClass(fn: Function): boolean {
@@ -157,6 +158,7 @@ export function inContextSafe(hostKindOf: (value: unknown) => unknown, limits: S
     }
   }
 
+  /** Call only for a value known not to be a Proxy (its prototype is asked for directly). */
   function constructorName(value: object): string | null {
     const proto = getProto(value);
     if (proto === null) return null;

@@ -200,7 +200,8 @@ export function inContextBootstrap(host: HostBridge, limits: ContextLimits, safe
   function addTimer(callback: unknown, delay: unknown, args: unknown[], repeat: boolean): number {
     if (typeof callback !== 'function') throw new TypeError('The "callback" argument must be of type function');
     const id = nextTimerId++;
-    const ms = typeof delay === 'number' ? delay : NaN;
+    // Node coerces the delay; only primitives are, here (an object's valueOf would be user code).
+    const ms = typeof delay === 'number' ? delay : typeof delay === 'string' || typeof delay === 'boolean' ? NumberCtor(delay) : NaN;
     apply(mapSet, timers, [id, { callback, args, repeat }]);
     callHost(host.setTimer, [id, ms >= 1 && ms <= 2147483647 ? floor(ms) : 1, repeat]);
     return id;
