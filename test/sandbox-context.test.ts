@@ -139,6 +139,10 @@ t.test('huge strings are never flattened', async (t) => {
   t.ok(logged.console.every((line) => line.text.length < 2000), 'every line capped');
   t.strictSame(logged.console.map((line) => line.truncated), [true, true, false, false, true], 'and flagged as cut where the string itself was left out');
   t.equal(logged.console[2]!.data![0]!.props![0]![1].length, 2 ** 28);
+  // A patched array iterator would hand destructuring in vmstream's code the huge string itself.
+  const patched = await run(context, "const it = Array.prototype[Symbol.iterator]; Array.prototype[Symbol.iterator] = function* () { yield h; yield h }; console.log(obj, [1, 2]); console.table([obj]); Array.prototype[Symbol.iterator] = it; 'ok'");
+  t.equal(patched.status, 'ok');
+  t.ok(patched.console.every((line) => line.text.length < 2000), 'a patched iterator changes nothing');
   const thrown = await run(context, 'throw new Error(h)');
   t.match(thrown.exceptions[0]!.message, /^\[a string of 268435\d+ characters, too long to show\]$/);
   const grown = v8.getHeapStatistics().used_heap_size - before;

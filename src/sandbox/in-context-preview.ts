@@ -88,14 +88,16 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
   /** At most `leafChars` of `text`, fewer once the preview's strings and keys have used their share. */
   function budgeted(walk: Walk | null, text: string): [string, number] {
     const room = walk === null ? limits.leafChars : mathMax(16, mathMin(limits.leafChars, walk.chars));
-    const [shown, left] = cut(text, room);
+    const cutText = cut(text, room);
+    const shown = cutText[0], left = cutText[1];
     if (walk !== null) walk.chars -= shown.length;
     return [shown, left];
   }
 
   function stringNode(walk: Walk | null, text: string): PreviewNode {
     const made = node('string');
-    const [shown, left] = budgeted(walk, text);
+    const cutText = budgeted(walk, text);
+    const shown = cutText[0], left = cutText[1];
     made.text = shown;
     if (left > 0) made.length = text.length;
     return made;
@@ -117,7 +119,8 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
   function regexpText(value: object): string {
     let flags = '';
     for (let index = 0; index < REGEXP_FLAGS.length; index++) {
-      const [flag, getter] = REGEXP_FLAGS[index]!;
+      const flagEntry = REGEXP_FLAGS[index]!;
+      const flag = flagEntry[0], getter = flagEntry[1];
       if (apply(getter, value, [])) flags += flag;
     }
     return `/${cut(apply(regexpSource, value, []) as string, limits.leafChars)[0]}/${flags}`;
@@ -125,7 +128,8 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
 
   function boxedText(value: object): string {
     for (let index = 0; index < BOXED.length; index++) {
-      const [name, valueOf] = BOXED[index]!;
+      const box = BOXED[index]!;
+      const name = box[0], valueOf = box[1];
       try {
         return `${name}: ${primitiveText(apply(valueOf, value, []), true, limits.leafChars)}`;
       } catch { /* not this kind of box */ }
@@ -150,7 +154,8 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
     switch (kind) {
       case 'date': {
         made = node('date');
-        made.text = (apply(dateGetTime, value, []) as number) === (apply(dateGetTime, value, []) as number) ? apply(dateToISO, value, []) as string : 'Invalid Date';
+        const time = apply(dateGetTime, value, []) as number;
+        made.text = time === time ? apply(dateToISO, value, []) as string : 'Invalid Date';
         return made;
       }
       case 'regexp': made = node('regexp'); made.text = regexpText(value); return made;
@@ -212,7 +217,6 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
         if (index < 100_000 && ownProperty(value, key)?.enumerable) more++;
         continue;
       }
-      if (made.kind === 'array' && key === 'length') continue;
       const property = ownProperty(value, key);
       if (property === undefined || !property.enumerable) continue;
       push(props, [keyText(walk, key), propertyNode(walk, value, key, job)!]);
@@ -295,7 +299,8 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
       if (upTo > expected) push(parts, `<${upTo - expected} empty item${upTo - expected === 1 ? '' : 's'}>`);
     };
     for (let index = 0; index < props.length; index++) {
-      const [key, child] = props[index]!;
+      const prop = props[index]!;
+      const key = prop[0], child = prop[1];
       if (array) {
         holes(+key);
         expected = +key + 1;

@@ -7,7 +7,9 @@
  *
  * Like all in-context code it must not refer to anything outside its own body, and it keeps to
  * captured functions applied with `Reflect.apply` instead of method calls on its own arrays and
- * maps, whose prototypes user code shares and may have patched.
+ * maps, whose prototypes user code shares and may have patched. For the same reason in-context code
+ * after the bootstrap uses no array destructuring, spread or for-of: they call
+ * `Array.prototype[Symbol.iterator]`, which could hand back anything (a huge string, say).
  */
 
 /**
@@ -197,7 +199,8 @@ export function inContextSafe(hostKindOf: (value: unknown) => unknown, limits: S
   }
 
   function quote(text: string, max: number): string {
-    const [shown, left] = cut(text, max);
+    const cutText = cut(text, max);
+    const shown = cutText[0], left = cutText[1];
     const body = escape(shown);
     return left === 0 ? `'${body}'` : `'${body}'... ${left} more character${left === 1 ? '' : 's'}`;
   }

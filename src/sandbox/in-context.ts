@@ -133,7 +133,8 @@ export function inContextBootstrap(host: HostBridge, limits: ContextLimits, safe
     let first = 0;
     const head = args[0];
     if (typeof head === 'string' && args.length > 1 && !isHuge(head) && apply(stringIncludes, head, ['%'])) {
-      const [text, next] = printf(head, args);
+      const formatted = printf(head, args);
+      const text = formatted[0], next = formatted[1];
       push(texts, text);
       if (wantData) push(nodes, previewer.leaf(cut(text, limits.maxText)[0]));
       first = next;
@@ -149,7 +150,8 @@ export function inContextBootstrap(host: HostBridge, limits: ContextLimits, safe
         if (wantData) push(nodes, previewer.leaf(arg));
       }
     }
-    const [text, cutHere] = clip(join(texts, ' '), limits.maxText);
+    const formatted = clip(join(texts, ' '), limits.maxText);
+    const text = formatted[0], cutHere = formatted[1];
     return { text, truncated: cutHere || described !== describedBefore, extra: wantData ? `{"data":${previewer.encode(nodes)}}` : '' };
   }
 
@@ -158,7 +160,8 @@ export function inContextBootstrap(host: HostBridge, limits: ContextLimits, safe
   }
 
   function plain(text: string): Line {
-    const [clipped, truncated] = clip(text, limits.maxText);
+    const clipResult = clip(text, limits.maxText);
+    const clipped = clipResult[0], truncated = clipResult[1];
     return { text: clipped, truncated, extra: '' };
   }
 
