@@ -7,7 +7,7 @@
  * The REPL-like text preview is rendered from the tree, and the tree crosses to the host as one
  * JSON string written here: the host never reads a sandbox object.
  */
-import type { ConsoleTable, PreviewKind, PreviewNode } from '../../protocol/types.js';
+import type { PreviewKind, PreviewNode } from '../../protocol/types.js';
 import type { ErrorTools } from './in-context-errors.js';
 import type { Safe } from './in-context-safe.js';
 
@@ -34,11 +34,20 @@ export interface Previewer {
   render(node: PreviewNode, quoted: boolean): string;
   /** A leaf node for a primitive (console parts that are not objects). */
   leaf(value: unknown): PreviewNode;
-  /** `console.table`'s rows and columns, or null when `data` is not an object. */
-  table(data: unknown, columns: unknown): { table: ConsoleTable; text: string } | null;
-  /** JSON of nodes we built: their fields are known, their strings bounded. */
-  encode(node: PreviewNode | PreviewNode[] | ConsoleTable): string;
+  /** A fresh budget of nodes and characters, for values previewed together (a table's cells). */
+  budget(): PreviewBudget;
+  /** A leaf node for a value (an object in it not walked), or an accessor's node when `accessor` is given. */
+  cell(budget: PreviewBudget, value: unknown, accessor: string | undefined): PreviewNode;
+  /** A cell's text: objects as `[Object]`. */
+  renderCell(node: PreviewNode, quoted: boolean): string;
+  /** JSON of nodes we built (their fields are known, their strings bounded); `null` for a missing one. */
+  encode(node: PreviewNode | Array<PreviewNode | null>): string;
+  /** JSON of a string. */
+  json(text: string): string;
 }
+
+/** What is left of a preview's node and character bounds. */
+export interface PreviewBudget { nodes: number; chars: number }
 
 export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: PreviewLimits): Previewer {
   'use strict';
@@ -68,16 +77,13 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
     ['BigInt', BigInt.prototype.valueOf], ['Symbol', Symbol.prototype.valueOf],
   ];
   const symbolToString = Symbol.prototype.toString;
-  const mapGet = Map.prototype.get;
-  const mapSet = Map.prototype.set;
-  const mapHas = Map.prototype.has;
-  const { max: mathMax, min: mathMin, floor } = Math;
+  const { max: mathMax, min: mathMin } = Math;
   const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 
   /** One value waiting to be walked: its node, depth and the chain of values above it. */
   interface Job { value: object; node: PreviewNode; depth: number; parent: Job | null }
   /** The state of one preview: what is left of its bounds, and the walk's queue. */
-  interface Walk { nodes: number; chars: number; queue: Job[] }
+  interface Walk extends PreviewBudget { queue: Job[] }
 
   function node(kind: PreviewKind): PreviewNode {
     const made = create(null) as PreviewNode;
@@ -380,133 +386,21 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
     return tree(value).text;
   }
 
-  // --- console.table ---
-
-  function table(data: unknown, columnsArg: unknown): { table: ConsoleTable; text: string } | null {
-    // Arrays and plain objects only: a Map, a Set or a Proxy is logged as it is.
-    if (data === null || typeof data !== 'object' || kindOf(data) !== 'other') return null;
-    const walk: Walk = { nodes: limits.maxNodes, chars: limits.totalChars, queue: [] };
-    const keys = ownKeys(data);
-    const wanted = wantedColumns(columnsArg);
-    const columns: string[] = ['(index)'];
-    const cells: Array<Map<string, PreviewNode>> = [];
-    const indexes: string[] = [];
-    let values = false;
-    let more = 0;
-    for (let index = 0; index < keys.length; index++) {
-      const key = keys[index]!;
-      const property = typeof key === 'string' && !(isArray(data) && key === 'length') ? ownProperty(data, key) : undefined;
-      if (property === undefined || !property.enumerable) continue;
-      if (indexes.length >= limits.maxWidth || walk.nodes <= 0) { more++; continue; }
-      push(indexes, key as string);
-      push(cells, rowCells(walk, property, wanted, columns, () => { values = true; }));
-    }
-    if (values) push(columns, 'Values');
-    const rows: Array<Array<PreviewNode | null>> = [];
-    for (let row = 0; row < indexes.length; row++) {
-      const line: Array<PreviewNode | null> = [stringNode(null, indexes[row]!)];
-      for (let column = 1; column < columns.length; column++) line[column] = apply(mapGet, cells[row]!, [columns[column]]) as PreviewNode ?? null;
-      push(rows, line);
-    }
-    const result = create(null) as ConsoleTable;
-    result.columns = columns;
-    result.rows = rows;
-    if (more > 0) result.more = more;
-    return { table: result, text: tableText(result) };
+  /** A table cell: a leaf, or an object not walked; it shares `budget` with the other cells. */
+  function cell(budget: PreviewBudget, value: unknown, accessor: string | undefined): PreviewNode {
+    if (accessor === undefined) return shell(budget as Walk, value, limits.maxDepth + 1, null);
+    budget.nodes--;
+    const made = node('accessor');
+    made.text = accessor;
+    return made;
   }
 
-  function wantedColumns(columnsArg: unknown): string[] | null {
-    if (!isArray(columnsArg) || kindOf(columnsArg) === 'proxy') return null;
-    const wanted: string[] = [];
-    for (let index = 0; index < columnsArg.length && index < limits.maxWidth; index++) {
-      const item = ownProperty(columnsArg, StringCtor(index));
-      if (item !== undefined && typeof item.value === 'string') push(wanted, cut(item.value, limits.leafChars)[0]);
-    }
-    return wanted;
+  function budget(): PreviewBudget {
+    return { nodes: limits.maxNodes, chars: limits.totalChars, queue: [] } as Walk;
   }
 
-  /** One row's cells by column; adds the columns it is the first to have. */
-  function rowCells(walk: Walk, property: { value?: unknown; accessor?: string }, wanted: string[] | null, columns: string[], sawValue: () => void): Map<string, PreviewNode> {
-    const row = new Map<string, PreviewNode>();
-    const value = property.value;
-    const put = (column: string, cell: PreviewNode) => {
-      apply(mapSet, row, [column, cell]);
-      let known = false;
-      for (let index = 0; index < columns.length; index++) if (columns[index] === column) known = true;
-      if (!known && column !== 'Values') push(columns, column);
-    };
-    if (property.accessor !== undefined || value === null || typeof value !== 'object' || kindOf(value) === 'proxy') {
-      const cell = property.accessor !== undefined ? node('accessor') : shell(walk, value, limits.maxDepth + 1, null);
-      if (property.accessor !== undefined) cell.text = property.accessor;
-      put('Values', cell);
-      sawValue();
-      return row;
-    }
-    const keys = ownKeys(value);
-    for (let index = 0; index < keys.length && walk.nodes > 0; index++) {
-      const key = keys[index]!;
-      if (typeof key !== 'string' || (isArray(value) && key === 'length')) continue;
-      if (wanted !== null && !includes(wanted, key)) continue;
-      if (!apply(mapHas, row, [key]) && columns.length > limits.maxWidth) continue;
-      const cell = ownProperty(value, key);
-      if (cell === undefined || !cell.enumerable) continue;
-      // Cells are leaves: objects in them are not walked (depth past the bound).
-      const made = cell.accessor !== undefined ? node('accessor') : shell(walk, cell.value, limits.maxDepth + 1, null);
-      if (cell.accessor !== undefined) made.text = cell.accessor;
-      put(cut(key, limits.leafChars)[0], made);
-    }
-    return row;
-  }
-
-  function includes(list: string[], item: string): boolean {
-    for (let index = 0; index < list.length; index++) if (list[index] === item) return true;
-    return false;
-  }
-
-  function repeat(text: string, count: number): string {
-    let out = '';
-    for (let index = 0; index < count; index++) out += text;
-    return out;
-  }
-
-  /** Node's box-drawn table, each cell centred. */
-  function tableText(result: ConsoleTable): string {
-    const texts: string[][] = [result.columns];
-    for (let row = 0; row < result.rows.length; row++) {
-      const line: string[] = [];
-      const cells = result.rows[row]!;
-      for (let column = 0; column < result.columns.length; column++) {
-        const cell = cells[column] ?? null;
-        push(line, cell === null ? '' : renderAt(cell, column === 0 ? 0 : limits.textDepth + 1, column !== 0));
-      }
-      push(texts, line);
-    }
-    const widths: number[] = [];
-    for (let column = 0; column < result.columns.length; column++) {
-      let width = 0;
-      for (let row = 0; row < texts.length; row++) width = mathMax(width, texts[row]![column]!.length + 2);
-      push(widths, width);
-    }
-    const rule = (left: string, middle: string, right: string) => {
-      const parts: string[] = [];
-      for (let column = 0; column < widths.length; column++) push(parts, repeat('─', widths[column]!));
-      return `${left}${join(parts, middle)}${right}`;
-    };
-    const line = (cells: string[]) => {
-      const parts: string[] = [];
-      for (let column = 0; column < widths.length; column++) {
-        const cell = cells[column]!;
-        const space = widths[column]! - cell.length;
-        const left = floor(space / 2);
-        push(parts, `${repeat(' ', left)}${cell}${repeat(' ', space - left)}`);
-      }
-      return `│${join(parts, '│')}│`;
-    };
-    const out: string[] = [rule('┌', '┬', '┐'), line(texts[0]!), rule('├', '┼', '┤')];
-    for (let row = 1; row < texts.length; row++) push(out, line(texts[row]!));
-    push(out, rule('└', '┴', '┘'));
-    if (result.more !== undefined) push(out, `... ${result.more} more rows`);
-    return join(out, '\n');
+  function renderCell(made: PreviewNode, quoted: boolean): string {
+    return renderAt(made, limits.textDepth + 1, quoted);
   }
 
   // --- JSON, written here so that the host parses a string instead of reading our objects ---
@@ -548,19 +442,11 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
     return `[${join(parts, ',')}]`;
   }
 
-  function encode(value: PreviewNode | PreviewNode[] | ConsoleTable): string {
-    if (isArray(value)) return encodeList(value);
-    if ('columns' in value) {
-      const columns: string[] = [];
-      for (let index = 0; index < value.columns.length; index++) push(columns, json(value.columns[index]!));
-      const rows: string[] = [];
-      for (let index = 0; index < value.rows.length; index++) push(rows, encodeList(value.rows[index]!));
-      return `{"columns":[${join(columns, ',')}],"rows":[${join(rows, ',')}]${value.more === undefined ? '' : `,"more":${value.more}`}}`;
-    }
-    return encodeNode(value);
+  function encode(value: PreviewNode | Array<PreviewNode | null>): string {
+    return isArray(value) ? encodeList(value) : encodeNode(value);
   }
 
-  const previewer: Previewer = { text, tree, render, leaf, table, encode };
+  const previewer: Previewer = { text, tree, render, leaf, cell, budget, renderCell, encode, json };
   safe.setProto(previewer, null);
   return previewer;
 }

@@ -14,6 +14,7 @@ import type { PreviewNode } from '../../protocol/types.js';
 import type { ErrorTools } from './in-context-errors.js';
 import type { Previewer } from './in-context-preview.js';
 import type { Safe } from './in-context-safe.js';
+import type { TableMaker } from './in-context-table.js';
 
 /** Host functions the context may call; each takes and returns primitives only. */
 export interface HostBridge {
@@ -41,7 +42,7 @@ export interface ContextApi {
 
 export interface ContextLimits { maxText: number; maxPreview: number }
 
-export function inContextBootstrap(host: HostBridge, limits: ContextLimits, safe: Safe, errors: ErrorTools, previewer: Previewer): ContextApi {
+export function inContextBootstrap(host: HostBridge, limits: ContextLimits, safe: Safe, errors: ErrorTools, previewer: Previewer, tables: TableMaker): ContextApi {
   'use strict';
   const { apply, kindOf, isHuge, cut, quote, primitiveText, push, join, StringCtor } = safe;
   const promiseThen = Promise.prototype.then;
@@ -173,9 +174,9 @@ export function inContextBootstrap(host: HostBridge, limits: ContextLimits, safe
   }
 
   function table(data: unknown, columns: unknown): Line {
-    const result = previewer.table(data, columns);
+    const result = tables.table(data, columns);
     if (result === null) return format([data]);
-    return { ...plain(result.text), extra: `{"table":${previewer.encode(result.table)}}` };
+    return { ...plain(result.text), extra: `{"table":${result.json}}` };
   }
 
   const LOG = 0, INFO = 1, WARN = 2, ERROR = 3, DEBUG = 4;

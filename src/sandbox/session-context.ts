@@ -13,6 +13,7 @@ import { inContextCompleter, type Completer } from './in-context-complete.js';
 import { inContextErrors } from './in-context-errors.js';
 import { inContextPreviewer, type PreviewLimits } from './in-context-preview.js';
 import { inContextSafe } from './in-context-safe.js';
+import { inContextTable } from './in-context-table.js';
 import { completionTarget, needsAsyncWrapper, topLevelLexicalNames, wrapTopLevelAwait } from './repl-transform.js';
 import { valueKind } from './value-kind.js';
 
@@ -41,7 +42,7 @@ interface Run {
  * The in-context functions, compiled once per thread into one script whose value is the list of
  * them (one run per new context, before any user code can have touched its prototypes).
  */
-const IN_CONTEXT = [inContextSafe, inContextErrors, inContextPreviewer, inContextCompleter, inContextBootstrap] as const;
+const IN_CONTEXT = [inContextSafe, inContextErrors, inContextPreviewer, inContextTable, inContextCompleter, inContextBootstrap] as const;
 const inContextScript = new vm.Script(`[${IN_CONTEXT.map((fn) => `(${fn.toString()})`).join(',\n')}]`, { filename: 'vmstream:bootstrap' });
 
 /** Strings longer than this are only described, never sliced (a slice would copy all of them). */
@@ -83,12 +84,15 @@ export class SessionContext {
     this.#importModuleDynamically = async () => {
       throw new ContextTypeError('import() is not available in vmstream sessions');
     };
-    const [makeSafe, makeErrors, makePreviewer, makeCompleter, bootstrap] = inContextScript.runInContext(this.#context) as typeof IN_CONTEXT;
+    // Read by index: the list is the context's, and nothing but this code has run in it yet.
+    const made = inContextScript.runInContext(this.#context) as typeof IN_CONTEXT;
+    const makeSafe = made[0], makeErrors = made[1], makePreviewer = made[2], makeTables = made[3], makeCompleter = made[4], bootstrap = made[5];
     const safe = makeSafe(valueKind, { hugeString: Math.max(HUGE_STRING, limits.maxText, limits.maxPreview) });
     const errors = makeErrors(safe);
-    const previewer = makePreviewer(safe, errors, previewLimits(limits));
+    const bounds = previewLimits(limits);
+    const previewer = makePreviewer(safe, errors, bounds);
     this.#completer = makeCompleter(safe);
-    this.#api = bootstrap(this.#bridge(), { maxText: limits.maxText, maxPreview: limits.maxPreview }, safe, errors, previewer);
+    this.#api = bootstrap(this.#bridge(), { maxText: limits.maxText, maxPreview: limits.maxPreview }, safe, errors, previewer, makeTables(safe, previewer, bounds));
   }
 
   /** Starts a run; its end is reported through `output.done`, exactly once. */
