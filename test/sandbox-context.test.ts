@@ -143,6 +143,11 @@ t.test('huge strings are never flattened', async (t) => {
   const patched = await run(context, "const it = Array.prototype[Symbol.iterator]; Array.prototype[Symbol.iterator] = function* () { yield h; yield h }; console.log(obj, [1, 2]); console.table([obj]); Array.prototype[Symbol.iterator] = it; 'ok'");
   t.equal(patched.status, 'ok');
   t.ok(patched.console.every((line) => line.text.length < 2000), 'a patched iterator changes nothing');
+  // Many long strings on one line: the line is built within its limit, never joined whole.
+  const many = await run(context, "const r = 'y'.repeat(2 ** 20 - 1); console.log(...Array(400).fill(r)); console.log('', 'x')");
+  t.equal(many.console[0]!.text.length, LIMITS.maxText + `… [${400 * 2 ** 20 - 1 - LIMITS.maxText} more characters cut]`.length);
+  t.match(many.console[0]!.text, /… \[419364863 more characters cut\]$/);
+  t.equal(many.console[1]!.text, ' x', 'an empty first part still gets its space');
   const thrown = await run(context, 'throw new Error(h)');
   t.match(thrown.exceptions[0]!.message, /^\[a string of 268435\d+ characters, too long to show\]$/);
   const grown = v8.getHeapStatistics().used_heap_size - before;

@@ -62,7 +62,7 @@ export function inContextErrors(safe: Safe): ErrorTools {
     if (callSiteToString === undefined) return '';
     try {
       const line = apply(callSiteToString, callSite, []);
-      return typeof line === 'string' && !isHuge(line) ? line : '';
+      return typeof line === 'string' ? safe.cut(line, 1000)[0] : '';
     } catch {
       return '';
     }
@@ -73,7 +73,7 @@ export function inContextErrors(safe: Safe): ErrorTools {
     // V8 hands a real array; anything else (a user calling this with a Proxy) gets no frames.
     if (!safe.isArray(sites) || !isPlainTarget(sites)) return stack;
     const count = sites.length;
-    for (let index = 0; index < count && index < 1000; index++) {
+    for (let index = 0; index < count && index < 200; index++) {
       const line = frameText(sites[index]);
       if (exec(HOST_FRAME, line) !== null) break;
       if (line !== '') stack += `\n    at ${line}`;

@@ -54,6 +54,8 @@ export function inContextBootstrap(host: HostBridge, limits: ContextLimits, safe
   const stringIncludes = String.prototype.includes;
   const { trunc, floor } = Math;
   const NumberCtor = Number;
+  /** Console lines of more arguments carry no structured parts (each would be a preview of its own). */
+  const MAX_DATA_PARTS = 100;
 
   /** Calls a host function; a host error (a stack overflow at the call) must not reach user code. */
   function callHost(fn: (...args: never[]) => void, args: unknown[]): void {
@@ -71,18 +73,19 @@ export function inContextBootstrap(host: HostBridge, limits: ContextLimits, safe
     return `[a string of ${length} characters, too long to show]`;
   }
 
-  /** At most `max` characters, then the cut note; a huge text is only described. */
-  function clip(text: string, max: number): [string, boolean] {
-    if (text.length <= max) return [text, false];
-    if (isHuge(text)) return [tooLong(text.length), true];
-    return [`${cut(text, max)[0]}… [${text.length - max} more characters cut]`, true];
+  /** At most `max` characters, then the cut note (counting `dropped` more); a huge text is only described. */
+  function clip(text: string, max: number, dropped = 0): [string, boolean] {
+    if (text.length <= max && dropped === 0) return [text, false];
+    if (isHuge(text)) return [tooLong(text.length + dropped), true];
+    const shown = cut(text, max)[0];
+    return [`${shown}… [${text.length - shown.length + dropped} more characters cut]`, true];
   }
 
   function isObjectLike(value: unknown): value is object {
     return value !== null && (typeof value === 'object' || typeof value === 'function');
   }
 
-  /** One part of a console line: its text (a huge string only described) and, when wanted, its node. */
+  /** One part of a console line as text: a string as it is (a huge one only described), anything else previewed. */
   function partText(value: unknown): string {
     if (typeof value === 'string') return isHuge(value) ? tooLong(value.length) : value;
     return previewer.text(value, false, limits.maxText);
@@ -124,36 +127,46 @@ export function inContextBootstrap(host: HostBridge, limits: ContextLimits, safe
 
   interface Line { text: string; truncated: boolean; extra: string }
 
-  /** A console line: printf in a leading string, the other arguments previewed and joined by spaces. */
+  /**
+   * A console line: printf in a leading string, the other arguments previewed and joined by spaces.
+   * The text is built within its limit as it goes (a join of many long strings would copy them all);
+   * the parts past it only count towards the cut note.
+   */
   function format(args: unknown[]): Line {
     const describedBefore = described;
     let wantData = false;
-    for (let index = 0; index < args.length; index++) if (isObjectLike(args[index])) wantData = true;
-    const texts: string[] = [];
+    for (let index = 0; index < args.length && index <= MAX_DATA_PARTS; index++) if (isObjectLike(args[index])) wantData = true;
+    if (args.length > MAX_DATA_PARTS) wantData = false;
     const nodes: PreviewNode[] = [];
+    let text = '';
+    let dropped = 0;
+    let parts = 0;
+    const append = (part: string) => {
+      const piece = parts++ === 0 ? part : ` ${part}`;
+      if (text.length >= limits.maxText) dropped += piece.length;
+      else text += piece;
+    };
     let first = 0;
     const head = args[0];
     if (typeof head === 'string' && args.length > 1 && !isHuge(head) && apply(stringIncludes, head, ['%'])) {
       const formatted = printf(head, args);
-      const text = formatted[0], next = formatted[1];
-      push(texts, text);
-      if (wantData) push(nodes, previewer.leaf(cut(text, limits.maxText)[0]));
-      first = next;
+      append(formatted[0]);
+      if (wantData) push(nodes, previewer.leaf(cut(formatted[0], limits.maxText)[0]));
+      first = formatted[1];
     }
     for (let index = first; index < args.length; index++) {
       const arg = args[index];
       if (isObjectLike(arg)) {
-        const { node, text } = previewer.tree(arg);
-        push(texts, text);
-        push(nodes, node);
+        const tree = previewer.tree(arg);
+        append(tree.text);
+        if (wantData) push(nodes, tree.node);
       } else {
-        push(texts, partText(arg));
+        append(partText(arg));
         if (wantData) push(nodes, previewer.leaf(arg));
       }
     }
-    const formatted = clip(join(texts, ' '), limits.maxText);
-    const text = formatted[0], cutHere = formatted[1];
-    return { text, truncated: cutHere || described !== describedBefore, extra: wantData ? `{"data":${previewer.encode(nodes)}}` : '' };
+    const clipped = clip(text, limits.maxText, dropped);
+    return { text: clipped[0], truncated: clipped[1] || described !== describedBefore, extra: wantData ? `{"data":${previewer.encode(nodes)}}` : '' };
   }
 
   function write(level: number, line: Line): void {
