@@ -143,6 +143,15 @@ t.test('huge strings are never flattened', async (t) => {
   const patched = await run(context, "const it = Array.prototype[Symbol.iterator]; Array.prototype[Symbol.iterator] = function* () { yield h; yield h }; console.log(obj, [1, 2]); console.table([obj]); Array.prototype[Symbol.iterator] = it; 'ok'");
   t.equal(patched.status, 'ok');
   t.ok(patched.console.every((line) => line.text.length < 2000), 'a patched iterator changes nothing');
+  // Distinct long ropes: cutting each would copy each (V8 keeps the copy): one preview cuts at most 1 Mi characters of them.
+  const ropesBefore = v8.getHeapStatistics().used_heap_size;
+  const ropes = await run(context, "globalThis.ropes = Array.from({ length: 300 }, (_, i) => 'r'.repeat(2 ** 20 - 64) + i); console.log(ropes, ...ropes.slice(0, 50)); ropes");
+  t.equal(ropes.status, 'ok');
+  const ropesGrown = v8.getHeapStatistics().used_heap_size - ropesBefore;
+  t.ok(ropesGrown < 64 * 2 ** 20, `300 ropes of 1 MiB previewed, the heap grew by ${Math.round(ropesGrown / 2 ** 20)} MiB`);
+  t.equal(ropes.values[0]!.data!.props![0]![1].text!.length, 1000, 'the first is shown');
+  t.strictSame(ropes.values[0]!.data!.props![5]![1], { kind: 'string', text: '', length: 2 ** 20 - 63 }, 'later ones by their length');
+
   // Many long strings on one line: the line is built within its limit, never joined whole.
   const many = await run(context, "const r = 'y'.repeat(2 ** 20 - 1); console.log(...Array(400).fill(r)); console.log('', 'x')");
   t.equal(many.console[0]!.text.length, LIMITS.maxText + `… [${400 * 2 ** 20 - 1 - LIMITS.maxText} more characters cut]`.length);

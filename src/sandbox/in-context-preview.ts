@@ -20,23 +20,28 @@ export interface PreviewLimits {
   maxDepth: number;
   /** Levels the text preview shows (deeper objects as `[Object]`). */
   textDepth: number;
-  /** Characters of each string leaf, and of all string leaves of one preview together. */
+  /** Characters of each string leaf, and of all string leaves and keys of one preview together. */
   leafChars: number;
   totalChars: number;
+  /**
+   * Characters of the strings one preview may cut. Cutting a rope copies all of it (V8 flattens it,
+   * for good: the copy lives as long as the string), so past this a long string shows its length only.
+   */
+  flattenChars: number;
 }
 
 export interface Previewer {
   /** The text preview of any value, within `max` characters (plus the cut note of `cut`). */
   text(value: unknown, quoted: boolean, max: number): string;
   /** The tree of an object or function, and its text; primitives have no tree. */
-  tree(value: object): { node: PreviewNode; text: string };
+  tree(value: object, budget?: PreviewBudget): { node: PreviewNode; text: string };
   /** Text of a node rendered as the REPL would (used for console lines of several parts). */
   render(node: PreviewNode, quoted: boolean): string;
-  /** A leaf node for a primitive (console parts that are not objects). */
-  leaf(value: unknown): PreviewNode;
-  /** A fresh budget of nodes and characters, for values previewed together (a table's cells). */
+  /** A leaf node for a short string (a table's index). */
+  leaf(text: string): PreviewNode;
+  /** A fresh budget of nodes and characters, for values previewed together (a line's parts, a table's cells). */
   budget(): PreviewBudget;
-  /** A leaf node for a value (an object in it not walked), or an accessor's node when `accessor` is given. */
+  /** A leaf node for a value (an object not walked), or an accessor's node when `accessor` is given. */
   cell(budget: PreviewBudget, value: unknown, accessor: string | undefined): PreviewNode;
   /** A cell's text: objects as `[Object]`. */
   renderCell(node: PreviewNode, quoted: boolean): string;
@@ -47,7 +52,7 @@ export interface Previewer {
 }
 
 /** What is left of a preview's node and character bounds. */
-export interface PreviewBudget { nodes: number; chars: number }
+export interface PreviewBudget { nodes: number; chars: number; flatten: number }
 
 export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: PreviewLimits): Previewer {
   'use strict';
@@ -91,13 +96,23 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
     return made;
   }
 
-  /** At most `leafChars` of `text`, fewer once the preview's strings and keys have used their share. */
+  /**
+   * At most `leafChars` of `text`, fewer once the preview's strings and keys have used their share;
+   * none of a long string once the preview has cut its share of them.
+   */
   function budgeted(walk: Walk | null, text: string): [string, number] {
     const room = walk === null ? limits.leafChars : mathMax(16, mathMin(limits.leafChars, walk.chars));
+    if (text.length <= room) {
+      if (walk !== null) walk.chars -= text.length;
+      return [text, 0];
+    }
+    if (walk !== null) {
+      if (text.length > walk.flatten) return ['', text.length];
+      walk.flatten -= text.length;
+    }
     const cutText = cut(text, room);
-    const shown = cutText[0], left = cutText[1];
-    if (walk !== null) walk.chars -= shown.length;
-    return [shown, left];
+    if (walk !== null) walk.chars -= cutText[0].length;
+    return cutText;
   }
 
   function stringNode(walk: Walk | null, text: string): PreviewNode {
@@ -115,6 +130,10 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
     const made = node(typeof value as PreviewKind);
     if (value !== undefined) made.text = primitiveText(value, false, limits.leafChars);
     return made;
+  }
+
+  function shortString(text: string): PreviewNode {
+    return stringNode(null, text);
   }
 
   function keyText(walk: Walk, key: string | symbol): string {
@@ -279,8 +298,8 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
     }
   }
 
-  function build(value: object): PreviewNode {
-    const walk: Walk = { nodes: limits.maxNodes, chars: limits.totalChars, queue: [] };
+  function build(value: object, walk: Walk): PreviewNode {
+    walk.queue = [];
     const root = shell(walk, value, 0, null);
     for (let index = 0; index < walk.queue.length; index++) expand(walk, walk.queue[index]!);
     return root;
@@ -376,8 +395,8 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
     return renderAt(made, 0, quoted);
   }
 
-  function tree(value: object): { node: PreviewNode; text: string } {
-    const made = build(value);
+  function tree(value: object, shared?: PreviewBudget): { node: PreviewNode; text: string } {
+    const made = build(value, (shared ?? budget()) as Walk);
     return { node: made, text: render(made, true) };
   }
 
@@ -396,7 +415,8 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
   }
 
   function budget(): PreviewBudget {
-    return { nodes: limits.maxNodes, chars: limits.totalChars, queue: [] } as Walk;
+    const walk: Walk = { nodes: limits.maxNodes, chars: limits.totalChars, flatten: limits.flattenChars, queue: [] };
+    return walk;
   }
 
   function renderCell(made: PreviewNode, quoted: boolean): string {
@@ -446,7 +466,7 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
     return isArray(value) ? encodeList(value) : encodeNode(value);
   }
 
-  const previewer: Previewer = { text, tree, render, leaf, cell, budget, renderCell, encode, json };
+  const previewer: Previewer = { text, tree, render, leaf: shortString, cell, budget, renderCell, encode, json };
   safe.setProto(previewer, null);
   return previewer;
 }

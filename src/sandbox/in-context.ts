@@ -138,6 +138,8 @@ export function inContextBootstrap(host: HostBridge, limits: ContextLimits, safe
     for (let index = 0; index < args.length && index <= MAX_DATA_PARTS; index++) if (isObjectLike(args[index])) wantData = true;
     if (args.length > MAX_DATA_PARTS) wantData = false;
     const nodes: PreviewNode[] = [];
+    // One budget for the whole line: its parts together stay within one preview's bounds.
+    const budget = previewer.budget();
     let text = '';
     let dropped = 0;
     let parts = 0;
@@ -151,18 +153,18 @@ export function inContextBootstrap(host: HostBridge, limits: ContextLimits, safe
     if (typeof head === 'string' && args.length > 1 && !isHuge(head) && apply(stringIncludes, head, ['%'])) {
       const formatted = printf(head, args);
       append(formatted[0]);
-      if (wantData) push(nodes, previewer.leaf(cut(formatted[0], limits.maxText)[0]));
+      if (wantData) push(nodes, previewer.cell(budget, formatted[0], undefined));
       first = formatted[1];
     }
     for (let index = first; index < args.length; index++) {
       const arg = args[index];
       if (isObjectLike(arg)) {
-        const tree = previewer.tree(arg);
+        const tree = previewer.tree(arg, budget);
         append(tree.text);
         if (wantData) push(nodes, tree.node);
       } else {
         append(partText(arg));
-        if (wantData) push(nodes, previewer.leaf(arg));
+        if (wantData) push(nodes, previewer.cell(budget, arg, undefined));
       }
     }
     const clipped = clip(text, limits.maxText, dropped);

@@ -60,6 +60,7 @@ function previewLimits(limits: SandboxLimits): PreviewLimits {
     textDepth: 2,
     leafChars: 1000,
     totalChars: Math.max(4096, limits.maxPreview * 2),
+    flattenChars: HUGE_STRING,
   };
 }
 
