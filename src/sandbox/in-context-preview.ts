@@ -191,10 +191,12 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
       case 'arraybuffer': made = node('arraybuffer'); made.size = apply(bufferByteLength, value, []) as number; return made;
       case 'error': {
         made = node('error');
-        made.text = cut(errors.header(value).text, limits.leafChars * 4)[0];
+        made.text = budgeted(walk, errors.header(value).text)[0];
         made.class = constructorName(value);
+        // Reading the frames out of the stack flattens it: it counts against the same share.
         const stack = errors.stackOf(value);
-        made.frames = stack === undefined ? [] : errors.frames(stack, 50);
+        made.frames = stack === undefined || stack.length > walk.flatten ? [] : errors.frames(stack, 50);
+        if (stack !== undefined && stack.length <= walk.flatten) walk.flatten -= stack.length;
         break;
       }
       case 'map': made = node('map'); made.size = apply(mapSize, value, []) as number; break;
