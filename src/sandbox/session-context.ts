@@ -49,8 +49,8 @@ const inContextScript = new vm.Script(`[${IN_CONTEXT.map((fn) => `(${fn.toString
 const HUGE_STRING = 1 << 20;
 /** Completion names per answer. */
 const MAX_COMPLETIONS = 500;
-/** Inputs kept unparsed for completion's top-level names; past this they are parsed at once. */
-const MAX_UNSCANNED = 64;
+/** Characters of inputs kept unparsed for completion's top-level names; past this they are parsed at once. */
+const MAX_UNSCANNED_CHARS = 256 * 1024;
 
 function previewLimits(limits: SandboxLimits): PreviewLimits {
   return {
@@ -72,6 +72,7 @@ export class SessionContext {
   /** Top-level lexical names of earlier inputs, for completion (they are not on the global object). */
   readonly #lexicalNames = new Set<string>();
   #unscanned: string[] = [];
+  #unscannedChars = 0;
   #run: Run | null = null;
 
   constructor(limits: SandboxLimits) {
@@ -139,12 +140,14 @@ export class SessionContext {
   #remember(code: string): void {
     if (!/\b(?:let|const|class)\b/.test(code)) return;
     this.#unscanned.push(code);
-    if (this.#unscanned.length > MAX_UNSCANNED) this.#scanLexicalNames();
+    this.#unscannedChars += code.length;
+    if (this.#unscannedChars > MAX_UNSCANNED_CHARS) this.#scanLexicalNames();
   }
 
   #scanLexicalNames(): Set<string> {
     for (const code of this.#unscanned) for (const name of topLevelLexicalNames(code)) this.#lexicalNames.add(name);
     this.#unscanned = [];
+    this.#unscannedChars = 0;
     return this.#lexicalNames;
   }
 
