@@ -75,7 +75,7 @@ export interface PreviewNode {
   text?: string;
   /** A string's full length, when `text` holds only its beginning. */
   length?: number;
-  /** The constructor's name where it says more than the kind (class instances, typed arrays); null for a null prototype. */
+  /** The constructor's name where it says more than the kind (class instances, subclasses of Array, Map and Set, typed arrays, errors); null for a null prototype. */
   class?: string | null;
   /** Array or typed array length, Map or Set size, ArrayBuffer byte length. */
   size?: number;

@@ -179,6 +179,10 @@ t.test('kinds: what the structured preview says of common values', async (t) => 
   t.equal(shown.data!.props![4]![1].class, 'Point');
   t.equal(shown.data!.props![5]![1].class, null);
   t.equal((await value(context, '"plain"')).data, undefined, 'primitives have no tree');
+  const sub = await value(context, "class Registry extends Map {}; class List extends Array {}; [new Registry([[1, 2]]), List.from([1]), new Error('outer', { cause: new Error('inner') })]");
+  t.match(sub.preview, /^\[ Registry\(1\) \[Map\] \{ 1 => 2 \}, List\(1\) \[ 1 \], Error: outer\n/);
+  t.strictSame(sub.data!.props!.map(([, node]) => node.class), ['Registry', 'List', 'Error']);
+  t.equal(sub.data!.props![2]![1].props![0]![0], '[cause]', "an error's cause, though not enumerable");
 });
 
 t.test('console.table: columns and rows of leaf previews, and the text Node prints', async (t) => {

@@ -199,8 +199,8 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
         if (stack !== undefined && stack.length <= walk.flatten) walk.flatten -= stack.length;
         break;
       }
-      case 'map': made = node('map'); made.size = apply(mapSize, value, []) as number; break;
-      case 'set': made = node('set'); made.size = apply(setSize, value, []) as number; break;
+      case 'map': made = node('map'); made.size = apply(mapSize, value, []) as number; subclass(made, value, 'Map'); break;
+      case 'set': made = node('set'); made.size = apply(setSize, value, []) as number; subclass(made, value, 'Set'); break;
       case 'typedarray':
         made = node('typedarray');
         made.class = apply(typedArrayName, value, []) as string;
@@ -210,6 +210,7 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
         if (isArray(value)) {
           made = node('array');
           made.size = (value as unknown[]).length;
+          subclass(made, value, 'Array');
         } else {
           made = node('object');
           const name = constructorName(value);
@@ -218,6 +219,12 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
     }
     if (depth <= limits.maxDepth && walk.nodes > 0) push(walk.queue, { value, node: made, depth, parent });
     return made;
+  }
+
+  /** Names the class of an instance of a subclass (`class Registry extends Map`). */
+  function subclass(made: PreviewNode, value: object, base: string): void {
+    const name = constructorName(value);
+    if (name !== base) made.class = name;
   }
 
   function propertyNode(walk: Walk, target: object, key: string | symbol, job: Job): PreviewNode | null {
@@ -240,13 +247,15 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
     for (let index = 0; index < keys.length; index++) {
       const key = keys[index]!;
       if (key === skip || key === 'stack' && made.kind === 'error') continue;
+      // An error's `cause` is shown as Node shows it, though it is not enumerable.
+      const cause = key === 'cause' && made.kind === 'error';
       if (props.length >= limits.maxWidth || walk.nodes <= 0) {
-        if (index < 100_000 && ownProperty(value, key)?.enumerable) more++;
+        if (index < 100_000 && (cause || ownProperty(value, key)?.enumerable)) more++;
         continue;
       }
       const property = ownProperty(value, key);
-      if (property === undefined || !property.enumerable) continue;
-      push(props, [keyText(walk, key), propertyNode(walk, value, key, job)!]);
+      if (property === undefined || !(property.enumerable || cause)) continue;
+      push(props, [cause ? '[cause]' : keyText(walk, key), propertyNode(walk, value, key, job)!]);
     }
     made.props = props;
     if (more > 0) made.more = more;
@@ -366,13 +375,15 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
       case 'arraybuffer': return `ArrayBuffer { byteLength: ${made.size!} }`;
       case 'error': return made.frames!.length === 0 ? made.text! : `${made.text!}\n${join(made.frames!, '\n')}`;
       case 'array': case 'typedarray': {
-        const name = made.kind === 'array' ? 'Array' : made.class!;
+        const name = made.kind === 'array' ? made.class ?? 'Array' : made.class!;
         if (made.props === undefined || depth > limits.textDepth) return `[${name}]`;
-        return joinParts(made.kind === 'array' ? '[' : `${name}(${made.size!}) [`, propsText(made, depth, true), ']');
+        return joinParts(name === 'Array' ? '[' : `${name}(${made.size!}) [`, propsText(made, depth, true), ']');
       }
       case 'map': case 'set': {
         const isMap = made.kind === 'map';
-        if ((isMap ? made.entries : made.items) === undefined || depth > limits.textDepth) return isMap ? '[Map]' : '[Set]';
+        const base = isMap ? 'Map' : 'Set';
+        const name = made.class === undefined ? base : `${className(made, base)}(${made.size!}) [${base}]`;
+        if ((isMap ? made.entries : made.items) === undefined || depth > limits.textDepth) return `[${made.class === undefined ? base : className(made, base)}]`;
         const parts: string[] = [];
         if (isMap) {
           const entries = made.entries!;
@@ -382,7 +393,7 @@ export function inContextPreviewer(safe: Safe, errors: ErrorTools, limits: Previ
           for (let index = 0; index < items.length; index++) push(parts, renderAt(items[index]!, depth + 1, true));
         }
         moreText(made, parts, 'item', 'items');
-        return joinParts(`${isMap ? 'Map' : 'Set'}(${made.size!}) {`, parts, '}');
+        return joinParts(made.class === undefined ? `${base}(${made.size!}) {` : `${name} {`, parts, '}');
       }
       case 'object': {
         const name = className(made, 'Object');
