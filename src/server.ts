@@ -8,7 +8,6 @@ import path from 'node:path';
 import type { Config } from './config.js';
 import { HttpApi } from './http/api.js';
 import { ConsoleFiles, ConsoleHandler } from './http/console.js';
-import { openStreamCount } from './http/sse.js';
 import type { Logger } from './ops/logger.js';
 import { Metrics } from './ops/metrics.js';
 import { publicExecutionId, tenantOfExecution } from './sessions/live.js';
@@ -16,8 +15,8 @@ import { WorkerPool } from './pool/worker-pool.js';
 import { RetentionSweeper } from './events/retention.js';
 import { ExecutionService } from './sessions/service.js';
 import { LevelEventStore } from './store/level-store.js';
-import { Authenticator, resolveToken } from './transport/auth.js';
-import { TenantDirectory } from './transport/tenants.js';
+import { Authenticator, resolveToken } from './auth/tokens.js';
+import { TenantDirectory } from './auth/tenants.js';
 import { UwsTransport } from './transport/uws-server.js';
 import { WS_PATH, type TerminalStatus } from '../protocol/types.js';
 
@@ -72,8 +71,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     onInternalError,
     operator: {
       readiness: () => {
-        const { online, size } = service.stats().sandbox;
-        const checks = { store: store.isOpen, workers: online === size, accepting: service.accepting };
+        const { sandbox, store: writes } = service.stats();
+        // A store whose writes keep failing is not ready either: nothing new would become durable.
+        const checks = { store: store.isOpen && !writes.stalled, workers: sandbox.online === sandbox.size, accepting: service.accepting };
         return { ready: checks.store && checks.workers && checks.accepting, checks };
       },
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
@@ -96,13 +96,21 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   });
   metrics.attach({
     eventsAppended: () => service.stats().eventsAppended,
+    storeFailures: () => service.stats().store.failures,
+    storeItemsWaiting: () => service.stats().store.waiting,
     replayReads: () => service.stats().replayReads,
     backpressurePauses: () => service.stats().backpressurePauses,
     workerRestarts: () => service.stats().sandbox.restarts,
     liveExecutions: () => service.stats().liveExecutions,
     socketsOpen: () => transport.socketCount,
-    eventStreamsOpen: openStreamCount,
+    eventStreamsOpen: () => http.openStreams,
   });
+  directory?.watch((tenant) => {
+    logger.warn({ tenant }, 'tenant revoked (gone from the tokens file, or its line replaced): closing its sockets and event streams');
+    const reason = `the token of tenant ${tenant} was revoked`;
+    transport.revokeTenant(tenant, reason);
+    http.revokeTenant(tenant, reason);
+  }, (error) => logger.error({ err: error }, 'cannot read the tokens file; keeping the tenants last read'));
   const retention = config.retentionMs > 0
     ? new RetentionSweeper(store, config.retentionMs, config.retentionSweepMs, (error) => logger.error({ err: error }, 'retention sweep failed'))
     : null;
@@ -115,6 +123,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   let closing: Promise<void> | null = null;
   const close = () => (closing ??= (async () => {
     transport.stopListening();
+    directory?.stop();
     await service.shutdown();
     await retention?.stop();
     transport.closeSockets();
