@@ -8,6 +8,7 @@
 import type { ExecutionKind } from '../../protocol/types.js';
 import type { AbortStatus, Completion, ReplayInput, RestoreResult, SandboxLimits, SandboxOutput } from '../sandbox/sandbox.js';
 import { CONSOLE_LEVELS } from '../pool/messages.js';
+import { consoleExtras, valueExtras } from '../sandbox/preview-data.js';
 
 /** The sandbox process writes its frames to this fd (stdin carries the server's; stdout is unused). */
 export const OUTPUT_FD = 3;
@@ -43,7 +44,10 @@ const isString = (value: unknown): value is string => typeof value === 'string';
 const isStringArray = (value: unknown): value is string[] => Array.isArray(value) && value.every(isString);
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
-/** `message` as a FromHost when it has exactly the shape one has (a fresh object: nothing else is kept), else null. */
+/**
+ * `message` as a FromHost when it has exactly the shape one has (a fresh object: nothing else is
+ * kept; structured previews only when preview-data.ts finds them well formed), else null.
+ */
 export function readFromHost(message: unknown): FromHost | null {
   if (!isObject(message)) return null;
   switch (message.t) {
@@ -83,11 +87,12 @@ function readOutput(output: unknown): SandboxOutput | null {
     case 'console': {
       if (!isObject(payload) || !(CONSOLE_LEVELS as readonly unknown[]).includes(payload.level) || !isString(payload.text)) return null;
       const level = payload.level as (typeof CONSOLE_LEVELS)[number];
-      return { kind: 'console', executionId, ts, payload: payload.truncated === true ? { level, text: payload.text, truncated: true } : { level, text: payload.text } };
+      const extras = consoleExtras(payload);
+      return { kind: 'console', executionId, ts, payload: { level, text: payload.text, ...(payload.truncated === true ? { truncated: true } : {}), ...extras } };
     }
     case 'value':
       if (!isObject(payload) || !isString(payload.type) || !isString(payload.preview)) return null;
-      return { kind: 'value', executionId, ts, payload: { type: payload.type, preview: payload.preview } };
+      return { kind: 'value', executionId, ts, payload: { type: payload.type, preview: payload.preview, ...valueExtras(payload) } };
     case 'exception':
       if (!isObject(payload) || !isString(payload.name) || !isString(payload.message) || !isString(payload.stack)) return null;
       return { kind: 'exception', executionId, ts, payload: { name: payload.name, message: payload.message, stack: payload.stack } };
