@@ -1,6 +1,13 @@
-import t from 'tap';
+/**
+ * The shared store suite on the JetStream backend, and what only a remote log has: nats-server
+ * killed (-9) and restarted under commits, two writers racing on one log, ids with `.`, `:` and `/`
+ * in subjects and keys.
+ */
+import t, { type Test } from 'tap';
+import type { ExecutionRecord, SessionRecord } from '../protocol/types.js';
+import type { CommitBatch, EventChunk } from '../src/store/event-store.js';
 import { JetStreamEventStore } from '../src/store/jetstream/jetstream-store.js';
-import { natsFor } from './helpers/nats.js';
+import { natsFor, type TestNats } from './helpers/nats.js';
 import { runStoreSuite } from './store/suite.js';
 
 // One nats-server for the file; each store gets a prefix of its own (a fresh, empty location).
@@ -10,3 +17,108 @@ let stores = 0;
 runStoreSuite(t, 'JetStreamEventStore', async (sameLocationAs) =>
   new JetStreamEventStore({ servers: [nats.url], prefix: (sameLocationAs as JetStreamEventStore | undefined)?.options.prefix ?? `s${++stores}` }),
 );
+
+const utf8 = new TextEncoder();
+const text = new TextDecoder();
+
+function chunk(executionId: string, firstSeq: number, count: number, writer = executionId): EventChunk {
+  return { executionId, firstSeq, frames: Array.from({ length: count }, (_, i) => utf8.encode(`${writer}#${firstSeq + i}`)) };
+}
+
+function batch(parts: Partial<CommitBatch>): CommitBatch {
+  return { sessions: [], executions: [], events: [], ...parts };
+}
+
+async function openStore(t: Test, server: TestNats, prefix: string, ackTimeoutMs?: number): Promise<JetStreamEventStore> {
+  const store = new JetStreamEventStore({ servers: [server.url], prefix, ackTimeoutMs });
+  t.teardown(() => store.close());
+  await store.open();
+  return store;
+}
+
+async function readAll(store: JetStreamEventStore, executionId: string): Promise<string[]> {
+  return (await store.readEvents(executionId, 0, 1_000_000)).map((event) => `${event.seq}=${text.decode(event.frame)}`);
+}
+
+function expected(writer: string, last: number): string[] {
+  return Array.from({ length: last }, (_, i) => `${i + 1}=${writer}#${i + 1}`);
+}
+
+t.test('kill -9 of nats-server during commits: every acked chunk is there once, commits resume', async (t) => {
+  const own = await natsFor(t);
+  const store = await openStore(t, own, 'crash', 500);
+  const writers = 8;
+  const chunksEach = 40;
+  let acked = 0;
+  let retried = 0;
+  let reachedKill: () => void = () => {};
+  const killPoint = new Promise<void>((resolve) => (reachedKill = resolve));
+  // Each writer behaves like the commit log: an item that failed is resent exactly, later ones wait.
+  const write = async (id: string): Promise<number> => {
+    let seq = 0;
+    for (let n = 0; n < chunksEach; n++) {
+      const next = chunk(id, seq + 1, 1 + ((n * 37) % 60));
+      for (;;) {
+        const { failed } = await store.commit(batch({ events: [next] }));
+        if (failed.length === 0) break;
+        t.equal(failed[0]!.error.code, 'STORE_UNAVAILABLE', `${id}: a failed write is retryable, never fenced (${failed[0]!.error.message})`);
+        retried++;
+      }
+      seq += next.frames.length;
+      if (++acked === writers * 5) reachedKill();
+    }
+    return seq;
+  };
+  const ids = Array.from({ length: writers }, (_, i) => `crash.${i}:x/y`);
+  const running = ids.map(write);
+  await killPoint;
+  await own.kill();
+  await own.start();
+  const lasts = await Promise.all(running);
+  t.ok(retried > 0, `the kill hit commits in flight (${retried} retries)`);
+  // A fresh connection reads what nats-server holds.
+  const reader = await openStore(t, own, 'crash');
+  for (const [index, id] of ids.entries()) {
+    t.same(await readAll(reader, id), expected(id, lasts[index]!), `${id}: 1..${lasts[index]}, each once, in order`);
+    t.equal(await reader.lastSeq(id), lasts[index], `${id}: lastSeq`);
+  }
+  t.same((await store.commit(batch({ events: [chunk(ids[0]!, lasts[0]! + 1, 3)] }))).failed, [], 'and the store takes more');
+});
+
+t.test('two writers racing on one log: exactly one chunk lands, the other is fenced', async (t) => {
+  const one = await openStore(t, nats, 'race');
+  const two = await openStore(t, nats, 'race');
+  for (let round = 0; round < 10; round++) {
+    const id = `race.${round}`;
+    const results = await Promise.all([
+      one.commit(batch({ events: [chunk(id, 1, 3, 'one')] })),
+      two.commit(batch({ events: [chunk(id, 1, 3, 'two')] })),
+    ]);
+    const codes = results.map((result) => result.failed.map((failure) => failure.error.code).join(','));
+    t.same([...codes].sort(), ['', 'STORE_FENCED'], `round ${round}: one landed, one fenced`);
+    const winner = codes[0] === '' ? 'one' : 'two';
+    t.same(await readAll(one, id), expected(winner, 3), `round ${round}: the log holds the winner's chunk only`);
+    // The winner goes on; the loser, appending after what it wrote itself, is refused again.
+    const [won, lost] = winner === 'one' ? [one, two] : [two, one];
+    t.same((await won.commit(batch({ events: [chunk(id, 4, 2, winner)] }))).failed, [], `round ${round}: the winner continues`);
+    const stale = await lost.commit(batch({ events: [chunk(id, 4, 2, 'stale')] }));
+    t.same(stale.failed.map((failure) => failure.error.code), ['STORE_FENCED'], `round ${round}: a stale append is fenced`);
+    t.same(await readAll(two, id), expected(winner, 5), `round ${round}: nothing of the stale writer`);
+  }
+});
+
+t.test('ids with `.`, `:` and `/` in tenants, sessions and executions stay apart', async (t) => {
+  const store = await openStore(t, nats, 'ids');
+  const tenants = ['a', 'a.b', 'a:b', 'a/b', 'a.>', '*'];
+  const sessions: SessionRecord[] = tenants.map((tenant, i) => ({ session_id: `${tenant}/s.${i}`, tenant, name: 'n', status: 'ready', created_at: 1, execution_count: 0 }) as SessionRecord);
+  const records: ExecutionRecord[] = sessions.map((session, i) => ({
+    execution_id: `${session.tenant}/x.${i}:1`, session_id: session.session_id, number: 1, kind: 'repl', status: 'running', created_at: 1, started_at: 1, last_seq: 0, timeout_ms: 1000, code: '1',
+  }));
+  t.same((await store.commit(batch({ sessions, executions: records, events: records.map((record) => chunk(record.execution_id, 1, 2)) }))).failed, [], 'all written');
+  for (const [i, tenant] of tenants.entries()) {
+    t.same((await store.listSessions({ tenant })).map((s) => s.session_id), [sessions[i]!.session_id], `tenant ${tenant}: its own session only`);
+    t.same((await store.listExecutions(sessions[i]!.session_id, { limit: 10 })).map((r) => r.execution_id), [records[i]!.execution_id], `session ${sessions[i]!.session_id}: its own execution`);
+    t.same((await store.listUnfinished({ sessionId: sessions[i]!.session_id })).map((r) => r.execution_id), [records[i]!.execution_id], `session ${sessions[i]!.session_id}: unfinished`);
+    t.same(await readAll(store, records[i]!.execution_id), expected(records[i]!.execution_id, 2), `${records[i]!.execution_id}: its own events`);
+  }
+});

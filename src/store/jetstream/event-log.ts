@@ -12,6 +12,7 @@
  * its page's previous chunk, 0 for a page's first), so two writers of one log cannot both append,
  * and `Nats-Msg-Id`, so a chunk resent after a lost ack (nats-server killed) is stored once.
  */
+import { randomBytes } from 'node:crypto';
 import { headers, type MsgHdrs } from '@nats-io/transport-node';
 import type { JetStreamManager, StoredMsg } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
@@ -48,6 +49,8 @@ export class EventLog {
   readonly #heads = new Map<string, Head>();
   /** The highest stream seq this instance has seen: a floor for logs it creates. */
   #streamSeq: number;
+  /** This instance as a writer, in its Msg-Ids: only its own resends are its duplicates. */
+  readonly #writer = randomBytes(6).toString('base64url');
 
   constructor(names: Names, jsm: JetStreamManager, logs: KV, publisher: AckPublisher, streamSeq: number) {
     this.#names = names;
@@ -199,7 +202,7 @@ export class EventLog {
 
   #headers(executionId: string, incarnation: number, firstSeq: number, lastSeq: number, expected: number): MsgHdrs {
     const h = headers();
-    h.set('Nats-Msg-Id', this.#names.messageId(executionId, incarnation, firstSeq));
+    h.set('Nats-Msg-Id', this.#names.messageId(executionId, incarnation, firstSeq, this.#writer));
     h.set('Nats-Expected-Last-Subject-Sequence', String(expected));
     h.set(FIRST_SEQ, String(firstSeq));
     h.set(LAST_SEQ, String(lastSeq));

@@ -56,10 +56,12 @@ export class Names {
   }
 
   /**
-   * Dedupes a resent chunk, including after a nats-server crash lost its ack. The incarnation is in
-   * it because a purge or a new incarnation does not clear the dedupe window (measured).
+   * Dedupes a chunk resent by its writer, including after a nats-server crash lost its ack. The
+   * incarnation is in it because a purge or a new incarnation does not clear the dedupe window
+   * (measured); the writer, because two writers racing for one position (a stale owner and its
+   * taker) must not see each other's chunk as their own duplicate: the fence refuses the second.
    */
-  messageId(executionId: string, incarnation: number, firstSeq: number): string {
-    return `${encodeId(executionId)}:${incarnation}:${firstSeq}`;
+  messageId(executionId: string, incarnation: number, firstSeq: number, writer: string): string {
+    return `${encodeId(executionId)}:${incarnation}:${firstSeq}:${writer}`;
   }
 }
