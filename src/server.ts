@@ -4,7 +4,6 @@
  * order that loses nothing.
  */
 import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
 import type { Config } from './config.js';
 import { HttpApi } from './http/api.js';
 import { ConsoleFiles, ConsoleHandler } from './http/console.js';
@@ -14,7 +13,7 @@ import { publicExecutionId, tenantOfExecution } from './sessions/live.js';
 import { WorkerPool } from './pool/worker-pool.js';
 import { RetentionSweeper } from './events/retention.js';
 import { ExecutionService } from './sessions/service.js';
-import { LevelEventStore } from './store/level-store.js';
+import { storeFor } from './store/select.js';
 import { Authenticator, resolveToken } from './auth/tokens.js';
 import { TenantDirectory } from './auth/tenants.js';
 import { UwsTransport } from './transport/uws-server.js';
@@ -39,7 +38,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   // With a tokens file and no VMSTREAM_TOKEN there is no shared token, and none is generated.
   const shared = directory && config.token === null ? null : await resolveToken(config.token, config.dataDir);
   logger.info({ config: { ...config, token: config.token === null ? null : '[redacted]' }, tenants }, 'starting');
-  const store = new LevelEventStore(path.join(config.dataDir, 'events'));
+  const { store, reachable } = storeFor(config);
   await store.open();
   const metrics = new Metrics();
   const pool = { size: config.workers, heapMb: config.workerHeapMb, limits: { maxText: config.maxTextChars, maxPreview: config.maxPreviewChars } };
@@ -72,8 +71,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     operator: {
       readiness: () => {
         const { sandbox, store: writes } = service.stats();
-        // A store whose writes keep failing is not ready either: nothing new would become durable.
-        const checks = { store: store.isOpen && !writes.stalled, workers: sandbox.online === sandbox.size, accepting: service.accepting };
+        // A store whose writes keep failing, or that cannot reach NATS, is not ready either: nothing new would become durable.
+        const checks = { store: reachable() && !writes.stalled, workers: sandbox.online === sandbox.size, accepting: service.accepting };
         return { ready: checks.store && checks.workers && checks.accepting, checks };
       },
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),

@@ -43,6 +43,12 @@ export interface JetStreamStoreOptions {
   replicas?: number;
   /** How long a publish waits for its ack before it counts as unavailable (and is resent). */
   ackTimeoutMs?: number;
+  /**
+   * Age at which the stream drops events, in bulk (0: never). Expiring an execution deletes its
+   * records and makes its events unreachable; the events themselves go with this age, which must
+   * outlast the records (retention + the longest run + a margin).
+   */
+  maxAgeMs?: number;
 }
 
 type Bucket = 'executions' | 'session_execs' | 'active' | 'sessions' | 'ended';
@@ -77,7 +83,8 @@ export class JetStreamEventStore extends EventStore {
   #connected = false;
 
   protected async _open(): Promise<void> {
-    const nc = await connect({ servers: this.options.servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, name: 'vmstream' });
+    // Until NATS answers the store is not open, so the server does not listen (nothing to serve from).
+    const nc = await connect({ servers: this.options.servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, waitOnFirstConnect: true, name: 'vmstream' });
     this.#nc = nc;
     this.#connected = true;
     void this.#watchStatus(nc);
@@ -101,11 +108,15 @@ export class JetStreamEventStore extends EventStore {
     this.#connected = false;
   }
 
-  /** Creates the event stream when missing; returns its last stream seq. */
+  /** Creates the event stream when missing (and sets its max age when that changed); returns its last stream seq. */
   async #ensureStream(jsm: JetStreamManager, replicas: number): Promise<number> {
     const name = this.#names.eventStream;
+    const maxAge = (this.options.maxAgeMs ?? 0) * 1_000_000;
     const existing = await jsm.streams.info(name).catch(() => undefined);
-    if (existing) return existing.state.last_seq;
+    if (existing) {
+      if (existing.config.max_age !== maxAge) await jsm.streams.update(name, { max_age: maxAge });
+      return existing.state.last_seq;
+    }
     const created = await jsm.streams.add({
       name,
       subjects: [this.#names.eventSubjects],
@@ -113,6 +124,7 @@ export class JetStreamEventStore extends EventStore {
       duplicate_window: DUPLICATE_WINDOW_NS,
       num_replicas: replicas,
       max_msg_size: 1024 * 1024,
+      max_age: maxAge,
     });
     return created.state.last_seq;
   }
