@@ -7,7 +7,7 @@ import t from 'tap';
 import type { SessionRecord } from '../protocol/types.js';
 import { DEFAULTS, type Config } from '../src/config.js';
 import type { EventSink } from '../src/events/subscription-hub.js';
-import { decodeStored } from '../src/protocol/codec.js';
+import { decodeValue } from '../protocol/codec.js';
 import { Engine } from '../src/sessions/engine.js';
 import { Workspace } from '../src/sessions/workspace.js';
 import { FakeSandbox } from './helpers/fake-sandbox.js';
@@ -46,7 +46,7 @@ function follow(engine: Engine, id: string): { first: Promise<void>; all: Promis
     const frames: AnyEvent[] = [];
     const sink: EventSink = {
       send: (frame) => {
-        frames.push(decodeStored(frame) as AnyEvent);
+        frames.push(decodeValue(frame) as AnyEvent);
         first();
         return 0;
       },

@@ -100,7 +100,7 @@ async function iterate(db: Db, limit: number, maxMs: number): Promise<{ entries:
 async function throughEventStore(job: StorageJob, events: number): Promise<{ appendPerSec: number; readPerSec: number }> {
   const location = `${job.dir}-store`;
   const ts = Date.now();
-  const frames = Array.from({ length: job.batch }, (_, i) => packr.pack(eventFrame(i, ts + i)));
+  const frames = Array.from({ length: job.batch }, (_, i) => encodeFrame(eventFrame(i, ts + i)));
   let store = new LevelEventStore(location);
   await store.open();
   const t0 = performance.now();

@@ -21,7 +21,8 @@ import { ClassicLevel } from 'classic-level';
 import type { ExecutionRecord, SessionRecord } from '../../protocol/types.js';
 import { CommitLog, type CommitTarget } from '../../src/events/commit-log.js';
 import { LevelEventStore } from '../../src/store/level-store.js';
-import { eventFrame, packr } from '../harness/frames.js';
+import { encodeFrame } from '../../protocol/codec.js';
+import { eventFrame } from '../harness/frames.js';
 
 const { values } = parseArgs({
   options: {
@@ -50,7 +51,7 @@ proto.batch = function (this: unknown, ops: unknown[], ...rest: unknown[]) {
   return batch.call(this, ops, ...rest);
 };
 
-const frame = packr.pack(eventFrame(1, Date.now()));
+const frame = encodeFrame(eventFrame(1, Date.now()));
 const dir = mkdtempSync(join(tmpdir(), 'vmstream-commit-bench-'));
 const store = new LevelEventStore(join(dir, 'events'));
 await store.open();

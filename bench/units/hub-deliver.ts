@@ -14,7 +14,8 @@ import type { CommittedChunk } from '../../src/events/commit-log.js';
 import type { LiveFeed } from '../../src/events/live-feed.js';
 import { SendResult, SubscriptionHub, type EventSink } from '../../src/events/subscription-hub.js';
 import type { EventStore } from '../../src/store/event-store.js';
-import { eventFrame, packr } from '../harness/frames.js';
+import { encodeFrame } from '../../protocol/codec.js';
+import { eventFrame } from '../harness/frames.js';
 
 const { values } = parseArgs({
   options: {
@@ -59,7 +60,7 @@ function run(sinkCount: number): void {
   const sinks = Array.from({ length: sinkCount }, () => new CountingSink());
   const ids = Array.from({ length: executions }, (_, i) => `bench/x${i}`);
   for (const sink of sinks) for (const id of ids) hub.attach(sink, id, 0, null);
-  const frames = Array.from({ length: chunkFrames }, (_, i) => packr.pack(eventFrame(i + 1, Date.now())));
+  const frames = Array.from({ length: chunkFrames }, (_, i) => encodeFrame(eventFrame(i + 1, Date.now())));
   const deadline = performance.now() + seconds * 1000;
   const t0 = performance.now();
   let seq = 0;
