@@ -42,6 +42,9 @@ export class TestNats {
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
     this.#child = child;
+    // A file-wide nats-server must not keep the test process alive: it is killed when that exits.
+    child.unref();
+    (child.stderr as unknown as { unref(): void }).unref();
     const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`nats-server exited (${code}): ${stderr}`))));
     const spawnFailed = new Promise<never>((_, reject) => child.once('error', reject));
     await Promise.race([waitForPort(this.port), exited, spawnFailed]);
