@@ -122,3 +122,18 @@ t.test('ids with `.`, `:` and `/` in tenants, sessions and executions stay apart
     t.same(await readAll(store, records[i]!.execution_id), expected(records[i]!.execution_id, 2), `${records[i]!.execution_id}: its own events`);
   }
 });
+
+t.test('a record whose code passes what one NATS message holds', async (t) => {
+  const store = await openStore(t, nats, 'large');
+  // 1 MiB of code, with multi-byte characters across the parts' boundaries.
+  const code = `// ${'é'.repeat(300_000)}\n${'x'.repeat(448_574)}`;
+  const record: ExecutionRecord = { execution_id: 't/big.1', session_id: 's', number: 1, kind: 'repl', status: 'queued', created_at: 1, last_seq: 0, timeout_ms: 1000, code };
+  t.same(await store.createExecution(record), { created: true, record }, 'created');
+  t.same(await store.getExecution('t/big.1'), record, 'read back whole');
+  t.same(await store.createExecution({ ...record, code: 'other' }), { created: false, record }, 'a second create gets it whole');
+  const ended = { ...record, status: 'ok' as const, started_at: 2, ended_at: 3, last_seq: 2 };
+  t.same((await store.commit(batch({ executions: [ended], events: [chunk('t/big.1', 1, 2)] }))).failed, [], 'committed again');
+  t.same((await store.listExecutions('s', { limit: 5 }))[0], ended, 'listed whole');
+  t.equal(await store.expireEndedBefore(10, 10), 1, 'expired');
+  t.equal(await store.getExecution('t/big.1'), undefined, 'gone');
+});

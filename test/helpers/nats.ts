@@ -65,6 +65,8 @@ export class TestNats {
     this.#child = undefined;
     if (child.exitCode !== null || child.signalCode !== null) return;
     const gone = new Promise((resolve) => child.once('exit', resolve));
+    // Waiting for its exit must keep the test process alive (it was unref'd at start).
+    child.ref();
     process.kill(child.pid!, signal);
     await gone;
   }

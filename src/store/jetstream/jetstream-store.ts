@@ -9,6 +9,7 @@
  *   <P>_sessions       <tenant>.<sid>        session record
  *   <P>_ended          <ended_at:12>.<xid>   terminal executions by end time (retention)
  *   <P>_logs           <xid>                 the log's incarnation (event-log.ts)
+ *   <P>_code           <xid>.<hash>.<part>   code too large to sit in its record (records.ts)
  *
  * Ids are base64url tokens (names.ts). Nothing is atomic across keys: a commit publishes events
  * first and writes the records that count them only once those are acked.
@@ -33,6 +34,7 @@ import {
 import { EventLog } from './event-log.js';
 import { decodeId, encodeId, hex, Names } from './names.js';
 import { AckPublisher } from './publisher.js';
+import { RecordCodec } from './records.js';
 
 export interface JetStreamStoreOptions {
   /** nats://host:port, one or more (a NATS cluster). */
@@ -68,6 +70,7 @@ export class JetStreamEventStore extends EventStore {
   #kv: Record<Bucket, KV> | undefined;
   #log: EventLog | undefined;
   #publisher: AckPublisher | undefined;
+  #records: RecordCodec | undefined;
 
   constructor(options: JetStreamStoreOptions) {
     super();
@@ -92,11 +95,12 @@ export class JetStreamEventStore extends EventStore {
     const jsm = await jetstreamManager(nc);
     const streamSeq = await this.#ensureStream(jsm, replicas);
     const kvm = new Kvm(nc);
-    const bucket = (name: Bucket | 'logs') => kvm.create(this.#names.bucket(name), { history: 1, replicas });
-    const [executions, session_execs, active, sessions, ended, logs] = await Promise.all(
-      (['executions', 'session_execs', 'active', 'sessions', 'ended', 'logs'] as const).map(bucket),
+    const bucket = (name: Bucket | 'logs' | 'code') => kvm.create(this.#names.bucket(name), { history: 1, replicas });
+    const [executions, session_execs, active, sessions, ended, logs, code] = await Promise.all(
+      (['executions', 'session_execs', 'active', 'sessions', 'ended', 'logs', 'code'] as const).map(bucket),
     );
     this.#kv = { executions: executions!, session_execs: session_execs!, active: active!, sessions: sessions!, ended: ended! };
+    this.#records = new RecordCodec(code!);
     this.#publisher = new AckPublisher(nc, this.options.ackTimeoutMs ?? 5_000);
     this.#log = new EventLog(this.#names, jsm, logs!, this.#publisher, streamSeq);
   }
@@ -169,7 +173,7 @@ export class JetStreamEventStore extends EventStore {
     const kv = this.#kv!;
     const key = encodeId(record.execution_id);
     try {
-      await kv.executions.create(key, packr.pack(record));
+      await kv.executions.create(key, await this.#records!.pack(record));
     } catch (error) {
       const existing = await this._getExecution(record.execution_id);
       if (existing) return { created: false, record: existing };
@@ -188,7 +192,8 @@ export class JetStreamEventStore extends EventStore {
   }
 
   protected async _getExecution(executionId: string): Promise<ExecutionRecord | undefined> {
-    return this.#getValue<ExecutionRecord>('executions', encodeId(executionId));
+    const entry = await this.#kv!.executions.get(encodeId(executionId));
+    return entry && entry.operation === 'PUT' ? this.#records!.unpack(entry.value) : undefined;
   }
 
   protected async _listSessions(filter: SessionFilter): Promise<SessionRecord[]> {
@@ -225,12 +230,13 @@ export class JetStreamEventStore extends EventStore {
 
   async #delete(record: ExecutionRecord): Promise<void> {
     const kv = this.#kv!;
-    // The log first: a record never outlives the reachability of its events' replacement.
+    const stored = await kv.executions.get(encodeId(record.execution_id));
     await this.#log!.forget(record.execution_id);
     await Promise.all([
       kv.session_execs.delete(indexKey(record)),
       kv.active.delete(activeKey(record)),
       kv.executions.delete(encodeId(record.execution_id)),
+      stored?.operation === 'PUT' ? this.#records!.deleteCode(stored.value) : undefined,
     ]);
   }
 
@@ -241,7 +247,7 @@ export class JetStreamEventStore extends EventStore {
   async #putExecution(record: ExecutionRecord): Promise<void> {
     const kv = this.#kv!;
     const writes: Array<Promise<unknown>> = [
-      kv.executions.put(encodeId(record.execution_id), packr.pack(record)),
+      kv.executions.put(encodeId(record.execution_id), await this.#records!.pack(record)),
       kv.session_execs.put(indexKey(record), utf8(record.execution_id)),
     ];
     if (record.ended_at === undefined) {
