@@ -60,6 +60,8 @@ export interface Config {
   jetstreamPrefix: string;
   /** Replicas of those streams and buckets: 1 on one nats-server, 3 on a NATS cluster. */
   jetstreamReplicas: number;
+  /** This server's name on a JetStream prefix (VMSTREAM_NODE_ID; default `<hostname>:<port>`). */
+  nodeId: string;
 }
 
 export const DEFAULTS: Readonly<Config> = Object.freeze({
@@ -97,6 +99,7 @@ export const DEFAULTS: Readonly<Config> = Object.freeze({
   natsUrls: [],
   jetstreamPrefix: 'vms',
   jetstreamReplicas: 1,
+  nodeId: '',
 });
 
 type NumericKey = { [K in keyof Config]: Config[K] extends number ? K : never }[keyof Config];
@@ -192,6 +195,7 @@ function readStoreSettings(env: NodeJS.ProcessEnv, config: Config): void {
     if (!/^[a-zA-Z0-9_-]+$/.test(env.VMSTREAM_JS_PREFIX)) throw new ConfigError(`VMSTREAM_JS_PREFIX takes only [a-zA-Z0-9_-], got ${JSON.stringify(env.VMSTREAM_JS_PREFIX)}`);
     config.jetstreamPrefix = env.VMSTREAM_JS_PREFIX;
   }
+  config.nodeId = env.VMSTREAM_NODE_ID || `${os.hostname()}:${config.port}`;
   if (config.store === 'jetstream' && config.natsUrls.length === 0) {
     throw new ConfigError('VMSTREAM_STORE=jetstream needs VMSTREAM_NATS_URL (nats://host:port[,…])');
   }

@@ -26,6 +26,7 @@ export function storeFor(config: Config): SelectedStore {
     servers: config.natsUrls,
     prefix: config.jetstreamPrefix,
     replicas: config.jetstreamReplicas,
+    nodeId: config.nodeId,
     // Events outlive the records that reach them: a record goes `retention` after its end, and
     // its events were all written within the longest run before that end.
     maxAgeMs: config.retentionMs === 0 ? 0 : config.retentionMs + config.maxTimeoutMs + EVENT_AGE_MARGIN_MS,

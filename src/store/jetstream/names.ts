@@ -43,7 +43,7 @@ export class Names {
     return `${this.prefix}.ev.>`;
   }
 
-  bucket(name: 'executions' | 'session_execs' | 'active' | 'sessions' | 'ended' | 'logs' | 'code'): string {
+  bucket(name: 'executions' | 'session_execs' | 'active' | 'sessions' | 'ended' | 'logs' | 'code' | 'node'): string {
     return `${this.prefix}_${name}`;
   }
 
