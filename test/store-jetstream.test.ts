@@ -155,3 +155,21 @@ t.test('one server per prefix: another node id is refused, the same one takes it
   await elsewhere.open();
   t.equal(elsewhere.isOpen, true, 'another prefix is free');
 });
+
+t.test('a trickling log (a chunk per event) reads whole and from any point', async (t) => {
+  const store = await openStore(t, nats, 'trickle');
+  const events = 1_500;
+  // One event per commit, beside another log's two, as a slow execution beside a busy one.
+  const failures: string[] = [];
+  for (let seq = 1; seq <= events; seq++) {
+    const { failed } = await store.commit(batch({ events: [chunk('slow', seq, 1), chunk('busy', 2 * seq - 1, 2)] }));
+    failures.push(...failed.map((failure) => failure.error.message));
+  }
+  t.same(failures, [], 'every commit landed');
+  t.same(await readAll(store, 'slow'), expected('slow', events), 'the whole log, each once, in order');
+  for (const afterSeq of [0, 1, 700, 1023, 1024, 1025, 1400, 1499]) {
+    const page = await store.readEvents('slow', afterSeq, 1_000);
+    t.same(page.map((event) => event.seq), Array.from({ length: Math.min(1_000, events - afterSeq) }, (_, i) => afterSeq + 1 + i), `1 000 after ${afterSeq}`);
+  }
+  t.same(await store.readEvents('slow', events, 1_000), [], 'nothing past the end');
+});

@@ -55,6 +55,11 @@ export class Names {
     return `${this.prefix}.ev.${encodeId(executionId)}.${incarnation}.${page}`;
   }
 
+  /** Every page of one incarnation of a log (for a consumer; never for a `last_by_subj`). */
+  logSubjects(executionId: string, incarnation: number): string {
+    return `${this.prefix}.ev.${encodeId(executionId)}.${incarnation}.>`;
+  }
+
   /**
    * Dedupes a chunk resent by its writer, including after a nats-server crash lost its ack. The
    * incarnation is in it because a purge or a new incarnation does not clear the dedupe window
