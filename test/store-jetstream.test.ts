@@ -173,3 +173,15 @@ t.test('a trickling log (a chunk per event) reads whole and from any point', asy
   }
   t.same(await store.readEvents('slow', events, 1_000), [], 'nothing past the end');
 });
+
+t.test('retention follows the ended queue: a stale entry expires nothing', async (t) => {
+  const store = await openStore(t, nats, 'expiry');
+  const record = (endedAt: number): ExecutionRecord => ({ execution_id: 'r', session_id: 's', number: 1, kind: 'repl', status: 'ok', created_at: 1, started_at: 1, ended_at: endedAt, last_seq: 0, timeout_ms: 1000, code: '1' });
+  await store.commit(batch({ executions: [record(100)] }));
+  // Committed again with a later end (as a takeover might): its first entry no longer matches it.
+  await store.commit(batch({ executions: [record(110)] }));
+  t.equal(await store.expireEndedBefore(105, 10), 0, 'the stale entry expires nothing');
+  t.ok(await store.getExecution('r'), 'the record that ended at 110 stays');
+  t.equal(await store.expireEndedBefore(200, 10), 1, 'it goes when its own end passes the cutoff');
+  t.equal(await store.expireEndedBefore(200, 10), 0, 'and the queue is empty');
+});

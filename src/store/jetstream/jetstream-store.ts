@@ -7,9 +7,10 @@
  *   <P>_session_execs  <sid>.<number:8>      the session's executions, in order (value: execution id)
  *   <P>_active         <sid>.<xid>           executions not yet terminal
  *   <P>_sessions       <tenant>.<sid>        session record
- *   <P>_ended          <ended_at:12>.<xid>   terminal executions by end time (retention)
  *   <P>_logs           <xid>                 the log's incarnation (event-log.ts)
  *   <P>_code           <xid>.<hash>.<part>   code too large to sit in its record (records.ts)
+ *
+ * and the stream <P>_ENDED queues terminal executions in end order for retention (ended-queue.ts).
  *
  * Ids are base64url tokens (names.ts). Nothing is atomic across keys: a commit publishes events
  * first and writes the records that count them only once those are acked.
@@ -31,6 +32,7 @@ import {
   type StoreSupports,
   type UnfinishedFilter,
 } from '../event-store.js';
+import { EndedQueue } from './ended-queue.js';
 import { EventLog } from './event-log.js';
 import { decodeId, encodeId, hex, Names } from './names.js';
 import { AckPublisher } from './publisher.js';
@@ -59,14 +61,14 @@ export interface JetStreamStoreOptions {
   maxAgeMs?: number;
 }
 
-type Bucket = 'executions' | 'session_execs' | 'active' | 'sessions' | 'ended';
+type Bucket = 'executions' | 'session_execs' | 'active' | 'sessions';
 
 const packr = new Packr({ useRecords: false });
 /** The duplicate window of the event stream: how long a resent chunk is recognised (nanoseconds). */
 const DUPLICATE_WINDOW_NS = 2 * 60 * 1_000_000_000;
 
-/** Shared by every node; KV listings are not ordered scans, so expiry sorts what it lists. */
-const SUPPORTS: StoreSupports = Object.freeze({ orderedScans: true, sharedLocation: true, fencing: true });
+/** Shared by every node; expiry follows the order executions were committed as ended, not a sorted scan. */
+const SUPPORTS: StoreSupports = Object.freeze({ orderedScans: false, sharedLocation: true, fencing: true });
 
 export class JetStreamEventStore extends EventStore {
   readonly supports = SUPPORTS;
@@ -77,6 +79,7 @@ export class JetStreamEventStore extends EventStore {
   #log: EventLog | undefined;
   #publisher: AckPublisher | undefined;
   #records: RecordCodec | undefined;
+  #ended: EndedQueue | undefined;
 
   constructor(options: JetStreamStoreOptions) {
     super();
@@ -108,13 +111,15 @@ export class JetStreamEventStore extends EventStore {
       await nc.close();
       throw error;
     }
-    const [executions, session_execs, active, sessions, ended, logs, code] = await Promise.all(
-      (['executions', 'session_execs', 'active', 'sessions', 'ended', 'logs', 'code'] as const).map(bucket),
+    const [executions, session_execs, active, sessions, logs, code] = await Promise.all(
+      (['executions', 'session_execs', 'active', 'sessions', 'logs', 'code'] as const).map(bucket),
     );
-    this.#kv = { executions: executions!, session_execs: session_execs!, active: active!, sessions: sessions!, ended: ended! };
+    await EndedQueue.ensure(this.#names, jsm, replicas);
+    this.#kv = { executions: executions!, session_execs: session_execs!, active: active!, sessions: sessions! };
     this.#records = new RecordCodec(code!);
     this.#publisher = new AckPublisher(nc, this.options.ackTimeoutMs ?? 5_000);
     this.#log = new EventLog(this.#names, jsm, logs!, this.#publisher, streamSeq);
+    this.#ended = new EndedQueue(this.#names, jsm, this.#publisher);
   }
 
   protected async _close(): Promise<void> {
@@ -252,16 +257,14 @@ export class JetStreamEventStore extends EventStore {
     return records.filter((record): record is ExecutionRecord => record !== undefined && record.ended_at === undefined);
   }
 
-  protected async _expireEndedBefore(endedBefore: number, limit: number): Promise<number> {
-    const cutoff = hex(endedBefore, 12);
-    const keys = (await this.#keys('ended', '>')).filter((key) => key.slice(0, 12) < cutoff).sort().slice(0, limit);
-    for (const key of keys) {
-      const executionId = decodeId(key.slice(13));
+  protected _expireEndedBefore(endedBefore: number, limit: number): Promise<number> {
+    return this.#ended!.sweep(endedBefore, limit, async (executionId, endedAt) => {
       const record = await this._getExecution(executionId);
-      if (record) await this.#delete(record);
-      await this.#kv!.ended.delete(key);
-    }
-    return keys.length;
+      // The record may be gone already, or belong to a later execution that reused the id.
+      if (!record || record.ended_at !== endedAt) return false;
+      await this.#delete(record);
+      return true;
+    });
   }
 
   async #delete(record: ExecutionRecord): Promise<void> {
@@ -289,7 +292,7 @@ export class JetStreamEventStore extends EventStore {
     if (record.ended_at === undefined) {
       writes.push(kv.active.put(activeKey(record), new Uint8Array(0)));
     } else {
-      writes.push(kv.ended.put(`${hex(record.ended_at, 12)}.${encodeId(record.execution_id)}`, new Uint8Array(0)));
+      writes.push(this.#ended!.push(record.execution_id, record.ended_at));
       writes.push(kv.active.delete(activeKey(record)));
     }
     await Promise.all(writes);

@@ -43,7 +43,16 @@ export class Names {
     return `${this.prefix}.ev.>`;
   }
 
-  bucket(name: 'executions' | 'session_execs' | 'active' | 'sessions' | 'ended' | 'logs' | 'code' | 'node'): string {
+  /** Terminal executions in end order (ended-queue.ts). */
+  get endedStream(): string {
+    return `${this.prefix}_ENDED`;
+  }
+
+  get endedSubject(): string {
+    return `${this.prefix}.ended`;
+  }
+
+  bucket(name: 'executions' | 'session_execs' | 'active' | 'sessions' | 'logs' | 'code' | 'node'): string {
     return `${this.prefix}_${name}`;
   }
 
