@@ -29,8 +29,7 @@ export async function connect(url: string, token: string, options: ClientOptions
  * non-zero port: a server started on port 0 leaves TIME_WAIT sockets its successor cannot bind past.)
  */
 export async function startOnFixedPort(options: ServerOptions = {}): Promise<TestServer> {
-  const port = await freePort();
-  return startServer({ ...options, env: { ...options.env, VMSTREAM_PORT: String(port) } });
+  return startServer({ ...options, env: { ...options.env, VMSTREAM_PORT: String(await freePort()) } });
 }
 
 /** Starts the server again over the same LevelDB, on the same port, as a restart would. */
