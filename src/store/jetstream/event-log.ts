@@ -70,11 +70,11 @@ export class EventLog {
    * STORE_UNAVAILABLE when NATS did not answer (resend the same chunk: it is deduped).
    */
   async append(executionId: string, chunks: EventChunk[]): Promise<void> {
-    let head = this.#heads.get(executionId) ?? (await this.#loadHead(executionId, true));
+    let head = this.#heads.get(executionId) ?? (await this.#loadHead(executionId));
     for (const message of chunks.flatMap(splitChunk)) {
       if (message.firstSeq !== head.lastSeq + 1) {
         // The cached head may be behind another writer's appends: read the log's end again.
-        head = await this.#loadHead(executionId, true);
+        head = await this.#loadHead(executionId);
         if (message.firstSeq > head.lastSeq + 1) {
           throw new StoreError('STORE_FENCED', `events from seq ${message.firstSeq} do not continue the log of ${executionId}, which ends at ${head.lastSeq}`);
         }
@@ -167,9 +167,9 @@ export class EventLog {
     await this.#logs.delete(encodeId(executionId));
   }
 
-  async #loadHead(executionId: string, create: boolean): Promise<Head> {
-    const log = (await this.#getKey(executionId)) ?? (create ? await this.#createKey(executionId) : undefined);
-    if (!log) throw new StoreError('STORE_UNAVAILABLE', `no log for ${executionId}`);
+  /** A writer's view of the log's end, read from the log (which its first append creates). */
+  async #loadHead(executionId: string): Promise<Head> {
+    const log = (await this.#getKey(executionId)) ?? (await this.#createKey(executionId));
     const head = { ...log, ...(await this.#end(executionId, log)) };
     this.#heads.set(executionId, head);
     return head;
