@@ -161,6 +161,11 @@ export class EventLog {
     return (await this.#end(executionId, log)).lastSeq;
   }
 
+  /** The execution has ended: its writer forgets its head (read from the log again, should it write more). */
+  release(executionId: string): void {
+    this.#heads.delete(executionId);
+  }
+
   /** Ends the log's incarnation: its events are no longer read, and the id may start a new log. */
   async forget(executionId: string): Promise<void> {
     this.#heads.delete(executionId);

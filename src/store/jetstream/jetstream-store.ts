@@ -293,6 +293,8 @@ export class JetStreamEventStore extends EventStore {
       writes.push(kv.active.put(activeKey(record), new Uint8Array(0)));
     } else {
       writes.push(this.#ended!.push(record.execution_id, record.ended_at));
+      // Its `done` is durable (events before records): no more appends, so no head to keep.
+      this.#log!.release(record.execution_id);
       writes.push(kv.active.delete(activeKey(record)));
     }
     await Promise.all(writes);
