@@ -185,3 +185,32 @@ t.test('retention follows the ended queue: a stale entry expires nothing', async
   t.equal(await store.expireEndedBefore(200, 10), 1, 'it goes when its own end passes the cutoff');
   t.equal(await store.expireEndedBefore(200, 10), 0, 'and the queue is empty');
 });
+
+t.test('a chunk stored without its ack, resent after the dedupe window: recognised as the writer\'s own', async (t) => {
+  // Acks given up on at once, so that some chunks are stored while their writer thinks they failed.
+  const store = new JetStreamEventStore({ servers: [nats.url], prefix: 'lateack', ackTimeoutMs: 1, duplicateWindowMs: 100 });
+  t.teardown(() => store.close());
+  await store.open();
+  let seq = 0;
+  let unacked: EventChunk | undefined;
+  while (!unacked) {
+    const next = chunk('late', seq + 1, 2);
+    const { failed } = await store.commit(batch({ events: [next] }));
+    if (failed.length === 0) seq += 2;
+    else unacked = next;
+  }
+  // Wait for the chunk to be stored (the ack was only given up on), then past the dedupe window.
+  while ((await store.lastSeq('late')) < seq + 2) await new Promise((resolve) => setTimeout(resolve, 10));
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  // With acks given up on after 1 ms, a commit may still time out: only a different answer counts.
+  const answer = async (next: EventChunk) => {
+    for (;;) {
+      const codes = (await store.commit(batch({ events: [next] }))).failed.map((failure) => failure.error.code);
+      if (!codes.includes('STORE_UNAVAILABLE')) return codes;
+    }
+  };
+  t.same(await answer(unacked), [], 'the resend is taken as stored');
+  t.same(await answer(chunk('late', seq + 3, 1)), [], 'and the log goes on');
+  const stored = await store.readEvents('late', 0, 1_000);
+  t.same(stored.map((event) => event.seq), Array.from({ length: seq + 3 }, (_, i) => i + 1), 'each seq once');
+});

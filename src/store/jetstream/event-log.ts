@@ -84,16 +84,21 @@ export class EventLog {
       // subject (which it is not) makes anything else fail.
       const expected = resend || head.lastSeq === 0 || pageOf(message.firstSeq) !== pageOf(head.lastSeq) ? 0 : head.lastStreamSeq;
       const lastSeq = message.firstSeq + message.frames.length - 1;
+      const subject = this.#names.pageSubject(executionId, head.incarnation, pageOf(message.firstSeq));
+      const messageId = this.#names.messageId(executionId, head.incarnation, message.firstSeq, this.#writer);
       let ack;
       try {
-        ack = await this.#publisher.publish(
-          this.#names.pageSubject(executionId, head.incarnation, pageOf(message.firstSeq)),
-          packr.pack(message.frames),
-          this.#headers(executionId, head.incarnation, message.firstSeq, lastSeq, expected),
-        );
+        ack = await this.#publisher.publish(subject, packr.pack(message.frames), this.#headers(messageId, message.firstSeq, lastSeq, expected));
       } catch (error) {
-        if (error instanceof StoreError && error.code === 'STORE_FENCED') this.#heads.delete(executionId);
-        throw error;
+        if (!(error instanceof StoreError) || error.code !== 'STORE_FENCED') throw error;
+        // Past the dedupe window (NATS was down longer), a resend of a chunk that was stored
+        // without its ack reaching us is refused: it is ours if it is the page's last message.
+        const last = await this.#direct({ last_by_subj: subject });
+        if (last?.header.get('Nats-Msg-Id') !== messageId) {
+          this.#heads.delete(executionId);
+          throw error;
+        }
+        ack = { seq: last.seq, duplicate: true };
       }
       this.#streamSeq = Math.max(this.#streamSeq, ack.seq);
       if (!resend) head = { ...head, lastSeq, lastStreamSeq: ack.seq };
@@ -243,9 +248,9 @@ export class EventLog {
     }
   }
 
-  #headers(executionId: string, incarnation: number, firstSeq: number, lastSeq: number, expected: number): MsgHdrs {
+  #headers(messageId: string, firstSeq: number, lastSeq: number, expected: number): MsgHdrs {
     const h = headers();
-    h.set('Nats-Msg-Id', this.#names.messageId(executionId, incarnation, firstSeq, this.#writer));
+    h.set('Nats-Msg-Id', messageId);
     h.set('Nats-Expected-Last-Subject-Sequence', String(expected));
     h.set(FIRST_SEQ, String(firstSeq));
     h.set(LAST_SEQ, String(lastSeq));

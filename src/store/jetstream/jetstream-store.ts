@@ -47,6 +47,8 @@ export interface JetStreamStoreOptions {
   replicas?: number;
   /** How long a publish waits for its ack before it counts as unavailable (and is resent). */
   ackTimeoutMs?: number;
+  /** How long JetStream recognises a resent chunk by its Msg-Id (default 2 min; set when the stream is created). */
+  duplicateWindowMs?: number;
   /**
    * The server this store runs in (VMSTREAM_NODE_ID). Given, the store claims its prefix for that
    * node and refuses to open when another node holds it; tests that open several instances of one
@@ -64,8 +66,6 @@ export interface JetStreamStoreOptions {
 type Bucket = 'executions' | 'session_execs' | 'active' | 'sessions';
 
 const packr = new Packr({ useRecords: false });
-/** The duplicate window of the event stream: how long a resent chunk is recognised (nanoseconds). */
-const DUPLICATE_WINDOW_NS = 2 * 60 * 1_000_000_000;
 
 /** Shared by every node; expiry follows the order executions were committed as ended, not a sorted scan. */
 const SUPPORTS: StoreSupports = Object.freeze({ orderedScans: false, sharedLocation: true, fencing: true });
@@ -166,7 +166,7 @@ export class JetStreamEventStore extends EventStore {
       name,
       subjects: [this.#names.eventSubjects],
       allow_direct: true,
-      duplicate_window: DUPLICATE_WINDOW_NS,
+      duplicate_window: (this.options.duplicateWindowMs ?? 120_000) * 1_000_000,
       num_replicas: replicas,
       max_msg_size: 1024 * 1024,
       max_age: maxAge,
