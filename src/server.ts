@@ -4,6 +4,7 @@
  * order that loses nothing.
  */
 import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import type { Config } from './config.js';
 import { HttpApi } from './http/api.js';
 import { openJupyter } from './jupyter/index.js';
@@ -14,7 +15,9 @@ import { publicExecutionId, tenantOfExecution } from './sessions/live.js';
 import { WorkerPool } from './pool/worker-pool.js';
 import { RetentionSweeper } from './events/retention.js';
 import { ExecutionService } from './sessions/service.js';
-import { storeFor } from './store/select.js';
+import type { EventStore } from './store/event-store.js';
+import { JetStreamEventStore } from './store/jetstream/jetstream-store.js';
+import { LevelEventStore } from './store/level-store.js';
 import { Authenticator, resolveToken } from './auth/tokens.js';
 import { TenantDirectory } from './auth/tenants.js';
 import { UwsTransport } from './transport/uws-server.js';
@@ -134,4 +137,31 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   })());
   const consoleUrl = consoleFiles ? `${config.tlsCert ? 'https' : 'http'}://${host}:${port}/${shared?.generated ? `?token=${encodeURIComponent(shared.token)}` : ''}` : null;
   return { port, url, consoleUrl, service, close };
+}
+
+/** Margin between an execution's record expiring and its events leaving the JetStream stream. */
+const EVENT_AGE_MARGIN_MS = 10 * 60 * 1000;
+
+interface SelectedStore {
+  store: EventStore;
+  /** The store can be written to right now (JetStream: connected to NATS; LevelDB: open). */
+  reachable(): boolean;
+}
+
+/** The EventStore VMSTREAM_STORE names: LevelDB in the data folder (the default) or NATS JetStream. */
+function storeFor(config: Config): SelectedStore {
+  if (config.store === 'level') {
+    const store = new LevelEventStore(path.join(config.dataDir, 'events'));
+    return { store, reachable: () => store.isOpen };
+  }
+  const store = new JetStreamEventStore({
+    servers: config.natsUrls,
+    prefix: config.jetstreamPrefix,
+    replicas: config.jetstreamReplicas,
+    nodeId: config.nodeId,
+    // Events outlive the records that reach them: a record goes `retention` after its end, and
+    // its events were all written within the longest run before that end.
+    maxAgeMs: config.retentionMs === 0 ? 0 : config.retentionMs + config.maxTimeoutMs + EVENT_AGE_MARGIN_MS,
+  });
+  return { store, reachable: () => store.isOpen && store.connected };
 }
