@@ -15,6 +15,8 @@ import { publicExecutionId, tenantOfExecution } from './sessions/live.js';
 import { prepareSandbox } from './sandbox-process/start.js';
 import { RetentionSweeper } from './events/retention.js';
 import { ExecutionService } from './sessions/service.js';
+import type { EventStore } from './store/event-store.js';
+import { JetStreamEventStore } from './store/jetstream/jetstream-store.js';
 import { LevelEventStore } from './store/level-store.js';
 import { Authenticator, DEFAULT_TENANT, resolveToken } from './auth/tokens.js';
 import { TenantDirectory } from './auth/tenants.js';
@@ -53,7 +55,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   if (sandbox.report.confined) logger.info({ sandbox: sandbox.report }, 'user code runs in confined sandbox processes');
   else logger.warn({ sandbox: sandbox.report }, 'USER CODE IS NOT CONFINED: an escape from node:vm reaches this machine as this user (see protocol/SECURITY.md)');
   logger.info({ config: { ...config, token: config.token === null ? null : '[redacted]' }, tenants }, 'starting');
-  const store = new LevelEventStore(path.join(config.dataDir, 'events'));
+  const { store, reachable } = storeFor(config);
   await store.open();
   const metrics = new Metrics();
   const service = new ExecutionService(config, store, sandbox.factory, {
@@ -85,8 +87,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     operator: {
       readiness: () => {
         const { sandbox: hosts, store: writes } = service.stats();
-        // A store whose writes keep failing is not ready either: nothing new would become durable.
-        const checks = { store: store.isOpen && !writes.stalled, workers: hosts.online === hosts.size, accepting: service.accepting };
+        // A store whose writes keep failing, or that cannot reach NATS, is not ready either: nothing new would become durable.
+        const checks = { store: reachable() && !writes.stalled, workers: hosts.online === hosts.size, accepting: service.accepting };
         return { ready: checks.store && checks.workers && checks.accepting, checks, sandbox: sandbox.report };
       },
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
@@ -149,4 +151,31 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   })());
   const consoleUrl = consoleFiles ? `${config.tlsCert ? 'https' : 'http'}://${host}:${port}/${shared?.generated ? `?token=${encodeURIComponent(shared.token)}` : ''}` : null;
   return { port, url, consoleUrl, service, close };
+}
+
+/** Margin between an execution's record expiring and its events leaving the JetStream stream. */
+const EVENT_AGE_MARGIN_MS = 10 * 60 * 1000;
+
+interface SelectedStore {
+  store: EventStore;
+  /** The store can be written to right now (JetStream: connected to NATS; LevelDB: open). */
+  reachable(): boolean;
+}
+
+/** The EventStore VMSTREAM_STORE names: LevelDB in the data folder (the default) or NATS JetStream. */
+function storeFor(config: Config): SelectedStore {
+  if (config.store === 'level') {
+    const store = new LevelEventStore(path.join(config.dataDir, 'events'));
+    return { store, reachable: () => store.isOpen };
+  }
+  const store = new JetStreamEventStore({
+    servers: config.natsUrls,
+    prefix: config.jetstreamPrefix,
+    replicas: config.jetstreamReplicas,
+    nodeId: config.nodeId,
+    // Events outlive the records that reach them: a record goes `retention` after its end, and
+    // its events were all written within the longest run before that end.
+    maxAgeMs: config.retentionMs === 0 ? 0 : config.retentionMs + config.maxTimeoutMs + EVENT_AGE_MARGIN_MS,
+  });
+  return { store, reachable: () => store.isOpen && store.connected };
 }
