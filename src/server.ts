@@ -11,6 +11,7 @@ import { ConsoleFiles, ConsoleHandler } from './http/console.js';
 import { openStreamCount } from './http/sse.js';
 import type { Logger } from './ops/logger.js';
 import { Metrics } from './ops/metrics.js';
+import { McpEndpoint } from './mcp/http.js';
 import { tenantOfExecution } from './sessions/live.js';
 import { RetentionSweeper } from './events/retention.js';
 import { ExecutionService } from './sessions/service.js';
@@ -76,6 +77,14 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
     },
   });
+  const mcp = new McpEndpoint(service, http, {
+    authenticator,
+    onInternalError,
+    onCall: ({ tenant, tool, outcome, ms }) => {
+      metrics.mcpCall(tool, outcome);
+      logger.info({ tenant, tool, outcome, duration_ms: Math.round(ms) }, 'mcp call');
+    },
+  });
   const consoleFiles = config.console ? await ConsoleFiles.load() : null;
   if (config.console && !consoleFiles) logger.warn('the web console is not built (npm run build builds it): / answers 404');
   const transport = new UwsTransport(service, {
@@ -87,7 +96,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     authenticator,
     allowedOrigins: config.allowedOrigins,
     tls: config.tlsCert && config.tlsKey ? { cert: config.tlsCert, key: config.tlsKey } : null,
-    http: consoleFiles ? new ConsoleHandler(consoleFiles, http) : http,
+    http: consoleFiles ? new ConsoleHandler(consoleFiles, mcp) : mcp,
     onSocket: (event, tenant, remote) => logger.info({ tenant, remote }, event === 'open' ? 'socket opened' : 'socket closed'),
     onInternalError,
   });
@@ -100,6 +109,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     liveExecutions: () => engine.executions.size,
     socketsOpen: () => transport.socketCount,
     eventStreamsOpen: openStreamCount,
+    mcpRequestsOpen: () => mcp.open,
   });
   const retention = config.retentionMs > 0
     ? new RetentionSweeper(store, config.retentionMs, config.retentionSweepMs, (error) => logger.error({ err: error }, 'retention sweep failed'))
