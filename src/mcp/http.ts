@@ -12,13 +12,12 @@
  */
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { ProtocolError } from '../../protocol/errors.js';
+import { MCP_PATH } from '../../protocol/types.js';
 import type { HttpHandler, HttpRequest, HttpResponse } from '../http/port.js';
 import { sendError, statusLine } from '../http/respond.js';
 import { tokenFromRequest, type Authenticator } from '../transport/auth.js';
 import type { ExecutionService } from '../sessions/service.js';
 import { createMcpServer, type McpCall } from './server.js';
-
-export const MCP_PATH = '/mcp';
 
 export interface McpEndpointOptions {
   authenticator: Authenticator;
