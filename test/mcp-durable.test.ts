@@ -1,0 +1,79 @@
+/**
+ * Durable results over MCP: run_code cuts a 100 000-line output with a note naming read_output and
+ * the seq to continue from; read_output pages the rest in contiguous pages, and goes on after the
+ * server was killed with SIGKILL and restarted over the same LevelDB, to the final `done`.
+ */
+import t from 'tap';
+import { call, mcpClientFor, textOf } from './helpers/mcp.js';
+import { removeDir, startServer, tempDir } from './helpers/server.js';
+
+const LINES = 100_000;
+const PAGE = 1000;
+// Every console.log is one event: the default limit of 100 000 events would cut this output.
+const env = { VMSTREAM_MAX_EVENTS: String(LINES + 100) };
+
+t.test('read_output pages a 100 000-line output and resumes after kill -9 and a restart', async (t) => {
+  const dataDir = tempDir('mcp-durable');
+  t.teardown(() => {
+    removeDir(dataDir);
+    removeDir(`${dataDir}-ws`);
+  });
+  const first = await startServer({ dataDir, env });
+  t.teardown(() => first.kill());
+  const before = await mcpClientFor(t, first, 'http');
+
+  const run = await call(before, 'run_code', { code: `for (let i = 0; i < ${LINES}; i++) console.log(\`line \${i}\`); "end"`, execution_id: 'big-output' });
+  t.equal(run.isError, false);
+  t.match(run.structuredContent, { execution_id: 'big-output', status: 'ok', output_truncated: true, last_seq: LINES + 2 });
+  const text = textOf(run);
+  t.ok(text.length <= 64_000, `the text is bounded (${text.length} characters)`);
+  const note = /^\[vmstream\] output truncated .*read_output.*"after_seq": (\d+)/m.exec(text);
+  t.ok(note, 'a note names read_output and the seq to continue from');
+  const cut = Number(note![1]);
+  const shown = text.slice(0, note!.index).split('\n').filter((line) => line !== '');
+  t.equal(shown.length, cut, 'the text holds the events up to that seq, one line each');
+  const lines = [...shown];
+
+  const seen: number[] = [];
+  let afterSeq = cut;
+  let done = false;
+  let value = '';
+  const page = async (client: typeof before) => {
+    const result = await call(client, 'read_output', { execution_id: 'big-output', after_seq: afterSeq, limit: PAGE });
+    t.equal(result.isError, undefined, `page after ${afterSeq}`);
+    const { events, last_seq, done: ended } = result.structuredContent;
+    t.ok(events.length > 0 && events.length <= PAGE, 'never more than limit');
+    t.equal(events[0].seq, afterSeq + 1, 'from after_seq + 1');
+    t.ok(events.every((event: any, index: number) => event.seq === afterSeq + 1 + index), 'contiguous');
+    t.equal(last_seq, LINES + 2);
+    for (const event of events) {
+      seen.push(event.seq);
+      if (event.type === 'console') lines.push(event.payload.text);
+      if (event.type === 'value') value = event.payload.preview;
+    }
+    afterSeq = events.at(-1).seq;
+    done = ended;
+    if (done) t.equal(events.at(-1).type, 'done', '`done` comes last, with done: true');
+    else t.not(events.at(-1).type, 'done');
+  };
+  while (afterSeq < LINES / 2) await page(before);
+  t.notOk(done);
+
+  await first.kill();
+  const second = await startServer({ dataDir, env });
+  t.teardown(() => second.stop());
+  const after = await mcpClientFor(t, second, 'http');
+  while (!done) await page(after);
+
+  t.equal(afterSeq, LINES + 2, 'to the last seq');
+  t.equal(seen.length, LINES + 2 - cut, 'every event after the cut, once');
+  t.equal(value, "'end'");
+  t.equal(lines.length, LINES);
+  t.ok(lines.every((line, index) => line === `line ${index}`), 'every line, in order, none twice');
+
+  const again = await call(after, 'read_output', { execution_id: 'big-output', after_seq: LINES + 2 });
+  t.strictSame(again.structuredContent, { events: [], last_seq: LINES + 2, done: true }, 'nothing after the end');
+  const retried = await call(after, 'run_code', { code: 'throw new Error("must not run")', execution_id: 'big-output' });
+  t.match(retried.structuredContent, { status: 'ok', last_seq: LINES + 2, output_truncated: true }, 'after the restart too, the same id returns the first result');
+  t.equal(textOf(retried), text, 'the same text');
+});
