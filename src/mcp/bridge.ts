@@ -25,7 +25,10 @@ export async function bridge(args: string[]): Promise<number> {
   const pending = new Set<RequestId>();
   const fail = (id: RequestId, error: unknown) => {
     if (!pending.delete(id)) return;
-    const message = `vmstream at ${url.href}: ${(error as Error).message ?? String(error)}`;
+    // The SDK's StreamableHTTPError carries the HTTP status as `code`: a 401 should say so.
+    const status = (error as { code?: unknown }).code;
+    const http = typeof status === 'number' && status > 0 ? `HTTP ${status}: ` : '';
+    const message = `vmstream at ${url.href}: ${http}${(error as Error).message ?? String(error)}`;
     void local.send({ jsonrpc: '2.0', id, error: { code: ErrorCode.ConnectionClosed, message } });
   };
 
