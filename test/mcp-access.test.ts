@@ -5,7 +5,7 @@
  * URL shapes, this server's port and token); and protocol/MCP.md's argument tables against the
  * tools the server lists.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -146,4 +146,15 @@ t.test('protocol/MCP.md documents each tool\'s arguments as the server lists the
     t.strictSame(rows.map((row) => row[1]).sort(), Object.keys(tool.inputSchema.properties ?? {}).sort(), `${tool.name}: its arguments`);
     t.strictSame(rows.filter((row) => row[2] === 'yes').map((row) => row[1]).sort(), [...(tool.inputSchema.required ?? [])].sort(), `${tool.name}: which are required`);
   }
+});
+
+t.test('the bridge exits when its stdin closes', async (t) => {
+  const server = await serverFor(t);
+  const bridge = spawn(process.execPath, [MAIN, 'mcp', '--url', server.url, '--token', server.token], { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '' } });
+  const exited = new Promise<number | null>((resolve) => bridge.once('exit', resolve));
+  const firstLine = new Promise<string>((resolve) => bridge.stdout.setEncoding('utf8').once('data', resolve));
+  bridge.stdin.write(`${JSON.stringify(INITIALIZE)}\n`);
+  t.match(JSON.parse(await firstLine), { id: 1, result: { serverInfo: { name: 'vmstream' } } }, 'it answers on stdout');
+  bridge.stdin.end();
+  t.equal(await exited, 0, 'and exits with 0 once stdin is closed');
 });

@@ -1,11 +1,13 @@
 /**
- * Durable results over MCP: run_code cuts a 100 000-line output with a note naming read_output and
+ * Durable results over MCP: a run_code whose client went away mid-run is answered to the retry
+ * with the same execution_id, without running again; run_code cuts a 100 000-line output with a note naming read_output and
  * the seq to continue from; read_output pages the rest in contiguous pages, and goes on after the
  * server was killed with SIGKILL and restarted over the same LevelDB, to the final `done`.
  */
 import t from 'tap';
 import { call, mcpClientFor, textOf } from './helpers/mcp.js';
 import { removeDir, startServer, tempDir } from './helpers/server.js';
+import { serverFor } from './helpers/util.js';
 
 const LINES = 100_000;
 const PAGE = 1000;
@@ -76,4 +78,23 @@ t.test('read_output pages a 100 000-line output and resumes after kill -9 and a 
   const retried = await call(after, 'run_code', { code: 'throw new Error("must not run")', execution_id: 'big-output' });
   t.match(retried.structuredContent, { status: 'ok', last_seq: LINES + 2, output_truncated: true }, 'after the restart too, the same id returns the first result');
   t.equal(textOf(retried), text, 'the same text');
+});
+
+t.test('a client that went away mid-run gets its answer by retrying with the same execution_id', async (t) => {
+  const server = await serverFor(t);
+  const dropped = await mcpClientFor(t, server, 'http');
+  const code = 'globalThis.runs = (globalThis.runs ?? 0) + 1; console.log("started"); await new Promise((r) => setTimeout(r, 1000)); console.log("finished"); runs';
+  let started!: () => void;
+  const running = new Promise<void>((resolve) => (started = resolve));
+  const lost = dropped.callTool({ name: 'run_code', arguments: { code, execution_id: 'retry-me' } }, undefined, { onprogress: () => started() });
+  await running;
+  // Closing the client aborts its HTTP request: the server sees the connection go.
+  await dropped.close();
+  await t.rejects(lost, 'the first call is lost with its connection');
+
+  const retry = await mcpClientFor(t, server, 'stdio');
+  const answer = await call(retry, 'run_code', { code, execution_id: 'retry-me' });
+  t.equal(textOf(answer), 'started\nfinished\n=> 1', 'the whole output of the one run');
+  t.equal(textOf(await call(retry, 'run_code', { code: 'runs', session_id: answer.structuredContent.session_id })), '=> 1', 'it ran once');
+  t.notMatch(server.stderr(), /"level":5\d/, 'the server logged no error');
 });

@@ -58,6 +58,8 @@ export class McpEndpoint implements HttpHandler {
       return;
     }
     const body = await request.body();
+    // Gone while its body was read: onAborted has fired already and would not fire again.
+    if (response.aborted) return;
     const server = createMcpServer(this.#service, tenant, this.#options);
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined });
     await server.connect(transport);
