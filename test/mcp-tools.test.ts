@@ -139,4 +139,16 @@ t.test('MCP tools over both transports', async (t) => {
       });
     });
   }
+
+  t.test('logs and metrics count MCP calls', async (t) => {
+    const metrics = await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text();
+    const count = (labels: string) => Number(new RegExp(`^vmstream_mcp_calls_total\\{${labels}\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? 0);
+    t.ok(count('tool="run_code",outcome="ok"') >= 20, 'run_code calls that ended ok');
+    t.ok(count('tool="run_code",outcome="error"') >= 6, 'and those that were error results');
+    t.equal(count('tool="cancel",outcome="ok"'), 2, 'one cancel per transport');
+    t.match(metrics, /^vmstream_mcp_requests_open \d+$/m);
+    t.match(metrics, /^vmstream_executions_total\{status="cancelled"\} [1-9]/m, 'their executions are counted as any other');
+    const logged = server.stderr().split('\n').filter((line) => line.includes('"msg":"mcp call"')).map((line) => JSON.parse(line));
+    t.ok(logged.some((entry) => entry.tool === 'run_code' && entry.outcome === 'error' && entry.tenant === 'default' && typeof entry.duration_ms === 'number'), 'each call is logged');
+  });
 });
