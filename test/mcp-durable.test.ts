@@ -5,8 +5,10 @@
  * server was killed with SIGKILL and restarted over the same LevelDB, to the final `done`.
  */
 import t from 'tap';
-import { call, mcpClientFor, textOf } from './helpers/mcp.js';
-import { removeDir, startServer, tempDir } from './helpers/server.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { call, mcpClientFor, stdioTransport, textOf } from './helpers/mcp.js';
+import { FrameProxy } from './helpers/proxy.js';
+import { MAIN, removeDir, startServer, tempDir } from './helpers/server.js';
 import { serverFor } from './helpers/util.js';
 
 const LINES = 100_000;
@@ -97,4 +99,31 @@ t.test('a client that went away mid-run gets its answer by retrying with the sam
   t.equal(textOf(answer), 'started\nfinished\n=> 1', 'the whole output of the one run');
   t.equal(textOf(await call(retry, 'run_code', { code: 'runs', session_id: answer.structuredContent.session_id })), '=> 1', 'it ran once');
   t.notMatch(server.stderr(), /"level":5\d/, 'the server logged no error');
+});
+
+t.test('the stdio bridge rides out a server restart', async (t) => {
+  const dataDir = tempDir('mcp-bridge');
+  t.teardown(() => {
+    removeDir(dataDir);
+    removeDir(`${dataDir}-ws`);
+  });
+  const first = await startServer({ dataDir });
+  t.teardown(() => first.kill());
+  // The restarted server listens on another port: the proxy keeps the bridge's URL the same.
+  const proxy = await FrameProxy.start(first.port);
+  t.teardown(() => proxy.close());
+  const client = new Client({ name: 'vmstream-test', version: '1.0.0' });
+  await client.connect(stdioTransport(process.execPath, [MAIN, 'mcp', '--url', `ws://127.0.0.1:${proxy.port}/v1/ws`, '--token', first.token]));
+  t.teardown(() => client.close());
+  const before = await call(client, 'run_code', { code: '"before"', execution_id: 'before-restart' });
+  t.equal(textOf(before), "=> 'before'");
+
+  await first.kill();
+  await t.rejects(call(client, 'list_sessions'), /vmstream at http:\/\/127\.0\.0\.1:\d+\/mcp: /, 'while the server is down: an error at once, not a wait');
+  const second = await startServer({ dataDir });
+  t.teardown(() => second.stop());
+  proxy.targetPort = second.port;
+
+  t.equal(textOf(await call(client, 'run_code', { code: 'throw new Error("must not run")', execution_id: 'before-restart' })), "=> 'before'", 'the same bridge, the stored result');
+  t.equal(textOf(await call(client, 'run_code', { code: '"after"' })), "=> 'after'", 'and new runs');
 });
