@@ -127,3 +127,18 @@ t.test('the stdio bridge rides out a server restart', async (t) => {
   t.equal(textOf(await call(client, 'run_code', { code: 'throw new Error("must not run")', execution_id: 'before-restart' })), "=> 'before'", 'the same bridge, the stored result');
   t.equal(textOf(await call(client, 'run_code', { code: '"after"' })), "=> 'after'", 'and new runs');
 });
+
+t.test('limits: the event limit applies as on the socket; a cut text still ends with the exception', async (t) => {
+  const server = await serverFor(t, { env: { VMSTREAM_MAX_EVENTS: '1000' } });
+  const client = await mcpClientFor(t, server, 'http');
+  const flood = await call(client, 'run_code', { code: 'for (let i = 0; i < 5000; i++) console.log(i)' });
+  t.equal(flood.isError, true);
+  t.match(flood.structuredContent, { status: 'error', output_truncated: false, last_seq: 1000 });
+  t.match(textOf(flood), /^0\n1\n2\n[\s\S]*\n\[stderr\] \[vmstream\] output limit reached \(1000 events[^\n]*\n\[vmstream\] ended with status error \(output_limit\)$/);
+
+  const late = await call(client, 'run_code', { code: 'for (let i = 0; i < 100; i++) console.log(String(i).padEnd(1000, ".")); throw new Error("late")' });
+  const text = textOf(late);
+  t.ok(text.length <= 64_000, `bounded (${text.length} characters)`);
+  t.match(late.structuredContent, { status: 'error', output_truncated: true });
+  t.match(text, /\n\[vmstream\] output truncated [^\n]*read_output[^\n]*\nUncaught Error: late\n[\s\S]*\n\[vmstream\] ended with status error$/, 'the note, then the exception and the ending');
+});

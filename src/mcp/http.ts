@@ -66,12 +66,24 @@ export class McpEndpoint implements HttpHandler {
     // However the exchange ends, the server closes: an unfinished tool call sees its signal abort.
     response.onAborted(() => void server.close());
     try {
-      const host = request.headers.host ?? 'localhost';
-      const webRequest = new Request(`http://${host}${MCP_PATH}`, { method: 'POST', headers: request.headers, body });
-      await pipeResponse(await transport.handleRequest(webRequest), response);
+      await pipeResponse(await transport.handleRequest(webRequest(request, body)), response);
     } finally {
       await server.close();
     }
+  }
+}
+
+/** What the SDK's transport reads of a request; nothing else is copied (nor checked again by fetch's rules). */
+const MCP_HEADERS = ['accept', 'content-type', 'mcp-protocol-version', 'mcp-session-id', 'last-event-id'];
+
+/** The request as the SDK's transport takes it. Its URL is fixed: the Host header is the client's to choose. */
+function webRequest(request: HttpRequest, body: Uint8Array): Request {
+  const headers: Record<string, string> = {};
+  for (const name of MCP_HEADERS) if (request.headers[name] !== undefined) headers[name] = request.headers[name];
+  try {
+    return new Request(`http://localhost${MCP_PATH}`, { method: 'POST', headers, body });
+  } catch (error) {
+    throw new ProtocolError('BAD_REQUEST', `headers: ${(error as Error).message}`, { cause: error });
   }
 }
 
