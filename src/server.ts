@@ -82,6 +82,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   });
   const mcp = new McpEndpoint(service, http, {
     authenticator,
+    allowedOrigins: config.allowedOrigins,
     onInternalError,
     onCall: ({ tenant, tool, outcome, ms }) => {
       metrics.mcpCall(tool, outcome);

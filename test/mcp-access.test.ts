@@ -18,8 +18,8 @@ import { serverFor } from './helpers/util.js';
 const INITIALIZE = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'curl', version: '1' } } };
 const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 
-t.test('no token or a wrong one: 401; GET and DELETE: 405', async (t) => {
-  const server = await serverFor(t);
+t.test('no token or a wrong one: 401; GET and DELETE: 405; an origin not allowed: 403', async (t) => {
+  const server = await serverFor(t, { env: { VMSTREAM_ORIGINS: 'http://allowed.example' } });
   for (const authorization of [undefined, 'Bearer wrong-token-0123456789']) {
     const response = await fetch(mcpUrl(server), { method: 'POST', headers: { ...MCP_HEADERS, ...(authorization ? { authorization } : {}) }, body: JSON.stringify(INITIALIZE) });
     t.equal(response.status, 401, `${authorization ?? 'no token'}: 401`);
@@ -33,6 +33,12 @@ t.test('no token or a wrong one: 401; GET and DELETE: 405', async (t) => {
     const response = await fetch(mcpUrl(server), { method, headers: { accept: 'text/event-stream', authorization: `Bearer ${server.token}` } });
     t.equal(response.status, 405, `${method}: 405`);
     t.equal(response.headers.get('allow'), 'POST');
+  }
+
+  for (const [origin, status] of [['http://allowed.example', 200], ['http://elsewhere.example', 403]] as const) {
+    const response = await fetch(mcpUrl(server), { method: 'POST', headers: { ...MCP_HEADERS, origin, authorization: `Bearer ${server.token}` }, body: JSON.stringify(INITIALIZE) });
+    t.equal(response.status, status, `Origin ${origin}: ${status}`);
+    await response.body?.cancel();
   }
 
   const http = new Client({ name: 'wrong', version: '1' });

@@ -21,6 +21,8 @@ import { createMcpServer, type McpCall } from './server.js';
 
 export interface McpEndpointOptions {
   authenticator: Authenticator;
+  /** Browser origins allowed, as for the socket (VMSTREAM_ORIGINS); empty allows any. */
+  allowedOrigins: string[];
   onCall(call: McpCall): void;
   onInternalError(error: unknown): void;
 }
@@ -50,6 +52,12 @@ export class McpEndpoint implements HttpHandler {
   }
 
   async #answer(request: HttpRequest, response: HttpResponse): Promise<void> {
+    // MCP asks servers to check Origin (DNS rebinding); the socket's rule applies.
+    const origin = request.headers.origin;
+    const { allowedOrigins } = this.#options;
+    if (origin !== undefined && allowedOrigins.length > 0 && !allowedOrigins.includes(origin)) {
+      throw new ProtocolError('FORBIDDEN', `origin ${origin.slice(0, 200)} is not allowed`);
+    }
     const tenant = await this.#options.authenticator.tenantOf(tokenFromRequest(request.headers.authorization ?? '', request.query));
     if (tenant === null) throw new ProtocolError('UNAUTHORIZED', 'a valid token is required (Authorization: Bearer <token>)');
     if (request.method !== 'POST') {
