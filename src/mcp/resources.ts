@@ -10,7 +10,10 @@ import { EVENTS_LIMIT_MAX } from '../../protocol/http.js';
 import type { EventFrame, ExecutionRecord, SessionRecord } from '../../protocol/types.js';
 import { decodeStored } from '../protocol/codec.js';
 import type { ExecutionService } from '../sessions/service.js';
-import { OutputText } from './output.js';
+import { clip, OutputText } from './output.js';
+
+/** A listing shows the start of each execution's code; its log resource has the rest of the story. */
+const CODE_PREVIEW = 2_000;
 
 export const EXECUTION_URI = 'vmstream://executions/{execution_id}';
 export const SESSION_EXECUTIONS_URI = 'vmstream://sessions/{session_id}/executions';
@@ -78,8 +81,9 @@ async function renderLog(service: ExecutionService, tenant: string, record: Exec
 }
 
 function summary(record: ExecutionRecord) {
-  const { execution_id, session_id, number, status, reason, last_seq, code } = record;
-  return { execution_id, session_id, number, status, ...(reason === undefined ? {} : { reason }), last_seq, code };
+  const { execution_id, session_id, number, status, reason, last_seq, code, path } = record;
+  const input = code === undefined ? { path } : { code: clip(code, CODE_PREVIEW) };
+  return { execution_id, session_id, number, status, ...(reason === undefined ? {} : { reason }), last_seq, ...input };
 }
 
 function header(record: ExecutionRecord): string {
