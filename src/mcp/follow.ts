@@ -18,14 +18,14 @@ export interface Followed {
 
 export class ExecutionFollower implements EventSink {
   readonly text = new OutputText();
-  readonly #onLine: (line: string, seq: number) => void;
+  readonly #onLine: (line: string) => void;
   #lastSeq = 0;
   #done: DonePayload | null = null;
   #resolve!: (followed: Followed) => void;
   /** Settles when the subscription ends: after `done`, or when it was detached. */
   readonly finished = new Promise<Followed>((resolve) => (this.#resolve = resolve));
 
-  constructor(onLine: (line: string, seq: number) => void) {
+  constructor(onLine: (line: string) => void) {
     this.#onLine = onLine;
   }
 
@@ -36,7 +36,7 @@ export class ExecutionFollower implements EventSink {
     if (event.type === 'done') this.#done = event.payload as DonePayload;
     else {
       const line = latestLine(event);
-      if (line !== null) this.#onLine(line, event.seq);
+      if (line !== null) this.#onLine(line);
     }
     return SendResult.SENT;
   }

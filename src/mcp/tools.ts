@@ -79,7 +79,7 @@ async function runCode(context: ToolContext, args: ToolArgs<'run_code'>, extra: 
   if (args.execution_id !== undefined) input.execution_id = args.execution_id;
 
   const progress = new Progress(extra);
-  const follower = new ExecutionFollower((line, seq) => progress.report(line, seq));
+  const follower = new ExecutionFollower((line) => progress.report(line));
   let created = false;
   let record: ExecutionRecord;
   try {
@@ -95,9 +95,10 @@ async function runCode(context: ToolContext, args: ToolArgs<'run_code'>, extra: 
   const stop = () => service.unsubscribe(follower, tenant, executionId);
   if (extra.signal.aborted) stop();
   else extra.signal.addEventListener('abort', stop, { once: true });
+  progress.start();
   const followed = await follower.finished;
-  extra.signal.removeEventListener('abort', stop);
   progress.stop();
+  extra.signal.removeEventListener('abort', stop);
   // Without `done`, the client went away (this result goes nowhere) or retention deleted the log
   // under us (the record still says how it ended).
   const status = followed.done?.status ?? (await service.getExecution(tenant, executionId)).status;
