@@ -13,6 +13,8 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import t from 'tap';
 import { call, mcpClientFor, mcpUrl, stdioTransport, textOf } from './helpers/mcp.js';
 import { MAIN, ROOT, tempDir } from './helpers/server.js';
+import { mcpUrl as bridgeUrl } from '../src/mcp/bridge.js';
+import { targetFromArgs } from '../src/cli/connect.js';
 import { serverFor } from './helpers/util.js';
 
 const INITIALIZE = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'curl', version: '1' } } };
@@ -163,4 +165,15 @@ t.test('the bridge exits when its stdin closes', async (t) => {
   t.match(JSON.parse(await firstLine), { id: 1, result: { serverInfo: { name: 'vmstream' } } }, 'it answers on stdout');
   bridge.stdin.end();
   t.equal(await exited, 0, 'and exits with 0 once stdin is closed');
+});
+
+t.test('the bridge finds /mcp from the URLs `vmstream repl` takes', async (t) => {
+  const cases: Array<[string, string]> = [
+    ['ws://127.0.0.1:8080/v1/ws', 'http://127.0.0.1:8080/mcp'],
+    ['wss://vm.example/v1/ws?token=abc', 'https://vm.example/mcp'],
+    ['http://127.0.0.1:8080/?token=abc', 'http://127.0.0.1:8080/mcp'],
+    ['https://vm.example/prefix/v1/ws', 'https://vm.example/prefix/mcp'],
+    ['http://127.0.0.1:8080/mcp', 'http://127.0.0.1:8080/mcp'],
+  ];
+  for (const [given, expected] of cases) t.equal(bridgeUrl(targetFromArgs(given, 'tok').url).href, expected, given);
 });
