@@ -26,7 +26,7 @@ t.test('no token or a wrong one: 401; GET and DELETE: 405; an origin not allowed
     const response = await fetch(mcpUrl(server), { method: 'POST', headers: { ...MCP_HEADERS, ...(authorization ? { authorization } : {}) }, body: JSON.stringify(INITIALIZE) });
     t.equal(response.status, 401, `${authorization ?? 'no token'}: 401`);
     t.equal(response.headers.get('www-authenticate'), 'Bearer');
-    t.equal((await response.json()).error.code, 'UNAUTHORIZED');
+    t.equal(((await response.json()) as { error: { code: string } }).error.code, 'UNAUTHORIZED');
   }
   const ok = await fetch(mcpUrl(server), { method: 'POST', headers: { ...MCP_HEADERS, authorization: `Bearer ${server.token}` }, body: JSON.stringify(INITIALIZE) });
   t.equal(ok.status, 200, 'the right token: 200');
