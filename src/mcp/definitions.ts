@@ -24,7 +24,7 @@ export const TOOLS = {
     title: 'Create a JavaScript session',
     description:
       'Opens a new JavaScript session: a persistent REPL context (like a notebook kernel) in which ' +
-      'variables, functions and imports defined by one run_code call stay available to the next. ' +
+      'the variables, functions and classes one run_code call declares stay available to the next. ' +
       'Returns its session_id. Sessions stay open until close_session; the server limits how many are open.',
     inputSchema: z.object({ name: z.string().max(MAX_SESSION_NAME).optional().describe('A label for the session, shown by list_sessions.') }),
     outputSchema: z.object({ session_id: z.string() }),
@@ -48,6 +48,9 @@ export const TOOLS = {
       '(Node-style, top-level await allowed): top-level declarations persist in the session for later ' +
       'calls, and the value of the last expression is shown as `=> value`. Without session_id it runs ' +
       'in a new session and returns that session_id: pass it on the next calls to keep the state. ' +
+      'It is plain, isolated JavaScript: console, timers and the language built-ins, but no require, ' +
+      'import(), process, network or file access. A run ends when its code has settled and none of ' +
+      'its timers is pending (a setInterval never cleared runs until the time limit). ' +
       'The result is the console output in order (lines from console.warn/console.error marked ' +
       '[stderr]), the value, and any uncaught exception with its stack; isError is true when the run ' +
       `did not end ok (exception, timeout, cancelled, crashed). The text is cut at ${OUTPUT_CHAR_LIMIT} ` +
