@@ -6,7 +6,7 @@
  * tools the server lists.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -98,6 +98,29 @@ t.test('another tenant\'s execution_id reads as unknown', async (t) => {
   t.match((log.contents[0] as { text: string }).text, /^execution job-1 \(session .*\): ok, 2 events\n=> 'alice output'$/);
   const executions = await a.readResource({ uri: `vmstream://sessions/${session}/executions` });
   t.match(JSON.parse((executions.contents[0] as { text: string }).text), [{ execution_id: 'job-1', status: 'ok', uri: 'vmstream://executions/job-1' }]);
+});
+
+t.test('a revoked tenant: its waiting run_code answers UNAUTHORIZED, its next request 401', async (t) => {
+  const tokensFile = path.join(tempDir('mcp-revoke'), 'tokens');
+  const erin = addTenant(tokensFile, 'erin');
+  addTenant(tokensFile, 'frank');
+  const server = await serverFor(t, { env: { VMSTREAM_TOKENS_FILE: tokensFile, VMSTREAM_TOKEN: '' } });
+  const client = await mcpClientFor(t, server, 'http', erin);
+  let waiting!: () => void;
+  const started = new Promise<void>((resolve) => (waiting = resolve));
+  const pending = client.callTool(
+    { name: 'run_code', arguments: { code: 'console.log("waiting"); await new Promise((r) => setTimeout(r, 100_000))', timeout_ms: 120_000 } },
+    undefined,
+    { timeout: 600_000, onprogress: () => waiting() },
+  );
+  await started;
+  const kept = readFileSync(tokensFile, 'utf8').split('\n').filter((line) => !line.startsWith('erin:')).join('\n');
+  writeFileSync(`${tokensFile}.new`, kept, { mode: 0o600 });
+  renameSync(`${tokensFile}.new`, tokensFile);
+  const result = (await pending) as any;
+  t.equal(result.isError, true, 'the waiting call ends');
+  t.match(textOf(result), /^UNAUTHORIZED: .*revoked/);
+  await t.rejects(call(client, 'list_sessions'), { code: 401 }, 'the next request is refused');
 });
 
 /** The ```json blocks of the README's MCP section. */

@@ -6,7 +6,7 @@
  */
 import type { DonePayload, EventFrame } from '../../protocol/types.js';
 import { SendResult, type EventSink } from '../events/subscription-hub.js';
-import { decodeStored } from '../protocol/codec.js';
+import { decodeValue } from '../../protocol/codec.js';
 import { latestLine, OutputText } from './output.js';
 
 export interface Followed {
@@ -30,7 +30,7 @@ export class ExecutionFollower implements EventSink {
   }
 
   send(frame: Uint8Array): SendResult {
-    const event = decodeStored(frame) as EventFrame;
+    const event = decodeValue(frame) as EventFrame;
     this.#lastSeq = event.seq;
     this.text.add(event);
     if (event.type === 'done') this.#done = event.payload as DonePayload;

@@ -15,7 +15,7 @@ import { ProtocolError } from '../../protocol/errors.js';
 import { MCP_PATH } from '../../protocol/types.js';
 import type { HttpHandler, HttpRequest, HttpResponse } from '../http/port.js';
 import { sendError, statusLine } from '../http/respond.js';
-import { tokenFromRequest, type Authenticator } from '../transport/auth.js';
+import { tokenFromRequest, type Authenticator } from '../auth/tokens.js';
 import type { ExecutionService } from '../sessions/service.js';
 import { createMcpServer, type McpCall } from './server.js';
 
@@ -31,8 +31,8 @@ export class McpEndpoint implements HttpHandler {
   readonly #service: ExecutionService;
   readonly #next: HttpHandler;
   readonly #options: McpEndpointOptions;
-  /** MCP requests being answered now (a run_code holds one until its run ends): for metrics. */
-  open = 0;
+  /** MCP requests being answered now (a run_code holds one until its run ends), by tenant. */
+  readonly #exchanges = new Set<{ tenant: string; revoked: AbortController }>();
 
   constructor(service: ExecutionService, next: HttpHandler, options: McpEndpointOptions) {
     this.#service = service;
@@ -40,15 +40,22 @@ export class McpEndpoint implements HttpHandler {
     this.#options = options;
   }
 
+  /** For metrics. */
+  get open(): number {
+    return this.#exchanges.size;
+  }
+
+  /** The tenant's token was revoked: its calls still waiting (a run_code) answer UNAUTHORIZED now. */
+  revokeTenant(tenant: string, reason: string): void {
+    for (const exchange of this.#exchanges) if (exchange.tenant === tenant) exchange.revoked.abort(new ProtocolError('UNAUTHORIZED', reason));
+  }
+
   handle(request: HttpRequest, response: HttpResponse): void {
     if (request.path !== MCP_PATH) {
       this.#next.handle(request, response);
       return;
     }
-    this.open++;
-    this.#answer(request, response)
-      .catch((error: unknown) => sendError(response, error, this.#options.onInternalError))
-      .finally(() => this.open--);
+    this.#answer(request, response).catch((error: unknown) => sendError(response, error, this.#options.onInternalError));
   }
 
   async #answer(request: HttpRequest, response: HttpResponse): Promise<void> {
@@ -58,8 +65,7 @@ export class McpEndpoint implements HttpHandler {
     if (origin !== undefined && allowedOrigins.length > 0 && !allowedOrigins.includes(origin)) {
       throw new ProtocolError('FORBIDDEN', `origin ${origin.slice(0, 200)} is not allowed`);
     }
-    const tenant = await this.#options.authenticator.tenantOf(tokenFromRequest(request.headers.authorization ?? '', request.query));
-    if (tenant === null) throw new ProtocolError('UNAUTHORIZED', 'a valid token is required (Authorization: Bearer <token>)');
+    let tenant = await this.#tenantOf(request);
     if (request.method !== 'POST') {
       const message = `${request.method.slice(0, 16)} is not allowed here; allowed: POST (this MCP server is stateless: no GET stream, no session to DELETE)`;
       sendError(response, new ProtocolError('METHOD_NOT_ALLOWED', message), this.#options.onInternalError, { allow: 'POST' });
@@ -68,16 +74,27 @@ export class McpEndpoint implements HttpHandler {
     const body = await request.body();
     // Gone while its body was read: onAborted has fired already and would not fire again.
     if (response.aborted) return;
-    const server = createMcpServer(this.#service, tenant, this.#options);
+    // Checked again: a revocation while the body was read must not miss this exchange.
+    tenant = await this.#tenantOf(request);
+    const exchange = { tenant, revoked: new AbortController() };
+    this.#exchanges.add(exchange);
+    const server = createMcpServer(this.#service, tenant, { ...this.#options, revoked: exchange.revoked.signal });
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined });
-    await server.connect(transport);
-    // However the exchange ends, the server closes: an unfinished tool call sees its signal abort.
-    response.onAborted(() => void server.close());
     try {
+      await server.connect(transport);
+      // However the exchange ends, the server closes: an unfinished tool call sees its signal abort.
+      response.onAborted(() => void server.close());
       await pipeResponse(await transport.handleRequest(webRequest(request, body)), response);
     } finally {
+      this.#exchanges.delete(exchange);
       await server.close();
     }
+  }
+
+  async #tenantOf(request: HttpRequest): Promise<string> {
+    const tenant = await this.#options.authenticator.tenantOf(tokenFromRequest(request.headers.authorization ?? '', request.query));
+    if (tenant === null) throw new ProtocolError('UNAUTHORIZED', 'a valid token is required (Authorization: Bearer <token>)');
+    return tenant;
   }
 }
 

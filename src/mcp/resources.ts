@@ -8,7 +8,7 @@ import { ResourceTemplate, type McpServer } from '@modelcontextprotocol/sdk/serv
 import type { ReadResourceResult, Resource } from '@modelcontextprotocol/sdk/types.js';
 import { EVENTS_LIMIT_MAX } from '../../protocol/http.js';
 import type { EventFrame, ExecutionRecord, SessionRecord } from '../../protocol/types.js';
-import { decodeStored } from '../protocol/codec.js';
+import { decodeValue } from '../../protocol/codec.js';
 import type { ExecutionService } from '../sessions/service.js';
 import { clip, OutputText } from './output.js';
 
@@ -73,7 +73,7 @@ async function renderLog(service: ExecutionService, tenant: string, record: Exec
   do {
     const page = await service.readEvents(tenant, record.execution_id, afterSeq, EVENTS_LIMIT_MAX);
     lastSeq = page.lastSeq;
-    for (const stored of page.events) output.add(decodeStored(stored.frame) as EventFrame);
+    for (const stored of page.events) output.add(decodeValue(stored.frame) as EventFrame);
     if (page.events.length === 0) break;
     afterSeq = page.events.at(-1)!.seq;
   } while (!output.truncated && afterSeq < lastSeq);

@@ -24,6 +24,8 @@ const INSTRUCTIONS = `vmstream runs JavaScript for you in persistent sessions (R
 export interface McpServerOptions {
   onCall(call: McpCall): void;
   onInternalError(error: unknown): void;
+  /** Aborts, with a ProtocolError as its reason, when the tenant's token is revoked. */
+  revoked: AbortSignal;
 }
 
 export function createMcpServer(service: ExecutionService, tenant: string, options: McpServerOptions): McpServer {

@@ -10,7 +10,7 @@ import type { CallToolResult, ServerNotification, ServerRequest } from '@modelco
 import { ProtocolError } from '../../protocol/errors.js';
 import { EVENTS_LIMIT_MAX } from '../../protocol/http.js';
 import type { EventFrame, ExecutionRecord } from '../../protocol/types.js';
-import { decodeStored } from '../protocol/codec.js';
+import { decodeValue } from '../../protocol/codec.js';
 import type { ExecuteInput, ExecutionService } from '../sessions/service.js';
 import { TOOLS, type ToolArgs, type ToolName, type ToolResult } from './definitions.js';
 import { ExecutionFollower } from './follow.js';
@@ -29,6 +29,8 @@ export interface ToolContext {
   tenant: string;
   onCall(call: McpCall): void;
   onInternalError(error: unknown): void;
+  /** Aborts, with a ProtocolError as its reason, when the tenant's token is revoked. */
+  revoked: AbortSignal;
 }
 
 /** The name given to sessions that run_code opens when no session_id is given. */
@@ -51,7 +53,7 @@ export function registerTools(server: McpServer, context: ToolContext): void {
     read_output: structured(async ({ execution_id, after_seq = 0, limit = EVENTS_LIMIT_MAX }) => {
       const page = await service.readEvents(tenant, execution_id, after_seq, limit);
       const events = page.events.map((stored) => {
-        const { seq, type, payload } = decodeStored(stored.frame) as EventFrame;
+        const { seq, type, payload } = decodeValue(stored.frame) as EventFrame;
         return { seq, type, payload: payload as unknown as Record<string, unknown> };
       });
       const end = events.at(-1)?.seq ?? after_seq;
@@ -91,14 +93,17 @@ async function runCode(context: ToolContext, args: ToolArgs<'run_code'>, extra: 
   const executionId = record.execution_id;
   if (created) service.release(follower, tenant, executionId);
   else service.subscribe(follower, tenant, executionId, 0, null);
-  // The client went away: the run goes on (read_output or a retry gets its result), the follower stops.
+  // The client went away or its token was revoked: the run goes on (read_output or a retry gets
+  // its result), the follower stops.
   const stop = () => service.unsubscribe(follower, tenant, executionId);
-  if (extra.signal.aborted) stop();
-  else extra.signal.addEventListener('abort', stop, { once: true });
+  const signals = [extra.signal, context.revoked];
+  if (signals.some((signal) => signal.aborted)) stop();
+  else for (const signal of signals) signal.addEventListener('abort', stop, { once: true });
   progress.start();
   const followed = await follower.finished;
   progress.stop();
-  extra.signal.removeEventListener('abort', stop);
+  for (const signal of signals) signal.removeEventListener('abort', stop);
+  if (context.revoked.aborted) throw context.revoked.reason;
   // Without `done`, the client went away (this result goes nowhere) or retention deleted the log
   // under us (the record still says how it ended).
   const status = followed.done?.status ?? (await service.getExecution(tenant, executionId)).status;
