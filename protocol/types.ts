@@ -67,13 +67,19 @@ export interface EventPayloads {
 }
 export type EventType = keyof EventPayloads;
 
-export interface EventFrame<T extends EventType = EventType> {
+/**
+ * An event frame. `EventFrame` (no argument) is the union of one frame type per event type, so
+ * checking `type` narrows `payload`: `if (event.type === 'value') event.payload.preview`.
+ */
+export type EventFrame<T extends EventType = EventType> = { [K in T]: EventFrameOf<K> }[T];
+
+interface EventFrameOf<K extends EventType> {
   op: 'event';
   execution_id: string;
   seq: number;
-  type: T;
+  type: K;
   ts: number;
-  payload: EventPayloads[T];
+  payload: EventPayloads[K];
 }
 
 // Client → server requests.

@@ -38,7 +38,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const tenants = directory ? await directory.load() : 0;
   // With a tokens file and no VMSTREAM_TOKEN there is no shared token, and none is generated.
   const shared = directory && config.token === null ? null : await resolveToken(config.token, config.dataDir);
-  logger.info({ config: { ...config, token: config.token === null ? null : '[redacted]' }, tenants }, 'starting');
+  // The whole config only at debug: on a terminal it would scroll the URLs away.
+  logger.debug({ config: { ...config, token: config.token === null ? null : '[redacted]' } }, 'config');
+  logger.info({ tenants, workers: config.workers, data: config.dataDir }, 'starting');
   const store = new LevelEventStore(path.join(config.dataDir, 'events'));
   await store.open();
   const metrics = new Metrics();
