@@ -73,7 +73,8 @@ export type EventType = keyof EventPayloads;
  */
 export type EventFrame<T extends EventType = EventType> = { [K in T]: EventFrameOf<K> }[T];
 
-interface EventFrameOf<K extends EventType> {
+/** The frame of one event type (what `EventFrame<K>` is for a single `K`). */
+export interface EventFrameOf<K extends EventType> {
   op: 'event';
   execution_id: string;
   seq: number;

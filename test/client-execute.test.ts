@@ -65,8 +65,9 @@ t.test('errors are typed, with the protocol code', async (t) => {
   await t.rejects(client.getExecution('nope'), { code: 'NOT_FOUND', name: 'ServerError' });
   const refused = await Client.connect(server.url, { token: 'wrong-token-0000' }).catch((e: unknown) => e);
   t.ok(refused instanceof ConnectionError);
-  t.equal((refused as ConnectionError).code, 'CONNECTION_FAILED');
+  t.equal((refused as ConnectionError).code, 'UNAUTHORIZED', 'a refused token has its own code');
   t.equal((refused as ConnectionError).status, 401);
+  t.match((refused as ConnectionError).message, /the token was refused/);
 });
 
 t.test('aborting cancels on the server and rejects with the cancelled record', async (t) => {

@@ -8,6 +8,7 @@
 import type { ExecutionRecord, SessionRecord, ServerFrame } from '../../protocol/types.js';
 import { AbortError, ClientClosedError, ConnectionError, RequestTimeoutError, ServerError, VmstreamError } from './errors.js';
 import { Execution, type ExecuteInput, type ExecutionHost } from './execution.js';
+import { RunCodeCollector, type RunCodeOptions, type RunCodeResult } from './run-code.js';
 import { reconnectDelay, resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js';
 import { decode, encode, openSocket, resolveTarget, type Target, type WebSocketLike } from './socket.js';
 import { StatusChannel, type Status } from './status.js';
@@ -64,6 +65,7 @@ export class Client {
   #pingTimer: ReturnType<typeof setInterval> | null = null;
   #pinging = false;
   #closing = false;
+  #ownSession: Promise<SessionRecord> | null = null;
   #socketClosed: Promise<void> = Promise.resolve();
   readonly #closed: Promise<VmstreamError | undefined>;
   #resolveClosed!: (error: VmstreamError | undefined) => void;
@@ -137,6 +139,31 @@ export class Client {
   execute(session: SessionRef, source: ExecuteSource, options: ExecuteOptions = {}): Promise<ExecutionRecord> {
     // Without onEvent nobody reads the events: a no-op handler keeps them from being buffered.
     return this.start(session, source, { ...options, onEvent: options.onEvent ?? (() => {}) }).result;
+  }
+
+  /**
+   * Runs code and resolves with what it produced: `{status, logs: {stdout, stderr}, value, error,
+   * executionId}`; the handlers see each part as it comes. Without `session` it runs in this
+   * client's own session (created on first use), so variables carry over from call to call.
+   */
+  async runCode(code: string, options: RunCodeOptions = {}): Promise<RunCodeResult> {
+    const session = options.session ?? (await this.#defaultSession());
+    const collector = new RunCodeCollector(options);
+    const record = await this.execute(session, code, {
+      onEvent: collector.onEvent,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+    });
+    return collector.result(record);
+  }
+
+  #defaultSession(): Promise<SessionRecord> {
+    const creating = (this.#ownSession ??= this.createSession('runCode'));
+    // A failed create is not kept: the next call tries again.
+    creating.catch(() => {
+      if (this.#ownSession === creating) this.#ownSession = null;
+    });
+    return creating;
   }
 
   /** Starts an execution and returns it at once: iterate it for its events, await `result` for its record. */
