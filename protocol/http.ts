@@ -73,7 +73,7 @@ export const HTTP_OPERATIONS = Object.freeze({
   getSession: { method: 'GET', path: `${API_PREFIX}/sessions/{session_id}`, auth: true, params: sessionPath },
   closeSession: { method: 'DELETE', path: `${API_PREFIX}/sessions/{session_id}`, auth: true, params: sessionPath },
   executeRepl: { method: 'POST', path: `${API_PREFIX}/executions/repl`, auth: true, body: derive('execute', { fixed: { kind: 'repl' } }) },
-  executeRunFile: { method: 'POST', path: `${API_PREFIX}/executions/run-file`, auth: true, body: derive('execute', { fixed: { kind: 'run-file' } }) },
+  executeRunFile: { method: 'POST', path: `${API_PREFIX}/executions/run-file`, auth: true, body: derive('execute', { fixed: { kind: 'run-file' }, omit: ['filename'] }) },
   listExecutions: { method: 'GET', path: `${API_PREFIX}/executions`, auth: true, query: derive('execution.list') },
   getExecution: { method: 'GET', path: `${API_PREFIX}/executions/{execution_id}`, auth: true, params: derive('execution.get') },
   listEvents: {

@@ -44,6 +44,8 @@ export interface ExecutionRecord {
   /** The input: `code` for a repl execution, `path` for run-file. */
   code?: string;
   path?: string;
+  /** The `filename` a repl execution was given, when it was given one. */
+  filename?: string;
   /** Why a terminal status other than `ok` happened, in a word (`timeout`, `out_of_memory`, `server_restart`…; protocol/README.md lists them). */
   reason?: string;
 }
@@ -96,6 +98,8 @@ export interface ExecuteRequest extends RequestBase {
   path?: string;
   timeout_ms?: number;
   execution_id?: string;
+  /** repl only: the name stack traces give the code (`REPL<number>` by default); run-file code is named by its path. */
+  filename?: string;
 }
 export interface SubscribeRequest extends RequestBase { op: 'subscribe'; execution_id: string; after_seq?: number }
 export interface UnsubscribeRequest extends RequestBase { op: 'unsubscribe'; execution_id: string }

@@ -292,3 +292,19 @@ t.test('ping → pong with the id', async (t) => {
   const bare = await client.waitFor((f) => f.op === 'pong' && f.id === undefined);
   t.equal(bare.op, 'pong', 'a request without id gets a reply without id');
 });
+
+t.test('filename: a repl input named in its stack traces and its record; control characters refused', async (t) => {
+  const server = await shared();
+  const client = await clientFor(t, server);
+  const session = await client.createSession('filename');
+  const reply = await client.expect('execution', { op: 'execute', session_id: session, kind: 'repl', code: '\nthrow new Error("where")', filename: 'scripts/where.js' });
+  t.equal(reply.execution.filename, 'scripts/where.js', 'the record keeps it');
+  const events = await client.untilDone(reply.execution.execution_id);
+  const exception = events.find((event) => event.type === 'exception')!;
+  t.match(exception.payload.stack, /^Error: where\n {4}at scripts\/where\.js:2:7/);
+  const unnamed = await client.run(session, 'throw new Error("nameless")');
+  const stack = (await client.untilDone(unnamed.execution.execution_id)).find((event) => event.type === 'exception')!.payload.stack;
+  t.match(stack, /at REPL\d+:1:7/, 'without one: REPL<n>, as before');
+  const refused = await client.request({ op: 'execute', session_id: session, kind: 'repl', code: '1', filename: 'two\nlines' });
+  t.match(refused, { op: 'error', code: 'BAD_REQUEST', message: 'field `filename` must be 1-255 characters, none of them a control character' });
+});

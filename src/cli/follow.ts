@@ -28,10 +28,17 @@ export async function run(args: string[]): Promise<number> {
   const executionId = randomUUID();
   const notes = notesOn(client);
   notes.note(`execution ${executionId} (vmstream tail ${executionId} follows it)`, 'grey');
-  const out = new Renderer(process.stdout, { showValues: false });
+  // The final value is printed as `tail` prints it, unless it is `undefined` (a file that ends in a statement).
+  const out = new Renderer(process.stdout, { showValues: 'defined' });
   const controller = new AbortController();
   const code = await untilInterrupted(
-    client.execute(session, source, { executionId, signal: controller.signal, onEvent: (event) => out.event(event), ...(timeoutMs ? { timeoutMs } : {}) }),
+    client.execute(session, source, {
+      executionId,
+      signal: controller.signal,
+      onEvent: (event) => out.event(event),
+      filename: file, // stack traces name the file, not REPL<n>
+      ...(timeoutMs ? { timeoutMs } : {}),
+    }),
     notes,
     () => {
       controller.abort(new Error('interrupted (Ctrl-C)'));

@@ -36,6 +36,8 @@ export interface StartOptions {
   timeoutMs?: number;
   /** The execution_id to use; a random UUID by default. Reusing one runs nothing new. */
   executionId?: string;
+  /** Code only: the name stack traces give it (`REPL<n>` by default), e.g. the file it came from. */
+  filename?: string;
 }
 
 export interface ExecuteOptions extends StartOptions {
@@ -172,7 +174,9 @@ export class Client {
     const executionId = options.executionId ?? randomId();
     const input: ExecuteInput = {
       session_id: sessionIdOf(session),
-      ...(typeof source === 'string' ? { kind: 'repl', code: source } : { kind: 'run-file', path: source.path }),
+      ...(typeof source === 'string'
+        ? { kind: 'repl', code: source, ...(options.filename === undefined ? {} : { filename: options.filename }) }
+        : { kind: 'run-file', path: source.path }),
       execution_id: executionId,
       ...(options.timeoutMs === undefined ? {} : { timeout_ms: options.timeoutMs }),
     };

@@ -100,7 +100,7 @@ export async function openSocket(target: Target, timeoutMs: number, custom?: Web
       const message = event.message ?? (event.error as Error | undefined)?.message ?? 'connection failed';
       const match = /Unexpected server response: (\d{3})/.exec(message);
       const status = match ? Number(match[1]) : undefined;
-      const refused = status === 401 ? 'the token was refused' : status === 403 ? 'this Origin is not allowed' : message;
+      const refused = status === 401 ? 'the token was refused (HTTP 401)' : status === 403 ? 'this Origin is not allowed (HTTP 403)' : message;
       fail(new ConnectionError(refusalCode(status), `cannot connect to ${target.url}: ${refused}`, {
         cause: event.error ?? event,
         ...(status === undefined ? {} : { status }),

@@ -313,9 +313,9 @@ export class Engine {
   }
 }
 
-/** The name stack traces show for an execution's code: REPL<n> as Node's REPL does, or the file's path. */
+/** The name stack traces show for an execution's code: the filename it was given, else REPL<n> as Node's REPL does; or the file's path. */
 function filenameOf(record: ExecutionRecord): string {
-  return record.kind === 'repl' ? `REPL${record.number}` : record.path!;
+  return record.kind === 'repl' ? record.filename ?? `REPL${record.number}` : record.path!;
 }
 
 /** What a `done` says of the session's state after its worker was lost: a closed one has none. */

@@ -261,7 +261,7 @@ export class ExecutionService {
       created_at: Date.now(),
       last_seq: 0,
       timeout_ms: Math.min(input.timeout_ms ?? this.#config.defaultTimeoutMs, this.#config.maxTimeoutMs),
-      ...(input.kind === 'repl' ? { code: input.code! } : { path: input.path! }),
+      ...(input.kind === 'repl' ? { code: input.code!, ...(input.filename === undefined ? {} : { filename: input.filename }) } : { path: input.path! }),
     };
     const execution = new LiveExecution(record, source);
     this.engine.commits.saveExecution(execution);
