@@ -36,7 +36,7 @@ export async function run(args: string[]): Promise<number> {
       executionId,
       signal: controller.signal,
       onEvent: (event) => out.event(event),
-      filename: file, // stack traces name the file, not REPL<n>
+      filename: traceName(file), // stack traces name the file, not REPL<n>
       ...(timeoutMs ? { timeoutMs } : {}),
     }),
     notes,
@@ -71,6 +71,14 @@ export async function tail(args: string[]): Promise<number> {
   const code = await untilInterrupted(events, notes, () => execution.close());
   await client.close();
   return code;
+}
+
+/**
+ * The name stack traces give a local file: its path from the current folder. (Absolute paths are
+ * what the server's own frames look like, and it leaves those out of the traces it reports.)
+ */
+export function traceName(file: string): string {
+  return path.relative(process.cwd(), path.resolve(file)) || file;
 }
 
 /** Resolves with the exit status; the first Ctrl-C calls `onInterrupt`, a second one exits at once. */

@@ -348,16 +348,35 @@ export function inContextBootstrap(host: HostBridge, limits: ContextLimits): Con
     callHost(host.emitValue, [typeName(value), clip(preview(value, true), limits.maxPreview)[0]]);
   }
 
+  // `_` is the last repl value, as in Node's REPL, until the user assigns `_` (then it is theirs).
+  let lastValue: unknown;
+  let underscoreTaken = false;
+  Object.defineProperty(globalThis, '_', {
+    get: () => lastValue,
+    set: (value: unknown) => {
+      underscoreTaken = true;
+      Object.defineProperty(globalThis, '_', { value, writable: true, configurable: true, enumerable: false });
+      write(LOG, 'Expression assignment to _ now disabled.');
+    },
+    configurable: true,
+    enumerable: false,
+  });
+
+  function reportResultValue(value: unknown): void {
+    if (!underscoreTaken) lastValue = value;
+    reportValue(value);
+  }
+
   return {
     settle(result, awaitResult, reportResult) {
       if (!awaitResult) {
-        if (reportResult) reportValue(result);
+        if (reportResult) reportResultValue(result);
         callHost(host.settled, [true]);
         return;
       }
       apply(promiseThen, result, [
         (value: unknown) => {
-          if (reportResult) reportValue(value);
+          if (reportResult) reportResultValue(value);
           callHost(host.settled, [true]);
         },
         (error: unknown) => {
