@@ -57,6 +57,11 @@ export const REQUEST_SCHEMAS: Readonly<Record<ClientOp, object>> = Object.freeze
     { session_id: entityId, limit: { type: 'integer', minimum: 1, maximum: LIST_LIMIT_MAX } },
     ['session_id'],
   ),
+  complete: request(
+    'complete',
+    { session_id: entityId, code: { type: 'string' }, cursor: { type: 'integer', minimum: 0 } },
+    ['session_id', 'code', 'cursor'],
+  ),
   ping: request('ping', {}),
 });
 

@@ -55,7 +55,9 @@ export type ConsoleLevel = 'log' | 'info' | 'warn' | 'error' | 'debug';
 export interface ConsolePayload { level: ConsoleLevel; text: string; truncated?: boolean }
 export interface ValuePayload { type: string; preview: string }
 export interface ExceptionPayload { name: string; message: string; stack: string }
-export interface DonePayload { status: TerminalStatus; duration_ms: number; reason?: string }
+/** What a stopped or lost run left of its session's context (protocol/README.md, `done`). */
+export type SessionState = 'kept' | 'rebuilt';
+export interface DonePayload { status: TerminalStatus; duration_ms: number; reason?: string; session?: SessionState }
 export interface SessionRestoredPayload { session_id: string; replayed: number }
 export interface SessionLostPayload { session_id: string; reason: string }
 
@@ -106,6 +108,7 @@ export interface UnsubscribeRequest extends RequestBase { op: 'unsubscribe'; exe
 export interface CancelRequest extends RequestBase { op: 'cancel'; execution_id: string }
 export interface ExecutionGetRequest extends RequestBase { op: 'execution.get'; execution_id: string }
 export interface ExecutionListRequest extends RequestBase { op: 'execution.list'; session_id: string; limit?: number }
+export interface CompleteRequest extends RequestBase { op: 'complete'; session_id: string; code: string; cursor: number }
 export interface PingRequest extends RequestBase { op: 'ping' }
 
 export type ClientRequest =
@@ -118,6 +121,7 @@ export type ClientRequest =
   | CancelRequest
   | ExecutionGetRequest
   | ExecutionListRequest
+  | CompleteRequest
   | PingRequest;
 
 export type ClientOp = ClientRequest['op'];
@@ -130,6 +134,7 @@ export interface ExecutionReply extends ReplyBase { op: 'execution'; execution: 
 export interface ExecutionsReply extends ReplyBase { op: 'executions'; items: ExecutionRecord[] }
 export interface SubscribedReply extends ReplyBase { op: 'subscribed'; execution_id: string; last_seq: number }
 export interface UnsubscribedReply extends ReplyBase { op: 'unsubscribed'; execution_id: string }
+export interface CompletionReply extends ReplyBase { op: 'completion'; matches: string[]; start: number; end: number }
 export interface PongReply extends ReplyBase { op: 'pong' }
 export interface ErrorFrame extends ReplyBase { op: 'error'; code: ErrorCode; message: string }
 
@@ -140,6 +145,7 @@ export type ServerFrame =
   | ExecutionsReply
   | SubscribedReply
   | UnsubscribedReply
+  | CompletionReply
   | PongReply
   | ErrorFrame
   | EventFrame;

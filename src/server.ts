@@ -11,7 +11,8 @@ import { ConsoleFiles, ConsoleHandler } from './http/console.js';
 import { openStreamCount } from './http/sse.js';
 import type { Logger } from './ops/logger.js';
 import { Metrics } from './ops/metrics.js';
-import { tenantOfExecution } from './sessions/live.js';
+import { publicExecutionId, tenantOfExecution } from './sessions/live.js';
+import { WorkerPool } from './pool/worker-pool.js';
 import { RetentionSweeper } from './events/retention.js';
 import { ExecutionService } from './sessions/service.js';
 import { LevelEventStore } from './store/level-store.js';
@@ -44,22 +45,23 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const store = new LevelEventStore(path.join(config.dataDir, 'events'));
   await store.open();
   const metrics = new Metrics();
-  const service = new ExecutionService(config, store, {
+  const pool = { size: config.workers, heapMb: config.workerHeapMb, limits: { maxText: config.maxTextChars, maxPreview: config.maxPreviewChars } };
+  const service = new ExecutionService(config, store, (listener) => new WorkerPool(pool, listener), {
     onError: (context, error) => logger.error({ err: error }, `${context} failed`),
-    onExecutionEnd: ({ record, publicId, assignedSeq }) => {
+    onExecutionEnd: (record, events) => {
       metrics.executionEnded(record.status as TerminalStatus, (record.ended_at! - record.created_at) / 1000);
       logger.info({
         tenant: tenantOfExecution(record.execution_id),
-        execution_id: publicId,
+        execution_id: publicExecutionId(record.execution_id),
         session_id: record.session_id,
         kind: record.kind,
         status: record.status,
         reason: record.reason,
         duration_ms: record.started_at === undefined ? 0 : record.ended_at! - record.started_at,
-        events: assignedSeq,
+        events,
       }, 'execution ended');
     },
-    onWorkerExit: (slot, reason) => logger.warn({ slot, reason }, 'worker exited; restarting it and rebuilding its sessions'),
+    onHostLost: (reason, sessions) => logger.warn({ reason, sessions }, 'worker exited; restarting it and rebuilding its sessions'),
     onCommit: (items, seconds) => metrics.batchCommitted(items, seconds),
   });
   const recovered = await service.recover();
@@ -72,7 +74,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     onInternalError,
     operator: {
       readiness: () => {
-        const checks = { store: store.isOpen, workers: service.engine.pool.online === service.engine.pool.size, accepting: service.accepting };
+        const { online, size } = service.stats().sandbox;
+        const checks = { store: store.isOpen, workers: online === size, accepting: service.accepting };
         return { ready: checks.store && checks.workers && checks.accepting, checks };
       },
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
@@ -93,13 +96,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     onSocket: (event, tenant, remote) => logger.info({ tenant, remote }, event === 'open' ? 'socket opened' : 'socket closed'),
     onInternalError,
   });
-  const { engine } = service;
   metrics.attach({
-    eventsAppended: () => engine.commits.appended,
-    replayReads: () => engine.hub.reads,
-    backpressurePauses: () => engine.hub.pauses,
-    workerRestarts: () => engine.pool.restarts,
-    liveExecutions: () => engine.executions.size,
+    eventsAppended: () => service.stats().eventsAppended,
+    replayReads: () => service.stats().replayReads,
+    backpressurePauses: () => service.stats().backpressurePauses,
+    workerRestarts: () => service.stats().sandbox.restarts,
+    liveExecutions: () => service.stats().liveExecutions,
     socketsOpen: () => transport.socketCount,
     eventStreamsOpen: openStreamCount,
   });

@@ -141,6 +141,7 @@ const MINIMAL: Record<ClientOp, Record<string, unknown>> = {
   cancel: { op: 'cancel', execution_id: 'x1' },
   'execution.get': { op: 'execution.get', execution_id: 'x1' },
   'execution.list': { op: 'execution.list', session_id: 's1' },
+  complete: { op: 'complete', session_id: 's1', code: '', cursor: 0 },
   ping: { op: 'ping' },
 };
 
@@ -183,6 +184,9 @@ t.test('validators: missing or wrong fields fail with a message naming the field
     ['subscribe', { op: 'subscribe', execution_id: 'x1', after_seq: '3' }, 'after_seq'],
     ['unsubscribe', { op: 'unsubscribe', execution_id: null }, 'execution_id'],
     ['cancel', { op: 'cancel', execution_id: ['x1'] }, 'execution_id'],
+    ['complete', { op: 'complete', session_id: 's1', code: 'a' }, 'cursor'],
+    ['complete', { op: 'complete', session_id: 's1', code: 'a', cursor: -1 }, 'cursor'],
+    ['complete', { op: 'complete', session_id: 's1', cursor: 0 }, 'code'],
     ['execution.get', { op: 'execution.get' }, 'execution_id'],
     ['execution.list', { op: 'execution.list', session_id: 's1', limit: 0 }, 'limit'],
     ['execution.list', { op: 'execution.list', session_id: 's1', limit: 101 }, 'limit'],

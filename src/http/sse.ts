@@ -8,7 +8,7 @@
 import type { EventFrame } from '../../protocol/types.js';
 import { decodeStored } from '../protocol/codec.js';
 import type { ExecutionService } from '../sessions/service.js';
-import { SendResult, type EventSink, type SubscriptionHub } from '../events/subscription-hub.js';
+import { SendResult, type EventSink } from '../events/subscription-hub.js';
 import type { HttpResponse } from './port.js';
 import { statusLine } from './respond.js';
 
@@ -29,17 +29,17 @@ export function openStreamCount(): number {
 
 class EventStream implements EventSink {
   readonly #response: HttpResponse;
-  readonly #hub: SubscriptionHub;
+  readonly #service: ExecutionService;
   readonly #onClose: () => void;
   #closed = false;
 
-  constructor(response: HttpResponse, hub: SubscriptionHub, onClose: () => void) {
+  constructor(response: HttpResponse, service: ExecutionService, onClose: () => void) {
     this.#response = response;
-    this.#hub = hub;
+    this.#service = service;
     this.#onClose = onClose;
     response.onAborted(() => this.close());
     response.onWritable(() => {
-      if (!this.#closed) hub.resume(this);
+      if (!this.#closed) service.resume(this);
     });
     openStreams.add(this);
     heartbeat ??= setInterval(beat, HEARTBEAT_MS).unref();
@@ -77,7 +77,7 @@ class EventStream implements EventSink {
       clearInterval(heartbeat);
       heartbeat = null;
     }
-    this.#hub.detachAll(this);
+    this.#service.detachAll(this);
     this.#response.cork(() => this.#response.end());
     this.#onClose();
   }
@@ -111,7 +111,7 @@ export async function streamEvents(
     return;
   }
   log.opened();
-  const stream = new EventStream(response, service.engine.hub, log.closed);
+  const stream = new EventStream(response, service, log.closed);
   response.cork(() => {
     response.writeStatus(statusLine(200));
     response.writeHeader('content-type', 'text/event-stream; charset=utf-8');

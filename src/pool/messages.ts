@@ -4,7 +4,7 @@
  * cost per message that dwarfs a small console line (../shared/README.md: ~85 000 round trips/s).
  */
 import type { ExecutionKind } from '../../protocol/types.js';
-import type { AbortStatus, ReplayInput, SandboxLimits } from '../sandbox/sandbox.js';
+import type { AbortStatus, Completion, ReplayInput, SandboxLimits } from '../sandbox/sandbox.js';
 
 export interface WorkerBootData {
   limits: SandboxLimits;
@@ -17,7 +17,9 @@ export type ToWorker =
   | { t: 'close'; sid: string }
   | { t: 'run'; sid: string; xid: string; kind: ExecutionKind; code: string; filename: string }
   | { t: 'restore'; sid: string; inputs: ReplayInput[] }
-  | { t: 'abort'; xid: string; status: AbortStatus };
+  | { t: 'abort'; xid: string; status: AbortStatus }
+  /** Completion names for `code` at `cursor`; answered by a `completion` with the same `id`. */
+  | { t: 'complete'; id: number; sid: string; code: string; cursor: number };
 
 export const enum ItemKind { Console = 0, Value = 1, Exception = 2, Done = 3 }
 /**
@@ -32,6 +34,7 @@ export type OutputItem = [xid: string, kind: ItemKind, ts: number, a: string | n
 export type FromWorker =
   /** The ring has records to read (posted only when no such message is pending). */
   | { t: 'out' }
-  | { t: 'restored'; sid: string; ok: boolean; replayed: number; reason?: string };
+  | { t: 'restored'; sid: string; ok: boolean; replayed: number; reason?: string }
+  | { t: 'completion'; id: number; completion: Completion };
 
 export const CONSOLE_LEVELS = ['log', 'info', 'warn', 'error', 'debug'] as const;

@@ -43,6 +43,8 @@ const SILENT: Omit<RunOutput, 'done'> = { console() {}, value() {}, exception() 
 
 /** Re-runs a session's completed inputs, in order and silently, into a fresh context. */
 async function restore(sid: string, inputs: Extract<ToWorker, { t: 'restore' }>['inputs']): Promise<void> {
+  // Replaces the empty context the session was (re)opened with.
+  sessions.get(sid)?.dispose();
   const context = new SessionContext(limits);
   sessions.set(sid, context);
   for (let index = 0; index < inputs.length; index++) {
@@ -88,6 +90,11 @@ function handle(message: ToWorker): void {
     case 'abort':
       running.get(message.xid)?.abort(message.status);
       break;
+    case 'complete': {
+      const completion = sessions.get(message.sid)?.complete(message.code, message.cursor) ?? { matches: [], start: message.cursor, end: message.cursor };
+      post({ t: 'completion', id: message.id, completion });
+      break;
+    }
   }
 }
 

@@ -1,13 +1,17 @@
 /**
- * A fixed number of worker threads, each in a slot that outlives it: when a worker dies (it was
- * terminated for a runaway, ran out of memory, crashed) the slot reports why and starts a new one,
- * and the sessions placed on the slot are rebuilt by the layer above. The pool knows threads and
- * messages only; what an execution or a session is, it leaves to sessions/.
+ * The in-process Sandbox: a fixed number of worker threads, each in a slot that outlives it. The
+ * pool places each session on a slot (the one with the fewest sessions), decodes what the workers
+ * write to their rings into SandboxOutputs, and when a worker dies (terminated for a runaway, out
+ * of memory, crashed) starts a new one, re-opens the slot's sessions there empty and reports them
+ * lost, for the engine to rebuild. It knows threads, sessions and messages; what an execution's
+ * events or a session's history are, it leaves to sessions/.
  */
 import { Worker } from 'node:worker_threads';
 import { Packr } from 'msgpackr';
-import type { SandboxLimits } from '../sandbox/sandbox.js';
-import type { FromWorker, OutputItem, ToWorker, WorkerBootData } from './messages.js';
+import type {
+  AbortStatus, Completion, ReplayInput, RunRequest, RunStatus, Sandbox, SandboxLimits, SandboxListener, SandboxOutput, SessionPlacement,
+} from '../sandbox/sandbox.js';
+import { CONSOLE_LEVELS, ItemKind, type FromWorker, type OutputItem, type ToWorker, type WorkerBootData } from './messages.js';
 import { createRing, RingReader } from './output-ring.js';
 
 export interface PoolOptions {
@@ -15,63 +19,61 @@ export interface PoolOptions {
   limits: SandboxLimits;
   /** Old-generation heap per worker, in MiB: past it V8 ends the worker, not the server. */
   heapMb: number;
-}
-
-export interface PoolListener {
-  /** One output record of a worker, in the order the worker wrote them. */
-  onOutput(slot: number, item: OutputItem): void;
-  /**
-   * Whether to read more output now. When it says no, the rings fill and their workers wait, until
-   * `resumeOutput`: the end of the backpressure chain from storage back to the code that prints.
-   */
-  acceptingOutput(): boolean;
-  onMessage(slot: number, message: Exclude<FromWorker, { t: 'out' }>): void;
-  /**
-   * The worker of `slot` is gone; `reason` says why, and `terminated` whether we ended it (to stop
-   * a run) rather than it crashing. A new one is already starting.
-   */
-  onWorkerExit(slot: number, reason: string, terminated: boolean): void;
+  /** Added to the workers' Node flags (bench/units/worker-run.ts profiles them with it). */
+  extraExecArgv?: string[];
 }
 
 const WORKER_URL = new URL('./worker-main.js', import.meta.url);
 /** Records read per turn of the event loop, so timers (the watchdog among them) still get theirs. */
 const READ_PER_TURN = 4096;
+/** A completion always answers: empty when the worker is stuck or gone for this long. */
+const COMPLETE_TIMEOUT_MS = 1000;
 const packr = new Packr({ useRecords: false });
 
-interface Slot {
-  worker: Worker;
-  /** The worker's output ring (output-ring.ts); a new worker gets a new one. */
-  ring: SharedArrayBuffer;
-  reader: RingReader;
-  reading: boolean;
+/** One place for a worker; it outlives the worker, and gets a new one (with a new ring) when it dies. */
+class Slot {
+  worker!: Worker;
+  /** The worker's output ring (output-ring.ts). */
+  ring = createRing();
+  reader = new RingReader(this.ring);
+  reading = false;
   /** Reading stopped because the listener was not accepting output. */
-  stalled: boolean;
+  stalled = false;
   /** Messages of this tick, posted together: one structured clone instead of one per message. */
-  outbox: ToWorker[];
+  outbox: ToWorker[] = [];
   /** Why we terminated it, when we did; otherwise the exit is a crash. */
-  terminateReason: string | null;
-  errorCode: string | null;
-  sessions: number;
-  restarts: number;
+  terminateReason: string | null = null;
+  errorCode: string | null = null;
+  /** The sessions placed here, open on its worker. */
+  readonly sessions = new Set<string>();
+  restarts = 0;
   /** The thread has started (its 'online' event): for readiness. */
-  online: boolean;
+  online = false;
 }
 
-export class WorkerPool {
+interface PendingCompletion {
+  slot: Slot;
+  resolve(completion: Completion): void;
+  timer: NodeJS.Timeout;
+  cursor: number;
+}
+
+export class WorkerPool implements Sandbox {
   readonly #options: PoolOptions;
-  readonly #listener: PoolListener;
+  readonly #listener: SandboxListener;
   readonly #slots: Slot[] = [];
+  readonly #placement = new Map<string, Slot>();
+  readonly #completions = new Map<number, PendingCompletion>();
+  #nextRequest = 0;
   #closing = false;
 
-  constructor(options: PoolOptions, listener: PoolListener) {
+  constructor(options: PoolOptions, listener: SandboxListener) {
     this.#options = options;
     this.#listener = listener;
     for (let index = 0; index < options.size; index++) {
-      const ring = createRing();
-      this.#slots.push({
-        worker: this.#spawn(index, ring), ring, reader: new RingReader(ring), reading: false, stalled: false,
-        outbox: [], terminateReason: null, errorCode: null, sessions: 0, restarts: 0, online: false,
-      });
+      const slot = new Slot();
+      slot.worker = this.#spawn(slot);
+      this.#slots.push(slot);
     }
   }
 
@@ -88,23 +90,77 @@ export class WorkerPool {
     return this.#slots.reduce((sum, slot) => sum + (slot.online ? 1 : 0), 0);
   }
 
-  /** The slot with the fewest sessions, for a new session. */
-  place(): number {
-    let best = 0;
-    for (let index = 1; index < this.#slots.length; index++) {
-      if (this.#slots[index]!.sessions < this.#slots[best]!.sessions) best = index;
+  /** On the slot with the fewest sessions. Worker threads share one process: tenants are not kept apart here. */
+  open({ sessionId }: SessionPlacement): void {
+    let best = this.#slots[0]!;
+    for (const slot of this.#slots) if (slot.sessions.size < best.sessions.size) best = slot;
+    best.sessions.add(sessionId);
+    this.#placement.set(sessionId, best);
+    this.#send(best, { t: 'open', sid: sessionId });
+  }
+
+  close(sessionId: string): void {
+    const slot = this.#placement.get(sessionId);
+    if (!slot) return;
+    this.#placement.delete(sessionId);
+    slot.sessions.delete(sessionId);
+    this.#send(slot, { t: 'close', sid: sessionId });
+  }
+
+  run({ sessionId, executionId, kind, code, filename }: RunRequest): void {
+    this.#send(this.#slotOf(sessionId), { t: 'run', sid: sessionId, xid: executionId, kind, code, filename });
+  }
+
+  abort(sessionId: string, executionId: string, status: AbortStatus): void {
+    this.#send(this.#slotOf(sessionId), { t: 'abort', xid: executionId, status });
+  }
+
+  restore(sessionId: string, inputs: ReplayInput[]): void {
+    this.#send(this.#slotOf(sessionId), { t: 'restore', sid: sessionId, inputs });
+  }
+
+  complete(sessionId: string, code: string, cursor: number): Promise<Completion> {
+    const slot = this.#placement.get(sessionId);
+    if (!slot || this.#closing) return Promise.resolve(emptyCompletion(cursor));
+    const id = ++this.#nextRequest;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.#answer(id, emptyCompletion(cursor)), COMPLETE_TIMEOUT_MS);
+      this.#completions.set(id, { slot, resolve, timer, cursor });
+      this.#send(slot, { t: 'complete', id, sid: sessionId, code, cursor });
+    });
+  }
+
+  /** Ends the worker hosting `sessionId`; its exit is reported with `reason` and `killed`. */
+  kill(sessionId: string, reason: string): void {
+    const slot = this.#placement.get(sessionId);
+    if (!slot || slot.terminateReason !== null) return;
+    slot.terminateReason = reason;
+    void slot.worker.terminate();
+  }
+
+  /** Reads output again after the listener said it was not accepting any. */
+  resumeOutput(): void {
+    for (const slot of this.#slots) {
+      if (!slot.stalled) continue;
+      slot.stalled = false;
+      this.#read(slot, READ_PER_TURN);
     }
-    this.#slots[best]!.sessions++;
-    return best;
   }
 
-  release(slot: number): void {
-    this.#slots[slot]!.sessions--;
+  async shutdown(): Promise<void> {
+    this.#closing = true;
+    for (const id of [...this.#completions.keys()]) this.#answer(id, null);
+    await Promise.all(this.#slots.map((slot) => slot.worker.terminate()));
   }
 
-  send(slot: number, message: ToWorker): void {
-    const state = this.#slots[slot]!;
-    if (state.outbox.push(message) === 1) setImmediate(() => this.#flush(state));
+  #slotOf(sessionId: string): Slot {
+    const slot = this.#placement.get(sessionId);
+    if (!slot) throw new Error(`session ${sessionId} is not open in the pool`);
+    return slot;
+  }
+
+  #send(slot: Slot, message: ToWorker): void {
+    if (slot.outbox.push(message) === 1) setImmediate(() => this.#flush(slot));
   }
 
   #flush(slot: Slot): void {
@@ -114,63 +170,57 @@ export class WorkerPool {
     slot.worker.postMessage(messages);
   }
 
-  /** Ends a worker that cannot be stopped any other way; its exit is reported with `reason`. */
-  terminate(slot: number, reason: string): void {
-    const state = this.#slots[slot]!;
-    if (state.terminateReason !== null) return;
-    state.terminateReason = reason;
-    void state.worker.terminate();
+  /** Settles a pending completion once: with the worker's answer, or empty (null: its own cursor). */
+  #answer(id: number, completion: Completion | null): void {
+    const pending = this.#completions.get(id);
+    if (!pending) return;
+    this.#completions.delete(id);
+    clearTimeout(pending.timer);
+    pending.resolve(completion ?? emptyCompletion(pending.cursor));
   }
 
-  async close(): Promise<void> {
-    this.#closing = true;
-    await Promise.all(this.#slots.map((slot) => slot.worker.terminate()));
-  }
-
-  #spawn(index: number, ring: SharedArrayBuffer): Worker {
-    const boot: WorkerBootData = { limits: this.#options.limits, ring };
+  #spawn(slot: Slot): Worker {
+    const boot: WorkerBootData = { limits: this.#options.limits, ring: slot.ring };
     const worker = new Worker(WORKER_URL, {
       workerData: boot,
       // Nothing of the server's environment or arguments reaches the thread that runs user code.
       env: {},
       argv: [],
       // Lets sandbox/session-context.ts refuse import() with an error of the context's own realm.
-      execArgv: ['--experimental-vm-modules', '--no-warnings'],
+      execArgv: ['--experimental-vm-modules', '--no-warnings', ...(this.#options.extraExecArgv ?? [])],
       stdout: false,
       stderr: false,
       resourceLimits: { maxOldGenerationSizeMb: this.#options.heapMb, maxYoungGenerationSizeMb: 32, stackSizeMb: 4 },
     });
     worker.on('message', (message: FromWorker) => {
-      const slot = this.#slots[index];
-      if (message.t === 'out') {
-        if (slot && slot.worker === worker) this.#read(index, slot, READ_PER_TURN);
-      } else {
-        this.#listener.onMessage(index, message);
+      // A message of a worker already replaced speaks of contexts that are gone.
+      if (slot.worker !== worker) return;
+      switch (message.t) {
+        case 'out':
+          this.#read(slot, READ_PER_TURN);
+          break;
+        case 'restored':
+          if (this.#placement.get(message.sid) === slot) {
+            this.#listener.onRestored(message.sid, { ok: message.ok, replayed: message.replayed, ...(message.reason === undefined ? {} : { reason: message.reason }) });
+          }
+          break;
+        case 'completion':
+          this.#answer(message.id, message.completion);
+          break;
       }
     });
     worker.once('online', () => {
-      const slot = this.#slots[index];
-      if (slot && slot.worker === worker) slot.online = true;
+      if (slot.worker === worker) slot.online = true;
     });
     worker.on('error', (error: Error & { code?: string }) => {
-      const slot = this.#slots[index];
-      if (slot && slot.worker === worker) slot.errorCode = error.code ?? error.name;
+      if (slot.worker === worker) slot.errorCode = error.code ?? error.name;
     });
-    worker.on('exit', () => this.#onExit(index, worker));
+    worker.on('exit', () => this.#onExit(slot, worker));
     return worker;
   }
 
-  /** Reads output again after the listener said it was not accepting any. */
-  resumeOutput(): void {
-    this.#slots.forEach((slot, index) => {
-      if (!slot.stalled) return;
-      slot.stalled = false;
-      this.#read(index, slot, READ_PER_TURN);
-    });
-  }
-
-  /** Hands the ring's records to the listener, a bounded number per turn of the event loop. */
-  #read(index: number, slot: Slot, limit: number, force = false): void {
+  /** Hands the ring's records to the listener, decoded, a bounded number per turn of the event loop. */
+  #read(slot: Slot, limit: number, force = false): void {
     if (slot.reading) return;
     if (!force && !this.#listener.acceptingOutput()) {
       slot.stalled = true;
@@ -179,30 +229,51 @@ export class WorkerPool {
     slot.reading = true;
     let more: boolean;
     try {
-      more = slot.reader.read(limit, (record) => this.#listener.onOutput(index, packr.unpack(record) as OutputItem));
+      more = slot.reader.read(limit, (record) => this.#listener.onOutput(decodeOutput(record)));
     } finally {
       slot.reading = false;
     }
-    if (more) setImmediate(() => this.#read(index, slot, READ_PER_TURN));
+    if (more) setImmediate(() => this.#read(slot, READ_PER_TURN));
   }
 
-  #onExit(index: number, worker: Worker): void {
-    const slot = this.#slots[index];
-    if (!slot || slot.worker !== worker || this.#closing) return;
+  #onExit(slot: Slot, worker: Worker): void {
+    if (slot.worker !== worker || this.#closing) return;
     // Everything the dead worker wrote is still in its ring: read it all before reporting the exit.
-    this.#read(index, slot, Infinity, true);
-    const terminated = slot.terminateReason !== null;
+    this.#read(slot, Infinity, true);
+    const killed = slot.terminateReason !== null;
     const reason = slot.terminateReason ?? (slot.errorCode === 'ERR_WORKER_OUT_OF_MEMORY' ? 'out_of_memory' : 'worker_exit');
     slot.terminateReason = null;
     slot.errorCode = null;
     slot.restarts++;
-    // What was queued for the dead worker meant its contexts, which the layer above rebuilds.
+    for (const [id, pending] of this.#completions) if (pending.slot === slot) this.#answer(id, null);
+    // What was queued for the dead worker meant its contexts: the new worker starts them again, empty.
     slot.outbox = [];
     slot.ring = createRing();
     slot.reader = new RingReader(slot.ring);
     slot.stalled = false;
     slot.online = false;
-    slot.worker = this.#spawn(index, slot.ring);
-    this.#listener.onWorkerExit(index, reason, terminated);
+    slot.worker = this.#spawn(slot);
+    const lost = [...slot.sessions];
+    for (const sessionId of lost) this.#send(slot, { t: 'open', sid: sessionId });
+    this.#listener.onLost(lost, reason, killed);
   }
+}
+
+/** One ring record as the SandboxOutput it stands for (messages.ts describes the tuple). */
+export function decodeOutput(record: Uint8Array): SandboxOutput {
+  const [executionId, kind, ts, a, b, c] = packr.unpack(record) as OutputItem;
+  switch (kind) {
+    case ItemKind.Console:
+      return { kind: 'console', executionId, ts, payload: { level: CONSOLE_LEVELS[a as number] ?? 'log', text: b as string, ...(c ? { truncated: true } : {}) } };
+    case ItemKind.Value:
+      return { kind: 'value', executionId, ts, payload: { type: a as string, preview: b as string } };
+    case ItemKind.Exception:
+      return { kind: 'exception', executionId, ts, payload: { name: a as string, message: b as string, stack: c as string } };
+    case ItemKind.Done:
+      return { kind: 'done', executionId, ts, status: a as RunStatus };
+  }
+}
+
+function emptyCompletion(cursor: number): Completion {
+  return { matches: [], start: cursor, end: cursor };
 }

@@ -7,7 +7,7 @@
  */
 import vm from 'node:vm';
 import type { ExecutionKind } from '../../protocol/types.js';
-import type { SandboxLimits } from './sandbox.js';
+import type { Completion, SandboxLimits } from './sandbox.js';
 import { inContextBootstrap, type ContextApi, type HostBridge } from './in-context.js';
 import { needsAsyncWrapper, wrapTopLevelAwait } from './repl-transform.js';
 
@@ -29,6 +29,13 @@ interface Run {
   timers: Map<number, NodeJS.Timeout>;
 }
 
+/** A declaration's name, at the start of a statement. */
+const DECLARATION = /(?:^|[;{}\n])\s*(?:let|const|var|class|(?:async\s+)?function\s*\*?)\s+([A-Za-z_$][\w$]*)/g;
+/** An identifier path ending in `.` (optional), then the identifier being typed (optional), at the end. */
+const COMPLETION_TARGET = /((?:[A-Za-z_$][\w$]*\s*\.\s*)*)([A-Za-z_$][\w$]*)?$/;
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+/** Completion runs the user's getters and traps: past this, it answers nothing. */
+const COMPLETE_TIMEOUT_MS = 250;
 const BOOTSTRAP_SOURCE = `(${inContextBootstrap.toString()})`;
 const bootstrapScript = new vm.Script(BOOTSTRAP_SOURCE, { filename: 'vmstream:bootstrap' });
 
@@ -37,6 +44,8 @@ export class SessionContext {
   readonly #api: ContextApi;
   readonly #importModuleDynamically: () => Promise<never>;
   #run: Run | null = null;
+  /** Names the session's inputs declared: `let` and `const` bindings are not properties of the global. */
+  readonly #declared = new Set<string>();
 
   constructor(limits: SandboxLimits) {
     // A null-prototype sandbox: a host `{}` would put the host's Object.prototype (and so its
@@ -53,12 +62,9 @@ export class SessionContext {
     this.#api = bootstrap(this.#bridge(), { maxText: limits.maxText, maxPreview: limits.maxPreview });
   }
 
-  get busy(): boolean {
-    return this.#run !== null;
-  }
-
   /** Starts a run; its end is reported through `output.done`, exactly once. */
   start(kind: ExecutionKind, code: string, filename: string, output: RunOutput): void {
+    for (const match of code.matchAll(DECLARATION)) this.#declared.add(match[1]!);
     const run: Run = { output, settled: false, failed: false, finished: false, timers: new Map() };
     this.#run = run;
     try {
@@ -76,6 +82,37 @@ export class SessionContext {
   /** Ends the current run early (a timeout or a cancel the worker could still hear). */
   abort(status: RunStatus): void {
     if (this.#run) this.#finish(this.#run, status);
+  }
+
+  /**
+   * Names that complete the identifier (or `a.b.` path and identifier) before `cursor`: the
+   * session's declared bindings and the global's names, or the properties of the object the path
+   * names. Gathered inside the context, under a time limit, since getters and Proxy traps of the
+   * user's objects run; only a string crosses back.
+   */
+  complete(code: string, cursor: number): Completion {
+    const before = code.slice(0, Math.max(0, Math.min(cursor, code.length)));
+    const [, path = '', prefix = ''] = COMPLETION_TARGET.exec(before) ?? [];
+    const keys = path.split('.').map((key) => key.trim()).filter((key) => key !== '');
+    // The declared names are checked in a scope of their own: a local of the same name would hide them.
+    const checks = keys.length > 0 ? '' : [...this.#declared].filter((name) => name.startsWith(prefix))
+      .map((name) => `try { ${name}; vmstream$found.push(${JSON.stringify(name)}); } catch {}`).join('\n');
+    const source = `((vmstream$found) => { ${checks}
+      return ((found) => {
+        const names = new Set(found);
+        let target = globalThis;
+        for (const key of ${JSON.stringify(keys)}) { if (target == null) return ''; target = target[key]; }
+        for (let o = target; o != null; o = Object.getPrototypeOf(o)) for (const name of Object.getOwnPropertyNames(o)) names.add(name);
+        return [...names].filter((name) => name.startsWith(${JSON.stringify(prefix)})).join('\\n');
+      })(vmstream$found); })([])`;
+    let names: unknown;
+    try {
+      names = vm.runInContext(source, this.#context, { timeout: COMPLETE_TIMEOUT_MS, displayErrors: false });
+    } catch {
+      names = '';
+    }
+    const matches = typeof names === 'string' && names !== '' ? names.split('\n').filter((name) => IDENTIFIER.test(name)).sort() : [];
+    return { matches, start: before.length - prefix.length, end: before.length };
   }
 
   dispose(): void {

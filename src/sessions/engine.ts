@@ -1,74 +1,286 @@
 /**
- * The life of executions: a session's queue, running one execution at a time on the session's
- * worker, turning worker output into seq-numbered events, the watchdog that stops runs (asking the
- * worker first, terminating it when it cannot hear), and rebuilding sessions whose worker was lost.
+ * The life of sessions and executions in this process: each session's queue, running one execution
+ * at a time in the session's sandbox context; the watchdog that stops runs (asking the sandbox
+ * first, killing the host when it cannot hear); what happens when a host is lost; and the way to
+ * an execution's events (the group commit behind them, the subscription hub in front).
+ *
+ * Who owns what: the service (service.ts) decides whether a request may happen (tenant, validation,
+ * idempotent execution ids, quotas, shutdown); the engine owns the live state and does it. Events
+ * and output limits are event-writer.ts's, session rebuilds restore.ts's. The engine reaches user
+ * code only through the Sandbox it is given (sandbox/sandbox.ts) and is its listener.
  */
 import type { Config } from '../config.js';
-import type { EventPayloads, EventType, ExecutionRecord, TerminalStatus } from '../../protocol/types.js';
-import { encodeFrame } from '../protocol/codec.js';
-import { CONSOLE_LEVELS, ItemKind, type FromWorker, type OutputItem } from '../pool/messages.js';
-import type { ReplayInput } from '../sandbox/sandbox.js';
-import { WorkerPool } from '../pool/worker-pool.js';
-import type { EventStore } from '../store/event-store.js';
+import type { ExecutionKind, ExecutionRecord, SessionRecord, SessionState, TerminalStatus } from '../../protocol/types.js';
+import type { Completion, RestoreResult, Sandbox, SandboxFactory, SandboxOutput } from '../sandbox/sandbox.js';
+import type { EventStore, StoredEvent } from '../store/event-store.js';
 import { CommitLog, type BatchObserver, type CommittedChunk } from '../events/commit-log.js';
+import { SubscriptionHub, type EventSink } from '../events/subscription-hub.js';
+import { EventWriter } from './event-writer.js';
 import { LiveExecution, LiveSession } from './live.js';
-import { SubscriptionHub } from '../events/subscription-hub.js';
+import { filenameOf, SessionRebuilder } from './restore.js';
 import type { Workspace } from './workspace.js';
 
 export interface EngineHooks {
   onError(context: string, error: unknown): void;
-  onExecutionEnd?(execution: LiveExecution): void;
-  /** A worker died (and is being replaced): `reason` says why. */
-  onWorkerExit?(slot: number, reason: string): void;
+  /** An execution's `done` was appended; `events` is its last seq. */
+  onExecutionEnd?(record: ExecutionRecord, events: number): void;
+  /** A sandbox host died (and is being replaced), taking the contexts of `sessions` sessions. */
+  onHostLost?(reason: string, sessions: number): void;
   onCommit?: BatchObserver;
 }
 
-type SessionState = 'kept' | 'rebuilt';
+/** A new execution, as the service checked it; the engine numbers and queues it. */
+export interface NewExecution {
+  executionId: string;
+  sessionId: string;
+  kind: ExecutionKind;
+  /** The input as the tenant gave it (`code` for repl, `path` for run-file)… */
+  code?: string;
+  path?: string;
+  /** The name stack traces give repl code, when the client named it. */
+  filename?: string;
+  /** …and the source to run (the file as read now, for run-file). */
+  source: string;
+  timeoutMs: number;
+}
 
-/** Frames waiting for LevelDB past which worker output is left in the rings (and workers wait). */
+/** What /readyz and /metrics read of the engine. */
+export interface EngineStats {
+  liveExecutions: number;
+  eventsAppended: number;
+  replayReads: number;
+  backpressurePauses: number;
+  sandbox: { online: number; size: number; restarts: number };
+}
+
+/** Frames waiting for the store past which sandbox output is left where it is (and hosts wait). */
 const OUTPUT_BACKLOG_BYTES = 8 * 1024 * 1024;
 
 export class Engine {
-  readonly sessions = new Map<string, LiveSession>();
-  readonly executions = new Map<string, LiveExecution>();
-  readonly commits: CommitLog;
-  readonly hub: SubscriptionHub;
-  readonly pool: WorkerPool;
+  readonly #sessions = new Map<string, LiveSession>();
+  readonly #executions = new Map<string, LiveExecution>();
   readonly #config: Config;
   readonly #store: EventStore;
-  readonly #workspace: Workspace;
   readonly #hooks: EngineHooks;
+  readonly #commits: CommitLog;
+  readonly #hub: SubscriptionHub;
+  readonly #events: EventWriter;
+  readonly #sandbox: Sandbox;
+  readonly #rebuild: SessionRebuilder;
 
-  constructor(config: Config, store: EventStore, workspace: Workspace, hooks: EngineHooks) {
+  constructor(config: Config, store: EventStore, workspace: Workspace, sandbox: SandboxFactory, hooks: EngineHooks) {
     this.#config = config;
     this.#store = store;
-    this.#workspace = workspace;
     this.#hooks = hooks;
-    this.hub = new SubscriptionHub(store, { committedSeq: (id) => this.#committedSeq(id) }, (error) => hooks.onError('replay', error));
-    this.commits = new CommitLog(store, (chunks) => this.#onCommitted(chunks), (error) => hooks.onError('commit', error), hooks.onCommit);
-    this.pool = new WorkerPool(
-      { size: config.workers, heapMb: config.workerHeapMb, limits: { maxText: config.maxTextChars, maxPreview: config.maxPreviewChars } },
-      {
-        onOutput: (_slot, item) => this.#onOutput(item),
-        acceptingOutput: () => this.commits.backlogBytes < OUTPUT_BACKLOG_BYTES,
-        onMessage: (slot, message) => this.#onWorkerMessage(slot, message),
-        onWorkerExit: (slot, reason, terminated) => this.#onWorkerExit(slot, reason, terminated),
-      },
-    );
+    this.#hub = new SubscriptionHub(store, { committedSeq: (id) => this.#executions.get(id)?.committedSeq }, (error) => hooks.onError('replay', error));
+    this.#commits = new CommitLog(store, (chunks) => this.#onCommitted(chunks), (error) => hooks.onError('commit', error), hooks.onCommit);
+    this.#events = new EventWriter(config, this.#commits, {
+      onLimit: (execution) => this.#stop(execution, 'error', 'output_limit'),
+      ...(hooks.onExecutionEnd ? { onEnd: hooks.onExecutionEnd } : {}),
+    });
+    this.#sandbox = sandbox({
+      onOutput: (output) => this.#onOutput(output),
+      acceptingOutput: () => this.#commits.backlogBytes < OUTPUT_BACKLOG_BYTES,
+      onRestored: (sessionId, result) => this.#onRestored(sessionId, result),
+      onLost: (sessionIds, reason, killed) => this.#onLost(sessionIds, reason, killed),
+    });
+    this.#rebuild = new SessionRebuilder({ store, workspace, sandbox: this.#sandbox, timeoutMs: config.restoreTimeoutMs, next: (session) => this.#pump(session) });
   }
 
-  /** Queues a created (and durable) execution and starts it when its session is free. */
-  enqueue(session: LiveSession, execution: LiveExecution): void {
-    this.executions.set(execution.record.execution_id, execution);
+  /**
+   * After a restart: every execution the previous process left queued or running gets its terminal
+   * `done {status: "crashed"}`, and open sessions come back, to be rebuilt on their next execution.
+   */
+  async recover(): Promise<{ crashed: number; sessions: number }> {
+    const unfinished = await this.#store.listUnfinishedExecutions();
+    for (const record of unfinished) {
+      const execution = new LiveExecution(record, '');
+      execution.committedSeq = execution.assignedSeq = record.last_seq;
+      this.#executions.set(record.execution_id, execution);
+      this.#events.finish(execution, 'crashed', 'server_restart');
+    }
+    await this.#commits.flushed();
+    let open = 0;
+    for (const record of await this.#store.listSessions()) {
+      const closed = record.status === 'closed';
+      const session = new LiveSession(record, !closed);
+      this.#sessions.set(record.session_id, session);
+      if (closed) continue;
+      this.#host(session);
+      open++;
+    }
+    return { crashed: unfinished.length, sessions: open };
+  }
+
+  /** A new session, with an empty context; resolves once its record is durable. */
+  async openSession(record: SessionRecord): Promise<void> {
+    const session = new LiveSession(record, false);
+    this.#sessions.set(record.session_id, session);
+    this.#host(session);
+    this.#commits.saveSession(record);
+    await this.#commits.flushed();
+  }
+
+  /** Closes a session: its queued and running executions are cancelled, its context is dropped. */
+  async closeSession(sessionId: string): Promise<SessionRecord | undefined> {
+    const session = this.#sessions.get(sessionId);
+    if (!session || session.closed) return session?.record;
+    session.record.status = 'closed';
+    session.record.closed_at = Date.now();
+    const pending = [...session.queue, ...(session.running ? [session.running] : [])];
+    for (const execution of pending) this.#stop(execution, 'cancelled', 'session_closed');
+    // A run being stopped keeps its context until it ends, so that its host can still be killed.
+    if (!session.running) this.#unhost(session);
+    this.#commits.saveSession(session.record);
+    await this.#commits.flushed();
+    return session.record;
+  }
+
+  /** The session's live record (open or closed), if this process knows it. */
+  session(sessionId: string): SessionRecord | undefined {
+    return this.#sessions.get(sessionId)?.record;
+  }
+
+  /** The tenant's open sessions, in no particular order. */
+  openSessions(tenant: string): SessionRecord[] {
+    const open: SessionRecord[] = [];
+    for (const session of this.#sessions.values()) if (!session.closed && session.record.tenant === tenant) open.push(session.record);
+    return open;
+  }
+
+  /** How many executions wait in the session's queue (not counting a running one). */
+  queued(sessionId: string): number {
+    return this.#sessions.get(sessionId)?.queue.length ?? 0;
+  }
+
+  /**
+   * Numbers a new execution in its (open) session, makes it durable and queues it; `sink`, when
+   * given, is subscribed from seq 1 before the code can run, its frames held until `release`.
+   */
+  async submit(input: NewExecution, sink?: EventSink): Promise<ExecutionRecord> {
+    const session = this.#sessions.get(input.sessionId)!;
+    const record: ExecutionRecord = {
+      execution_id: input.executionId,
+      session_id: input.sessionId,
+      number: ++session.record.execution_count,
+      kind: input.kind,
+      status: 'queued',
+      created_at: Date.now(),
+      last_seq: 0,
+      timeout_ms: input.timeoutMs,
+      ...(input.kind === 'repl' ? { code: input.code!, ...(input.filename === undefined ? {} : { filename: input.filename }) } : { path: input.path! }),
+    };
+    const execution = new LiveExecution(record, input.source);
+    this.#commits.saveExecution(execution);
+    this.#commits.saveSession(session.record);
+    if (sink) this.#hub.hold(sink, record.execution_id);
+    // Queued at once, so a cancel that races the commit finds it.
+    this.#executions.set(record.execution_id, execution);
     session.queue.push(execution);
-    this.pump(session);
+    this.#pump(session);
+    await this.#commits.flushed();
+    return record;
+  }
+
+  /** The live record of an execution still doing something here (ahead of its stored copy). */
+  execution(executionId: string): ExecutionRecord | undefined {
+    return this.#executions.get(executionId)?.record;
+  }
+
+  /** The last durable seq of an execution still doing something here; undefined otherwise. */
+  committedSeq(executionId: string): number | undefined {
+    return this.#executions.get(executionId)?.committedSeq;
+  }
+
+  /** Cancels a queued or running execution; resolves once its `done` is durable (undefined: not live). */
+  async cancel(executionId: string): Promise<ExecutionRecord | undefined> {
+    const execution = this.#executions.get(executionId);
+    if (!execution) return undefined;
+    this.#stop(execution, 'cancelled', 'cancelled');
+    await execution.ended;
+    return execution.record;
+  }
+
+  complete(sessionId: string, code: string, cursor: number): Promise<Completion> {
+    return this.#sandbox.complete(sessionId, code, cursor);
+  }
+
+  /** Subscribes `sink` to an execution's events with seq > afterSeq (finalSeq: its `done`, when it has ended). */
+  attach(sink: EventSink, executionId: string, afterSeq: number, finalSeq: number | null): void {
+    this.#hub.attach(sink, executionId, afterSeq, finalSeq);
+  }
+
+  /** Lets the frames held for a new execution's sink go (see `submit`). */
+  release(sink: EventSink, executionId: string): void {
+    this.#hub.release(sink, executionId);
+  }
+
+  detach(sink: EventSink, executionId: string): void {
+    this.#hub.detach(sink, executionId);
+  }
+
+  /** The sink is gone: all its subscriptions end. */
+  detachAll(sink: EventSink): void {
+    this.#hub.detachAll(sink);
+  }
+
+  /** The sink drained: its paused subscriptions catch up. */
+  resume(sink: EventSink): void {
+    this.#hub.resume(sink);
+  }
+
+  /** A page of stored events with seq > afterSeq, without subscribing. */
+  read(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
+    return this.#hub.read(executionId, afterSeq, limit);
+  }
+
+  stats(): EngineStats {
+    const { online, size, restarts } = this.#sandbox;
+    return {
+      liveExecutions: this.#executions.size,
+      eventsAppended: this.#commits.appended,
+      replayReads: this.#hub.reads,
+      backpressurePauses: this.#hub.pauses,
+      sandbox: { online, size, restarts },
+    };
+  }
+
+  /**
+   * Cancels what is queued, gives running executions `graceMs` to end, marks the rest crashed,
+   * makes everything durable and ends the sandbox.
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    const running: LiveExecution[] = [];
+    for (const session of this.#sessions.values()) {
+      for (const execution of [...session.queue]) this.#stop(execution, 'cancelled', 'shutdown');
+      if (session.running) running.push(session.running);
+    }
+    const allEnded = Promise.all(running.map((execution) => execution.ended));
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+    await Promise.race([allEnded, graceOver]);
+    clearTimeout(timer);
+    for (const execution of running) this.#events.finish(execution, 'crashed', 'shutdown');
+    await this.#commits.flushed();
+    await this.#sandbox.shutdown();
+  }
+
+  #host(session: LiveSession): void {
+    this.#sandbox.open({ sessionId: session.record.session_id, tenant: session.record.tenant });
+    session.hosted = true;
+  }
+
+  #unhost(session: LiveSession): void {
+    if (!session.hosted) return;
+    session.hosted = false;
+    this.#sandbox.close(session.record.session_id);
   }
 
   /** Starts the next step of a session: its rebuild if it needs one, else its next execution. */
-  pump(session: LiveSession): void {
+  #pump(session: LiveSession): void {
     if (session.running || session.restoring) return;
     if (session.needsRestore) {
-      if (session.queue.length > 0) void this.#restore(session);
+      if (session.queue.length > 0) void this.#rebuild.start(session);
       return;
     }
     const execution = session.queue.shift();
@@ -77,248 +289,119 @@ export class Engine {
     const { record } = execution;
     record.status = 'running';
     record.started_at = Date.now();
-    this.commits.saveExecution(execution);
+    this.#commits.saveExecution(execution);
     if (session.announcement) {
-      this.emit(execution, session.announcement.type, session.announcement.payload as never);
+      const { type, payload } = session.announcement;
+      this.#events.emit(execution, type, payload as never);
       session.announcement = null;
     }
-    execution.watchdog = setTimeout(() => this.stop(execution, 'timeout', 'timeout'), record.timeout_ms);
-    this.pool.send(session.slot, {
-      t: 'run',
-      sid: session.record.session_id,
-      xid: record.execution_id,
-      kind: record.kind,
-      code: execution.source,
-      filename: filenameOf(record),
-    });
-  }
-
-  /** Appends one event (seq, frame, group commit), unless the execution's output was cut. */
-  emit<T extends EventType>(execution: LiveExecution, type: T, payload: EventPayloads[T], ts = Date.now()): void {
-    if (execution.terminal || (execution.outputCut && type !== 'done')) return;
-    const seq = execution.assignedSeq + 1;
-    const frame = encodeFrame({ op: 'event', execution_id: execution.publicId, seq, type, ts, payload });
-    if (type !== 'done' && this.#overLimit(execution, frame.length)) {
-      this.#cutOutput(execution);
-      return;
-    }
-    this.#append(execution, seq, frame);
-    if (type === 'done') execution.terminal = true;
-  }
-
-  #append(execution: LiveExecution, seq: number, frame: Uint8Array): void {
-    execution.assignedSeq = seq;
-    execution.outputBytes += frame.length;
-    this.commits.appendEvent(execution, seq, frame);
-  }
-
-  #overLimit(execution: LiveExecution, frameBytes: number): boolean {
-    // Two seqs stay in reserve: the marker that says output was cut, and `done`.
-    return execution.assignedSeq + 3 > this.#config.maxEventsPerExecution
-      || execution.outputBytes + frameBytes > this.#config.maxBytesPerExecution;
-  }
-
-  /** Past a limit: one last console marker, then the run is stopped and ends as output_limit. */
-  #cutOutput(execution: LiveExecution): void {
-    execution.outputCut = true;
-    const { maxEventsPerExecution: events, maxBytesPerExecution: bytes } = this.#config;
-    const text = `[vmstream] output limit reached (${events} events or ${bytes} bytes): the rest of this execution's output was cut`;
-    const seq = execution.assignedSeq + 1;
-    this.#append(execution, seq, encodeFrame({ op: 'event', execution_id: execution.publicId, seq, type: 'console', ts: Date.now(), payload: { level: 'warn', text } }));
-    this.stop(execution, 'error', 'output_limit');
+    execution.watchdog = setTimeout(() => this.#stop(execution, 'timeout', 'timeout'), record.timeout_ms);
+    this.#sandbox.run({ sessionId: record.session_id, executionId: record.execution_id, kind: record.kind, code: execution.source, filename: filenameOf(record) });
   }
 
   /**
-   * Stops a queued or running execution. A queued one ends at once. A running one: the worker is
+   * Stops a queued or running execution. A queued one ends at once. A running one: the sandbox is
    * asked to stop it; if it has not within the grace period (a synchronous loop cannot even hear
-   * the request), the worker is terminated and its sessions are rebuilt.
+   * the request), the host is killed and its sessions are rebuilt.
    */
-  stop(execution: LiveExecution, status: TerminalStatus, reason: string): void {
+  #stop(execution: LiveExecution, status: TerminalStatus, reason: string): void {
     if (execution.terminal || execution.stopping) return;
-    const session = this.sessions.get(execution.record.session_id)!;
+    const session = this.#sessions.get(execution.record.session_id)!;
     const queued = session.queue.indexOf(execution);
     if (queued >= 0) {
       session.queue.splice(queued, 1);
-      this.finish(execution, status, reason);
+      this.#events.finish(execution, status, reason);
       return;
     }
     execution.clearWatchdog();
     execution.stopping = { status, reason };
-    this.pool.send(session.slot, { t: 'abort', xid: execution.record.execution_id, status: status === 'timeout' ? 'timeout' : status === 'cancelled' ? 'cancelled' : 'error' });
-    execution.watchdog = setTimeout(() => this.pool.terminate(session.slot, reason), this.#config.stopGraceMs);
-  }
-
-  /** Appends the terminal `done` and the record's final state. */
-  finish(execution: LiveExecution, status: TerminalStatus, reason?: string, sessionState?: SessionState): void {
-    if (execution.terminal) return;
-    execution.clearWatchdog();
-    const { record } = execution;
-    const endedAt = Date.now();
-    const payload: EventPayloads['done'] = { status, duration_ms: record.started_at === undefined ? 0 : endedAt - record.started_at };
-    if (reason !== undefined) payload.reason = reason;
-    if (sessionState !== undefined) (payload as EventPayloads['done'] & { session: SessionState }).session = sessionState;
-    this.emit(execution, 'done', payload, endedAt);
-    record.status = status;
-    record.ended_at = endedAt;
-    if (reason !== undefined) record.reason = reason;
-    this.commits.saveExecution(execution);
-    this.#hooks.onExecutionEnd?.(execution);
-  }
-
-  #committedSeq(executionId: string): number | undefined {
-    const execution = this.executions.get(executionId);
-    return execution ? execution.committedSeq : undefined;
+    const sessionId = execution.record.session_id;
+    this.#sandbox.abort(sessionId, execution.record.execution_id, status === 'timeout' ? 'timeout' : status === 'cancelled' ? 'cancelled' : 'error');
+    execution.watchdog = setTimeout(() => this.#sandbox.kill(sessionId, reason), this.#config.stopGraceMs);
   }
 
   #onCommitted(chunks: CommittedChunk[]): void {
-    this.hub.deliver(chunks);
-    this.pool.resumeOutput();
+    this.#hub.deliver(chunks);
+    this.#sandbox.resumeOutput();
     for (const chunk of chunks) {
-      const execution = this.executions.get(chunk.executionId);
+      const execution = this.#executions.get(chunk.executionId);
       if (execution?.terminal && execution.committedSeq === execution.assignedSeq) {
-        this.hub.finish(chunk.executionId, execution.committedSeq);
-        this.executions.delete(chunk.executionId);
+        this.#hub.finish(chunk.executionId, execution.committedSeq);
+        this.#executions.delete(chunk.executionId);
         execution.markEnded();
       }
     }
   }
 
-  #onWorkerMessage(slot: number, message: Exclude<FromWorker, { t: 'out' }>): void {
-    this.#onRestored(slot, message.sid, message.ok, message.replayed, message.reason);
-  }
-
-  #onOutput([xid, kind, ts, a, b, c]: OutputItem): void {
-    const execution = this.executions.get(xid);
+  #onOutput(output: SandboxOutput): void {
+    const execution = this.#executions.get(output.executionId);
     if (!execution) return;
     execution.workerOutput = true;
-    switch (kind) {
-      case ItemKind.Console:
-        this.emit(execution, 'console', { level: CONSOLE_LEVELS[a as number] ?? 'log', text: b as string, ...(c ? { truncated: true } : {}) }, ts);
-        break;
-      case ItemKind.Value:
-        this.emit(execution, 'value', { type: a as string, preview: b as string }, ts);
-        break;
-      case ItemKind.Exception:
-        this.emit(execution, 'exception', { name: a as string, message: b as string, stack: c as string }, ts);
-        break;
-      case ItemKind.Done:
-        this.#onRunDone(execution, a as TerminalStatus);
-        break;
+    switch (output.kind) {
+      case 'console':
+        return this.#events.emit(execution, 'console', output.payload, output.ts);
+      case 'value':
+        return this.#events.emit(execution, 'value', output.payload, output.ts);
+      case 'exception':
+        return this.#events.emit(execution, 'exception', output.payload, output.ts);
+      case 'done':
+        return this.#onRunDone(execution, output.status);
     }
   }
 
-  /** The worker finished a run: the session is free again. */
-  #onRunDone(execution: LiveExecution, workerStatus: TerminalStatus): void {
-    const session = this.sessions.get(execution.record.session_id);
-    if (execution.stopping) this.finish(execution, execution.stopping.status, execution.stopping.reason, session?.closed ? undefined : 'kept');
-    else this.finish(execution, workerStatus);
+  /** The sandbox finished a run: the session is free again. */
+  #onRunDone(execution: LiveExecution, status: TerminalStatus): void {
+    const session = this.#sessions.get(execution.record.session_id);
+    if (execution.stopping) this.#events.finish(execution, execution.stopping.status, execution.stopping.reason, session?.closed ? undefined : 'kept');
+    else this.#events.finish(execution, status);
     if (session && session.running === execution) {
       session.running = null;
-      this.pump(session);
+      if (session.closed) this.#unhost(session);
+      this.#pump(session);
     }
   }
 
-  #onWorkerExit(slot: number, reason: string, terminated: boolean): void {
-    this.#hooks.onWorkerExit?.(slot, reason);
-    for (const session of this.sessions.values()) {
-      if (session.slot !== slot) continue;
+  #onRestored(sessionId: string, result: RestoreResult): void {
+    const session = this.#sessions.get(sessionId);
+    if (session) this.#rebuild.onRestored(session, result);
+  }
+
+  #onLost(sessionIds: string[], reason: string, killed: boolean): void {
+    this.#hooks.onHostLost?.(reason, sessionIds.length);
+    for (const sessionId of sessionIds) {
+      const session = this.#sessions.get(sessionId);
+      if (!session) continue;
       const execution = session.running;
       session.running = null;
-      if (execution) {
-        // A run we stopped ends as we said; the others on the worker were collateral of that stop,
-        // or of the crash itself.
-        if (execution.stopping) {
-          this.finish(execution, execution.stopping.status, execution.stopping.reason, sessionStateAfterLoss(session));
-        } else if (terminated && !execution.workerOutput && !session.closed) {
-          // Collateral of stopping another session's run, and nothing of it was seen: its context
-          // is rebuilt anyway, so it runs again from the start, as if it had waited in the queue.
-          this.#requeue(session, execution);
-        } else {
-          this.finish(execution, 'crashed', terminated ? 'worker_restarted' : reason, sessionStateAfterLoss(session));
-        }
+      if (execution) this.#endLostRun(session, execution, reason, killed);
+      if (session.closed) {
+        this.#unhost(session);
+        continue;
       }
-      if (session.closed) continue;
-      if (session.restoring) {
-        // Not retried: a rebuild that killed its worker once would kill the next one too.
-        this.#restoreFailed(session, `the worker exited during the rebuild (${reason})`);
-        this.pool.send(slot, { t: 'open', sid: session.record.session_id });
-      } else {
-        session.needsRestore = true;
-      }
-      this.pump(session);
+      // Not retried: a rebuild that killed its host once would kill the next one too.
+      if (session.restoring) this.#rebuild.failed(session, `the worker exited during the rebuild (${reason})`);
+      else session.needsRestore = true;
+      this.#pump(session);
     }
   }
 
-  #requeue(session: LiveSession, execution: LiveExecution): void {
-    execution.clearWatchdog();
-    execution.record.status = 'queued';
-    delete execution.record.started_at;
-    session.queue.unshift(execution);
-    this.commits.saveExecution(execution);
-  }
-
-  async #restore(session: LiveSession): Promise<void> {
-    session.restoring = true;
-    const sid = session.record.session_id;
-    let inputs: ReplayInput[];
-    try {
-      inputs = await this.#replayInputs(sid);
-    } catch (error) {
-      this.pool.send(session.slot, { t: 'open', sid });
-      this.#restoreFailed(session, `its inputs could not be read: ${(error as Error).message}`);
-      this.pump(session);
-      return;
-    }
-    session.restoreTimer = setTimeout(() => this.pool.terminate(session.slot, 'restore_timeout'), this.#config.restoreTimeoutMs);
-    this.pool.send(session.slot, { t: 'restore', sid, inputs });
-  }
-
-  async #replayInputs(sessionId: string): Promise<ReplayInput[]> {
-    const records = await this.#store.listExecutions(sessionId, { limit: Number.MAX_SAFE_INTEGER, order: 'oldest' });
-    const inputs: ReplayInput[] = [];
-    for (const record of records) {
-      // Inputs that ran to their end, with or without an exception: what they changed before
-      // throwing is part of the session's state, as in any REPL. Stopped or crashed ones are not
-      // re-run: they would only be stopped again.
-      if (record.status !== 'ok' && record.status !== 'error') continue;
-      if (record.reason === 'output_limit') continue;
-      const code = record.kind === 'repl' ? record.code! : await this.#workspace.read(record.path!);
-      inputs.push({ kind: record.kind, code, filename: filenameOf(record), ended: record.status });
-    }
-    return inputs;
-  }
-
-  #onRestored(slot: number, sid: string, ok: boolean, replayed: number, reason?: string): void {
-    const session = this.sessions.get(sid);
-    if (!session || session.slot !== slot || !session.restoring) return;
-    if (ok) {
-      this.#endRestore(session);
-      session.announcement = { type: 'session.restored', payload: { session_id: sid, replayed } };
+  /** A run whose context was lost with its host. */
+  #endLostRun(session: LiveSession, execution: LiveExecution, reason: string, killed: boolean): void {
+    const state: SessionState | undefined = session.closed ? undefined : 'rebuilt';
+    // A run we stopped ends as we said; the others on the host were collateral of that stop, or of
+    // the crash itself.
+    if (execution.stopping) {
+      this.#events.finish(execution, execution.stopping.status, execution.stopping.reason, state);
+    } else if (killed && !execution.workerOutput && !session.closed) {
+      // Collateral of stopping another session's run, and nothing of it was seen: its context is
+      // rebuilt anyway, so it runs again from the start, as if it had waited in the queue.
+      execution.clearWatchdog();
+      execution.record.status = 'queued';
+      delete execution.record.started_at;
+      session.queue.unshift(execution);
+      this.#commits.saveExecution(execution);
     } else {
-      this.#restoreFailed(session, reason ?? 'an input failed');
+      this.#events.finish(execution, 'crashed', killed ? 'worker_restarted' : reason, state);
     }
-    this.pump(session);
   }
-
-  #restoreFailed(session: LiveSession, reason: string): void {
-    this.#endRestore(session);
-    session.announcement = { type: 'session.lost', payload: { session_id: session.record.session_id, reason } };
-  }
-
-  #endRestore(session: LiveSession): void {
-    if (session.restoreTimer) clearTimeout(session.restoreTimer);
-    session.restoreTimer = null;
-    session.restoring = false;
-    session.needsRestore = false;
-  }
-}
-
-/** The name stack traces show for an execution's code: the filename it was given, else REPL<n> as Node's REPL does; or the file's path. */
-function filenameOf(record: ExecutionRecord): string {
-  return record.kind === 'repl' ? record.filename ?? `REPL${record.number}` : record.path!;
-}
-
-/** What a `done` says of the session's state after its worker was lost: a closed one has none. */
-function sessionStateAfterLoss(session: LiveSession): SessionState | undefined {
-  return session.closed ? undefined : 'rebuilt';
 }

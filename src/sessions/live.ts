@@ -48,7 +48,6 @@ export interface Announcement { type: Extract<EventType, 'session.restored' | 's
 
 export class LiveSession {
   readonly record: SessionRecord;
-  readonly slot: number;
   readonly queue: LiveExecution[] = [];
   /** The execution whose code the worker is running; the session runs nothing else until it is free. */
   running: LiveExecution | null = null;
@@ -58,10 +57,11 @@ export class LiveSession {
   restoreTimer: NodeJS.Timeout | null = null;
   /** Said on the next execution of the session: how the last rebuild went. */
   announcement: Announcement | null = null;
+  /** The sandbox holds a context for it (from `open` until `close`, which waits for a run to end). */
+  hosted = false;
 
-  constructor(record: SessionRecord, slot: number, needsRestore: boolean) {
+  constructor(record: SessionRecord, needsRestore: boolean) {
     this.record = record;
-    this.slot = slot;
     this.needsRestore = needsRestore;
   }
 

@@ -1,17 +1,27 @@
 /**
- * The operations of protocol v1, independent of the transport: the socket and the HTTP API both
- * call these with validated arguments and turn the ProtocolErrors they throw into frames.
+ * The operations of protocol v1, independent of the transport: the socket, the HTTP API and SSE
+ * call these with validated arguments and turn the ProtocolErrors they throw into frames. It is the
+ * only way in to sessions and executions.
+ *
+ * Who owns what: the service decides whether a request may happen — the tenant owns the session or
+ * execution (another tenant's is NOT_FOUND), the session is open, quotas, idempotent execution ids,
+ * no new work once shutdown began — and turns tenant-facing ids into stored ones. The engine
+ * (engine.ts) owns everything live and does the work: sessions' contexts and queues, events, the
+ * watchdog, rebuilds.
  */
 import { randomUUID } from 'node:crypto';
 import { ProtocolError } from '../../protocol/errors.js';
 import { LIST_LIMIT_DEFAULT } from '../../protocol/schemas.js';
 import type { ExecuteRequest, ExecutionRecord, SessionRecord } from '../../protocol/types.js';
 import type { Config } from '../config.js';
+import type { Completion, SandboxFactory } from '../sandbox/sandbox.js';
 import type { EventStore, StoredEvent } from '../store/event-store.js';
-import { Engine, type EngineHooks } from './engine.js';
-import { LiveExecution, LiveSession, publicExecutionId, storedExecutionId } from './live.js';
+import { Engine, type EngineHooks, type EngineStats } from './engine.js';
+import { publicExecutionId, storedExecutionId } from './live.js';
 import type { EventSink } from '../events/subscription-hub.js';
 import { Workspace } from './workspace.js';
+
+export type { EngineHooks, EngineStats } from './engine.js';
 
 export type ExecuteInput = Omit<ExecuteRequest, 'op' | 'id'>;
 
@@ -28,18 +38,19 @@ export interface SubscribeResult {
 }
 
 export class ExecutionService {
-  readonly engine: Engine;
+  readonly #engine: Engine;
   readonly #config: Config;
   readonly #store: EventStore;
   readonly #workspace: Workspace;
   readonly #creating = new Map<string, Promise<ExecuteResult>>();
   #shuttingDown = false;
 
-  constructor(config: Config, store: EventStore, hooks: EngineHooks) {
+  /** `sandbox` builds the host of user code (server.ts: the worker pool); the engine is its listener. */
+  constructor(config: Config, store: EventStore, sandbox: SandboxFactory, hooks: EngineHooks) {
     this.#config = config;
     this.#store = store;
     this.#workspace = new Workspace(config.workspaceDir, config.maxRunFileBytes);
-    this.engine = new Engine(config, store, this.#workspace, hooks);
+    this.#engine = new Engine(config, store, this.#workspace, sandbox, hooks);
   }
 
   /** False once shutdown has begun: for readiness. */
@@ -51,23 +62,8 @@ export class ExecutionService {
    * After a restart: every execution the previous process left queued or running gets its terminal
    * `done {status: "crashed"}`, and open sessions come back, to be rebuilt on their next execution.
    */
-  async recover(): Promise<{ crashed: number; sessions: number }> {
-    const unfinished = await this.#store.listUnfinishedExecutions();
-    for (const record of unfinished) {
-      const execution = new LiveExecution(record, '');
-      execution.committedSeq = execution.assignedSeq = record.last_seq;
-      this.engine.executions.set(record.execution_id, execution);
-      this.engine.finish(execution, 'crashed', 'server_restart');
-    }
-    await this.engine.commits.flushed();
-    let open = 0;
-    for (const record of await this.#store.listSessions()) {
-      const closed = record.status === 'closed';
-      const session = new LiveSession(record, closed ? -1 : this.engine.pool.place(), !closed);
-      this.engine.sessions.set(record.session_id, session);
-      if (!closed) open++;
-    }
-    return { crashed: unfinished.length, sessions: open };
+  recover(): Promise<{ crashed: number; sessions: number }> {
+    return this.#engine.recover();
   }
 
   async createSession(tenant: string, name?: string): Promise<SessionRecord> {
@@ -76,37 +72,29 @@ export class ExecutionService {
       throw new ProtocolError('LIMIT_EXCEEDED', `${this.#config.maxOpenSessions} sessions are open (the limit): close one first`);
     }
     const record: SessionRecord = { session_id: randomUUID(), tenant, name: name ?? '', status: 'ready', created_at: Date.now(), execution_count: 0 };
-    const session = new LiveSession(record, this.engine.pool.place(), false);
-    this.engine.sessions.set(record.session_id, session);
-    this.engine.pool.send(session.slot, { t: 'open', sid: record.session_id });
-    this.engine.commits.saveSession(record);
-    await this.engine.commits.flushed();
+    await this.#engine.openSession(record);
     return record;
   }
 
   listSessions(tenant: string): SessionRecord[] {
-    const open: SessionRecord[] = [];
-    for (const session of this.engine.sessions.values()) if (!session.closed && session.record.tenant === tenant) open.push(session.record);
-    return open.sort((a, b) => b.created_at - a.created_at);
+    return this.#engine.openSessions(tenant).sort((a, b) => b.created_at - a.created_at);
   }
 
   getSession(tenant: string, sessionId: string): SessionRecord {
-    return this.#ownSession(tenant, sessionId).record;
+    return this.#ownSession(tenant, sessionId);
   }
 
   /** Closes a session: its queued and running executions are cancelled, its context is dropped. */
   async closeSession(tenant: string, sessionId: string): Promise<SessionRecord> {
-    const session = this.#ownSession(tenant, sessionId);
-    if (session.closed) return session.record;
-    session.record.status = 'closed';
-    session.record.closed_at = Date.now();
-    const pending = [...session.queue, ...(session.running ? [session.running] : [])];
-    for (const execution of pending) this.engine.stop(execution, 'cancelled', 'session_closed');
-    this.engine.pool.send(session.slot, { t: 'close', sid: sessionId });
-    this.engine.pool.release(session.slot);
-    this.engine.commits.saveSession(session.record);
-    await this.engine.commits.flushed();
-    return session.record;
+    this.#ownSession(tenant, sessionId);
+    return (await this.#engine.closeSession(sessionId))!;
+  }
+
+  /** Names that complete `code` at `cursor`, from the session's context (see Sandbox.complete). */
+  async complete(tenant: string, sessionId: string, code: string, cursor: number): Promise<Completion> {
+    this.#liveSession(tenant, sessionId);
+    if (cursor > code.length) throw new ProtocolError('BAD_REQUEST', `field \`cursor\` (${cursor}) is past the end of \`code\` (${code.length})`);
+    return this.#engine.complete(sessionId, code, cursor);
   }
 
   /**
@@ -141,33 +129,30 @@ export class ExecutionService {
     this.#ownSession(tenant, sessionId);
     const stored = await this.#store.listExecutions(sessionId, { limit, order: 'newest' });
     // Live records are ahead of their stored copies by at most one group commit.
-    return stored.map((record) => publicRecord(this.engine.executions.get(record.execution_id)?.record ?? record));
+    return stored.map((record) => publicRecord(this.#engine.execution(record.execution_id) ?? record));
   }
 
   /** Cancels a queued or running execution; replies once its `done` is durable. */
   async cancel(tenant: string, executionId: string): Promise<ExecutionRecord> {
     const storedId = storedExecutionId(tenant, executionId);
     await this.#settledCreation(storedId);
-    const live = this.engine.executions.get(storedId);
-    if (!live) return this.getExecution(tenant, executionId);
-    this.engine.stop(live, 'cancelled', 'cancelled');
-    await live.ended;
-    return publicRecord(live.record);
+    const cancelled = await this.#engine.cancel(storedId);
+    return cancelled ? publicRecord(cancelled) : this.getExecution(tenant, executionId);
   }
 
   /** Where an execution's log stands, for a subscribe from `afterSeq`. */
   async locate(tenant: string, publicId: string, afterSeq: number): Promise<SubscribeResult> {
     const executionId = storedExecutionId(tenant, publicId);
     await this.#settledCreation(executionId);
-    let live = this.engine.executions.get(executionId);
+    let live = this.#engine.committedSeq(executionId);
     let result: SubscribeResult;
-    if (live) {
-      result = { lastSeq: live.committedSeq, finalSeq: null };
+    if (live !== undefined) {
+      result = { lastSeq: live, finalSeq: null };
     } else {
       const record = await this.#store.getExecution(executionId);
-      live = this.engine.executions.get(executionId);
-      if (!record && !live) throw new ProtocolError('NOT_FOUND', `no execution \`${publicId}\``);
-      result = live ? { lastSeq: live.committedSeq, finalSeq: null } : { lastSeq: record!.last_seq, finalSeq: record!.last_seq };
+      live = this.#engine.committedSeq(executionId);
+      if (!record && live === undefined) throw new ProtocolError('NOT_FOUND', `no execution \`${publicId}\``);
+      result = live !== undefined ? { lastSeq: live, finalSeq: null } : { lastSeq: record!.last_seq, finalSeq: record!.last_seq };
     }
     if (afterSeq > result.lastSeq) {
       throw new ProtocolError('BAD_REQUEST', `field \`after_seq\` (${afterSeq}) is beyond the execution's last_seq (${result.lastSeq})`);
@@ -182,22 +167,37 @@ export class ExecutionService {
    */
   async readEvents(tenant: string, publicId: string, afterSeq: number, limit: number): Promise<SubscribeResult & { events: StoredEvent[] }> {
     const { lastSeq, finalSeq } = await this.locate(tenant, publicId, afterSeq);
-    const events = await this.engine.hub.read(storedExecutionId(tenant, publicId), afterSeq, limit);
+    const events = await this.#engine.read(storedExecutionId(tenant, publicId), afterSeq, limit);
     const last = events.length > 0 ? events[events.length - 1]!.seq : afterSeq;
     return { events, lastSeq: Math.max(lastSeq, last), finalSeq };
   }
 
   subscribe(sink: EventSink, tenant: string, executionId: string, afterSeq: number, finalSeq: number | null): void {
-    this.engine.hub.attach(sink, storedExecutionId(tenant, executionId), afterSeq, finalSeq);
+    this.#engine.attach(sink, storedExecutionId(tenant, executionId), afterSeq, finalSeq);
   }
 
   /** Lets the frames held for a new execution's socket go (see execute). */
   release(sink: EventSink, tenant: string, executionId: string): void {
-    this.engine.hub.release(sink, storedExecutionId(tenant, executionId));
+    this.#engine.release(sink, storedExecutionId(tenant, executionId));
   }
 
   unsubscribe(sink: EventSink, tenant: string, executionId: string): void {
-    this.engine.hub.detach(sink, storedExecutionId(tenant, executionId));
+    this.#engine.detach(sink, storedExecutionId(tenant, executionId));
+  }
+
+  /** The sink drained: its paused subscriptions catch up from the store. */
+  resume(sink: EventSink): void {
+    this.#engine.resume(sink);
+  }
+
+  /** The sink is gone (its socket or stream closed): all its subscriptions end. */
+  detachAll(sink: EventSink): void {
+    this.#engine.detachAll(sink);
+  }
+
+  /** Live executions, events appended, replay reads, backpressure pauses, and the sandbox's hosts. */
+  stats(): EngineStats {
+    return this.#engine.stats();
   }
 
   /**
@@ -206,19 +206,7 @@ export class ExecutionService {
    */
   async shutdown(): Promise<void> {
     this.#shuttingDown = true;
-    const running: LiveExecution[] = [];
-    for (const session of this.engine.sessions.values()) {
-      for (const execution of [...session.queue]) this.engine.stop(execution, 'cancelled', 'shutdown');
-      if (session.running) running.push(session.running);
-    }
-    const allEnded = Promise.all(running.map((execution) => execution.ended));
-    let timer: NodeJS.Timeout | undefined;
-    const graceOver = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#config.shutdownGraceMs)));
-    await Promise.race([allEnded, graceOver]);
-    clearTimeout(timer);
-    for (const execution of running) this.engine.finish(execution, 'crashed', 'shutdown');
-    await this.engine.commits.flushed();
-    await this.engine.pool.close();
+    await this.#engine.shutdown(this.#config.shutdownGraceMs);
   }
 
   /**
@@ -230,60 +218,51 @@ export class ExecutionService {
   }
 
   async #findExecution(storedId: string, publicId: string): Promise<ExecutionRecord> {
-    const live = this.engine.executions.get(storedId);
-    if (live) return live.record;
+    const live = this.#engine.execution(storedId);
+    if (live) return live;
     const stored = await this.#store.getExecution(storedId);
     if (!stored) throw new ProtocolError('NOT_FOUND', `no execution \`${publicId}\``);
     return stored;
   }
 
   async #findOrCreate(tenant: string, input: ExecuteInput, id: string, sink?: EventSink): Promise<ExecuteResult> {
-    const live = this.engine.executions.get(id);
-    if (live) return { record: publicRecord(live.record), created: false };
+    const live = this.#engine.execution(id);
+    if (live) return { record: publicRecord(live), created: false };
     const stored = await this.#store.getExecution(id);
     if (stored) return { record: publicRecord(stored), created: false };
     return { record: publicRecord(await this.#create(tenant, input, id, sink)), created: true };
   }
 
   async #create(tenant: string, input: ExecuteInput, id: string, sink?: EventSink): Promise<ExecutionRecord> {
-    this.#openSession(tenant, input.session_id);
+    this.#liveSession(tenant, input.session_id);
     const source = input.kind === 'repl' ? input.code! : await this.#workspace.read(input.path!);
-    const session = this.#openSession(tenant, input.session_id);
-    if (session.queue.length >= this.#config.maxQueuedPerSession) {
-      throw new ProtocolError('LIMIT_EXCEEDED', `session \`${session.record.session_id}\` already has ${session.queue.length} queued executions (limit ${this.#config.maxQueuedPerSession})`);
+    const sessionId = this.#liveSession(tenant, input.session_id).session_id;
+    const queued = this.#engine.queued(sessionId);
+    if (queued >= this.#config.maxQueuedPerSession) {
+      throw new ProtocolError('LIMIT_EXCEEDED', `session \`${sessionId}\` already has ${queued} queued executions (limit ${this.#config.maxQueuedPerSession})`);
     }
-    const record: ExecutionRecord = {
-      execution_id: id,
-      session_id: session.record.session_id,
-      number: ++session.record.execution_count,
+    return this.#engine.submit({
+      executionId: id,
+      sessionId,
       kind: input.kind,
-      status: 'queued',
-      created_at: Date.now(),
-      last_seq: 0,
-      timeout_ms: Math.min(input.timeout_ms ?? this.#config.defaultTimeoutMs, this.#config.maxTimeoutMs),
       ...(input.kind === 'repl' ? { code: input.code!, ...(input.filename === undefined ? {} : { filename: input.filename }) } : { path: input.path! }),
-    };
-    const execution = new LiveExecution(record, source);
-    this.engine.commits.saveExecution(execution);
-    this.engine.commits.saveSession(session.record);
-    if (sink) this.engine.hub.hold(sink, id);
-    // Queued at once, so a cancel that races the commit finds it.
-    this.engine.enqueue(session, execution);
-    await this.engine.commits.flushed();
-    return record;
+      source,
+      timeoutMs: Math.min(input.timeout_ms ?? this.#config.defaultTimeoutMs, this.#config.maxTimeoutMs),
+    }, sink);
   }
 
   /** A session of this tenant; another tenant's is NOT_FOUND, exactly as a missing one. */
-  #ownSession(tenant: string, sessionId: string): LiveSession {
-    const session = this.engine.sessions.get(sessionId);
-    if (!session || session.record.tenant !== tenant) throw new ProtocolError('NOT_FOUND', `no session \`${sessionId}\``);
+  #ownSession(tenant: string, sessionId: string): SessionRecord {
+    const session = this.#engine.session(sessionId);
+    if (!session || session.tenant !== tenant) throw new ProtocolError('NOT_FOUND', `no session \`${sessionId}\``);
     return session;
   }
 
-  #openSession(tenant: string, sessionId: string): LiveSession {
+  /** A session of this tenant that is still open. */
+  #liveSession(tenant: string, sessionId: string): SessionRecord {
     this.#assertAccepting();
     const session = this.#ownSession(tenant, sessionId);
-    if (session.closed) throw new ProtocolError('SESSION_CLOSED', `session \`${sessionId}\` is closed`);
+    if (session.status === 'closed') throw new ProtocolError('SESSION_CLOSED', `session \`${sessionId}\` is closed`);
     return session;
   }
 

@@ -61,11 +61,11 @@ export class Connection implements EventSink {
   /** The socket is gone: its subscriptions end; nothing is sent to it any more. */
   closed(): void {
     this.#open = false;
-    this.#service.engine.hub.detachAll(this);
+    this.#service.detachAll(this);
   }
 
   drained(): void {
-    if (this.#socket.bufferedAmount() <= this.#options.backpressureBytes) this.#service.engine.hub.resume(this);
+    if (this.#socket.bufferedAmount() <= this.#options.backpressureBytes) this.#service.resume(this);
   }
 
   /** Handles one message; `bytes` is only valid until the first await, so it is decoded at once. */
@@ -133,6 +133,8 @@ export class Connection implements EventSink {
         return this.#reply({ op: 'execution', id, execution: await service.getExecution(tenant, request.execution_id) });
       case 'execution.list':
         return this.#reply({ op: 'executions', id, items: await service.listExecutions(tenant, request.session_id, request.limit) });
+      case 'complete':
+        return this.#reply({ op: 'completion', id, ...(await service.complete(tenant, request.session_id, request.code, request.cursor)) });
     }
   }
 

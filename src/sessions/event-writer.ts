@@ -1,0 +1,85 @@
+/**
+ * Turns what an execution did into its seq-numbered events: each gets the next seq and its wire
+ * frame, goes to the group commit, and counts against the execution's output limits. Past a limit
+ * one marker is appended and the engine is told to stop the run; `done` is always appended last.
+ */
+import type { DonePayload, EventPayloads, EventType, ExecutionRecord, SessionState, TerminalStatus } from '../../protocol/types.js';
+import { encodeFrame } from '../protocol/codec.js';
+import type { CommitLog } from '../events/commit-log.js';
+import type { LiveExecution } from './live.js';
+
+export interface OutputLimits {
+  maxEventsPerExecution: number;
+  maxBytesPerExecution: number;
+}
+
+export interface WriterHooks {
+  /** An execution passed an output limit: its run must be stopped (it ends as `output_limit`). */
+  onLimit(execution: LiveExecution): void;
+  /** An execution's `done` was appended; `events` is its last seq. */
+  onEnd?(record: ExecutionRecord, events: number): void;
+}
+
+export class EventWriter {
+  readonly #limits: OutputLimits;
+  readonly #commits: CommitLog;
+  readonly #hooks: WriterHooks;
+
+  constructor(limits: OutputLimits, commits: CommitLog, hooks: WriterHooks) {
+    this.#limits = limits;
+    this.#commits = commits;
+    this.#hooks = hooks;
+  }
+
+  /** Appends one event (seq, frame, group commit), unless the execution's output was cut. */
+  emit<T extends EventType>(execution: LiveExecution, type: T, payload: EventPayloads[T], ts = Date.now()): void {
+    if (execution.terminal || (execution.outputCut && type !== 'done')) return;
+    const seq = execution.assignedSeq + 1;
+    const frame = encodeFrame({ op: 'event', execution_id: execution.publicId, seq, type, ts, payload });
+    if (type !== 'done' && this.#overLimit(execution, frame.length)) {
+      this.#cutOutput(execution);
+      return;
+    }
+    this.#append(execution, seq, frame);
+    if (type === 'done') execution.terminal = true;
+  }
+
+  /** Appends the terminal `done` and the record's final state. */
+  finish(execution: LiveExecution, status: TerminalStatus, reason?: string, session?: SessionState): void {
+    if (execution.terminal) return;
+    execution.clearWatchdog();
+    const { record } = execution;
+    const endedAt = Date.now();
+    const payload: DonePayload = { status, duration_ms: record.started_at === undefined ? 0 : endedAt - record.started_at };
+    if (reason !== undefined) payload.reason = reason;
+    if (session !== undefined) payload.session = session;
+    this.emit(execution, 'done', payload, endedAt);
+    record.status = status;
+    record.ended_at = endedAt;
+    if (reason !== undefined) record.reason = reason;
+    this.#commits.saveExecution(execution);
+    this.#hooks.onEnd?.(record, execution.assignedSeq);
+  }
+
+  #append(execution: LiveExecution, seq: number, frame: Uint8Array): void {
+    execution.assignedSeq = seq;
+    execution.outputBytes += frame.length;
+    this.#commits.appendEvent(execution, seq, frame);
+  }
+
+  #overLimit(execution: LiveExecution, frameBytes: number): boolean {
+    // Two seqs stay in reserve: the marker that says output was cut, and `done`.
+    return execution.assignedSeq + 3 > this.#limits.maxEventsPerExecution
+      || execution.outputBytes + frameBytes > this.#limits.maxBytesPerExecution;
+  }
+
+  /** Past a limit: one last console marker, then the run is stopped and ends as output_limit. */
+  #cutOutput(execution: LiveExecution): void {
+    execution.outputCut = true;
+    const { maxEventsPerExecution: events, maxBytesPerExecution: bytes } = this.#limits;
+    const text = `[vmstream] output limit reached (${events} events or ${bytes} bytes): the rest of this execution's output was cut`;
+    const seq = execution.assignedSeq + 1;
+    this.#append(execution, seq, encodeFrame({ op: 'event', execution_id: execution.publicId, seq, type: 'console', ts: Date.now(), payload: { level: 'warn', text } }));
+    this.#hooks.onLimit(execution);
+  }
+}
