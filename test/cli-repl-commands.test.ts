@@ -74,3 +74,26 @@ t.test('.load runs a file, its stack traces name it; .save writes what ran', asy
   terminal.type('.nope');
   await terminal.waitFor('Invalid REPL keyword .nope');
 });
+
+t.test('Tab completes from the session (server `complete`) and the dot-commands', async (t) => {
+  const terminal = await repl(t);
+  terminal.type('let uniqueVariableName = 40');
+  await terminal.waitFor(/^undefined$/m);
+  terminal.keys('-l', 'uniqueVar');
+  terminal.keys('Tab');
+  await terminal.waitFor('> uniqueVariableName');
+  terminal.keys('-l', ' + 2');
+  terminal.keys('Enter');
+  await terminal.waitFor(/^42$/m);
+  terminal.keys('-l', 'Math.ma');
+  terminal.keys('Tab');
+  await terminal.waitFor('> Math.max');
+  terminal.keys('-l', '(1, 5)');
+  terminal.keys('Enter');
+  await terminal.waitFor(/^5$/m);
+  terminal.keys('-l', '.ed');
+  terminal.keys('Tab');
+  await terminal.waitFor('> .editor');
+  terminal.keys('C-u');
+  t.pass('completed a declared name, a property and a command');
+});

@@ -26,6 +26,8 @@ const HELP = `.break      discard the lines typed so far (Ctrl-C does too)
 Enter runs the input, or asks for more when it is incomplete. Tab completes, _ is the last value.
 Ctrl-C cancels a running execution.`;
 
+const COMMANDS = ['.break', '.editor', '.exit', '.help', '.load', '.save'];
+
 /** A typed line, or a whole input to run as it is (from .editor or .load). */
 type Input = { line: string } | { code: string; filename?: string };
 
@@ -74,6 +76,9 @@ class Repl {
       history: this.#loadHistory(),
       historySize: HISTORY_SIZE,
       removeHistoryDuplicates: true,
+      completer: (line: string, callback: (error: null, result: [string[], string]) => void) => {
+        this.#complete(line).then((result) => callback(null, result), () => callback(null, [[], line]));
+      },
     });
     this.#render = new Renderer(process.stdout, { showValues: true, around: (write) => this.#aboveThePrompt(write) });
     this.#interceptCtrlD();
@@ -146,6 +151,21 @@ class Repl {
     this.#buffer = [];
     if (code.trim() === '') return;
     return this.#execute(code);
+  }
+
+  /**
+   * Tab: the dot-commands at the start of an input, else the names the session's live context
+   * offers (the server's `complete`), for the text typed so far, earlier lines of the input included.
+   */
+  async #complete(line: string): Promise<[string[], string]> {
+    const earlier = this.#editor ?? this.#buffer;
+    if (earlier.length === 0 && /^\.\w*$/.test(line)) {
+      return [COMMANDS.filter((name) => name.startsWith(line)), line];
+    }
+    const before = earlier.length > 0 ? `${earlier.join('\n')}\n` : '';
+    const code = before + line;
+    const { matches, start, end } = await this.#client.complete(this.#session, code);
+    return [matches, code.slice(Math.max(start, before.length), end)];
   }
 
   async #execute(code: string, filename?: string): Promise<void> {

@@ -5,7 +5,7 @@
  * before flushing. Requests that are safe to repeat are sent again when their reply was lost;
  * `session.create` is not, and fails with CONNECTION_LOST instead.
  */
-import type { ExecutionRecord, SessionRecord, ServerFrame } from '../../protocol/types.js';
+import type { CompletionReply, ExecutionRecord, SessionRecord, ServerFrame } from '../../protocol/types.js';
 import { AbortError, ClientClosedError, ConnectionError, RequestTimeoutError, ServerError, VmstreamError } from './errors.js';
 import { Execution, type ExecuteInput, type ExecutionHost } from './execution.js';
 import { RunCodeCollector, type RunCodeOptions, type RunCodeResult } from './run-code.js';
@@ -27,6 +27,8 @@ interface Pending {
 }
 
 export type SessionRef = string | Pick<SessionRecord, 'session_id'>;
+/** What `complete()` resolves to: the names, and the part of the code they replace. */
+export type Completion = Pick<CompletionReply, 'matches' | 'start' | 'end'>;
 /** Code to run in the session (a `repl` execution), or a file of the server's workspace (`run-file`). */
 export type ExecuteSource = string | { path: string };
 
@@ -131,6 +133,15 @@ export class Client {
   /** Cancels an execution; resolves with its record once its `done` is durable. */
   async cancel(executionId: string): Promise<ExecutionRecord> {
     return (await this.#call('execution', { op: 'cancel', execution_id: executionId }, true)).execution;
+  }
+
+  /**
+   * Names that complete `code` at `cursor` (a string index; default its end) from the session's
+   * live context: `matches` replace `code.slice(start, end)`. Runs nothing.
+   */
+  async complete(session: SessionRef, code: string, cursor = code.length): Promise<Completion> {
+    const { matches, start, end } = await this.#call('completion', { op: 'complete', session_id: sessionIdOf(session), code, cursor }, true);
+    return { matches, start, end };
   }
 
   async ping(): Promise<void> {
