@@ -11,6 +11,7 @@ export const ERROR_CODES = Object.freeze({
   FORBIDDEN: { http: 403, meaning: 'the browser Origin of the upgrade is not in VMSTREAM_ORIGINS (the socket is refused with 403)' },
   NOT_FOUND: { http: 404, meaning: 'no session or execution with that id (or it has expired); over HTTP also a path that is no route' },
   METHOD_NOT_ALLOWED: { http: 405, meaning: 'HTTP only: the path exists, but not for this method (the Allow header lists those it takes)' },
+  UPGRADE_REQUIRED: { http: 426, meaning: 'HTTP only: a plain GET of the socket path, which speaks only WebSocket (the Upgrade header says so)' },
   SESSION_CLOSED: { http: 409, meaning: 'the session was closed; it takes no more executions' },
   PAYLOAD_TOO_LARGE: { http: 413, meaning: 'HTTP only: the request body is over the frame size limit (VMSTREAM_MAX_FRAME_BYTES); the socket closes with 1009 instead' },
   LIMIT_EXCEEDED: { http: 429, meaning: 'a configured limit was reached (open sessions per tenant, queued executions per session, frames per second per socket, run-file size); the message says which' },

@@ -6,12 +6,15 @@
  * test/api-docs.test.ts holds the three to each other in both directions.
  */
 import { compileChecker, REQUEST_SCHEMAS } from './schemas.js';
-import type { ClientOp } from './types.js';
+import { WS_PATH, type ClientOp } from './types.js';
 
 export const API_PREFIX = '/api/v1';
 /** Events per page of `GET /executions/{id}/events`: a page is one store read. */
 export const EVENTS_LIMIT_MAX = 1000;
 export const EVENTS_LIMIT_DEFAULT = 100;
+/** The longest an execute request may wait for its execution to end (`?wait=`, `Prefer: wait=`). */
+export const WAIT_MS_MAX = 60_000;
+const waitQuery: ObjectSchema = { type: 'object', properties: { wait: { type: 'integer', minimum: 0, maximum: WAIT_MS_MAX } } };
 
 export interface ObjectSchema {
   type: 'object';
@@ -72,8 +75,8 @@ export const HTTP_OPERATIONS = Object.freeze({
   listSessions: { method: 'GET', path: `${API_PREFIX}/sessions`, auth: true },
   getSession: { method: 'GET', path: `${API_PREFIX}/sessions/{session_id}`, auth: true, params: sessionPath },
   closeSession: { method: 'DELETE', path: `${API_PREFIX}/sessions/{session_id}`, auth: true, params: sessionPath },
-  executeRepl: { method: 'POST', path: `${API_PREFIX}/executions/repl`, auth: true, body: derive('execute', { fixed: { kind: 'repl' } }) },
-  executeRunFile: { method: 'POST', path: `${API_PREFIX}/executions/run-file`, auth: true, body: derive('execute', { fixed: { kind: 'run-file' }, omit: ['filename'] }) },
+  executeRepl: { method: 'POST', path: `${API_PREFIX}/executions/repl`, auth: true, body: derive('execute', { fixed: { kind: 'repl' } }), query: waitQuery },
+  executeRunFile: { method: 'POST', path: `${API_PREFIX}/executions/run-file`, auth: true, body: derive('execute', { fixed: { kind: 'run-file' }, omit: ['filename'] }), query: waitQuery },
   listExecutions: { method: 'GET', path: `${API_PREFIX}/executions`, auth: true, query: derive('execution.list') },
   getExecution: { method: 'GET', path: `${API_PREFIX}/executions/{execution_id}`, auth: true, params: derive('execution.get') },
   listEvents: {
@@ -86,6 +89,7 @@ export const HTTP_OPERATIONS = Object.freeze({
     }),
   },
   cancelExecution: { method: 'POST', path: `${API_PREFIX}/executions/{execution_id}/cancel`, auth: true, params: derive('cancel') },
+  socket: { method: 'GET', path: WS_PATH, auth: false },
   health: { method: 'GET', path: '/healthz', auth: false },
   ready: { method: 'GET', path: '/readyz', auth: false },
   metrics: { method: 'GET', path: '/metrics', auth: false },

@@ -16,6 +16,7 @@ const REASONS: Readonly<Record<number, string>> = Object.freeze({
   405: 'Method Not Allowed',
   409: 'Conflict',
   413: 'Payload Too Large',
+  426: 'Upgrade Required',
   429: 'Too Many Requests',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
