@@ -49,7 +49,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const service = new ExecutionService(config, store, (listener) => new WorkerPool(pool, listener), {
     onError: (context, error) => logger.error({ err: error }, `${context} failed`),
     onExecutionEnd: (record, events) => {
-      metrics.executionEnded(record.status as TerminalStatus, (record.ended_at! - record.created_at) / 1000);
+      const queueWait = record.started_at === undefined ? null : (record.started_at - record.created_at) / 1000;
+      metrics.executionEnded(record.status as TerminalStatus, (record.ended_at! - record.created_at) / 1000, queueWait);
       logger.info({
         tenant: tenantOfExecution(record.execution_id),
         execution_id: publicExecutionId(record.execution_id),
@@ -61,7 +62,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         events,
       }, 'execution ended');
     },
-    onHostLost: (reason, sessions) => logger.warn({ reason, sessions }, 'worker exited; restarting it and rebuilding its sessions'),
+    onHostLost: (reason, sessions) => {
+      metrics.workerRestarted(reason);
+      logger.warn({ reason, sessions }, 'worker exited; restarting it and rebuilding its sessions');
+    },
     onCommit: (items, seconds) => metrics.batchCommitted(items, seconds),
   });
   const recovered = await service.recover();
@@ -100,8 +104,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     eventsAppended: () => service.stats().eventsAppended,
     replayReads: () => service.stats().replayReads,
     backpressurePauses: () => service.stats().backpressurePauses,
-    workerRestarts: () => service.stats().sandbox.restarts,
     liveExecutions: () => service.stats().liveExecutions,
+    openSessions: () => service.stats().openSessions,
     socketsOpen: () => transport.socketCount,
     eventStreamsOpen: openStreamCount,
   });

@@ -47,6 +47,7 @@ export interface NewExecution {
 /** What /readyz and /metrics read of the engine. */
 export interface EngineStats {
   liveExecutions: number;
+  openSessions: number;
   eventsAppended: number;
   replayReads: number;
   backpressurePauses: number;
@@ -142,6 +143,12 @@ export class Engine {
   }
 
   /** The tenant's open sessions, in no particular order. */
+  #openSessionCount(): number {
+    let open = 0;
+    for (const session of this.#sessions.values()) if (!session.closed) open++;
+    return open;
+  }
+
   openSessions(tenant: string): SessionRecord[] {
     const open: SessionRecord[] = [];
     for (const session of this.#sessions.values()) if (!session.closed && session.record.tenant === tenant) open.push(session.record);
@@ -238,6 +245,7 @@ export class Engine {
     const { online, size, restarts } = this.#sandbox;
     return {
       liveExecutions: this.#executions.size,
+      openSessions: this.#openSessionCount(),
       eventsAppended: this.#commits.appended,
       replayReads: this.#hub.reads,
       backpressurePauses: this.#hub.pauses,
