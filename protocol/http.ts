@@ -22,7 +22,7 @@ export interface ObjectSchema {
   required?: string[];
 }
 
-export type HttpMethod = 'GET' | 'POST' | 'DELETE';
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
 export interface HttpOperation {
   method: HttpMethod;
@@ -33,6 +33,8 @@ export interface HttpOperation {
   body?: ObjectSchema;
   params?: ObjectSchema;
   query?: ObjectSchema;
+  /** The last path parameter takes the rest of the path, `/`s included (a workspace file's path). */
+  rest?: boolean;
 }
 
 interface RequestSchema {
@@ -69,6 +71,9 @@ function withProperties(schema: ObjectSchema, extra: ObjectSchema['properties'])
 }
 
 const sessionPath = derive('session.close');
+/** A workspace file: the same `path` as run-file's. */
+const filePath: ObjectSchema = { type: 'object', properties: { path: (REQUEST_SCHEMAS.execute as RequestSchema).properties.path! }, required: ['path'] };
+const workspaceFile = `${API_PREFIX}/workspace/{path}`;
 
 export const HTTP_OPERATIONS = Object.freeze({
   createSession: { method: 'POST', path: `${API_PREFIX}/sessions`, auth: true, body: derive('session.create') },
@@ -90,6 +95,10 @@ export const HTTP_OPERATIONS = Object.freeze({
   },
   cancelExecution: { method: 'POST', path: `${API_PREFIX}/executions/{execution_id}/cancel`, auth: true, params: derive('cancel') },
   socket: { method: 'GET', path: WS_PATH, auth: false },
+  listFiles: { method: 'GET', path: `${API_PREFIX}/workspace`, auth: true },
+  getFile: { method: 'GET', path: workspaceFile, auth: true, params: filePath, rest: true },
+  putFile: { method: 'PUT', path: workspaceFile, auth: true, params: filePath, rest: true },
+  deleteFile: { method: 'DELETE', path: workspaceFile, auth: true, params: filePath, rest: true },
   health: { method: 'GET', path: '/healthz', auth: false },
   ready: { method: 'GET', path: '/readyz', auth: false },
   metrics: { method: 'GET', path: '/metrics', auth: false },

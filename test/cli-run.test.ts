@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { MAIN, startServer, tempDir } from './helpers/server.js';
+import { MAIN, startServer, tempDir, workspaceFile } from './helpers/server.js';
 
 interface Result { code: number; stdout: string; stderr: string }
 
@@ -45,7 +45,7 @@ t.test('a failing file exits 1 with the exception; --workspace runs a server fil
   t.match(failed.stdout, /^before\nUncaught TypeError: broken\n {4}at .*throws\.js:1:\d+/, 'the stack trace names the file');
   t.notMatch(failed.stdout, /REPL\d/);
 
-  writeFileSync(path.join(server.workspaceDir, 'remote.js'), 'console.log("read by the server")');
+  writeFileSync(workspaceFile(server, 'remote.js'), 'console.log("read by the server")');
   const remote = await vmstream(['run', 'remote.js', '--workspace', ...auth]);
   t.equal(remote.code, 0);
   t.equal(remote.stdout, 'read by the server\n', 'a final undefined is not printed');

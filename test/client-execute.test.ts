@@ -3,10 +3,9 @@
  * subscribing, run-file, typed errors, aborting and closing.
  */
 import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import t from 'tap';
 import { AbortError, Client, ClientClosedError, ConnectionError, ServerError, VmstreamError, type EventFrame } from 'vmstream/client';
-import { startServer } from './helpers/server.js';
+import { startServer, workspaceFile } from './helpers/server.js';
 import { consoleTexts, linesCode } from './helpers/sdk.js';
 
 const server = await startServer();
@@ -48,7 +47,7 @@ t.test('start() is async-iterable; subscribe() replays an ended execution from a
 });
 
 t.test('a run-file execution reads the server workspace', async (t) => {
-  writeFileSync(path.join(server.workspaceDir, 'hello.js'), 'console.log("from a file")');
+  writeFileSync(workspaceFile(server, 'hello.js'), 'console.log("from a file")');
   const events: EventFrame[] = [];
   const record = await client.execute(session, { path: 'hello.js' }, { onEvent: (e) => events.push(e) });
   t.equal(record.kind, 'run-file');

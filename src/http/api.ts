@@ -20,7 +20,7 @@ import { decodeStored } from '../protocol/codec.js';
 import type { ExecuteInput, ExecutionService } from '../sessions/service.js';
 import { tokenFromRequest, type Authenticator } from '../transport/auth.js';
 import type { HttpHandler, HttpRequest, HttpResponse } from './port.js';
-import { sendError, sendJson, sendText } from './respond.js';
+import { sendError, sendJson, sendText, statusLine } from './respond.js';
 import { Router } from './router.js';
 import { streamEvents } from './sse.js';
 import { EventCollector, requestedWait } from './wait.js';
@@ -79,6 +79,23 @@ export class HttpApi implements HttpHandler {
       socket: async ({ response }) => {
         const error = new ProtocolError('UPGRADE_REQUIRED', `${WS_PATH} speaks WebSocket only: open it with a WebSocket client (an Upgrade: websocket request)`);
         sendError(response, error, this.#onInternalError, { upgrade: 'websocket' });
+        return null;
+      },
+      listFiles: async ({ tenant }) => ok({ items: await service.listFiles(tenant) }),
+      getFile: async ({ tenant, params, response }) => {
+        sendText(response, 200, 'text/plain; charset=utf-8', await service.readFile(tenant, params.path!));
+        return null;
+      },
+      putFile: async ({ tenant, params, request }) => {
+        const { file, created } = await service.writeFile(tenant, params.path!, utf8(await request.body()));
+        return { status: created ? 201 : 200, body: file };
+      },
+      deleteFile: async ({ tenant, params, response }) => {
+        await service.deleteFile(tenant, params.path!);
+        response.cork(() => {
+          response.writeStatus(statusLine(204));
+          response.end();
+        });
         return null;
       },
       health: async () => ok({ status: 'ok' }),
@@ -199,6 +216,15 @@ function queryObject(schema: ObjectSchema, raw: string): Record<string, unknown>
     query[name] = schema.properties[name]!.type === 'integer' && /^-?\d{1,15}$/.test(value) ? Number(value) : value;
   }
   return query;
+}
+
+/** A workspace file's body: text, as run-file reads it. */
+function utf8(bytes: Uint8Array): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch (error) {
+    throw new ProtocolError('BAD_REQUEST', 'a workspace file must be UTF-8 text', { cause: error });
+  }
 }
 
 async function readJson(request: HttpRequest): Promise<Record<string, unknown>> {

@@ -33,7 +33,7 @@ export class SessionRebuilder {
     const sessionId = session.record.session_id;
     let inputs: ReplayInput[];
     try {
-      inputs = await this.#replayInputs(sessionId);
+      inputs = await this.#replayInputs(sessionId, session.record.tenant);
     } catch (error) {
       this.failed(session, `its inputs could not be read: ${(error as Error).message}`);
       this.#deps.next(session);
@@ -62,7 +62,7 @@ export class SessionRebuilder {
     session.announcement = { type: 'session.lost', payload: { session_id: session.record.session_id, reason } };
   }
 
-  async #replayInputs(sessionId: string): Promise<ReplayInput[]> {
+  async #replayInputs(sessionId: string, tenant: string): Promise<ReplayInput[]> {
     const records = await this.#deps.store.listExecutions(sessionId, { limit: Number.MAX_SAFE_INTEGER, order: 'oldest' });
     const inputs: ReplayInput[] = [];
     for (const record of records) {
@@ -71,7 +71,7 @@ export class SessionRebuilder {
       // re-run: they would only be stopped again.
       if (record.status !== 'ok' && record.status !== 'error') continue;
       if (record.reason === 'output_limit') continue;
-      const code = record.kind === 'repl' ? record.code! : await this.#deps.workspace.read(record.path!);
+      const code = record.kind === 'repl' ? record.code! : await this.#deps.workspace.read(tenant, record.path!);
       inputs.push({ kind: record.kind, code, filename: filenameOf(record), ended: record.status });
     }
     return inputs;

@@ -96,6 +96,16 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
   };
 }
 
+/**
+ * A file of `tenant`'s workspace on this server (run-file reads `VMSTREAM_WORKSPACE/<tenant>/`;
+ * the shared token's tenant is `default`), its folder made.
+ */
+export function workspaceFile(server: Pick<TestServer, 'workspaceDir'>, relative: string, tenant = 'default'): string {
+  const file = path.join(server.workspaceDir, tenant, relative);
+  mkdirSync(path.dirname(file), { recursive: true });
+  return file;
+}
+
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
