@@ -1,6 +1,7 @@
 /**
  * The REPL's conveniences in a real terminal (tmux), worded as Node's REPL words them: `_` for the
- * last value, `.editor`, `.load FILE` (stack traces name the file), `.save FILE`, Tab completion.
+ * last value, a warning for an unhandled rejection, `.editor`, `.load FILE` (stack traces name the
+ * file), `.save FILE`, Tab completion.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -33,6 +34,14 @@ t.test('_ is the last value until it is assigned', async (t) => {
   await terminal.waitFor(/^2$/m);
   terminal.type('_');
   await terminal.waitFor(/^'mine'$/m);
+});
+
+t.test('an unhandled rejection: the promise and a warning, in Node REPL words', async (t) => {
+  const terminal = await repl(t);
+  terminal.type('Promise.reject(new Error("nobody caught me"))');
+  await terminal.waitFor(/^Promise \{ <rejected> Error: nobody caught me/m);
+  await terminal.waitFor(/^Uncaught Error: nobody caught me\n {4}at REPL\d+:1:16/m);
+  t.match(terminal.screen(true), /\u001b\[31mUncaught Error: nobody caught me/, 'in red, as an error');
 });
 
 t.test('.editor takes lines until Ctrl-D, then runs them; Ctrl-C cancels it', async (t) => {

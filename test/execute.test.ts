@@ -308,3 +308,19 @@ t.test('filename: a repl input named in its stack traces and its record; control
   const refused = await client.request({ op: 'execute', session_id: session, kind: 'repl', code: '1', filename: 'two\nlines' });
   t.match(refused, { op: 'error', code: 'BAD_REQUEST', message: 'field `filename` must be 1-255 characters, none of them a control character' });
 });
+
+t.test('a promise as the value: its state, as Node shows it; a rejection is reported in Node REPL words', async (t) => {
+  const server = await shared();
+  const client = await clientFor(t, server);
+  const session = await client.createSession('promises');
+  const texts = (events: EventFrame[]) => events.filter((event) => event.type !== 'done').map((event) => (event.type === 'console' ? `${event.payload.level}: ${event.payload.text}` : event.type === 'value' ? `value: ${event.payload.preview}` : event.type));
+  const rejected = await client.run(session, 'Promise.reject(new RangeError("nobody caught me"))');
+  const [value, warning] = texts(rejected.events);
+  t.match(value, /^value: Promise \{ <rejected> RangeError: nobody caught me/);
+  t.match(warning, /^error: Uncaught RangeError: nobody caught me\n {4}at REPL\d+:1:16/);
+  t.equal(rejected.done.payload.status, 'ok', 'the input itself ran to its end, as in Node');
+  t.same(texts((await client.run(session, 'Promise.resolve(42)')).events), ['value: Promise { 42 }']);
+  t.same(texts((await client.run(session, 'new Promise(() => {})')).events), ['value: Promise { <pending> }']);
+  t.same(texts((await client.run(session, 'Promise.reject("plain")')).events), ["value: Promise { <rejected> 'plain' }", "error: Uncaught 'plain'"]);
+  t.same(texts((await client.run(session, '_ instanceof Promise')).events), ['value: true'], '_ is the promise');
+});

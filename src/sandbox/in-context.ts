@@ -367,9 +367,33 @@ export function inContextBootstrap(host: HostBridge, limits: ContextLimits): Con
     reportValue(value);
   }
 
+  /**
+   * A repl input whose value is a promise, as Node's REPL shows one: its state once the microtasks
+   * queued so far have run (`Promise { 42 }`, `Promise { <pending> }`, `Promise { <rejected> … }`),
+   * and for a rejection a line in Node's words, `Uncaught Error: …`, instead of nothing at all. (The
+   * promise's other handlers are not visible from here: one the code attached itself also gets it.)
+   */
+  function settlePromiseValue(promise: object): void {
+    let state: 'pending' | 'fulfilled' | 'rejected' = 'pending';
+    let outcome: unknown;
+    apply(promiseThen, promise, [
+      (value: unknown) => { state = 'fulfilled'; outcome = value; },
+      (reason: unknown) => { state = 'rejected'; outcome = reason; },
+    ]);
+    // Queued after the handlers above, so they have run when the promise had already settled.
+    apply(promiseThen, promiseResolve(undefined), [() => {
+      if (!underscoreTaken) lastValue = promise;
+      const inner = state === 'pending' ? '<pending>' : `${state === 'rejected' ? '<rejected> ' : ''}${preview(outcome, true)}`;
+      callHost(host.emitValue, ['object', clip(`Promise { ${inner} }`, limits.maxPreview)[0]]);
+      if (state === 'rejected') write(ERROR, `Uncaught ${preview(outcome, true)}`);
+      callHost(host.settled, [true]);
+    }]);
+  }
+
   return {
     settle(result, awaitResult, reportResult) {
       if (!awaitResult) {
+        if (reportResult && result !== null && typeof result === 'object' && tag(result) === '[object Promise]') return settlePromiseValue(result);
         if (reportResult) reportResultValue(result);
         callHost(host.settled, [true]);
         return;
