@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * THE LIST: one line per Debian package. `command` is a program whose presence on PATH (or an
- * absolute path) shows the package is installed; `for` says who needs it.
+ * absolute path) shows the package is installed; `for` says who needs it. To add one:
+ *   { deb: 'bubblewrap', command: 'bwrap', for: 'sandbox processes are confined with it' },
  */
 export const SYSTEM_PACKAGES = [
   { deb: 'chromium', command: 'chromium', for: 'test/console.test.ts drives the web console in it' },
@@ -46,7 +47,7 @@ export function plan(missing, { root, debian }) {
   if (missing.length === 0) return { action: 'none' };
   const names = missing.map((entry) => entry.deb);
   if (root && debian) {
-    return { action: 'install', commands: [['apt-get', 'update', '-qq'], ['apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...names]] };
+    return { action: 'install', commands: [['apt-get', 'update', '-qq'], ['apt-get', 'install', '-y', '-qq', ...names]] };
   }
   const what = missing.map((entry) => `${entry.deb} (the \`${entry.command}\` command)`).join(', ');
   const how = debian ? `as root: apt-get install -y ${names.join(' ')}` : 'with your package manager (the names are Debian\'s)';
