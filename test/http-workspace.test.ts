@@ -8,7 +8,7 @@ import t from 'tap';
 import { HttpClient } from './helpers/http.js';
 import { removeDir, tempDir, workspaceFile } from './helpers/server.js';
 import { serverFor } from './helpers/util.js';
-import { newTenantLine } from '../src/transport/tenants.js';
+import { newTenantLine } from '../src/auth/tenants.js';
 
 const dir = tempDir('tenants');
 t.teardown(() => removeDir(dir));

@@ -5,8 +5,8 @@
  * execute is subscribed, so no event is missed or doubled.
  */
 import { WAIT_MS_MAX } from '../../protocol/http.js';
+import { decodeValue } from '../../protocol/codec.js';
 import type { EventFrame } from '../../protocol/types.js';
-import { decodeStored } from '../protocol/codec.js';
 import { SendResult, type EventSink } from '../events/subscription-hub.js';
 
 export class EventCollector implements EventSink {
@@ -19,7 +19,7 @@ export class EventCollector implements EventSink {
   }
 
   send(frame: Uint8Array): SendResult {
-    const event = decodeStored(frame) as EventFrame;
+    const event = decodeValue(frame) as EventFrame;
     this.events.push(event);
     if (event.type === 'done') this.#end();
     return SendResult.SENT;

@@ -9,6 +9,7 @@ import { constants } from 'node:fs';
 import { lstat, mkdir, open, readdir, readFile, realpath, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ProtocolError } from '../../protocol/errors.js';
+import { TENANT_PATTERN } from '../auth/tenants.js';
 import type { Config } from '../config.js';
 
 export interface WorkspaceLimits {
@@ -25,9 +26,6 @@ export interface WorkspaceFile {
   size: number;
   modified_at: number;
 }
-
-/** What the auth layer lets through as a tenant name; checked again, since it becomes a folder name. */
-const TENANT_FOLDER = /^[A-Za-z0-9_-]{1,64}$/;
 
 export class Workspace {
   readonly root: string;
@@ -132,7 +130,8 @@ export class Workspace {
 
   /** The lexical checks: the tenant's folder, and the path inside it. */
   #locate(tenant: string, relativePath: string): { folder: string; target: string } {
-    if (!TENANT_FOLDER.test(tenant)) throw new Error(`not a tenant name: ${JSON.stringify(tenant)}`);
+    // Checked again here, since the name becomes a folder name.
+    if (!TENANT_PATTERN.test(tenant)) throw new Error(`not a tenant name: ${JSON.stringify(tenant)}`);
     if (relativePath.includes('\0')) throw new ProtocolError('BAD_REQUEST', 'field `path` must not contain NUL bytes');
     if (path.isAbsolute(relativePath) || /^[a-zA-Z]:/.test(relativePath)) {
       throw new ProtocolError('BAD_REQUEST', 'field `path` must be relative to the workspace');
