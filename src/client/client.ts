@@ -6,7 +6,7 @@
  * `session.create` is not, and fails with CONNECTION_LOST instead.
  */
 import { decodeValue, encodeFrame } from '../../protocol/codec.js';
-import type { CompletionReply, ExecutionRecord, SessionRecord, ServerFrame } from '../../protocol/types.js';
+import type { ExecutionRecord, SessionRecord, ServerFrame } from '../../protocol/types.js';
 import { AbortError, ClientClosedError, ConnectionError, RequestTimeoutError, ServerError, VmstreamError } from './errors.js';
 import { Execution, type ExecuteInput, type ExecutionHost } from './execution.js';
 import { RunCodeCollector, type RunCodeOptions, type RunCodeResult } from './run-code.js';
@@ -29,7 +29,14 @@ interface Pending {
 
 export type SessionRef = string | Pick<SessionRecord, 'session_id'>;
 /** What `complete()` resolves to: the names, and the part of the code they replace. */
-export type Completion = Pick<CompletionReply, 'matches' | 'start' | 'end'>;
+export interface Completion {
+  /** The names, sorted; empty when there are none. */
+  matches: string[];
+  /** Where the text the names replace begins in the code… */
+  start: number;
+  /** …and where it ends (the cursor). */
+  end: number;
+}
 /** Code to run in the session (a `repl` execution), or a file of the server's workspace (`run-file`). */
 export type ExecuteSource = string | { path: string };
 

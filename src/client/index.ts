@@ -41,6 +41,7 @@ export type {
   SessionLostPayload,
   SessionRecord,
   SessionRestoredPayload,
+  SessionState,
   SessionStatus,
   TerminalStatus,
   ValuePayload,
