@@ -1,7 +1,8 @@
 /**
  * The README's commands and snippets, run as a reader would run them: each fenced block has a
  * check here (a block without one fails the test), with only the placeholders (`…`, the port,
- * ids printed by an earlier command) filled in. The npm pack block is run by test/package.test.ts.
+ * ids printed by an earlier command) filled in. The npm pack block is run by test/package.test.ts,
+ * the Jupyter one by test/jupyter-notebook.test.ts.
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -79,6 +80,13 @@ t.test('use it from another project: the tarball is named as shown (test/package
   for (const name of code.match(/\S+\.tgz/g) ?? []) t.equal(path.basename(name), `${pkg.name}-${pkg.version}.tgz`);
   t.match(code, /npx vmstream\s/);
   t.match(code, /npx vmstream run \S+ --url/);
+});
+
+t.test('the Jupyter gateway commands: test/jupyter-notebook.test.ts runs jupyter-notebook with these flags', async (t) => {
+  const { code } = block(/^jupyter lab --gateway-url=/m);
+  const notebookTest = readFileSync(path.join(ROOT, 'test', 'jupyter-notebook.test.ts'), 'utf8');
+  for (const flag of code.match(/--[\w.]+=/g) ?? []) t.ok(notebookTest.includes(flag), `${flag} is what the test starts it with`);
+  t.match(code, /^jupyter-notebook --gateway-url=/m);
 });
 
 t.test('the SDK snippets, one after the other, against a real server', async (t) => {

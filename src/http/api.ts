@@ -238,7 +238,8 @@ function utf8(bytes: Uint8Array): string {
   }
 }
 
-async function readJson(request: HttpRequest): Promise<Record<string, unknown>> {
+/** The body as a JSON object (empty: `{}`); anything else is a BAD_REQUEST. */
+export async function readJson(request: HttpRequest): Promise<Record<string, unknown>> {
   const bytes = await request.body();
   if (bytes.length === 0) return {};
   let value: unknown;
