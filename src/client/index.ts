@@ -27,6 +27,7 @@ export { PROTOCOL_VERSION, TERMINAL_STATUSES, WS_PATH } from '../../protocol/typ
 export type {
   ConsoleLevel,
   ConsolePayload,
+  ConsoleTable,
   DonePayload,
   ErrorFrame,
   EventFrame,
@@ -37,6 +38,8 @@ export type {
   ExecutionKind,
   ExecutionRecord,
   ExecutionStatus,
+  PreviewKind,
+  PreviewNode,
   RequestId,
   SessionLostPayload,
   SessionRecord,
