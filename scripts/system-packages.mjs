@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 export const SYSTEM_PACKAGES = [
   { deb: 'chromium', command: 'chromium', for: 'test/console.test.ts drives the web console in it' },
   { deb: 'tmux', command: 'tmux', for: 'test/cli-repl.test.ts drives the REPL in a terminal' },
+  { deb: 'nats-server', command: 'nats-server', for: "the JetStream store's tests start it (2.9, Debian's)" },
   { deb: 'jupyter-notebook', command: 'jupyter-notebook', for: 'test/jupyter-notebook.test.ts drives Jupyter Notebook against vmstream' },
   { deb: 'curl', command: 'curl', for: 'scripts/smoke-test.sh and scripts/test-e2e.sh (.ci/run)' },
 ];
