@@ -7,6 +7,9 @@
 import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import t from 'tap';
 import { ROOT, removeDir, tempDir } from './helpers/server.js';
 import { serverFor } from './helpers/util.js';
@@ -116,6 +119,25 @@ t.test('any WebSocket client with msgpack: the snippet gets its session', async 
     if (/op: 'session'/.test(stdout)) resolve();
   }));
   t.match(stdout, /op: 'session',\s+id: 1,\s+session: \{/);
+});
+
+t.test('the MCP client configurations: each connects and lists the tools', async (t) => {
+  // The configs as a client would read them, with this server's port and token for the placeholders.
+  const config = (signature: RegExp) => JSON.parse(block(signature).code
+    .replaceAll('127.0.0.1:8080', `127.0.0.1:${server.port}`)
+    .replaceAll('YOUR_TOKEN', server.token)) as { mcpServers: { vmstream: { url?: string; headers?: Record<string, string>; command?: string; args?: string[] } } };
+  const http = config(/"type": "http"/).mcpServers.vmstream;
+  const stdio = config(/"command": "npx"/).mcpServers.vmstream;
+  for (const transport of [
+    new StreamableHTTPClientTransport(new URL(http.url!), { requestInit: { headers: http.headers! } }),
+    new StdioClientTransport({ command: stdio.command!, args: stdio.args!, cwd: ROOT, stderr: 'pipe' }),
+  ]) {
+    const client = new McpClient({ name: 'readme', version: '1.0.0' });
+    await client.connect(transport);
+    const { tools } = await client.listTools();
+    t.ok(tools.some((tool) => tool.name === 'run_code'), `${transport.constructor.name}: run_code is offered`);
+    await client.close();
+  }
 });
 
 t.test('the curl lines of the HTTP API, in order', async (t) => {
