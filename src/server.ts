@@ -55,14 +55,17 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   }
   if (sandbox.report.confined) logger.info({ sandbox: sandbox.report }, 'user code runs in confined sandbox processes');
   else logger.warn({ sandbox: sandbox.report }, 'USER CODE IS NOT CONFINED: an escape from node:vm reaches this machine as this user (see protocol/SECURITY.md)');
-  logger.info({ config: { ...config, token: config.token === null ? null : '[redacted]' }, tenants }, 'starting');
+  // The whole config only at debug: on a terminal it would scroll the URLs away.
+  logger.debug({ config: { ...config, token: config.token === null ? null : '[redacted]' } }, 'config');
+  logger.info({ tenants, workers: config.workers, data: config.dataDir, store: config.store }, 'starting');
   const { store, reachable } = storeFor(config);
   await store.open();
   const metrics = new Metrics();
   const service = new ExecutionService(config, store, sandbox.factory, {
     onError: (context, error) => logger.error({ err: error }, `${context} failed`),
     onExecutionEnd: (record, events) => {
-      metrics.executionEnded(record.status as TerminalStatus, (record.ended_at! - record.created_at) / 1000);
+      const queueWait = record.started_at === undefined ? null : (record.started_at - record.created_at) / 1000;
+      metrics.executionEnded(record.status as TerminalStatus, (record.ended_at! - record.created_at) / 1000, queueWait);
       logger.info({
         tenant: tenantOfExecution(record.execution_id),
         execution_id: publicExecutionId(record.execution_id),
@@ -74,7 +77,15 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         events,
       }, 'execution ended');
     },
-    onHostLost: (reason, sessions) => logger[reason === 'reclaimed' ? 'info' : 'warn']({ reason, sessions }, 'a sandbox host was lost; its sessions are rebuilt when next used'),
+    onHostLost: (reason, sessions) => {
+      // Reclaiming an idle process is routine, not a restart.
+      if (reason === 'reclaimed') {
+        logger.info({ reason, sessions }, 'a sandbox host was lost; its sessions are rebuilt when next used');
+        return;
+      }
+      metrics.workerRestarted(reason);
+      logger.warn({ reason, sessions }, 'a sandbox host was lost; its sessions are rebuilt when next used');
+    },
     onCommit: (items, seconds) => metrics.batchCommitted(items, seconds),
   });
   const recovered = await service.recover();
@@ -127,8 +138,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     storeItemsWaiting: () => service.stats().store.waiting,
     replayReads: () => service.stats().replayReads,
     backpressurePauses: () => service.stats().backpressurePauses,
-    workerRestarts: () => service.stats().sandbox.restarts,
     liveExecutions: () => service.stats().liveExecutions,
+    openSessions: () => service.stats().openSessions,
     socketsOpen: () => transport.socketCount,
     eventStreamsOpen: () => http.openStreams,
     mcpRequestsOpen: () => mcp.open,

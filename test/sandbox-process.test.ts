@@ -22,6 +22,7 @@ interface Tenants {
   alice: TestClient;
   bob: TestClient;
   tokens: string[];
+  tokensFile: string;
 }
 
 async function twoTenants(t: Test, env: Record<string, string> = {}): Promise<Tenants> {
@@ -30,7 +31,7 @@ async function twoTenants(t: Test, env: Record<string, string> = {}): Promise<Te
   const server = await serverFor(t, { env: { VMSTREAM_TOKENS_FILE: tokensFile, VMSTREAM_TOKEN: '', ...env } });
   const [alice, bob] = await Promise.all(tokens.map((token) => TestClient.connect(server.url, token)));
   t.teardown(() => Promise.all([alice!.close(), bob!.close()]));
-  return { server, alice: alice!, bob: bob!, tokens };
+  return { server, alice: alice!, bob: bob!, tokens, tokensFile };
 }
 
 async function start(client: TestClient, sessionId: string, code: string, timeoutMs = 120_000): Promise<string> {
@@ -66,7 +67,7 @@ function readableBy(pid: number, file: string): boolean {
 
 for (const [confinement, env] of [['bwrap', {}], ['unshare', { PATH: pathWithoutBwrap() }]] as const) {
   t.test(`${confinement}: the process running a spinning session is confined, one per tenant`, async (t) => {
-    const { server, alice, bob, tokens } = await twoTenants(t, env);
+    const { server, alice, bob, tokens, tokensFile } = await twoTenants(t, env);
     const serverPid = server.process.pid!;
     const ready = await readyz(server);
     t.same(ready.sandbox, { confinement, confined: true, detail: ready.sandbox.detail }, `/readyz: confined with ${confinement}`);
@@ -82,7 +83,6 @@ for (const [confinement, env] of [['bwrap', {}], ['unshare', { PATH: pathWithout
     t.not(info.netns, server_.netns, 'a network namespace of its own');
     t.equal(info.environ, '', 'an empty environment');
     for (const token of [...tokens, server.token]) t.notOk(info.cmdline.includes(token), 'no token in its arguments');
-    const tokensFile = JSON.parse(server.stderr().split('\n').find((line) => line.includes('"starting"'))!).config.tokensFile as string;
     t.equal(statSync(server.dataDir).mode & 0o777, 0o700, 'the data folder is the server\'s alone');
     t.notOk(readableBy(pid, path.join(server.dataDir, 'events', 'CURRENT')), 'the event log is out of its reach');
     t.notOk(readableBy(pid, tokensFile), 'the tokens file is out of its reach');
