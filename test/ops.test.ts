@@ -1,7 +1,7 @@
 /**
  * The operator's view of a real server: /healthz, /readyz, /metrics (Prometheus text) moving with
  * what the server does, and the JSON log lines on stderr (startup config with the token redacted,
- * connections, execution outcomes, worker restarts).
+ * connections, execution outcomes, sandbox host losses).
  */
 import t from 'tap';
 import { TestClient } from './helpers/client.js';
@@ -32,10 +32,11 @@ t.test('/healthz and /readyz, without a token', async (t) => {
   t.equal(health.status, 200);
   t.same(health.body, { status: 'ok' });
   let ready = await api.get('/readyz');
-  // Worker threads may still be booting just after `listening`.
+  // The sandbox process may still be booting just after `listening`.
   while (ready.status === 503 && ready.body.checks.workers === false) ready = await api.get('/readyz');
   t.equal(ready.status, 200);
-  t.same(ready.body, { status: 'ready', checks: { store: true, workers: true, accepting: true } });
+  t.same(ready.body, { status: 'ready', checks: { store: true, workers: true, accepting: true }, sandbox: ready.body.sandbox });
+  t.match(ready.body.sandbox, { confinement: 'bwrap', confined: true, detail: /^bubblewrap/ }, 'user code is confined (CI installs bubblewrap)');
 });
 
 t.test('/metrics: Prometheus text that follows what the server does', async (t) => {
@@ -97,7 +98,7 @@ t.test('a runaway costs its worker: restart counted and logged', async (t) => {
   let restarts = (await scrape()).get(name)!;
   while (restarts === before) restarts = (await scrape()).get(name)!;
   t.equal(restarts, before + 1, 'counted with its reason');
-  t.ok(logLines().some((line) => line.msg.startsWith('worker exited') && line.reason === 'timeout' && line.level === 40), 'a warning names the reason');
+  t.ok(logLines().some((line) => line.msg.startsWith('a sandbox host was lost') && line.reason === 'timeout' && line.level === 40), 'a warning names the reason');
   t.equal((await scrape()).get('vmstream_executions_total{status="timeout"}'), 1);
 });
 

@@ -27,7 +27,7 @@ import { EventCollector, requestedWait } from './wait.js';
 
 /** What the operator's endpoints report; server.ts knows where each figure lives. */
 export interface OperatorView {
-  readiness(): { ready: boolean; checks: Record<string, boolean> };
+  readiness(): { ready: boolean; checks: Record<string, boolean>; sandbox?: object };
   metrics(): Promise<{ contentType: string; body: string }>;
 }
 
@@ -101,8 +101,8 @@ export class HttpApi implements HttpHandler {
       },
       health: async () => ok({ status: 'ok' }),
       ready: async () => {
-        const { ready, checks } = options.operator.readiness();
-        return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'not_ready', checks } };
+        const { ready, checks, sandbox } = options.operator.readiness();
+        return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'not_ready', checks, ...(sandbox ? { sandbox } : {}) } };
       },
       metrics: async ({ response }) => {
         const { contentType, body } = await options.operator.metrics();
