@@ -72,7 +72,7 @@ t.test('.load runs a file, its stack traces name it; .save writes what ran', asy
   terminal.type('twice(21)');
   await terminal.waitFor(/^42$/m);
   terminal.type('broken()');
-  await terminal.waitFor(/Uncaught Error: from the file\n\s+at broken \((\.\.\/)+tmp\/vmstream-repl-files-\w+\/lib\.js:3:9\)/);
+  await terminal.waitFor(/Uncaught Error: from the file\n\s+at broken \((\.\.\/)+([^/\s()]+\/)*vmstream-repl-files-\w+\/lib\.js:3:9\)/);
   terminal.type(`.load ${path.join(dir, 'missing.js')}`);
   await terminal.waitFor(`Failed to load: ${path.join(dir, 'missing.js')}`);
 
