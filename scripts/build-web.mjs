@@ -38,4 +38,4 @@ await build({
   logLevel: 'warn',
   build: { outDir, emptyOutDir: true, target: 'es2022', reportCompressedSize: false },
 });
-console.log(`web console built in ${path.relative(root, outDir)}`);
+console.error(`web console built in ${path.relative(root, outDir)}`);

@@ -41,6 +41,9 @@ export interface Config {
   /** How often the retention sweep runs. */
   retentionSweepMs: number;
   maxRunFileBytes: number;
+  /** A tenant's workspace files together, in bytes and in number. */
+  maxWorkspaceBytes: number;
+  maxWorkspaceFiles: number;
   /** A socket's buffered bytes past which live events stop and wait for `drain`. */
   backpressureBytes: number;
   /** How long a worker gets to stop a run on its own (timeout, cancel) before it is terminated. */
@@ -89,6 +92,8 @@ export const DEFAULTS: Readonly<Config> = Object.freeze({
   retentionMs: 7 * 24 * 3600 * 1000,
   retentionSweepMs: 60_000,
   maxRunFileBytes: 1024 * 1024,
+  maxWorkspaceBytes: 64 * 1024 * 1024,
+  maxWorkspaceFiles: 1000,
   backpressureBytes: 1024 * 1024,
   stopGraceMs: 250,
   restoreTimeoutMs: 60_000,
@@ -121,6 +126,8 @@ const NUMERIC_ENV: ReadonlyArray<[string, NumericKey, number]> = [
   ['VMSTREAM_RETENTION_MS', 'retentionMs', 0],
   ['VMSTREAM_RETENTION_SWEEP_MS', 'retentionSweepMs', 10],
   ['VMSTREAM_MAX_RUN_FILE_BYTES', 'maxRunFileBytes', 1],
+  ['VMSTREAM_MAX_WORKSPACE_BYTES', 'maxWorkspaceBytes', 1],
+  ['VMSTREAM_MAX_WORKSPACE_FILES', 'maxWorkspaceFiles', 1],
   ['VMSTREAM_BACKPRESSURE_BYTES', 'backpressureBytes', 1024],
   ['VMSTREAM_STOP_GRACE_MS', 'stopGraceMs', 1],
   ['VMSTREAM_RESTORE_TIMEOUT_MS', 'restoreTimeoutMs', 1],

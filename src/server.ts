@@ -42,7 +42,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const tenants = directory ? await directory.load() : 0;
   // With a tokens file and no VMSTREAM_TOKEN there is no shared token, and none is generated.
   const shared = directory && config.token === null ? null : await resolveToken(config.token, config.dataDir);
-  logger.info({ config: { ...config, token: config.token === null ? null : '[redacted]' }, tenants }, 'starting');
+  // The whole config only at debug: on a terminal it would scroll the URLs away.
+  logger.debug({ config: { ...config, token: config.token === null ? null : '[redacted]' } }, 'config');
+  logger.info({ tenants, workers: config.workers, data: config.dataDir, store: config.store }, 'starting');
   const { store, reachable } = storeFor(config);
   await store.open();
   const metrics = new Metrics();
@@ -50,7 +52,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const service = new ExecutionService(config, store, (listener) => new WorkerPool(pool, listener), {
     onError: (context, error) => logger.error({ err: error }, `${context} failed`),
     onExecutionEnd: (record, events) => {
-      metrics.executionEnded(record.status as TerminalStatus, (record.ended_at! - record.created_at) / 1000);
+      const queueWait = record.started_at === undefined ? null : (record.started_at - record.created_at) / 1000;
+      metrics.executionEnded(record.status as TerminalStatus, (record.ended_at! - record.created_at) / 1000, queueWait);
       logger.info({
         tenant: tenantOfExecution(record.execution_id),
         execution_id: publicExecutionId(record.execution_id),
@@ -62,7 +65,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         events,
       }, 'execution ended');
     },
-    onHostLost: (reason, sessions) => logger.warn({ reason, sessions }, 'worker exited; restarting it and rebuilding its sessions'),
+    onHostLost: (reason, sessions) => {
+      metrics.workerRestarted(reason);
+      logger.warn({ reason, sessions }, 'worker exited; restarting it and rebuilding its sessions');
+    },
     onCommit: (items, seconds) => metrics.batchCommitted(items, seconds),
   });
   const recovered = await service.recover();
@@ -115,8 +121,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     storeItemsWaiting: () => service.stats().store.waiting,
     replayReads: () => service.stats().replayReads,
     backpressurePauses: () => service.stats().backpressurePauses,
-    workerRestarts: () => service.stats().sandbox.restarts,
     liveExecutions: () => service.stats().liveExecutions,
+    openSessions: () => service.stats().openSessions,
     socketsOpen: () => transport.socketCount,
     eventStreamsOpen: () => http.openStreams,
     mcpRequestsOpen: () => mcp.open,

@@ -69,7 +69,7 @@ t.test('404 NOT_FOUND: unknown routes and unknown ids', async (t) => {
   isError(t, await api.get('/api/v1/sessions/a/b'), 404, 'NOT_FOUND', /no route/);
   isError(t, await api.get('/api/v1/sessions/'), 404, 'NOT_FOUND', /no route/);
   isError(t, await api.get('/api/v1/executions/%E0%A4%A'), 404, 'NOT_FOUND', /no route/);
-  isError(t, await api.get('/v1/ws'), 404, 'NOT_FOUND', /no route/);
+  isError(t, await api.get('/v1/ws'), 426, 'UPGRADE_REQUIRED', /WebSocket only/);
   isError(t, await api.get('/api/v1/sessions/no-such-session'), 404, 'NOT_FOUND', /no session/);
   isError(t, await api.delete('/api/v1/sessions/no-such-session'), 404, 'NOT_FOUND', /no session/);
   isError(t, await api.get('/api/v1/executions?session_id=no-such-session'), 404, 'NOT_FOUND', /no session/);
