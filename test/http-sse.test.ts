@@ -98,7 +98,7 @@ function readSlowly(url: string, pauseMs: number): Promise<number> {
       response.on('data', (chunk: string) => {
         const blocks = (rest + chunk).split('\n\n');
         rest = blocks.pop()!;
-        count += blocks.filter((block) => block.startsWith('id:')).length;
+        count += blocks.filter((block) => /^id: /m.test(block)).length;
         response.pause();
         setTimeout(() => response.resume(), pauseMs);
       });
