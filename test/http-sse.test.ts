@@ -3,6 +3,7 @@
  * seq, resumed by Last-Event-ID, ended after `done`, 204 once there is nothing left; and a reader
  * that does not read gets paused (backpressure) and still receives every event, in order.
  */
+import http from 'node:http';
 import t from 'tap';
 import { HttpClient, openSse, type SseMessage } from './helpers/http.js';
 import { startServer } from './helpers/server.js';
@@ -81,6 +82,40 @@ t.test('a reader that does not read is paused, then gets every event in order', 
   t.equal(messages.length, lines + 2, 'the lines, the completion value, done');
   checkMessages(t, messages, 1);
   t.ok((await metric('vmstream_backpressure_pauses_total')) > pausesBefore, 'the stream was paused');
+});
+
+/**
+ * Counts the messages of a stream read by node's strict HTTP parser, `pauseMs` between reads, so the
+ * server's socket stays full while it writes.
+ */
+function readSlowly(url: string, pauseMs: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const headers = { authorization: `Bearer ${server.token}`, accept: 'text/event-stream' };
+    http.get(url, { headers }, (response) => {
+      let count = 0;
+      let rest = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => {
+        const blocks = (rest + chunk).split('\n\n');
+        rest = blocks.pop()!;
+        count += blocks.filter((block) => /^id: /m.test(block)).length;
+        response.pause();
+        setTimeout(() => response.resume(), pauseMs);
+      });
+      response.on('end', () => resolve(count));
+      response.on('error', reject);
+    }).on('error', reject);
+  });
+}
+
+t.test('a slow reader of a finished log gets intact chunked framing', async (t) => {
+  // Pages from the store are far larger than uWS's 16 KB cork buffer, and a slow reader keeps the
+  // socket full while one is written: uWS 20.30 dropped the write that overflowed the cork buffer
+  // then (HPE_STRICT / HPE_INVALID_CHUNK_SIZE here, or a stream that never ends).
+  const lines = 50_000;
+  const record = await api.repl(session, `for (let i = 0; i < ${lines}; i++) console.log(String(i).padStart(6, '0') + ' ' + 'x'.repeat(90))`);
+  await api.untilDone(record.execution_id);
+  for (const pauseMs of [1, 5]) t.equal(await readSlowly(eventsUrl(record.execution_id), pauseMs), lines + 2, `every message, ${pauseMs} ms between reads`);
 });
 
 t.test('a client that goes away ends its stream', async (t) => {

@@ -7,6 +7,16 @@ import { ProtocolError } from '../../protocol/errors.js';
 import type { HttpRequest, HttpResponse } from '../http/port.js';
 
 const EMPTY_BODY = new Uint8Array(0);
+/**
+ * A streamed body is written outside uWS's cork: when a corked write overflows uWS's 16 KB cork
+ * buffer and the socket cannot take that buffer, uWS (up to 20.79) drops the overflowing write
+ * (AsyncSocket::uncork, fixed upstream in uNetworking/uWebSockets 6b7f354), which corrupts the
+ * chunked framing of a reader under backpressure (the client sees HPE_INVALID_CHUNK_SIZE). So the
+ * chunks written inside one cork are joined and written once it is over, uncorked; a write while
+ * uncorked buffers what the socket does not take. Past this many bytes in one cork, write() says
+ * the caller should wait for onWritable.
+ */
+const CORK_BATCH_LIMIT = 256 * 1024;
 
 /**
  * One HTTP request and its response, as src/http/port.ts sees them. Everything is copied out of
@@ -29,6 +39,16 @@ export class UwsExchange implements HttpRequest, HttpResponse {
   #body: 'reading' | 'done' | 'too-large' = 'done';
   #waiters: Array<{ resolve(body: Uint8Array): void; reject(error: unknown): void }> = [];
   #onAborted: Array<() => void> = [];
+  /** The streamed chunks of the cork under way (null: not in a cork). */
+  #batch: string[] | null = null;
+  #batchBytes = 0;
+  /** end() was called in a cork after a streamed chunk: it follows the batch. */
+  #endAfterBatch: { body: string | undefined; closeConnection: boolean } | null = null;
+  /** A write returned false: onWritable must follow, from uWS or (if uWS took the batch) from us. */
+  #owesWritable = false;
+  /** uWS buffered part of a write; it calls onWritable once the socket can take more. */
+  #backpressure = false;
+  #onWritable: (() => void) | null = null;
 
   constructor(res: uWS.HttpResponse, req: uWS.HttpRequest, limit: number) {
     this.#res = res;
@@ -54,7 +74,14 @@ export class UwsExchange implements HttpRequest, HttpResponse {
   }
 
   cork(fn: () => void): void {
-    if (!this.aborted && !this.ended) this.#res.cork(fn);
+    if (this.aborted || this.ended) return;
+    if (this.#batch) return fn();
+    this.#batch = [];
+    try {
+      this.#res.cork(fn);
+    } finally {
+      this.#flush();
+    }
   }
 
   writeStatus(status: string): void {
@@ -67,21 +94,54 @@ export class UwsExchange implements HttpRequest, HttpResponse {
 
   write(chunk: string): boolean {
     if (this.aborted || this.ended) return false;
-    return this.#res.write(chunk);
+    if (!this.#batch) return this.#writeNow(chunk);
+    this.#batch.push(chunk);
+    this.#batchBytes += chunk.length;
+    if (!this.#backpressure && this.#batchBytes < CORK_BATCH_LIMIT) return true;
+    this.#owesWritable = true;
+    return false;
   }
 
   end(body?: string, closeConnection = false): void {
     if (this.aborted || this.ended) return;
     this.ended = true;
-    this.#res.end(body, closeConnection);
+    if (this.#batch?.length) this.#endAfterBatch = { body, closeConnection };
+    else this.#res.end(body, closeConnection);
   }
 
   onWritable(handler: () => void): void {
     if (this.aborted || this.ended) return;
+    this.#onWritable = handler;
     this.#res.onWritable(() => {
+      this.#backpressure = false;
       handler();
       return true;
     });
+  }
+
+  /** Writes the cork's streamed chunks, uncorked (see CORK_BATCH_LIMIT), then the end if it came. */
+  #flush(): void {
+    const batch = this.#batch ?? [];
+    this.#batch = null;
+    this.#batchBytes = 0;
+    const end = this.#endAfterBatch;
+    this.#endAfterBatch = null;
+    if (this.aborted) return;
+    if (batch.length) this.#writeNow(batch.join(''));
+    if (end) this.#res.end(end.body, end.closeConnection);
+    if (this.#owesWritable && !this.#backpressure && !this.ended) {
+      // uWS took it all, so it will not call onWritable: the writer that was told to wait resumes now.
+      setImmediate(() => {
+        if (!this.aborted && !this.ended) this.#onWritable?.();
+      });
+    }
+    this.#owesWritable = false;
+  }
+
+  #writeNow(chunk: string): boolean {
+    const flushed = this.#res.write(chunk);
+    if (!flushed) this.#backpressure = true;
+    return flushed;
   }
 
   onAborted(handler: () => void): void {
