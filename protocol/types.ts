@@ -56,6 +56,8 @@ export interface ExceptionPayload { name: string; message: string; stack: string
 /** What a stopped or lost run left of its session's context (protocol/README.md, `done`). */
 export type SessionState = 'kept' | 'rebuilt';
 export interface DonePayload { status: TerminalStatus; duration_ms: number; reason?: string; session?: SessionState }
+/** A rebuild of the session's context is under way: `replayed` of `inputs` earlier inputs re-run so far. */
+export interface SessionRestoringPayload { session_id: string; inputs: number; replayed: number }
 export interface SessionRestoredPayload { session_id: string; replayed: number }
 export interface SessionLostPayload { session_id: string; reason: string }
 
@@ -63,6 +65,7 @@ export interface EventPayloads {
   console: ConsolePayload;
   value: ValuePayload;
   exception: ExceptionPayload;
+  'session.restoring': SessionRestoringPayload;
   'session.restored': SessionRestoredPayload;
   'session.lost': SessionLostPayload;
   done: DonePayload;

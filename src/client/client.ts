@@ -25,6 +25,9 @@ interface Pending {
   timer: ReturnType<typeof setTimeout>;
 }
 
+/** The answer to `complete`: names, and the range of `code` the chosen one replaces. */
+export interface Completion { matches: string[]; start: number; end: number }
+
 export type SessionRef = string | Pick<SessionRecord, 'session_id'>;
 /** Code to run in the session (a `repl` execution), or a file of the server's workspace (`run-file`). */
 export type ExecuteSource = string | { path: string };
@@ -127,6 +130,16 @@ export class Client {
   /** Cancels an execution; resolves with its record once its `done` is durable. */
   async cancel(executionId: string): Promise<ExecutionRecord> {
     return (await this.#call('execution', { op: 'cancel', execution_id: executionId }, true)).execution;
+  }
+
+  /**
+   * Names that complete `code` at `cursor` (a UTF-16 index) from the session's live context: its
+   * globals and declared bindings, or the properties after `path.`. `start`–`end` is the text the
+   * chosen name replaces. Runs nothing of `code`; safe to repeat.
+   */
+  async complete(session: SessionRef, code: string, cursor: number): Promise<Completion> {
+    const { matches, start, end } = await this.#call('completion', { op: 'complete', session_id: sessionIdOf(session), code, cursor }, true);
+    return { matches, start, end };
   }
 
   async ping(): Promise<void> {

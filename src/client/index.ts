@@ -3,7 +3,7 @@
  * Every export is named here, so the public surface is this one list.
  */
 export { Client } from './client.js';
-export type { ExecuteOptions, ExecuteSource, SessionRef, StartOptions, SubscribeOptions } from './client.js';
+export type { Completion, ExecuteOptions, ExecuteSource, SessionRef, StartOptions, SubscribeOptions } from './client.js';
 export { Execution } from './execution.js';
 export type { Status, StatusType } from './status.js';
 export { CLIENT_DEFAULTS } from './options.js';
@@ -37,6 +37,7 @@ export type {
   SessionLostPayload,
   SessionRecord,
   SessionRestoredPayload,
+  SessionRestoringPayload,
   TerminalStatus,
   ValuePayload,
 } from '../../protocol/types.js';

@@ -23,6 +23,8 @@ export interface RunOutput {
 
 interface Run {
   output: RunOutput;
+  /** A session rebuild's re-run: its timers fire at once (delay 0) instead of waiting again. */
+  restoring: boolean;
   settled: boolean;
   failed: boolean;
   finished: boolean;
@@ -63,9 +65,9 @@ export class SessionContext {
   }
 
   /** Starts a run; its end is reported through `output.done`, exactly once. */
-  start(kind: ExecutionKind, code: string, filename: string, output: RunOutput): void {
+  start(kind: ExecutionKind, code: string, filename: string, output: RunOutput, options: { restoring?: boolean } = {}): void {
     for (const match of code.matchAll(DECLARATION)) this.#declared.add(match[1]!);
-    const run: Run = { output, settled: false, failed: false, finished: false, timers: new Map() };
+    const run: Run = { output, restoring: options.restoring === true, settled: false, failed: false, finished: false, timers: new Map() };
     this.#run = run;
     try {
       const { script, wrapped } = this.#compile(kind, code, filename);
@@ -167,7 +169,8 @@ export class SessionContext {
         const run = this.#run;
         if (!run || typeof id !== 'number' || typeof delay !== 'number') return;
         const fire = () => this.#fire(run, id, repeat === true);
-        run.timers.set(id, repeat === true ? setInterval(fire, delay) : setTimeout(fire, delay));
+        const ms = run.restoring ? 0 : delay;
+        run.timers.set(id, repeat === true ? setInterval(fire, ms) : setTimeout(fire, ms));
       },
       clearTimer: (id) => {
         const run = this.#run;
