@@ -82,6 +82,8 @@ export class InputEditor {
             ...defaultKeymap,
           ]),
           EditorView.lineWrapping,
+          // The server's style-src allows the editor's <style> element only with this page's nonce.
+          EditorView.cspNonce.of(document.querySelector<HTMLMetaElement>('meta[name="csp-nonce"]')?.content ?? ''),
           EditorView.contentAttributes.of({ 'aria-label': 'Code input' }),
           EditorView.updateListener.of((update) => {
             if (update.docChanged && !update.transactions.some((tr) => tr.isUserEvent('input.history'))) this.#position = -1;
