@@ -86,6 +86,7 @@ interface RequestBase { id?: RequestId }
 export interface SessionCreateRequest extends RequestBase { op: 'session.create'; name?: string }
 export interface SessionListRequest extends RequestBase { op: 'session.list' }
 export interface SessionCloseRequest extends RequestBase { op: 'session.close'; session_id: string }
+export interface SessionRenameRequest extends RequestBase { op: 'session.rename'; session_id: string; name: string }
 export interface ExecuteRequest extends RequestBase {
   op: 'execute';
   session_id: string;
@@ -107,6 +108,7 @@ export type ClientRequest =
   | SessionCreateRequest
   | SessionListRequest
   | SessionCloseRequest
+  | SessionRenameRequest
   | ExecuteRequest
   | SubscribeRequest
   | UnsubscribeRequest

@@ -149,6 +149,16 @@ export class Engine {
     return session.record;
   }
 
+  /** Renames a session; resolves once its record is durable. */
+  async renameSession(sessionId: string, name: string): Promise<SessionRecord | undefined> {
+    const session = this.#sessions.get(sessionId);
+    if (!session) return undefined;
+    session.record.name = name;
+    this.#commits.saveSession(session.record);
+    await this.#commits.flushed();
+    return session.record;
+  }
+
   /** The session's live record (open or closed), if this process knows it. */
   session(sessionId: string): SessionRecord | undefined {
     return this.#sessions.get(sessionId)?.record;

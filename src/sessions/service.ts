@@ -90,6 +90,12 @@ export class ExecutionService {
     return (await this.#engine.closeSession(sessionId))!;
   }
 
+  /** Gives a session (open or closed) another name. */
+  async renameSession(tenant: string, sessionId: string, name: string): Promise<SessionRecord> {
+    this.#ownSession(tenant, sessionId);
+    return (await this.#engine.renameSession(sessionId, name))!;
+  }
+
   /** Names that complete `code` at `cursor`, from the session's context (see Sandbox.complete). */
   async complete(tenant: string, sessionId: string, code: string, cursor: number): Promise<Completion> {
     this.#liveSession(tenant, sessionId);
