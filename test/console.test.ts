@@ -71,7 +71,8 @@ t.test('the editor, values, sessions, tabs and cancelling one execution', async 
   const context = await browser(t);
   const errors: string[] = [];
   const page = await consolePage(context, errors);
-  page.on('dialog', (dialog) => void dialog.accept(dialog.type() === 'prompt' ? 'second' : undefined));
+  const answers = ['second', 'renamed'];
+  page.on('dialog', (dialog) => void dialog.accept(dialog.type() === 'prompt' ? answers.shift() : undefined));
   await page.goto(`http://127.0.0.1:${server.port}/?token=${server.token}`);
   await page.waitForSelector('#status[data-status="connected"]');
   const firstSession = new URL(page.url()).searchParams.get('session');
@@ -153,6 +154,9 @@ t.test('the editor, values, sessions, tabs and cancelling one execution', async 
   const fresh = await run(page, 'typeof user');
   await fresh.locator('.done').waitFor();
   t.same(await fresh.locator('.line').allInnerTexts(), ["'undefined'"], 'a session of its own');
+  await page.locator(`#sessions li[data-id="${secondSession}"] .rename`).click();
+  await page.locator('#session', { hasText: 'renamed' }).waitFor();
+  t.equal(await page.locator(`#sessions li[data-id="${secondSession}"] .name`).innerText(), 'renamed', 'renamed in the sidebar too');
   await page.locator(`#sessions li[data-id="${firstSession}"] .pick`).click();
   await page.waitForFunction((id) => new URL(location.href).searchParams.get('session') === id, firstSession);
   await page.locator('#output .execution').nth(before).locator('.done').waitFor();

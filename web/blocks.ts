@@ -4,6 +4,7 @@
  * only; following the execution is the session view's job.
  */
 import type { EventFrame, ExecutionRecord } from '../src/client/index.js';
+import { el, smallButton } from './dom.js';
 import { renderException, renderNode, renderTable, renderValue, type PreviewNode } from './values.js';
 
 export interface BlockActions {
@@ -28,27 +29,21 @@ export class ExecutionBlock {
   constructor(id: string, code: string, actions: BlockActions) {
     this.id = id;
     this.code = code;
-    this.element = document.createElement('article');
-    this.element.className = 'execution';
+    this.element = el('article', 'execution');
     this.element.dataset.id = id;
-    const head = document.createElement('div');
-    head.className = 'head';
-    this.#label = span('label', '[ ]');
-    this.#badge = span('badge', 'queued');
-    const input = document.createElement('pre');
-    input.className = 'input';
-    input.textContent = code;
-    const tools = document.createElement('div');
-    tools.className = 'tools';
-    this.#cancel = button('cancel', 'Cancel', 'Cancel this execution', () => actions.cancel(id));
+    const head = el('div', 'head');
+    this.#label = el('span', 'label', '[ ]');
+    this.#badge = el('span', 'badge', 'queued');
+    const input = el('pre', 'input', code);
+    const tools = el('div', 'tools');
+    this.#cancel = smallButton('cancel', 'Cancel', 'Cancel this execution', () => actions.cancel(id));
     tools.append(
       this.#cancel,
-      button('rerun', 'Re-run', 'Run this input again', () => actions.rerun(code)),
-      button('copy', 'Copy', 'Copy this execution\'s output', () => this.#copy()),
+      smallButton('rerun', 'Re-run', 'Run this input again', () => actions.rerun(code)),
+      smallButton('copy', 'Copy', 'Copy this execution\'s output', () => this.#copy()),
     );
     head.append(this.#label, input, this.#badge, tools);
-    this.#out = document.createElement('div');
-    this.#out.className = 'out';
+    this.#out = el('div', 'out');
     this.element.append(head, this.#out);
     this.setStatus('queued');
   }
@@ -71,7 +66,7 @@ export class ExecutionBlock {
   }
 
   note(text: string, trouble = false): HTMLElement {
-    const line = span(trouble ? 'note trouble' : 'note', text);
+    const line = el('div', trouble ? 'note trouble' : 'note', text);
     this.#out.append(line);
     return line;
   }
@@ -87,7 +82,7 @@ export class ExecutionBlock {
     switch (event.type) {
       case 'console': {
         const { level, text, data, table } = (event as EventFrame<'console'>).payload as EventFrame<'console'>['payload'] & { data?: PreviewNode[]; table?: Parameters<typeof renderTable>[0] };
-        const line = div(`line console ${level}`);
+        const line = el('div', `line console ${level}`);
         if (table) line.append(renderTable(table));
         else if (data) data.forEach((part, index) => line.append(index > 0 ? ' ' : '', part.kind === 'string' ? part.text ?? '' : renderNode(part)));
         else line.textContent = text;
@@ -95,38 +90,38 @@ export class ExecutionBlock {
       }
       case 'value': {
         const { type, preview, data } = (event as EventFrame<'value'>).payload as EventFrame<'value'>['payload'] & { data?: PreviewNode };
-        const line = div(`line value ${type}`);
+        const line = el('div', `line value ${type}`);
         if (data) line.append(renderValue(data));
         else line.textContent = preview;
         return line;
       }
       case 'exception': {
         const { name, message, stack } = (event as EventFrame<'exception'>).payload;
-        const line = div('line exception');
+        const line = el('div', 'line exception');
         line.append(renderException(name, message, stack));
         return line;
       }
       case 'session.restoring': {
         const { inputs, replayed } = (event as EventFrame<'session.restoring'>).payload;
-        this.#restoring ??= div('note restoring');
+        this.#restoring ??= el('div', 'note restoring');
         this.#restoring.textContent = `The session's state is being rebuilt on the server: re-running its ${plural(inputs, 'earlier input')}${replayed > 0 ? ` (${replayed} done)` : ''}…`;
         return this.#restoring;
       }
       case 'session.restored': {
         const { replayed } = (event as EventFrame<'session.restored'>).payload;
-        return div('note restored', `Session restored on the server: its state was rebuilt by re-running ${plural(replayed, 'earlier input')}. Values they computed (Date.now(), Math.random(), anything fetched) may differ from the first time.`);
+        return el('div', 'note restored', `Session restored on the server: its state was rebuilt by re-running ${plural(replayed, 'earlier input')}. Values they computed (Date.now(), Math.random(), anything fetched) may differ from the first time.`);
       }
       case 'session.lost': {
         const { reason } = (event as EventFrame<'session.lost'>).payload;
-        return div('note trouble', `Session lost (${reason}): its earlier state is gone, this input runs in what there is.`);
+        return el('div', 'note trouble', `Session lost (${reason}): its earlier state is gone, this input runs in what there is.`);
       }
       case 'done': {
         const { status, duration_ms: duration, reason } = (event as EventFrame<'done'>).payload;
         this.setStatus(status);
-        return div('done', `${status}${reason && reason !== status ? ` (${reason})` : ''} · ${duration} ms`);
+        return el('div', 'done', `${status}${reason && reason !== status ? ` (${reason})` : ''} · ${duration} ms`);
       }
       default:
-        return div('note', `(an event of a newer protocol: ${(event as EventFrame).type})`);
+        return el('div', 'note', `(an event of a newer protocol: ${(event as EventFrame).type})`);
     }
   }
 
@@ -151,29 +146,4 @@ export class ExecutionBlock {
 
 function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? '' : 's'}`;
-}
-
-function span(className: string, text: string): HTMLElement {
-  const node = document.createElement('span');
-  node.className = className;
-  node.textContent = text;
-  return node;
-}
-
-function div(className: string, text?: string): HTMLElement {
-  const node = document.createElement('div');
-  node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function button(className: string, text: string, title: string, onClick: () => void): HTMLButtonElement {
-  const node = document.createElement('button');
-  node.type = 'button';
-  node.className = `small ${className}`;
-  node.textContent = text;
-  node.title = title;
-  node.setAttribute('aria-label', title);
-  node.onclick = onClick;
-  return node;
 }

@@ -5,6 +5,7 @@
  */
 import { Client, type Execution, type ExecutionRecord, type SessionRecord, type Status } from '../src/client/index.js';
 import { ExecutionBlock } from './blocks.js';
+import { el, smallButton } from './dom.js';
 import { InputEditor } from './editor.js';
 
 const TOKEN_KEY = 'vmstream.token';
@@ -126,26 +127,34 @@ function describeSession(item: HTMLLIElement, session: SessionRecord): void {
 }
 
 function sessionItem(session: SessionRecord): HTMLLIElement {
-  const item = document.createElement('li');
+  const item = el('li', '');
   item.dataset.id = session.session_id;
   if (session.session_id === view?.id) item.setAttribute('aria-current', 'true');
-  const pick = document.createElement('button');
+  const pick = el('button', 'pick');
   pick.type = 'button';
-  pick.className = 'pick';
-  const name = document.createElement('span');
-  name.className = 'name';
-  const meta = document.createElement('small');
+  const name = el('span', 'name');
+  const meta = el('small', '');
   pick.append(name, meta);
   pick.onclick = () => void open(session.session_id, true);
-  const close = document.createElement('button');
-  close.type = 'button';
-  close.className = 'small close';
-  close.textContent = '×';
-  close.title = close.ariaLabel = `Close session ${session.name || session.session_id.slice(0, 8)}`;
-  close.onclick = () => void closeSession(session);
-  item.append(pick, close);
+  const label = session.name || session.session_id.slice(0, 8);
+  const rename = smallButton('rename', '✎', `Rename session ${label}`, () => void renameSession(session));
+  const close = smallButton('close', '×', `Close session ${label}`, () => void closeSession(session));
+  item.append(pick, rename, close);
   describeSession(item, session);
   return item;
+}
+
+async function renameSession(session: SessionRecord): Promise<void> {
+  const name = prompt('New name of the session', session.name);
+  if (name === null) return;
+  const renamed = await client.renameSession(session.session_id, name.trim());
+  await refreshSessions();
+  if (view?.id === renamed.session_id) showTitle(renamed);
+}
+
+function showTitle(session: SessionRecord | undefined): void {
+  sessionTitle.textContent = session?.name || session?.session_id.slice(0, 8) || '';
+  document.title = `${sessionTitle.textContent} · vmstream`;
 }
 
 async function newSession(): Promise<void> {
@@ -181,9 +190,7 @@ async function open(sessionId: string | null, push = false): Promise<void> {
   const url = `${location.pathname}?session=${encodeURIComponent(target)}`;
   if (push) history.pushState(null, '', url);
   else history.replaceState(null, '', url);
-  const record = sessions.find((session) => session.session_id === target);
-  sessionTitle.textContent = record?.name || target.slice(0, 8);
-  document.title = `${sessionTitle.textContent} · vmstream`;
+  showTitle(sessions.find((session) => session.session_id === target));
   for (const item of sessionList.children) item.toggleAttribute('aria-current', (item as HTMLElement).dataset.id === target);
   document.body.classList.remove('sidebar-open');
   await showNew(target, 50);
@@ -271,10 +278,7 @@ function clearView(): void {
 }
 
 function note(text: string): void {
-  const line = document.createElement('div');
-  line.className = 'note';
-  line.textContent = text;
-  output.append(line);
+  output.append(el('div', 'note', text));
 }
 
 function toggleSidebar(): void {

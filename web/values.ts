@@ -11,17 +11,11 @@ interface PreviewNode {
 }
 interface ConsoleTable { columns: string[]; rows: Array<Array<PreviewNode | null>>; more?: number }
 export type { ConsoleTable, PreviewNode };
+import { el } from './dom.js';
 
 const CONTAINERS = new Set(['object', 'array', 'map', 'set', 'typedarray', 'error']);
 /** How many children a closed node's one-line summary shows before `…`. */
 const SUMMARY_CHILDREN = 5;
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, className: string, text?: string): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 /** The value, opened one level when it is a container: what a devtools console shows for a result. */
 export function renderValue(node: PreviewNode): HTMLElement {
