@@ -1,10 +1,10 @@
 /**
  * The input editor: CodeMirror 6 with JavaScript highlighting, bracket matching, Tab indenting
- * (Escape then Tab leaves the editor, for keyboard users), Shift+Enter or Ctrl/Cmd+Enter to run,
+ * (Escape then Tab leaves the editor, for keyboard users; Tab or Enter takes a completion), Shift+Enter or Ctrl/Cmd+Enter to run,
  * Up/Down at the first/last line to walk the session's earlier inputs, and completion of names
  * from the session's live context (the server's `complete` request).
  */
-import { autocompletion, closeBrackets, closeBracketsKeymap, completionKeymap, type CompletionContext, type CompletionResult } from '@codemirror/autocomplete';
+import { acceptCompletion, autocompletion, closeBrackets, closeBracketsKeymap, type CompletionContext, type CompletionResult } from '@codemirror/autocomplete';
 import { defaultKeymap, history, historyKeymap, indentWithTab, temporarilySetTabFocusMode } from '@codemirror/commands';
 import { javascript } from '@codemirror/lang-javascript';
 import { bracketMatching, HighlightStyle, indentOnInput, syntaxHighlighting } from '@codemirror/language';
@@ -67,7 +67,8 @@ export class InputEditor {
           closeBrackets(),
           javascript(),
           syntaxHighlighting(highlight),
-          autocompletion({ override: [(context) => this.#complete(context)], activateOnTyping: true }),
+          // As in a browser's console, Enter or Tab takes the highlighted name as soon as the list shows.
+          autocompletion({ override: [(context) => this.#complete(context)], activateOnTyping: true, interactionDelay: 0 }),
           placeholder('JavaScript: state persists between runs; top-level await works. Shift+Enter runs.'),
           keymap.of([
             { key: 'Shift-Enter', run: runKey },
@@ -75,8 +76,8 @@ export class InputEditor {
             { key: 'ArrowUp', run: (view) => this.#walk(view, -1) },
             { key: 'ArrowDown', run: (view) => this.#walk(view, 1) },
             { key: 'Escape', run: temporarilySetTabFocusMode },
+            { key: 'Tab', run: acceptCompletion },
             ...closeBracketsKeymap,
-            ...completionKeymap,
             ...historyKeymap,
             indentWithTab,
             ...defaultKeymap,
