@@ -42,7 +42,7 @@ export class ExecutionBlock {
       smallButton('rerun', 'Re-run', 'Run this input again', () => actions.rerun(code)),
       smallButton('copy', 'Copy', 'Copy this execution\'s output', () => this.#copy()),
     );
-    head.append(this.#label, input, this.#badge, tools);
+    head.append(this.#label, input, tools, this.#badge);
     this.#out = el('div', 'out');
     this.element.append(head, this.#out);
     this.setStatus('queued');
