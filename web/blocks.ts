@@ -104,6 +104,7 @@ export class ExecutionBlock {
       case 'session.restoring': {
         const { inputs, replayed } = (event as EventFrame<'session.restoring'>).payload;
         this.#restoring ??= el('div', 'note restoring');
+        this.#badge.textContent = 'waiting: rebuild';
         this.#restoring.textContent = `The session's state is being rebuilt on the server: re-running its ${plural(inputs, 'earlier input')}${replayed > 0 ? ` (${replayed} done)` : ''}…`;
         return this.#restoring;
       }
