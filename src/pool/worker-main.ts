@@ -49,7 +49,7 @@ async function restore(sid: string, inputs: Extract<ToWorker, { t: 'restore' }>[
   sessions.set(sid, context);
   for (let index = 0; index < inputs.length; index++) {
     const input = inputs[index]!;
-    // Timers fire at once while restoring: the rebuild does not wait out the inputs' delays again.
+    // Timers fire without waiting while restoring (in their order): the rebuild does not wait out the inputs' delays again.
     const status = await new Promise<RunStatus>((resolve) => context.start(input.kind, input.code, input.filename, { ...SILENT, done: resolve }, { restoring: true }));
     // An input that threw the first time may throw again; one that succeeded must succeed again,
     // and none may have to be stopped.

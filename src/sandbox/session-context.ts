@@ -10,6 +10,7 @@ import type { ExecutionKind } from '../../protocol/types.js';
 import type { Completion, SandboxLimits } from './sandbox.js';
 import { inContextBootstrap, type ContextApi, type HostBridge } from './in-context.js';
 import { needsAsyncWrapper, wrapTopLevelAwait } from './repl-transform.js';
+import { REAL_CLOCK, SkippingClock, type TimerClock } from './timer-clock.js';
 
 export type RunStatus = 'ok' | 'error' | 'timeout' | 'cancelled';
 
@@ -23,12 +24,12 @@ export interface RunOutput {
 
 interface Run {
   output: RunOutput;
-  /** A session rebuild's re-run: its timers fire at once (delay 0) instead of waiting again. */
-  restoring: boolean;
+  /** The real clock, or for a session rebuild's re-run one that fires timers without waiting (timer-clock.ts). */
+  clock: TimerClock;
   settled: boolean;
   failed: boolean;
   finished: boolean;
-  timers: Map<number, NodeJS.Timeout>;
+  timers: Map<number, unknown>;
 }
 
 /** A declaration's name, at the start of a statement. */
@@ -67,7 +68,7 @@ export class SessionContext {
   /** Starts a run; its end is reported through `output.done`, exactly once. */
   start(kind: ExecutionKind, code: string, filename: string, output: RunOutput, options: { restoring?: boolean } = {}): void {
     for (const match of code.matchAll(DECLARATION)) this.#declared.add(match[1]!);
-    const run: Run = { output, restoring: options.restoring === true, settled: false, failed: false, finished: false, timers: new Map() };
+    const run: Run = { output, clock: options.restoring === true ? new SkippingClock() : REAL_CLOCK, settled: false, failed: false, finished: false, timers: new Map() };
     this.#run = run;
     try {
       const { script, wrapped } = this.#compile(kind, code, filename);
@@ -169,14 +170,13 @@ export class SessionContext {
         const run = this.#run;
         if (!run || typeof id !== 'number' || typeof delay !== 'number') return;
         const fire = () => this.#fire(run, id, repeat === true);
-        const ms = run.restoring ? 0 : delay;
-        run.timers.set(id, repeat === true ? setInterval(fire, ms) : setTimeout(fire, ms));
+        run.timers.set(id, run.clock.set(fire, delay, repeat === true));
       },
       clearTimer: (id) => {
         const run = this.#run;
         const handle = run?.timers.get(id);
         if (!run || handle === undefined) return;
-        clearTimeout(handle);
+        run.clock.clear(handle);
         run.timers.delete(id);
         setImmediate(() => this.#maybeFinish(run));
       },
@@ -216,7 +216,7 @@ export class SessionContext {
 
   #clearTimers(run: Run): void {
     for (const [id, handle] of run.timers) {
-      clearTimeout(handle);
+      run.clock.clear(handle);
       this.#api.forget(id);
     }
     run.timers.clear();
