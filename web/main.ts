@@ -223,6 +223,7 @@ async function poll(): Promise<void> {
   try {
     await showNew(view.id, 20);
     await refreshSessions();
+    showTitle(sessions.find((session) => session.session_id === view?.id)); // renamed elsewhere
   } catch {
     // The connection dropped meanwhile: the status badge says so, and the next poll tries again.
   }
