@@ -144,6 +144,10 @@ t.test('the editor, values, sessions, tabs and cancelling one execution', async 
   await city.locator('button.rerun').click();
   await blocks.nth(before).locator('.done').waitFor();
   t.same(await blocks.nth(before).locator('.line').allInnerTexts(), ["'Oslo'"], 're-run: the same input again');
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  await thrown.locator('button.copy').click();
+  await thrown.locator('button.copy', { hasText: 'copied' }).waitFor();
+  t.match(await page.evaluate(() => navigator.clipboard.readText()), /^Uncaught TypeError: bad thing\n\s*inner REPL\d+:2:\d+/, 'copy: the block\'s output as text');
   await page.click('#clear');
   t.equal(await blocks.count(), 0, 'the view is cleared');
 
@@ -173,7 +177,20 @@ t.test('the editor, values, sessions, tabs and cancelling one execution', async 
   await other.locator('#output .execution', { hasText: 'seen in both tabs' }).locator('.done').waitFor();
   t.same(await other.locator('#output .execution').last().locator('.line').allInnerTexts(), ['seen in both tabs', '42']);
   await live.locator('.done').waitFor();
-  t.not(secondSession, firstSession);
+
+  // Closing a session takes it out of the list; its link still shows its log, read-only.
+  await page.locator(`#sessions li[data-id="${secondSession}"] .close`).click();
+  await page.locator(`#sessions li[data-id="${secondSession}"]`).waitFor({ state: 'detached' });
+  await other.goto(`http://127.0.0.1:${server.port}/?session=${secondSession}`);
+  await other.waitForSelector('#status[data-status="connected"]');
+  await other.locator('#output .execution .done').waitFor();
+  t.match(await other.locator('#session').innerText(), /\(closed\)$/);
+  t.same(await other.locator('#output .execution .line').allInnerTexts(), ["'undefined'"], 'the closed session\'s log');
+  await other.locator('.cm-content').focus();
+  await other.keyboard.insertText('1 + 1');
+  await other.keyboard.press('Shift+Enter');
+  await other.locator('#output > .note', { hasText: 'nothing more runs in it' }).waitFor();
+  t.equal(await other.locator('#output .execution').count(), 1, 'nothing runs in a closed session');
 
   // Keyboard only: Escape then Tab leaves the editor for the Run button.
   await page.locator('.cm-content').focus();

@@ -25,6 +25,8 @@ interface SessionView {
   followed: Set<Execution>;
   /** Executions whose blocks were cleared from view: not shown again by the poll. */
   cleared: Set<string>;
+  /** A closed session, opened by its link: its log is shown, nothing runs in it. */
+  closed: boolean;
 }
 
 let client: Client;
@@ -173,12 +175,14 @@ async function closeSession(session: SessionRecord): Promise<void> {
 }
 
 /**
- * Shows a session: the one named, else the newest open one, else a new one. Its last 50
- * executions are replayed from the server's log, and followed while they run.
+ * Shows a session: the one named (read-only when it is closed), else the newest open one, else a
+ * new one. Its last 50 executions are replayed from the server's log, and followed while they run.
  */
 async function open(sessionId: string | null, push = false): Promise<void> {
-  const known = sessions.find((session) => session.session_id === sessionId);
-  let target = known?.session_id;
+  let target = sessions.find((session) => session.session_id === sessionId)?.session_id;
+  // Not open: a closed session still has its log (execution.list answers), an unknown one has none.
+  const closed = !target && sessionId !== null && (await client.listExecutions(sessionId, { limit: 1 }).then(() => true, () => false));
+  if (closed) target = sessionId!;
   if (!target) {
     target = sessions[0]?.session_id ?? (await client.createSession('console')).session_id;
     if (sessionId) note(`Session ${sessionId} is closed or does not exist: showing another one.`);
@@ -186,11 +190,15 @@ async function open(sessionId: string | null, push = false): Promise<void> {
   }
   if (view?.id === target) return;
   leave();
-  view = { id: target, blocks: new Map(), followed: new Set(), cleared: new Set() };
+  view = { id: target, blocks: new Map(), followed: new Set(), cleared: new Set(), closed };
   const url = `${location.pathname}?session=${encodeURIComponent(target)}`;
   if (push) history.pushState(null, '', url);
   else history.replaceState(null, '', url);
   showTitle(sessions.find((session) => session.session_id === target));
+  if (closed) {
+    sessionTitle.textContent = `${target.slice(0, 8)} (closed)`;
+    note('This session is closed: its log is shown here, and nothing more runs in it. Pick or create another one to run code.');
+  }
   for (const item of sessionList.children) item.toggleAttribute('aria-current', (item as HTMLElement).dataset.id === target);
   document.body.classList.remove('sidebar-open');
   await showNew(target, 50);
@@ -232,6 +240,7 @@ async function poll(): Promise<void> {
 function run(code: string): void {
   const current = view;
   if (!current || code.trim() === '') return;
+  if (current.closed) return note('This session is closed: pick or create another one to run code.');
   const execution = client.start(current.id, code);
   const block = addBlock(current, execution.id, code);
   execution.accepted.then(() => execution.record && block.describe(execution.record), () => {});
