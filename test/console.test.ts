@@ -189,7 +189,7 @@ t.test('the editor, values, sessions, tabs and cancelling one execution', async 
   await other.locator('.cm-content').focus();
   await other.keyboard.insertText('1 + 1');
   await other.keyboard.press('Shift+Enter');
-  await other.locator('#output > .note', { hasText: 'nothing more runs in it' }).waitFor();
+  await other.locator('#output > .note', { hasText: 'closed: pick or create another one' }).waitFor();
   t.equal(await other.locator('#output .execution').count(), 1, 'nothing runs in a closed session');
 
   // Keyboard only: Escape then Tab leaves the editor for the Run button.
