@@ -305,6 +305,10 @@ t.test('at 360 px wide nothing overflows, the sessions are a drawer, and code ru
   await page.click('#menu');
   t.ok(await page.locator('#sidebar').isVisible(), 'the menu button opens the sessions');
   t.equal(await page.locator('#menu').getAttribute('aria-expanded'), 'true');
+  t.equal(await page.evaluate(() => document.activeElement?.closest('#sessions li')?.getAttribute('aria-current')), 'true', 'focus goes to the current session');
+  await page.keyboard.press('Escape');
+  t.ok(await page.locator('#sidebar').isHidden(), 'Escape folds it again');
+  t.equal(await page.evaluate(() => document.activeElement?.id), 'menu', 'and gives focus back to the menu button');
   t.same(errors, []);
 });
 

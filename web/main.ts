@@ -103,7 +103,12 @@ async function main(): Promise<void> {
   byId<HTMLButtonElement>('run').onclick = () => run(editor.code);
   byId<HTMLButtonElement>('clear').onclick = () => clearView();
   byId<HTMLButtonElement>('new-session').onclick = () => void newSession();
-  byId<HTMLButtonElement>('menu').onclick = () => toggleSidebar();
+  byId<HTMLButtonElement>('menu').onclick = () => setSidebar(!document.body.classList.contains('sidebar-open'));
+  byId('sidebar').addEventListener('keydown', (event) => {
+    if (event.key !== 'Escape' || !document.body.classList.contains('sidebar-open')) return;
+    setSidebar(false);
+    byId('menu').focus();
+  });
   window.addEventListener('popstate', () => void open(new URLSearchParams(location.search).get('session')));
   byId('app').hidden = false;
   await refreshSessions();
@@ -199,8 +204,11 @@ async function open(sessionId: string | null, push = false): Promise<void> {
     sessionTitle.textContent = `${target.slice(0, 8)} (closed)`;
     note('This session is closed: its log is shown here, and nothing more runs in it. Pick or create another one to run code.');
   }
-  for (const item of sessionList.children) item.toggleAttribute('aria-current', (item as HTMLElement).dataset.id === target);
-  document.body.classList.remove('sidebar-open');
+  for (const item of sessionList.children) {
+    if ((item as HTMLElement).dataset.id === target) item.setAttribute('aria-current', 'true');
+    else item.removeAttribute('aria-current');
+  }
+  setSidebar(false);
   await showNew(target, 50);
 }
 
@@ -291,8 +299,9 @@ function note(text: string): void {
   output.append(el('div', 'note', text));
 }
 
-function toggleSidebar(): void {
-  const open = document.body.classList.toggle('sidebar-open');
+/** The sessions drawer of narrow screens (on wide ones the sidebar is always shown). */
+function setSidebar(open: boolean): void {
+  document.body.classList.toggle('sidebar-open', open);
   byId('menu').setAttribute('aria-expanded', String(open));
   if (open) sessionList.querySelector<HTMLButtonElement>('[aria-current] .pick, .pick')?.focus();
 }
