@@ -102,14 +102,14 @@ async function main(): Promise<void> {
   });
   byId<HTMLButtonElement>('run').onclick = () => run(editor.code);
   byId<HTMLButtonElement>('clear').onclick = () => clearView();
-  byId<HTMLButtonElement>('new-session').onclick = () => void newSession();
+  byId<HTMLButtonElement>('new-session').onclick = () => attempt(newSession());
   byId<HTMLButtonElement>('menu').onclick = () => setSidebar(!document.body.classList.contains('sidebar-open'));
   byId('sidebar').addEventListener('keydown', (event) => {
     if (event.key !== 'Escape' || !document.body.classList.contains('sidebar-open')) return;
     setSidebar(false);
     byId('menu').focus();
   });
-  window.addEventListener('popstate', () => void open(new URLSearchParams(location.search).get('session')));
+  window.addEventListener('popstate', () => attempt(open(new URLSearchParams(location.search).get('session'))));
   byId('app').hidden = false;
   await refreshSessions();
   await open(new URLSearchParams(location.search).get('session'));
@@ -129,7 +129,13 @@ async function refreshSessions(): Promise<void> {
 }
 
 function describeSession(item: HTMLLIElement, session: SessionRecord): void {
-  item.querySelector('.name')!.textContent = session.name || session.session_id.slice(0, 8);
+  const label = session.name || session.session_id.slice(0, 8);
+  item.querySelector('.name')!.textContent = label;
+  for (const [selector, verb] of [['.rename', 'Rename'], ['.close', 'Close']] as const) {
+    const button = item.querySelector<HTMLButtonElement>(selector)!;
+    button.title = `${verb} session ${label}`;
+    button.setAttribute('aria-label', button.title);
+  }
   item.querySelector('small')!.textContent = `${session.status} · ${session.execution_count} run${session.execution_count === 1 ? '' : 's'}`;
 }
 
@@ -142,13 +148,20 @@ function sessionItem(session: SessionRecord): HTMLLIElement {
   const name = el('span', 'name');
   const meta = el('small', '');
   pick.append(name, meta);
-  pick.onclick = () => void open(session.session_id, true);
-  const label = session.name || session.session_id.slice(0, 8);
-  const rename = smallButton('rename', '✎', `Rename session ${label}`, () => void renameSession(session));
-  const close = smallButton('close', '×', `Close session ${label}`, () => void closeSession(session));
+  const id = session.session_id;
+  // The record as listed now: it may have been renamed since this item was built.
+  const current = () => sessions.find((listed) => listed.session_id === id) ?? session;
+  pick.onclick = () => attempt(open(id, true));
+  const rename = smallButton('rename', '✎', '', () => attempt(renameSession(current())));
+  const close = smallButton('close', '×', '', () => attempt(closeSession(current())));
   item.append(pick, rename, close);
   describeSession(item, session);
   return item;
+}
+
+/** A sidebar action that failed (the connection is down, the session was closed meanwhile) is said, not thrown away. */
+function attempt(action: Promise<void>): void {
+  action.catch((error: Error) => note(`That did not work: ${error.message}`, true));
 }
 
 async function renameSession(session: SessionRecord): Promise<void> {
@@ -190,7 +203,6 @@ async function open(sessionId: string | null, push = false): Promise<void> {
   if (closed) target = sessionId!;
   if (!target) {
     target = sessions[0]?.session_id ?? (await client.createSession('console')).session_id;
-    if (sessionId) note(`Session ${sessionId} is closed or does not exist: showing another one.`);
     await refreshSessions();
   }
   if (view?.id === target) return;
@@ -200,6 +212,7 @@ async function open(sessionId: string | null, push = false): Promise<void> {
   if (push) history.pushState(null, '', url);
   else history.replaceState(null, '', url);
   showTitle(sessions.find((session) => session.session_id === target));
+  if (sessionId && sessionId !== target) note(`There is no session ${sessionId} for this token: showing another one.`, true);
   if (closed) {
     sessionTitle.textContent = `${target.slice(0, 8)} (closed)`;
     note('This session is closed: its log is shown here, and nothing more runs in it. Pick or create another one to run code.');
@@ -239,7 +252,8 @@ async function poll(): Promise<void> {
   try {
     await showNew(view.id, 20);
     await refreshSessions();
-    showTitle(sessions.find((session) => session.session_id === view?.id)); // renamed elsewhere
+    const shown = sessions.find((session) => session.session_id === view?.id);
+    if (shown) showTitle(shown); // it may have been renamed in another tab
   } catch {
     // The connection dropped meanwhile: the status badge says so, and the next poll tries again.
   }
@@ -295,8 +309,8 @@ function clearView(): void {
   editor.focus();
 }
 
-function note(text: string): void {
-  output.append(el('div', 'note', text));
+function note(text: string, trouble = false): void {
+  output.append(el('div', trouble ? 'note trouble' : 'note', text));
 }
 
 /** The sessions drawer of narrow screens (on wide ones the sidebar is always shown). */
