@@ -5,7 +5,7 @@
  */
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { newTenantLine, parseTokensFile } from '../src/transport/tenants.js';
+import { newTenantLine, parseTokensFile } from '../src/auth/tenants.js';
 
 async function main(): Promise<void> {
   const [tenant, fileArgument] = process.argv.slice(2);

@@ -8,7 +8,6 @@ import path from 'node:path';
 import type { Config } from './config.js';
 import { HttpApi } from './http/api.js';
 import { ConsoleFiles, ConsoleHandler } from './http/console.js';
-import { openStreamCount } from './http/sse.js';
 import type { Logger } from './ops/logger.js';
 import { Metrics } from './ops/metrics.js';
 import { publicExecutionId, tenantOfExecution } from './sessions/live.js';
@@ -16,8 +15,8 @@ import { WorkerPool } from './pool/worker-pool.js';
 import { RetentionSweeper } from './events/retention.js';
 import { ExecutionService } from './sessions/service.js';
 import { LevelEventStore } from './store/level-store.js';
-import { Authenticator, resolveToken } from './transport/auth.js';
-import { TenantDirectory } from './transport/tenants.js';
+import { Authenticator, resolveToken } from './auth/tokens.js';
+import { TenantDirectory } from './auth/tenants.js';
 import { UwsTransport } from './transport/uws-server.js';
 import { WS_PATH, type TerminalStatus } from '../protocol/types.js';
 
@@ -101,8 +100,14 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     workerRestarts: () => service.stats().sandbox.restarts,
     liveExecutions: () => service.stats().liveExecutions,
     socketsOpen: () => transport.socketCount,
-    eventStreamsOpen: openStreamCount,
+    eventStreamsOpen: () => http.openStreams,
   });
+  directory?.watch((tenant) => {
+    logger.warn({ tenant }, 'tenant revoked (gone from the tokens file, or its line replaced): closing its sockets and event streams');
+    const reason = `the token of tenant ${tenant} was revoked`;
+    transport.revokeTenant(tenant, reason);
+    http.revokeTenant(tenant, reason);
+  }, (error) => logger.error({ err: error }, 'cannot read the tokens file; keeping the tenants last read'));
   const retention = config.retentionMs > 0
     ? new RetentionSweeper(store, config.retentionMs, config.retentionSweepMs, (error) => logger.error({ err: error }, 'retention sweep failed'))
     : null;
@@ -115,6 +120,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   let closing: Promise<void> | null = null;
   const close = () => (closing ??= (async () => {
     transport.stopListening();
+    directory?.stop();
     await service.shutdown();
     await retention?.stop();
     transport.closeSockets();

@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { SessionRecord } from '../protocol/types.js';
 import { DEFAULTS, type Config } from '../src/config.js';
 import type { EventSink } from '../src/events/subscription-hub.js';
-import { decodeStored } from '../src/protocol/codec.js';
+import { decodeValue } from '../protocol/codec.js';
 import { Engine } from '../src/sessions/engine.js';
 import { Workspace } from '../src/sessions/workspace.js';
 import { LevelEventStore } from '../src/store/level-store.js';
@@ -50,7 +50,7 @@ async function submit(engine: Engine, sessionId: string, code = '1', timeoutMs =
   const events = new Promise<AnyEvent[]>((resolve) => {
     const frames: AnyEvent[] = [];
     const sink: EventSink = {
-      send: (frame) => (frames.push(decodeStored(frame) as AnyEvent), 0),
+      send: (frame) => (frames.push(decodeValue(frame) as AnyEvent), 0),
       cork: (fn) => fn(),
       ended: () => resolve(frames),
     };

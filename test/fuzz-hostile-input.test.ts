@@ -7,12 +7,11 @@
  */
 import t from 'tap';
 import fc from 'fast-check';
-import { Packr } from 'msgpackr';
+import { decodeValue, encodeFrame } from '../protocol/codec.js';
 import { removeDir, startServer, type TestServer } from './helpers/server.js';
 import { TestClient } from './helpers/client.js';
 import { runRepl } from './helpers/loose.js';
 
-const packr = new Packr({ useRecords: false });
 const KNOWN_OPS = ['session.create', 'session.list', 'session.close', 'execute', 'subscribe', 'unsubscribe', 'cancel', 'execution.get', 'execution.list', 'ping'];
 const HEAVY = process.env.VMSTREAM_HEAVY === '1';
 const RUNS = HEAVY ? 1000 : 150;
@@ -95,7 +94,7 @@ t.test('random msgpack values', async (t) => {
     fc.asyncProperty(value, async (input) => {
       let bytes: Uint8Array;
       try {
-        bytes = packr.pack(input);
+        bytes = encodeFrame(input);
       } catch {
         return; // not packable: nothing to send
       }
@@ -103,7 +102,7 @@ t.test('random msgpack values', async (t) => {
       let decoded: any;
       let isMap = false;
       try {
-        decoded = packr.unpack(bytes);
+        decoded = decodeValue(bytes);
         isMap = isMapHeader(bytes[0]) && decoded !== null && typeof decoded === 'object';
       } catch {
         isMap = false;
@@ -193,7 +192,7 @@ t.test('real op names with wrong field types', async (t) => {
       if (wrong.includes('id')) frame.id = values.id;
       // A repl execute with a valid kind needs its code.
       if (op === 'execute' && frame.kind === 'repl' && !('code' in frame)) frame.code = '1';
-      const reply = await exchange(packr.pack(frame));
+      const reply = await exchange(encodeFrame(frame));
       expectError(reply, ['BAD_REQUEST'], `${op} with wrong ${wrong.join(', ')}`);
       const named = wrong.some((field) => reply.message.includes(`\`${field}\``));
       if (!named) throw new Error(`the message does not name a wrong field (${wrong.join(', ')}): ${reply.message}`);
@@ -222,7 +221,7 @@ t.test('well-formed requests for things that do not exist', async (t) => {
   await fc.assert(
     fc.asyncProperty(request, fc.integer({ min: 1, max: 2 ** 31 }), async (frame, id) => {
       if ((frame as { session_id?: string }).session_id === goodSession) return;
-      const reply = await exchange(packr.pack({ ...frame, id }));
+      const reply = await exchange(encodeFrame({ ...frame, id }));
       expectError(reply, ['NOT_FOUND'], `${frame.op} of an unknown id`);
       if (reply.id !== id) throw new Error('request id not echoed');
       await goodClientWorks();
@@ -237,7 +236,7 @@ const validFrames = fc.oneof(
   fc.record({ op: fc.constant('session.list'), id: fc.string({ maxLength: 20 }) }),
   fc.record({ op: fc.constant('execute'), id: fc.integer(), session_id: fc.constant('s-1'), kind: fc.constant('repl'), code: fc.string({ maxLength: 200 }) }),
   fc.record({ op: fc.constant('subscribe'), id: fc.integer(), execution_id: fc.constant('x-1'), after_seq: fc.nat() }),
-).map((frame) => packr.pack(frame));
+).map((frame) => encodeFrame(frame));
 
 t.test('truncated frames and frames with trailing bytes', async (t) => {
   await fc.assert(
@@ -295,7 +294,7 @@ t.test('deeply nested structures', async (t) => {
       let bytes: Buffer;
       if (insidePing) {
         // {op: 'ping', id, deep: <nested>} — a valid ping if the server can decode that deep.
-        const head = packr.pack({ op: 'ping', id });
+        const head = encodeFrame({ op: 'ping', id });
         bytes = Buffer.concat([Buffer.from([head[0]! + 1]), head.subarray(1), Buffer.from([0xa4, ...Buffer.from('deep')]), inner]);
       } else {
         bytes = inner;
@@ -319,11 +318,11 @@ t.test('deeply nested structures', async (t) => {
 
 t.test('frames over the size limit close that socket only, with 1009', async (t) => {
   const big = await TestClient.connect(server.url, server.token);
-  big.sendRaw(packr.pack({ op: 'execute', session_id: 'x', kind: 'repl', code: 'x'.repeat(2 * 1024 * 1024) }));
+  big.sendRaw(encodeFrame({ op: 'execute', session_id: 'x', kind: 'repl', code: 'x'.repeat(2 * 1024 * 1024) }));
   const closed = await big.closed;
   t.equal(closed.code, 1009, 'closed with 1009 (message too big)');
   await goodClientWorks();
-  const pong = await exchange(packr.pack({ op: 'ping', id: 'after-1009' }));
+  const pong = await exchange(encodeFrame({ op: 'ping', id: 'after-1009' }));
   t.same([pong.op, pong.id], ['pong', 'after-1009'], 'the hostile socket itself is still open');
 });
 

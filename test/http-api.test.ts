@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { newTenantLine } from '../src/transport/tenants.js';
+import { newTenantLine } from '../src/auth/tenants.js';
 import { TestClient } from './helpers/client.js';
 import { HttpClient } from './helpers/http.js';
 import { startServer, tempDir } from './helpers/server.js';

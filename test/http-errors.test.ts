@@ -5,9 +5,9 @@
  */
 import http from 'node:http';
 import t from 'tap';
-import { ERROR_CODES, ProtocolError, type ErrorCode } from '../protocol/errors.js';
+import { ERROR_CODES, ProtocolError, wireError, type ErrorCode } from '../protocol/errors.js';
 import type { HttpResponse } from '../src/http/port.js';
-import { errorStatus, sendError, statusLine } from '../src/http/respond.js';
+import { sendError, statusLine } from '../src/http/respond.js';
 import { HttpClient, type ApiResponse } from './helpers/http.js';
 import { startServer } from './helpers/server.js';
 
@@ -183,7 +183,7 @@ t.test('500 INTERNAL: an error that is not a ProtocolError, and every code\'s st
   t.same(written, ['500 Internal Server Error', 'content-type: application/json; charset=utf-8', '{"error":{"code":"INTERNAL","message":"internal error"}}']);
   t.same(reported, [failure], 'reported to the log, kept out of the response');
   for (const code of Object.keys(ERROR_CODES) as ErrorCode[]) {
-    const { status } = errorStatus(new ProtocolError(code, 'x'));
+    const { status } = wireError(new ProtocolError(code, 'x'));
     t.equal(status, ERROR_CODES[code].http);
     t.notMatch(statusLine(status), /Unknown/, `${code}: ${statusLine(status)}`);
   }

@@ -5,12 +5,11 @@
  * console text is cut to VMSTREAM_MAX_TEXT_CHARS and flagged `truncated: true`.
  */
 import t, { type Test } from 'tap';
-import { Packr } from 'msgpackr';
+import { decodeValue } from '../protocol/codec.js';
 import { contiguousFrom1, seqs } from './helpers/client.js';
 import { clientFor, serverFor } from './helpers/util.js';
 import { runRepl, last, type AnyEvent } from './helpers/loose.js';
 
-const unpackr = new Packr({ useRecords: false });
 const MARKER = /output limit/i;
 
 async function setup(t: Test, env: Record<string, string>) {
@@ -20,7 +19,7 @@ async function setup(t: Test, env: Record<string, string>) {
   const wireBytes = new Map<string, number>();
   const lineBytes = new Map<string, number[]>();
   client.socket.on('message', (data: Buffer) => {
-    const frame = unpackr.unpack(data) as { op: string; execution_id?: string; type?: string; payload?: any };
+    const frame = decodeValue(data) as { op: string; execution_id?: string; type?: string; payload?: any };
     if (frame.op !== 'event') return;
     const id = frame.execution_id!;
     wireBytes.set(id, (wireBytes.get(id) ?? 0) + data.length);

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { CLOSE_FRAME_TOO_LARGE, CLOSE_GOING_AWAY, ERROR_CODES, isErrorCode } from '../protocol/errors.js';
+import { ERROR_CODES, isErrorCode, socketClose, wireError, ProtocolError, type ClosingCode } from '../protocol/errors.js';
 import { checkRequest, isKnownOp, REQUEST_SCHEMAS } from '../protocol/schemas.js';
 import type { ClientOp } from '../protocol/types.js';
 
@@ -68,14 +68,14 @@ t.test('the Errors table and ERROR_CODES agree, both ways', async (t) => {
   const errors = all.filter((section) => section.title === 'Errors');
   t.equal(errors.length, 1, 'one section titled "Errors"');
   const lines = bodyOf(all, errors[0]!);
-  const table = tables(lines).find((candidate) => candidate.header.join('|') === 'code|HTTP status|meaning');
+  const table = tables(lines).find((candidate) => candidate.header.join('|') === 'code|HTTP status|close code|meaning');
   if (!table) {
-    t.fail('a table with exactly the columns | code | HTTP status | meaning |');
+    t.fail('a table with exactly the columns | code | HTTP status | close code | meaning |');
     return;
   }
-  const documented = new Map<string, number>();
+  const documented = new Map<string, { http: number; close: number | null }>();
   for (const row of table.rows) {
-    t.equal(row.length, 3, `three cells: ${row.join(' | ')}`);
+    t.equal(row.length, 4, `four cells: ${row.join(' | ')}`);
     const code = /^`([A-Z_]+)`$/.exec(row[0] ?? '')?.[1];
     if (!code) {
       t.fail(`a code in backticks: ${row[0]}`);
@@ -83,19 +83,44 @@ t.test('the Errors table and ERROR_CODES agree, both ways', async (t) => {
     }
     t.notOk(documented.has(code), `${code} is documented once`);
     t.match(row[1], /^\d{3}$/, `${code}: the HTTP status is a number`);
-    t.ok((row[2] ?? '').length > 0, `${code}: has a meaning`);
-    documented.set(code, Number(row[1]));
+    t.match(row[2], /^(\d{4}|—)$/, `${code}: the close code is a number or —`);
+    t.ok((row[3] ?? '').length > 0, `${code}: has a meaning`);
+    documented.set(code, { http: Number(row[1]), close: row[2] === '—' ? null : Number(row[2]) });
   }
-  for (const [code, status] of documented) {
+  for (const [code, { http, close }] of documented) {
     if (t.ok(isErrorCode(code), `documented ${code} is in ERROR_CODES`) && isErrorCode(code)) {
-      t.equal(status, ERROR_CODES[code].http, `${code}: the same HTTP status`);
+      t.equal(http, ERROR_CODES[code].http, `${code}: the same HTTP status`);
+      t.equal(close, ERROR_CODES[code].close, `${code}: the same close code`);
     }
   }
   for (const code of Object.keys(ERROR_CODES)) t.ok(documented.has(code), `${code} of ERROR_CODES is documented`);
   t.equal(documented.size, Object.keys(ERROR_CODES).length, 'as many rows as codes');
 
-  const text = lines.join('\n');
-  for (const close of [CLOSE_FRAME_TOO_LARGE, CLOSE_GOING_AWAY]) t.match(text, String(close), `close code ${close} is in the Errors section`);
+  // The close-code table: exactly the codes that close a socket, each with its error code.
+  const closes = tables(lines).find((candidate) => candidate.header.join('|') === 'close code|code|when');
+  if (!closes) {
+    t.fail('a table with exactly the columns | close code | code | when |');
+    return;
+  }
+  const closing = Object.entries(ERROR_CODES).filter(([, row]) => row.close !== null).map(([code, row]) => `${row.close} ${code}`).sort();
+  const listed = closes.rows.map((row) => `${row[0]} ${/^`([A-Z_]+)`$/.exec(row[1] ?? '')?.[1]}`).sort();
+  t.strictSame(listed, closing, 'the close-code table lists each closing code with its close code, both ways');
+  for (const row of closes.rows) t.ok((row[2] ?? '').length > 0, `close ${row[0]}: says when`);
+});
+
+t.test('the one builder: frames, envelopes and closes from the same table', async (t) => {
+  const wire = wireError(new ProtocolError('NOT_FOUND', 'no such session'));
+  t.strictSame(wire, { code: 'NOT_FOUND', message: 'no such session', status: 404, close: null, internal: false });
+  const internal = wireError(new Error('disk on fire'));
+  t.strictSame(internal, { code: 'INTERNAL', message: 'internal error', status: 500, close: null, internal: true }, 'anything else is INTERNAL, its text kept out');
+  for (const code of Object.keys(ERROR_CODES) as Array<keyof typeof ERROR_CODES>) {
+    const row = ERROR_CODES[code];
+    t.equal(wireError(new ProtocolError(code, 'm')).status, row.http, `${code}: status`);
+    if (row.close !== null) t.equal(socketClose(code as ClosingCode, 'm').code, row.close, `${code}: closes with ${row.close}`);
+  }
+  const long = socketClose('UNAUTHORIZED', 'é'.repeat(200));
+  t.ok(new TextEncoder().encode(long.reason).length <= 123, 'a close reason fits in 123 bytes of UTF-8');
+  t.ok(long.reason.length > 0 && 'é'.repeat(200).startsWith(long.reason), 'cut whole characters from the end');
 });
 
 t.test('every request op has a section whose table matches its schema', async (t) => {

@@ -2,13 +2,15 @@
  * Two tenants, one server: every op one tenant can do is tried on the other's sessions and
  * executions, and each answers NOT_FOUND (never FORBIDDEN: existence is not confirmed), while the
  * owner still sees everything. Tokens come from the tokens file written by scripts/add-tenant.
+ * Then revocation: a tenant taken out of the file loses its open sockets and streams and its token.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { ROOT, startServer, tempDir } from './helpers/server.js';
 import { TestClient } from './helpers/client.js';
+import { baseUrl, HttpClient, openSse } from './helpers/http.js';
 
 function addTenant(file: string, name: string): string {
   return execFileSync(process.execPath, [path.join(ROOT, 'dist/scripts/add-tenant.js'), name, file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
@@ -79,4 +81,51 @@ t.test('a wrong or unknown tenant token gets 401', async (t) => {
   const client = await TestClient.connect(server.url, dave);
   t.equal((await client.request({ op: 'ping' })).op, 'pong');
   await client.close();
+});
+
+t.test('a tenant removed from the tokens file is revoked at once, with its open sockets and streams', async (t) => {
+  const tokensFile = path.join(tempDir('tenants'), 'tokens');
+  const erin = addTenant(tokensFile, 'erin');
+  const frank = addTenant(tokensFile, 'frank');
+  const server = await startServer({ env: { VMSTREAM_TOKENS_FILE: tokensFile, VMSTREAM_TOKEN: '', VMSTREAM_SHUTDOWN_GRACE_MS: '0' } });
+  t.teardown(() => server.stop());
+  const erinSocket = await TestClient.connect(server.url, erin);
+  const frankSocket = await TestClient.connect(server.url, frank);
+  t.teardown(() => Promise.all([erinSocket.close(), frankSocket.close()]));
+
+  // Erin's token has passed over HTTP too (so it is remembered), and an execution of hers is streaming.
+  const erinApi = new HttpClient(baseUrl(server), erin);
+  const session = await erinApi.createSession('erin');
+  const running = await erinApi.repl(session, 'await new Promise((resolve) => setTimeout(resolve, 100_000))', { timeout_ms: 120_000 });
+  const stream = await openSse(`${baseUrl(server)}/api/v1/executions/${running.execution_id}/events`, erin);
+  t.equal(stream.status, 200, 'the stream is open');
+
+  // As an editor saves: a new file renamed over the old one, without erin's line.
+  const kept = readFileSync(tokensFile, 'utf8').split('\n').filter((line) => !line.startsWith('erin:')).join('\n');
+  writeFileSync(`${tokensFile}.new`, kept, { mode: 0o600 });
+  renameSync(`${tokensFile}.new`, tokensFile);
+
+  const closed = await erinSocket.closed;
+  t.equal(closed.code, 4401, 'erin\'s socket is closed with 4401');
+  t.match(closed.reason, /revoked/);
+  const messages = await stream.messages;
+  const last = messages.at(-1);
+  t.equal(last?.event, 'error', 'the stream ends with an error message');
+  t.same(JSON.parse(last?.data ?? '{}').error?.code, 'UNAUTHORIZED');
+
+  await t.rejects(TestClient.connect(server.url, erin), /401/, 'a new socket with erin\'s token is refused');
+  t.equal((await erinApi.get('/api/v1/sessions')).status, 401, 'so is an HTTP request');
+  t.equal((await frankSocket.request({ op: 'ping' })).op, 'pong', 'frank keeps his socket');
+  const again = await TestClient.connect(server.url, frank);
+  t.equal((await again.request({ op: 'ping' })).op, 'pong', 'and his token');
+
+  // A new secret for frank (his line replaced): the old token is revoked, the new one works.
+  const rotatedFile = path.join(tempDir('tenants'), 'tokens');
+  const rotated = addTenant(rotatedFile, 'frank');
+  writeFileSync(tokensFile, readFileSync(rotatedFile, 'utf8'));
+  t.equal((await again.closed).code, 4401, 'frank\'s socket on the old token is closed with 4401');
+  await t.rejects(TestClient.connect(server.url, frank), /401/, 'the old token is refused');
+  const fresh = await TestClient.connect(server.url, rotated);
+  t.equal((await fresh.request({ op: 'ping' })).op, 'pong', 'the new token works');
+  await fresh.close();
 });

@@ -3,9 +3,9 @@
  * session, start an execution, open a gate by cancelling it): never on a measured path, which is the
  * load generator's, in its own process.
  */
+import { decodeValue, encodeFrame } from '../../protocol/codec.js';
 import WebSocket from 'ws';
 import type { ServerFrame } from '../../protocol/types.js';
-import { packr } from './frames.js';
 
 const CALL_TIMEOUT_MS = 30_000;
 
@@ -15,7 +15,7 @@ export class ControlClient {
 
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data: Buffer) => {
-      const frame = packr.unpack(data) as ServerFrame;
+      const frame = decodeValue(data) as ServerFrame;
       for (const listener of [...this.#listeners]) listener(frame);
     });
   }
@@ -53,7 +53,7 @@ export class ControlClient {
   async call<T extends ServerFrame['op']>(frame: { op: string } & Record<string, unknown>, expect: T): Promise<Extract<ServerFrame, { op: T }>> {
     const id = `control-${++this.#nextId}`;
     const reply = this.waitFor((f) => f.op !== 'event' && f.id === id, `reply to ${frame.op}`);
-    this.ws.send(packr.pack({ ...frame, id }));
+    this.ws.send(encodeFrame({ ...frame, id }));
     const answer = await reply;
     if (answer.op === 'error') throw new Error(`control ${frame.op}: ${answer.code}: ${answer.message}`);
     if (answer.op !== expect) throw new Error(`control ${frame.op}: expected ${expect}, got ${answer.op}`);

@@ -38,7 +38,7 @@ export interface ProfileSummary {
   areas: Array<{ area: string; ms: number }>;
 }
 
-/** Where a function lives, in a word: `src/sessions/commit-log.js`, `msgpackr`, `node:internal`, `(gc)`. */
+/** Where a function lives, in a word: `src/events/commit-log.js`, `msgpackr`, `node:internal`, `(gc)`. */
 function areaOf(frame: CallFrame): string {
   const url = frame.url;
   if (url === '') {

@@ -2,10 +2,7 @@
  * The frames every baseline moves: plain msgpack maps shaped like protocol v1's `event` frame, so the
  * ceilings are measured on the bytes and the decode work the real server will have.
  */
-import { Packr } from 'msgpackr';
-
-/** The same options as src/protocol/codec.ts: plain maps, no record extension. */
-export const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
+import { encodeFrame } from '../../protocol/codec.js';
 
 /** Short id and text keep the encoded frame near the ~90 bytes shared/README measured with. */
 export const EXECUTION_ID = 'ex_7Kp2';
@@ -25,5 +22,5 @@ export function eventFrame(seq: number, ts: number): BenchEventFrame {
 }
 
 export function encodedEventSize(): number {
-  return packr.pack(eventFrame(1_000_000, Date.now())).length;
+  return encodeFrame(eventFrame(1_000_000, Date.now())).length;
 }

@@ -3,10 +3,10 @@
  * every answer frees its slot, which is refilled at once. Throughput is the answers that arrive inside
  * the measured window divided by its length; latency is send-to-answer time of those answers.
  */
+import { decodeValue } from '../../protocol/codec.js';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type WebSocket from 'ws';
-import { packr } from '../harness/frames.js';
 import { Histogram } from '../harness/histogram.js';
 import { selfCpuMeter } from '../harness/proc-stats.js';
 import { connectAll } from './connect.js';
@@ -84,7 +84,7 @@ class Connection {
     const run = this.run;
     let id: number;
     try {
-      id = this.workload.completes(packr.unpack(data));
+      id = this.workload.completes(decodeValue(data));
     } catch (error) {
       run.fail(error as Error);
       return;

@@ -4,9 +4,9 @@
  * warm-up so JIT compilation and the TCP window's growth do not count (the push baseline's), and the
  * whole one, from the request to the end (a stream's or a replay's, as a client lives it).
  */
+import { decodeValue } from '../../protocol/codec.js';
 import { performance } from 'node:perf_hooks';
 import type WebSocket from 'ws';
-import { packr } from '../harness/frames.js';
 import { Histogram } from '../harness/histogram.js';
 import { selfCpuMeter } from '../harness/proc-stats.js';
 import { connectAll } from './connect.js';
@@ -50,7 +50,7 @@ class Connection {
   }
 
   readonly onMessage = (data: Buffer): void => {
-    const frame = packr.unpack(data) as Sequenced;
+    const frame = decodeValue(data) as Sequenced;
     try {
       if (this.workload.isEnd(frame)) {
         if (this.workload.counts(frame)) this.count(frame, data.length);

@@ -7,10 +7,10 @@
  * A refused or reset connection is retried after a short jittered delay, as a real client's
  * reconnect loop would; the retries are counted, since each is a client that waited.
  */
+import { decodeValue, encodeFrame } from '../../protocol/codec.js';
 import { performance } from 'node:perf_hooks';
 import type WebSocket from 'ws';
 import type { ServerFrame } from '../../protocol/types.js';
-import { packr } from '../harness/frames.js';
 import { Histogram } from '../harness/histogram.js';
 import { selfCpuMeter } from '../harness/proc-stats.js';
 import { connect, connectAll } from './connect.js';
@@ -78,7 +78,7 @@ export async function runStorm(job: StormJob): Promise<StormResult> {
       }
       after[index] = ws;
       ws.on('message', (data: Buffer) => {
-        const frame = packr.unpack(data) as ServerFrame;
+        const frame = decodeValue(data) as ServerFrame;
         if (frame.op === 'error') {
           failure ??= new Error(`subscribe: ${frame.code}: ${frame.message}`);
           return finish();
@@ -89,7 +89,7 @@ export async function runStorm(job: StormJob): Promise<StormResult> {
         client.cursor = frame.seq;
         if (client.cursor >= job.lastSeq) onCaughtUp(client);
       });
-      ws.send(packr.pack({ op: 'subscribe', id: index, execution_id: job.executionId, after_seq: client.afterSeq }));
+      ws.send(encodeFrame({ op: 'subscribe', id: index, execution_id: job.executionId, after_seq: client.afterSeq }));
       return;
     }
   };

@@ -3,9 +3,9 @@
  * subscribe): never on a measured path. The measured paths match frames themselves, without a
  * promise or a closure per frame.
  */
+import { decodeValue, encodeFrame } from '../../protocol/codec.js';
 import type WebSocket from 'ws';
 import type { ServerFrame } from '../../protocol/types.js';
-import { packr } from '../harness/frames.js';
 
 const CALL_TIMEOUT_MS = 30_000;
 let nextCallId = 0;
@@ -29,7 +29,7 @@ export function call(ws: WebSocket, frame: { op: string } & Record<string, unkno
       else resolve(reply!);
     };
     const onMessage = (data: Buffer): void => {
-      const reply = packr.unpack(data) as ServerFrame;
+      const reply = decodeValue(data) as ServerFrame;
       if (reply.op === 'event' || reply.id !== id) return;
       if (reply.op === 'error') done(new ServerError(frame.op, reply.code, reply.message));
       else done(null, reply);
@@ -38,7 +38,7 @@ export function call(ws: WebSocket, frame: { op: string } & Record<string, unkno
     const timer = setTimeout(() => done(new Error(`${frame.op}: no reply within ${CALL_TIMEOUT_MS} ms`)), CALL_TIMEOUT_MS);
     ws.on('message', onMessage);
     ws.on('close', onClose);
-    ws.send(packr.pack({ ...frame, id }));
+    ws.send(encodeFrame({ ...frame, id }));
   });
 }
 
@@ -71,7 +71,7 @@ export function executeToDone(ws: WebSocket, sessionId: string, code: string): P
       else resolve();
     };
     const onMessage = (data: Buffer): void => {
-      const frame = packr.unpack(data) as ServerFrame;
+      const frame = decodeValue(data) as ServerFrame;
       if (frame.op === 'error' && frame.id === id) return done(new ServerError('execute', frame.code, frame.message));
       if (frame.op === 'execution' && frame.id === id) executionId = frame.execution.execution_id;
       else if (frame.op === 'event' && frame.type === 'done' && frame.execution_id === executionId) {
@@ -83,6 +83,6 @@ export function executeToDone(ws: WebSocket, sessionId: string, code: string): P
     const timer = setTimeout(() => done(new Error(`execute: no done within ${CALL_TIMEOUT_MS} ms`)), CALL_TIMEOUT_MS);
     ws.on('message', onMessage);
     ws.on('close', onClose);
-    ws.send(packr.pack({ op: 'execute', id, session_id: sessionId, kind: 'repl', code }));
+    ws.send(encodeFrame({ op: 'execute', id, session_id: sessionId, kind: 'repl', code }));
   });
 }

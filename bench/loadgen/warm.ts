@@ -5,11 +5,12 @@
  * pushes event-shaped frames over loopback to a client of this process, through the same receive
  * code the measurement uses, and nothing of it touches the server under test.
  */
+import { decodeValue, encodeFrame } from '../../protocol/codec.js';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type WebSocket from 'ws';
 import { WebSocketServer } from 'ws';
-import { eventFrame, packr } from '../harness/frames.js';
+import { eventFrame } from '../harness/frames.js';
 import { connect } from './connect.js';
 
 const SLICE = 1024;
@@ -27,9 +28,9 @@ export async function warmClient(frames: number, consume: (ws: WebSocket) => Pro
     // In slices, pausing on the socket's buffer, so the client side gets the event loop too.
     const slice = (): void => {
       const ts = Date.now();
-      for (let i = 0; i < SLICE && sent < frames; i++) socket.send(packr.pack(eventFrame(++sent, ts)));
+      for (let i = 0; i < SLICE && sent < frames; i++) socket.send(encodeFrame(eventFrame(++sent, ts)));
       if (sent < frames) setTimeout(slice, socket.bufferedAmount > 256 * 1024 ? 1 : 0);
-      else socket.send(packr.pack({ op: 'end' }));
+      else socket.send(encodeFrame({ op: 'end' }));
     };
     slice();
   });
@@ -49,7 +50,7 @@ export async function warmClient(frames: number, consume: (ws: WebSocket) => Pro
 export function decodeUntilEnd(ws: WebSocket): Promise<void> {
   return new Promise((resolve) => {
     ws.on('message', (data: Buffer) => {
-      if ((packr.unpack(data) as { op?: unknown }).op === 'end') resolve();
+      if ((decodeValue(data) as { op?: unknown }).op === 'end') resolve();
     });
     ws.on('close', () => resolve());
   });

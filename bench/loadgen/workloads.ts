@@ -7,9 +7,10 @@
  * Matching functions throw on an `error` frame or an execution that did not end `ok`: a figure made
  * of failed requests must not pass for a measurement.
  */
+import { encodeFrame } from '../../protocol/codec.js';
 import type WebSocket from 'ws';
 import type { ServerFrame } from '../../protocol/types.js';
-import { eventFrame, packr } from '../harness/frames.js';
+import { eventFrame } from '../harness/frames.js';
 import type { WorkloadParams } from './types.js';
 import { createSession, ServerError, subscribe } from './vmstream-calls.js';
 
@@ -44,7 +45,7 @@ interface Framed {
 
 /** Echo baseline: an event frame goes out, the same frame comes back; its seq is the request id. */
 const echoConnection: RttConnection = {
-  request: (id) => packr.pack(eventFrame(id, Date.now())),
+  request: (id) => encodeFrame(eventFrame(id, Date.now())),
   completes: (frame) => {
     const seq = (frame as Framed).seq;
     return typeof seq === 'number' ? seq : -1;
@@ -67,7 +68,7 @@ const execute: RttWorkload = {
     const code = String(params.code ?? '1 + 1');
     const byExecution = new Map<string, number>();
     return {
-      request: (id) => packr.pack({ op: 'execute', id, session_id: sessions[id % count], kind: 'repl', code }),
+      request: (id) => encodeFrame({ op: 'execute', id, session_id: sessions[id % count], kind: 'repl', code }),
       completes(frame) {
         const f = frame as ServerFrame;
         if (f.op === 'execution') {
@@ -93,7 +94,7 @@ const execute: RttWorkload = {
 /** Push baseline: one request, then event frames until {op:'end'}. */
 const push: SinkWorkload = {
   open: async () => ({
-    start: (count, ms) => packr.pack({ op: 'push', count, ms }),
+    start: (count, ms) => encodeFrame({ op: 'push', count, ms }),
     counts: (frame) => (frame as Framed).op !== 'end',
     isEnd: (frame) => (frame as Framed).op === 'end',
   }),
@@ -126,7 +127,7 @@ function eventsUntilDone(start: (count: number, ms: number) => Uint8Array | null
 const stream: SinkWorkload = {
   async open(ws, params, index) {
     const sessionId = await createSession(ws, `bench-stream-${index}`);
-    const frame = packr.pack({
+    const frame = encodeFrame({
       op: 'execute',
       id: 'stream',
       session_id: sessionId,
@@ -142,7 +143,7 @@ const stream: SinkWorkload = {
 /** A stored (or running) execution read from seq 1 by `subscribe` with after_seq 0. */
 const replay: SinkWorkload = {
   open: async (_ws, params) => {
-    const frame = packr.pack({ op: 'subscribe', id: 'replay', execution_id: String(params.executionId), after_seq: 0 });
+    const frame = encodeFrame({ op: 'subscribe', id: 'replay', execution_id: String(params.executionId), after_seq: 0 });
     return eventsUntilDone(() => frame);
   },
 };

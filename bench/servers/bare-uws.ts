@@ -13,7 +13,8 @@
 import uWS from '@trufflesuite/uws-js-unofficial';
 import type { WebSocket } from '@trufflesuite/uws-js-unofficial';
 import { bindToParent, sendToParent } from '../harness/child.js';
-import { eventFrame, packr } from '../harness/frames.js';
+import { decodeValue, encodeFrame } from '../../protocol/codec.js';
+import { eventFrame } from '../harness/frames.js';
 
 /**
  * Stop writing once this much sits in the socket's user-space buffer and go on in `drain`: enough to
@@ -51,11 +52,11 @@ function pushSlice(ws: Socket, data: SocketData): void {
     const now = Date.now();
     const end = Math.min(push.count, push.sent + SLICE);
     while (push.sent < end && ws.getBufferedAmount() < PUSH_THRESHOLD) {
-      if (ws.send(packr.pack(eventFrame(push.sent, now)), true) === 2) push.dropped++;
+      if (ws.send(encodeFrame(eventFrame(push.sent, now)), true) === 2) push.dropped++;
       push.sent++;
     }
     if (push.sent >= push.count || now >= push.deadline) {
-      ws.send(packr.pack({ op: 'end', sent: push.sent, dropped: push.dropped }), true);
+      ws.send(encodeFrame({ op: 'end', sent: push.sent, dropped: push.dropped }), true);
       finished = true;
     }
   });
@@ -76,7 +77,7 @@ function resumePush(ws: Socket, data: SocketData): void {
 }
 
 function onMessage(ws: Socket, message: ArrayBuffer): void {
-  const frame = packr.unpack(new Uint8Array(message)) as { op?: unknown; count?: unknown; ms?: unknown };
+  const frame = decodeValue(new Uint8Array(message)) as { op?: unknown; count?: unknown; ms?: unknown };
   if (frame.op === 'push') {
     const count = Math.min(Number(frame.count) || 0, 100_000_000);
     const ms = Math.min(Number(frame.ms) || 0, 120_000);
@@ -85,7 +86,7 @@ function onMessage(ws: Socket, message: ArrayBuffer): void {
     pushSlice(ws, data);
     return;
   }
-  ws.send(packr.pack(frame), true);
+  ws.send(encodeFrame(frame), true);
 }
 
 const app = uWS.App().ws<SocketData>('/*', {

@@ -3,11 +3,12 @@
  * event-sized entries under fixed-width keys, then a range read from a freshly opened database. In a
  * process of its own so the harness's heap does not share its GC pauses and its peak RSS is its own.
  */
+import { encodeFrame } from '../../protocol/codec.js';
 import { performance } from 'node:perf_hooks';
 import { ClassicLevel } from 'classic-level';
 import { bindToParent, receiveFromParent, sendToParent } from '../harness/child.js';
 import { peakRssBytes } from '../harness/proc-stats.js';
-import { eventFrame, packr } from '../harness/frames.js';
+import { eventFrame } from '../harness/frames.js';
 
 export interface StorageJob {
   dir: string;
@@ -51,7 +52,7 @@ async function append(db: Db, job: StorageJob): Promise<{ puts: number; seconds:
   // One batch worth of distinct values, encoded before the clock starts: the figure is the store's,
   // not msgpackr's. Keys are built in the loop, as an appender would.
   const ts = Date.now();
-  const values = Array.from({ length: job.batch }, (_, i) => packr.pack(eventFrame(i, ts + i)));
+  const values = Array.from({ length: job.batch }, (_, i) => encodeFrame(eventFrame(i, ts + i)));
   const t0 = performance.now();
   const deadline = t0 + job.maxMs;
   let seq = 0;

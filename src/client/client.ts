@@ -5,11 +5,12 @@
  * before flushing. Requests that are safe to repeat are sent again when their reply was lost;
  * `session.create` is not, and fails with CONNECTION_LOST instead.
  */
+import { decodeValue, encodeFrame } from '../../protocol/codec.js';
 import type { ExecutionRecord, SessionRecord, ServerFrame } from '../../protocol/types.js';
 import { AbortError, ClientClosedError, ConnectionError, RequestTimeoutError, ServerError, VmstreamError } from './errors.js';
 import { Execution, type ExecuteInput, type ExecutionHost } from './execution.js';
 import { reconnectDelay, resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js';
-import { decode, encode, openSocket, resolveTarget, type Target, type WebSocketLike } from './socket.js';
+import { openSocket, resolveTarget, type Target, type WebSocketLike } from './socket.js';
 import { StatusChannel, type Status } from './status.js';
 
 type Reply = Exclude<ServerFrame, { op: 'event' | 'error' }>;
@@ -234,7 +235,7 @@ export class Client {
   #transmit(pending: Pending): void {
     this.#inFlight.set(pending.id, pending);
     try {
-      this.#socket!.send(encode({ ...pending.frame, id: pending.id }));
+      this.#socket!.send(encodeFrame({ ...pending.frame, id: pending.id }));
     } catch {
       // The socket is going away; its close hands this request on (resent or failed).
     }
@@ -263,7 +264,7 @@ export class Client {
   #onMessage(data: unknown): void {
     let frame: ServerFrame;
     try {
-      frame = decode(data) as ServerFrame;
+      frame = decodeValue(data as Uint8Array | ArrayBuffer) as ServerFrame;
     } catch {
       return; // not msgpack: not something this protocol version sends
     }

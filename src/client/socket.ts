@@ -4,7 +4,6 @@
  * never contains it. Browsers cannot set headers on an upgrade, so the token goes in `?token=`;
  * with `ws` it goes in `Authorization` and stays out of the URL.
  */
-import { Packr } from 'msgpackr';
 import { WS_PATH } from '../../protocol/types.js';
 import { ConnectionError } from './errors.js';
 
@@ -21,18 +20,6 @@ export interface WebSocketLike {
 }
 
 export type WebSocketConstructor = new (url: string, ...rest: any[]) => WebSocketLike;
-
-/** Plain msgpack maps, exactly as the server encodes (src/protocol/codec.ts). */
-const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
-
-export function encode(frame: object): Uint8Array {
-  return packr.pack(frame);
-}
-
-export function decode(data: unknown): unknown {
-  const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : (data as Uint8Array);
-  return packr.unpack(bytes);
-}
 
 export interface Target {
   /** The socket URL without a token. */

@@ -5,7 +5,7 @@
  * tenant sees the same sessions and executions on both, and another tenant's are NOT_FOUND on both.
  */
 import type { Logger } from 'pino';
-import { ProtocolError } from '../../protocol/errors.js';
+import { ProtocolError, wireError } from '../../protocol/errors.js';
 import {
   EVENTS_LIMIT_DEFAULT,
   HTTP_CHECKERS,
@@ -16,13 +16,13 @@ import {
   type ObjectSchema,
 } from '../../protocol/http.js';
 import type { EventFrame, ExecutionKind } from '../../protocol/types.js';
-import { decodeStored } from '../protocol/codec.js';
+import { decodeValue } from '../../protocol/codec.js';
 import type { ExecuteInput, ExecutionService } from '../sessions/service.js';
-import { tokenFromRequest, type Authenticator } from '../transport/auth.js';
+import { tokenFromRequest, type Authenticator } from '../auth/tokens.js';
 import type { HttpHandler, HttpRequest, HttpResponse } from './port.js';
 import { sendError, sendJson, sendText } from './respond.js';
 import { Router } from './router.js';
-import { streamEvents } from './sse.js';
+import { EventStreams } from './sse.js';
 
 /** What the operator's endpoints report; server.ts knows where each figure lives. */
 export interface OperatorView {
@@ -58,6 +58,7 @@ export class HttpApi implements HttpHandler {
   readonly #options: HttpApiOptions;
   readonly #handlers: Readonly<Record<HttpOperationId, Handler>>;
   readonly #onInternalError: (error: unknown) => void;
+  readonly #streams = new EventStreams();
 
   constructor(service: ExecutionService, options: HttpApiOptions) {
     this.#service = service;
@@ -85,6 +86,16 @@ export class HttpApi implements HttpHandler {
         return null;
       },
     };
+  }
+
+  /** Event streams open now, for the metrics. */
+  get openStreams(): number {
+    return this.#streams.size;
+  }
+
+  /** Ends the event streams of a tenant whose token was revoked, with an UNAUTHORIZED error message. */
+  revokeTenant(tenant: string, reason: string): void {
+    this.#streams.failTenant(tenant, wireError(new ProtocolError('UNAUTHORIZED', reason)));
   }
 
   handle(request: HttpRequest, response: HttpResponse): void {
@@ -144,7 +155,7 @@ export class HttpApi implements HttpHandler {
     if (!(request.headers.accept ?? '').includes('text/event-stream')) {
       const limit = (query.limit as number | undefined) ?? EVENTS_LIMIT_DEFAULT;
       const page = await this.#service.readEvents(tenant, executionId, afterSeq, limit);
-      const items = page.events.map((event) => decodeStored(event.frame) as EventFrame);
+      const items = page.events.map((event) => decodeValue(event.frame) as EventFrame);
       const done = page.finalSeq !== null || items.at(-1)?.type === 'done';
       return ok({ items, last_seq: page.lastSeq, done });
     }
@@ -155,7 +166,7 @@ export class HttpApi implements HttpHandler {
       if (afterSeq < 0) throw new ProtocolError('BAD_REQUEST', 'header `Last-Event-ID` must be the seq of an event (an integer >= 0)');
     }
     const log = this.#options.logger;
-    await streamEvents(this.#service, tenant, executionId, afterSeq, response, {
+    await this.#streams.stream(this.#service, tenant, executionId, afterSeq, response, () => this.#tenantOf(request), {
       opened: () => log.info({ tenant, execution_id: executionId, after_seq: afterSeq }, 'event stream opened'),
       closed: () => log.info({ tenant, execution_id: executionId }, 'event stream closed'),
     });

@@ -1,8 +1,9 @@
 /**
- * Writing JSON responses, and the one place where an error becomes an HTTP response: the envelope
- * `{error: {code, message}}` with the status protocol/errors.ts gives each code.
+ * Writing JSON responses, and the one place where an error becomes an HTTP response (an API answer
+ * or a refused socket upgrade): the envelope `{error: {code, message}}` with the status
+ * protocol/errors.ts gives each code.
  */
-import { ERROR_CODES, ProtocolError, type ErrorCode } from '../../protocol/errors.js';
+import { errorEnvelope, wireError } from '../../protocol/errors.js';
 import type { HttpResponse } from './port.js';
 
 const REASONS: Readonly<Record<number, string>> = Object.freeze({
@@ -41,20 +42,15 @@ export function sendJson(response: HttpResponse, status: number, body: unknown, 
   sendText(response, status, JSON_TYPE, JSON.stringify(body), headers);
 }
 
-/** The code and HTTP status an error becomes: a ProtocolError keeps its code, anything else is INTERNAL. */
-export function errorStatus(error: unknown): { code: ErrorCode; status: number; message: string } {
-  if (error instanceof ProtocolError) return { code: error.code, status: ERROR_CODES[error.code].http, message: error.message };
-  return { code: 'INTERNAL', status: ERROR_CODES.INTERNAL.http, message: 'internal error' };
-}
-
 /**
- * Answers with the error envelope. Errors that are not ProtocolErrors are the server's fault:
- * they are reported to `onInternalError` and their text stays out of the response.
+ * Answers with the error envelope (protocol/errors.ts builds it). Errors that are not
+ * ProtocolErrors are the server's fault: they are reported to `onInternalError` and their text
+ * stays out of the response.
  */
 export function sendError(response: HttpResponse, error: unknown, onInternalError: (error: unknown) => void, headers: Record<string, string> = {}): void {
-  const { code, status, message } = errorStatus(error);
-  if (code === 'INTERNAL') onInternalError(error);
-  if (status === 401) headers['www-authenticate'] = 'Bearer';
+  const wire = wireError(error);
+  if (wire.internal) onInternalError(error);
+  if (wire.status === 401) headers['www-authenticate'] = 'Bearer';
   // Past the body limit the rest of the body may still be on its way: the connection cannot be reused.
-  sendText(response, status, JSON_TYPE, JSON.stringify({ error: { code, message } }), headers, code === 'PAYLOAD_TOO_LARGE');
+  sendText(response, wire.status, JSON_TYPE, JSON.stringify(errorEnvelope(wire)), headers, wire.code === 'PAYLOAD_TOO_LARGE');
 }

@@ -3,10 +3,12 @@
  * serves it exactly as it serves a socket: stored events from the cursor, then live ones, with no gap
  * and no duplicate, pausing when the response cannot take more and catching up from the store once
  * it drains. Each event is one SSE message: `id:` is its seq (so a browser's reconnect sends it back
- * as Last-Event-ID), `data:` the event frame as JSON. The response ends after `done`.
+ * as Last-Event-ID), `data:` the event frame as JSON. The response ends after `done`, or after an
+ * `error` message when its tenant's token is revoked. Each server has its own EventStreams.
  */
+import { decodeValue } from '../../protocol/codec.js';
+import { errorEnvelope, type WireError } from '../../protocol/errors.js';
 import type { EventFrame } from '../../protocol/types.js';
-import { decodeStored } from '../protocol/codec.js';
 import type { ExecutionService } from '../sessions/service.js';
 import { SendResult, type EventSink } from '../events/subscription-hub.js';
 import type { HttpResponse } from './port.js';
@@ -20,20 +22,15 @@ const RETRY_MS = 1000;
  */
 const HEARTBEAT_MS = 15_000;
 
-const openStreams = new Set<EventStream>();
-let heartbeat: NodeJS.Timeout | null = null;
-
-export function openStreamCount(): number {
-  return openStreams.size;
-}
-
 class EventStream implements EventSink {
+  readonly tenant: string;
   readonly #response: HttpResponse;
   readonly #service: ExecutionService;
-  readonly #onClose: () => void;
+  readonly #onClose: (stream: EventStream) => void;
   #closed = false;
 
-  constructor(response: HttpResponse, service: ExecutionService, onClose: () => void) {
+  constructor(tenant: string, response: HttpResponse, service: ExecutionService, onClose: (stream: EventStream) => void) {
+    this.tenant = tenant;
     this.#response = response;
     this.#service = service;
     this.#onClose = onClose;
@@ -41,13 +38,11 @@ class EventStream implements EventSink {
     response.onWritable(() => {
       if (!this.#closed) service.resume(this);
     });
-    openStreams.add(this);
-    heartbeat ??= setInterval(beat, HEARTBEAT_MS).unref();
   }
 
   send(frame: Uint8Array): SendResult {
     if (this.#closed) return SendResult.DROPPED;
-    const event = decodeStored(frame) as EventFrame;
+    const event = decodeValue(frame) as EventFrame;
     // JSON.stringify escapes line breaks, so the frame is always a single `data:` line.
     const flushed = this.#response.write(`id: ${event.seq}\ndata: ${JSON.stringify(event)}\n\n`);
     if (event.type === 'done') {
@@ -69,56 +64,93 @@ class EventStream implements EventSink {
     this.cork(() => this.#response.write(':\n\n'));
   }
 
+  /** Ends the stream with an `error` message (the HTTP envelope as its data), as a revocation does. */
+  fail(wire: WireError): void {
+    this.cork(() => this.#response.write(`event: error\ndata: ${JSON.stringify(errorEnvelope(wire))}\n\n`));
+    this.close();
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    openStreams.delete(this);
-    if (openStreams.size === 0 && heartbeat) {
-      clearInterval(heartbeat);
-      heartbeat = null;
-    }
     this.#service.detachAll(this);
     this.#response.cork(() => this.#response.end());
-    this.#onClose();
+    this.#onClose(this);
   }
-}
-
-function beat(): void {
-  for (const stream of openStreams) stream.beat();
 }
 
 /**
- * Streams the events of an execution with seq > afterSeq. Errors (no such execution, after_seq
- * past its log) are thrown before anything is written, so the caller can still answer with JSON.
- * When the execution has ended and the client has all of it, the answer is 204: the SSE spec's way
- * to tell a browser's EventSource to stop reconnecting.
+ * The open event streams of one server, and their heartbeat: one timer for all of them, running
+ * only while there are any.
  */
-export async function streamEvents(
-  service: ExecutionService,
-  tenant: string,
-  executionId: string,
-  afterSeq: number,
-  response: HttpResponse,
-  log: { opened(): void; closed(): void },
-): Promise<void> {
-  const { finalSeq } = await service.locate(tenant, executionId, afterSeq);
-  if (response.aborted) return;
-  if (finalSeq !== null && afterSeq >= finalSeq) {
-    response.cork(() => {
-      response.writeStatus(statusLine(204));
-      response.end();
-    });
-    return;
+export class EventStreams {
+  readonly #open = new Set<EventStream>();
+  #heartbeat: NodeJS.Timeout | null = null;
+
+  get size(): number {
+    return this.#open.size;
   }
-  log.opened();
-  const stream = new EventStream(response, service, log.closed);
-  response.cork(() => {
-    response.writeStatus(statusLine(200));
-    response.writeHeader('content-type', 'text/event-stream; charset=utf-8');
-    response.writeHeader('cache-control', 'no-cache');
-    // Asks nginx-style proxies not to buffer the stream.
-    response.writeHeader('x-accel-buffering', 'no');
-    response.write(`retry: ${RETRY_MS}\n\n`);
-  });
-  service.subscribe(stream, tenant, executionId, afterSeq, finalSeq);
+
+  /** Ends every stream of a tenant with the error (its token was revoked). */
+  failTenant(tenant: string, wire: WireError): void {
+    for (const stream of [...this.#open]) if (stream.tenant === tenant) stream.fail(wire);
+  }
+
+  /**
+   * Streams the events of an execution with seq > afterSeq. Errors (no such execution, after_seq
+   * past its log) are thrown before anything is written, so the caller can still answer with JSON.
+   * When the execution has ended and the client has all of it, the answer is 204: the SSE spec's
+   * way to tell a browser's EventSource to stop reconnecting. `reauthorize` checks the token again
+   * once the store has answered: a revocation during that read would miss a stream opened after it.
+   */
+  async stream(
+    service: ExecutionService,
+    tenant: string,
+    executionId: string,
+    afterSeq: number,
+    response: HttpResponse,
+    reauthorize: () => Promise<unknown>,
+    log: { opened(): void; closed(): void },
+  ): Promise<void> {
+    const { finalSeq } = await service.locate(tenant, executionId, afterSeq);
+    await reauthorize();
+    if (response.aborted) return;
+    if (finalSeq !== null && afterSeq >= finalSeq) {
+      response.cork(() => {
+        response.writeStatus(statusLine(204));
+        response.end();
+      });
+      return;
+    }
+    log.opened();
+    const stream = new EventStream(tenant, response, service, (closed) => {
+      this.#remove(closed);
+      log.closed();
+    });
+    this.#add(stream);
+    response.cork(() => {
+      response.writeStatus(statusLine(200));
+      response.writeHeader('content-type', 'text/event-stream; charset=utf-8');
+      response.writeHeader('cache-control', 'no-cache');
+      // Asks nginx-style proxies not to buffer the stream.
+      response.writeHeader('x-accel-buffering', 'no');
+      response.write(`retry: ${RETRY_MS}\n\n`);
+    });
+    service.subscribe(stream, tenant, executionId, afterSeq, finalSeq);
+  }
+
+  #add(stream: EventStream): void {
+    this.#open.add(stream);
+    this.#heartbeat ??= setInterval(() => {
+      for (const open of this.#open) open.beat();
+    }, HEARTBEAT_MS).unref();
+  }
+
+  #remove(stream: EventStream): void {
+    this.#open.delete(stream);
+    if (this.#open.size === 0 && this.#heartbeat) {
+      clearInterval(this.#heartbeat);
+      this.#heartbeat = null;
+    }
+  }
 }

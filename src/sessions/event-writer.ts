@@ -4,7 +4,7 @@
  * one marker is appended and the engine is told to stop the run; `done` is always appended last.
  */
 import type { DonePayload, EventPayloads, EventType, ExecutionRecord, SessionState, TerminalStatus } from '../../protocol/types.js';
-import { encodeFrame } from '../protocol/codec.js';
+import { encodeFrame } from '../../protocol/codec.js';
 import type { CommitLog } from '../events/commit-log.js';
 import type { LiveExecution } from './live.js';
 

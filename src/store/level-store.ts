@@ -10,8 +10,9 @@
  *   e!<execution_id>!<last_seq:12>          a chunk of consecutive event frames ending at last_seq
  *
  * Events are stored in chunks (one entry per group commit and execution, at most CHUNK_EVENTS
- * frames), because LevelDB's per-entry cost, not its bytes, bounds replay (../shared/README.md: an
- * iterator yields ~250 000 entries/s, far under what a socket can push).
+ * frames), because LevelDB's per-entry cost, not its bytes, bounds replay (measured on a 2-core
+ * machine: an iterator yields ~250 000 entries/s, far under what a socket can push; bench's storage
+ * baseline measures it again).
  */
 import { ClassicLevel } from 'classic-level';
 import { Packr } from 'msgpackr';

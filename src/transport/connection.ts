@@ -3,10 +3,10 @@
  * sends the replies; and, as an EventSink, receives the events of its subscriptions. It speaks to
  * the socket through SocketPort only, so uWS stays in uws-server.ts.
  */
-import { ProtocolError, type ErrorCode } from '../../protocol/errors.js';
+import { errorFrame, ProtocolError, wireError, type ErrorCode } from '../../protocol/errors.js';
 import { checkRequest, isKnownOp } from '../../protocol/schemas.js';
 import type { ClientRequest, RequestId, ServerFrame } from '../../protocol/types.js';
-import { decodeFrame, encodeFrame } from '../protocol/codec.js';
+import { decodeFrame, encodeFrame } from '../../protocol/codec.js';
 import type { ExecutionService } from '../sessions/service.js';
 import { SendResult, type EventSink } from '../events/subscription-hub.js';
 
@@ -147,15 +147,9 @@ export class Connection implements EventSink {
   }
 
   #replyError(error: unknown, id: RequestId | undefined): void {
-    let code: ErrorCode = 'INTERNAL';
-    let message = 'internal error';
-    if (error instanceof ProtocolError) {
-      code = error.code;
-      message = error.message;
-    } else {
-      this.#options.onInternalError(error);
-    }
-    this.#reply({ op: 'error', id, code, message });
+    const wire = wireError(error);
+    if (wire.internal) this.#options.onInternalError(error);
+    this.#reply(errorFrame(wire, id));
   }
 }
 

@@ -1,17 +1,21 @@
 /**
- * The only module that imports uWebSockets.js, so that moving to the upstream package is a one-line
- * change. It authenticates the upgrade, hands each socket's frames to its Connection, enforces the
- * frame size limit with a proper 1009 close, and turns uWS backpressure (getBufferedAmount, drain)
- * into the Connection's pause/resume. Every other request goes to the HTTP API through
- * UwsExchange, which adapts uWS's request and response to src/http/port.ts.
+ * The only module that loads uWebSockets.js (uws-exchange.ts beside it uses its types only), so
+ * that moving to the upstream package is a one-line change. It authenticates the upgrade, hands
+ * each socket's frames to its Connection, enforces the frame size limit with a proper 1009 close,
+ * closes a revoked tenant's sockets, and turns uWS backpressure (getBufferedAmount, drain) into the
+ * Connection's pause/resume. Every other request goes to the HTTP API through UwsExchange
+ * (uws-exchange.ts), which adapts uWS's request and response to src/http/port.ts; a refused upgrade
+ * is answered through it too, like any API error.
  */
 import uWS from '@trufflesuite/uws-js-unofficial';
-import { CLOSE_FRAME_TOO_LARGE, CLOSE_GOING_AWAY, ProtocolError, type ErrorCode } from '../../protocol/errors.js';
+import { ProtocolError, socketClose, type ClosingCode } from '../../protocol/errors.js';
 import { WS_PATH } from '../../protocol/types.js';
-import type { HttpHandler, HttpRequest, HttpResponse } from '../http/port.js';
+import { tokenFromRequest, type Authenticator } from '../auth/tokens.js';
+import type { HttpHandler } from '../http/port.js';
+import { sendError } from '../http/respond.js';
 import type { ExecutionService } from '../sessions/service.js';
-import { tokenFromRequest, type Authenticator } from './auth.js';
 import { Connection } from './connection.js';
+import { UwsExchange } from './uws-exchange.js';
 
 export interface TransportOptions {
   host: string;
@@ -98,38 +102,36 @@ export class UwsTransport {
 
   /** Closes every socket with 1001 (going away). */
   closeSockets(): void {
-    for (const ws of [...this.#sockets]) ws.end(CLOSE_GOING_AWAY, 'server shutting down');
+    for (const ws of [...this.#sockets]) end(ws, 'SHUTTING_DOWN', 'server shutting down');
+  }
+
+  /** Closes every socket of a tenant whose token was revoked, with UNAUTHORIZED's 4401. */
+  revokeTenant(tenant: string, reason: string): void {
+    for (const ws of [...this.#sockets]) if (ws.getUserData().tenant === tenant) end(ws, 'UNAUTHORIZED', reason);
   }
 
   #upgrade(res: uWS.HttpResponse, req: uWS.HttpRequest, context: uWS.us_socket_context_t): void {
-    // Everything read from req is read now: it is invalid after this callback returns.
-    const token = tokenFromRequest(req.getHeader('authorization'), req.getQuery() ?? '');
-    const origin = req.getHeader('origin');
-    const key = req.getHeader('sec-websocket-key');
-    const protocol = req.getHeader('sec-websocket-protocol');
-    const extensions = req.getHeader('sec-websocket-extensions');
+    // The exchange copies everything out of req now: it is invalid after this callback returns.
+    const exchange = new UwsExchange(res, req, this.#options.maxFrameBytes);
+    const { headers } = exchange;
+    const origin = headers.origin ?? '';
     const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
-    let aborted = false;
-    res.onAborted(() => (aborted = true));
+    const refuse = (error: unknown) => sendError(exchange, error, this.#options.onInternalError);
     if (origin !== '' && this.#options.allowedOrigins.length > 0 && !this.#options.allowedOrigins.includes(origin)) {
-      refuse(res, '403 Forbidden', 'FORBIDDEN', `origin ${origin} is not allowed`);
+      refuse(new ProtocolError('FORBIDDEN', `origin ${origin} is not allowed`));
       return;
     }
-    this.#options.authenticator.tenantOf(token).then(
+    this.#options.authenticator.tenantOf(tokenFromRequest(headers.authorization ?? '', exchange.query)).then(
       (tenant) => {
-        if (aborted) return;
-        res.cork(() => {
-          if (tenant === null) {
-            refuse(res, '401 Unauthorized', 'UNAUTHORIZED', 'a valid token is required (Authorization: Bearer <token> or ?token=<token>)');
-          } else {
-            res.upgrade<SocketData>({ tenant, remote, connection: null }, key, protocol, extensions, context);
-          }
-        });
+        if (exchange.aborted) return;
+        if (tenant === null) {
+          refuse(new ProtocolError('UNAUTHORIZED', 'a valid token is required (Authorization: Bearer <token> or ?token=<token>)'));
+          return;
+        }
+        const data: SocketData = { tenant, remote, connection: null };
+        res.cork(() => res.upgrade(data, headers['sec-websocket-key'] ?? '', headers['sec-websocket-protocol'] ?? '', headers['sec-websocket-extensions'] ?? '', context));
       },
-      (error: unknown) => {
-        this.#options.onInternalError(error);
-        if (!aborted) res.cork(() => refuse(res, '500 Internal Server Error', 'INTERNAL', 'authentication failed'));
-      },
+      refuse,
     );
   }
 
@@ -155,7 +157,7 @@ export class UwsTransport {
 
   #message(ws: uWS.WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean): void {
     if (message.byteLength > this.#options.maxFrameBytes) {
-      ws.end(CLOSE_FRAME_TOO_LARGE, `frame of ${message.byteLength} bytes is over the ${this.#options.maxFrameBytes}-byte limit`);
+      end(ws, 'PAYLOAD_TOO_LARGE', `frame of ${message.byteLength} bytes is over the ${this.#options.maxFrameBytes}-byte limit`);
       return;
     }
     ws.getUserData().connection?.receive(new Uint8Array(message), isBinary);
@@ -168,124 +170,8 @@ export class UwsTransport {
   }
 }
 
-function refuse(res: uWS.HttpResponse, status: string, code: ErrorCode, message: string): void {
-  const response = res.writeStatus(status).writeHeader('content-type', 'application/json');
-  if (status.startsWith('401')) response.writeHeader('www-authenticate', 'Bearer');
-  response.end(JSON.stringify({ error: { code, message } }));
-}
-
-const EMPTY_BODY = new Uint8Array(0);
-
-/**
- * One HTTP request and its response, as src/http/port.ts sees them. Everything is copied out of
- * `req` in the constructor (uWS invalidates it when the handler returns), onAborted is registered
- * before anything can await, and every use of `res` after it was aborted or ended is a no-op
- * (uWS throws on those). The body is read from the start, chunks copied (uWS reuses their memory),
- * and refused as soon as it passes the limit: by Content-Length before a byte, or by count.
- */
-class UwsExchange implements HttpRequest, HttpResponse {
-  readonly method: string;
-  readonly path: string;
-  readonly query: string;
-  readonly headers: Record<string, string> = {};
-  aborted = false;
-  ended = false;
-  readonly #res: uWS.HttpResponse;
-  readonly #limit: number;
-  #chunks: Uint8Array[] = [];
-  #size = 0;
-  #body: 'reading' | 'done' | 'too-large' = 'done';
-  #waiters: Array<{ resolve(body: Uint8Array): void; reject(error: unknown): void }> = [];
-  #onAborted: Array<() => void> = [];
-
-  constructor(res: uWS.HttpResponse, req: uWS.HttpRequest, limit: number) {
-    this.#res = res;
-    this.#limit = limit;
-    this.method = req.getMethod().toUpperCase();
-    this.path = req.getUrl();
-    this.query = req.getQuery() ?? '';
-    req.forEach((name, value) => (this.headers[name] = value));
-    res.onAborted(() => this.#aborted());
-    const length = Number(this.headers['content-length'] ?? 0);
-    if (length > limit) this.#body = 'too-large';
-    else if (length > 0 || this.headers['transfer-encoding'] !== undefined) {
-      this.#body = 'reading';
-      res.onData((chunk, isLast) => this.#data(chunk, isLast));
-    }
-  }
-
-  body(): Promise<Uint8Array> {
-    if (this.#body === 'too-large') return Promise.reject(this.#tooLarge());
-    if (this.#body === 'done') return Promise.resolve(this.#chunks.length === 1 ? this.#chunks[0]! : EMPTY_BODY);
-    if (this.aborted) return Promise.reject(new Error('request aborted'));
-    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
-  }
-
-  cork(fn: () => void): void {
-    if (!this.aborted && !this.ended) this.#res.cork(fn);
-  }
-
-  writeStatus(status: string): void {
-    if (!this.aborted && !this.ended) this.#res.writeStatus(status);
-  }
-
-  writeHeader(name: string, value: string): void {
-    if (!this.aborted && !this.ended) this.#res.writeHeader(name, value);
-  }
-
-  write(chunk: string): boolean {
-    if (this.aborted || this.ended) return false;
-    return this.#res.write(chunk);
-  }
-
-  end(body?: string, closeConnection = false): void {
-    if (this.aborted || this.ended) return;
-    this.ended = true;
-    this.#res.end(body, closeConnection);
-  }
-
-  onWritable(handler: () => void): void {
-    if (this.aborted || this.ended) return;
-    this.#res.onWritable(() => {
-      handler();
-      return true;
-    });
-  }
-
-  onAborted(handler: () => void): void {
-    this.#onAborted.push(handler);
-  }
-
-  #data(chunk: ArrayBuffer, isLast: boolean): void {
-    if (this.#body !== 'reading') return;
-    this.#size += chunk.byteLength;
-    if (this.#size > this.#limit) {
-      this.#body = 'too-large';
-      this.#chunks = [];
-      this.#settle();
-      return;
-    }
-    this.#chunks.push(new Uint8Array(chunk.slice(0)));
-    if (!isLast) return;
-    if (this.#chunks.length > 1) this.#chunks = [Buffer.concat(this.#chunks)];
-    this.#body = 'done';
-    this.#settle();
-  }
-
-  #settle(): void {
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const waiter of waiters) this.body().then(waiter.resolve, waiter.reject);
-  }
-
-  #tooLarge(): ProtocolError {
-    return new ProtocolError('PAYLOAD_TOO_LARGE', `the body is over the ${this.#limit}-byte limit`);
-  }
-
-  #aborted(): void {
-    this.aborted = true;
-    for (const waiter of this.#waiters) waiter.reject(new Error('request aborted'));
-    this.#waiters = [];
-    for (const handler of this.#onAborted) handler();
-  }
+/** Ends a socket with the close code protocol/errors.ts gives the error. */
+function end(ws: uWS.WebSocket<SocketData>, code: ClosingCode, message: string): void {
+  const close = socketClose(code, message);
+  ws.end(close.code, close.reason);
 }

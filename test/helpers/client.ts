@@ -2,11 +2,9 @@
  * A plain `ws` client speaking protocol v1 for tests: requests get auto ids and resolve with their
  * reply, every frame is recorded, and events are kept per execution in arrival order.
  */
-import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
+import { decodeValue, encodeFrame } from '../../protocol/codec.js';
 import type { EventFrame, ServerFrame } from '../../protocol/types.js';
-
-const packr = new Packr({ useRecords: false });
 
 type Frame = ServerFrame & Record<string, any>;
 
@@ -21,7 +19,7 @@ export class TestClient {
   private constructor(socket: WebSocket) {
     this.socket = socket;
     this.closed = new Promise((resolve) => socket.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
-    socket.on('message', (data: Buffer) => this.#onFrame(packr.unpack(data) as Frame));
+    socket.on('message', (data: Buffer) => this.#onFrame(decodeValue(data) as Frame));
   }
 
   static async connect(url: string, token?: string, options: { useQuery?: boolean; origin?: string; insecureTls?: boolean } = {}): Promise<TestClient> {
@@ -41,7 +39,7 @@ export class TestClient {
   request(frame: Record<string, unknown>): Promise<Frame> {
     const id = this.#nextId++;
     const reply = this.waitFor((f) => f.id === id);
-    this.sendRaw(packr.pack({ ...frame, id }));
+    this.sendRaw(encodeFrame({ ...frame, id }));
     return reply;
   }
 
@@ -104,8 +102,9 @@ export class TestClient {
   }
 }
 
+/** Any value as msgpack, through the protocol's codec: tests also send values that are no frame. */
 export function pack(value: unknown): Buffer {
-  return packr.pack(value);
+  return encodeFrame(value as object) as Buffer;
 }
 
 /** Seqs of events, for checking order and contiguity. */

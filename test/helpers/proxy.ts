@@ -5,10 +5,9 @@
  * Plain HTTP (the console's page) passes through untouched.
  */
 import net from 'node:net';
-import { Packr } from 'msgpackr';
+import { decodeValue } from '../../protocol/codec.js';
 import type { ServerFrame } from '../../protocol/types.js';
 
-const packr = new Packr({ useRecords: false });
 
 /** What to send on for one server frame: these raw frames (none drops it), or 'cut' the connection. */
 export type FrameAction = Buffer[] | 'cut';
@@ -117,7 +116,7 @@ export class FrameProxy {
     const opcode = raw[0]! & 0x0f;
     if (!this.filter || opcode !== 2) return [raw];
     const payload = raw.subarray(headerSize(raw));
-    return this.filter(packr.unpack(payload) as ServerFrame, Buffer.from(raw), connection);
+    return this.filter(decodeValue(payload) as ServerFrame, Buffer.from(raw), connection);
   }
 }
 

@@ -1,13 +1,16 @@
 /**
- * msgpack framing for both directions. One Packr for the process: plain msgpack maps (no msgpackr
- * record extension, which other clients could not read), so any msgpack library can speak to us.
+ * msgpack framing for both directions, and the one place its settings live: the server, the SDK
+ * (also in browsers, so nothing here may need Node), the bench and the tests all encode and decode
+ * through it. Plain msgpack maps (no msgpackr record extension, which other clients could not
+ * read), so any msgpack library can speak to us.
  */
 import { Packr } from 'msgpackr';
-import { ProtocolError } from '../../protocol/errors.js';
+import { ProtocolError } from './errors.js';
 
 const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
 
-export function encodeFrame(frame: object): Buffer {
+/** One frame's bytes (a Buffer under Node, which is a Uint8Array). */
+export function encodeFrame(frame: object): Uint8Array {
   return packr.pack(frame);
 }
 
@@ -30,6 +33,10 @@ export function decodeFrame(bytes: Uint8Array): { op: string } & Record<string, 
   return value as { op: string } & Record<string, unknown>;
 }
 
-export function decodeStored(bytes: Uint8Array): unknown {
-  return packr.unpack(bytes);
+/**
+ * Decodes bytes this protocol wrote (a stored event, a server frame) without checking their shape;
+ * a browser's WebSocket hands them over as an ArrayBuffer.
+ */
+export function decodeValue(bytes: Uint8Array | ArrayBuffer): unknown {
+  return packr.unpack(bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : bytes);
 }

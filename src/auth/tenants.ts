@@ -4,7 +4,8 @@
  * token is checked against its tenant's line with scrypt (node:crypto) and compared in constant
  * time; tokens that passed are remembered by their SHA-256 so a reconnect storm does not pay scrypt
  * each time. The file is read again when it changed, so a tenant added by scripts/add-tenant works
- * without a restart.
+ * without a restart, and a tenant removed (or given a new line) is revoked: its remembered tokens
+ * are forgotten and the server is told, to close what the tenant has open.
  */
 import { createHash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
@@ -12,6 +13,11 @@ import { readFile, stat } from 'node:fs/promises';
 export const TENANT_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 } as const;
 const CACHE_LIMIT = 10_000;
+/**
+ * How often `watch` looks at the file: revocation takes effect within this and one read. A stat on
+ * a timer, not fs.watch, which loses track of a file that an editor replaces by renaming.
+ */
+const WATCH_MS = 250;
 
 interface TenantEntry { N: number; r: number; p: number; salt: Buffer; hash: Buffer }
 
@@ -46,11 +52,21 @@ export function parseTokensFile(text: string): Map<string, TenantEntry> {
   return tenants;
 }
 
+/** Same line in the file: the same parameters, salt and hash. */
+function sameEntry(a: TenantEntry, b: TenantEntry): boolean {
+  return a.N === b.N && a.r === b.r && a.p === b.p && a.salt.equals(b.salt) && a.hash.equals(b.hash);
+}
+
 export class TenantDirectory {
   readonly #file: string;
   #tenants = new Map<string, TenantEntry>();
-  #mtimeMs = -1;
+  /** mtime, size and inode of the file as last read: a rename-write changes the inode. */
+  #version = '';
+  /** Digest of a verified token → its tenant. */
   readonly #verified = new Map<string, string>();
+  #reloading: Promise<void> | null = null;
+  #onRevoked: (tenant: string) => void = () => {};
+  #timer: NodeJS.Timeout | null = null;
 
   constructor(file: string) {
     this.#file = file;
@@ -62,11 +78,35 @@ export class TenantDirectory {
     return this.#tenants.size;
   }
 
+  /**
+   * Looks at the file every WATCH_MS from now on and calls `onRevoked` for each tenant removed from
+   * it or whose line changed. A file that cannot be read or parsed keeps the tenants last read
+   * (`onError` hears of it once, until a read succeeds again).
+   */
+  watch(onRevoked: (tenant: string) => void, onError: (error: unknown) => void): void {
+    this.#onRevoked = onRevoked;
+    let failing = false;
+    this.#timer = setInterval(() => {
+      this.#reloadIfChanged().then(
+        () => (failing = false),
+        (error: unknown) => {
+          if (!failing) onError(error);
+          failing = true;
+        },
+      );
+    }, WATCH_MS).unref();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+
   /** The tenant a token belongs to, or null. */
   async tenantOf(token: string): Promise<string | null> {
     const digest = createHash('sha256').update(token).digest('base64url');
     const known = this.#verified.get(digest);
-    if (known !== undefined && this.#tenants.has(known)) return known;
+    if (known !== undefined) return known;
     const dot = token.indexOf('.');
     if (dot < 1) return null;
     const tenant = token.slice(0, dot);
@@ -75,16 +115,34 @@ export class TenantDirectory {
     if (!entry) return null;
     const hash = await scryptAsync(token.slice(dot + 1), entry.salt, entry.hash.length, { N: entry.N, r: entry.r, p: entry.p, maxmem: 256 * entry.N * entry.r });
     if (!timingSafeEqual(hash, entry.hash)) return null;
+    // Revoked while scrypt ran: the line it passed is gone.
+    if (this.#tenants.get(tenant) !== entry) return null;
     if (this.#verified.size >= CACHE_LIMIT) this.#verified.clear();
     this.#verified.set(digest, tenant);
     return tenant;
   }
 
-  async #reloadIfChanged(): Promise<void> {
+  /** One reload at a time; callers during one share it. */
+  #reloadIfChanged(): Promise<void> {
+    return (this.#reloading ??= this.#reload().finally(() => (this.#reloading = null)));
+  }
+
+  async #reload(): Promise<void> {
     const info = await stat(this.#file);
-    if (info.mtimeMs === this.#mtimeMs) return;
-    this.#tenants = parseTokensFile(await readFile(this.#file, 'utf8'));
-    this.#mtimeMs = info.mtimeMs;
-    this.#verified.clear();
+    const version = `${info.mtimeMs}:${info.size}:${info.ino}`;
+    if (version === this.#version) return;
+    const read = parseTokensFile(await readFile(this.#file, 'utf8'));
+    const revoked: string[] = [];
+    for (const [tenant, entry] of this.#tenants) {
+      const next = read.get(tenant);
+      // An unchanged line keeps its entry, so a verification that straddles this reload still counts.
+      if (next && sameEntry(entry, next)) read.set(tenant, entry);
+      else revoked.push(tenant);
+    }
+    this.#tenants = read;
+    this.#version = version;
+    if (revoked.length === 0) return;
+    for (const [digest, tenant] of this.#verified) if (revoked.includes(tenant)) this.#verified.delete(digest);
+    for (const tenant of revoked) this.#onRevoked(tenant);
   }
 }
