@@ -76,8 +76,9 @@ t.test('the editor, values, sessions, tabs and cancelling one execution', async 
   page.on('dialog', (dialog) => void dialog.accept(dialog.type() === 'prompt' ? answers.shift() : undefined));
   await page.goto(`http://127.0.0.1:${server.port}/?token=${server.token}`);
   await page.waitForSelector('#status[data-status="connected"]');
-  const firstSession = new URL(page.url()).searchParams.get('session');
-  t.ok(firstSession, 'the URL names the session');
+  await page.waitForFunction(() => new URL(location.href).searchParams.has('session'));
+  const firstSession = new URL(page.url()).searchParams.get('session')!;
+  t.match(firstSession, /^[0-9a-f-]{36}$/, 'the URL names the session');
   t.notOk(new URL(page.url()).searchParams.has('token'), 'the token is taken out of the address bar');
 
   // Completion from the session's context, accepted with Enter; then Shift+Enter runs.
