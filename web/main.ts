@@ -9,7 +9,7 @@ import { el, smallButton } from './dom.js';
 import { InputEditor } from './editor.js';
 
 const TOKEN_KEY = 'vmstream.token';
-/** How often a visible page asks for executions other tabs or clients created in its session. */
+/** How often a visible page lists the sessions, to see executions other tabs or clients created in its own. */
 const POLL_MS = 1500;
 
 const byId = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -250,10 +250,16 @@ async function showNew(sessionId: string, limit: number): Promise<void> {
 async function poll(): Promise<void> {
   if (document.visibilityState !== 'visible' || !view || !client.connected) return;
   try {
-    await showNew(view.id, 20);
     await refreshSessions();
-    const shown = sessions.find((session) => session.session_id === view?.id);
-    if (shown) showTitle(shown); // it may have been renamed in another tab
+    const current = view;
+    const shown = sessions.find((session) => session.session_id === current?.id);
+    if (!current || !shown) return; // switched meanwhile, or a closed session: nothing new comes
+    showTitle(shown); // it may have been renamed in another tab
+    // The session's count says how many executions this page has not seen: list that many (at most
+    // the protocol's 100), and nothing when there are none.
+    const numbers = [...current.blocks.values()].map((block) => block.number).filter(Number.isFinite);
+    const unseen = shown.execution_count - Math.max(0, ...numbers);
+    if (unseen > 0) await showNew(current.id, Math.min(unseen, 100));
   } catch {
     // The connection dropped meanwhile: the status badge says so, and the next poll tries again.
   }
