@@ -71,8 +71,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     onInternalError,
     operator: {
       readiness: () => {
-        const { online, size } = service.stats().sandbox;
-        const checks = { store: store.isOpen, workers: online === size, accepting: service.accepting };
+        const { sandbox, store: writes } = service.stats();
+        // A store whose writes keep failing is not ready either: nothing new would become durable.
+        const checks = { store: store.isOpen && !writes.stalled, workers: sandbox.online === sandbox.size, accepting: service.accepting };
         return { ready: checks.store && checks.workers && checks.accepting, checks };
       },
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
@@ -95,6 +96,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   });
   metrics.attach({
     eventsAppended: () => service.stats().eventsAppended,
+    storeFailures: () => service.stats().store.failures,
+    storeItemsWaiting: () => service.stats().store.waiting,
     replayReads: () => service.stats().replayReads,
     backpressurePauses: () => service.stats().backpressurePauses,
     workerRestarts: () => service.stats().sandbox.restarts,

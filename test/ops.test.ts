@@ -77,6 +77,9 @@ t.test('/metrics: Prometheus text that follows what the server does', async (t) 
   t.ok(grew('vmstream_store_batch_items_count') >= 1, 'batches observed');
   t.ok(after.get('vmstream_store_batch_items_sum')! >= 3, 'batch sizes observed');
   t.ok(grew('vmstream_replay_reads_total') >= 1, 'the late subscribe read the store');
+  // A healthy store: nothing failed, nothing waits (the commit log's own test makes a store fail).
+  t.equal(after.get('vmstream_store_commit_failures_total'), 0, 'no failed store writes');
+  t.equal(after.get('vmstream_store_items_waiting'), 0, 'no items waiting for a retry');
 });
 
 t.test('a runaway costs its worker: restart counted and logged', async (t) => {

@@ -1,11 +1,14 @@
 /**
  * Storage baseline process: classic-level's own ceiling for what EventStore does, batched appends of
- * event-sized entries under fixed-width keys, then a range read from a freshly opened database. In a
+ * event-sized entries under fixed-width keys, then a range read from a freshly opened database; and
+ * the same events through `EventStore` (LevelEventStore: `commit` of one chunk per batch, then
+ * `readEvents` pages after a reopen), so the store's own cost shows beside the raw figures. In a
  * process of its own so the harness's heap does not share its GC pauses and its peak RSS is its own.
  */
 import { encodeFrame } from '../../protocol/codec.js';
 import { performance } from 'node:perf_hooks';
 import { ClassicLevel } from 'classic-level';
+import { LevelEventStore } from '../../src/store/level-store.js';
 import { bindToParent, receiveFromParent, sendToParent } from '../harness/child.js';
 import { peakRssBytes } from '../harness/proc-stats.js';
 import { eventFrame } from '../harness/frames.js';
@@ -26,10 +29,16 @@ export interface StorageResult {
   entriesPerSec: number;
   keyBytes: number;
   valueBytes: number;
+  /** Through EventStore: events committed per second (one chunk of `batch` events per commit). */
+  storeEventsPerSec: number;
+  /** Through EventStore: events read per second with readEvents pages of READ_PAGE, cold. */
+  storeReadEventsPerSec: number;
   peakRssBytes: number;
 }
 
 const KEY_BYTES = 16;
+/** Events per readEvents call: the subscription hub's catch-up page. */
+const READ_PAGE = 1024;
 /** Entries per native iterator call: classic-level's own read-ahead size (iterator.js). */
 const NEXTV = 1000;
 
@@ -87,6 +96,40 @@ async function iterate(db: Db, limit: number, maxMs: number): Promise<{ entries:
   return { entries, seconds: (performance.now() - t0) / 1000, exhausted };
 }
 
+/** The same events through EventStore: what the store adds to the raw puts and iterator. */
+async function throughEventStore(job: StorageJob, events: number): Promise<{ appendPerSec: number; readPerSec: number }> {
+  const location = `${job.dir}-store`;
+  const ts = Date.now();
+  const frames = Array.from({ length: job.batch }, (_, i) => encodeFrame(eventFrame(i, ts + i)));
+  let store = new LevelEventStore(location);
+  await store.open();
+  const t0 = performance.now();
+  const deadline = t0 + job.maxMs;
+  let seq = 0;
+  while (seq < events && performance.now() < deadline) {
+    const n = Math.min(job.batch, events - seq);
+    const { failed } = await store.commit({ sessions: [], executions: [], events: [{ executionId: 'bench/x', firstSeq: seq + 1, frames: n === job.batch ? frames : frames.slice(0, n) }] });
+    if (failed.length > 0) throw failed[0]!.error;
+    seq += n;
+  }
+  const appendSeconds = (performance.now() - t0) / 1000;
+  await store.close();
+  store = new LevelEventStore(location);
+  await store.open();
+  try {
+    const r0 = performance.now();
+    let cursor = 0;
+    while (cursor < seq && performance.now() < r0 + job.maxMs) {
+      const page = await store.readEvents('bench/x', cursor, READ_PAGE);
+      if (page.length === 0) throw new Error(`readEvents ended at ${cursor} of ${seq}`);
+      cursor = page[page.length - 1]!.seq;
+    }
+    return { appendPerSec: seq / appendSeconds, readPerSec: cursor / ((performance.now() - r0) / 1000) };
+  } finally {
+    await store.close();
+  }
+}
+
 export async function runStorage(job: StorageJob): Promise<StorageResult> {
   let db = open(job.dir);
   await db.open();
@@ -99,6 +142,8 @@ export async function runStorage(job: StorageJob): Promise<StorageResult> {
     const read = await iterate(db, put.puts, job.maxMs);
     // Fewer entries on a time bound is a slow disk; fewer because the data ran out is a bug.
     if (read.exhausted && read.entries < put.puts) throw new Error(`iterated ${read.entries} entries of ${put.puts} written`);
+    await db.close();
+    const store = await throughEventStore(job, put.puts);
     return {
       puts: put.puts,
       putSeconds: put.seconds,
@@ -108,6 +153,8 @@ export async function runStorage(job: StorageJob): Promise<StorageResult> {
       entriesPerSec: read.entries / read.seconds,
       keyBytes: KEY_BYTES,
       valueBytes: put.valueBytes,
+      storeEventsPerSec: store.appendPerSec,
+      storeReadEventsPerSec: store.readPerSec,
       peakRssBytes: peakRssBytes(),
     };
   } finally {

@@ -40,10 +40,9 @@ export class RetentionSweeper {
       const cutoff = Date.now() - this.#maxAgeMs;
       for (;;) {
         if (!this.#store.isOpen) break;
-        const expired = await this.#store.listEndedBefore(cutoff, PAGE);
-        for (const record of expired) await this.#store.deleteExecution(record.execution_id);
-        count += expired.length;
-        if (expired.length < PAGE) break;
+        const expired = await this.#store.expireEndedBefore(cutoff, PAGE);
+        count += expired;
+        if (expired < PAGE) break;
       }
     } catch (error) {
       this.#onError(error);

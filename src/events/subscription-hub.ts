@@ -13,9 +13,14 @@
  * One more mode, `held`, serves the socket that sent `execute`: it is attached before the code can
  * produce anything, but must get the `execution` reply first. Until that reply is out, committed
  * frames are kept for it in memory (a few, bounded) instead of being read back from the store.
+ *
+ * Which executions are live, and where an execution that is not live here stands, the hub asks a
+ * LiveFeed (live-feed.ts): an execution may be running on another node, its chunks fed in by a
+ * follow of its log through the same `deliver`.
  */
 import type { EventStore, StoredEvent } from '../store/event-store.js';
 import type { CommittedChunk } from './commit-log.js';
+import type { LiveFeed, LogState } from './live-feed.js';
 
 /** What a subscription writes to; transport/ implements it over a socket. */
 export interface EventSink {
@@ -31,12 +36,6 @@ export interface EventSink {
 }
 
 export const enum SendResult { SENT = 0, SENT_FULL = 1, DROPPED = 2 }
-
-/** Where the hub learns how far an execution's log goes. */
-export interface LogPosition {
-  /** Highest durable seq of an execution that is still producing events, or undefined when it is not. */
-  committedSeq(executionId: string): number | undefined;
-}
 
 type Mode = 'live' | 'held' | 'catching-up' | 'paused' | 'ended';
 
@@ -60,7 +59,7 @@ const HOLD_LIMIT = 1024;
 
 export class SubscriptionHub {
   readonly #store: EventStore;
-  readonly #position: LogPosition;
+  readonly #feed: LiveFeed;
   readonly #byExecution = new Map<string, Set<Subscription>>();
   readonly #bySink = new Map<EventSink, Map<string, Subscription>>();
   readonly #onReadError: (error: unknown) => void;
@@ -68,9 +67,9 @@ export class SubscriptionHub {
   /** Store reads made to replay events: catching up, and pages read over HTTP. */
   reads = 0;
 
-  constructor(store: EventStore, position: LogPosition, onReadError: (error: unknown) => void) {
+  constructor(store: EventStore, feed: LiveFeed, onReadError: (error: unknown) => void) {
     this.#store = store;
-    this.#position = position;
+    this.#feed = feed;
     this.#onReadError = onReadError;
   }
 
@@ -141,6 +140,11 @@ export class SubscriptionHub {
     }
   }
 
+  /** Where an execution's log stands, wherever it runs (null: no such execution). */
+  locate(executionId: string): Promise<LogState | null> {
+    return this.#feed.locate(executionId);
+  }
+
   /** Stored events with seq > afterSeq, at most `limit`: a page read without subscribing. */
   read(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
     this.reads++;
@@ -209,12 +213,13 @@ export class SubscriptionHub {
     subscription.reading = true;
     try {
       while (subscription.mode === 'catching-up') {
-        const target = subscription.finalSeq ?? this.#position.committedSeq(subscription.executionId);
+        const target = subscription.finalSeq ?? this.#feed.committedSeq(subscription.executionId);
         if (target === undefined) {
-          // The execution ended before this subscription was attached: its record says where the log ends.
-          const record = await this.#store.getExecution(subscription.executionId);
-          if (!record || subscription.mode !== 'catching-up') { this.#end(subscription); return; }
-          subscription.finalSeq = record.last_seq;
+          // Not live here: it ended, or it runs elsewhere and the feed must bring its events here.
+          const state = await this.#feed.locate(subscription.executionId);
+          if (!state || subscription.mode !== 'catching-up') { this.#end(subscription); return; }
+          if (state.finalSeq !== null) subscription.finalSeq = state.finalSeq;
+          else this.#feed.follow(subscription.executionId, subscription.cursor);
           continue;
         }
         if (subscription.cursor >= target) {
@@ -249,7 +254,10 @@ export class SubscriptionHub {
     const forExecution = this.#byExecution.get(subscription.executionId);
     if (forExecution) {
       forExecution.delete(subscription);
-      if (forExecution.size === 0) this.#byExecution.delete(subscription.executionId);
+      if (forExecution.size === 0) {
+        this.#byExecution.delete(subscription.executionId);
+        this.#feed.unfollow(subscription.executionId);
+      }
     }
     subscription.sink.ended?.(subscription.executionId);
   }

@@ -12,6 +12,10 @@ import { TERMINAL_STATUSES, type TerminalStatus } from '../../protocol/types.js'
 /** Where the scrape-time figures live; server.ts wires it once everything exists. */
 export interface MetricSources {
   eventsAppended(): number;
+  /** Store writes of one item (an execution's chunk or record, a session) that failed. */
+  storeFailures(): number;
+  /** Items waiting for a retry after a failed write. */
+  storeItemsWaiting(): number;
   replayReads(): number;
   backpressurePauses(): number;
   workerRestarts(): number;
@@ -22,6 +26,8 @@ export interface MetricSources {
 
 const ZERO: MetricSources = {
   eventsAppended: () => 0,
+  storeFailures: () => 0,
+  storeItemsWaiting: () => 0,
   replayReads: () => 0,
   backpressurePauses: () => 0,
   workerRestarts: () => 0,
@@ -60,6 +66,8 @@ export class Metrics {
     this.#batchSeconds = new Histogram({ name: 'vmstream_store_batch_seconds', help: 'Time to write one LevelDB batch, in seconds', buckets: BATCH_SECONDS_BUCKETS, registers });
     const sources = () => this.#sources;
     scraped(registers, Counter, 'vmstream_events_appended_total', 'Events appended to execution logs', () => sources().eventsAppended());
+    scraped(registers, Counter, 'vmstream_store_commit_failures_total', 'Item writes (an execution\'s events or record, a session) the store failed; each is retried or dropped', () => sources().storeFailures());
+    scraped(registers, Gauge, 'vmstream_store_items_waiting', 'Items waiting for a retry after a failed store write', () => sources().storeItemsWaiting());
     scraped(registers, Counter, 'vmstream_replay_reads_total', 'Store reads made to replay events (catch-up and HTTP pages)', () => sources().replayReads());
     scraped(registers, Counter, 'vmstream_backpressure_pauses_total', 'Times a subscriber was paused because its socket or stream buffer was full', () => sources().backpressurePauses());
     scraped(registers, Counter, 'vmstream_worker_restarts_total', 'Worker threads replaced after they died or were terminated', () => sources().workerRestarts());

@@ -12,8 +12,9 @@
 import type { Config } from '../config.js';
 import type { ExecutionKind, ExecutionRecord, SessionRecord, SessionState, TerminalStatus } from '../../protocol/types.js';
 import type { Completion, RestoreResult, Sandbox, SandboxFactory, SandboxOutput } from '../sandbox/sandbox.js';
-import type { EventStore, StoredEvent } from '../store/event-store.js';
+import type { CreateResult, EventStore, StoredEvent, StoreError } from '../store/event-store.js';
 import { CommitLog, type BatchObserver, type CommittedChunk } from '../events/commit-log.js';
+import { LocalFeed, type LogState } from '../events/live-feed.js';
 import { SubscriptionHub, type EventSink } from '../events/subscription-hub.js';
 import { EventWriter } from './event-writer.js';
 import { LiveExecution, LiveSession } from './live.js';
@@ -49,6 +50,8 @@ export interface EngineStats {
   replayReads: number;
   backpressurePauses: number;
   sandbox: { online: number; size: number; restarts: number };
+  /** The group commit's health: failed item writes so far, items waiting for a retry, stalled (failing repeatedly). */
+  store: { failures: number; waiting: number; stalled: boolean };
 }
 
 /** Frames waiting for the store past which sandbox output is left where it is (and hosts wait). */
@@ -65,16 +68,22 @@ export class Engine {
   readonly #events: EventWriter;
   readonly #sandbox: Sandbox;
   readonly #rebuild: SessionRebuilder;
+  #shuttingDown = false;
 
   constructor(config: Config, store: EventStore, workspace: Workspace, sandbox: SandboxFactory, hooks: EngineHooks) {
     this.#config = config;
     this.#store = store;
     this.#hooks = hooks;
-    this.#hub = new SubscriptionHub(store, { committedSeq: (id) => this.#executions.get(id)?.committedSeq }, (error) => hooks.onError('replay', error));
-    this.#commits = new CommitLog(store, (chunks) => this.#onCommitted(chunks), (error) => hooks.onError('commit', error), hooks.onCommit);
+    this.#hub = new SubscriptionHub(store, new LocalFeed(store, (id) => this.#executions.get(id)?.committedSeq), (error) => hooks.onError('replay', error));
+    this.#commits = new CommitLog(store, {
+      onCommitted: (chunks) => this.#onCommitted(chunks),
+      onRetry: (error) => hooks.onError('commit (retrying)', error),
+      onDropped: (id, error) => this.#onDropped(id, error),
+      ...(hooks.onCommit ? { onBatch: hooks.onCommit } : {}),
+    });
     this.#events = new EventWriter(config, this.#commits, {
       onLimit: (execution) => this.#stop(execution, 'error', 'output_limit'),
-      ...(hooks.onExecutionEnd ? { onEnd: hooks.onExecutionEnd } : {}),
+      onEnd: (record, events) => this.#onEnd(record, events),
     });
     this.#sandbox = sandbox({
       onOutput: (output) => this.#onOutput(output),
@@ -105,16 +114,17 @@ export class Engine {
    * `done {status: "crashed"}`, and open sessions come back, to be rebuilt on their next execution.
    */
   async recover(): Promise<{ crashed: number; sessions: number }> {
-    const unfinished = await this.#store.listUnfinishedExecutions();
+    const unfinished = await this.#store.listUnfinished({});
     for (const record of unfinished) {
       const execution = new LiveExecution(record, '');
-      execution.committedSeq = execution.assignedSeq = record.last_seq;
+      // The record's last_seq may lag its log: `done` goes right after the last stored event.
+      execution.committedSeq = execution.assignedSeq = await this.#store.lastSeq(record.execution_id);
       this.#executions.set(record.execution_id, execution);
       this.#events.finish(execution, 'crashed', 'server_restart');
     }
     await this.#commits.flushed();
     let open = 0;
-    for (const record of await this.#store.listSessions()) {
+    for (const record of await this.#store.listSessions({})) {
       const closed = record.status === 'closed';
       const session = new LiveSession(record, !closed);
       this.#sessions.set(record.session_id, session);
@@ -177,10 +187,12 @@ export class Engine {
   }
 
   /**
-   * Numbers a new execution in its (open) session, makes it durable and queues it; `sink`, when
-   * given, is subscribed from seq 1 before the code can run, its frames held until `release`.
+   * Numbers a new execution in its (open) session, creates its record (a conditional create: when
+   * the id exists, here or on another node, that record is returned with `created: false` and
+   * nothing runs) and queues it; `sink`, when given, is subscribed from seq 1 before the code can
+   * run, its frames held until `release`.
    */
-  async submit(input: NewExecution, sink?: EventSink): Promise<ExecutionRecord> {
+  async submit(input: NewExecution, sink?: EventSink): Promise<CreateResult> {
     const session = this.#sessions.get(input.sessionId)!;
     const record: ExecutionRecord = {
       execution_id: input.executionId,
@@ -193,16 +205,26 @@ export class Engine {
       timeout_ms: input.timeoutMs,
       ...(input.kind === 'repl' ? { code: input.code! } : { path: input.path! }),
     };
+    // The record is durable before the execution can run, so it exists before any of its events.
+    const creation = await this.#store.createExecution(record);
+    if (!creation.created) {
+      // Another create of this id won: its number is given back unless a later one was taken.
+      if (session.record.execution_count === record.number) session.record.execution_count--;
+      return creation;
+    }
     const execution = new LiveExecution(record, input.source);
-    this.#commits.saveExecution(execution);
     this.#commits.saveSession(session.record);
     if (sink) this.#hub.hold(sink, record.execution_id);
-    // Queued at once, so a cancel that races the commit finds it.
     this.#executions.set(record.execution_id, execution);
-    session.queue.push(execution);
-    this.#pump(session);
+    if (session.closed || this.#shuttingDown) {
+      // Closed, or shutting down, while the record was written: it ends as a queued one would.
+      this.#events.finish(execution, 'cancelled', session.closed ? 'session_closed' : 'shutdown');
+    } else {
+      session.queue.push(execution);
+      this.#pump(session);
+    }
     await this.#commits.flushed();
-    return record;
+    return creation;
   }
 
   /** The live record of an execution still doing something here (ahead of its stored copy). */
@@ -210,9 +232,9 @@ export class Engine {
     return this.#executions.get(executionId)?.record;
   }
 
-  /** The last durable seq of an execution still doing something here; undefined otherwise. */
-  committedSeq(executionId: string): number | undefined {
-    return this.#executions.get(executionId)?.committedSeq;
+  /** Where an execution's log stands (live here, or ended; see LiveFeed); null when there is no such execution. */
+  locate(executionId: string): Promise<LogState | null> {
+    return this.#hub.locate(executionId);
   }
 
   /** Cancels a queued or running execution; resolves once its `done` is durable (undefined: not live). */
@@ -265,6 +287,7 @@ export class Engine {
       replayReads: this.#hub.reads,
       backpressurePauses: this.#hub.pauses,
       sandbox: { online, size, restarts },
+      store: { failures: this.#commits.failures, waiting: this.#commits.waiting, stalled: this.#commits.stalled },
     };
   }
 
@@ -273,6 +296,7 @@ export class Engine {
    * makes everything durable and ends the sandbox.
    */
   async shutdown(graceMs: number): Promise<void> {
+    this.#shuttingDown = true;
     const running: LiveExecution[] = [];
     for (const session of this.#sessions.values()) {
       for (const execution of [...session.queue]) this.#stop(execution, 'cancelled', 'shutdown');
@@ -354,6 +378,32 @@ export class Engine {
         execution.markEnded();
       }
     }
+  }
+
+  #onEnd(record: ExecutionRecord, events: number): void {
+    this.#hooks.onExecutionEnd?.(record, events);
+    const execution = this.#executions.get(record.execution_id);
+    if (execution && this.#commits.isDropped(record.execution_id)) this.#release(execution);
+  }
+
+  /**
+   * The store refused an execution's writes for good: nothing more of it will be stored. Its run is
+   * stopped; once it has ended (at once if it was queued), its subscribers end at what was stored.
+   * Until then it stays live, so the sandbox's end of the run frees the session as usual.
+   */
+  #onDropped(executionId: string, error: StoreError): void {
+    this.#hooks.onError(`commit of ${executionId} (dropped)`, error);
+    const execution = this.#executions.get(executionId);
+    if (!execution) return;
+    if (execution.terminal) this.#release(execution);
+    else this.#stop(execution, 'crashed', 'store_refused');
+  }
+
+  /** An execution whose `done` will never be stored: ends its subscriptions and its waiters here. */
+  #release(execution: LiveExecution): void {
+    this.#hub.finish(execution.record.execution_id, execution.committedSeq);
+    this.#executions.delete(execution.record.execution_id);
+    execution.markEnded();
   }
 
   #onOutput(output: SandboxOutput): void {

@@ -42,6 +42,12 @@ export class ExecutionService {
   readonly #config: Config;
   readonly #store: EventStore;
   readonly #workspace: Workspace;
+  /**
+   * Creations under way here, by stored id: requests sent right behind an `execute` wait for it
+   * (#settledCreation), and a second `execute` of the id waits for the first to be queued, so that
+   * it subscribes to a live execution. Which create of an id wins, here or on another node, is the
+   * store's conditional create to decide (Engine.submit).
+   */
   readonly #creating = new Map<string, Promise<ExecuteResult>>();
   #shuttingDown = false;
 
@@ -110,18 +116,18 @@ export class ExecutionService {
    * from seq 1 at once.
    */
   async execute(tenant: string, input: ExecuteInput, sink?: EventSink): Promise<ExecuteResult> {
-    if (input.execution_id === undefined) {
-      return { record: publicRecord(await this.#create(tenant, input, storedExecutionId(tenant, randomUUID()), sink)), created: true };
-    }
+    if (input.execution_id === undefined) return this.#create(tenant, input, storedExecutionId(tenant, randomUUID()), sink);
     const id = storedExecutionId(tenant, input.execution_id);
-    const inFlight = this.#creating.get(id);
-    if (inFlight) return { record: (await inFlight).record, created: false };
-    const creating = this.#findOrCreate(tenant, input, id, sink);
+    const earlier = this.#creating.get(id);
+    const creating = (async () => {
+      await earlier?.catch(() => undefined);
+      return this.#findOrCreate(tenant, input, id, sink);
+    })();
     this.#creating.set(id, creating);
     try {
       return await creating;
     } finally {
-      this.#creating.delete(id);
+      if (this.#creating.get(id) === creating) this.#creating.delete(id);
     }
   }
 
@@ -150,16 +156,8 @@ export class ExecutionService {
   async locate(tenant: string, publicId: string, afterSeq: number): Promise<SubscribeResult> {
     const executionId = storedExecutionId(tenant, publicId);
     await this.#settledCreation(executionId);
-    let live = this.#engine.committedSeq(executionId);
-    let result: SubscribeResult;
-    if (live !== undefined) {
-      result = { lastSeq: live, finalSeq: null };
-    } else {
-      const record = await this.#store.getExecution(executionId);
-      live = this.#engine.committedSeq(executionId);
-      if (!record && live === undefined) throw new ProtocolError('NOT_FOUND', `no execution \`${publicId}\``);
-      result = live !== undefined ? { lastSeq: live, finalSeq: null } : { lastSeq: record!.last_seq, finalSeq: record!.last_seq };
-    }
+    const result = await this.#engine.locate(executionId);
+    if (!result) throw new ProtocolError('NOT_FOUND', `no execution \`${publicId}\``);
     if (afterSeq > result.lastSeq) {
       throw new ProtocolError('BAD_REQUEST', `field \`after_seq\` (${afterSeq}) is beyond the execution's last_seq (${result.lastSeq})`);
     }
@@ -236,10 +234,10 @@ export class ExecutionService {
     if (live) return { record: publicRecord(live), created: false };
     const stored = await this.#store.getExecution(id);
     if (stored) return { record: publicRecord(stored), created: false };
-    return { record: publicRecord(await this.#create(tenant, input, id, sink)), created: true };
+    return this.#create(tenant, input, id, sink);
   }
 
-  async #create(tenant: string, input: ExecuteInput, id: string, sink?: EventSink): Promise<ExecutionRecord> {
+  async #create(tenant: string, input: ExecuteInput, id: string, sink?: EventSink): Promise<ExecuteResult> {
     this.#liveSession(tenant, input.session_id);
     const source = input.kind === 'repl' ? input.code! : await this.#workspace.read(input.path!);
     const sessionId = this.#liveSession(tenant, input.session_id).session_id;
@@ -247,7 +245,7 @@ export class ExecutionService {
     if (queued >= this.#config.maxQueuedPerSession) {
       throw new ProtocolError('LIMIT_EXCEEDED', `session \`${sessionId}\` already has ${queued} queued executions (limit ${this.#config.maxQueuedPerSession})`);
     }
-    return this.#engine.submit({
+    const { record, created } = await this.#engine.submit({
       executionId: id,
       sessionId,
       kind: input.kind,
@@ -255,6 +253,7 @@ export class ExecutionService {
       source,
       timeoutMs: Math.min(input.timeout_ms ?? this.#config.defaultTimeoutMs, this.#config.maxTimeoutMs),
     }, sink);
+    return { record: publicRecord(record), created };
   }
 
   /** A session of this tenant; another tenant's is NOT_FOUND, exactly as a missing one. */

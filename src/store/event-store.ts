@@ -4,7 +4,13 @@
  *
  * Like abstract-level, the public methods check their arguments and the store's state, then call a
  * backend's `_` method with normalised arguments; a backend (LevelDB today, a distributed log later)
- * implements only those, and every backend passes the one suite in test/store/suite.ts.
+ * implements only those, declares what it can do in `supports`, and passes the one suite in
+ * test/store/suite.ts (whose cases for a capability a backend lacks are skipped, by name).
+ *
+ * The contract is one a remote log can honour: nothing is promised atomic across keys. Within a
+ * commit, an execution's events are durable before the record that counts them, so a stored
+ * record's `last_seq` may lag its log (`lastSeq` reads the log itself), and a record is never
+ * written when its events in the same commit failed. Each item of a commit succeeds or fails alone.
  */
 import type { ExecutionRecord, SessionRecord } from '../../protocol/types.js';
 
@@ -20,11 +26,31 @@ export interface StoredEvent {
   frame: Uint8Array;
 }
 
-/** Everything one group commit writes, atomically. */
+/** What one group commit writes. Items are independent: see CommitResult. */
 export interface CommitBatch {
   sessions: SessionRecord[];
   executions: ExecutionRecord[];
   events: EventChunk[];
+}
+
+/** One item of a commit that was not written, and why. */
+export interface CommitFailure {
+  kind: 'session' | 'execution' | 'events';
+  /** The session id, or the execution id (of the record or of the chunk). */
+  id: string;
+  error: StoreError;
+}
+
+/** A commit's outcome: every item not listed in `failed` is durable. */
+export interface CommitResult {
+  failed: CommitFailure[];
+}
+
+export interface CreateResult {
+  /** True for the one caller whose record was written; false when the id already existed. */
+  created: boolean;
+  /** The stored record: the caller's when created, the existing one otherwise. */
+  record: ExecutionRecord;
 }
 
 export interface ListExecutionsOptions {
@@ -33,9 +59,49 @@ export interface ListExecutionsOptions {
   order?: 'newest' | 'oldest';
 }
 
+/**
+ * Scopes a listing. An empty filter means everything this store holds for the calling server: with
+ * LevelDB (one process per store) that is the whole store; a clustered backend adds an owner scope.
+ */
+export interface SessionFilter {
+  tenant?: string;
+}
+
+export interface UnfinishedFilter {
+  sessionId?: string;
+}
+
+/** What a backend can do, as data (abstract-level's `supports`): the suite and callers branch on it. */
+export interface StoreSupports {
+  /**
+   * Listings come from ordered key scans: `expireEndedBefore` with a limit removes the executions
+   * that ended first. Without it, it removes any `limit` of those that ended before the cutoff.
+   */
+  readonly orderedScans: boolean;
+  /**
+   * Several store instances (processes, nodes) can open one location at once and see each other's
+   * writes; `createExecution` is then a race between them that exactly one wins. LevelDB locks its
+   * folder to one process, so within it the race is between callers of one instance.
+   */
+  readonly sharedLocation: boolean;
+  /**
+   * `commit` refuses a chunk that does not continue its execution's log as stored (a writer that
+   * lost ownership, or one appending after the final chunk), failing it alone with STORE_FENCED.
+   */
+  readonly fencing: boolean;
+}
+
+export type StoreErrorCode =
+  | 'STORE_NOT_OPEN'
+  | 'STORE_BAD_ARGUMENT'
+  /** A conditional write lost: another writer owns this execution's log now. Not worth retrying. */
+  | 'STORE_FENCED'
+  /** The backend could not write (I/O error, remote log unreachable): worth retrying. */
+  | 'STORE_UNAVAILABLE';
+
 export class StoreError extends Error {
-  readonly code: 'STORE_NOT_OPEN' | 'STORE_BAD_ARGUMENT';
-  constructor(code: StoreError['code'], message: string, options?: { cause?: unknown }) {
+  readonly code: StoreErrorCode;
+  constructor(code: StoreErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'StoreError';
     this.code = code;
@@ -46,6 +112,7 @@ type StoreState = 'new' | 'open' | 'closing' | 'closed';
 
 export abstract class EventStore {
   #state: StoreState = 'new';
+  abstract readonly supports: StoreSupports;
 
   get isOpen(): boolean {
     return this.#state === 'open';
@@ -64,14 +131,48 @@ export abstract class EventStore {
     this.#state = 'closed';
   }
 
-  async commit(batch: CommitBatch): Promise<void> {
+  /**
+   * Writes what it can of `batch` and says what it could not. A bad chunk fails alone, and so does
+   * the record of its execution in the same batch (it would count events that are not there); a
+   * backend failure fails the items it touched. Rejects only when the store is not open.
+   */
+  async commit(batch: CommitBatch): Promise<CommitResult> {
     this.#assertOpen();
-    for (const chunk of batch.events) {
-      if (!Number.isSafeInteger(chunk.firstSeq) || chunk.firstSeq < 1) throw badArgument('firstSeq must be a positive integer');
-      if (chunk.frames.length === 0) throw badArgument('an event chunk must hold at least one frame');
+    const failed: CommitFailure[] = [];
+    const badExecutions = new Set<string>();
+    const events = batch.events.filter((chunk) => {
+      const problem = chunkProblem(chunk);
+      if (problem === null) return true;
+      failed.push({ kind: 'events', id: chunk.executionId, error: badArgument(problem) });
+      badExecutions.add(chunk.executionId);
+      return false;
+    });
+    const executions = batch.executions.filter((record) => {
+      if (!badExecutions.has(record.execution_id)) return true;
+      failed.push({ kind: 'execution', id: record.execution_id, error: badArgument('its events in this commit were refused') });
+      return false;
+    });
+    const valid: CommitBatch = { sessions: batch.sessions, executions, events };
+    if (valid.sessions.length + valid.executions.length + valid.events.length === 0) return { failed };
+    try {
+      failed.push(...(await this._commit(valid)));
+    } catch (error) {
+      // The backend could not say which items landed: none is reported durable.
+      const unavailable = new StoreError('STORE_UNAVAILABLE', `the store could not write: ${(error as Error).message}`, { cause: error });
+      failed.push(...itemsOf(valid).map((item) => ({ ...item, error: unavailable })));
     }
-    if (batch.sessions.length + batch.executions.length + batch.events.length === 0) return;
-    await this._commit(batch);
+    return { failed };
+  }
+
+  /**
+   * Writes a new execution's record (and its session index entries) unless one with its id exists:
+   * one conditional write, the idempotency point of `execute`. Of concurrent creates of one id
+   * exactly one gets `created: true`; all get the same record.
+   */
+  async createExecution(record: ExecutionRecord): Promise<CreateResult> {
+    this.#assertOpen();
+    if (record.ended_at !== undefined) throw badArgument('a new execution cannot have ended');
+    return this._createExecution(record);
   }
 
   /** Events of one execution with seq > afterSeq, in order, at most `limit` of them. */
@@ -82,9 +183,10 @@ export abstract class EventStore {
     return this._readEvents(executionId, afterSeq, limit);
   }
 
-  async getSession(sessionId: string): Promise<SessionRecord | undefined> {
+  /** The highest seq in an execution's log (0 when it has none), read from the log, not the record. */
+  async lastSeq(executionId: string): Promise<number> {
     this.#assertOpen();
-    return this._getSession(sessionId);
+    return this._lastSeq(executionId);
   }
 
   async getExecution(executionId: string): Promise<ExecutionRecord | undefined> {
@@ -92,9 +194,9 @@ export abstract class EventStore {
     return this._getExecution(executionId);
   }
 
-  async listSessions(): Promise<SessionRecord[]> {
+  async listSessions(filter: SessionFilter): Promise<SessionRecord[]> {
     this.#assertOpen();
-    return this._listSessions();
+    return this._listSessions(filter);
   }
 
   async listExecutions(sessionId: string, options: ListExecutionsOptions): Promise<ExecutionRecord[]> {
@@ -104,24 +206,20 @@ export abstract class EventStore {
   }
 
   /** Executions still `queued` or `running`: after a restart, the ones the dead process left behind. */
-  async listUnfinishedExecutions(): Promise<ExecutionRecord[]> {
+  async listUnfinished(filter: UnfinishedFilter): Promise<ExecutionRecord[]> {
     this.#assertOpen();
-    return this._listUnfinishedExecutions();
+    return this._listUnfinished(filter);
   }
 
-  /** Terminal executions that ended before `endedBefore` (epoch ms), oldest first, at most `limit`. */
-  async listEndedBefore(endedBefore: number, limit: number): Promise<ExecutionRecord[]> {
+  /**
+   * Deletes at most `limit` terminal executions (records, index entries, events) that ended before
+   * `endedBefore` (epoch ms), and says how many it deleted: fewer than `limit` means none is left.
+   */
+  async expireEndedBefore(endedBefore: number, limit: number): Promise<number> {
     this.#assertOpen();
     if (!Number.isSafeInteger(endedBefore) || endedBefore < 0) throw badArgument('endedBefore must be a non-negative integer');
     if (!Number.isSafeInteger(limit) || limit < 1) throw badArgument('limit must be a positive integer');
-    return this._listEndedBefore(endedBefore, limit);
-  }
-
-  /** Deletes an execution's record, its events and its index entries. */
-  async deleteExecution(executionId: string): Promise<void> {
-    this.#assertOpen();
-    const record = await this._getExecution(executionId);
-    if (record) await this._deleteExecution(record);
+    return this._expireEndedBefore(endedBefore, limit);
   }
 
   #assertOpen(): void {
@@ -130,15 +228,31 @@ export abstract class EventStore {
 
   protected abstract _open(): Promise<void>;
   protected abstract _close(): Promise<void>;
-  protected abstract _commit(batch: CommitBatch): Promise<void>;
+  /** Writes a batch of valid items; returns the ones it could not write (throwing fails them all). */
+  protected abstract _commit(batch: CommitBatch): Promise<CommitFailure[]>;
+  protected abstract _createExecution(record: ExecutionRecord): Promise<CreateResult>;
   protected abstract _readEvents(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]>;
-  protected abstract _getSession(sessionId: string): Promise<SessionRecord | undefined>;
+  protected abstract _lastSeq(executionId: string): Promise<number>;
   protected abstract _getExecution(executionId: string): Promise<ExecutionRecord | undefined>;
-  protected abstract _listSessions(): Promise<SessionRecord[]>;
+  protected abstract _listSessions(filter: SessionFilter): Promise<SessionRecord[]>;
   protected abstract _listExecutions(sessionId: string, limit: number, order: 'newest' | 'oldest'): Promise<ExecutionRecord[]>;
-  protected abstract _listUnfinishedExecutions(): Promise<ExecutionRecord[]>;
-  protected abstract _listEndedBefore(endedBefore: number, limit: number): Promise<ExecutionRecord[]>;
-  protected abstract _deleteExecution(record: ExecutionRecord): Promise<void>;
+  protected abstract _listUnfinished(filter: UnfinishedFilter): Promise<ExecutionRecord[]>;
+  protected abstract _expireEndedBefore(endedBefore: number, limit: number): Promise<number>;
+}
+
+function chunkProblem(chunk: EventChunk): string | null {
+  if (!Number.isSafeInteger(chunk.firstSeq) || chunk.firstSeq < 1) return 'firstSeq must be a positive integer';
+  if (chunk.frames.length === 0) return 'an event chunk must hold at least one frame';
+  return null;
+}
+
+/** Every item of a batch, for reporting them all failed. */
+function itemsOf(batch: CommitBatch): Array<Omit<CommitFailure, 'error'>> {
+  return [
+    ...batch.sessions.map((record) => ({ kind: 'session' as const, id: record.session_id })),
+    ...batch.executions.map((record) => ({ kind: 'execution' as const, id: record.execution_id })),
+    ...batch.events.map((chunk) => ({ kind: 'events' as const, id: chunk.executionId })),
+  ];
 }
 
 function badArgument(message: string): StoreError {

@@ -17,7 +17,16 @@
 import { ClassicLevel } from 'classic-level';
 import { Packr } from 'msgpackr';
 import type { ExecutionRecord, SessionRecord } from '../../protocol/types.js';
-import { EventStore, type CommitBatch, type StoredEvent } from './event-store.js';
+import {
+  EventStore,
+  type CommitBatch,
+  type CommitFailure,
+  type CreateResult,
+  type SessionFilter,
+  type StoredEvent,
+  type StoreSupports,
+  type UnfinishedFilter,
+} from './event-store.js';
 
 type Operation = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
 
@@ -39,9 +48,20 @@ const prefixEnd = (prefix: string) => `${prefix}~`;
 // classic-level keeps only the low 32 bits of `limit`: anything that large means "all".
 const levelLimit = (limit: number) => (limit >= 0x7fffffff ? Infinity : limit);
 
+/** One batch is one atomic LevelDB write, so a failure fails the whole commit; one process per folder. */
+const SUPPORTS: StoreSupports = Object.freeze({ orderedScans: true, sharedLocation: false, fencing: false });
+
 export class LevelEventStore extends EventStore {
+  readonly supports = SUPPORTS;
   readonly location: string;
   readonly #db: ClassicLevel<string, Uint8Array>;
+  /**
+   * Creates under way, by id. LevelDB's lock makes this instance the folder's only writer, so a
+   * read-then-write made exclusive here is a conditional create.
+   */
+  readonly #creating = new Map<string, Promise<CreateResult>>();
+  /** Creates of this turn, written together (one getMany, one batch), as the commit log groups commits. */
+  #createQueue: Array<{ record: ExecutionRecord; settle: (result: Promise<CreateResult>) => void }> = [];
 
   constructor(location: string) {
     super();
@@ -57,7 +77,7 @@ export class LevelEventStore extends EventStore {
     await this.#db.close();
   }
 
-  protected async _commit(batch: CommitBatch): Promise<void> {
+  protected async _commit(batch: CommitBatch): Promise<CommitFailure[]> {
     const operations: Operation[] = [];
     for (const session of batch.sessions) {
       operations.push({ type: 'put', key: sessionKey(session.session_id), value: packr.pack(session) });
@@ -70,7 +90,47 @@ export class LevelEventStore extends EventStore {
         operations.push({ type: 'put', key: eventKey(chunk.executionId, lastSeq), value: packr.pack(frames) });
       }
     }
+    // One atomic write: it lands whole or throws, and EventStore then reports every item failed.
     await this.#db.batch(operations);
+    return [];
+  }
+
+  protected _createExecution(record: ExecutionRecord): Promise<CreateResult> {
+    const id = record.execution_id;
+    const inFlight = this.#creating.get(id);
+    if (inFlight) return inFlight.then((winner) => ({ created: false, record: winner.record }));
+    const creating = new Promise<CreateResult>((resolve) => {
+      if (this.#createQueue.push({ record, settle: resolve }) === 1) setImmediate(() => this.#writeCreates());
+    }).finally(() => this.#creating.delete(id));
+    this.#creating.set(id, creating);
+    return creating;
+  }
+
+  /** One write for every create of the turn (a write each was one LevelDB write per `execute`). */
+  #writeCreates(): void {
+    const queue = this.#createQueue;
+    this.#createQueue = [];
+    const written = (async () => {
+      const existing = await this.#db.getMany(queue.map(({ record }) => executionKey(record.execution_id)));
+      const operations: Operation[] = [];
+      const results = queue.map(({ record }, index): CreateResult => {
+        const value = existing[index];
+        if (value !== undefined) return { created: false, record: packr.unpack(value) as ExecutionRecord };
+        pushExecution(operations, record);
+        return { created: true, record };
+      });
+      if (operations.length > 0) await this.#db.batch(operations);
+      return results;
+    })();
+    queue.forEach(({ settle }, index) => settle(written.then((results) => results[index]!)));
+  }
+
+  protected async _lastSeq(executionId: string): Promise<number> {
+    const prefix = eventPrefix(executionId);
+    for await (const key of this.#db.keys({ gt: prefix, lt: prefixEnd(prefix), reverse: true, limit: 1 })) {
+      return Number.parseInt(key.slice(prefix.length), 16);
+    }
+    return 0;
   }
 
   protected async _readEvents(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
@@ -96,17 +156,18 @@ export class LevelEventStore extends EventStore {
     return events;
   }
 
-  protected async _getSession(sessionId: string): Promise<SessionRecord | undefined> {
-    return this.#getRecord<SessionRecord>(sessionKey(sessionId));
-  }
-
   protected async _getExecution(executionId: string): Promise<ExecutionRecord | undefined> {
     return this.#getRecord<ExecutionRecord>(executionKey(executionId));
   }
 
-  protected async _listSessions(): Promise<SessionRecord[]> {
+  protected async _listSessions(filter: SessionFilter): Promise<SessionRecord[]> {
+    // Sessions are keyed by id alone: a tenant's are found by reading them all. Their number is
+    // bounded by the open-session limit per tenant and by what one process serves.
     const sessions: SessionRecord[] = [];
-    for await (const value of this.#db.values({ gt: 's!', lt: prefixEnd('s!') })) sessions.push(packr.unpack(value));
+    for await (const value of this.#db.values({ gt: 's!', lt: prefixEnd('s!') })) {
+      const record = packr.unpack(value) as SessionRecord;
+      if (filter.tenant === undefined || record.tenant === filter.tenant) sessions.push(record);
+    }
     return sessions;
   }
 
@@ -119,21 +180,28 @@ export class LevelEventStore extends EventStore {
     return this.#getExecutions(ids);
   }
 
-  protected async _listUnfinishedExecutions(): Promise<ExecutionRecord[]> {
+  protected async _listUnfinished(filter: UnfinishedFilter): Promise<ExecutionRecord[]> {
+    // Unfinished executions are the live ones (a few per session): filtering them by session after
+    // reading is cheaper than a second index to keep in step.
     const ids: string[] = [];
     for await (const key of this.#db.keys({ gt: 'a!', lt: prefixEnd('a!') })) ids.push(key.slice(2));
-    return this.#getExecutions(ids);
+    const records = await this.#getExecutions(ids);
+    return filter.sessionId === undefined ? records : records.filter((record) => record.session_id === filter.sessionId);
   }
 
-  protected async _listEndedBefore(endedBefore: number, limit: number): Promise<ExecutionRecord[]> {
-    const ids: string[] = [];
-    for await (const key of this.#db.keys({ gt: 't!', lt: `t!${hex(endedBefore, 12)}`, limit: levelLimit(limit) })) {
-      ids.push(key.slice(key.lastIndexOf('!') + 1));
+  protected async _expireEndedBefore(endedBefore: number, limit: number): Promise<number> {
+    const keys: string[] = [];
+    for await (const key of this.#db.keys({ gt: 't!', lt: `t!${hex(endedBefore, 12)}`, limit: levelLimit(limit) })) keys.push(key);
+    for (const key of keys) {
+      const record = await this._getExecution(key.slice(key.lastIndexOf('!') + 1));
+      // An index entry whose record is gone would otherwise come back in every sweep.
+      if (record) await this.#delete(record);
+      else await this.#db.del(key);
     }
-    return this.#getExecutions(ids);
+    return keys.length;
   }
 
-  protected async _deleteExecution(record: ExecutionRecord): Promise<void> {
+  async #delete(record: ExecutionRecord): Promise<void> {
     const operations: Operation[] = [
       { type: 'del', key: executionKey(record.execution_id) },
       { type: 'del', key: indexKey(record) },

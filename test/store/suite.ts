@@ -5,16 +5,22 @@
  * beside it, not here.
  *
  * The factory returns a new store over a new, empty location and does NOT open it: the suite opens
- * it, so that it can also check what happens before `open()`.
+ * it, so that it can also check what happens before `open()`. Given a store, it returns a second
+ * instance over that store's location (asked only of backends that declare `sharedLocation`).
+ *
+ * Cases that need a capability a backend does not declare in `supports` are skipped by name, so a
+ * run shows what was not checked.
  */
 import type { Test } from 'tap';
 import type { ExecutionRecord, ExecutionStatus, SessionRecord } from '../../protocol/types.js';
-import type { CommitBatch, EventStore, StoredEvent } from '../../src/store/event-store.js';
+import type { CommitBatch, EventStore, StoredEvent, StoreSupports } from '../../src/store/event-store.js';
 
-export type StoreFactory = () => Promise<EventStore>;
+export type StoreFactory = (sameLocationAs?: EventStore) => Promise<EventStore>;
 
 /** More than the LevelDB backend's chunk size (256 frames per entry), so chunks get split. */
 const BIG = 600;
+/** A log longer than two pages of 1 024 events (a paged remote log's unit), so reads cross pages. */
+const LONG = 2_500;
 /** A plausible epoch-ms base, so that ended_at values have the width real ones have. */
 const T0 = 1_700_000_000_000;
 
@@ -86,6 +92,16 @@ function batch(parts: Partial<CommitBatch>): CommitBatch {
 const ids = (records: Array<{ execution_id: string }>) => records.map((record) => record.execution_id);
 const sorted = (values: string[]) => [...values].sort();
 
+/** The test option that skips a case, visibly, when the backend lacks `capability`. */
+function needs(supports: StoreSupports, capability: keyof StoreSupports, name: string): { skip: string | false } {
+  return { skip: supports[capability] ? false : `${name} does not support ${capability}` };
+}
+
+/** The commit's failures as `kind id code` strings, sorted. */
+async function failures(result: Promise<{ failed: Array<{ kind: string; id: string; error: { code: string } }> }>): Promise<string[]> {
+  return (await result).failed.map((failure) => `${failure.kind} ${failure.id} ${failure.error.code}`).sort();
+}
+
 export function runStoreSuite(t: Test, name: string, factory: StoreFactory): void {
   /** A fresh store, opened, and closed when the test ends. */
   async function openStore(t: Test): Promise<EventStore> {
@@ -96,6 +112,9 @@ export function runStoreSuite(t: Test, name: string, factory: StoreFactory): voi
   }
 
   t.test(name, async (t) => {
+    // Read from an instance that is never opened: the manifest is known before open().
+    const { supports } = await factory();
+
     t.test('commit and readEvents: one chunk', async (t) => {
       const store = await openStore(t);
       await store.commit(batch({ events: [chunk('x1', 1, 10)] }));
@@ -155,40 +174,119 @@ export function runStoreSuite(t: Test, name: string, factory: StoreFactory): voi
       }
     });
 
-    t.test('getSession and getExecution', async (t) => {
+    t.test('getExecution', async (t) => {
       const store = await openStore(t);
-      t.equal(await store.getSession('s1'), undefined, 'no session yet');
       t.equal(await store.getExecution('x1'), undefined, 'no execution yet');
-      const s1 = session('s1');
       const x1 = execution('x1', 's1', 1);
-      await store.commit(batch({ sessions: [s1], executions: [x1] }));
-      t.same(await store.getSession('s1'), s1, 'the session as committed');
+      await store.commit(batch({ sessions: [session('s1')], executions: [x1] }));
       t.same(await store.getExecution('x1'), x1, 'the execution as committed');
-      t.equal(await store.getSession('s'), undefined, 'a prefix of an id finds nothing');
       t.equal(await store.getExecution('x'), undefined, 'a prefix of an id finds nothing');
       t.equal(await store.getExecution('s1'), undefined, 'sessions and executions are apart');
-      t.equal(await store.getSession('x1'), undefined, 'sessions and executions are apart');
 
-      const closed = session('s1', { status: 'closed', closed_at: T0 + 10, execution_count: 1 });
       const done = ended('x1', 's1', 1, T0 + 9, 'error');
       done.reason = 'output_limit';
       done.last_seq = 12;
-      await store.commit(batch({ sessions: [closed], executions: [done] }));
-      t.same(await store.getSession('s1'), closed, 'a later commit replaces the session');
+      await store.commit(batch({ executions: [done] }));
       t.same(await store.getExecution('x1'), done, 'a later commit replaces the execution');
     });
 
-    t.test('listSessions', async (t) => {
+    t.test('createExecution: a conditional create', async (t) => {
       const store = await openStore(t);
-      t.same(await store.listSessions(), [], 'none in a new store');
-      await store.commit(batch({ sessions: [session('s2'), session('s10')] }));
-      await store.commit(batch({ sessions: [session('s1'), session('s1-a')] }));
+      const first = execution('c1', 's', 1);
+      t.same(await store.createExecution(first), { created: true, record: first }, 'a new id is created');
+      t.same(await store.getExecution('c1'), first, 'and stored');
+      t.same(ids(await store.listExecutions('s', { limit: 10 })), ['c1'], 'in its session\'s list');
+      t.same(ids(await store.listUnfinished({})), ['c1'], 'and unfinished');
+
+      const again = execution('c1', 'other', 7, 'queued', { code: 'something else' });
+      t.same(await store.createExecution(again), { created: false, record: first }, 'an existing id: the stored record, unchanged');
+      t.same(await store.listExecutions('other', { limit: 10 }), [], 'the loser wrote nothing');
+
+      // Concurrent creates of one id, each with its own record: exactly one wins, all get its record.
+      const racers = Array.from({ length: 8 }, (_, index) => execution('race', `s${index}`, index + 1));
+      const results = await Promise.all(racers.map((record) => store.createExecution(record)));
+      t.equal(results.filter((result) => result.created).length, 1, 'exactly one created');
+      const winner = results.find((result) => result.created)!.record;
+      t.ok(results.every((result) => JSON.stringify(result.record) === JSON.stringify(winner)), 'every caller gets the winner\'s record');
+      t.same(await store.getExecution('race'), winner, 'the winner\'s record is stored');
+
+      await t.rejects(store.createExecution(ended('e', 's', 9, T0)), { code: 'STORE_BAD_ARGUMENT' }, 'a record that has ended is not new');
+    });
+
+    t.test('createExecution: two instances over one location race', needs(supports, 'sharedLocation', name), async (t) => {
+      const one = await openStore(t);
+      const two = await factory(one);
+      t.teardown(() => two.close());
+      await two.open();
+      for (let round = 0; round < 10; round++) {
+        const id = `shared-${round}`;
+        const results = await Promise.all([one.createExecution(execution(id, 'a', round)), two.createExecution(execution(id, 'b', round))]);
+        t.equal(results.filter((result) => result.created).length, 1, `round ${round}: exactly one created`);
+        t.same(results[0]!.record, results[1]!.record, `round ${round}: both see one record`);
+      }
+    });
+
+    t.test('lastSeq: read from the log, whatever the record says', async (t) => {
+      const store = await openStore(t);
+      t.equal(await store.lastSeq('nobody'), 0, 'no log: 0');
+      await store.commit(batch({ executions: [execution('x', 's', 1)], events: [chunk('x', 1, 3)] }));
+      t.equal(await store.lastSeq('x'), 3, 'after one chunk');
+      // The record is committed with an older last_seq than its log: the log is what counts.
+      await store.commit(batch({ executions: [execution('x', 's', 1, 'running', { last_seq: 1 })], events: [chunk('x', 4, LONG - 3)] }));
+      t.equal(await store.lastSeq('x'), LONG, 'after a long chunk');
+      t.equal((await store.getExecution('x'))?.last_seq, 1, 'the record says what it was given');
+      t.equal(await store.lastSeq('x-'), 0, 'an id it prefixes has no log');
+      await store.commit(batch({ events: [chunk('x-', 1, 1), chunk('x', LONG + 1, 1)] }));
+      t.equal(await store.lastSeq('x'), LONG + 1, 'one more');
+      t.equal(await store.lastSeq('x-'), 1, 'the other log');
+      t.same(decoded(await store.readEvents('x', 1_020, 10)), expected('x', 1_021, 1_030), 'a read across the first page boundary');
+      t.same(decoded(await store.readEvents('x', 2_040, 10)), expected('x', 2_041, 2_050), 'and the second');
+      t.same(await pageThrough(store, 'x', 700), expected('x', 1, LONG + 1), 'the whole log, a page at a time');
+    });
+
+    t.test('commit: each item fails alone', async (t) => {
+      const store = await openStore(t);
+      const result = store.commit(batch({
+        sessions: [session('s')],
+        executions: [execution('good', 's', 1), execution('bad', 's', 2)],
+        events: [chunk('good', 1, 3), { executionId: 'bad', firstSeq: 0, frames: [frame('bad', 0)] }, { executionId: 'empty', firstSeq: 1, frames: [] }],
+      }));
+      t.same(await failures(result), ['events bad STORE_BAD_ARGUMENT', 'events empty STORE_BAD_ARGUMENT', 'execution bad STORE_BAD_ARGUMENT'], 'the bad chunks, and the record that would count one');
+      t.equal((await store.listSessions({})).length, 1, 'the session landed');
+      t.ok(await store.getExecution('good'), 'the good record landed');
+      t.same(decoded(await store.readEvents('good', 0, 10)), expected('good', 1, 3), 'the good events landed');
+      t.equal(await store.getExecution('bad'), undefined, 'not the record of the bad chunk');
+      t.same(await store.readEvents('bad', 0, 10), [], 'nothing of the bad chunk');
+      t.same((await store.commit(batch({}))).failed, [], 'an empty batch is fine');
+    });
+
+    t.test('commit: a chunk that does not continue its log is fenced', needs(supports, 'fencing', name), async (t) => {
+      const store = await openStore(t);
+      await store.commit(batch({ executions: [execution('f', 's', 1)], events: [chunk('f', 1, 5)] }));
+      // A writer that has not read the end of the log (a stale owner) appends from seq 3.
+      const stale = store.commit(batch({ events: [chunk('f', 3, 2), chunk('g', 1, 2)] }));
+      t.same(await failures(stale), ['events f STORE_FENCED'], 'only the stale chunk fails');
+      t.same(await failures(store.commit(batch({ events: [chunk('f', 7, 1)] }))), ['events f STORE_FENCED'], 'a chunk past the end fails too');
+      t.same(decoded(await store.readEvents('f', 0, 10)), expected('f', 1, 5), 'the log is as it was');
+      t.same(decoded(await store.readEvents('g', 0, 10)), expected('g', 1, 2), 'the other execution landed');
+      t.same((await store.commit(batch({ events: [chunk('f', 1, 5)] }))).failed, [], 'a resent chunk that is stored is no failure');
+      t.same(decoded(await store.readEvents('f', 0, 10)), expected('f', 1, 5), 'and is not stored twice');
+    });
+
+    t.test('listSessions: all of them, or one tenant\'s', async (t) => {
+      const store = await openStore(t);
+      t.same(await store.listSessions({}), [], 'none in a new store');
+      await store.commit(batch({ sessions: [session('s2'), session('s10', { tenant: 'acme' })] }));
+      await store.commit(batch({ sessions: [session('s1'), session('s1-a', { tenant: 'acme-2' })] }));
       await store.commit(batch({ sessions: [session('s2', { status: 'closed', closed_at: T0 + 5 })] }));
-      const listed = await store.listSessions();
+      const listed = await store.listSessions({});
       t.same(sorted(listed.map((s) => s.session_id)), ['s1', 's1-a', 's10', 's2'], 'each session once');
       t.equal(listed.find((s) => s.session_id === 's2')?.status, 'closed', 'its latest state');
+      t.same(sorted((await store.listSessions({ tenant: 'default' })).map((s) => s.session_id)), ['s1', 's2'], 'one tenant\'s');
+      t.same((await store.listSessions({ tenant: 'acme' })).map((s) => s.session_id), ['s10'], 'a tenant whose name prefixes another\'s');
+      t.same(await store.listSessions({ tenant: 'nobody' }), [], 'an unknown tenant has none');
       await store.commit(batch({ executions: [execution('x1', 's1', 1)] }));
-      t.equal((await store.listSessions()).length, 4, 'executions are not sessions');
+      t.equal((await store.listSessions({})).length, 4, 'executions are not sessions');
     });
 
     t.test('listExecutions: newest or oldest first, with a limit', async (t) => {
@@ -226,9 +324,9 @@ export function runStoreSuite(t: Test, name: string, factory: StoreFactory): voi
       t.equal(listed.find((record) => record.execution_id === 'x9')?.status, 'ok', 'in its latest state');
     });
 
-    t.test('listUnfinishedExecutions: records without ended_at', async (t) => {
+    t.test('listUnfinished: records without ended_at, of a session or all', async (t) => {
       const store = await openStore(t);
-      t.same(await store.listUnfinishedExecutions(), [], 'none in a new store');
+      t.same(await store.listUnfinished({}), [], 'none in a new store');
       await store.commit(batch({
         executions: [
           execution('queued', 's', 1),
@@ -240,63 +338,74 @@ export function runStoreSuite(t: Test, name: string, factory: StoreFactory): voi
           execution('other-running', 't', 2, 'running'),
         ],
       }));
-      t.same(sorted(ids(await store.listUnfinishedExecutions())), ['other-running', 'queued', 'running'], 'queued and running, of every session');
+      t.same(sorted(ids(await store.listUnfinished({}))), ['other-running', 'queued', 'running'], 'queued and running, of every session');
+      t.same(sorted(ids(await store.listUnfinished({ sessionId: 's' }))), ['queued', 'running'], 'of one session');
+      t.same(await store.listUnfinished({ sessionId: 'nobody' }), [], 'of an unknown session: none');
       await store.commit(batch({ executions: [ended('running', 's', 2, T0 + 20, 'timeout')] }));
       await store.commit(batch({ executions: [execution('queued', 's', 1, 'running')] }));
-      const unfinished = await store.listUnfinishedExecutions();
+      const unfinished = await store.listUnfinished({});
       t.same(sorted(ids(unfinished)), ['other-running', 'queued'], 'an execution leaves the list when it ends');
       t.equal(unfinished.find((record) => record.execution_id === 'queued')?.status, 'running', 'records in their latest state');
     });
 
-    t.test('listEndedBefore: terminal executions, oldest first', async (t) => {
+    t.test('expireEndedBefore: what is gone and what stays', async (t) => {
       const store = await openStore(t);
-      t.same(await store.listEndedBefore(T0 * 2, 10), [], 'none in a new store');
-      await store.commit(batch({
-        executions: [
-          ended('e3', 's', 3, T0 + 3000),
-          ended('e1', 's', 1, T0 + 1000, 'error'),
-          ended('e2', 't', 2, T0 + 2000, 'crashed'),
-          execution('running', 's', 4, 'running'),
-          execution('queued', 's', 5),
-        ],
-      }));
-      t.same(ids(await store.listEndedBefore(T0 + 2500, 10)), ['e1', 'e2'], 'ended before, oldest first');
-      t.same(ids(await store.listEndedBefore(T0 + 2000, 10)), ['e1'], 'strictly before');
-      t.same(ids(await store.listEndedBefore(T0 + 2001, 10)), ['e1', 'e2'], 'one ms after');
-      t.same(ids(await store.listEndedBefore(T0 + 10_000, 2)), ['e1', 'e2'], 'limit');
-      t.same(ids(await store.listEndedBefore(T0 + 10_000, 10)), ['e1', 'e2', 'e3'], 'unfinished ones never');
-      t.same(await store.listEndedBefore(T0, 10), [], 'nothing ended that early');
-      await store.commit(batch({ executions: [ended('running', 's', 4, T0 + 500, 'timeout')] }));
-      t.same(ids(await store.listEndedBefore(T0 + 2500, 10)), ['running', 'e1', 'e2'], 'an execution that ended joins the list');
-    });
-
-    t.test('deleteExecution: the record, its index entries and its events', async (t) => {
-      const store = await openStore(t);
+      t.equal(await store.expireEndedBefore(T0 * 2, 10), 0, 'nothing in a new store');
       await store.commit(batch({
         sessions: [session('s')],
-        executions: [ended('gone', 's', 1, T0 + 100), ended('gone-2', 's', 2, T0 + 200), execution('live', 's', 3, 'running')],
-        events: [chunk('gone', 1, BIG), chunk('gone-2', 1, 5), chunk('live', 1, 4)],
+        executions: [
+          ended('old', 's', 1, T0 + 1000),
+          ended('old-2', 's', 2, T0 + 2000, 'crashed'),
+          ended('edge', 's', 3, T0 + 3000, 'error'),
+          ended('new', 's', 4, T0 + 9000),
+          execution('running', 's', 5, 'running'),
+          execution('queued', 's', 6),
+        ],
+        events: [chunk('old', 1, BIG), chunk('old-2', 1, 5), chunk('edge', 1, 2), chunk('new', 1, 2), chunk('running', 1, 4)],
       }));
-      await store.deleteExecution('gone');
-      t.equal(await store.getExecution('gone'), undefined, 'record gone');
-      t.same(await store.readEvents('gone', 0, 10_000), [], 'events gone');
-      t.same(ids(await store.listExecutions('s', { limit: 100, order: 'oldest' })), ['gone-2', 'live'], 'gone from its session\'s list');
-      t.same(ids(await store.listEndedBefore(T0 + 10_000, 10)), ['gone-2'], 'gone from the ended index');
-      t.same(decoded(await store.readEvents('gone-2', 0, 100)), expected('gone-2', 1, 5), 'an id it prefixes keeps its events');
-      t.ok(await store.getSession('s'), 'the session stays');
+      t.equal(await store.expireEndedBefore(T0 + 3000, 10), 2, 'two ended strictly before the cutoff');
+      for (const gone of ['old', 'old-2']) {
+        t.equal(await store.getExecution(gone), undefined, `${gone}: record gone`);
+        t.same(await store.readEvents(gone, 0, 10_000), [], `${gone}: events gone`);
+        t.equal(await store.lastSeq(gone), 0, `${gone}: log gone`);
+      }
+      t.same(ids(await store.listExecutions('s', { limit: 100, order: 'oldest' })), ['edge', 'new', 'running', 'queued'], 'gone from the session\'s list; the rest stays');
+      t.same(decoded(await store.readEvents('edge', 0, 10)), expected('edge', 1, 2), 'one that ended at the cutoff keeps its events');
+      t.same(sorted(ids(await store.listUnfinished({}))), ['queued', 'running'], 'unfinished ones are never expired');
+      t.equal((await store.listSessions({})).length, 1, 'the session stays');
+      t.equal(await store.expireEndedBefore(T0 + 3000, 10), 0, 'expiring again finds nothing');
 
-      await store.deleteExecution('live');
-      t.equal(await store.getExecution('live'), undefined, 'an unfinished one can be deleted');
-      t.same(await store.listUnfinishedExecutions(), [], 'gone from the unfinished index');
-      t.same(await store.readEvents('live', 0, 100), [], 'its events gone');
+      // Far in the future: everything terminal goes, a page at a time; running ones stay.
+      await store.commit(batch({ executions: [ended('running', 's', 5, T0 + 500, 'timeout')] }));
+      let pages = 0;
+      while ((await store.expireEndedBefore(T0 * 2, 1)) === 1) pages++;
+      t.equal(pages, 3, 'three more, one per call with limit 1');
+      t.same(ids(await store.listExecutions('s', { limit: 100 })), ['queued'], 'only the unfinished one is left');
+      t.same(await store.readEvents('running', 0, 10), [], 'an execution that ended later expires too');
 
-      await store.deleteExecution('nobody');
-      await store.deleteExecution('gone');
-      t.pass('deleting an unknown or already deleted execution is a no-op');
+      // An expired id can be used again, from scratch.
+      t.same((await store.createExecution(execution('old', 's', 9))).created, true, 'an expired id is free');
+      await store.commit(batch({ events: [chunk('old', 1, 2)] }));
+      t.same(decoded(await store.readEvents('old', 0, 100)), expected('old', 1, 2), 'no old events come back');
+    });
 
-      // The id can be used again, from scratch.
-      await store.commit(batch({ executions: [execution('gone', 's', 9)], events: [chunk('gone', 1, 2)] }));
-      t.same(decoded(await store.readEvents('gone', 0, 100)), expected('gone', 1, 2), 'no old events come back');
+    t.test('expireEndedBefore: a limit takes the earliest ended first', needs(supports, 'orderedScans', name), async (t) => {
+      const store = await openStore(t);
+      await store.commit(batch({
+        executions: [ended('e3', 's', 3, T0 + 3000), ended('e1', 's', 1, T0 + 1000), ended('e2', 't', 2, T0 + 2000, 'crashed')],
+      }));
+      t.equal(await store.expireEndedBefore(T0 + 10_000, 2), 2, 'a full page');
+      t.same(ids(await store.listExecutions('s', { limit: 10 })), ['e3'], 'the two that ended first are gone');
+      t.equal(await store.getExecution('e2'), undefined, 'whatever their session');
+    });
+
+    t.test('ids: executions are never mixed in records, lists or expiry', async (t) => {
+      const store = await openStore(t);
+      const family = ['a', 'a-1', 'a.1', 'a:1', 't/a', 't/a-1', 't/a/b'];
+      await store.commit(batch({ executions: family.map((id, index) => ended(id, 's', index + 1, T0 + 100 * (index + 1))), events: family.map((id) => chunk(id, 1, 3)) }));
+      t.equal(await store.expireEndedBefore(T0 + 150, 10), 1, 'only the first ended before the cutoff');
+      t.same(await store.readEvents('a', 0, 10), [], 'its events are gone');
+      for (const id of family.slice(1)) t.same(decoded(await store.readEvents(id, 0, 10)), expected(id, 1, 3), `${id} keeps its events`);
     });
 
     t.test('state: STORE_NOT_OPEN before open and after close', async (t) => {
@@ -327,28 +436,15 @@ export function runStoreSuite(t: Test, name: string, factory: StoreFactory): voi
       for (const limit of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
         await t.rejects(store.readEvents('x', 0, limit), bad, `readEvents limit ${limit}`);
         await t.rejects(store.listExecutions('s', { limit }), bad, `listExecutions limit ${limit}`);
-        await t.rejects(store.listEndedBefore(T0, limit), bad, `listEndedBefore limit ${limit}`);
+        await t.rejects(store.expireEndedBefore(T0, limit), bad, `expireEndedBefore limit ${limit}`);
       }
       for (const endedBefore of [-1, 1.5, Number.NaN]) {
-        await t.rejects(store.listEndedBefore(endedBefore, 10), bad, `listEndedBefore endedBefore ${endedBefore}`);
+        await t.rejects(store.expireEndedBefore(endedBefore, 10), bad, `expireEndedBefore endedBefore ${endedBefore}`);
       }
       for (const firstSeq of [0, -1, 1.5, Number.NaN]) {
-        await t.rejects(store.commit(batch({ events: [{ executionId: 'x', firstSeq, frames: [frame('x', 1)] }] })), bad, `commit firstSeq ${firstSeq}`);
+        const result = store.commit(batch({ events: [{ executionId: 'x', firstSeq, frames: [frame('x', 1)] }] }));
+        t.same(await failures(result), ['events x STORE_BAD_ARGUMENT'], `commit firstSeq ${firstSeq}: that chunk fails`);
       }
-      await t.rejects(store.commit(batch({ events: [{ executionId: 'x', firstSeq: 1, frames: [] }] })), bad, 'commit: an empty chunk');
-
-      // A batch with one bad chunk writes nothing at all.
-      await t.rejects(store.commit(batch({
-        sessions: [session('s')],
-        executions: [execution('x', 's', 1)],
-        events: [chunk('x', 1, 3), { executionId: 'x', firstSeq: 0, frames: [frame('x', 0)] }],
-      })), bad, 'a batch with one bad chunk');
-      t.equal(await store.getSession('s'), undefined, 'none of its sessions');
-      t.equal(await store.getExecution('x'), undefined, 'none of its executions');
-      t.same(await store.readEvents('x', 0, 10), [], 'none of its events');
-
-      await store.commit(batch({}));
-      t.pass('an empty batch is fine');
     });
 
     t.test('persistence: everything is there again after close and open', async (t) => {
@@ -360,16 +456,18 @@ export function runStoreSuite(t: Test, name: string, factory: StoreFactory): voi
       await store.commit(batch({ events: [chunk('x3', 3, 300)] }));
       await store.close();
       await store.open();
-      t.same(await store.getSession('s1'), s1, 'session');
-      t.same(sorted((await store.listSessions()).map((s) => s.session_id)), ['s1', 's2'], 'sessions');
+      t.same(sorted((await store.listSessions({})).map((s) => s.session_id)), ['s1', 's2'], 'sessions');
+      t.same((await store.listSessions({})).find((s) => s.session_id === 's1'), s1, 'a session as committed');
       t.same(await store.getExecution('x2'), records[1], 'execution');
       t.same(ids(await store.listExecutions('s1', { limit: 10 })), ['x3', 'x2', 'x1'], 'session index');
-      t.same(ids(await store.listUnfinishedExecutions()), ['x3'], 'unfinished index');
-      t.same(ids(await store.listEndedBefore(T0 + 1000, 10)), ['x1', 'x2'], 'ended index');
+      t.same(ids(await store.listUnfinished({})), ['x3'], 'unfinished index');
+      t.equal(await store.lastSeq('x3'), 302, 'the log\'s end');
       t.same(decoded(await store.readEvents('x1', 0, 10_000)), expected('x1', 1, BIG), 'events of one commit');
       t.same(decoded(await store.readEvents('x3', 0, 10_000)), expected('x3', 1, 302), 'events of two commits');
       await store.commit(batch({ events: [chunk('x3', 303, 1)] }));
       t.same(decoded(await store.readEvents('x3', 300, 10)), expected('x3', 301, 303), 'and it takes more');
+      t.equal(await store.expireEndedBefore(T0 + 1000, 10), 2, 'the ended index');
+      t.same(ids(await store.listExecutions('s1', { limit: 10 })), ['x3'], 'what it expired is gone');
     });
   });
 }
@@ -393,13 +491,13 @@ async function assertAll(t: Test, store: EventStore, code: string, when: string)
   const calls: Array<[string, () => Promise<unknown>]> = [
     ['commit', () => store.commit(batch({ executions: [execution('x', 's', 1)] }))],
     ['readEvents', () => store.readEvents('x', 0, 10)],
-    ['getSession', () => store.getSession('s')],
+    ['createExecution', () => store.createExecution(execution('x', 's', 1))],
+    ['lastSeq', () => store.lastSeq('x')],
     ['getExecution', () => store.getExecution('x')],
-    ['listSessions', () => store.listSessions()],
+    ['listSessions', () => store.listSessions({})],
     ['listExecutions', () => store.listExecutions('s', { limit: 10 })],
-    ['listUnfinishedExecutions', () => store.listUnfinishedExecutions()],
-    ['listEndedBefore', () => store.listEndedBefore(T0, 10)],
-    ['deleteExecution', () => store.deleteExecution('x')],
+    ['listUnfinished', () => store.listUnfinished({})],
+    ['expireEndedBefore', () => store.expireEndedBefore(T0, 10)],
   ];
   for (const [method, call] of calls) await t.rejects(call, wanted, `${method} ${when}`);
 }

@@ -1,0 +1,72 @@
+/**
+ * Where the subscription hub learns how far an execution's log goes and whether more is coming.
+ * An execution that is not producing events in this process may still be producing them elsewhere
+ * (on another node of a cluster): the hub must not take "not live here" for "ended". A feed says
+ * which it is, and for one running elsewhere it delivers that execution's new chunks to the hub
+ * (`deliver`, then `finish` at its last seq) as this process's own commits are delivered.
+ *
+ * The local engine is the feed of a single process (LocalFeed below): everything live is live here.
+ * A clustered store adds one that follows other nodes' logs (a JetStream `follow(id, afterSeq)`).
+ */
+import type { EventStore } from '../store/event-store.js';
+
+/** Where a log stands: its highest durable seq, and the seq of its `done` once it has ended. */
+export interface LogState {
+  lastSeq: number;
+  finalSeq: number | null;
+}
+
+export interface LiveFeed {
+  /**
+   * The highest durable seq of an execution whose new chunks reach the hub through `deliver`
+   * (running here, or followed), or undefined when none do. Synchronous: the hub compares it with a
+   * subscription's cursor in the same turn as deliveries, which is what makes the hand-off from
+   * stored to live events gapless.
+   */
+  committedSeq(executionId: string): number | undefined;
+  /** Where the log of an execution stands, wherever it runs; null when there is no such execution. */
+  locate(executionId: string): Promise<LogState | null>;
+  /**
+   * A subscriber needs the new events of an execution running elsewhere, from seq afterSeq + 1:
+   * from now on `committedSeq` answers for it and its chunks reach the hub, until `finish`.
+   */
+  follow(executionId: string, afterSeq: number): void;
+  /** No subscriber needs the execution's events any more: a follow may stop. */
+  unfollow(executionId: string): void;
+}
+
+/**
+ * The feed of one process: an execution is live exactly when the engine runs it here. One that is
+ * not but whose record never ended was left by a process that died (recovery ends it): its log
+ * ends where the log says, not where its record (which may lag) says.
+ */
+export class LocalFeed implements LiveFeed {
+  readonly #store: EventStore;
+  readonly #live: (executionId: string) => number | undefined;
+
+  constructor(store: EventStore, live: (executionId: string) => number | undefined) {
+    this.#store = store;
+    this.#live = live;
+  }
+
+  committedSeq(executionId: string): number | undefined {
+    return this.#live(executionId);
+  }
+
+  async locate(executionId: string): Promise<LogState | null> {
+    const live = this.#live(executionId);
+    if (live !== undefined) return { lastSeq: live, finalSeq: null };
+    const record = await this.#store.getExecution(executionId);
+    // It may have been created (and be live) while the store was read.
+    const now = this.#live(executionId);
+    if (now !== undefined) return { lastSeq: now, finalSeq: null };
+    if (!record) return null;
+    const lastSeq = record.ended_at === undefined ? await this.#store.lastSeq(executionId) : record.last_seq;
+    return { lastSeq, finalSeq: lastSeq };
+  }
+
+  /** Nothing runs elsewhere: every live execution's commits already reach the hub. */
+  follow(): void {}
+
+  unfollow(): void {}
+}

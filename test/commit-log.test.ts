@@ -1,0 +1,205 @@
+/**
+ * The commit log (src/events/commit-log.ts) against a store that fails items on demand
+ * (test/helpers/memory-store.ts): in process, no server. One execution's failing writes must not
+ * hold the others back; what fails is retried exactly as it was, what it appended meanwhile follows
+ * in order; a record never counts events that are not stored; a store that keeps failing shows.
+ */
+import t, { type Test } from 'tap';
+import type { ExecutionRecord, SessionRecord } from '../protocol/types.js';
+import { CommitLog, type CommitTarget, type CommittedChunk } from '../src/events/commit-log.js';
+import type { StoreError, StoreErrorCode } from '../src/store/event-store.js';
+import { MemoryEventStore, type Fault } from './helpers/memory-store.js';
+
+const utf8 = new TextEncoder();
+const text = new TextDecoder();
+const frame = (id: string, seq: number) => utf8.encode(`${id}#${seq}`);
+
+function target(id: string): CommitTarget & { assigned: number } {
+  const record: ExecutionRecord = { execution_id: id, session_id: 's', number: 1, kind: 'repl', status: 'running', created_at: 1, last_seq: 0, timeout_ms: 1000, code: '1' };
+  return { record, committedSeq: 0, assigned: 0 };
+}
+
+/** Appends `count` more events to `execution`. */
+function emit(log: CommitLog, execution: ReturnType<typeof target>, count: number): void {
+  for (let i = 0; i < count; i++) log.appendEvent(execution, ++execution.assigned, frame(execution.record.execution_id, execution.assigned));
+}
+
+interface Harness {
+  store: MemoryEventStore;
+  log: CommitLog;
+  /** Every delivered event, per execution, as `id#seq`. */
+  delivered: Map<string, string[]>;
+  retries: Array<{ code: StoreErrorCode; attempt: number }>;
+  dropped: Array<{ id: string; code: StoreErrorCode }>;
+  /** The first seq of every chunk the store was asked to write, per execution. */
+  offered: Map<string, number[]>;
+  /** Resolves once `ready()` holds, re-checked whenever the log reports anything. */
+  until(ready: () => boolean): Promise<void>;
+  /** Sets which items fail; null lets everything land. */
+  failWith(fault: Fault | null): void;
+}
+
+async function harness(t: Test): Promise<Harness> {
+  const store = new MemoryEventStore();
+  await store.open();
+  t.teardown(() => store.close());
+  const delivered = new Map<string, string[]>();
+  const retries: Harness['retries'] = [];
+  const dropped: Harness['dropped'] = [];
+  const offered = new Map<string, number[]>();
+  let checks: Array<() => void> = [];
+  const notify = () => { for (const check of checks) check(); };
+  let fault: Fault | null = null;
+  store.fault = (item) => {
+    assertRecordsCountStoredEvents(t, store);
+    if (item.kind === 'events') offered.set(item.id, [...(offered.get(item.id) ?? []), item.firstSeq!]);
+    return fault?.(item) ?? null;
+  };
+  const log = new CommitLog(store, {
+    onCommitted(chunks: CommittedChunk[]) {
+      for (const chunk of chunks) {
+        const list = delivered.get(chunk.executionId) ?? [];
+        list.push(...chunk.frames.map((f) => text.decode(f)));
+        delivered.set(chunk.executionId, list);
+      }
+      notify();
+    },
+    onRetry(error: StoreError, attempt: number) { retries.push({ code: error.code, attempt }); notify(); },
+    onDropped(id: string, error: StoreError) { dropped.push({ id, code: error.code }); notify(); },
+  });
+  return {
+    store, log, delivered, retries, dropped, offered,
+    until: (ready) => new Promise<void>((resolve) => {
+      const check = () => { if (ready()) { checks = checks.filter((c) => c !== check); resolve(); } };
+      checks.push(check);
+      check();
+    }),
+    failWith(next) { fault = next; },
+  };
+}
+
+/** The contract's promise, checked before every item the store writes: no record counts events it does not hold. */
+function assertRecordsCountStoredEvents(t: Test, store: MemoryEventStore): void {
+  for (const [id, record] of store.location.executions) {
+    const log = store.location.logs.get(id) ?? [];
+    const last = log.length === 0 ? 0 : log[log.length - 1]!.seq;
+    if (record.last_seq > last) t.fail(`${id}: the record says last_seq ${record.last_seq}, the log ends at ${last}`);
+    if (record.ended_at !== undefined && record.last_seq !== last) t.fail(`${id}: a terminal record with last_seq ${record.last_seq}, the log ends at ${last}`);
+  }
+}
+
+const seqs = (id: string, from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `${id}#${from + i}`);
+
+t.test('a commit writes every execution\'s chunk and record, then delivers, in one store write', async (t) => {
+  const h = await harness(t);
+  const a = target('a');
+  const b = target('b');
+  emit(h.log, a, 3);
+  emit(h.log, b, 2);
+  h.log.saveExecution(a);
+  h.log.saveSession({ session_id: 's', tenant: 't', name: '', status: 'ready', created_at: 1, execution_count: 1 } as SessionRecord);
+  await h.log.flushed();
+  t.equal(h.store.commits, 1, 'one store write');
+  t.same(h.delivered.get('a'), seqs('a', 1, 3));
+  t.same(h.delivered.get('b'), seqs('b', 1, 2));
+  t.equal(a.committedSeq, 3, 'committedSeq advanced');
+  t.equal((await h.store.getExecution('a'))?.last_seq, 3, 'the record counts its events');
+  t.equal(h.log.backlogBytes, 0, 'nothing waiting');
+});
+
+for (const code of ['STORE_BAD_ARGUMENT', 'STORE_FENCED'] as const) {
+  t.test(`${code}: that execution is dropped alone, the rest lands`, async (t) => {
+    const h = await harness(t);
+    const bad = target('bad');
+    const good = target('good');
+    h.failWith((item) => (item.id === 'bad' && item.kind === 'events' ? code : null));
+    emit(h.log, bad, 2);
+    emit(h.log, good, 2);
+    h.log.saveExecution(bad);
+    await h.log.flushed();
+    t.same(h.delivered.get('good'), seqs('good', 1, 2), 'the good execution was delivered');
+    t.same(h.dropped, [{ id: 'bad', code }], 'the bad one reported dropped');
+    t.equal(h.delivered.get('bad'), undefined, 'nothing of it delivered');
+    t.equal(await h.store.getExecution('bad'), undefined, 'nor its record written');
+    emit(h.log, bad, 2);
+    emit(h.log, good, 1);
+    await h.log.flushed();
+    t.same(h.offered.get('bad'), [1], 'what it appends afterwards is never offered to the store');
+    t.same(h.delivered.get('good'), seqs('good', 1, 3), 'the good one goes on');
+    t.equal(h.log.waiting, 0, 'nothing to retry');
+    t.equal(h.log.failures, 1, 'one failure counted');
+  });
+}
+
+t.test('a transient failure: retried exactly, newer events wait behind it, the others go on', async (t) => {
+  const h = await harness(t);
+  const slow = target('slow');
+  const fast = target('fast');
+  let failuresLeft = 2;
+  h.failWith((item) => (item.id === 'slow' && item.kind === 'events' && failuresLeft-- > 0 ? 'STORE_UNAVAILABLE' : null));
+  emit(h.log, slow, 3);
+  emit(h.log, fast, 3);
+  h.log.saveExecution(slow);
+  const flushed = h.log.flushed();
+  await h.until(() => h.retries.length === 1);
+  t.same(h.delivered.get('fast'), seqs('fast', 1, 3), 'the other execution was delivered at once');
+  t.equal(h.log.waiting, 1, 'one item waits for its retry');
+  t.ok(h.log.backlogBytes > 0, 'its frames still count as backlog');
+  // More output of both while the slow one waits: the fast one's goes out, the slow one's waits.
+  emit(h.log, slow, 2);
+  emit(h.log, fast, 2);
+  slow.record.status = 'ok';
+  slow.record.ended_at = 5;
+  h.log.saveExecution(slow);
+  await h.until(() => (h.delivered.get('fast')?.length ?? 0) === 5);
+  t.equal(h.delivered.get('slow'), undefined, 'nothing of the slow one yet');
+  await flushed;
+  await h.log.flushed();
+  t.same(h.retries, [{ code: 'STORE_UNAVAILABLE', attempt: 1 }, { code: 'STORE_UNAVAILABLE', attempt: 2 }], 'two retries, counted');
+  t.same(h.offered.get('slow'), [1, 1, 1, 4], 'the failed chunk resent exactly as it was, then the newer events');
+  t.same(h.delivered.get('slow'), seqs('slow', 1, 5), 'every event once, in order');
+  const stored = await h.store.getExecution('slow');
+  t.equal(stored?.status, 'ok', 'the final record landed');
+  t.equal(stored?.last_seq, 5, 'counting every event');
+  t.equal(h.log.waiting, 0);
+  t.equal(h.log.backlogBytes, 0);
+});
+
+t.test('a record that fails alone is retried alone; its events are delivered', async (t) => {
+  const h = await harness(t);
+  const x = target('x');
+  let failuresLeft = 1;
+  h.failWith((item) => (item.id === 'x' && item.kind === 'execution' && failuresLeft-- > 0 ? 'STORE_UNAVAILABLE' : null));
+  emit(h.log, x, 4);
+  h.log.saveExecution(x);
+  const flushed = h.log.flushed();
+  await h.until(() => h.retries.length === 1);
+  t.same(h.delivered.get('x'), seqs('x', 1, 4), 'the events landed and were delivered');
+  await flushed;
+  t.same(h.offered.get('x'), [1], 'the events were not resent');
+  t.equal((await h.store.getExecution('x'))?.last_seq, 4, 'the record landed on its retry');
+});
+
+t.test('a store that keeps failing: stalled, counted, waiting; it recovers when the store does', async (t) => {
+  const h = await harness(t);
+  const x = target('x');
+  const y = target('y');
+  h.failWith(() => 'STORE_UNAVAILABLE');
+  emit(h.log, x, 2);
+  emit(h.log, y, 1);
+  h.log.saveSession({ session_id: 's', tenant: 't', name: '', status: 'ready', created_at: 1, execution_count: 0 } as SessionRecord);
+  let settled = false;
+  const flushed = h.log.flushed().then(() => (settled = true));
+  await h.until(() => h.log.stalled);
+  t.equal(h.log.waiting, 3, 'two executions and a session wait');
+  t.ok(h.log.failures >= 9, 'every failed attempt counted');
+  t.equal(settled, false, 'flushed() waits for them');
+  t.equal(h.delivered.size, 0, 'nothing delivered');
+  h.failWith(null);
+  await flushed;
+  t.equal(h.log.stalled, false, 'no longer stalled');
+  t.equal(h.log.waiting, 0);
+  t.same(h.delivered.get('x'), seqs('x', 1, 2));
+  t.same(h.delivered.get('y'), seqs('y', 1, 1));
+  t.equal((await h.store.listSessions({})).length, 1, 'the session landed');
+});

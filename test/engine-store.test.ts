@@ -1,0 +1,121 @@
+/**
+ * The engine against a store that fails on demand (test/helpers/memory-store.ts) and a FakeSandbox,
+ * in process: what the engine does with the store's per-item answers — a conditional create that
+ * loses, an execution the store refuses for good, writes that fail for a while.
+ */
+import t from 'tap';
+import type { SessionRecord } from '../protocol/types.js';
+import { DEFAULTS, type Config } from '../src/config.js';
+import type { EventSink } from '../src/events/subscription-hub.js';
+import { decodeValue } from '../protocol/codec.js';
+import { Engine } from '../src/sessions/engine.js';
+import { Workspace } from '../src/sessions/workspace.js';
+import { FakeSandbox } from './helpers/fake-sandbox.js';
+import type { AnyEvent } from './helpers/loose.js';
+import { MemoryEventStore } from './helpers/memory-store.js';
+import { removeDir, tempDir } from './helpers/server.js';
+
+async function rig(t: Pick<typeof import('tap').default, 'teardown'>) {
+  const dir = tempDir('engine-store');
+  const store = new MemoryEventStore();
+  await store.open();
+  const config: Config = { ...DEFAULTS, dataDir: dir, workspaceDir: dir };
+  const errors: string[] = [];
+  let fake!: FakeSandbox;
+  const engine = new Engine(config, store, new Workspace(dir, config.maxRunFileBytes), (listener) => (fake = new FakeSandbox(listener)), {
+    onError: (context) => errors.push(context),
+  });
+  t.teardown(async () => {
+    store.fault = () => null;
+    await engine.shutdown(0);
+    await store.close();
+    removeDir(dir);
+  });
+  for (const sessionId of ['s1', 's2']) {
+    const record: SessionRecord = { session_id: sessionId, tenant: 't', name: '', status: 'ready', created_at: Date.now(), execution_count: 0 };
+    await engine.openSession(record);
+  }
+  return { engine, fake, store, errors };
+}
+
+/** Subscribes from seq 0: `first` resolves at the first event delivered, `all` with every event once the subscription ends. */
+function follow(engine: Engine, id: string): { first: Promise<void>; all: Promise<AnyEvent[]> } {
+  let first!: () => void;
+  const firstDelivered = new Promise<void>((resolve) => (first = resolve));
+  const all = new Promise<AnyEvent[]>((resolve) => {
+    const frames: AnyEvent[] = [];
+    const sink: EventSink = {
+      send: (frame) => {
+        frames.push(decodeValue(frame) as AnyEvent);
+        first();
+        return 0;
+      },
+      cork: (fn) => fn(),
+      ended: () => resolve(frames),
+    };
+    engine.attach(sink, id, 0, null);
+  });
+  return { first: firstDelivered, all };
+}
+
+const input = (executionId: string, sessionId: string, code = '1') => ({ executionId, sessionId, kind: 'repl' as const, code, source: code, timeoutMs: 60_000 });
+
+t.test('two submits of one id at once: one record, one run, the session numbered once', async (t) => {
+  const { engine, fake, store } = await rig(t);
+  const results = await Promise.all([engine.submit(input('t/same', 's1', 'a')), engine.submit(input('t/same', 's1', 'b'))]);
+  t.equal(results.filter((result) => result.created).length, 1, 'exactly one created');
+  const identity = ({ execution_id, number, code }: { execution_id: string; number: number; code?: string }) => ({ execution_id, number, code });
+  t.same(identity(results[0]!.record), identity(results[1]!.record), 'both got the same record');
+  t.equal((await fake.take('run')).executionId, 't/same');
+  fake.done('t/same');
+  const next = await engine.submit(input('t/next', 's1'));
+  t.equal(next.record.number, 2, 'the loser\'s number was given back');
+  t.equal(fake.calls.filter((call) => call.op === 'run' && call.executionId === 't/same').length, 1, 'it ran once');
+  t.equal((await store.listExecutions('s1', { limit: 10 })).length, 2);
+});
+
+t.test('an execution the store refuses for good is stopped alone; its subscribers end at what was stored', async (t) => {
+  const { engine, fake, store, errors } = await rig(t);
+  await engine.submit(input('t/bad', 's1'));
+  await engine.submit(input('t/good', 's2'));
+  const bad = follow(engine, 't/bad');
+  const good = follow(engine, 't/good');
+  await fake.take('run');
+  await fake.take('run');
+  fake.console('t/bad', 'stored');
+  fake.console('t/good', 'one');
+  await bad.first;
+  store.fault = (item) => (item.id === 't/bad' && item.kind === 'events' ? 'STORE_FENCED' : null);
+  fake.console('t/bad', 'refused');
+  const abort = await fake.take('abort');
+  t.equal(abort.executionId, 't/bad', 'its run is stopped');
+  fake.console('t/good', 'two');
+  fake.done('t/bad', 'cancelled');
+  fake.done('t/good');
+  const badEvents = await bad.all;
+  t.ok(badEvents.every((event) => event.type === 'console' && event.payload.text === 'stored'), 'its subscriber got what was stored, and ended');
+  t.equal(badEvents.length, 1, `one event: ${JSON.stringify(badEvents)}`);
+  const goodEvents = await good.all;
+  t.same(goodEvents.map((event) => event.type), ['console', 'console', 'done'], 'the other execution was not held back');
+  t.ok(errors.some((context) => context.includes('t/bad')), 'the drop was reported');
+  t.equal(engine.stats().store.waiting, 0, 'nothing waits for a retry');
+  // Its session is free again.
+  await engine.submit(input('t/after', 's1'));
+  t.equal((await fake.take('run')).executionId, 't/after', 'the session runs its next execution');
+});
+
+t.test('writes that fail for a while: the events arrive late, complete and in order', async (t) => {
+  const { engine, fake, store } = await rig(t);
+  await engine.submit(input('t/slow', 's1'));
+  const events = follow(engine, 't/slow');
+  await fake.take('run');
+  let failures = 2;
+  store.fault = (item) => (item.id === 't/slow' && failures-- > 0 ? 'STORE_UNAVAILABLE' : null);
+  for (let i = 0; i < 5; i++) fake.console('t/slow', `line ${i}`);
+  fake.done('t/slow');
+  const received = await events.all;
+  t.same(received.map((event) => event.seq), [1, 2, 3, 4, 5, 6], 'every seq once');
+  t.equal(received.at(-1)?.type, 'done');
+  t.ok(engine.stats().store.failures >= 2, 'the failures were counted');
+  t.equal(engine.stats().store.stalled, false);
+});

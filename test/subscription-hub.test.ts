@@ -1,0 +1,137 @@
+/**
+ * The subscription hub (src/events/subscription-hub.ts) fed by a LiveFeed, in process: an
+ * execution running elsewhere (another node) is followed, not taken for ended, and a subscriber
+ * joining in the middle of it gets every event once, in order, stored ones first and then the ones
+ * the feed delivers, with no gap at the hand-off.
+ */
+import t, { type Test } from 'tap';
+import { SendResult, SubscriptionHub, type EventSink } from '../src/events/subscription-hub.js';
+import { LocalFeed, type LiveFeed, type LogState } from '../src/events/live-feed.js';
+import { MemoryEventStore } from './helpers/memory-store.js';
+
+const utf8 = new TextEncoder();
+const text = new TextDecoder();
+const frames = (id: string, from: number, count: number) => Array.from({ length: count }, (_, i) => utf8.encode(`${id}#${from + i}`));
+const seqs = (id: string, from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `${id}#${from + i}`);
+
+class Sink implements EventSink {
+  received: string[] = [];
+  ends = 0;
+  #onChange: () => void = () => {};
+  send(frame: Uint8Array): SendResult {
+    this.received.push(text.decode(frame));
+    this.#onChange();
+    return SendResult.SENT;
+  }
+  cork(fn: () => void): void {
+    fn();
+  }
+  ended(): void {
+    this.ends++;
+    this.#onChange();
+  }
+  until(ready: () => boolean): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => { if (ready()) resolve(); };
+      this.#onChange = check;
+      check();
+    });
+  }
+}
+
+/** A feed for executions that run on "another node": the test plays that node and its log's follower. */
+class RemoteFeed implements LiveFeed {
+  state: LogState | null = null;
+  followed: Array<[string, number]> = [];
+  unfollowed: string[] = [];
+  #following = new Map<string, number>();
+  committedSeq(id: string): number | undefined {
+    return this.#following.get(id);
+  }
+  async locate(): Promise<LogState | null> {
+    return this.state;
+  }
+  follow(id: string, afterSeq: number): void {
+    this.followed.push([id, afterSeq]);
+    // A follower starts at what is stored: the hub reads up to there, then takes what it delivers.
+    this.#following.set(id, this.state!.lastSeq);
+  }
+  unfollow(id: string): void {
+    this.unfollowed.push(id);
+    this.#following.delete(id);
+  }
+  /** The follower saw a new chunk: it is stored (by the other node) and delivered here. */
+  async deliver(hub: SubscriptionHub, store: MemoryEventStore, id: string, firstSeq: number, count: number): Promise<void> {
+    const chunk = { executionId: id, firstSeq, frames: frames(id, firstSeq, count) };
+    await store.commit({ sessions: [], executions: [], events: [chunk] });
+    this.state = { lastSeq: firstSeq + count - 1, finalSeq: null };
+    if (this.#following.has(id)) this.#following.set(id, firstSeq + count - 1);
+    hub.deliver([chunk]);
+  }
+}
+
+async function setup(t: Test) {
+  const store = new MemoryEventStore();
+  await store.open();
+  t.teardown(() => store.close());
+  const feed = new RemoteFeed();
+  const hub = new SubscriptionHub(store, feed, (error) => t.fail(String(error)));
+  return { store, feed, hub };
+}
+
+t.test('an execution running elsewhere is followed, not ended; stored then live, no gap, no duplicate', async (t) => {
+  const { store, feed, hub } = await setup(t);
+  await feed.deliver(hub, store, 'x', 1, 1500);
+  const sink = new Sink();
+  hub.attach(sink, 'x', 200, null);
+  // Chunks keep arriving while the subscriber reads the stored ones.
+  for (let seq = 1501; seq < 1600; seq += 11) await feed.deliver(hub, store, 'x', seq, 11);
+  await sink.until(() => sink.received.length === 1399);
+  t.same(feed.followed, [['x', 200]], 'followed once, from the subscriber\'s cursor');
+  t.same(sink.received, seqs('x', 201, 1599), 'every event after the cursor, once, in order');
+  await feed.deliver(hub, store, 'x', 1600, 1);
+  hub.finish('x', 1600);
+  await sink.until(() => sink.ends === 1);
+  t.same(sink.received.slice(-1), ['x#1600'], 'the last one too');
+  t.equal(sink.ends, 1, 'ended once, after the final seq');
+  t.same(feed.unfollowed, ['x'], 'the follow stops with its last subscriber');
+});
+
+t.test('an execution that ended elsewhere: read to its final seq, never followed', async (t) => {
+  const { store, feed, hub } = await setup(t);
+  await feed.deliver(hub, store, 'y', 1, 30);
+  feed.state = { lastSeq: 30, finalSeq: 30 };
+  const sink = new Sink();
+  hub.attach(sink, 'y', 10, null);
+  await sink.until(() => sink.ends === 1);
+  t.same(sink.received, seqs('y', 11, 30));
+  t.same(feed.followed, [], 'not followed');
+});
+
+t.test('an unknown execution ends its subscription at once', async (t) => {
+  const { feed, hub } = await setup(t);
+  feed.state = null;
+  const sink = new Sink();
+  hub.attach(sink, 'nobody', 0, null);
+  await sink.until(() => sink.ends === 1);
+  t.same(sink.received, []);
+});
+
+t.test('LocalFeed: live here, ended, or left unfinished by a dead process (its log, not its record, says where it ends)', async (t) => {
+  const store = new MemoryEventStore();
+  await store.open();
+  t.teardown(() => store.close());
+  const live = new Map<string, number>([['running', 7]]);
+  const feed = new LocalFeed(store, (id) => live.get(id));
+  const base = { session_id: 's', number: 1, kind: 'repl' as const, created_at: 1, timeout_ms: 1000, code: '1' };
+  await store.createExecution({ ...base, execution_id: 'left', status: 'running', last_seq: 0 });
+  await store.commit({ sessions: [], executions: [{ ...base, execution_id: 'left', status: 'running', last_seq: 2 }], events: [{ executionId: 'left', firstSeq: 1, frames: frames('left', 1, 5) }] });
+  await store.createExecution({ ...base, execution_id: 'ended', status: 'queued', last_seq: 0 });
+  await store.commit({ sessions: [], executions: [{ ...base, execution_id: 'ended', status: 'ok', last_seq: 3, ended_at: 2 }], events: [{ executionId: 'ended', firstSeq: 1, frames: frames('ended', 1, 3) }] });
+  t.same(await feed.locate('running'), { lastSeq: 7, finalSeq: null }, 'live here: running, at its committed seq');
+  t.equal(feed.committedSeq('running'), 7);
+  t.same(await feed.locate('ended'), { lastSeq: 3, finalSeq: 3 }, 'ended: where its record says');
+  t.same(await feed.locate('left'), { lastSeq: 5, finalSeq: 5 }, 'left unfinished: where its log ends, past its record\'s last_seq');
+  t.equal(await feed.locate('nobody'), null, 'unknown');
+  t.equal(feed.committedSeq('ended'), undefined, 'nothing but live executions has a committed seq');
+});
