@@ -61,6 +61,10 @@ function label(node: PreviewNode): HTMLElement {
       return el('span', 'class-name', `${node.class ?? 'TypedArray'}${size}`);
     case 'error':
       return el('span', 'leaf kind-error', node.text ?? node.class ?? 'Error');
+    case 'function':
+    case 'class':
+      // A function or class with properties of its own (static members): named as a leaf is.
+      return el('span', `leaf kind-${node.kind}`, leafText(node));
     default:
       return el('span', 'class-name', node.class === null ? '[Object: null prototype]' : node.class && node.class !== 'Object' ? node.class : '');
   }
