@@ -5,17 +5,17 @@
  */
 import { Client, type Execution, type ExecutionRecord, type SessionRecord, type Status } from '../src/client/index.js';
 import { ExecutionBlock } from './blocks.js';
-import { el, smallButton } from './dom.js';
+import { el } from './dom.js';
 import { InputEditor } from './editor.js';
+import { askForToken, checkToken, forgetToken, takeToken } from './login.js';
+import { SessionList, sessionLabel } from './sessions.js';
 
-const TOKEN_KEY = 'vmstream.token';
 /** How often a visible page lists the sessions, to see executions other tabs or clients created in its own. */
 const POLL_MS = 1500;
 
 const byId = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const statusBadge = byId<HTMLSpanElement>('status');
 const output = byId<HTMLElement>('output');
-const sessionList = byId<HTMLUListElement>('sessions');
 const sessionTitle = byId<HTMLElement>('session');
 
 /** The session on screen: its blocks, and the executions this page follows in it. */
@@ -32,53 +32,15 @@ interface SessionView {
 let client: Client;
 let view: SessionView | null = null;
 let editor: InputEditor;
-let sessions: SessionRecord[] = [];
-
-/** The token: from `?token=` (then kept for this tab and taken out of the address bar), or kept from before. */
-function takeToken(): string | null {
-  const params = new URLSearchParams(location.search);
-  const fromUrl = params.get('token');
-  if (fromUrl) {
-    sessionStorage.setItem(TOKEN_KEY, fromUrl);
-    params.delete('token');
-    history.replaceState(null, '', `${location.pathname}${params.size > 0 ? `?${params}` : ''}`);
-    return fromUrl;
-  }
-  return sessionStorage.getItem(TOKEN_KEY);
-}
-
-function askForToken(message?: string): void {
-  const form = byId<HTMLFormElement>('login');
-  form.hidden = false;
-  byId('login-error').textContent = message ?? '';
-  if (message) showStatus('closed', 'not connected');
-  byId<HTMLInputElement>('token').focus();
-  form.onsubmit = (event) => {
-    event.preventDefault();
-    sessionStorage.setItem(TOKEN_KEY, byId<HTMLInputElement>('token').value.trim());
-    location.reload();
-  };
-}
+const sidebar = new SessionList(byId<HTMLUListElement>('sessions'), {
+  open: (sessionId) => attempt(open(sessionId, true)),
+  rename: (session) => attempt(renameSession(session)),
+  close: (session) => attempt(closeSession(session)),
+});
 
 function showStatus(type: Status['type'] | 'connecting', text: string): void {
   statusBadge.dataset.status = type;
   statusBadge.textContent = text;
-}
-
-/**
- * Asks the HTTP API with the token before opening the socket: a browser's WebSocket hides the
- * upgrade's 401, so a refused token would otherwise look like a server that is down.
- */
-async function checkToken(token: string): Promise<string | null> {
-  let response: Response;
-  try {
-    response = await fetch('/api/v1/sessions', { headers: { authorization: `Bearer ${token}` } });
-  } catch (error) {
-    return `the server cannot be reached (${(error as Error).message})`;
-  }
-  if (response.status === 401) return 'That token was refused by the server: check it and try again.';
-  if (response.status === 403) return 'This page\'s origin is not allowed by the server (VMSTREAM_ORIGINS).';
-  return null;
 }
 
 async function main(): Promise<void> {
@@ -86,12 +48,14 @@ async function main(): Promise<void> {
   if (!token) return askForToken();
   const refused = await checkToken(token);
   if (refused) {
-    sessionStorage.removeItem(TOKEN_KEY);
+    forgetToken();
+    showStatus('closed', 'not connected');
     return askForToken(refused);
   }
   try {
     client = await Client.connect(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/ws`, { token });
   } catch (error) {
+    showStatus('closed', 'not connected');
     return askForToken(`Cannot connect: ${(error as Error).message}`);
   }
   void watchStatus();
@@ -117,46 +81,8 @@ async function main(): Promise<void> {
   editor.focus();
 }
 
-/** The sidebar, updated in place when the same sessions are listed, so that keyboard focus stays where it is. */
 async function refreshSessions(): Promise<void> {
-  sessions = await client.listSessions();
-  const items = [...sessionList.children] as HTMLLIElement[];
-  if (items.length === sessions.length && items.every((item, index) => item.dataset.id === sessions[index]!.session_id)) {
-    sessions.forEach((session, index) => describeSession(items[index]!, session));
-  } else {
-    sessionList.replaceChildren(...sessions.map(sessionItem));
-  }
-}
-
-function describeSession(item: HTMLLIElement, session: SessionRecord): void {
-  const label = session.name || session.session_id.slice(0, 8);
-  item.querySelector('.name')!.textContent = label;
-  for (const [selector, verb] of [['.rename', 'Rename'], ['.close', 'Close']] as const) {
-    const button = item.querySelector<HTMLButtonElement>(selector)!;
-    button.title = `${verb} session ${label}`;
-    button.setAttribute('aria-label', button.title);
-  }
-  item.querySelector('small')!.textContent = `${session.status} · ${session.execution_count} run${session.execution_count === 1 ? '' : 's'}`;
-}
-
-function sessionItem(session: SessionRecord): HTMLLIElement {
-  const item = el('li', '');
-  item.dataset.id = session.session_id;
-  if (session.session_id === view?.id) item.setAttribute('aria-current', 'true');
-  const pick = el('button', 'pick');
-  pick.type = 'button';
-  const name = el('span', 'name');
-  const meta = el('small', '');
-  pick.append(name, meta);
-  const id = session.session_id;
-  // The record as listed now: it may have been renamed since this item was built.
-  const current = () => sessions.find((listed) => listed.session_id === id) ?? session;
-  pick.onclick = () => attempt(open(id, true));
-  const rename = smallButton('rename', '✎', '', () => attempt(renameSession(current())));
-  const close = smallButton('close', '×', '', () => attempt(closeSession(current())));
-  item.append(pick, rename, close);
-  describeSession(item, session);
-  return item;
+  sidebar.show(await client.listSessions());
 }
 
 /** A sidebar action that failed (the connection is down, the session was closed meanwhile) is said, not thrown away. */
@@ -173,12 +99,12 @@ async function renameSession(session: SessionRecord): Promise<void> {
 }
 
 function showTitle(session: SessionRecord | undefined): void {
-  sessionTitle.textContent = session?.name || session?.session_id.slice(0, 8) || '';
+  sessionTitle.textContent = session ? sessionLabel(session) : '';
   document.title = `${sessionTitle.textContent} · vmstream`;
 }
 
 async function newSession(): Promise<void> {
-  const name = prompt('Name of the new session', `session ${sessions.length + 1}`);
+  const name = prompt('Name of the new session', `session ${sidebar.records.length + 1}`);
   if (name === null) return;
   const created = await client.createSession(name.trim());
   await refreshSessions();
@@ -186,7 +112,7 @@ async function newSession(): Promise<void> {
 }
 
 async function closeSession(session: SessionRecord): Promise<void> {
-  if (!confirm(`Close session "${session.name || session.session_id}"? Its running and queued executions are cancelled; its log stays readable.`)) return;
+  if (!confirm(`Close session "${sessionLabel(session)}"? Its running and queued executions are cancelled; its log stays readable.`)) return;
   await client.closeSession(session.session_id);
   await refreshSessions();
   if (view?.id === session.session_id) await open(null, true);
@@ -197,12 +123,12 @@ async function closeSession(session: SessionRecord): Promise<void> {
  * new one. Its last 50 executions are replayed from the server's log, and followed while they run.
  */
 async function open(sessionId: string | null, push = false): Promise<void> {
-  let target = sessions.find((session) => session.session_id === sessionId)?.session_id;
+  let target = sidebar.find(sessionId)?.session_id;
   // Not open: a closed session still has its log (execution.list answers), an unknown one has none.
   const closed = !target && sessionId !== null && (await client.listExecutions(sessionId, { limit: 1 }).then(() => true, () => false));
   if (closed) target = sessionId!;
   if (!target) {
-    target = sessions[0]?.session_id ?? (await client.createSession('console')).session_id;
+    target = sidebar.records[0]?.session_id ?? (await client.createSession('console')).session_id;
     await refreshSessions();
   }
   if (view?.id === target) return;
@@ -211,16 +137,13 @@ async function open(sessionId: string | null, push = false): Promise<void> {
   const url = `${location.pathname}?session=${encodeURIComponent(target)}`;
   if (push) history.pushState(null, '', url);
   else history.replaceState(null, '', url);
-  showTitle(sessions.find((session) => session.session_id === target));
+  showTitle(sidebar.find(target));
   if (sessionId && sessionId !== target) note(`There is no session ${sessionId} for this token: showing another one.`, true);
   if (closed) {
     sessionTitle.textContent = `${target.slice(0, 8)} (closed)`;
     note('This session is closed: its log is shown here, and nothing more runs in it. Pick or create another one to run code.');
   }
-  for (const item of sessionList.children) {
-    if ((item as HTMLElement).dataset.id === target) item.setAttribute('aria-current', 'true');
-    else item.removeAttribute('aria-current');
-  }
+  sidebar.mark(target);
   setSidebar(false);
   await showNew(target, 50);
 }
@@ -252,7 +175,7 @@ async function poll(): Promise<void> {
   try {
     await refreshSessions();
     const current = view;
-    const shown = sessions.find((session) => session.session_id === current?.id);
+    const shown = sidebar.find(current?.id ?? null);
     if (!current || !shown) return; // switched meanwhile, or a closed session: nothing new comes
     showTitle(shown); // it may have been renamed in another tab
     // The session's count says how many executions this page has not seen: list that many (at most
@@ -323,7 +246,7 @@ function note(text: string, trouble = false): void {
 function setSidebar(open: boolean): void {
   document.body.classList.toggle('sidebar-open', open);
   byId('menu').setAttribute('aria-expanded', String(open));
-  if (open) sessionList.querySelector<HTMLButtonElement>('[aria-current] .pick, .pick')?.focus();
+  if (open) sidebar.focus();
 }
 
 /** The status badge, and a line in each running execution where its stream was cut and where it resumed. */
