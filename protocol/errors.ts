@@ -12,7 +12,7 @@ export const ERROR_CODES = Object.freeze({
   UNKNOWN_OP: { http: 400, close: null, meaning: 'the `op` is a string, but not one this protocol version knows' },
   BAD_REQUEST: { http: 400, close: null, meaning: 'a field is missing, of the wrong type or out of range; the message names the field' },
   UNAUTHORIZED: { http: 401, close: 4401, meaning: 'no token, or a token that is not valid (the socket upgrade is refused with 401); an open socket whose tenant was removed from the tokens file closes with 4401' },
-  FORBIDDEN: { http: 403, close: null, meaning: 'the browser Origin of the upgrade is not in VMSTREAM_ORIGINS (the socket is refused with 403)' },
+  FORBIDDEN: { http: 403, close: null, meaning: 'the browser Origin of the upgrade is not in VMSTREAM_ORIGINS (the socket is refused with 403); on the Jupyter API also a token no tenant has' },
   NOT_FOUND: { http: 404, close: null, meaning: 'no session or execution with that id (or it has expired); over HTTP also a path that is no route' },
   METHOD_NOT_ALLOWED: { http: 405, close: null, meaning: 'HTTP only: the path exists, but not for this method (the Allow header lists those it takes)' },
   SESSION_CLOSED: { http: 409, close: null, meaning: 'the session was closed; it takes no more executions' },

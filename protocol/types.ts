@@ -21,6 +21,11 @@ export interface SessionRecord {
   closed_at?: number;
   /** How many executions the session has been given; the next one gets `execution_count + 1` as its `number`. */
   execution_count: number;
+  /**
+   * Set when the session's context was reset (a Jupyter kernel restart): executions numbered below
+   * it are not replayed when the context is rebuilt.
+   */
+  replay_from?: number;
 }
 
 export type ExecutionKind = 'repl' | 'run-file';

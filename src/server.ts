@@ -7,6 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from './config.js';
 import { HttpApi } from './http/api.js';
+import { openJupyter } from './jupyter/index.js';
 import { ConsoleFiles, ConsoleHandler } from './http/console.js';
 import type { Logger } from './ops/logger.js';
 import { Metrics } from './ops/metrics.js';
@@ -79,6 +80,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
     },
   });
+  const jupyter = await openJupyter({ service, authenticator, dataDir: config.dataDir, backpressureBytes: config.backpressureBytes, maxQueued: config.maxQueuedPerSession, onError: onInternalError });
   const consoleFiles = config.console ? await ConsoleFiles.load() : null;
   if (config.console && !consoleFiles) logger.warn('the web console is not built (npm run build builds it): / answers 404');
   const transport = new UwsTransport(service, {
@@ -90,7 +92,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     authenticator,
     allowedOrigins: config.allowedOrigins,
     tls: config.tlsCert && config.tlsKey ? { cert: config.tlsCert, key: config.tlsKey } : null,
-    http: consoleFiles ? new ConsoleHandler(consoleFiles, http) : http,
+    http: jupyter.http(consoleFiles ? new ConsoleHandler(consoleFiles, http) : http),
+    socketRoutes: [jupyter.route],
     onSocket: (event, tenant, remote) => logger.info({ tenant, remote }, event === 'open' ? 'socket opened' : 'socket closed'),
     onInternalError,
   });
@@ -127,6 +130,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     await service.shutdown();
     await retention?.stop();
     transport.closeSockets();
+    await jupyter.close();
     await store.close();
   })());
   const consoleUrl = consoleFiles ? `${config.tlsCert ? 'https' : 'http'}://${host}:${port}/${shared?.generated ? `?token=${encodeURIComponent(shared.token)}` : ''}` : null;

@@ -4,17 +4,12 @@
  * owner still sees everything. Tokens come from the tokens file written by scripts/add-tenant.
  * Then revocation: a tenant taken out of the file loses its open sockets and streams and its token.
  */
-import { execFileSync } from 'node:child_process';
 import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { ROOT, startServer, tempDir } from './helpers/server.js';
+import { addTenant, startServer, tempDir } from './helpers/server.js';
 import { TestClient } from './helpers/client.js';
 import { baseUrl, HttpClient, openSse } from './helpers/http.js';
-
-function addTenant(file: string, name: string): string {
-  return execFileSync(process.execPath, [path.join(ROOT, 'dist/scripts/add-tenant.js'), name, file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-}
 
 t.test('tenants cannot see or touch each other', async (t) => {
   const tokensFile = path.join(tempDir('tenants'), 'tokens');

@@ -55,9 +55,12 @@ function digest(value: string): Buffer {
   return createHash('sha256').update(value, 'utf8').digest();
 }
 
-/** The token of a request: `Authorization: Bearer <token>`, else `?token=<token>`. */
+/**
+ * The token of a request: `Authorization: Bearer <token>` (or `token <token>`, as Jupyter clients
+ * send it), else `?token=<token>`.
+ */
 export function tokenFromRequest(authorization: string, query: string): string | null {
-  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+  const bearer = /^(?:Bearer|token)\s+(\S+)\s*$/i.exec(authorization);
   if (bearer) return bearer[1]!;
   const fromQuery = new URLSearchParams(query).get('token');
   return fromQuery && fromQuery.length > 0 ? fromQuery : null;

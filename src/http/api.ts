@@ -193,7 +193,8 @@ function queryObject(schema: ObjectSchema, raw: string): Record<string, unknown>
   return query;
 }
 
-async function readJson(request: HttpRequest): Promise<Record<string, unknown>> {
+/** The body as a JSON object (empty: `{}`); anything else is a BAD_REQUEST. */
+export async function readJson(request: HttpRequest): Promise<Record<string, unknown>> {
   const bytes = await request.body();
   if (bytes.length === 0) return {};
   let value: unknown;

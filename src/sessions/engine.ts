@@ -169,6 +169,32 @@ export class Engine {
     return session.record;
   }
 
+  /**
+   * Gives an open session a fresh, empty context under the same id (a Jupyter kernel restart): what
+   * runs or waits is cancelled first, and the inputs run so far are no longer replayed when the
+   * context is rebuilt later (`replay_from`, durable before this resolves).
+   */
+  async resetSession(sessionId: string): Promise<SessionRecord | undefined> {
+    const session = this.#sessions.get(sessionId);
+    if (!session) return undefined;
+    // Loops because an execution submitted while the others were stopping may have started since.
+    while (!session.closed && (session.running || session.queue.length > 0)) {
+      const pending = [...session.queue, ...(session.running ? [session.running] : [])];
+      for (const execution of pending) this.#stop(execution, 'cancelled', 'session_reset');
+      await Promise.all(pending.map((execution) => execution.ended));
+    }
+    if (session.closed) return session.record;
+    session.record.replay_from = session.record.execution_count + 1;
+    this.#rebuild.abandon(session);
+    session.needsRestore = false;
+    session.announcement = null;
+    this.#unhost(session);
+    this.#host(session);
+    this.#commits.saveSession(session.record);
+    await this.#commits.flushed();
+    return session.record;
+  }
+
   /** The session's live record (open or closed), if this process knows it. */
   session(sessionId: string): SessionRecord | undefined {
     return this.#sessions.get(sessionId)?.record;

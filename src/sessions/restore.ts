@@ -39,7 +39,7 @@ export class SessionRebuilder {
     const sessionId = session.record.session_id;
     let inputs: ReplayInput[];
     try {
-      inputs = await this.#replayInputs(sessionId);
+      inputs = await this.#replayInputs(sessionId, session.record.replay_from ?? 0);
     } catch (error) {
       this.failed(session, `its inputs could not be read: ${(error as Error).message}`);
       this.#deps.next(session);
@@ -79,10 +79,17 @@ export class SessionRebuilder {
     this.#deps.progress(session, { session_id: session.record.session_id, inputs, replayed });
   }
 
-  async #replayInputs(sessionId: string): Promise<ReplayInput[]> {
+  /** The session was given a fresh context (Engine.resetSession): a rebuild under way ends unheard. */
+  abandon(session: LiveSession): void {
+    if (session.restoring) this.#end(session);
+  }
+
+  /** The inputs of the session's context: those numbered from `replayFrom` on (see Engine.resetSession). */
+  async #replayInputs(sessionId: string, replayFrom: number): Promise<ReplayInput[]> {
     const records = await this.#deps.store.listExecutions(sessionId, { limit: Number.MAX_SAFE_INTEGER, order: 'oldest' });
     const inputs: ReplayInput[] = [];
     for (const record of records) {
+      if (record.number < replayFrom) continue;
       // Inputs that ran to their end, with or without an exception: what they changed before
       // throwing is part of the session's state, as in any REPL. Stopped or crashed ones are not
       // re-run: they would only be stopped again.

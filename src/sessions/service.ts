@@ -102,6 +102,15 @@ export class ExecutionService {
     return (await this.#engine.renameSession(sessionId, name))!;
   }
 
+  /**
+   * Gives the session a fresh, empty context under the same id, cancelling what runs or waits in
+   * it; earlier inputs are no longer replayed when the context is rebuilt (a Jupyter kernel restart).
+   */
+  async resetSession(tenant: string, sessionId: string): Promise<SessionRecord> {
+    this.#liveSession(tenant, sessionId);
+    return (await this.#engine.resetSession(sessionId))!;
+  }
+
   /** Names that complete `code` at `cursor`, from the session's context (see Sandbox.complete). */
   async complete(tenant: string, sessionId: string, code: string, cursor: number): Promise<Completion> {
     this.#liveSession(tenant, sessionId);

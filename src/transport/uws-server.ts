@@ -28,6 +28,8 @@ export interface TransportOptions {
   tls: { cert: string; key: string } | null;
   /** Every request that is not a socket upgrade; bodies are limited to maxFrameBytes. */
   http: HttpHandler;
+  /** WebSocket routes beside the protocol's own (the Jupyter kernel channels), each with its own auth. */
+  socketRoutes?: SocketRoute[];
   onSocket?(event: 'open' | 'close', tenant: string, remote: string): void;
   onInternalError(error: unknown): void;
 }
@@ -36,6 +38,52 @@ export interface TransportOptions {
 const EXCLUSIVE_PORT = (uWS as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT: number }).LIBUS_LISTEN_EXCLUSIVE_PORT;
 
 interface SocketData { tenant: string; remote: string; connection: Connection | null }
+
+/**
+ * A WebSocket route served beside the protocol's: its module decides on each upgrade (a refusal is
+ * a rejection with a ProtocolError, answered as an HTTP error, never an accepted socket closed at
+ * once) and gets the socket through RouteSocket, so uWS stays in this file. Pings are not sent
+ * automatically on these sockets: the route pings when it wants a delivery confirmed, and a pong
+ * carries the ping's payload back.
+ */
+export interface SocketRoute {
+  /** A uWS pattern, e.g. `/api/kernels/:id/channels`; `:name` segments arrive as `params`. */
+  pattern: string;
+  upgrade(request: UpgradeRequest): Promise<RouteAcceptance>;
+}
+
+export interface UpgradeRequest {
+  params: string[];
+  query: string;
+  /** Header values by lower-case name. */
+  headers: Readonly<Record<string, string>>;
+}
+
+export interface RouteAcceptance {
+  /** Whose socket it is: revoking the tenant closes it. */
+  tenant: string;
+  /** The subprotocol chosen among those the client offered, or null for none. */
+  protocol: string | null;
+  attach(socket: RouteSocket): RouteHandler;
+}
+
+export interface RouteSocket {
+  /** 0: sent, 1: sent and buffered, 2: dropped (past the hard backpressure limit). */
+  send(data: string | Uint8Array, isBinary: boolean): number;
+  ping(payload: string): void;
+  bufferedAmount(): number;
+  cork(fn: () => void): void;
+  end(code: number, reason: string): void;
+}
+
+export interface RouteHandler {
+  message(data: Uint8Array, isBinary: boolean): void;
+  pong(payload: Uint8Array): void;
+  drain(): void;
+  close(): void;
+}
+
+interface RouteSocketData { tenant: string; handler: RouteHandler | null; attach: (socket: RouteSocket) => RouteHandler }
 
 /** uWS drops sends silently past maxBackpressure; ours pauses events long before that. */
 const HARD_BACKPRESSURE_FACTOR = 64;
@@ -47,6 +95,7 @@ export class UwsTransport {
   readonly #options: TransportOptions;
   readonly #service: ExecutionService;
   readonly #sockets = new Set<uWS.WebSocket<SocketData>>();
+  readonly #routeSockets = new Set<uWS.WebSocket<RouteSocketData>>();
   #listenSocket: uWS.us_listen_socket | null = null;
 
   constructor(service: ExecutionService, options: TransportOptions) {
@@ -54,18 +103,16 @@ export class UwsTransport {
     this.#options = options;
     this.#app = options.tls ? uWS.SSLApp({ cert_file_name: options.tls.cert, key_file_name: options.tls.key }) : uWS.App();
     this.#app.ws<SocketData>(WS_PATH, {
-      maxPayloadLength: Math.max(options.maxFrameBytes * HARD_PAYLOAD_FACTOR, 16 * 1024 * 1024),
-      maxBackpressure: Math.max(options.backpressureBytes * HARD_BACKPRESSURE_FACTOR, 64 * 1024 * 1024),
-      closeOnBackpressureLimit: 0,
+      ...socketLimits(options),
       idleTimeout: 120,
       sendPingsAutomatically: true,
-      compression: uWS.DISABLED,
       upgrade: (res, req, context) => this.#upgrade(res, req, context),
       open: (ws) => this.#open(ws),
       message: (ws, message, isBinary) => this.#message(ws, message, isBinary),
       drain: (ws) => ws.getUserData().connection?.drained(),
       close: (ws) => this.#close(ws),
     });
+    for (const route of options.socketRoutes ?? []) this.#addRoute(route);
     this.#app.any('/*', (res, req) => {
       const exchange = new UwsExchange(res, req, options.maxFrameBytes);
       options.http.handle(exchange, exchange);
@@ -73,7 +120,7 @@ export class UwsTransport {
   }
 
   get socketCount(): number {
-    return this.#sockets.size;
+    return this.#sockets.size + this.#routeSockets.size;
   }
 
   listen(): Promise<number> {
@@ -103,11 +150,13 @@ export class UwsTransport {
   /** Closes every socket with 1001 (going away). */
   closeSockets(): void {
     for (const ws of [...this.#sockets]) end(ws, 'SHUTTING_DOWN', 'server shutting down');
+    for (const ws of [...this.#routeSockets]) end(ws, 'SHUTTING_DOWN', 'server shutting down');
   }
 
   /** Closes every socket of a tenant whose token was revoked, with UNAUTHORIZED's 4401. */
   revokeTenant(tenant: string, reason: string): void {
     for (const ws of [...this.#sockets]) if (ws.getUserData().tenant === tenant) end(ws, 'UNAUTHORIZED', reason);
+    for (const ws of [...this.#routeSockets]) if (ws.getUserData().tenant === tenant) end(ws, 'UNAUTHORIZED', reason);
   }
 
   #upgrade(res: uWS.HttpResponse, req: uWS.HttpRequest, context: uWS.us_socket_context_t): void {
@@ -130,6 +179,61 @@ export class UwsTransport {
         }
         const data: SocketData = { tenant, remote, connection: null };
         res.cork(() => res.upgrade(data, headers['sec-websocket-key'] ?? '', headers['sec-websocket-protocol'] ?? '', headers['sec-websocket-extensions'] ?? '', context));
+      },
+      refuse,
+    );
+  }
+
+  #addRoute(route: SocketRoute): void {
+    const options = this.#options;
+    this.#app.ws<RouteSocketData>(route.pattern, {
+      ...socketLimits(options),
+      idleTimeout: 0,
+      sendPingsAutomatically: false,
+      upgrade: (res, req, context) => this.#routeUpgrade(route, res, req, context),
+      open: (ws) => {
+        this.#routeSockets.add(ws);
+        const data = ws.getUserData();
+        data.handler = data.attach({
+          send: (payload, isBinary) => ws.send(payload, isBinary),
+          ping: (payload) => ws.ping(payload),
+          bufferedAmount: () => ws.getBufferedAmount(),
+          cork: (fn) => ws.cork(fn),
+          end: (code, reason) => ws.end(code, reason),
+        });
+      },
+      message: (ws, message, isBinary) => {
+        if (message.byteLength > options.maxFrameBytes) {
+          end(ws, 'PAYLOAD_TOO_LARGE', `frame of ${message.byteLength} bytes is over the ${options.maxFrameBytes}-byte limit`);
+          return;
+        }
+        ws.getUserData().handler?.message(new Uint8Array(message), isBinary);
+      },
+      pong: (ws, message) => ws.getUserData().handler?.pong(new Uint8Array(message)),
+      drain: (ws) => ws.getUserData().handler?.drain(),
+      close: (ws) => {
+        this.#routeSockets.delete(ws);
+        ws.getUserData().handler?.close();
+      },
+    });
+  }
+
+  #routeUpgrade(route: SocketRoute, res: uWS.HttpResponse, req: uWS.HttpRequest, context: uWS.us_socket_context_t): void {
+    const params = route.pattern.split('/').filter((part) => part.startsWith(':')).map((_, index) => req.getParameter(index));
+    // The exchange copies everything out of req now: it is invalid after this callback returns.
+    const exchange = new UwsExchange(res, req, this.#options.maxFrameBytes);
+    const { headers } = exchange;
+    const origin = headers.origin ?? '';
+    const refuse = (error: unknown) => sendError(exchange, error, this.#options.onInternalError);
+    if (origin !== '' && this.#options.allowedOrigins.length > 0 && !this.#options.allowedOrigins.includes(origin)) {
+      refuse(new ProtocolError('FORBIDDEN', `origin ${origin} is not allowed`));
+      return;
+    }
+    route.upgrade({ params, query: exchange.query, headers }).then(
+      ({ tenant, protocol, attach }) => {
+        if (exchange.aborted) return;
+        const data: RouteSocketData = { tenant, handler: null, attach };
+        res.cork(() => res.upgrade(data, headers['sec-websocket-key'] ?? '', protocol ?? '', headers['sec-websocket-extensions'] ?? '', context));
       },
       refuse,
     );
@@ -170,8 +274,18 @@ export class UwsTransport {
   }
 }
 
+/** The frame and buffer limits every WebSocket route shares. */
+function socketLimits(options: TransportOptions) {
+  return {
+    maxPayloadLength: Math.max(options.maxFrameBytes * HARD_PAYLOAD_FACTOR, 16 * 1024 * 1024),
+    maxBackpressure: Math.max(options.backpressureBytes * HARD_BACKPRESSURE_FACTOR, 64 * 1024 * 1024),
+    closeOnBackpressureLimit: 0,
+    compression: uWS.DISABLED,
+  };
+}
+
 /** Ends a socket with the close code protocol/errors.ts gives the error. */
-function end(ws: uWS.WebSocket<SocketData>, code: ClosingCode, message: string): void {
+function end(ws: uWS.WebSocket<SocketData> | uWS.WebSocket<RouteSocketData>, code: ClosingCode, message: string): void {
   const close = socketClose(code, message);
   ws.end(close.code, close.reason);
 }

@@ -30,11 +30,16 @@ export async function connect(url: string, token: string, options: ClientOptions
  * non-zero port: a server started on port 0 leaves TIME_WAIT sockets its successor cannot bind past.)
  */
 export async function startOnFixedPort(options: ServerOptions = {}): Promise<TestServer> {
+  return startServer({ ...options, env: { ...options.env, VMSTREAM_PORT: String(await freePort()) } });
+}
+
+/** A port nothing listens on right now. */
+export async function freePort(): Promise<number> {
   const probe = net.createServer();
   await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
   const port = (probe.address() as net.AddressInfo).port;
   await new Promise((resolve) => probe.close(resolve));
-  return startServer({ ...options, env: { ...options.env, VMSTREAM_PORT: String(port) } });
+  return port;
 }
 
 /** Starts the server again over the same LevelDB, on the same port, as a restart would. */

@@ -2,7 +2,7 @@
  * Starts the real server (dist/src/cli/main.js) as a child process on a free port, with a real
  * LevelDB in a temporary folder, and stops or kills it. Tests talk to it over real sockets only.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -83,6 +83,11 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
       await exited;
     },
   };
+}
+
+/** Adds a tenant to a tokens file with scripts/add-tenant; returns its token. */
+export function addTenant(file: string, name: string): string {
+  return execFileSync(process.execPath, [path.join(ROOT, 'dist/scripts/add-tenant.js'), name, file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 }
 
 export function removeDir(dir: string): void {

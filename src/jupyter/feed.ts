@@ -1,0 +1,276 @@
+/**
+ * The messages of one kernel for one client session (the `session_id` of its channels URL), in
+ * order, none twice, across reconnects and server restarts. It walks the kernel's executions in
+ * their order, subscribing to each one's stored events in turn; each event is a unit (derive.ts).
+ *
+ * Jupyter clients acknowledge nothing, so delivery is confirmed with WebSocket pings: the feed pings
+ * after writing, remembering the last unit written before that ping, and a pong with the same
+ * payload confirms everything up to it. A new connection of the same client session replaces the
+ * old one (which may be half-open and still look alive) and starts again after the last confirmed
+ * unit. That point is also kept in JupyterState, so it survives a restart.
+ */
+import { ProtocolError } from '../../protocol/errors.js';
+import type { EventFrame, ExecutionRecord } from '../../protocol/types.js';
+import { decodeValue } from '../../protocol/codec.js';
+import { SendResult, type EventSink } from '../events/subscription-hub.js';
+import type { ExecutionService } from '../sessions/service.js';
+import { Derivation, type ExecutionView } from './derive.js';
+import { originOf, type ExecuteOrigin, type KernelIdentity, type Message } from './messages.js';
+import type { Cursor, JupyterState } from './state.js';
+
+/** The client id of a connection without a session_id starts with this. */
+export const ANONYMOUS = 'anonymous-';
+/** Seq of a unit after every event: the execution was delivered to its end. */
+export const END = Number.MAX_SAFE_INTEGER;
+/** How many earlier executions a feed looks back over (after a long absence, older ones are skipped). */
+const LOOKBACK = 1000;
+
+/** What a feed writes to: the channel of its current connection. */
+export interface FeedConnection {
+  readonly open: boolean;
+  write(messages: Message[]): SendResult;
+  ping(payload: string): void;
+  cork(fn: () => void): void;
+  /** The connection was replaced by a newer one of the same client session. */
+  replace(): void;
+}
+
+export interface FeedContext {
+  service: ExecutionService;
+  state: JupyterState;
+  tenant: string;
+  kernelId: string;
+  client: string;
+  identity: KernelIdentity;
+  /** Origins of executions whose execution_id could not carry them (kept while the server runs). */
+  originOf(executionId: string): ExecuteOrigin | null;
+  onError(error: unknown): void;
+}
+
+const before = (a: Cursor, b: Cursor) => a.number < b.number || (a.number === b.number && a.seq < b.seq);
+
+export class Feed {
+  readonly #context: FeedContext;
+  /** The last unit the client confirmed. */
+  #confirmed: Cursor;
+  /** The last unit written to the current connection. */
+  #sent: Cursor;
+  #connection: FeedConnection | null = null;
+  #sink: UnitSink | null = null;
+  #walking = false;
+  #again = false;
+  #pings = new Map<string, Cursor>();
+  #pingCount = 0;
+  #pingTimer: NodeJS.Immediate | null = null;
+  /** Sessions that sent execute requests through this feed's connections (a gateway relays browsers'). */
+  readonly #askers = new Set<string>();
+  #saving: Promise<void> | null = null;
+  #saveAgain = false;
+
+  constructor(readonly key: string, context: FeedContext, confirmed: Cursor) {
+    this.#context = context;
+    this.#confirmed = confirmed;
+    this.#sent = confirmed;
+  }
+
+  /** Its client gave no session_id: it can never be resumed. */
+  get anonymous(): boolean {
+    return this.#context.client.startsWith(ANONYMOUS);
+  }
+
+  /** Serves the feed on a new connection, replacing the current one, from the last confirmed unit. */
+  attach(connection: FeedConnection): void {
+    const previous = this.#connection;
+    this.#stopSending();
+    this.#connection = connection;
+    previous?.replace();
+    this.#sent = this.#confirmed;
+    this.walk();
+  }
+
+  detach(connection: FeedConnection): void {
+    if (this.#connection !== connection) return;
+    this.#stopSending();
+    this.#connection = null;
+  }
+
+  /** A new execution may exist: the feed goes on to it once it has delivered the current one. */
+  walk(): void {
+    if (this.#walking) {
+      this.#again = true;
+      return;
+    }
+    this.#walking = true;
+    this.#walk().catch((error: unknown) => {
+      this.#walking = false;
+      // A kernel shut down under the walk is no error of the server's.
+      if (!(error instanceof ProtocolError)) this.#context.onError(error);
+    });
+  }
+
+  /** An execute_request of client session `session` came through this feed's connection. */
+  asked(session: string): void {
+    this.#askers.add(session);
+  }
+
+  /** Whether the shell reply to a request of `session` is for this feed's client. */
+  answers(session: string): boolean {
+    return session === this.#context.client || this.#askers.has(session);
+  }
+
+  pong(payload: string): void {
+    const cursor = this.#pings.get(payload);
+    if (!cursor) return;
+    for (const [id, earlier] of this.#pings) {
+      this.#pings.delete(id);
+      if (earlier === cursor) break;
+    }
+    if (!before(this.#confirmed, cursor)) return;
+    this.#confirmed = cursor;
+    this.#save();
+    if (before(this.#confirmed, this.#sent)) this.#schedulePing();
+  }
+
+  /** The connection's buffer drained: a paused subscription goes on. */
+  drained(): void {
+    if (this.#sink) this.#context.service.resume(this.#sink);
+  }
+
+  /** Goes on to the next execution, as often as asked while it was busy. */
+  async #walk(): Promise<void> {
+    do {
+      this.#again = false;
+      await this.#step();
+    } while (this.#again);
+    this.#walking = false;
+  }
+
+  async #step(): Promise<void> {
+    const { service, tenant, kernelId } = this.#context;
+    const connection = this.#connection;
+    if (!connection || this.#sink) return;
+    // Newest first: only as many as came since the cursor's execution (and that one) are read.
+    const since = service.getSession(tenant, kernelId).execution_count - this.#sent.number + 1;
+    if (since <= 0) return;
+    const records = await service.listExecutions(tenant, kernelId, Math.min(since, LOOKBACK));
+    // A new connection meanwhile asked for a walk of its own (`#again`).
+    if (this.#connection !== connection || this.#sink) return;
+    const next = records.reverse().find((record) => before(this.#sent, { number: record.number, seq: END }));
+    if (next) this.#deliver(connection, next);
+  }
+
+  /** Sends an execution's units after the cursor: its start now, its events through a subscription. */
+  #deliver(connection: FeedConnection, record: ExecutionRecord): void {
+    const derivation = new Derivation(this.#context.identity, this.#view(record));
+    const skipThrough = record.number === this.#sent.number ? this.#sent.seq : -1;
+    if (skipThrough < 0) this.#wrote(connection, record.number, 0, derivation.start());
+    const sink = new UnitSink(this, connection, derivation, skipThrough);
+    this.#sink = sink;
+    this.#context.service.subscribe(sink, this.#context.tenant, record.execution_id, 0, null);
+  }
+
+  /** Called by the sink: one unit is written. */
+  wrote(sink: UnitSink, seq: number, messages: Message[]): SendResult {
+    if (sink !== this.#sink) return SendResult.DROPPED;
+    return this.#wrote(sink.connection, sink.derivation.execution.number, seq, messages);
+  }
+
+  #wrote(connection: FeedConnection, number: number, seq: number, messages: Message[]): SendResult {
+    const result = connection.write(messages);
+    if (result === SendResult.DROPPED) return result;
+    this.#sent = { number, seq };
+    this.#schedulePing();
+    return result;
+  }
+
+  /** The subscription ended (its `done` went out, or its log is gone): on to the next execution. */
+  ended(sink: UnitSink): void {
+    if (sink !== this.#sink) return;
+    this.#sink = null;
+    const number = sink.derivation.execution.number;
+    if (this.#sent.number === number) this.#sent = { number, seq: END };
+    this.walk();
+  }
+
+  #view(record: ExecutionRecord): ExecutionView {
+    const { service, tenant, kernelId } = this.#context;
+    const replayFrom = service.getSession(tenant, kernelId).replay_from ?? 1;
+    return {
+      executionId: record.execution_id,
+      number: record.number,
+      count: record.number >= replayFrom ? record.number - replayFrom + 1 : record.number,
+      code: record.code ?? `// run-file ${record.path}`,
+      createdAt: record.created_at,
+      origin: originOf(record.execution_id) ?? this.#context.originOf(record.execution_id),
+    };
+  }
+
+  #stopSending(): void {
+    const sink = this.#sink;
+    this.#sink = null;
+    if (sink) this.#context.service.unsubscribe(sink, this.#context.tenant, sink.derivation.execution.executionId);
+    this.#pings.clear();
+    if (this.#pingTimer) clearImmediate(this.#pingTimer);
+    this.#pingTimer = null;
+  }
+
+  /** One ping after each burst of writes (all a commit delivers goes out before it). */
+  #schedulePing(): void {
+    if (this.#pingTimer || !this.#connection) return;
+    this.#pingTimer = setImmediate(() => {
+      this.#pingTimer = null;
+      const connection = this.#connection;
+      if (!connection?.open || !before(this.#confirmed, this.#sent)) return;
+      const id = String(++this.#pingCount);
+      this.#pings.set(id, this.#sent);
+      connection.ping(id);
+    });
+  }
+
+  /** Keeps the confirmed point; one write at a time, the latest point winning. */
+  #save(): void {
+    if (this.#saving) {
+      this.#saveAgain = true;
+      return;
+    }
+    const { state, tenant, kernelId, client } = this.#context;
+    this.#saving = state.saveCursor(tenant, kernelId, client, this.#confirmed)
+      .catch((error: unknown) => this.#context.onError(error))
+      .finally(() => {
+        this.#saving = null;
+        if (this.#saveAgain) {
+          this.#saveAgain = false;
+          this.#save();
+        }
+      });
+  }
+}
+
+/** One execution's subscription for one connection: each stored event becomes its unit's messages. */
+class UnitSink implements EventSink {
+  constructor(
+    readonly feed: Feed,
+    readonly connection: FeedConnection,
+    readonly derivation: Derivation,
+    /** Units up to this seq were delivered before: derived (for the state they carry), not sent. */
+    readonly skipThrough: number,
+  ) {}
+
+  send(frame: Uint8Array): SendResult {
+    const event = decodeValue(frame) as EventFrame;
+    const messages = this.derivation.event(event);
+    if (event.seq <= this.skipThrough) return SendResult.SENT;
+    const origin = this.derivation.execution.origin;
+    // The shell reply is for the client that asked; an execution without a known asker replies to all.
+    const mine = messages.filter((message) => message.channel !== 'shell' || !origin?.session || this.feed.answers(origin.session));
+    return this.feed.wrote(this, event.seq, mine);
+  }
+
+  cork(fn: () => void): void {
+    this.connection.cork(fn);
+  }
+
+  ended(): void {
+    this.feed.ended(this);
+  }
+}
