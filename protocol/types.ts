@@ -55,8 +55,71 @@ export interface ExecutionRecord {
 
 export type ConsoleLevel = 'log' | 'info' | 'warn' | 'error' | 'debug';
 
-export interface ConsolePayload { level: ConsoleLevel; text: string; truncated?: boolean }
-export interface ValuePayload { type: string; preview: string }
+/**
+ * What a structured preview says a value is (protocol/README.md, "Structured previews"). A client
+ * renders an unknown kind from `text`, or as an object when it has `props`.
+ */
+export type PreviewKind =
+  | 'undefined' | 'null' | 'boolean' | 'number' | 'bigint' | 'string' | 'symbol'
+  | 'function' | 'class' | 'object' | 'array' | 'map' | 'set' | 'error' | 'date' | 'regexp'
+  | 'promise' | 'proxy' | 'typedarray' | 'arraybuffer' | 'weakmap' | 'weakset' | 'boxed'
+  | 'accessor' | 'circular';
+
+/**
+ * A value as data, built inside the sandbox: a bounded tree of kinds, keys and leaf texts. A node
+ * of kind object, array, map, set, typedarray or error without `props`, `entries` or `items` was
+ * not walked (a depth or size bound); `more` counts the children left out of one that was.
+ */
+export interface PreviewNode {
+  kind: PreviewKind;
+  /**
+   * A leaf's text: a primitive as the REPL shows it (strings unquoted), the name of a function or
+   * class, a date's ISO time, a regexp as `/source/flags`, an error's `Name: message`, an accessor's
+   * `Getter`, `Setter` or `Getter/Setter`, a boxed primitive's value.
+   */
+  text?: string;
+  /** A string's full length, when `text` holds only its beginning. */
+  length?: number;
+  /** The constructor's name where it says more than the kind (class instances, subclasses of Array, Map and Set, typed arrays, errors); null for a null prototype. */
+  class?: string | null;
+  /** Array or typed array length, Map or Set size, ArrayBuffer byte length. */
+  size?: number;
+  /** Own enumerable properties in order, as [key, value]; array items under their index (holes left out); symbol keys as `[Symbol(…)]`. */
+  props?: Array<[string, PreviewNode]>;
+  /** A Map's entries, as [key, value]. */
+  entries?: Array<[PreviewNode, PreviewNode]>;
+  /** A Set's members. */
+  items?: PreviewNode[];
+  /** Children left out by the width or size bounds. */
+  more?: number;
+  /** An error's stack frames (`    at …` lines, without the server's own). */
+  frames?: string[];
+}
+
+/** `console.table`: a header and rows of leaf previews; `null` where a row has no such column. */
+export interface ConsoleTable {
+  /** The first is `(index)`; `Values` (last) holds rows that are not objects. */
+  columns: string[];
+  rows: Array<Array<PreviewNode | null>>;
+  /** Rows left out after the first ones. */
+  more?: number;
+}
+
+export interface ConsolePayload {
+  level: ConsoleLevel;
+  text: string;
+  truncated?: boolean;
+  /** Present when an argument is an object or function: the line's parts as previews (see protocol/README.md). */
+  data?: PreviewNode[];
+  /** Present for `console.table` of an object or array. */
+  table?: ConsoleTable;
+}
+export interface ValuePayload {
+  type: string;
+  preview: string;
+  /** Present when the value is an object or function. */
+  data?: PreviewNode;
+}
 export interface ExceptionPayload { name: string; message: string; stack: string }
 /** What a stopped or lost run left of its session's context (protocol/README.md, `done`). */
 export type SessionState = 'kept' | 'rebuilt';

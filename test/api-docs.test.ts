@@ -12,6 +12,7 @@ import { ERROR_CODES } from '../protocol/errors.js';
 import { HTTP_OPERATIONS, type HttpOperation, type ObjectSchema } from '../protocol/http.js';
 import { REQUEST_SCHEMAS } from '../protocol/schemas.js';
 import { WS_PATH } from '../protocol/types.js';
+import { PREVIEW_FIELDS, PREVIEW_KINDS } from '../src/sandbox/preview-data.js';
 import { ROOT } from './helpers/server.js';
 
 type Json = any;
@@ -21,17 +22,21 @@ function load(file: string): Json {
   return resolveRefs(document, document);
 }
 
-/** Replaces every local `{$ref: '#/a/b'}` by what it points at. */
-function resolveRefs(value: Json, root: Json, depth = 0): Json {
+/**
+ * Replaces every local `{$ref: '#/a/b'}` by what it points at; a $ref met again inside its own
+ * target (a recursive schema such as PreviewNode) is left as it is.
+ */
+function resolveRefs(value: Json, root: Json, depth = 0, resolving: string[] = []): Json {
   if (depth > 50) throw new Error('$ref cycle');
-  if (Array.isArray(value)) return value.map((item) => resolveRefs(item, root, depth + 1));
+  if (Array.isArray(value)) return value.map((item) => resolveRefs(item, root, depth + 1, resolving));
   if (value === null || typeof value !== 'object') return value;
   if (typeof value.$ref === 'string') {
+    if (resolving.includes(value.$ref)) return value;
     const target = value.$ref.slice(2).split('/').reduce((node: Json, key: string) => node?.[key.replaceAll('~1', '/').replaceAll('~0', '~')], root);
     if (target === undefined) throw new Error(`unresolved ${value.$ref}`);
-    return resolveRefs(target, root, depth + 1);
+    return resolveRefs(target, root, depth + 1, [...resolving, value.$ref]);
   }
-  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, resolveRefs(item, root, depth + 1)]));
+  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, resolveRefs(item, root, depth + 1, resolving)]));
 }
 
 const errorCodes = Object.keys(ERROR_CODES).sort();
@@ -89,4 +94,7 @@ t.test('asyncapi.yaml: every request message is REQUEST_SCHEMAS, both ways', asy
   const ops = sent.map((message: Json) => message.payload.properties.op.const).sort();
   t.strictSame(ops, ['completion', 'error', 'event', 'execution', 'executions', 'pong', 'session', 'sessions', 'subscribed', 'unsubscribed'], 'every server frame');
   t.strictSame([...doc.components.schemas.ErrorCode.enum].sort(), errorCodes, 'error codes, both ways');
+  const node = doc.components.schemas.PreviewNode;
+  t.strictSame([...node.properties.kind.enum].sort(), [...PREVIEW_KINDS].sort(), 'structured preview kinds, both ways');
+  t.strictSame(Object.keys(node.properties).sort(), [...PREVIEW_FIELDS].sort(), 'structured preview fields, both ways');
 });

@@ -74,6 +74,20 @@ t.test('two submits of one id at once: one record, one run, the session numbered
   t.equal((await store.listExecutions('s1', { limit: 10 })).length, 2);
 });
 
+t.test('an execute waits for its conditional create alone, not for the session counter\'s write after it', async (t) => {
+  const { engine, fake, store } = await rig(t);
+  const { created, record } = await engine.submit(input('t/one', 's1'));
+  t.ok(created);
+  t.equal((await store.getExecution('t/one'))?.number, record.number, 'the create made the record durable');
+  t.equal(store.location.sessions.get('s1')?.execution_count, 0, 'the reply did not wait for the session\'s write');
+  const events = follow(engine, 't/one');
+  await fake.take('run');
+  fake.value('t/one', { preview: '1', type: 'number' });
+  fake.done('t/one');
+  t.same((await events.all).map((event) => event.type), ['value', 'done']);
+  t.equal(store.location.sessions.get('s1')?.execution_count, 1, 'the session counter is stored by the time the run is');
+});
+
 t.test('an execution the store refuses for good is stopped alone; its subscribers end at what was stored', async (t) => {
   const { engine, fake, store, errors } = await rig(t);
   await engine.submit(input('t/bad', 's1'));
@@ -118,4 +132,29 @@ t.test('writes that fail for a while: the events arrive late, complete and in or
   t.equal(received.at(-1)?.type, 'done');
   t.ok(engine.stats().store.failures >= 2, 'the failures were counted');
   t.equal(engine.stats().store.stalled, false);
+});
+
+t.test('after a crash that left the session record behind its executions, numbering resumes after the newest stored one', async (t) => {
+  const dir = tempDir('engine-store');
+  const store = new MemoryEventStore();
+  await store.open();
+  const config: Config = { ...DEFAULTS, dataDir: dir, workspaceDir: dir };
+  let fake!: FakeSandbox;
+  const engine = new Engine(config, store, new Workspace(dir, config.maxRunFileBytes), (listener) => (fake = new FakeSandbox(listener)), { onError: () => undefined });
+  t.teardown(async () => {
+    await engine.shutdown(0);
+    await store.close();
+    removeDir(dir);
+  });
+  // What a process killed right after a create leaves: the record numbered, the session's counter not yet written.
+  const session: SessionRecord = { session_id: 's1', tenant: 't', name: '', status: 'ready', created_at: Date.now(), execution_count: 0 };
+  await store.commit({ sessions: [session], executions: [], events: [] });
+  await store.createExecution({ execution_id: 't/before', session_id: 's1', number: 1, kind: 'repl', status: 'queued', created_at: Date.now(), last_seq: 0, timeout_ms: 1000, code: '1' });
+  t.same(await engine.recover(), { crashed: 1, sessions: 1 });
+  const next = await engine.submit(input('t/after', 's1'));
+  t.equal(next.record.number, 2, 'number 1 is not given twice');
+  // The session is rebuilt before it runs (nothing to replay: its one execution crashed).
+  t.same((await fake.take('restore')).inputs, []);
+  fake.restored('s1', { ok: true, replayed: 0 });
+  t.equal((await fake.take('run')).filename, 'REPL2');
 });

@@ -202,3 +202,59 @@ t.test('the sandbox has no process or require and cannot reach the host', async 
   const leaked = direct.events.find((e) => e.type === 'value');
   t.notOk(leaked && /pid|exit|versions/.test(leaked.payload.preview), 'no host process object in the preview');
 });
+
+t.test('a timer callback that throws is reported and strands none of the run’s other timers', async (t) => {
+  const server = await shared();
+  const client = await clientFor(t, server);
+  const session = await client.createSession('timer-throws');
+  // Issue 13: this used to end as `timeout` after the full limit, the awaited timer cleared.
+  const run = await client.run(session, [
+    "setTimeout(() => { throw new RangeError('from a timer') }, 1);",
+    'const later = await new Promise((resolve) => setTimeout(() => resolve(41), 50));',
+    "console.log('after', later);",
+    'later + 1',
+  ].join('\n'), { timeout_ms: 20_000 });
+  const types = run.events.map((e) => e.type);
+  t.strictSame(types, ['exception', 'console', 'value', 'done'], 'the exception, then the rest of the run');
+  t.equal((run.events[0] as EventFrame<'exception'>).payload.name, 'RangeError');
+  t.match((run.events[0] as EventFrame<'exception'>).payload.stack, /^RangeError: from a timer\n {4}at .*REPL/);
+  t.equal(valueOf(run.events), '42', 'the awaited timer still fired');
+  t.equal(run.done.payload.status, 'error', 'a run with an uncaught exception ends as an error');
+  t.notOk(run.done.payload.reason, 'not a timeout');
+
+  // An interval that throws is stopped after its first exception; the run ends once the code settled.
+  const interval = await client.run(session, "let ticks = 0; setInterval(() => { ticks++; throw new Error('tick') }, 5); 'started'", { timeout_ms: 20_000 });
+  t.strictSame(interval.events.map((e) => e.type), ['value', 'exception', 'done']);
+  t.equal(interval.done.payload.status, 'error');
+  t.equal(valueOf((await client.run(session, 'ticks')).events), '1', 'the interval did not fire again');
+});
+
+t.test('values and console arguments carry structured previews; console.table a table', async (t) => {
+  const server = await shared();
+  const client = await clientFor(t, server);
+  const session = await client.createSession('structured');
+  const run = await client.run(session, "console.log('n =', 1, { a: [1, { b: 2 }] }); console.table([{ x: 1 }, { x: 2, y: 'z' }]); console.log('plain'); new Map([['k', new Set([1])]])");
+  const [logged, table, plain] = run.events.filter((e) => e.type === 'console') as EventFrame<'console'>[];
+  t.equal(logged!.payload.text, 'n = 1 { a: [ 1, { b: 2 } ] }');
+  t.strictSame(logged!.payload.data, [
+    { kind: 'string', text: 'n =' },
+    { kind: 'number', text: '1' },
+    { kind: 'object', props: [['a', { kind: 'array', size: 2, props: [['0', { kind: 'number', text: '1' }], ['1', { kind: 'object', props: [['b', { kind: 'number', text: '2' }]] }]] }]] },
+  ]);
+  t.strictSame(table!.payload.table, {
+    columns: ['(index)', 'x', 'y'],
+    rows: [[{ kind: 'string', text: '0' }, { kind: 'number', text: '1' }, null], [{ kind: 'string', text: '1' }, { kind: 'number', text: '2' }, { kind: 'string', text: 'z' }]],
+  });
+  t.match(table!.payload.text, /^┌─────────┬───┬─────┐\n│ \(index\) │ x │  y  │/);
+  t.notOk('data' in plain!.payload || 'table' in plain!.payload, 'a line of strings has no structure');
+  const value = run.events.find((e) => e.type === 'value') as EventFrame<'value'>;
+  t.equal(value.payload.preview, "Map(1) { 'k' => Set(1) { 1 } }");
+  t.strictSame(value.payload.data, { kind: 'map', size: 1, entries: [[{ kind: 'string', text: 'k' }, { kind: 'set', size: 1, items: [{ kind: 'number', text: '1' }] }]] });
+
+  // Replayed from the store to another connection, the same.
+  const reader = await clientFor(t, server);
+  await reader.expect('subscribed', { op: 'subscribe', execution_id: run.done.execution_id, after_seq: 0 });
+  const again = await reader.untilDone(run.done.execution_id);
+  t.strictSame((again.find((e) => e.type === 'console' && 'table' in e.payload) as EventFrame<'console'>).payload, table!.payload);
+  t.strictSame((again.find((e) => e.type === 'value') as EventFrame<'value'>).payload, value.payload, 'stored and replayed as it was sent');
+});

@@ -26,6 +26,7 @@ export { PROTOCOL_VERSION, TERMINAL_STATUSES, WS_PATH } from '../../protocol/typ
 export type {
   ConsoleLevel,
   ConsolePayload,
+  ConsoleTable,
   DonePayload,
   EventFrame,
   EventPayloads,
@@ -34,6 +35,8 @@ export type {
   ExecutionKind,
   ExecutionRecord,
   ExecutionStatus,
+  PreviewKind,
+  PreviewNode,
   SessionLostPayload,
   SessionRecord,
   SessionRestoredPayload,

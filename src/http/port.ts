@@ -1,5 +1,5 @@
 /**
- * What src/http/ needs of one HTTP exchange. transport/uws-server.ts adapts uWS's request and
+ * What src/http/ needs of one HTTP exchange. transport/uws-exchange.ts adapts uWS's request and
  * response to these two interfaces, so nothing in src/http/ imports uWS, and its handlers can be
  * driven in a test without a socket.
  */

@@ -24,13 +24,15 @@ export type ToWorker =
 
 export const enum ItemKind { Console = 0, Value = 1, Exception = 2, Done = 3 }
 /**
- * One output record, msgpack-encoded in the ring: [xid, kind, ts, a, b, c], where a, b, c are
+ * One output record, msgpack-encoded in the ring: [xid, kind, ts, a, b, c, extra?], where a, b, c are
  * - Console: level index, text, truncated
  * - Value: type, preview, 0
  * - Exception: name, message, stack
  * - Done: status ('ok' | 'error' | AbortStatus), 0, 0
+ * and `extra`, present on Console and Value records of objects only, holds the payload's structured
+ * fields `{data?, table?}` (protocol/types.ts), to be checked with sandbox/preview-data.ts.
  */
-export type OutputItem = [xid: string, kind: ItemKind, ts: number, a: string | number | boolean, b: string | number | boolean, c: string | number | boolean];
+export type OutputItem = [xid: string, kind: ItemKind, ts: number, a: string | number | boolean, b: string | number | boolean, c: string | number | boolean, extra?: unknown];
 
 export type FromWorker =
   /** The ring has records to read (posted only when no such message is pending). */

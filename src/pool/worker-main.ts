@@ -22,15 +22,25 @@ function post(message: FromWorker): void {
   port.postMessage(message);
 }
 
-function push(xid: string, kind: ItemKind, a: string | number | boolean, b: string | number | boolean, c: string | number | boolean): void {
-  const item: OutputItem = [xid, kind, Date.now(), a, b, c];
+function push(xid: string, kind: ItemKind, a: string | number | boolean, b: string | number | boolean, c: string | number | boolean, extra = ''): void {
+  const structured = extra === '' ? undefined : parseExtra(extra);
+  const item: OutputItem = structured === undefined ? [xid, kind, Date.now(), a, b, c] : [xid, kind, Date.now(), a, b, c, structured];
   output.write(packr.pack(item));
+}
+
+/** `extra` is JSON the context wrote (in-context-preview.ts); parsed here, it is plain host data. */
+function parseExtra(extra: string): unknown {
+  try {
+    return JSON.parse(extra);
+  } catch {
+    return undefined;
+  }
 }
 
 function outputFor(xid: string): RunOutput {
   return {
-    console: (level, text, truncated) => push(xid, ItemKind.Console, level, text, truncated),
-    value: (type, preview) => push(xid, ItemKind.Value, type, preview, 0),
+    console: (level, text, truncated, extra) => push(xid, ItemKind.Console, level, text, truncated, extra),
+    value: (type, preview, extra) => push(xid, ItemKind.Value, type, preview, 0, extra),
     exception: (name, message, stack) => push(xid, ItemKind.Exception, name, message, stack),
     done: (status) => {
       running.delete(xid);

@@ -11,6 +11,7 @@ import { Packr } from 'msgpackr';
 import type {
   AbortStatus, Completion, ReplayInput, RunRequest, RunStatus, Sandbox, SandboxLimits, SandboxListener, SandboxOutput, SessionPlacement,
 } from '../sandbox/sandbox.js';
+import { consoleExtras, valueExtras } from '../sandbox/preview-data.js';
 import { CONSOLE_LEVELS, ItemKind, type FromWorker, type OutputItem, type ToWorker, type WorkerBootData } from './messages.js';
 import { createRing, RingReader } from './output-ring.js';
 
@@ -264,12 +265,12 @@ export class WorkerPool implements Sandbox {
 
 /** One ring record as the SandboxOutput it stands for (messages.ts describes the tuple). */
 export function decodeOutput(record: Uint8Array): SandboxOutput {
-  const [executionId, kind, ts, a, b, c] = packr.unpack(record) as OutputItem;
+  const [executionId, kind, ts, a, b, c, extra] = packr.unpack(record) as OutputItem;
   switch (kind) {
     case ItemKind.Console:
-      return { kind: 'console', executionId, ts, payload: { level: CONSOLE_LEVELS[a as number] ?? 'log', text: b as string, ...(c ? { truncated: true } : {}) } };
+      return { kind: 'console', executionId, ts, payload: { level: CONSOLE_LEVELS[a as number] ?? 'log', text: b as string, ...(c ? { truncated: true } : {}), ...consoleExtras(extra) } };
     case ItemKind.Value:
-      return { kind: 'value', executionId, ts, payload: { type: a as string, preview: b as string } };
+      return { kind: 'value', executionId, ts, payload: { type: a as string, preview: b as string, ...valueExtras(extra) } };
     case ItemKind.Exception:
       return { kind: 'exception', executionId, ts, payload: { name: a as string, message: b as string, stack: c as string } };
     case ItemKind.Done:

@@ -1,15 +1,27 @@
 /**
- * The code that runs INSIDE each session's vm context, before any user code. context.ts evaluates
- * this function's compiled source in the context, so it must not refer to anything outside its own
- * body: every object it builds (console, timers, the previewer) belongs to the context's realm, and
- * what it hands to the host are primitives only. Host functions stay in this closure, never on a
+ * The code that runs INSIDE each session's vm context, before any user code. session-context.ts
+ * evaluates the compiled source of this function (and of the in-context-*.ts functions it is given)
+ * in the context, so none of them may refer to anything outside its own body: every object they
+ * build (console, timers, previews, the stack formatter) belongs to the context's realm, and what
+ * they hand to the host are primitives only. Host functions stay in these closures, never on a
  * global, so user code cannot reach a host `Function` through them.
+ *
+ * The rule on both sides of the boundary: host code never converts, formats, reads a property or
+ * getter of, or calls into a sandbox value. It hands such values back in here untouched, and the
+ * code here reads them only through in-context-safe.ts (own data properties of non-Proxies).
  */
+import type { PreviewNode } from '../../protocol/types.js';
+import type { ErrorTools } from './in-context-errors.js';
+import type { Previewer } from './in-context-preview.js';
+import type { Safe } from './in-context-safe.js';
+import type { TableMaker } from './in-context-table.js';
 
 /** Host functions the context may call; each takes and returns primitives only. */
 export interface HostBridge {
-  emitConsole(level: number, text: string, truncated: boolean): void;
-  emitValue(type: string, preview: string): void;
+  /** `extra`: JSON of `{data?, table?}` for the console payload, or '' (see in-context-preview.ts). */
+  emitConsole(level: number, text: string, truncated: boolean, extra: string): void;
+  /** `extra`: JSON of `{data}` for an object value, or ''. */
+  emitValue(type: string, preview: string, extra: string): void;
   emitException(name: string, message: string, stack: string): void;
   settled(ok: boolean): void;
   setTimer(id: number, delay: number, repeat: boolean): void;
@@ -30,29 +42,20 @@ export interface ContextApi {
 
 export interface ContextLimits { maxText: number; maxPreview: number }
 
-export function inContextBootstrap(host: HostBridge, limits: ContextLimits): ContextApi {
+export function inContextBootstrap(host: HostBridge, limits: ContextLimits, safe: Safe, errors: ErrorTools, previewer: Previewer, tables: TableMaker): ContextApi {
   'use strict';
-  // Captured before user code runs, so a user who replaces them changes nothing here.
-  const apply = Reflect.apply;
-  const ownKeys = Reflect.ownKeys;
-  const getDescriptor = Reflect.getOwnPropertyDescriptor;
-  const getProto = Reflect.getPrototypeOf;
-  const isArray = Array.isArray;
+  const { apply, kindOf, isHuge, cut, quote, primitiveText, push, join, StringCtor } = safe;
   const promiseThen = Promise.prototype.then;
   const promiseResolve = Promise.resolve.bind(Promise);
-  const StringCtor = String;
-  const objectToString = Object.prototype.toString;
-  const errorToString = Error.prototype.toString;
-  const jsonStringify = JSON.stringify;
-  const mapEntries = Map.prototype.entries;
-  const setValues = Set.prototype.values;
-  const mapSize = getDescriptor(Map.prototype, 'size')!.get!;
-  const setSize = getDescriptor(Set.prototype, 'size')!.get!;
-  const dateToISO = Date.prototype.toISOString;
-  const regexpToString = RegExp.prototype.toString;
-  const functionToString = Function.prototype.toString;
-  const MAX_ITEMS = 100;
-  const MAX_DEPTH = 2;
+  const stringSlice = String.prototype.slice;
+  const mapGet = Map.prototype.get;
+  const mapSet = Map.prototype.set;
+  const mapDelete = Map.prototype.delete;
+  const stringIncludes = String.prototype.includes;
+  const { trunc, floor } = Math;
+  const NumberCtor = Number;
+  /** Console lines of more arguments carry no structured parts (each would be a preview of its own). */
+  const MAX_DATA_PARTS = 100;
 
   /** Calls a host function; a host error (a stack overflow at the call) must not reach user code. */
   function callHost(fn: (...args: never[]) => void, args: unknown[]): void {
@@ -63,202 +66,132 @@ export function inContextBootstrap(host: HostBridge, limits: ContextLimits): Con
     }
   }
 
-  function tag(value: object): string {
-    return apply(objectToString, value, []) as string;
+  /** How many huge strings were described so far: a console line with one is flagged as cut. */
+  let described = 0;
+  function tooLong(length: number): string {
+    described++;
+    return `[a string of ${length} characters, too long to show]`;
   }
 
-  function typeName(value: unknown): string {
-    return value === null ? 'null' : typeof value;
+  /** At most `max` characters, then the cut note (counting `dropped` more); a huge text is only described. */
+  function clip(text: string, max: number, dropped = 0): [string, boolean] {
+    if (text.length <= max && dropped === 0) return [text, false];
+    if (isHuge(text)) return [tooLong(text.length + dropped), true];
+    const shown = cut(text, max)[0];
+    return [`${shown}… [${text.length - shown.length + dropped} more characters cut]`, true];
   }
 
-  function constructorName(value: object): string {
-    try {
-      const proto = getProto(value);
-      if (proto === null) return '[Object: null prototype]';
-      const ctor = getDescriptor(proto, 'constructor');
-      const fn = ctor && ctor.value;
-      const name = typeof fn === 'function' ? getDescriptor(fn, 'name') : undefined;
-      return name && typeof name.value === 'string' ? name.value : '';
-    } catch {
-      return '';
-    }
+  function isObjectLike(value: unknown): value is object {
+    return value !== null && (typeof value === 'object' || typeof value === 'function');
   }
 
-  function quote(text: string): string {
-    return `'${text.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\n/g, '\\n')}'`;
+  /** One part of a console line as text: a string as it is (a huge one only described), anything else previewed. */
+  function partText(value: unknown): string {
+    if (typeof value === 'string') return isHuge(value) ? tooLong(value.length) : value;
+    return previewer.text(value, false, limits.maxText);
   }
 
-  function previewPrimitive(value: unknown, nested: boolean): string {
-    switch (typeof value) {
-      case 'string': return nested ? quote(value) : value;
-      case 'number': return Object.is(value, -0) ? '-0' : StringCtor(value);
-      case 'bigint': return `${StringCtor(value)}n`;
-      case 'symbol': return apply(Symbol.prototype.toString, value, []) as string;
-      default: return StringCtor(value);
-    }
+  function numberText(value: unknown, integer: boolean): string {
+    if (typeof value === 'bigint') return `${StringCtor(value)}n`;
+    // Objects are not converted (that would run their valueOf): like symbols, they are NaN.
+    const number = typeof value === 'number' ? value : typeof value === 'string' || typeof value === 'boolean' ? NumberCtor(value) : NaN;
+    return primitiveText(integer ? trunc(number) : number, false, 64);
   }
 
-  function previewFunction(fn: Function): string {
-    let source = '';
-    try { source = apply(functionToString, fn, []) as string; } catch { /* a revoked proxy */ }
-    const nameDescriptor = getDescriptor(fn, 'name');
-    const name = nameDescriptor && typeof nameDescriptor.value === 'string' ? nameDescriptor.value : '';
-    if (source.startsWith('class')) return `[class ${name || '(anonymous)'}]`;
-    return name ? `[Function: ${name}]` : '[Function (anonymous)]';
-  }
-
-  // Frames of the host (node: internals, the server's own files, this bootstrap) say nothing to the
-  // user and would tell them where the server lives.
-  const HOST_FRAME = /^\s*at .*(\(|\s)(node:|file:|vmstream:|\/)/;
-
-  function userStack(stack: string): string {
-    return stack.split('\n').filter((line) => !HOST_FRAME.test(line)).join('\n');
-  }
-
-  function previewError(error: object): string {
-    try {
-      const stack = getDescriptor(error, 'stack');
-      if (stack && typeof stack.value === 'string') return userStack(stack.value);
-      return apply(errorToString, error, []) as string;
-    } catch {
-      return '[Error]';
-    }
-  }
-
-  function previewKey(key: string | symbol): string {
-    if (typeof key === 'symbol') return `[${previewPrimitive(key, true)}]`;
-    return /^[A-Za-z_$][\w$]*$/.test(key) ? key : quote(key);
-  }
-
-  function previewProperty(target: object, key: string | symbol, depth: number, seen: object[]): string {
-    const descriptor = getDescriptor(target, key)!;
-    if (descriptor.get || descriptor.set) return descriptor.get && descriptor.set ? '[Getter/Setter]' : descriptor.get ? '[Getter]' : '[Setter]';
-    return previewAny(descriptor.value, depth + 1, seen, true);
-  }
-
-  function join(open: string, parts: string[], close: string): string {
-    if (parts.length === 0) return `${open}${close}`;
-    return `${open} ${parts.join(', ')} ${close}`;
-  }
-
-  function previewArray(array: unknown[], depth: number, seen: object[]): string {
-    const parts: string[] = [];
-    const length = array.length;
-    for (let i = 0; i < length && i < MAX_ITEMS; i++) {
-      parts.push(getDescriptor(array, i) ? previewProperty(array, StringCtor(i), depth, seen) : '<empty>');
-    }
-    if (length > MAX_ITEMS) parts.push(`... ${length - MAX_ITEMS} more items`);
-    return join('[', parts, ']');
-  }
-
-  function previewCollection(value: Map<unknown, unknown> | Set<unknown>, isMap: boolean, depth: number, seen: object[]): string {
-    const parts: string[] = [];
-    const iterator = apply(isMap ? mapEntries : setValues, value, []) as Iterator<unknown>;
-    const size = apply(isMap ? mapSize : setSize, value, []) as number;
-    for (let step = iterator.next(); !step.done && parts.length < MAX_ITEMS; step = iterator.next()) {
-      if (isMap) {
-        const [k, v] = step.value as [unknown, unknown];
-        parts.push(`${previewAny(k, depth + 1, seen, true)} => ${previewAny(v, depth + 1, seen, true)}`);
-      } else {
-        parts.push(previewAny(step.value, depth + 1, seen, true));
-      }
-    }
-    if (size > MAX_ITEMS) parts.push(`... ${size - MAX_ITEMS} more items`);
-    return join(`${isMap ? 'Map' : 'Set'}(${size}) {`, parts, '}');
-  }
-
-  function previewObject(value: object, depth: number, seen: object[]): string {
-    const name = constructorName(value);
-    const keys = ownKeys(value).filter((key) => getDescriptor(value, key)?.enumerable);
-    const parts: string[] = [];
-    for (const key of keys) {
-      if (parts.length >= MAX_ITEMS) { parts.push(`... ${keys.length - MAX_ITEMS} more properties`); break; }
-      parts.push(`${previewKey(key)}: ${previewProperty(value, key, depth, seen)}`);
-    }
-    const prefix = name === 'Object' ? '' : `${name || 'Object'} `;
-    return join(`${prefix}{`, parts, '}');
-  }
-
-  function previewAny(value: unknown, depth: number, seen: object[], nested: boolean): string {
-    if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return previewPrimitive(value, nested);
-    if (typeof value === 'function') return previewFunction(value);
-    if (seen.includes(value)) return '[Circular]';
-    const kind = tag(value);
-    if (kind === '[object Error]') return previewError(value);
-    if (kind === '[object Date]') { try { return apply(dateToISO, value, []) as string; } catch { return 'Invalid Date'; } }
-    if (kind === '[object RegExp]') return apply(regexpToString, value, []) as string;
-    if (kind === '[object Promise]') return 'Promise { <state hidden> }';
-    if (depth > MAX_DEPTH) return isArray(value) ? '[Array]' : `[${constructorName(value) || 'Object'}]`;
-    seen.push(value);
-    try {
-      if (isArray(value)) return previewArray(value, depth, seen);
-      if (kind === '[object Map]') return previewCollection(value as Map<unknown, unknown>, true, depth, seen);
-      if (kind === '[object Set]') return previewCollection(value as Set<unknown>, false, depth, seen);
-      return previewObject(value, depth, seen);
-    } finally {
-      seen.pop();
-    }
-  }
-
-  function preview(value: unknown, nested: boolean): string {
-    try {
-      return previewAny(value, 0, [], nested);
-    } catch (error) {
-      return `[preview failed: ${safeMessage(error)}]`;
-    }
-  }
-
-  function safeMessage(error: unknown): string {
-    try {
-      if (error !== null && typeof error === 'object') {
-        const message = getDescriptor(error, 'message');
-        return message && typeof message.value === 'string' ? message.value : tag(error);
-      }
-      return StringCtor(error);
-    } catch {
-      return 'unknown error';
-    }
-  }
-
-  function clip(text: string, max: number): [string, boolean] {
-    if (text.length <= max) return [text, false];
-    return [`${text.slice(0, max)}… [${text.length - max} more characters cut]`, true];
-  }
-
-  /** Node-style format: printf specifiers in a leading string, the rest joined by spaces. */
-  function format(args: unknown[]): string {
-    let first = 0;
+  /** Node-style printf over a leading string: returns the text and how many arguments it used. */
+  const SPEC = /%[sdifjoOc%]/g;
+  function printf(template: string, args: unknown[]): [string, number] {
     let out = '';
-    if (typeof args[0] === 'string' && args.length > 1 && args[0].includes('%')) {
-      let next = 1;
-      out = args[0].replace(/%([sdifjoOc%])/g, (match, spec: string) => {
-        if (spec === '%') return '%';
-        if (next >= args.length) return match;
-        const arg = args[next++];
-        switch (spec) {
-          case 's': return typeof arg === 'string' ? arg : preview(arg, false);
-          case 'd': case 'i': return typeof arg === 'bigint' ? `${StringCtor(arg)}n` : StringCtor(spec === 'i' ? Math.trunc(Number(arg)) : Number(arg));
-          case 'f': return StringCtor(Number(arg));
-          case 'j': try { return StringCtor(jsonStringify(arg)); } catch { return '[Circular]'; }
-          case 'c': return '';
-          default: return preview(arg, true);
-        }
-      });
-      first = next;
-    } else if (args.length > 0) {
-      out = typeof args[0] === 'string' ? args[0] : preview(args[0], false);
-      first = 1;
+    let from = 0;
+    let next = 1;
+    SPEC.lastIndex = 0;
+    for (let match = safe.exec(SPEC, template); match !== null && out.length <= limits.maxText; match = safe.exec(SPEC, template)) {
+      const at = match.index;
+      const spec = match[0]![1]!;
+      out += apply(stringSlice, template, [from, at]) as string;
+      from = at + 2;
+      if (spec === '%') { out += '%'; continue; }
+      if (next >= args.length) { out += `%${spec}`; continue; }
+      const arg = args[next++];
+      switch (spec) {
+        case 's': out += typeof arg === 'string' ? partText(arg) : isObjectLike(arg) ? previewer.text(arg, true, limits.maxText) : primitiveText(arg, false, limits.maxText); break;
+        case 'd': case 'i': out += numberText(arg, spec === 'i'); break;
+        case 'f': out += numberText(arg, false); break;
+        case 'c': break;
+        // %j, %o and %O: previews (JSON.stringify would run toJSON and getters, and flatten huge strings).
+        default: out += typeof arg === 'string' ? quote(arg, limits.maxText) : previewer.text(arg, true, limits.maxText);
+      }
     }
-    for (let i = first; i < args.length; i++) {
-      const arg = args[i];
-      out += ` ${typeof arg === 'string' ? arg : preview(arg, false)}`;
-    }
-    return out;
+    return [out + (apply(stringSlice, template, [from]) as string), next];
   }
 
-  function write(level: number, text: string): void {
-    const [clipped, truncated] = clip(text, limits.maxText);
-    callHost(host.emitConsole, [level, clipped, truncated]);
+  interface Line { text: string; truncated: boolean; extra: string }
+
+  /**
+   * A console line: printf in a leading string, the other arguments previewed and joined by spaces.
+   * The text is built within its limit as it goes (a join of many long strings would copy them all);
+   * the parts past it only count towards the cut note.
+   */
+  function format(args: unknown[]): Line {
+    const describedBefore = described;
+    let wantData = false;
+    for (let index = 0; index < args.length && index <= MAX_DATA_PARTS; index++) if (isObjectLike(args[index])) wantData = true;
+    if (args.length > MAX_DATA_PARTS) wantData = false;
+    const nodes: PreviewNode[] = [];
+    // One budget for the whole line: its parts together stay within one preview's bounds.
+    const budget = previewer.budget();
+    let text = '';
+    let dropped = 0;
+    let parts = 0;
+    const append = (part: string) => {
+      const piece = parts++ === 0 ? part : ` ${part}`;
+      if (text.length >= limits.maxText) dropped += piece.length;
+      else text += piece;
+    };
+    let first = 0;
+    const head = args[0];
+    if (typeof head === 'string' && args.length > 1 && !isHuge(head) && apply(stringIncludes, head, ['%'])) {
+      const formatted = printf(head, args);
+      append(formatted[0]);
+      if (wantData) push(nodes, previewer.cell(budget, formatted[0], undefined));
+      first = formatted[1];
+    }
+    for (let index = first; index < args.length; index++) {
+      const arg = args[index];
+      if (isObjectLike(arg)) {
+        const tree = previewer.tree(arg, budget);
+        append(tree.text);
+        if (wantData) push(nodes, tree.node);
+      } else {
+        append(partText(arg));
+        if (wantData) push(nodes, previewer.cell(budget, arg, undefined));
+      }
+    }
+    const clipped = clip(text, limits.maxText, dropped);
+    return { text: clipped[0], truncated: clipped[1] || described !== describedBefore, extra: wantData ? `{"data":${previewer.encode(nodes)}}` : '' };
+  }
+
+  function write(level: number, line: Line): void {
+    callHost(host.emitConsole, [level, line.text, line.truncated, line.extra]);
+  }
+
+  function plain(text: string): Line {
+    const clipResult = clip(text, limits.maxText);
+    const clipped = clipResult[0], truncated = clipResult[1];
+    return { text: clipped, truncated, extra: '' };
+  }
+
+  function traceLine(args: unknown[]): Line {
+    const line = format(args);
+    const frames = errors.frames(new Error().stack ?? '', 50);
+    const trace = plain(`Trace: ${line.text}${frames.length ? `\n${join(frames, '\n')}` : ''}`);
+    return { text: trace.text, truncated: trace.truncated || line.truncated, extra: line.extra };
+  }
+
+  function table(data: unknown, columns: unknown): Line {
+    const result = tables.table(data, columns);
+    if (result === null) return format([data]);
+    return { ...plain(result.text), extra: `{"table":${result.json}}` };
   }
 
   const LOG = 0, INFO = 1, WARN = 2, ERROR = 3, DEBUG = 4;
@@ -268,11 +201,13 @@ export function inContextBootstrap(host: HostBridge, limits: ContextLimits): Con
     warn: (...args: unknown[]) => write(WARN, format(args)),
     error: (...args: unknown[]) => write(ERROR, format(args)),
     debug: (...args: unknown[]) => write(DEBUG, format(args)),
-    trace: (...args: unknown[]) => write(ERROR, `Trace: ${format(args)}\n${(new Error().stack ?? '').split('\n').slice(2).join('\n')}`),
-    dir: (value: unknown) => write(LOG, preview(value, true)),
-    table: (value: unknown) => write(LOG, preview(value, true)),
+    trace: (...args: unknown[]) => write(ERROR, traceLine(args)),
+    dir: (value: unknown) => write(LOG, isObjectLike(value) ? format([value]) : plain(previewer.text(value, true, limits.maxText))),
+    table: (data: unknown, columns?: unknown) => write(LOG, table(data, columns)),
     assert: (condition: unknown, ...args: unknown[]) => {
-      if (!condition) write(ERROR, args.length ? `Assertion failed: ${format(args)}` : 'Assertion failed');
+      if (condition) return;
+      const line = args.length ? format(args) : plain('');
+      write(ERROR, { ...line, text: line.text === '' ? 'Assertion failed' : `Assertion failed: ${line.text}` });
     },
   };
 
@@ -284,15 +219,16 @@ export function inContextBootstrap(host: HostBridge, limits: ContextLimits): Con
   function addTimer(callback: unknown, delay: unknown, args: unknown[], repeat: boolean): number {
     if (typeof callback !== 'function') throw new TypeError('The "callback" argument must be of type function');
     const id = nextTimerId++;
-    const ms = Number(delay);
-    timers.set(id, { callback, args, repeat });
-    callHost(host.setTimer, [id, ms >= 1 && ms <= 2147483647 ? Math.floor(ms) : 1, repeat]);
+    // Node coerces the delay; only primitives are, here (an object's valueOf would be user code).
+    const ms = typeof delay === 'number' ? delay : typeof delay === 'string' || typeof delay === 'boolean' ? NumberCtor(delay) : NaN;
+    apply(mapSet, timers, [id, { callback, args, repeat }]);
+    callHost(host.setTimer, [id, ms >= 1 && ms <= 2147483647 ? floor(ms) : 1, repeat]);
     return id;
   }
 
   function removeTimer(id: unknown): void {
-    const key = Number(id);
-    if (timers.delete(key)) callHost(host.clearTimer, [key]);
+    if (typeof id !== 'number') return;
+    if (apply(mapDelete, timers, [id])) callHost(host.clearTimer, [id]);
   }
 
   const globals = {
@@ -308,15 +244,13 @@ export function inContextBootstrap(host: HostBridge, limits: ContextLimits): Con
       apply(promiseThen, promiseResolve(undefined), [() => callback()]);
     },
   };
-  for (const name of ownKeys(globals) as (keyof typeof globals)[]) {
-    Object.defineProperty(globalThis, name, { value: globals[name], writable: true, configurable: true, enumerable: false });
+  for (const name of safe.ownKeys(globals) as (keyof typeof globals)[]) {
+    safe.defineProperty(globalThis, name, { value: globals[name], writable: true, configurable: true, enumerable: false });
   }
 
-  // Node formats stack traces by calling `globalThis.Error.prepareStackTrace(error, callSites)`
-  // with CallSites of the host realm: whoever sets that hook (or swaps the global `Error` for an
-  // object that has one) gets host objects. Both are pinned before user code runs.
-  Object.defineProperty(Error, 'prepareStackTrace', { value: undefined, writable: false, configurable: false, enumerable: false });
-  Object.defineProperty(globalThis, 'Error', { value: Error, writable: false, configurable: false, enumerable: false });
+  // The stack formatter is pinned by in-context-errors.ts; the global `Error` binding is pinned here,
+  // so that nobody can swap in an object whose `prepareStackTrace` Node would call with host CallSites.
+  safe.defineProperty(globalThis, 'Error', { value: Error, writable: false, configurable: false, enumerable: false });
   // Blocking waits would hang the worker with every session on it; shared memory and WebAssembly
   // are host-facing surfaces this service does not need.
   const globalRecord = globalThis as Record<string, unknown>;
@@ -326,29 +260,34 @@ export function inContextBootstrap(host: HostBridge, limits: ContextLimits): Con
   delete (Atomics as unknown as Record<string, unknown>).waitAsync;
 
   function reportException(error: unknown): void {
-    let name = 'Error';
-    let message = '';
-    let stack = '';
-    if (error !== null && typeof error === 'object') {
-      try {
-        const nameValue = getDescriptor(error, 'name') ?? getDescriptor(getProto(error) ?? {}, 'name');
-        name = nameValue && typeof nameValue.value === 'string' ? nameValue.value : constructorName(error) || 'Error';
-      } catch { /* keep the default */ }
-      message = safeMessage(error);
-      stack = previewError(error);
+    let name = 'Uncaught';
+    let message: string;
+    let stack: string;
+    if (isObjectLike(error) && kindOf(error) === 'error') {
+      const header = errors.header(error);
+      name = header.name;
+      message = header.message;
+      stack = errors.strip(clip(errors.stackOf(error) ?? header.text, limits.maxText)[0]);
     } else {
-      name = 'Uncaught';
-      message = preview(error, true);
+      message = previewer.text(error, true, limits.maxText);
       stack = `Uncaught ${message}`;
     }
     callHost(host.emitException, [clip(name, 200)[0], clip(message, limits.maxText)[0], clip(stack, limits.maxText)[0]]);
   }
 
   function reportValue(value: unknown): void {
-    callHost(host.emitValue, [typeName(value), clip(preview(value, true), limits.maxPreview)[0]]);
+    if (typeof value === 'string') {
+      const preview = isHuge(value) ? tooLong(value.length) : quote(value, value.length);
+      callHost(host.emitValue, ['string', clip(preview, limits.maxPreview)[0], '']);
+    } else if (isObjectLike(value)) {
+      const { node, text } = previewer.tree(value);
+      callHost(host.emitValue, [typeof value, clip(text, limits.maxPreview)[0], `{"data":${previewer.encode(node)}}`]);
+    } else {
+      callHost(host.emitValue, [value === null ? 'null' : typeof value, primitiveText(value, true, limits.maxPreview), '']);
+    }
   }
 
-  return {
+  const api: ContextApi = {
     settle(result, awaitResult, reportResult) {
       if (!awaitResult) {
         if (reportResult) reportValue(result);
@@ -371,9 +310,9 @@ export function inContextBootstrap(host: HostBridge, limits: ContextLimits): Con
       callHost(host.settled, [false]);
     },
     fire(id) {
-      const entry = timers.get(id);
+      const entry = apply(mapGet, timers, [id]) as TimerEntry | undefined;
       if (!entry) return true;
-      if (!entry.repeat) timers.delete(id);
+      if (!entry.repeat) apply(mapDelete, timers, [id]);
       try {
         apply(entry.callback, undefined, entry.args);
         return true;
@@ -383,7 +322,9 @@ export function inContextBootstrap(host: HostBridge, limits: ContextLimits): Con
       }
     },
     forget(id) {
-      timers.delete(id);
+      apply(mapDelete, timers, [id]);
     },
   };
+  safe.setProto(api, null);
+  return api;
 }

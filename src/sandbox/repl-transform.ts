@@ -85,3 +85,49 @@ function patternNames(pattern: Pattern): string[] {
     default: return [];
   }
 }
+
+/**
+ * Names a top-level `let`, `const` or `class` of `code` declares: they live in the context's script
+ * scope, not on its global object, so completion learns them from the inputs.
+ */
+export function topLevelLexicalNames(code: string): string[] {
+  let program: Program;
+  try {
+    program = parse(code, { ecmaVersion: 'latest', sourceType: 'script', allowAwaitOutsideFunction: true });
+  } catch {
+    return [];
+  }
+  return program.body.flatMap((statement: Statement | Node) => {
+    if (statement.type === 'ClassDeclaration') return [(statement as Extract<Statement, { type: 'ClassDeclaration' }>).id.name];
+    if (statement.type !== 'VariableDeclaration') return [];
+    const declaration = statement as Extract<Statement, { type: 'VariableDeclaration' }>;
+    return declaration.kind === 'var' ? [] : declaration.declarations.flatMap((d) => patternNames(d.id));
+  });
+}
+
+/** What completion at the end of `before` is about: an identifier path (maybe empty) and a partial name. */
+export interface CompletionTarget { path: string[]; partial: string }
+
+const IDENTIFIER_PART = /[\p{ID_Continue}$\u200c\u200d]/u;
+const TRAILING_NAME = /[\p{ID_Start}$_][\p{ID_Continue}$\u200c\u200d]*$/u;
+const PATH_TAIL = /(?:^|[^\p{ID_Continue}$\u200c\u200d.\])'"`])((?:[\p{ID_Start}$_][\p{ID_Continue}$\u200c\u200d]*\s*\??\.\s*)+)$/u;
+const RESERVED = new Set(['new', 'typeof', 'void', 'delete', 'await', 'yield', 'return', 'throw', 'case', 'in', 'of', 'instanceof', 'else', 'do']);
+/** Completion looks at most this far back from the cursor. */
+const LOOK_BACK = 1000;
+
+/**
+ * `foo.bar.ba|` → path [foo, bar], partial `ba`; `ba|` → no path; null when the cursor follows
+ * something that is not an identifier path (a call, an index, a number).
+ */
+export function completionTarget(code: string, cursor: number): CompletionTarget | null {
+  const before = code.slice(Math.max(0, cursor - LOOK_BACK), cursor);
+  const partial = TRAILING_NAME.exec(before)?.[0] ?? '';
+  const head = before.slice(0, before.length - partial.length);
+  if (partial !== '' && IDENTIFIER_PART.test(head.slice(-1))) return null;
+  if (!/\.\s*$/.test(head)) return RESERVED.has(partial) ? null : { path: [], partial };
+  const tail = PATH_TAIL.exec(head);
+  if (!tail) return null;
+  const path = tail[1]!.split(/\s*\??\.\s*/).filter((segment) => segment !== '');
+  if (path.some((segment) => RESERVED.has(segment))) return null;
+  return { path, partial };
+}

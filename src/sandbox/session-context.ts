@@ -9,15 +9,24 @@ import vm from 'node:vm';
 import type { ExecutionKind } from '../../protocol/types.js';
 import type { Completion, SandboxLimits } from './sandbox.js';
 import { inContextBootstrap, type ContextApi, type HostBridge } from './in-context.js';
-import { needsAsyncWrapper, wrapTopLevelAwait } from './repl-transform.js';
+import { inContextCompleter, type Completer } from './in-context-complete.js';
+import { inContextErrors } from './in-context-errors.js';
+import { inContextPreviewer, type PreviewLimits } from './in-context-preview.js';
+import { inContextSafe } from './in-context-safe.js';
+import { inContextTable } from './in-context-table.js';
+import { completionTarget, needsAsyncWrapper, topLevelLexicalNames, wrapTopLevelAwait } from './repl-transform.js';
 import { REAL_CLOCK, SkippingClock, type TimerClock } from './timer-clock.js';
+import { valueKind } from './value-kind.js';
 
 export type RunStatus = 'ok' | 'error' | 'timeout' | 'cancelled';
 
-/** Where a run's output goes; `silent` runs (session restores) have none. */
+/**
+ * Where a run's output goes; `silent` runs (session restores) have none. `extra` is '' or the JSON
+ * of the payload's structured fields (`data`, `table`: protocol/types.ts), written in the context.
+ */
 export interface RunOutput {
-  console(level: number, text: string, truncated: boolean): void;
-  value(type: string, preview: string): void;
+  console(level: number, text: string, truncated: boolean, extra: string): void;
+  value(type: string, preview: string, extra: string): void;
   exception(name: string, message: string, stack: string): void;
   done(status: RunStatus): void;
 }
@@ -32,23 +41,42 @@ interface Run {
   timers: Map<number, unknown>;
 }
 
-/** A declaration's name, at the start of a statement. */
-const DECLARATION = /(?:^|[;{}\n])\s*(?:let|const|var|class|(?:async\s+)?function\s*\*?)\s+([A-Za-z_$][\w$]*)/g;
-/** An identifier path ending in `.` (optional), then the identifier being typed (optional), at the end. */
-const COMPLETION_TARGET = /((?:[A-Za-z_$][\w$]*\s*\.\s*)*)([A-Za-z_$][\w$]*)?$/;
-const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
-/** Completion runs the user's getters and traps: past this, it answers nothing. */
-const COMPLETE_TIMEOUT_MS = 250;
-const BOOTSTRAP_SOURCE = `(${inContextBootstrap.toString()})`;
-const bootstrapScript = new vm.Script(BOOTSTRAP_SOURCE, { filename: 'vmstream:bootstrap' });
+/**
+ * The in-context functions, compiled once per thread into one script whose value is the list of
+ * them (one run per new context, before any user code can have touched its prototypes).
+ */
+const IN_CONTEXT = [inContextSafe, inContextErrors, inContextPreviewer, inContextTable, inContextCompleter, inContextBootstrap] as const;
+const inContextScript = new vm.Script(`[${IN_CONTEXT.map((fn) => `(${fn.toString()})`).join(',\n')}]`, { filename: 'vmstream:bootstrap' });
+
+/** Strings longer than this are only described, never sliced (a slice would copy all of them). */
+const HUGE_STRING = 1 << 20;
+/** Completion names per answer. */
+const MAX_COMPLETIONS = 500;
+/** Characters of inputs kept unparsed for completion's top-level names; past this they are parsed at once. */
+const MAX_UNSCANNED_CHARS = 256 * 1024;
+
+function previewLimits(limits: SandboxLimits): PreviewLimits {
+  return {
+    maxNodes: Math.max(64, Math.min(2000, Math.floor(limits.maxPreview / 32))),
+    maxWidth: 100,
+    maxDepth: 4,
+    textDepth: 2,
+    leafChars: 1000,
+    totalChars: Math.max(4096, limits.maxPreview * 2),
+    flattenChars: HUGE_STRING,
+  };
+}
 
 export class SessionContext {
   readonly #context: vm.Context;
   readonly #api: ContextApi;
   readonly #importModuleDynamically: () => Promise<never>;
+  readonly #completer: Completer;
+  /** Top-level lexical names of earlier inputs, for completion (they are not on the global object). */
+  readonly #lexicalNames = new Set<string>();
+  #unscanned: string[] = [];
+  #unscannedChars = 0;
   #run: Run | null = null;
-  /** Names the session's inputs declared: `let` and `const` bindings are not properties of the global. */
-  readonly #declared = new Set<string>();
 
   constructor(limits: SandboxLimits) {
     // A null-prototype sandbox: a host `{}` would put the host's Object.prototype (and so its
@@ -61,17 +89,24 @@ export class SessionContext {
     this.#importModuleDynamically = async () => {
       throw new ContextTypeError('import() is not available in vmstream sessions');
     };
-    const bootstrap = bootstrapScript.runInContext(this.#context) as typeof inContextBootstrap;
-    this.#api = bootstrap(this.#bridge(), { maxText: limits.maxText, maxPreview: limits.maxPreview });
+    // Read by index: the list is the context's, and nothing but this code has run in it yet.
+    const made = inContextScript.runInContext(this.#context) as typeof IN_CONTEXT;
+    const makeSafe = made[0], makeErrors = made[1], makePreviewer = made[2], makeTables = made[3], makeCompleter = made[4], bootstrap = made[5];
+    const safe = makeSafe(valueKind, { hugeString: Math.max(HUGE_STRING, limits.maxText, limits.maxPreview) });
+    const errors = makeErrors(safe);
+    const bounds = previewLimits(limits);
+    const previewer = makePreviewer(safe, errors, bounds);
+    this.#completer = makeCompleter(safe);
+    this.#api = bootstrap(this.#bridge(), { maxText: limits.maxText, maxPreview: limits.maxPreview }, safe, errors, previewer, makeTables(safe, previewer, bounds));
   }
 
   /** Starts a run; its end is reported through `output.done`, exactly once. */
   start(kind: ExecutionKind, code: string, filename: string, output: RunOutput, options: { restoring?: boolean } = {}): void {
-    for (const match of code.matchAll(DECLARATION)) this.#declared.add(match[1]!);
     const run: Run = { output, clock: options.restoring === true ? new SkippingClock() : REAL_CLOCK, settled: false, failed: false, finished: false, timers: new Map() };
     this.#run = run;
     try {
       const { script, wrapped } = this.#compile(kind, code, filename);
+      this.#remember(code);
       const result = script.runInContext(this.#context, { displayErrors: false });
       this.#api.settle(result, wrapped, kind === 'repl');
     } catch (error) {
@@ -87,39 +122,36 @@ export class SessionContext {
     if (this.#run) this.#finish(this.#run, status);
   }
 
-  /**
-   * Names that complete the identifier (or `a.b.` path and identifier) before `cursor`: the
-   * session's declared bindings and the global's names, or the properties of the object the path
-   * names. Gathered inside the context, under a time limit, since getters and Proxy traps of the
-   * user's objects run; only a string crosses back.
-   */
-  complete(code: string, cursor: number): Completion {
-    const before = code.slice(0, Math.max(0, Math.min(cursor, code.length)));
-    const [, path = '', prefix = ''] = COMPLETION_TARGET.exec(before) ?? [];
-    const keys = path.split('.').map((key) => key.trim()).filter((key) => key !== '');
-    // The declared names are checked in a scope of their own: a local of the same name would hide them.
-    const checks = keys.length > 0 ? '' : [...this.#declared].filter((name) => name.startsWith(prefix))
-      .map((name) => `try { ${name}; vmstream$found.push(${JSON.stringify(name)}); } catch {}`).join('\n');
-    const source = `((vmstream$found) => { ${checks}
-      return ((found) => {
-        const names = new Set(found);
-        let target = globalThis;
-        for (const key of ${JSON.stringify(keys)}) { if (target == null) return ''; target = target[key]; }
-        for (let o = target; o != null; o = Object.getPrototypeOf(o)) for (const name of Object.getOwnPropertyNames(o)) names.add(name);
-        return [...names].filter((name) => name.startsWith(${JSON.stringify(prefix)})).join('\\n');
-      })(vmstream$found); })([])`;
-    let names: unknown;
-    try {
-      names = vm.runInContext(source, this.#context, { timeout: COMPLETE_TIMEOUT_MS, displayErrors: false });
-    } catch {
-      names = '';
-    }
-    const matches = typeof names === 'string' && names !== '' ? names.split('\n').filter((name) => IDENTIFIER.test(name)).sort() : [];
-    return { matches, start: before.length - prefix.length, end: before.length };
-  }
-
   dispose(): void {
     if (this.#run) this.#finish(this.#run, 'cancelled');
+  }
+
+  /**
+   * Names that complete `code` at `cursor`: global names, or the property names of what the
+   * identifier path before a `.` names (`foo.bar.ba|`). Resolved and listed inside the context
+   * without running user code (in-context-complete.ts).
+   */
+  complete(code: string, cursor: number): Completion {
+    const at = Math.max(0, Math.min(code.length, Math.floor(cursor) || 0));
+    const target = completionTarget(code, at);
+    if (target === null) return { matches: [], start: at, end: at };
+    const found = this.#completer.names(target.path.join('\n'), target.partial, [...this.#scanLexicalNames()].join('\n'), MAX_COMPLETIONS);
+    return { matches: typeof found === 'string' && found !== '' ? found.split('\n') : [], start: at - target.partial.length, end: at };
+  }
+
+  /** Keeps an input that may declare top-level `let`/`const`/`class` names, to parse when asked. */
+  #remember(code: string): void {
+    if (!/\b(?:let|const|class)\b/.test(code)) return;
+    this.#unscanned.push(code);
+    this.#unscannedChars += code.length;
+    if (this.#unscannedChars > MAX_UNSCANNED_CHARS) this.#scanLexicalNames();
+  }
+
+  #scanLexicalNames(): Set<string> {
+    for (const code of this.#unscanned) for (const name of topLevelLexicalNames(code)) this.#lexicalNames.add(name);
+    this.#unscanned = [];
+    this.#unscannedChars = 0;
+    return this.#lexicalNames;
   }
 
   #compile(kind: ExecutionKind, code: string, filename: string): { script: vm.Script; wrapped: boolean } {
@@ -147,11 +179,13 @@ export class SessionContext {
     // Each function checks its arguments' types: they come from code we wrote, but run in a realm
     // that user code shares, and must never carry an object out.
     return {
-      emitConsole: (level, text, truncated) => {
-        if (this.#run && typeof level === 'number' && typeof text === 'string') this.#run.output.console(level, text, truncated === true);
+      emitConsole: (level, text, truncated, extra) => {
+        if (this.#run && typeof level === 'number' && typeof text === 'string') {
+          this.#run.output.console(level, text, truncated === true, typeof extra === 'string' ? extra : '');
+        }
       },
-      emitValue: (type, preview) => {
-        if (this.#run && typeof type === 'string' && typeof preview === 'string') this.#run.output.value(type, preview);
+      emitValue: (type, preview, extra) => {
+        if (this.#run && typeof type === 'string' && typeof preview === 'string') this.#run.output.value(type, preview, typeof extra === 'string' ? extra : '');
       },
       emitException: (name, message, stack) => {
         if (this.#run && typeof name === 'string' && typeof message === 'string' && typeof stack === 'string') {
@@ -193,11 +227,12 @@ export class SessionContext {
       ok = false;
     }
     if (!ok) {
-      // An exception in a timer callback ends the run, as an uncaught one ends a Node process.
+      // As in Node's REPL or a browser console, an exception in a timer callback is reported and the
+      // rest carries on: the run's other timers still fire (its top-level await may be waiting on
+      // one) and it ends, as an error, when its code has settled and no timer is pending. An
+      // interval that threw is stopped, so that one bug is not reported until the time limit.
       run.failed = true;
-      if (run.settled) this.#finish(run, 'error');
-      else this.#clearTimers(run);
-      return;
+      if (repeat) this.#clearTimer(run, id);
     }
     setImmediate(() => this.#maybeFinish(run));
   }
@@ -215,11 +250,15 @@ export class SessionContext {
   }
 
   #clearTimers(run: Run): void {
-    for (const [id, handle] of run.timers) {
-      run.clock.clear(handle);
-      this.#api.forget(id);
-    }
-    run.timers.clear();
+    for (const id of [...run.timers.keys()]) this.#clearTimer(run, id);
+  }
+
+  #clearTimer(run: Run, id: number): void {
+    const handle = run.timers.get(id);
+    if (handle === undefined) return;
+    run.clock.clear(handle);
+    run.timers.delete(id);
+    this.#api.forget(id);
   }
 }
 

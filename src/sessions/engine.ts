@@ -129,6 +129,10 @@ export class Engine {
       const session = new LiveSession(record, !closed);
       this.#sessions.set(record.session_id, session);
       if (closed) continue;
+      // The session record may lag its executions (submit does not wait for it): the counter
+      // resumes after the newest number the store has indexed, so no number is given twice.
+      const [newest] = await this.#store.listExecutions(record.session_id, { limit: 1, order: 'newest' });
+      record.execution_count = Math.max(record.execution_count, newest?.number ?? 0);
       this.#host(session);
       open++;
     }
@@ -239,6 +243,9 @@ export class Engine {
       return creation;
     }
     const execution = new LiveExecution(record, input.source);
+    // Not waited for: the create made the record and its session index entry durable, which is all
+    // the reply promises (after a crash, recover reads the counter back from that index). This write
+    // and the record's `running` go out while the code runs.
     this.#commits.saveSession(session.record);
     if (sink) this.#hub.hold(sink, record.execution_id);
     this.#executions.set(record.execution_id, execution);
@@ -249,7 +256,6 @@ export class Engine {
       session.queue.push(execution);
       this.#pump(session);
     }
-    await this.#commits.flushed();
     return creation;
   }
 
