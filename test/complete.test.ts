@@ -84,7 +84,7 @@ t.test('complete through the SDK: client.complete(session, code, cursor)', async
   const { client } = await connect(`ws://127.0.0.1:${server.port}/v1/ws`, server.token);
   t.teardown(() => client.close());
   const session = await client.createSession('sdk-complete');
-  await client.execute(session, 'var user = { address: { city: "Oslo", country: "NO" } }');
+  await client.execute(session, 'const user = { address: { city: "Oslo", country: "NO" } }');
   t.same(await client.complete(session, 'user.address.ci', 15), { matches: ['city'], start: 13, end: 15 });
   await t.rejects(client.complete(session, 'ab', 3), { code: 'BAD_REQUEST' });
 });

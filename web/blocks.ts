@@ -5,7 +5,7 @@
  */
 import type { EventFrame, ExecutionRecord } from '../src/client/index.js';
 import { el, smallButton } from './dom.js';
-import { renderException, renderNode, renderTable, renderValue, type PreviewNode } from './values.js';
+import { renderException, renderNode, renderTable, renderValue } from './values.js';
 
 export interface BlockActions {
   cancel(id: string): void;
@@ -81,7 +81,7 @@ export class ExecutionBlock {
   #line(event: EventFrame): HTMLElement {
     switch (event.type) {
       case 'console': {
-        const { level, text, data, table } = (event as EventFrame<'console'>).payload as EventFrame<'console'>['payload'] & { data?: PreviewNode[]; table?: Parameters<typeof renderTable>[0] };
+        const { level, text, data, table } = (event as EventFrame<'console'>).payload;
         const line = el('div', `line console ${level}`);
         if (table) line.append(renderTable(table));
         else if (data) data.forEach((part, index) => line.append(index > 0 ? ' ' : '', part.kind === 'string' ? part.text ?? '' : renderNode(part)));
@@ -89,7 +89,7 @@ export class ExecutionBlock {
         return line;
       }
       case 'value': {
-        const { type, preview, data } = (event as EventFrame<'value'>).payload as EventFrame<'value'>['payload'] & { data?: PreviewNode };
+        const { type, preview, data } = (event as EventFrame<'value'>).payload;
         const line = el('div', `line value ${type}`);
         if (data) line.append(renderValue(data));
         else line.textContent = preview;

@@ -4,13 +4,7 @@
  * Everything is built with DOM calls and textContent: values come from untrusted code, and none of
  * their text is ever parsed as HTML. Children are built only when their node is opened.
  */
-// Until the sandbox's structured previews land in protocol/types.ts (then imported from the SDK).
-interface PreviewNode {
-  kind: string; text?: string; length?: number; class?: string | null; size?: number;
-  props?: Array<[string, PreviewNode]>; entries?: Array<[PreviewNode, PreviewNode]>; items?: PreviewNode[]; more?: number; frames?: string[];
-}
-interface ConsoleTable { columns: string[]; rows: Array<Array<PreviewNode | null>>; more?: number }
-export type { ConsoleTable, PreviewNode };
+import type { ConsoleTable, PreviewNode } from '../src/client/index.js';
 import { el } from './dom.js';
 
 const CONTAINERS = new Set(['object', 'array', 'map', 'set', 'typedarray', 'error']);
@@ -31,7 +25,9 @@ export function renderNode(node: PreviewNode, open = false): HTMLElement {
   }
   const details = el('details', `tree kind-${node.kind}`);
   const summary = el('summary', '');
-  summary.append(label(node), ' ', summaryOf(node));
+  const name = label(node);
+  if (name.textContent) summary.append(name, ' ');
+  summary.append(summaryOf(node));
   details.append(summary);
   let built = false;
   details.addEventListener('toggle', () => {
@@ -91,7 +87,8 @@ function summaryOf(node: PreviewNode): string {
 
 /** A child inside a one-line summary: leaves as text, containers as `{…}` or `[…]`. */
 function short(node: PreviewNode): string {
-  if (node.kind === 'array' || node.kind === 'typedarray') return node.size === undefined ? '[…]' : `Array(${node.size})`;
+  if (node.kind === 'array' || node.kind === 'typedarray') return node.size === undefined ? '[…]' : `${node.class && node.class !== 'Array' ? node.class : 'Array'}(${node.size})`;
+  if (node.kind === 'map' || node.kind === 'set') return `${node.kind === 'map' ? 'Map' : 'Set'}(${node.size ?? '…'})`;
   if (CONTAINERS.has(node.kind) && node.kind !== 'error') return node.class && node.class !== 'Object' ? `${node.class} {…}` : '{…}';
   return leafText(node);
 }
