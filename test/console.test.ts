@@ -112,13 +112,13 @@ t.test('the editor, values, sessions, tabs and cancelling one execution', async 
   await tree.locator('.prop', { hasText: 'nested' }).locator('summary').first().click();
   await tree.locator('.prop', { hasText: 'deep' }).last().locator('summary').first().click();
   const deeper = tree.locator('.prop', { hasText: 'deeper' }).last();
-  t.equal(await deeper.locator('summary').first().innerText(), 'Array(2) [1, {…}]', 'closed: the array says its length and its first items');
+  t.equal(await deeper.locator('summary').first().innerText(), 'deeper: Array(2) [1, {…}]', 'closed: the array says its length and its first items');
   await deeper.locator('summary').first().click();
   await deeper.locator('.prop', { hasText: /^1: / }).locator('summary').click();
   await deeper.locator('.leaf.kind-string', { hasText: "'y'" }).waitFor();
   t.same(await deeper.locator('.key').allInnerTexts(), ['deeper', '0', '1', 'x'], 'opened level by level, down to a leaf');
   const list = tree.locator('.prop', { hasText: /^list: / });
-  t.equal(await list.locator('summary').first().innerText(), "Map(1) {'k' => Set(1)}", 'a Map and the Set inside it');
+  t.equal(await list.locator('summary').first().innerText(), "list: Map(1) {'k' => Set(1)}", 'a Map and the Set inside it');
   await list.locator('summary').first().focus(); // opened from the keyboard, as devtools' trees are
   await page.keyboard.press('Enter');
   await list.locator('details.kind-set summary').focus();
@@ -128,7 +128,7 @@ t.test('the editor, values, sessions, tabs and cancelling one execution', async 
   await point.locator('.done').waitFor();
   t.equal(await point.locator('.line.value > details > summary').innerText(), 'Array(2) [Point {…}, RangeError: out]');
   const items = await point.locator('.line.value > details > .children > .prop > :is(details, span.leaf)').evaluateAll((nodes) => nodes.map((node) => (node.querySelector(':scope > summary') ?? node).textContent!.trim()));
-  t.same(items, ['Point {x: 1, y: 2}', 'RangeError: out'], 'a class instance by its class; an error by its message');
+  t.same(items, ['0: Point {x: 1, y: 2}', '1: RangeError: out'], 'a class instance by its class; an error by its message');
   const table = await run(page, 'console.table([{ a: 1, b: "two" }, { a: 3, c: true }])');
   await table.locator('.done').waitFor();
   t.same(await table.locator('table.console-table thead th').allInnerTexts(), ['(index)', 'a', 'b', 'c']);

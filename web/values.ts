@@ -16,8 +16,12 @@ export function renderValue(node: PreviewNode): HTMLElement {
   return renderNode(node, true);
 }
 
-/** One node: a leaf as coloured text, a container as a <details> whose children come on opening. */
-export function renderNode(node: PreviewNode, open = false): HTMLElement {
+/**
+ * One node: a leaf as coloured text, a container as a <details> whose children come on opening.
+ * `prefix` (a property's key) goes inside the container's summary, so that its children line up
+ * under the key, as in a devtools console.
+ */
+export function renderNode(node: PreviewNode, open = false, prefix: Array<Node | string> = []): HTMLElement {
   if (!hasChildren(node)) {
     const leaf = el('span', `leaf kind-${node.kind}`, leafText(node));
     if (CONTAINERS.has(node.kind)) leaf.title = 'not walked (too deep or too large): run an expression that returns it to see it';
@@ -25,6 +29,7 @@ export function renderNode(node: PreviewNode, open = false): HTMLElement {
   }
   const details = el('details', `tree kind-${node.kind}`);
   const summary = el('summary', '');
+  summary.append(...prefix);
   const name = label(node);
   if (name.textContent) summary.append(name, ' ');
   summary.append(summaryOf(node));
@@ -122,18 +127,16 @@ export function leafText(node: PreviewNode): string {
 
 function childrenOf(node: PreviewNode): HTMLElement {
   const list = el('div', 'children');
-  const row = (key: HTMLElement | string, value: PreviewNode, separator = ': ') => {
+  const row = (prefix: Array<Node | string>, value: PreviewNode) => {
     const item = el('div', 'prop');
-    item.append(typeof key === 'string' ? el('span', 'key', key) : key, separator, renderNode(value));
+    if (hasChildren(value)) item.append(renderNode(value, false, prefix));
+    else item.append(...prefix, renderNode(value));
     list.append(item);
   };
-  for (const [key, value] of node.props ?? []) row(key, value);
-  for (const [key, value] of node.entries ?? []) row(renderNode(key), value, ' => ');
-  for (const value of node.items ?? []) {
-    const item = el('div', 'prop');
-    item.append(renderNode(value));
-    list.append(item);
-  }
+  for (const [key, value] of node.props ?? []) row([el('span', 'key', key), ': '], value);
+  // A Map key that is itself a container is named in one line: it sits inside its value's summary.
+  for (const [key, value] of node.entries ?? []) row([hasChildren(key) ? el('span', 'leaf', short(key)) : renderNode(key), ' => '], value);
+  for (const value of node.items ?? []) row([], value);
   if (node.more) list.append(el('div', 'more', `… ${node.more} more`));
   if (node.frames?.length) list.append(renderFrames(node.frames));
   return list;
