@@ -52,6 +52,16 @@ export interface Config {
   shutdownGraceMs: number;
   /** pino level of the logs on stderr. */
   logLevel: LogLevel;
+  /** The event store: LevelDB in dataDir (embedded, the default) or NATS JetStream. */
+  store: 'level' | 'jetstream';
+  /** nats://host:port of the NATS servers (VMSTREAM_NATS_URL, comma-separated); needed for jetstream. */
+  natsUrls: string[];
+  /** Prefix of the JetStream streams, buckets and subjects this server uses. */
+  jetstreamPrefix: string;
+  /** Replicas of those streams and buckets: 1 on one nats-server, 3 on a NATS cluster. */
+  jetstreamReplicas: number;
+  /** This server's name on a JetStream prefix (VMSTREAM_NODE_ID; default `<hostname>:<port>`). */
+  nodeId: string;
 }
 
 export const DEFAULTS: Readonly<Config> = Object.freeze({
@@ -85,6 +95,11 @@ export const DEFAULTS: Readonly<Config> = Object.freeze({
   workerHeapMb: 256,
   shutdownGraceMs: 5_000,
   logLevel: 'info',
+  store: 'level',
+  natsUrls: [],
+  jetstreamPrefix: 'vms',
+  jetstreamReplicas: 1,
+  nodeId: '',
 });
 
 type NumericKey = { [K in keyof Config]: Config[K] extends number ? K : never }[keyof Config];
@@ -111,6 +126,7 @@ const NUMERIC_ENV: ReadonlyArray<[string, NumericKey, number]> = [
   ['VMSTREAM_RESTORE_TIMEOUT_MS', 'restoreTimeoutMs', 1],
   ['VMSTREAM_WORKER_HEAP_MB', 'workerHeapMb', 16],
   ['VMSTREAM_SHUTDOWN_GRACE_MS', 'shutdownGraceMs', 0],
+  ['VMSTREAM_JS_REPLICAS', 'jetstreamReplicas', 1],
 ];
 
 export class ConfigError extends Error {
@@ -160,10 +176,29 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
   if (!isLoopback(config.host) && config.token === null && config.tokensFile === null) {
     throw new ConfigError(`VMSTREAM_HOST=${config.host} is not a loopback address: set VMSTREAM_TOKEN or VMSTREAM_TOKENS_FILE first`);
   }
+  readStoreSettings(env, config);
   if (config.defaultTimeoutMs > config.maxTimeoutMs) {
     throw new ConfigError('VMSTREAM_DEFAULT_TIMEOUT_MS must not exceed VMSTREAM_MAX_TIMEOUT_MS');
   }
   return config;
+}
+
+function readStoreSettings(env: NodeJS.ProcessEnv, config: Config): void {
+  if (env.VMSTREAM_STORE) {
+    if (env.VMSTREAM_STORE !== 'level' && env.VMSTREAM_STORE !== 'jetstream') {
+      throw new ConfigError(`VMSTREAM_STORE must be level or jetstream, got ${JSON.stringify(env.VMSTREAM_STORE)}`);
+    }
+    config.store = env.VMSTREAM_STORE;
+  }
+  if (env.VMSTREAM_NATS_URL) config.natsUrls = env.VMSTREAM_NATS_URL.split(',').map((url) => url.trim()).filter(Boolean);
+  if (env.VMSTREAM_JS_PREFIX) {
+    if (!/^[a-zA-Z0-9_-]+$/.test(env.VMSTREAM_JS_PREFIX)) throw new ConfigError(`VMSTREAM_JS_PREFIX takes only [a-zA-Z0-9_-], got ${JSON.stringify(env.VMSTREAM_JS_PREFIX)}`);
+    config.jetstreamPrefix = env.VMSTREAM_JS_PREFIX;
+  }
+  config.nodeId = env.VMSTREAM_NODE_ID || `${os.hostname()}:${config.port}`;
+  if (config.store === 'jetstream' && config.natsUrls.length === 0) {
+    throw new ConfigError('VMSTREAM_STORE=jetstream needs VMSTREAM_NATS_URL (nats://host:port[,…])');
+  }
 }
 
 export function isLoopback(host: string): boolean {

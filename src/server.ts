@@ -15,6 +15,8 @@ import { publicExecutionId, tenantOfExecution } from './sessions/live.js';
 import { WorkerPool } from './pool/worker-pool.js';
 import { RetentionSweeper } from './events/retention.js';
 import { ExecutionService } from './sessions/service.js';
+import type { EventStore } from './store/event-store.js';
+import { JetStreamEventStore } from './store/jetstream/jetstream-store.js';
 import { LevelEventStore } from './store/level-store.js';
 import { Authenticator, resolveToken } from './auth/tokens.js';
 import { TenantDirectory } from './auth/tenants.js';
@@ -40,7 +42,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   // With a tokens file and no VMSTREAM_TOKEN there is no shared token, and none is generated.
   const shared = directory && config.token === null ? null : await resolveToken(config.token, config.dataDir);
   logger.info({ config: { ...config, token: config.token === null ? null : '[redacted]' }, tenants }, 'starting');
-  const store = new LevelEventStore(path.join(config.dataDir, 'events'));
+  const { store, reachable } = storeFor(config);
   await store.open();
   const metrics = new Metrics();
   const pool = { size: config.workers, heapMb: config.workerHeapMb, limits: { maxText: config.maxTextChars, maxPreview: config.maxPreviewChars } };
@@ -73,8 +75,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     operator: {
       readiness: () => {
         const { sandbox, store: writes } = service.stats();
-        // A store whose writes keep failing is not ready either: nothing new would become durable.
-        const checks = { store: store.isOpen && !writes.stalled, workers: sandbox.online === sandbox.size, accepting: service.accepting };
+        // A store whose writes keep failing, or that cannot reach NATS, is not ready either: nothing new would become durable.
+        const checks = { store: reachable() && !writes.stalled, workers: sandbox.online === sandbox.size, accepting: service.accepting };
         return { ready: checks.store && checks.workers && checks.accepting, checks };
       },
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
@@ -135,4 +137,31 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   })());
   const consoleUrl = consoleFiles ? `${config.tlsCert ? 'https' : 'http'}://${host}:${port}/${shared?.generated ? `?token=${encodeURIComponent(shared.token)}` : ''}` : null;
   return { port, url, consoleUrl, service, close };
+}
+
+/** Margin between an execution's record expiring and its events leaving the JetStream stream. */
+const EVENT_AGE_MARGIN_MS = 10 * 60 * 1000;
+
+interface SelectedStore {
+  store: EventStore;
+  /** The store can be written to right now (JetStream: connected to NATS; LevelDB: open). */
+  reachable(): boolean;
+}
+
+/** The EventStore VMSTREAM_STORE names: LevelDB in the data folder (the default) or NATS JetStream. */
+function storeFor(config: Config): SelectedStore {
+  if (config.store === 'level') {
+    const store = new LevelEventStore(path.join(config.dataDir, 'events'));
+    return { store, reachable: () => store.isOpen };
+  }
+  const store = new JetStreamEventStore({
+    servers: config.natsUrls,
+    prefix: config.jetstreamPrefix,
+    replicas: config.jetstreamReplicas,
+    nodeId: config.nodeId,
+    // Events outlive the records that reach them: a record goes `retention` after its end, and
+    // its events were all written within the longest run before that end.
+    maxAgeMs: config.retentionMs === 0 ? 0 : config.retentionMs + config.maxTimeoutMs + EVENT_AGE_MARGIN_MS,
+  });
+  return { store, reachable: () => store.isOpen && store.connected };
 }

@@ -12,8 +12,7 @@ import path from 'node:path';
 import t from 'tap';
 import { chromium } from 'playwright-core';
 import { HttpClient } from './helpers/http.js';
-import { freePort } from './helpers/sdk.js';
-import { ROOT, startServer, tempDir } from './helpers/server.js';
+import { freePort, ROOT, startServer, tempDir } from './helpers/server.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const NOTEBOOK = '/usr/bin/jupyter-notebook';

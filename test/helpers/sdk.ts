@@ -2,10 +2,9 @@
  * Shared pieces of the SDK tests: a client against a test server, the status it went through,
  * and a server restarted on the same port and data folder.
  */
-import net from 'node:net';
 import { Client, type ClientOptions, type EventFrame, type Status } from 'vmstream/client';
 import { TestClient } from './client.js';
-import { startServer, type ServerOptions, type TestServer } from './server.js';
+import { freePort, startServer, type ServerOptions, type TestServer } from './server.js';
 
 export async function connect(url: string, token: string, options: ClientOptions = {}): Promise<{ client: Client; statuses: Status[]; until(type: Status['type'], count?: number): Promise<void> }> {
   const client = await Client.connect(url, { token, reconnectDelayMs: 50, maxReconnectDelayMs: 500, ...options });
@@ -31,15 +30,6 @@ export async function connect(url: string, token: string, options: ClientOptions
  */
 export async function startOnFixedPort(options: ServerOptions = {}): Promise<TestServer> {
   return startServer({ ...options, env: { ...options.env, VMSTREAM_PORT: String(await freePort()) } });
-}
-
-/** A port nothing listens on right now. */
-export async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const port = (probe.address() as net.AddressInfo).port;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 /** Starts the server again over the same LevelDB, on the same port, as a restart would. */

@@ -4,9 +4,11 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { TestNats } from './nats.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const MAIN = path.join(ROOT, 'dist/src/cli/main.js');
@@ -33,6 +35,15 @@ export interface TestServer {
   kill(): Promise<void>;
 }
 
+/** A TCP port nothing listens on right now (the kernel's pick, released for the caller to bind). */
+export async function freePort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const port = (probe.address() as net.AddressInfo).port;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
 export function tempDir(prefix: string): string {
   return mkdtempSync(path.join(os.tmpdir(), `vmstream-${prefix}-`));
 }
@@ -49,6 +60,7 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
       VMSTREAM_WORKSPACE: workspaceDir,
       VMSTREAM_TOKEN: TOKEN,
       VMSTREAM_WORKERS: '2',
+      ...(await storeEnv(dataDir)),
       ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -83,6 +95,33 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
       await exited;
     },
   };
+}
+
+/**
+ * VMSTREAM_TEST_STORE=jetstream runs every server a test file starts on the JetStream store: one
+ * nats-server for the file (killed when the test process exits), and a prefix per data folder, so
+ * that a server restarted over the same folder finds its store again.
+ */
+async function storeEnv(dataDir: string): Promise<Record<string, string>> {
+  if (process.env.VMSTREAM_TEST_STORE !== 'jetstream') return {};
+  const nats = await (fileNats ??= startFileNats());
+  return { VMSTREAM_STORE: 'jetstream', VMSTREAM_NATS_URL: nats.url, VMSTREAM_JS_PREFIX: path.basename(dataDir).replace(/[^a-zA-Z0-9_-]/g, '_') };
+}
+
+let fileNats: Promise<TestNats> | undefined;
+
+async function startFileNats(): Promise<TestNats> {
+  const nats = await TestNats.create();
+  // 'exit' handlers run synchronously: a signal by pid and a synchronous removal are all there is.
+  process.once('exit', () => {
+    try {
+      if (nats.pid !== undefined) process.kill(nats.pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+    removeDir(nats.storeDir);
+  });
+  return nats;
 }
 
 /** Adds a tenant to a tokens file with scripts/add-tenant; returns its token. */

@@ -1,0 +1,288 @@
+/**
+ * Executions' event logs in one JetStream stream: chunks of frames as messages (a message per event
+ * would cost 5–20× a LevelDB entry), one subject per page of 1 024 seqs, so that reading from any
+ * after_seq begins with one exact-subject direct get and never scans from the log's start.
+ *
+ * Each log has a `logs` KV key, created by its first append: its revision is the log's incarnation
+ * (in every subject and Msg-Id), its value the stream seq the log's messages all come after (where
+ * lookups start). Deleting the key ends the incarnation: the old events become unreachable and age
+ * out with the stream, with no per-execution purge (which cost 68–154 ms each in JETSTREAM.md).
+ *
+ * Appends are fenced: each message carries `Nats-Expected-Last-Subject-Sequence` (the stream seq of
+ * its page's previous chunk, 0 for a page's first), so two writers of one log cannot both append,
+ * and `Nats-Msg-Id`, so a chunk resent after a lost ack (nats-server killed) is stored once.
+ */
+import { randomBytes } from 'node:crypto';
+import { headers, type MsgHdrs } from '@nats-io/transport-node';
+import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import { Packr } from 'msgpackr';
+import { StoreError, type EventChunk, type StoredEvent } from '../event-store.js';
+import { encodeId, pageOf, PAGE_EVENTS, type Names } from './names.js';
+import type { AckPublisher } from './publisher.js';
+
+/** Well under nats-server's default max_payload (1 MiB): one frame may be ~200 KB. */
+const MAX_MESSAGE_BYTES = 512 * 1024;
+const FIRST_SEQ = 'Vms-First-Seq';
+const LAST_SEQ = 'Vms-Last-Seq';
+const packr = new Packr({ useRecords: false });
+/** Chunks still wanted past which one consumer is cheaper than a direct get each (~0.3–1 ms each, ~5–8 ms a consumer). */
+const CONSUMER_AFTER_CHUNKS = 16;
+
+interface LogKey {
+  incarnation: number;
+  /** Every message of this incarnation has a higher stream seq. */
+  floor: number;
+}
+
+/** What a writer knows of a log's end: the next chunk must start at lastSeq + 1. */
+interface Head extends LogKey {
+  lastSeq: number;
+  /** Stream seq of the message holding lastSeq (0 when the log is empty). */
+  lastStreamSeq: number;
+}
+
+export class EventLog {
+  readonly #names: Names;
+  readonly #jsm: JetStreamManager;
+  readonly #js: JetStreamClient;
+  readonly #logs: KV;
+  readonly #publisher: AckPublisher;
+  /** Heads of the logs this instance appends to. */
+  readonly #heads = new Map<string, Head>();
+  /** The highest stream seq this instance has seen: a floor for logs it creates. */
+  #streamSeq: number;
+  /** This instance as a writer, in its Msg-Ids: only its own resends are its duplicates. */
+  readonly #writer = randomBytes(6).toString('base64url');
+
+  constructor(names: Names, jsm: JetStreamManager, logs: KV, publisher: AckPublisher, streamSeq: number) {
+    this.#names = names;
+    this.#jsm = jsm;
+    this.#js = jsm.jetstream();
+    this.#logs = logs;
+    this.#publisher = publisher;
+    this.#streamSeq = streamSeq;
+  }
+
+  /**
+   * Appends one execution's chunks, in order, each only if it continues the log as stored. Throws
+   * STORE_FENCED for a chunk that does not (a gap, or another writer's append in between) and
+   * STORE_UNAVAILABLE when NATS did not answer (resend the same chunk: it is deduped).
+   */
+  async append(executionId: string, chunks: EventChunk[]): Promise<void> {
+    let head = this.#heads.get(executionId) ?? (await this.#loadHead(executionId));
+    for (const message of chunks.flatMap(splitChunk)) {
+      if (message.firstSeq !== head.lastSeq + 1) {
+        // The cached head may be behind another writer's appends: read the log's end again.
+        head = await this.#loadHead(executionId);
+        if (message.firstSeq > head.lastSeq + 1) {
+          throw new StoreError('STORE_FENCED', `events from seq ${message.firstSeq} do not continue the log of ${executionId}, which ends at ${head.lastSeq}`);
+        }
+      }
+      const resend = message.firstSeq <= head.lastSeq;
+      // A resend is accepted only as a duplicate of the stored chunk: expecting an empty page
+      // subject (which it is not) makes anything else fail.
+      const expected = resend || head.lastSeq === 0 || pageOf(message.firstSeq) !== pageOf(head.lastSeq) ? 0 : head.lastStreamSeq;
+      const lastSeq = message.firstSeq + message.frames.length - 1;
+      const subject = this.#names.pageSubject(executionId, head.incarnation, pageOf(message.firstSeq));
+      const messageId = this.#names.messageId(executionId, head.incarnation, message.firstSeq, this.#writer);
+      let ack;
+      try {
+        ack = await this.#publisher.publish(subject, packr.pack(message.frames), this.#headers(messageId, message.firstSeq, lastSeq, expected));
+      } catch (error) {
+        if (!(error instanceof StoreError) || error.code !== 'STORE_FENCED') throw error;
+        // Past the dedupe window (NATS was down longer), a resend of a chunk that was stored
+        // without its ack reaching us is refused: it is ours if it is the page's last message.
+        const last = await this.#direct({ last_by_subj: subject });
+        if (last?.header.get('Nats-Msg-Id') !== messageId) {
+          this.#heads.delete(executionId);
+          throw error;
+        }
+        ack = { seq: last.seq, duplicate: true };
+      }
+      this.#streamSeq = Math.max(this.#streamSeq, ack.seq);
+      if (!resend) head = { ...head, lastSeq, lastStreamSeq: ack.seq };
+      this.#heads.set(executionId, head);
+    }
+  }
+
+  /**
+   * Events with seq > afterSeq, at most `limit`: from the page holding afterSeq + 1, by direct gets
+   * chunk by chunk; when many chunks are still wanted (a trickling log holds an event a chunk), by
+   * one consumer from there instead, which costs a few ms to create and then streams.
+   */
+  async read(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
+    const log = await this.#getKey(executionId);
+    if (!log) return [];
+    const events: StoredEvent[] = [];
+    let message = await this.#next(log, executionId, pageOf(afterSeq + 1), log.floor);
+    while (message && events.length < limit) {
+      const { lastSeq, frames } = collect(message.header.get(FIRST_SEQ), message.data, afterSeq, limit, events);
+      if (events.length >= limit) break;
+      // The next chunk is on this page, or the first of the next one when this one ends the page.
+      message = await this.#next(log, executionId, pageOf(lastSeq + 1), message.seq);
+      if (message && (limit - events.length) / frames > CONSUMER_AFTER_CHUNKS) {
+        await this.#consume(log, executionId, message.seq, afterSeq, limit, events);
+        break;
+      }
+    }
+    return events;
+  }
+
+  /** Reads on from a stream seq known to hold one of the log's chunks, until `limit` or the log's end. */
+  async #consume(log: LogKey, executionId: string, fromStreamSeq: number, afterSeq: number, limit: number, events: StoredEvent[]): Promise<void> {
+    let consumer;
+    try {
+      consumer = await this.#js.consumers.get(this.#names.eventStream, {
+        filter_subjects: this.#names.logSubjects(executionId, log.incarnation),
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: fromStreamSeq,
+      });
+    } catch (error) {
+      throw new StoreError('STORE_UNAVAILABLE', `could not read the event stream: ${(error as Error).message}`, { cause: error });
+    }
+    try {
+      // The first chunk exists, so no fetch waits out its expiry for nothing; `pending` says when
+      // the log (as it is now) ends. A chunk holds at least one event, and at most a page's worth
+      // before afterSeq + 1 is skipped: a fetch of that many more than still wanted ends the read.
+      for (let ended = false; !ended; ) {
+        const messages = await consumer.fetch({ max_messages: Math.min(limit - events.length + PAGE_EVENTS, 4096), expires: 5_000 });
+        ended = true;
+        for await (const message of messages) {
+          collect(message.headers?.get(FIRST_SEQ) ?? '', message.data, afterSeq, limit, events);
+          ended = events.length >= limit || message.info.pending === 0;
+          if (ended) break;
+        }
+      }
+    } finally {
+      await consumer.delete().catch(() => undefined);
+    }
+  }
+
+  /** The log's highest seq, from the log itself (0 when there is none). */
+  async lastSeq(executionId: string): Promise<number> {
+    const log = await this.#getKey(executionId);
+    if (!log) return 0;
+    return (await this.#end(executionId, log)).lastSeq;
+  }
+
+  /** The execution has ended: its writer forgets its head (read from the log again, should it write more). */
+  release(executionId: string): void {
+    this.#heads.delete(executionId);
+  }
+
+  /** Ends the log's incarnation: its events are no longer read, and the id may start a new log. */
+  async forget(executionId: string): Promise<void> {
+    this.#heads.delete(executionId);
+    await this.#logs.delete(encodeId(executionId));
+  }
+
+  /** A writer's view of the log's end, read from the log (which its first append creates). */
+  async #loadHead(executionId: string): Promise<Head> {
+    const log = (await this.#getKey(executionId)) ?? (await this.#createKey(executionId));
+    const head = { ...log, ...(await this.#end(executionId, log)) };
+    this.#heads.set(executionId, head);
+    return head;
+  }
+
+  /**
+   * The last message of the log: pages are filled in order with no gaps, so the last page is found
+   * by doubling then bisecting over exact-subject `last_by_subj` lookups (~0.2 ms each; a wildcard
+   * one grows with the stream's subject count and is never used).
+   */
+  async #end(executionId: string, log: LogKey): Promise<{ lastSeq: number; lastStreamSeq: number }> {
+    const last = (page: number) => this.#direct({ last_by_subj: this.#names.pageSubject(executionId, log.incarnation, page) });
+    let found = await last(0);
+    if (!found) return { lastSeq: 0, lastStreamSeq: 0 };
+    let low = 0;
+    let high = 1;
+    for (let probe = await last(high); probe; probe = await last(high)) {
+      found = probe;
+      low = high;
+      high *= 2;
+    }
+    // Page `low` exists, page `high` does not.
+    while (high - low > 1) {
+      const middle = Math.floor((low + high) / 2);
+      const probe = await last(middle);
+      if (probe) {
+        found = probe;
+        low = middle;
+      } else {
+        high = middle;
+      }
+    }
+    return { lastSeq: Number(found.header.get(LAST_SEQ)), lastStreamSeq: found.seq };
+  }
+
+  /** The first message on a page subject at or after a stream seq, or null. */
+  #next(log: LogKey, executionId: string, page: number, afterStreamSeq: number): Promise<StoredMsg | null> {
+    return this.#direct({ seq: afterStreamSeq + 1, next_by_subj: this.#names.pageSubject(executionId, log.incarnation, page) });
+  }
+
+  async #direct(query: { seq: number; next_by_subj: string } | { last_by_subj: string }): Promise<StoredMsg | null> {
+    try {
+      return await this.#jsm.direct.getMessage(this.#names.eventStream, query);
+    } catch (error) {
+      throw new StoreError('STORE_UNAVAILABLE', `could not read the event stream: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  async #getKey(executionId: string): Promise<LogKey | undefined> {
+    const entry = await this.#logs.get(encodeId(executionId));
+    if (!entry || entry.operation !== 'PUT') return undefined;
+    const { floor } = packr.unpack(entry.value) as { floor: number };
+    return { incarnation: entry.revision, floor };
+  }
+
+  async #createKey(executionId: string): Promise<LogKey> {
+    const floor = this.#streamSeq;
+    try {
+      const incarnation = await this.#logs.create(encodeId(executionId), packr.pack({ floor }));
+      return { incarnation, floor };
+    } catch (error) {
+      // Another writer created it first: its incarnation is the log's.
+      const existing = await this.#getKey(executionId);
+      if (existing) return existing;
+      throw new StoreError('STORE_UNAVAILABLE', `could not start the log of ${executionId}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  #headers(messageId: string, firstSeq: number, lastSeq: number, expected: number): MsgHdrs {
+    const h = headers();
+    h.set('Nats-Msg-Id', messageId);
+    h.set('Nats-Expected-Last-Subject-Sequence', String(expected));
+    h.set(FIRST_SEQ, String(firstSeq));
+    h.set(LAST_SEQ, String(lastSeq));
+    return h;
+  }
+}
+
+/** Appends a chunk's events past afterSeq to `events`, up to `limit`; says where the chunk ends. */
+function collect(firstSeqHeader: string, data: Uint8Array, afterSeq: number, limit: number, events: StoredEvent[]): { lastSeq: number; frames: number } {
+  const firstSeq = Number(firstSeqHeader);
+  const frames = packr.unpack(data) as Uint8Array[];
+  for (let i = Math.max(0, afterSeq + 1 - firstSeq); i < frames.length && events.length < limit; i++) {
+    events.push({ seq: firstSeq + i, frame: frames[i]! });
+  }
+  return { lastSeq: firstSeq + frames.length - 1, frames: frames.length };
+}
+
+/** A chunk as messages: none crosses a page boundary or exceeds MAX_MESSAGE_BYTES (at least one frame each). */
+export function splitChunk(chunk: EventChunk): EventChunk[] {
+  const out: EventChunk[] = [];
+  let start = 0;
+  while (start < chunk.frames.length) {
+    const firstSeq = chunk.firstSeq + start;
+    const pageEnd = (pageOf(firstSeq) + 1) * PAGE_EVENTS;
+    let end = start;
+    let bytes = 0;
+    while (end < chunk.frames.length && chunk.firstSeq + end <= pageEnd && (end === start || bytes + chunk.frames[end]!.length <= MAX_MESSAGE_BYTES)) {
+      bytes += chunk.frames[end]!.length + 5;
+      end++;
+    }
+    out.push({ executionId: chunk.executionId, firstSeq, frames: chunk.frames.slice(start, end) });
+    start = end;
+  }
+  return out;
+}

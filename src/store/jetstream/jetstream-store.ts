@@ -1,0 +1,337 @@
+/**
+ * The JetStream backend of EventStore (NATS JetStream, nats-server 2.9): events in one stream
+ * (event-log.ts), records in KV buckets, every name under a prefix so that several stores (tests,
+ * clusters) share one nats-server. Several instances over one prefix see each other's writes.
+ *
+ *   <P>_executions     <xid>                 execution record; `create` is the idempotency point
+ *   <P>_session_execs  <sid>.<number:8>      the session's executions, in order (value: execution id)
+ *   <P>_active         <sid>.<xid>           executions not yet terminal
+ *   <P>_sessions       <tenant>.<sid>        session record
+ *   <P>_logs           <xid>                 the log's incarnation (event-log.ts)
+ *   <P>_code           <xid>.<hash>.<part>   code too large to sit in its record (records.ts)
+ *
+ * and the stream <P>_ENDED queues terminal executions in end order for retention (ended-queue.ts).
+ *
+ * Ids are base64url tokens (names.ts). Nothing is atomic across keys: a commit publishes events
+ * first and writes the records that count them only once those are acked.
+ */
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import { Packr } from 'msgpackr';
+import type { ExecutionRecord, SessionRecord } from '../../../protocol/types.js';
+import {
+  EventStore,
+  StoreError,
+  type CommitBatch,
+  type CommitFailure,
+  type CreateResult,
+  type EventChunk,
+  type SessionFilter,
+  type StoredEvent,
+  type StoreSupports,
+  type UnfinishedFilter,
+} from '../event-store.js';
+import { EndedQueue } from './ended-queue.js';
+import { EventLog } from './event-log.js';
+import { decodeId, encodeId, hex, Names } from './names.js';
+import { AckPublisher } from './publisher.js';
+import { RecordCodec } from './records.js';
+
+export interface JetStreamStoreOptions {
+  /** nats://host:port, one or more (a NATS cluster). */
+  servers: string[];
+  /** Prefix of every stream, bucket and subject ([a-zA-Z0-9_-]). */
+  prefix: string;
+  /** Replicas of streams and buckets (1 on a single nats-server, 3 on a NATS cluster). */
+  replicas?: number;
+  /** How long a publish waits for its ack before it counts as unavailable (and is resent). */
+  ackTimeoutMs?: number;
+  /** How long JetStream recognises a resent chunk by its Msg-Id (default 2 min; set when the stream is created). */
+  duplicateWindowMs?: number;
+  /**
+   * The server this store runs in (VMSTREAM_NODE_ID). Given, the store claims its prefix for that
+   * node and refuses to open when another node holds it; tests that open several instances of one
+   * location on purpose leave it out.
+   */
+  nodeId?: string;
+  /**
+   * Age at which the stream drops events, in bulk (0: never). Expiring an execution deletes its
+   * records and makes its events unreachable; the events themselves go with this age, which must
+   * outlast the records (retention + the longest run + a margin).
+   */
+  maxAgeMs?: number;
+}
+
+type Bucket = 'executions' | 'session_execs' | 'active' | 'sessions';
+
+const packr = new Packr({ useRecords: false });
+
+/** Shared by every node; expiry follows the order executions were committed as ended, not a sorted scan. */
+const SUPPORTS: StoreSupports = Object.freeze({ orderedScans: false, sharedLocation: true, fencing: true });
+
+export class JetStreamEventStore extends EventStore {
+  readonly supports = SUPPORTS;
+  readonly options: JetStreamStoreOptions;
+  readonly #names: Names;
+  #nc: NatsConnection | undefined;
+  #kv: Record<Bucket, KV> | undefined;
+  #log: EventLog | undefined;
+  #publisher: AckPublisher | undefined;
+  #records: RecordCodec | undefined;
+  #ended: EndedQueue | undefined;
+
+  constructor(options: JetStreamStoreOptions) {
+    super();
+    this.options = options;
+    this.#names = new Names(options.prefix);
+  }
+
+  /** Connected to NATS right now (false while it reconnects). */
+  get connected(): boolean {
+    return this.#nc !== undefined && !this.#nc.isClosed() && this.#connected;
+  }
+
+  #connected = false;
+
+  protected async _open(): Promise<void> {
+    // Until NATS answers the store is not open, so the server does not listen (nothing to serve from).
+    const nc = await connect({ servers: this.options.servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, waitOnFirstConnect: true, name: 'vmstream' });
+    this.#nc = nc;
+    this.#connected = true;
+    void this.#watchStatus(nc);
+    const replicas = this.options.replicas ?? 1;
+    const jsm = await jetstreamManager(nc);
+    const streamSeq = await this.#ensureStream(jsm, replicas);
+    const kvm = new Kvm(nc);
+    const bucket = (name: Bucket | 'logs' | 'code' | 'node') => kvm.create(this.#names.bucket(name), { history: 1, replicas });
+    try {
+      if (this.options.nodeId !== undefined) await this.#claimPrefix(await bucket('node'), this.options.nodeId);
+    } catch (error) {
+      await nc.close();
+      throw error;
+    }
+    const [executions, session_execs, active, sessions, logs, code] = await Promise.all(
+      (['executions', 'session_execs', 'active', 'sessions', 'logs', 'code'] as const).map(bucket),
+    );
+    await EndedQueue.ensure(this.#names, jsm, replicas);
+    this.#kv = { executions: executions!, session_execs: session_execs!, active: active!, sessions: sessions! };
+    this.#records = new RecordCodec(code!);
+    this.#publisher = new AckPublisher(nc, this.options.ackTimeoutMs ?? 5_000);
+    this.#log = new EventLog(this.#names, jsm, logs!, this.#publisher, streamSeq);
+    this.#ended = new EndedQueue(this.#names, jsm, this.#publisher);
+  }
+
+  protected async _close(): Promise<void> {
+    this.#publisher?.close();
+    await this.#nc?.drain().catch(() => this.#nc?.close());
+    this.#nc = undefined;
+    this.#connected = false;
+  }
+
+  /**
+   * One server per prefix, until servers lease sessions to each other: a second one would take the
+   * first one's running executions for a dead process's and end them when it recovers. A server
+   * restarted with its node id takes its prefix back.
+   */
+  async #claimPrefix(kv: KV, nodeId: string): Promise<void> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await kv.create('server', utf8(nodeId));
+        return;
+      } catch {
+        const entry = await kv.get('server');
+        if (entry?.operation !== 'PUT') continue;
+        const holder = Buffer.from(entry.value).toString('utf8');
+        if (holder === nodeId) return;
+        throw new Error(
+          `JetStream prefix ${this.#names.prefix} is used by node ${JSON.stringify(holder)}: running several servers on one prefix is not supported yet; ` +
+            `give this one its own VMSTREAM_JS_PREFIX, or start it with VMSTREAM_NODE_ID=${holder} once that node is gone`,
+        );
+      }
+    }
+    throw new Error(`could not claim JetStream prefix ${this.#names.prefix}`);
+  }
+
+  /** Creates the event stream when missing (and sets its max age when that changed); returns its last stream seq. */
+  async #ensureStream(jsm: JetStreamManager, replicas: number): Promise<number> {
+    const name = this.#names.eventStream;
+    const maxAge = (this.options.maxAgeMs ?? 0) * 1_000_000;
+    const existing = await jsm.streams.info(name).catch(() => undefined);
+    if (existing) {
+      if (existing.config.max_age !== maxAge) await jsm.streams.update(name, { max_age: maxAge });
+      return existing.state.last_seq;
+    }
+    const created = await jsm.streams.add({
+      name,
+      subjects: [this.#names.eventSubjects],
+      allow_direct: true,
+      duplicate_window: (this.options.duplicateWindowMs ?? 120_000) * 1_000_000,
+      num_replicas: replicas,
+      max_msg_size: 1024 * 1024,
+      max_age: maxAge,
+    });
+    return created.state.last_seq;
+  }
+
+  async #watchStatus(nc: NatsConnection): Promise<void> {
+    for await (const status of nc.status()) {
+      if (status.type === 'disconnect') this.#connected = false;
+      if (status.type === 'reconnect') this.#connected = true;
+    }
+  }
+
+  protected async _commit(batch: CommitBatch): Promise<CommitFailure[]> {
+    const failed: CommitFailure[] = [];
+    // Phase 1: events, each execution's chunks in order, executions side by side.
+    const refused = new Map<string, StoreError>();
+    await Promise.all(
+      [...groupByExecution(batch.events)].map(async ([executionId, chunks]) => {
+        try {
+          await this.#log!.append(executionId, chunks);
+        } catch (error) {
+          const storeError = asStoreError(error);
+          refused.set(executionId, storeError);
+          failed.push({ kind: 'events', id: executionId, error: storeError });
+        }
+      }),
+    );
+    // Phase 2: records, but none that would count events that are not there.
+    const writes: Array<Promise<void>> = [];
+    const attempt = (kind: CommitFailure['kind'], id: string, write: () => Promise<unknown>) =>
+      writes.push(write().then(() => undefined, (error: unknown) => void failed.push({ kind, id, error: asStoreError(error) })));
+    for (const session of batch.sessions) attempt('session', session.session_id, () => this.#putSession(session));
+    for (const record of batch.executions) {
+      const problem = refused.get(record.execution_id);
+      if (problem) failed.push({ kind: 'execution', id: record.execution_id, error: problem });
+      else attempt('execution', record.execution_id, () => this.#putExecution(record));
+    }
+    await Promise.all(writes);
+    return failed;
+  }
+
+  protected async _createExecution(record: ExecutionRecord): Promise<CreateResult> {
+    const kv = this.#kv!;
+    const key = encodeId(record.execution_id);
+    try {
+      await kv.executions.create(key, await this.#records!.pack(record));
+    } catch (error) {
+      const existing = await this._getExecution(record.execution_id);
+      if (existing) return { created: false, record: existing };
+      throw asStoreError(error);
+    }
+    await Promise.all([kv.session_execs.put(indexKey(record), utf8(record.execution_id)), kv.active.put(activeKey(record), new Uint8Array(0))]);
+    return { created: true, record };
+  }
+
+  protected _readEvents(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
+    return this.#log!.read(executionId, afterSeq, limit);
+  }
+
+  protected _lastSeq(executionId: string): Promise<number> {
+    return this.#log!.lastSeq(executionId);
+  }
+
+  protected async _getExecution(executionId: string): Promise<ExecutionRecord | undefined> {
+    const entry = await this.#kv!.executions.get(encodeId(executionId));
+    return entry && entry.operation === 'PUT' ? this.#records!.unpack(entry.value) : undefined;
+  }
+
+  protected async _listSessions(filter: SessionFilter): Promise<SessionRecord[]> {
+    const keys = await this.#keys('sessions', filter.tenant === undefined ? '>' : `${encodeId(filter.tenant)}.>`);
+    return this.#getValues<SessionRecord>('sessions', keys);
+  }
+
+  protected async _listExecutions(sessionId: string, limit: number, order: 'newest' | 'oldest'): Promise<ExecutionRecord[]> {
+    const keys = (await this.#keys('session_execs', `${encodeId(sessionId)}.>`)).sort();
+    if (order === 'newest') keys.reverse();
+    const ids = await Promise.all(keys.slice(0, Math.min(limit, keys.length)).map((key) => this.#kv!.session_execs.get(key)));
+    const records = await Promise.all(ids.map((entry) => (entry?.operation === 'PUT' ? this._getExecution(Buffer.from(entry.value).toString('utf8')) : undefined)));
+    return records.filter((record): record is ExecutionRecord => record !== undefined);
+  }
+
+  protected async _listUnfinished(filter: UnfinishedFilter): Promise<ExecutionRecord[]> {
+    const keys = await this.#keys('active', filter.sessionId === undefined ? '>' : `${encodeId(filter.sessionId)}.>`);
+    const records = await Promise.all(keys.map((key) => this._getExecution(decodeId(key.slice(key.indexOf('.') + 1)))));
+    // An `active` key outlives its record's end by a moment (separate writes): the record decides.
+    return records.filter((record): record is ExecutionRecord => record !== undefined && record.ended_at === undefined);
+  }
+
+  protected _expireEndedBefore(endedBefore: number, limit: number): Promise<number> {
+    return this.#ended!.sweep(endedBefore, limit, async (executionId, endedAt) => {
+      const record = await this._getExecution(executionId);
+      // The record may be gone already, or belong to a later execution that reused the id.
+      if (!record || record.ended_at !== endedAt) return false;
+      await this.#delete(record);
+      return true;
+    });
+  }
+
+  async #delete(record: ExecutionRecord): Promise<void> {
+    const kv = this.#kv!;
+    const stored = await kv.executions.get(encodeId(record.execution_id));
+    await this.#log!.forget(record.execution_id);
+    await Promise.all([
+      kv.session_execs.delete(indexKey(record)),
+      kv.active.delete(activeKey(record)),
+      kv.executions.delete(encodeId(record.execution_id)),
+      stored?.operation === 'PUT' ? this.#records!.deleteCode(stored.value) : undefined,
+    ]);
+  }
+
+  async #putSession(session: SessionRecord): Promise<void> {
+    await this.#kv!.sessions.put(`${encodeId(session.tenant)}.${encodeId(session.session_id)}`, packr.pack(session));
+  }
+
+  async #putExecution(record: ExecutionRecord): Promise<void> {
+    const kv = this.#kv!;
+    const writes: Array<Promise<unknown>> = [
+      kv.executions.put(encodeId(record.execution_id), await this.#records!.pack(record)),
+      kv.session_execs.put(indexKey(record), utf8(record.execution_id)),
+    ];
+    if (record.ended_at === undefined) {
+      writes.push(kv.active.put(activeKey(record), new Uint8Array(0)));
+    } else {
+      writes.push(this.#ended!.push(record.execution_id, record.ended_at));
+      // Its `done` is durable (events before records): no more appends, so no head to keep.
+      this.#log!.release(record.execution_id);
+      writes.push(kv.active.delete(activeKey(record)));
+    }
+    await Promise.all(writes);
+  }
+
+  async #keys(bucket: Bucket, filter: string): Promise<string[]> {
+    const keys: string[] = [];
+    for await (const key of await this.#kv![bucket].keys(filter)) keys.push(key);
+    return keys;
+  }
+
+  async #getValue<T>(bucket: Bucket, key: string): Promise<T | undefined> {
+    const entry = await this.#kv![bucket].get(key);
+    return entry && entry.operation === 'PUT' ? (packr.unpack(entry.value) as T) : undefined;
+  }
+
+  async #getValues<T>(bucket: Bucket, keys: string[]): Promise<T[]> {
+    const values = await Promise.all(keys.map((key) => this.#getValue<T>(bucket, key)));
+    return values.filter((value): value is Awaited<T> => value !== undefined) as T[];
+  }
+}
+
+const indexKey = (record: ExecutionRecord) => `${encodeId(record.session_id)}.${hex(record.number, 8)}`;
+const activeKey = (record: ExecutionRecord) => `${encodeId(record.session_id)}.${encodeId(record.execution_id)}`;
+const utf8 = (text: string) => Buffer.from(text, 'utf8');
+
+function groupByExecution(chunks: EventChunk[]): Map<string, EventChunk[]> {
+  const groups = new Map<string, EventChunk[]>();
+  for (const chunk of chunks) {
+    const group = groups.get(chunk.executionId);
+    if (group) group.push(chunk);
+    else groups.set(chunk.executionId, [chunk]);
+  }
+  return groups;
+}
+
+function asStoreError(error: unknown): StoreError {
+  if (error instanceof StoreError) return error;
+  return new StoreError('STORE_UNAVAILABLE', `NATS: ${(error as Error).message}`, { cause: error });
+}
