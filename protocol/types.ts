@@ -6,6 +6,8 @@ import type { ErrorCode } from './errors.js';
 
 export const PROTOCOL_VERSION = 1;
 export const WS_PATH = '/v1/ws';
+/** MCP over Streamable HTTP (protocol/MCP.md). */
+export const MCP_PATH = '/mcp';
 
 export type RequestId = string | number;
 

@@ -11,6 +11,7 @@ import { openJupyter } from './jupyter/index.js';
 import { ConsoleFiles, ConsoleHandler } from './http/console.js';
 import type { Logger } from './ops/logger.js';
 import { Metrics } from './ops/metrics.js';
+import { McpEndpoint } from './mcp/http.js';
 import { publicExecutionId, tenantOfExecution } from './sessions/live.js';
 import { WorkerPool } from './pool/worker-pool.js';
 import { RetentionSweeper } from './events/retention.js';
@@ -82,6 +83,15 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
     },
   });
+  const mcp = new McpEndpoint(service, http, {
+    authenticator,
+    allowedOrigins: config.allowedOrigins,
+    onInternalError,
+    onCall: ({ tenant, tool, outcome, ms }) => {
+      metrics.mcpCall(tool, outcome);
+      logger.info({ tenant, tool, outcome, duration_ms: Math.round(ms) }, 'mcp call');
+    },
+  });
   const jupyter = await openJupyter({ service, authenticator, dataDir: config.dataDir, backpressureBytes: config.backpressureBytes, maxQueued: config.maxQueuedPerSession, onError: onInternalError });
   const consoleFiles = config.console ? await ConsoleFiles.load() : null;
   if (config.console && !consoleFiles) logger.warn('the web console is not built (npm run build builds it): / answers 404');
@@ -94,7 +104,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     authenticator,
     allowedOrigins: config.allowedOrigins,
     tls: config.tlsCert && config.tlsKey ? { cert: config.tlsCert, key: config.tlsKey } : null,
-    http: jupyter.http(consoleFiles ? new ConsoleHandler(consoleFiles, http) : http),
+    http: jupyter.http(consoleFiles ? new ConsoleHandler(consoleFiles, mcp) : mcp),
     socketRoutes: [jupyter.route],
     onSocket: (event, tenant, remote) => logger.info({ tenant, remote }, event === 'open' ? 'socket opened' : 'socket closed'),
     onInternalError,
@@ -109,12 +119,14 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     liveExecutions: () => service.stats().liveExecutions,
     socketsOpen: () => transport.socketCount,
     eventStreamsOpen: () => http.openStreams,
+    mcpRequestsOpen: () => mcp.open,
   });
   directory?.watch((tenant) => {
     logger.warn({ tenant }, 'tenant revoked (gone from the tokens file, or its line replaced): closing its sockets and event streams');
     const reason = `the token of tenant ${tenant} was revoked`;
     transport.revokeTenant(tenant, reason);
     http.revokeTenant(tenant, reason);
+    mcp.revokeTenant(tenant, reason);
   }, (error) => logger.error({ err: error }, 'cannot read the tokens file; keeping the tenants last read'));
   const retention = config.retentionMs > 0
     ? new RetentionSweeper(store, config.retentionMs, config.retentionSweepMs, (error) => logger.error({ err: error }, 'retention sweep failed'))

@@ -10,8 +10,9 @@ export const USAGE = `usage:
   vmstream repl [URL]           an interactive session
   vmstream run FILE             run a local file in a new session (--workspace: a file of the server's workspace)
   vmstream tail EXECUTION_ID    follow an execution's output from the start (--after-seq N: after event N)
+  vmstream mcp                  an MCP server on stdin/stdout for MCP clients, bridged to the running server's /mcp
 
-options of repl, run, tail:
+options of repl, run, tail, mcp:
   --url URL        the server (default: $VMSTREAM_URL, else ${DEFAULT_URL}); http:// and the console URL work too
   --token TOKEN    default: $VMSTREAM_TOKEN, else the ?token= of the URL
   --session ID     (repl, run) use this open session instead of creating one
@@ -28,6 +29,8 @@ export async function runCommand(argv: string[]): Promise<number> {
         return await (await import('./follow.js')).run(args);
       case 'tail':
         return await (await import('./follow.js')).tail(args);
+      case 'mcp':
+        return await (await import('../mcp/bridge.js')).bridge(args);
       case 'help':
       case '--help':
       case '-h':

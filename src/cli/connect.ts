@@ -12,11 +12,17 @@ export const CONNECTION_OPTIONS = {
   token: { type: 'string' },
 } as const;
 
-export async function connectFromArgs(url: string | undefined, token: string | undefined): Promise<{ client: Client; url: string }> {
+/** The socket URL (ws: or wss:) and the token the options and the environment say. */
+export function targetFromArgs(url: string | undefined, token: string | undefined): { url: string; token: string } {
   const target = resolveTarget(url ?? process.env.VMSTREAM_URL ?? DEFAULT_URL, token ?? (process.env.VMSTREAM_TOKEN || undefined));
   if (target.token === undefined) {
     throw new UsageError('no token: give --token, set VMSTREAM_TOKEN, or use the URL with ?token= that the server printed');
   }
+  return { url: target.url, token: target.token };
+}
+
+export async function connectFromArgs(url: string | undefined, token: string | undefined): Promise<{ client: Client; url: string }> {
+  const target = targetFromArgs(url, token);
   return { client: await Client.connect(target.url, { token: target.token }), url: target.url };
 }
 

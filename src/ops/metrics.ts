@@ -22,6 +22,7 @@ export interface MetricSources {
   liveExecutions(): number;
   socketsOpen(): number;
   eventStreamsOpen(): number;
+  mcpRequestsOpen(): number;
 }
 
 const ZERO: MetricSources = {
@@ -34,6 +35,7 @@ const ZERO: MetricSources = {
   liveExecutions: () => 0,
   socketsOpen: () => 0,
   eventStreamsOpen: () => 0,
+  mcpRequestsOpen: () => 0,
 };
 
 const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
@@ -47,6 +49,7 @@ export class Metrics {
   readonly #executionSeconds: Histogram;
   readonly #batchItems: Histogram;
   readonly #batchSeconds: Histogram;
+  readonly #mcpCalls: Counter;
 
   constructor() {
     const registers = [this.registry];
@@ -64,6 +67,7 @@ export class Metrics {
     });
     this.#batchItems = new Histogram({ name: 'vmstream_store_batch_items', help: 'Records and events per LevelDB batch (one group commit)', buckets: BATCH_ITEMS_BUCKETS, registers });
     this.#batchSeconds = new Histogram({ name: 'vmstream_store_batch_seconds', help: 'Time to write one LevelDB batch, in seconds', buckets: BATCH_SECONDS_BUCKETS, registers });
+    this.#mcpCalls = new Counter({ name: 'vmstream_mcp_calls_total', help: 'MCP tool calls, by tool and outcome (ok, or error: an error result)', labelNames: ['tool', 'outcome'], registers });
     const sources = () => this.#sources;
     scraped(registers, Counter, 'vmstream_events_appended_total', 'Events appended to execution logs', () => sources().eventsAppended());
     scraped(registers, Counter, 'vmstream_store_commit_failures_total', 'Item writes (an execution\'s events or record, a session) the store failed; each is retried or dropped', () => sources().storeFailures());
@@ -74,6 +78,7 @@ export class Metrics {
     scraped(registers, Gauge, 'vmstream_executions_live', 'Executions queued or running', () => sources().liveExecutions());
     scraped(registers, Gauge, 'vmstream_sockets_open', 'WebSocket connections open', () => sources().socketsOpen());
     scraped(registers, Gauge, 'vmstream_event_streams_open', 'Server-Sent Events streams open', () => sources().eventStreamsOpen());
+    scraped(registers, Gauge, 'vmstream_mcp_requests_open', 'MCP requests being answered (a run_code holds one until its run ends)', () => sources().mcpRequestsOpen());
   }
 
   get contentType(): string {
@@ -92,6 +97,11 @@ export class Metrics {
   batchCommitted(items: number, seconds: number): void {
     this.#batchItems.observe(items);
     this.#batchSeconds.observe(seconds);
+  }
+
+  /** Once per tool call, not per event: prom-client's labels cost nothing that matters here. */
+  mcpCall(tool: string, outcome: 'ok' | 'error'): void {
+    this.#mcpCalls.labels(tool, outcome).inc();
   }
 
   render(): Promise<string> {
