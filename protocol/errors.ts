@@ -15,6 +15,7 @@ export const ERROR_CODES = Object.freeze({
   FORBIDDEN: { http: 403, close: null, meaning: 'the browser Origin of the upgrade is not in VMSTREAM_ORIGINS (the socket is refused with 403); on the Jupyter API also a token no tenant has' },
   NOT_FOUND: { http: 404, close: null, meaning: 'no session or execution with that id (or it has expired); over HTTP also a path that is no route' },
   METHOD_NOT_ALLOWED: { http: 405, close: null, meaning: 'HTTP only: the path exists, but not for this method (the Allow header lists those it takes)' },
+  UPGRADE_REQUIRED: { http: 426, close: null, meaning: 'HTTP only: a plain GET of the socket path, which speaks only WebSocket (the Upgrade header says so)' },
   SESSION_CLOSED: { http: 409, close: null, meaning: 'the session was closed; it takes no more executions' },
   PAYLOAD_TOO_LARGE: { http: 413, close: 1009, meaning: 'a request body over the frame size limit (VMSTREAM_MAX_FRAME_BYTES) gets 413; a socket message over it closes the socket with 1009 (message too big)' },
   LIMIT_EXCEEDED: { http: 429, close: null, meaning: 'a configured limit was reached (open sessions per tenant, queued executions per session, frames per second per socket, run-file size); the message says which' },

@@ -6,12 +6,15 @@
  * test/api-docs.test.ts holds the three to each other in both directions.
  */
 import { compileChecker, REQUEST_SCHEMAS } from './schemas.js';
-import type { ClientOp } from './types.js';
+import { WS_PATH, type ClientOp } from './types.js';
 
 export const API_PREFIX = '/api/v1';
 /** Events per page of `GET /executions/{id}/events`: a page is one store read. */
 export const EVENTS_LIMIT_MAX = 1000;
 export const EVENTS_LIMIT_DEFAULT = 100;
+/** The longest an execute request may wait for its execution to end (`?wait=`, `Prefer: wait=`). */
+export const WAIT_MS_MAX = 60_000;
+const waitQuery: ObjectSchema = { type: 'object', properties: { wait: { type: 'integer', minimum: 0, maximum: WAIT_MS_MAX } } };
 
 export interface ObjectSchema {
   type: 'object';
@@ -19,7 +22,7 @@ export interface ObjectSchema {
   required?: string[];
 }
 
-export type HttpMethod = 'GET' | 'POST' | 'DELETE';
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
 export interface HttpOperation {
   method: HttpMethod;
@@ -30,6 +33,8 @@ export interface HttpOperation {
   body?: ObjectSchema;
   params?: ObjectSchema;
   query?: ObjectSchema;
+  /** The last path parameter takes the rest of the path, `/`s included (a workspace file's path). */
+  rest?: boolean;
 }
 
 interface RequestSchema {
@@ -66,6 +71,9 @@ function withProperties(schema: ObjectSchema, extra: ObjectSchema['properties'])
 }
 
 const sessionPath = derive('session.close');
+/** A workspace file: the same `path` as run-file's. */
+const filePath: ObjectSchema = { type: 'object', properties: { path: (REQUEST_SCHEMAS.execute as RequestSchema).properties.path! }, required: ['path'] };
+const workspaceFile = `${API_PREFIX}/workspace/{path}`;
 
 export const HTTP_OPERATIONS = Object.freeze({
   createSession: { method: 'POST', path: `${API_PREFIX}/sessions`, auth: true, body: derive('session.create') },
@@ -73,8 +81,8 @@ export const HTTP_OPERATIONS = Object.freeze({
   getSession: { method: 'GET', path: `${API_PREFIX}/sessions/{session_id}`, auth: true, params: sessionPath },
   closeSession: { method: 'DELETE', path: `${API_PREFIX}/sessions/{session_id}`, auth: true, params: sessionPath },
   renameSession: { method: 'POST', path: `${API_PREFIX}/sessions/{session_id}/rename`, auth: true, params: sessionPath, body: derive('session.rename', { omit: ['session_id'] }) },
-  executeRepl: { method: 'POST', path: `${API_PREFIX}/executions/repl`, auth: true, body: derive('execute', { fixed: { kind: 'repl' } }) },
-  executeRunFile: { method: 'POST', path: `${API_PREFIX}/executions/run-file`, auth: true, body: derive('execute', { fixed: { kind: 'run-file' } }) },
+  executeRepl: { method: 'POST', path: `${API_PREFIX}/executions/repl`, auth: true, body: derive('execute', { fixed: { kind: 'repl' } }), query: waitQuery },
+  executeRunFile: { method: 'POST', path: `${API_PREFIX}/executions/run-file`, auth: true, body: derive('execute', { fixed: { kind: 'run-file' }, omit: ['filename'] }), query: waitQuery },
   listExecutions: { method: 'GET', path: `${API_PREFIX}/executions`, auth: true, query: derive('execution.list') },
   getExecution: { method: 'GET', path: `${API_PREFIX}/executions/{execution_id}`, auth: true, params: derive('execution.get') },
   listEvents: {
@@ -87,6 +95,11 @@ export const HTTP_OPERATIONS = Object.freeze({
     }),
   },
   cancelExecution: { method: 'POST', path: `${API_PREFIX}/executions/{execution_id}/cancel`, auth: true, params: derive('cancel') },
+  socket: { method: 'GET', path: WS_PATH, auth: false },
+  listFiles: { method: 'GET', path: `${API_PREFIX}/workspace`, auth: true },
+  getFile: { method: 'GET', path: workspaceFile, auth: true, params: filePath, rest: true },
+  putFile: { method: 'PUT', path: workspaceFile, auth: true, params: filePath, rest: true },
+  deleteFile: { method: 'DELETE', path: workspaceFile, auth: true, params: filePath, rest: true },
   health: { method: 'GET', path: '/healthz', auth: false },
   ready: { method: 'GET', path: '/readyz', auth: false },
   metrics: { method: 'GET', path: '/metrics', auth: false },

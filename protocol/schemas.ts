@@ -8,6 +8,8 @@ import type { ClientOp } from './types.js';
 /** Ids that end up inside storage keys: printable, separator-free, bounded. */
 export const ID_PATTERN = '^[A-Za-z0-9_.:-]{1,128}$';
 export const MAX_SESSION_NAME = 200;
+/** What stack traces call a repl input: printable (no control characters: it is shown on terminals), bounded. */
+export const FILENAME_PATTERN = '^[^\\u0000-\\u001f\\u007f]{1,255}$';
 export const LIST_LIMIT_MAX = 100;
 export const LIST_LIMIT_DEFAULT = 20;
 
@@ -37,6 +39,7 @@ export const REQUEST_SCHEMAS: Readonly<Record<ClientOp, object>> = Object.freeze
       path: { type: 'string', minLength: 1, maxLength: 4096 },
       timeout_ms: { type: 'integer', minimum: 1 },
       execution_id: entityId,
+      filename: { type: 'string', pattern: FILENAME_PATTERN },
     },
     ['session_id', 'kind'],
     {
@@ -93,6 +96,9 @@ function describeError(error: ErrorObject): string {
     return `missing field \`${(error.params as { missingProperty: string }).missingProperty}\``;
   }
   const field = error.instancePath.slice(1).replaceAll('/', '.') || '(frame)';
+  if (error.keyword === 'pattern' && (error.params as { pattern: string }).pattern === FILENAME_PATTERN) {
+    return `field \`${field}\` must be 1-255 characters, none of them a control character`;
+  }
   if (error.keyword === 'pattern') return `field \`${field}\` must be 1-128 characters of A-Z a-z 0-9 _ . : -`;
   if (error.keyword === 'enum') {
     return `field \`${field}\` must be one of ${(error.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;

@@ -51,6 +51,8 @@ export interface ExecutionRecord {
   /** The input: `code` for a repl execution, `path` for run-file. */
   code?: string;
   path?: string;
+  /** The `filename` a repl execution was given, when it was given one. */
+  filename?: string;
   /** Why a terminal status other than `ok` happened, in a word (`timeout`, `out_of_memory`, `server_restart`…; protocol/README.md lists them). */
   reason?: string;
 }
@@ -142,13 +144,20 @@ export interface EventPayloads {
 }
 export type EventType = keyof EventPayloads;
 
-export interface EventFrame<T extends EventType = EventType> {
+/**
+ * An event frame. `EventFrame` (no argument) is the union of one frame type per event type, so
+ * checking `type` narrows `payload`: `if (event.type === 'value') event.payload.preview`.
+ */
+export type EventFrame<T extends EventType = EventType> = { [K in T]: EventFrameOf<K> }[T];
+
+/** The frame of one event type (what `EventFrame<K>` is for a single `K`). */
+export interface EventFrameOf<K extends EventType> {
   op: 'event';
   execution_id: string;
   seq: number;
-  type: T;
+  type: K;
   ts: number;
-  payload: EventPayloads[T];
+  payload: EventPayloads[K];
 }
 
 // Client → server requests.
@@ -165,6 +174,8 @@ export interface ExecuteRequest extends RequestBase {
   path?: string;
   timeout_ms?: number;
   execution_id?: string;
+  /** repl only: the name stack traces give the code (`REPL<number>` by default); run-file code is named by its path. */
+  filename?: string;
 }
 export interface SubscribeRequest extends RequestBase { op: 'subscribe'; execution_id: string; after_seq?: number }
 export interface UnsubscribeRequest extends RequestBase { op: 'unsubscribe'; execution_id: string }

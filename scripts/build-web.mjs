@@ -39,4 +39,4 @@ await build({
   // One ~500 kB script (~170 kB gzipped), most of it the editor (CodeMirror): loaded once and cached for good.
   build: { outDir, emptyOutDir: true, target: 'es2022', reportCompressedSize: false, chunkSizeWarningLimit: 1024 },
 });
-console.log(`web console built in ${path.relative(root, outDir)}`);
+console.error(`web console built in ${path.relative(root, outDir)}`);

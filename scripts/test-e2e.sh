@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# End to end, against the real server: a session; a repl input; a run-file; a listing with a limit;
+# End to end, against the real server: a session; a repl input; a file put in the workspace and
+# run (run-file); a listing with a limit;
 # an events page after a seq; an SSE stream resumed with Last-Event-ID; then the server is killed
 # (kill -9) and started again on the same data, and everything is replayed: records, pages, streams,
 # the socket's subscribe, and the session's state, rebuilt for its next execution.
@@ -8,12 +9,12 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=lib/server.sh
 . "$ROOT/scripts/lib/server.sh"
 begin_script e2e
-cat >"$WORK/workspace/double.js" <<'JS'
-console.log('doubling');
-globalThis.doubled = x * 2;
-JS
 start_server
 echo "# server on $BASE"
+
+read -r status body <<<"$(api PUT /api/v1/workspace/lib/double.js "console.log('doubling');
+globalThis.doubled = x * 2;")"
+check "put a workspace file" "$status $(json d.path <<<"$body")" "201 lib/double.js"
 
 # A session, a repl input, a run-file that uses the repl's state.
 read -r status body <<<"$(api POST /api/v1/sessions '{"name":"e2e"}')"
@@ -22,7 +23,7 @@ SESSION=$(json d.session_id <<<"$body")
 read -r status body <<<"$(api POST /api/v1/executions/repl "{\"session_id\":\"$SESSION\",\"code\":\"var x = 21; console.log('one'); console.log('two'); x\",\"execution_id\":\"e2e-first\"}")"
 check "repl: 201" "$status" 201
 check "repl: its events, streamed" "$(sse /api/v1/executions/e2e-first/events)" "1 2 3 4"
-read -r status body <<<"$(api POST /api/v1/executions/run-file "{\"session_id\":\"$SESSION\",\"path\":\"double.js\"}")"
+read -r status body <<<"$(api POST /api/v1/executions/run-file "{\"session_id\":\"$SESSION\",\"path\":\"lib/double.js\"}")"
 check "run-file: 201" "$status $(json d.kind <<<"$body")" "201 run-file"
 FILE_RUN=$(json d.execution_id <<<"$body")
 check "run-file: its events" "$(sse "/api/v1/executions/$FILE_RUN/events")" "1 2"

@@ -4,13 +4,26 @@
  */
 import os from 'node:os';
 import { LOG_LEVELS, type LogLevel } from './ops/logger.js';
+import type { SandboxMode } from './sandbox-process/confinement.js';
 
 export interface Config {
   host: string;
   port: number;
   dataDir: string;
   workspaceDir: string;
+  /** Worker threads in each sandbox process (one process per tenant). */
   workers: number;
+  /** How user code is confined (VMSTREAM_SANDBOX): `auto` confines where the OS allows it. */
+  sandbox: SandboxMode;
+  /** Sandbox processes at once; a tenant needing one past it takes the least recently used idle one, or waits. */
+  sandboxProcesses: number;
+  /** A sandbox process without work for this long is ended (its sessions rebuilt when next used); 0 keeps it. */
+  sandboxIdleMs: number;
+  /** Address-space limit (RLIMIT_AS) of each sandbox process, in MiB; 0 for none. */
+  sandboxMemoryMb: number;
+  /** The user and group sandbox processes run as when the server is root. */
+  sandboxUid: number;
+  sandboxGid: number;
   /** The single shared token; null means "generate one on first start and keep it in <data>/token". */
   token: string | null;
   /** `tenant:scrypt-hash` lines (scripts/add-tenant); with it and no token, no shared token exists. */
@@ -41,6 +54,9 @@ export interface Config {
   /** How often the retention sweep runs. */
   retentionSweepMs: number;
   maxRunFileBytes: number;
+  /** A tenant's workspace files together, in bytes and in number. */
+  maxWorkspaceBytes: number;
+  maxWorkspaceFiles: number;
   /** A socket's buffered bytes past which live events stop and wait for `drain`. */
   backpressureBytes: number;
   /** How long a worker gets to stop a run on its own (timeout, cancel) before it is terminated. */
@@ -69,7 +85,13 @@ export const DEFAULTS: Readonly<Config> = Object.freeze({
   port: 8080,
   dataDir: './data',
   workspaceDir: './workspace',
-  workers: Math.max(1, os.availableParallelism()),
+  workers: Math.max(1, Math.min(4, os.availableParallelism())),
+  sandbox: 'auto',
+  sandboxProcesses: 32,
+  sandboxIdleMs: 300_000,
+  sandboxMemoryMb: 0,
+  sandboxUid: 65534,
+  sandboxGid: 65534,
   token: null,
   tokensFile: null,
   allowedOrigins: [],
@@ -89,6 +111,8 @@ export const DEFAULTS: Readonly<Config> = Object.freeze({
   retentionMs: 7 * 24 * 3600 * 1000,
   retentionSweepMs: 60_000,
   maxRunFileBytes: 1024 * 1024,
+  maxWorkspaceBytes: 64 * 1024 * 1024,
+  maxWorkspaceFiles: 1000,
   backpressureBytes: 1024 * 1024,
   stopGraceMs: 250,
   restoreTimeoutMs: 60_000,
@@ -108,6 +132,11 @@ type NumericKey = { [K in keyof Config]: Config[K] extends number ? K : never }[
 const NUMERIC_ENV: ReadonlyArray<[string, NumericKey, number]> = [
   ['VMSTREAM_PORT', 'port', 0],
   ['VMSTREAM_WORKERS', 'workers', 1],
+  ['VMSTREAM_SANDBOX_PROCESSES', 'sandboxProcesses', 1],
+  ['VMSTREAM_SANDBOX_IDLE_MS', 'sandboxIdleMs', 0],
+  ['VMSTREAM_SANDBOX_MEMORY_MB', 'sandboxMemoryMb', 0],
+  ['VMSTREAM_SANDBOX_UID', 'sandboxUid', 1],
+  ['VMSTREAM_SANDBOX_GID', 'sandboxGid', 1],
   ['VMSTREAM_MAX_FRAME_BYTES', 'maxFrameBytes', 1024],
   ['VMSTREAM_DEFAULT_TIMEOUT_MS', 'defaultTimeoutMs', 1],
   ['VMSTREAM_MAX_TIMEOUT_MS', 'maxTimeoutMs', 1],
@@ -121,6 +150,8 @@ const NUMERIC_ENV: ReadonlyArray<[string, NumericKey, number]> = [
   ['VMSTREAM_RETENTION_MS', 'retentionMs', 0],
   ['VMSTREAM_RETENTION_SWEEP_MS', 'retentionSweepMs', 10],
   ['VMSTREAM_MAX_RUN_FILE_BYTES', 'maxRunFileBytes', 1],
+  ['VMSTREAM_MAX_WORKSPACE_BYTES', 'maxWorkspaceBytes', 1],
+  ['VMSTREAM_MAX_WORKSPACE_FILES', 'maxWorkspaceFiles', 1],
   ['VMSTREAM_BACKPRESSURE_BYTES', 'backpressureBytes', 1024],
   ['VMSTREAM_STOP_GRACE_MS', 'stopGraceMs', 1],
   ['VMSTREAM_RESTORE_TIMEOUT_MS', 'restoreTimeoutMs', 1],
@@ -158,6 +189,12 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
     }
     config.logLevel = env.VMSTREAM_LOG_LEVEL as LogLevel;
   }
+  if (env.VMSTREAM_SANDBOX) {
+    if (!(SANDBOX_MODES as readonly string[]).includes(env.VMSTREAM_SANDBOX)) {
+      throw new ConfigError(`VMSTREAM_SANDBOX must be one of ${SANDBOX_MODES.join(', ')}, got ${JSON.stringify(env.VMSTREAM_SANDBOX)}`);
+    }
+    config.sandbox = env.VMSTREAM_SANDBOX as SandboxMode;
+  }
   if (env.VMSTREAM_TLS_CERT) config.tlsCert = env.VMSTREAM_TLS_CERT;
   if (env.VMSTREAM_TLS_KEY) config.tlsKey = env.VMSTREAM_TLS_KEY;
   if ((config.tlsCert === null) !== (config.tlsKey === null)) {
@@ -177,10 +214,22 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`VMSTREAM_HOST=${config.host} is not a loopback address: set VMSTREAM_TOKEN or VMSTREAM_TOKENS_FILE first`);
   }
   readStoreSettings(env, config);
+  if (config.sandboxMemoryMb === 0 && env.VMSTREAM_SANDBOX_MEMORY_MB === undefined) config.sandboxMemoryMb = defaultSandboxMemoryMb(config);
   if (config.defaultTimeoutMs > config.maxTimeoutMs) {
     throw new ConfigError('VMSTREAM_DEFAULT_TIMEOUT_MS must not exceed VMSTREAM_MAX_TIMEOUT_MS');
   }
   return config;
+}
+
+const SANDBOX_MODES = ['auto', 'confined', 'unconfined'] as const;
+
+/**
+ * About twice what a sandbox process needs to start: V8 reserves address space far beyond what it
+ * uses (a code range per isolate). Measured with host-main.js under bwrap: 1 worker starts at
+ * 2 GiB (not 1.5), 2 workers at 2.5 GiB (not 2), 4 at 4 GiB (not 3); the defaults give 3, 4 and 6 GiB.
+ */
+export function defaultSandboxMemoryMb(config: Pick<Config, 'workers' | 'workerHeapMb'>): number {
+  return 2048 + config.workers * (2 * config.workerHeapMb + 512);
 }
 
 function readStoreSettings(env: NodeJS.ProcessEnv, config: Config): void {

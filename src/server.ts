@@ -3,7 +3,7 @@
  * left unfinished), the HTTP API and the metrics, the transport; and takes it apart again in the
  * order that loses nothing.
  */
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from './config.js';
 import { HttpApi } from './http/api.js';
@@ -13,13 +13,13 @@ import type { Logger } from './ops/logger.js';
 import { Metrics } from './ops/metrics.js';
 import { McpEndpoint } from './mcp/http.js';
 import { publicExecutionId, tenantOfExecution } from './sessions/live.js';
-import { WorkerPool } from './pool/worker-pool.js';
+import { prepareSandbox } from './sandbox-process/start.js';
 import { RetentionSweeper } from './events/retention.js';
 import { ExecutionService } from './sessions/service.js';
 import type { EventStore } from './store/event-store.js';
 import { JetStreamEventStore } from './store/jetstream/jetstream-store.js';
 import { LevelEventStore } from './store/level-store.js';
-import { Authenticator, resolveToken } from './auth/tokens.js';
+import { Authenticator, DEFAULT_TENANT, resolveToken } from './auth/tokens.js';
 import { TenantDirectory } from './auth/tenants.js';
 import { UwsTransport } from './transport/uws-server.js';
 import { WS_PATH, type TerminalStatus } from '../protocol/types.js';
@@ -37,20 +37,35 @@ export interface RunningServer {
 }
 
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
-  await mkdir(config.dataDir, { recursive: true });
+  // The server's alone: sandbox processes run as another user and must not read it (0700 even
+  // when it already existed, and so its token file and event log beneath it).
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  await chmod(config.dataDir, 0o700);
   const directory = config.tokensFile ? new TenantDirectory(config.tokensFile) : null;
   const tenants = directory ? await directory.load() : 0;
   // With a tokens file and no VMSTREAM_TOKEN there is no shared token, and none is generated.
   const shared = directory && config.token === null ? null : await resolveToken(config.token, config.dataDir);
-  logger.info({ config: { ...config, token: config.token === null ? null : '[redacted]' }, tenants }, 'starting');
+  const sandbox = prepareSandbox(config, shared ? DEFAULT_TENANT : null, {
+    started: (tenant, pid) => logger.info({ tenant, pid }, 'sandbox process started'),
+    // Reclaiming an idle process is routine; any other end cost its tenant's running executions.
+    exited: (tenant, pid, reason, detail) => logger[reason === 'reclaimed' ? 'info' : 'warn']({ tenant, pid, reason, detail }, 'sandbox process ended'),
+  });
+  if (config.tokensFile && ((await stat(config.tokensFile)).mode & 0o077) !== 0) {
+    logger.warn({ tokensFile: config.tokensFile }, 'the tokens file is readable by other users: chmod 600 it (sandbox processes run as another user)');
+  }
+  if (sandbox.report.confined) logger.info({ sandbox: sandbox.report }, 'user code runs in confined sandbox processes');
+  else logger.warn({ sandbox: sandbox.report }, 'USER CODE IS NOT CONFINED: an escape from node:vm reaches this machine as this user (see protocol/SECURITY.md)');
+  // The whole config only at debug: on a terminal it would scroll the URLs away.
+  logger.debug({ config: { ...config, token: config.token === null ? null : '[redacted]' } }, 'config');
+  logger.info({ tenants, workers: config.workers, data: config.dataDir, store: config.store }, 'starting');
   const { store, reachable } = storeFor(config);
   await store.open();
   const metrics = new Metrics();
-  const pool = { size: config.workers, heapMb: config.workerHeapMb, limits: { maxText: config.maxTextChars, maxPreview: config.maxPreviewChars } };
-  const service = new ExecutionService(config, store, (listener) => new WorkerPool(pool, listener), {
+  const service = new ExecutionService(config, store, sandbox.factory, {
     onError: (context, error) => logger.error({ err: error }, `${context} failed`),
     onExecutionEnd: (record, events) => {
-      metrics.executionEnded(record.status as TerminalStatus, (record.ended_at! - record.created_at) / 1000);
+      const queueWait = record.started_at === undefined ? null : (record.started_at - record.created_at) / 1000;
+      metrics.executionEnded(record.status as TerminalStatus, (record.ended_at! - record.created_at) / 1000, queueWait);
       logger.info({
         tenant: tenantOfExecution(record.execution_id),
         execution_id: publicExecutionId(record.execution_id),
@@ -62,7 +77,15 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         events,
       }, 'execution ended');
     },
-    onHostLost: (reason, sessions) => logger.warn({ reason, sessions }, 'worker exited; restarting it and rebuilding its sessions'),
+    onHostLost: (reason, sessions) => {
+      // Reclaiming an idle process is routine, not a restart.
+      if (reason === 'reclaimed') {
+        logger.info({ reason, sessions }, 'a sandbox host was lost; its sessions are rebuilt when next used');
+        return;
+      }
+      metrics.workerRestarted(reason);
+      logger.warn({ reason, sessions }, 'a sandbox host was lost; its sessions are rebuilt when next used');
+    },
     onCommit: (items, seconds) => metrics.batchCommitted(items, seconds),
   });
   const recovered = await service.recover();
@@ -75,10 +98,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     onInternalError,
     operator: {
       readiness: () => {
-        const { sandbox, store: writes } = service.stats();
+        const { sandbox: hosts, store: writes } = service.stats();
         // A store whose writes keep failing, or that cannot reach NATS, is not ready either: nothing new would become durable.
-        const checks = { store: reachable() && !writes.stalled, workers: sandbox.online === sandbox.size, accepting: service.accepting };
-        return { ready: checks.store && checks.workers && checks.accepting, checks };
+        const checks = { store: reachable() && !writes.stalled, workers: hosts.online === hosts.size, accepting: service.accepting };
+        return { ready: checks.store && checks.workers && checks.accepting, checks, sandbox: sandbox.report };
       },
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
     },
@@ -115,8 +138,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     storeItemsWaiting: () => service.stats().store.waiting,
     replayReads: () => service.stats().replayReads,
     backpressurePauses: () => service.stats().backpressurePauses,
-    workerRestarts: () => service.stats().sandbox.restarts,
     liveExecutions: () => service.stats().liveExecutions,
+    openSessions: () => service.stats().openSessions,
     socketsOpen: () => transport.socketCount,
     eventStreamsOpen: () => http.openStreams,
     mcpRequestsOpen: () => mcp.open,
@@ -131,6 +154,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const retention = config.retentionMs > 0
     ? new RetentionSweeper(store, config.retentionMs, config.retentionSweepMs, (error) => logger.error({ err: error }, 'retention sweep failed'))
     : null;
+  // A first run's time limit should not be spent waiting for its process to boot.
+  await sandbox.booted();
   const port = await transport.listen();
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const scheme = config.tlsCert ? 'wss' : 'ws';

@@ -9,7 +9,7 @@ import { loggedLines, restart, startOnFixedPort } from './helpers/sdk.js';
 import { MAIN } from './helpers/server.js';
 import { Terminal, tmuxAvailable } from './helpers/terminal.js';
 
-if (!tmuxAvailable()) throw new Error('tmux is needed for this test: apt-get install -y tmux (.ci/run installs it)');
+if (!tmuxAvailable()) throw new Error('tmux is needed for this test: apt-get install -y tmux (npm test installs it: scripts/system-packages.mjs)');
 
 t.test('the REPL streams, edits, cancels, and survives a server restart without repeating a line', async (t) => {
   // A cancel that takes its time (a synchronous loop is stopped only when the grace runs out), so

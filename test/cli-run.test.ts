@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { MAIN, startServer, tempDir } from './helpers/server.js';
+import { MAIN, startServer, tempDir, workspaceFile } from './helpers/server.js';
 
 interface Result { code: number; stdout: string; stderr: string }
 
@@ -25,16 +25,16 @@ const auth = ['--url', server.url, '--token', server.token];
 
 t.test('run FILE prints its output and exits 0; tail replays it after a seq', async (t) => {
   const file = path.join(dir, 'ok.js');
-  writeFileSync(file, 'for (let i = 1; i <= 3; i++) console.log("line " + i);\nconsole.error("to stderr? no: a console level");\n"not printed"');
+  writeFileSync(file, 'for (let i = 1; i <= 3; i++) console.log("line " + i);\nconsole.error("to stderr? no: a console level");\n"the final value"');
   const result = await vmstream(['run', file, ...auth]);
   t.equal(result.code, 0);
-  t.equal(result.stdout, 'line 1\nline 2\nline 3\nto stderr? no: a console level\n', 'values are not printed by run');
+  t.equal(result.stdout, "line 1\nline 2\nline 3\nto stderr? no: a console level\n'the final value'\n", 'run prints the final value');
   const id = /execution (\S+)/.exec(result.stderr)?.[1];
   t.ok(id, 'stderr names the execution');
 
   const tail = await vmstream(['tail', id!, '--after-seq', '2', ...auth]);
   t.equal(tail.code, 0);
-  t.equal(tail.stdout, "line 3\nto stderr? no: a console level\n'not printed'\n", 'tail shows values');
+  t.equal(tail.stdout, "line 3\nto stderr? no: a console level\n'the final value'\n", 'tail shows values');
 });
 
 t.test('a failing file exits 1 with the exception; --workspace runs a server file', async (t) => {
@@ -42,12 +42,13 @@ t.test('a failing file exits 1 with the exception; --workspace runs a server fil
   writeFileSync(file, 'console.log("before"); throw new TypeError("broken")');
   const failed = await vmstream(['run', file, ...auth]);
   t.equal(failed.code, 1);
-  t.match(failed.stdout, /^before\nUncaught TypeError: broken/);
+  t.match(failed.stdout, /^before\nUncaught TypeError: broken\n {4}at .*throws\.js:1:\d+/, 'the stack trace names the file');
+  t.notMatch(failed.stdout, /REPL\d/);
 
-  writeFileSync(path.join(server.workspaceDir, 'remote.js'), 'console.log("read by the server")');
+  writeFileSync(workspaceFile(server, 'remote.js'), 'console.log("read by the server")');
   const remote = await vmstream(['run', 'remote.js', '--workspace', ...auth]);
   t.equal(remote.code, 0);
-  t.equal(remote.stdout, 'read by the server\n');
+  t.equal(remote.stdout, 'read by the server\n', 'a final undefined is not printed');
 });
 
 t.test('the token comes from --token, VMSTREAM_TOKEN or the URL; a bad call exits 2', async (t) => {
@@ -61,7 +62,7 @@ t.test('the token comes from --token, VMSTREAM_TOKEN or the URL; a bad call exit
   t.equal(httpForm.stdout, 'hello\n', 'the console URL works as well');
   const refused = await vmstream(['run', file, '--url', server.url, '--token', 'wrong-token-000']);
   t.equal(refused.code, 1);
-  t.match(refused.stderr, /401/);
+  t.match(refused.stderr, /the token was refused \(HTTP 401\)/);
   const noToken = await vmstream(['run', file, '--url', server.url]);
   t.equal(noToken.code, 2);
   t.match(noToken.stderr, /no token/);

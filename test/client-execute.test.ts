@@ -3,10 +3,9 @@
  * subscribing, run-file, typed errors, aborting and closing.
  */
 import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import t from 'tap';
 import { AbortError, Client, ClientClosedError, ConnectionError, ServerError, VmstreamError, type EventFrame } from 'vmstream/client';
-import { startServer } from './helpers/server.js';
+import { startServer, workspaceFile } from './helpers/server.js';
 import { consoleTexts, linesCode } from './helpers/sdk.js';
 
 const server = await startServer();
@@ -48,7 +47,7 @@ t.test('start() is async-iterable; subscribe() replays an ended execution from a
 });
 
 t.test('a run-file execution reads the server workspace', async (t) => {
-  writeFileSync(path.join(server.workspaceDir, 'hello.js'), 'console.log("from a file")');
+  writeFileSync(workspaceFile(server, 'hello.js'), 'console.log("from a file")');
   const events: EventFrame[] = [];
   const record = await client.execute(session, { path: 'hello.js' }, { onEvent: (e) => events.push(e) });
   t.equal(record.kind, 'run-file');
@@ -65,8 +64,9 @@ t.test('errors are typed, with the protocol code', async (t) => {
   await t.rejects(client.getExecution('nope'), { code: 'NOT_FOUND', name: 'ServerError' });
   const refused = await Client.connect(server.url, { token: 'wrong-token-0000' }).catch((e: unknown) => e);
   t.ok(refused instanceof ConnectionError);
-  t.equal((refused as ConnectionError).code, 'CONNECTION_FAILED');
+  t.equal((refused as ConnectionError).code, 'UNAUTHORIZED', 'a refused token has its own code');
   t.equal((refused as ConnectionError).status, 401);
+  t.match((refused as ConnectionError).message, /the token was refused/);
 });
 
 t.test('aborting cancels on the server and rejects with the cancelled record', async (t) => {

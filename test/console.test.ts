@@ -16,7 +16,7 @@ import { linesCode, loggedLines, restart, startOnFixedPort } from './helpers/sdk
 import { ROOT, startServer, tempDir } from './helpers/server.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is needed for this test: apt-get install -y chromium (.ci/run installs it)`);
+if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is needed for this test: apt-get install -y chromium (npm test installs it: scripts/system-packages.mjs)`);
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const range = (n: number) => Array.from({ length: n }, (_, i) => `line ${i + 1}`);
 

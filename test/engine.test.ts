@@ -25,7 +25,7 @@ async function rig(t: Test, overrides: Partial<Config> = {}): Promise<Rig> {
   await store.open();
   const config: Config = { ...DEFAULTS, dataDir: dir, workspaceDir: dir, ...overrides };
   let fake!: FakeSandbox;
-  const engine = new Engine(config, store, new Workspace(dir, config.maxRunFileBytes), (listener) => (fake = new FakeSandbox(listener)), {
+  const engine = new Engine(config, store, Workspace.of(config), (listener) => (fake = new FakeSandbox(listener)), {
     onError: (context, error) => t.fail(`${context}: ${String(error)}`),
   });
   t.teardown(async () => {

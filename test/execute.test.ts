@@ -292,3 +292,35 @@ t.test('ping → pong with the id', async (t) => {
   const bare = await client.waitFor((f) => f.op === 'pong' && f.id === undefined);
   t.equal(bare.op, 'pong', 'a request without id gets a reply without id');
 });
+
+t.test('filename: a repl input named in its stack traces and its record; control characters refused', async (t) => {
+  const server = await shared();
+  const client = await clientFor(t, server);
+  const session = await client.createSession('filename');
+  const reply = await client.expect('execution', { op: 'execute', session_id: session, kind: 'repl', code: '\nthrow new Error("where")', filename: 'scripts/where.js' });
+  t.equal(reply.execution.filename, 'scripts/where.js', 'the record keeps it');
+  const events = await client.untilDone(reply.execution.execution_id);
+  const exception = events.find((event) => event.type === 'exception')!;
+  t.match(exception.payload.stack, /^Error: where\n {4}at scripts\/where\.js:2:7/);
+  const unnamed = await client.run(session, 'throw new Error("nameless")');
+  const stack = (await client.untilDone(unnamed.execution.execution_id)).find((event) => event.type === 'exception')!.payload.stack;
+  t.match(stack, /at REPL\d+:1:7/, 'without one: REPL<n>, as before');
+  const refused = await client.request({ op: 'execute', session_id: session, kind: 'repl', code: '1', filename: 'two\nlines' });
+  t.match(refused, { op: 'error', code: 'BAD_REQUEST', message: 'field `filename` must be 1-255 characters, none of them a control character' });
+});
+
+t.test('a promise as the value: its state, as Node shows it; a rejection is reported in Node REPL words', async (t) => {
+  const server = await shared();
+  const client = await clientFor(t, server);
+  const session = await client.createSession('promises');
+  const texts = (events: EventFrame[]) => events.filter((event) => event.type !== 'done').map((event) => (event.type === 'console' ? `${event.payload.level}: ${event.payload.text}` : event.type === 'value' ? `value: ${event.payload.preview}` : event.type));
+  const rejected = await client.run(session, 'Promise.reject(new RangeError("nobody caught me"))');
+  const [value, warning] = texts(rejected.events);
+  t.match(value, /^value: Promise \{ <rejected> RangeError: nobody caught me/);
+  t.match(warning, /^error: Uncaught RangeError: nobody caught me\n {4}at REPL\d+:1:16/);
+  t.equal(rejected.done.payload.status, 'ok', 'the input itself ran to its end, as in Node');
+  t.same(texts((await client.run(session, 'Promise.resolve(42)')).events), ['value: Promise { 42 }']);
+  t.same(texts((await client.run(session, 'new Promise(() => {})')).events), ['value: Promise { <pending> }']);
+  t.same(texts((await client.run(session, 'Promise.reject("plain")')).events), ["value: Promise { <rejected> 'plain' }", "error: Uncaught 'plain'"]);
+  t.same(texts((await client.run(session, '_ instanceof Promise')).events), ['value: true'], '_ is the promise');
+});

@@ -9,7 +9,7 @@ import t from 'tap';
 import { newTenantLine } from '../src/auth/tenants.js';
 import { TestClient } from './helpers/client.js';
 import { HttpClient } from './helpers/http.js';
-import { startServer, tempDir } from './helpers/server.js';
+import { startServer, tempDir, workspaceFile } from './helpers/server.js';
 
 const dir = tempDir('http-api');
 const acme = await newTenantLine('acme');
@@ -71,7 +71,7 @@ t.test('repl: 201 with the record; state persists; events stream to done', async
 });
 
 t.test('run-file: 201, reads the workspace', async (t) => {
-  writeFileSync(path.join(server.workspaceDir, 'hello.js'), 'console.log("from a file"); 6 * 7');
+  writeFileSync(workspaceFile(server, 'hello.js'), 'console.log("from a file"); 6 * 7');
   const session = await api.createSession();
   const reply = await api.post('/api/v1/executions/run-file', { session_id: session, path: 'hello.js', timeout_ms: 5000 });
   t.equal(reply.status, 201);

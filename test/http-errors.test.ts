@@ -69,7 +69,7 @@ t.test('404 NOT_FOUND: unknown routes and unknown ids', async (t) => {
   isError(t, await api.get('/api/v1/sessions/a/b'), 404, 'NOT_FOUND', /no route/);
   isError(t, await api.get('/api/v1/sessions/'), 404, 'NOT_FOUND', /no route/);
   isError(t, await api.get('/api/v1/executions/%E0%A4%A'), 404, 'NOT_FOUND', /no route/);
-  isError(t, await api.get('/v1/ws'), 404, 'NOT_FOUND', /no route/);
+  isError(t, await api.get('/v1/ws'), 426, 'UPGRADE_REQUIRED', /WebSocket only/);
   isError(t, await api.get('/api/v1/sessions/no-such-session'), 404, 'NOT_FOUND', /no session/);
   isError(t, await api.delete('/api/v1/sessions/no-such-session'), 404, 'NOT_FOUND', /no session/);
   isError(t, await api.get('/api/v1/executions?session_id=no-such-session'), 404, 'NOT_FOUND', /no session/);
@@ -155,7 +155,7 @@ t.test('503 SHUTTING_DOWN, and /readyz 503, while the server drains', async (t) 
   let ready = await call('GET', '/readyz');
   while (ready.status === 200) ready = await call('GET', '/readyz');
   t.equal(ready.status, 503);
-  t.same(ready.body, { status: 'not_ready', checks: { store: true, workers: true, accepting: false } });
+  t.same(ready.body, { status: 'not_ready', checks: { store: true, workers: true, accepting: false }, sandbox: ready.body.sandbox });
   const refused = await call('POST', '/api/v1/sessions');
   t.equal(refused.status, 503);
   t.same(refused.body.error.code, 'SHUTTING_DOWN');

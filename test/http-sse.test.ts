@@ -17,6 +17,7 @@ const eventsUrl = (id: string, query = '') => `${api.base}/api/v1/executions/${i
 function checkMessages(t: Tap.Test, messages: SseMessage[], from: number): void {
   const events = messages.map((message) => JSON.parse(message.data));
   t.same(messages.map((m) => Number(m.id)), events.map((e) => e.seq), 'id: is the seq');
+  t.same(messages.map((m) => m.event), events.map((e) => e.type), 'event: is the event type');
   t.same(events.map((e) => e.seq), events.map((_, index) => from + index), `contiguous from ${from}`);
   t.equal(events.at(-1)?.type, 'done', 'ends with done');
 }

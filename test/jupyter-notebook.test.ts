@@ -4,7 +4,7 @@
  * headless Chromium by playwright-core: open a new notebook with the vmstream kernel from the
  * "New" menu, run a cell that prints and returns a value, and see both in the page. Screenshot in
  * test-output/jupyter-notebook.png, and docs/jupyter-notebook.png when that is missing or
- * VMSTREAM_UPDATE_SCREENSHOTS=1. `.ci/run` installs jupyter-notebook and chromium with apt-get.
+ * VMSTREAM_UPDATE_SCREENSHOTS=1. `npm test` installs jupyter-notebook and chromium (scripts/system-packages.mjs).
  */
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
@@ -17,7 +17,7 @@ import { freePort, ROOT, startServer, tempDir } from './helpers/server.js';
 const CHROMIUM = '/usr/bin/chromium';
 const NOTEBOOK = '/usr/bin/jupyter-notebook';
 for (const [file, pkg] of [[CHROMIUM, 'chromium'], [NOTEBOOK, 'jupyter-notebook']]) {
-  if (!existsSync(file)) throw new Error(`${file} is needed for this test: apt-get install -y ${pkg} (.ci/run installs it)`);
+  if (!existsSync(file)) throw new Error(`${file} is needed for this test: apt-get install -y ${pkg} (npm test installs it: scripts/system-packages.mjs)`);
 }
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const NOTEBOOK_TOKEN = 'notebook-token-0123456789';

@@ -2,10 +2,11 @@ import t from 'tap';
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { clientFor, serverFor } from './helpers/util.js';
+import { workspaceFile } from './helpers/server.js';
 
 t.test('run-file runs workspace files and nothing outside the workspace', async (t) => {
   const server = await serverFor(t);
-  const ws = server.workspaceDir;
+  const ws = path.dirname(workspaceFile(server, 'x'));
   const outside = path.join(path.dirname(ws), `${path.basename(ws)}-outside.js`);
   writeFileSync(outside, 'console.log("SECRET OUTSIDE")');
   t.teardown(() => rmSync(outside, { force: true }));

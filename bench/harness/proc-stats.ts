@@ -2,7 +2,7 @@
  * What a process has cost, read from Linux's /proc (NaN elsewhere): peak RSS, CPU time, and the
  * whole machine's busy time, so a run can tell its own load from a neighbour's.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { Figure } from './types.js';
 
@@ -96,4 +96,28 @@ export function selfCpuMeter(): () => number {
 /** A byte count as the MB figure the tables show for peak RSS. */
 export function rssFigure(bytes: number): Figure {
   return { value: bytes / (1024 * 1024), unit: 'MB' };
+}
+
+/** Every process descending from `pid` (children, their children…), from each process's parent in /proc; [] off Linux. */
+export function descendantPids(pid: number): number[] {
+  const parents = new Map<number, number>();
+  try {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        // The fourth field, after the command name in parentheses (which may hold spaces).
+        parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+      } catch {
+        // it ended meanwhile
+      }
+    }
+  } catch {
+    return [];
+  }
+  const descends = (child: number): boolean => {
+    for (let at = parents.get(child); at !== undefined && at > 1; at = parents.get(at)) if (at === pid) return true;
+    return false;
+  };
+  return [...parents.keys()].filter(descends);
 }

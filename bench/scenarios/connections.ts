@@ -5,12 +5,14 @@
  * before, halfway and after, so the figure is bytes per socket (or session) as the process holds them,
  * with the heap's own growth included. The goal (≤ 8 KiB per socket) is absolute: no baseline sets
  * it. Beside it, the same reading for the bare uWS server: what a socket costs before vmstream adds
- * its own state.
+ * its own state. The sessions' contexts live in the tenant's sandbox process (one tenant here): its
+ * resident set is read beside the server's, at the end.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startBareServer } from '../baselines/bare-server.js';
 import type { Child } from '../harness/procs.js';
-import { openFilesLimit, rssBytes } from '../harness/proc-stats.js';
+import { readFileSync } from 'node:fs';
+import { descendantPids, openFilesLimit, rssBytes } from '../harness/proc-stats.js';
 import type { Ctx, Figure, Scenario } from '../harness/types.js';
 import { startVmstream } from '../harness/vmstream.js';
 import type { IdleJob } from '../loadgen/types.js';
@@ -45,6 +47,17 @@ async function growth(ctx: Ctx, server: Child, job: IdleJob, processes: number, 
   check(r.connections === job.connections && r.sessions === job.sessions, `opened ${r.connections} sockets and ${r.sessions} sessions of ${job.connections} and ${job.sessions}`);
   const [r0, r1, r2] = rss as [number, number, number];
   return { perThing: (r2 - r0) / things, perThingSlope: (r2 - r1) / (things - Math.round(things / 2)), rss, seconds: r.openSeconds };
+}
+
+/** The resident set of each sandbox process of `serverPid` (its Node descendants; bwrap and setpriv between are not counted). */
+function sandboxRssBytes(serverPid: number): number[] {
+  return descendantPids(serverPid).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'node';
+    } catch {
+      return false;
+    }
+  }).map((pid) => rssBytes(pid));
 }
 
 function assertFileLimit(pid: number, needed: number, what: string): void {
@@ -90,6 +103,9 @@ export const connections: Scenario = {
     try {
       const job: IdleJob = { driver: 'idle', url: fresh.url, token: fresh.token, connections: 10, sessions, code: '1 + 1', steps: 2 };
       sessionGrowth = await growth(ctx, fresh.child, job, 1, sessions);
+      const sandboxes = sandboxRssBytes(fresh.child.pid);
+      figures.sandbox_processes = { value: sandboxes.length, unit: 'processes' };
+      figures.sandbox_rss_with_sessions_mb = { value: sandboxes.reduce((sum, bytes) => sum + bytes, 0) / (1024 * 1024), unit: 'MB' };
       figures.sessions_server_peak_rss_mb = { value: fresh.peakRssBytes() / (1024 * 1024), unit: 'MB' };
     } finally {
       await fresh.stop();
@@ -114,7 +130,7 @@ export const connections: Scenario = {
       },
       shown: [
         'kib_per_socket_second_half', 'bare_uws_kib_per_socket', 'kib_per_session', 'kib_per_session_second_half',
-        'rss_with_sockets_mb', 'rss_with_sessions_mb', 'server_peak_rss_mb', 'sessions_server_peak_rss_mb',
+        'rss_with_sockets_mb', 'rss_with_sessions_mb', 'server_peak_rss_mb', 'sessions_server_peak_rss_mb', 'sandbox_rss_with_sessions_mb',
       ],
       setup: `${sockets} idle sockets (${processes} client processes); then ${sessions} sessions on a fresh server, each having run 1 + 1`,
     };

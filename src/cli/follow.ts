@@ -28,10 +28,17 @@ export async function run(args: string[]): Promise<number> {
   const executionId = randomUUID();
   const notes = notesOn(client);
   notes.note(`execution ${executionId} (vmstream tail ${executionId} follows it)`, 'grey');
-  const out = new Renderer(process.stdout, { showValues: false });
+  // The final value is printed as `tail` prints it, unless it is `undefined` (a file that ends in a statement).
+  const out = new Renderer(process.stdout, { showValues: 'defined' });
   const controller = new AbortController();
   const code = await untilInterrupted(
-    client.execute(session, source, { executionId, signal: controller.signal, onEvent: (event) => out.event(event), ...(timeoutMs ? { timeoutMs } : {}) }),
+    client.execute(session, source, {
+      executionId,
+      signal: controller.signal,
+      onEvent: (event) => out.event(event),
+      filename: traceName(file), // stack traces name the file, not REPL<n>
+      ...(timeoutMs ? { timeoutMs } : {}),
+    }),
     notes,
     () => {
       controller.abort(new Error('interrupted (Ctrl-C)'));
@@ -64,6 +71,14 @@ export async function tail(args: string[]): Promise<number> {
   const code = await untilInterrupted(events, notes, () => execution.close());
   await client.close();
   return code;
+}
+
+/**
+ * The name stack traces give a local file: its path from the current folder. (Absolute paths are
+ * what the server's own frames look like, and it leaves those out of the traces it reports.)
+ */
+export function traceName(file: string): string {
+  return path.relative(process.cwd(), path.resolve(file)) || file;
 }
 
 /** Resolves with the exit status; the first Ctrl-C calls `onInterrupt`, a second one exits at once. */

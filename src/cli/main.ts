@@ -5,6 +5,7 @@
  * logs JSON lines on stderr, and shuts down cleanly on SIGINT/SIGTERM.
  * `vmstream repl|run|tail …` are clients instead (src/cli/commands.ts).
  */
+import { readFileSync } from 'node:fs';
 import { configFromEnv, ConfigError, type Config } from '../config.js';
 import { createLogger } from '../ops/logger.js';
 import { startServer } from '../server.js';
@@ -46,9 +47,17 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  if (process.stdout.isTTY) process.stdout.write(banner(config));
   // Printed last: whoever waits for this line may signal us at once.
   process.stdout.write(`vmstream listening on ${server.url}\n`);
   if (server.consoleUrl) process.stdout.write(`vmstream console at ${server.consoleUrl}\n`);
+}
+
+/** For a person at a terminal: what runs, where its data goes, how to see more; the URLs follow it. */
+function banner(config: Config): string {
+  const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const more = config.logLevel === 'debug' || config.logLevel === 'trace' ? '' : ' (VMSTREAM_LOG_LEVEL=debug logs the whole config)';
+  return `vmstream ${version} · ${config.workers} workers · data in ${config.dataDir} · files in ${config.workspaceDir} · logs at ${config.logLevel}${more}\n`;
 }
 
 const args = process.argv.slice(2);

@@ -7,15 +7,17 @@ import type { EventFrame } from '../client/index.js';
 
 const CODES = { red: [31, 39], yellow: [33, 39], green: [32, 39], cyan: [36, 39], magenta: [35, 39], grey: [90, 39], bold: [1, 22] } as const;
 export type Colour = keyof typeof CODES;
+/** Which `value` events to print: all, none, or all but `undefined`. */
+export type ShowValues = boolean | 'defined';
 
 export class Renderer {
   readonly #out: NodeJS.WritableStream;
   readonly #colour: boolean;
   /** Called around every write, so the REPL can take its prompt down and put it back. */
   readonly #around: (write: () => void) => void;
-  readonly #showValues: boolean;
+  readonly #showValues: ShowValues;
 
-  constructor(out: NodeJS.WriteStream, options: { showValues: boolean; around?: (write: () => void) => void }) {
+  constructor(out: NodeJS.WriteStream, options: { showValues: ShowValues; around?: (write: () => void) => void }) {
     this.#out = out;
     this.#colour = typeof out.hasColors === 'function' && out.isTTY ? out.hasColors() : false;
     this.#showValues = options.showValues;
@@ -46,7 +48,7 @@ export class Renderer {
   event(event: EventFrame): void {
     switch (event.type) {
       case 'console': {
-        const { level, text, truncated } = (event as EventFrame<'console'>).payload;
+        const { level, text, truncated } = event.payload;
         const body = truncated ? `${text}${this.paint('grey', ' …(truncated)')}` : text;
         if (level === 'error') return this.line(this.paint('red', body));
         if (level === 'warn') return this.line(this.paint('yellow', body));
@@ -55,29 +57,29 @@ export class Renderer {
         return this.line(body);
       }
       case 'value': {
-        if (!this.#showValues) return;
-        const { type, preview } = (event as EventFrame<'value'>).payload;
+        const { type, preview } = event.payload;
+        if (!this.#showValues || (this.#showValues === 'defined' && type === 'undefined')) return;
         return this.line(this.paint(valueColour(type), preview));
       }
       case 'exception': {
-        const { name, message, stack } = (event as EventFrame<'exception'>).payload;
+        const { name, message, stack } = event.payload;
         return this.line(this.paint('red', `Uncaught ${stack || `${name}: ${message}`}`));
       }
       case 'session.restoring': {
-        const { inputs, replayed } = (event as EventFrame<'session.restoring'>).payload;
+        const { inputs, replayed } = event.payload;
         if (replayed === 0) return this.note(`the session's state is being rebuilt: re-running its ${inputs} earlier input${inputs === 1 ? '' : 's'}…`);
         return this.note(`rebuilding: ${replayed} of ${inputs} inputs re-run…`);
       }
       case 'session.restored': {
-        const { replayed } = (event as EventFrame<'session.restored'>).payload;
+        const { replayed } = event.payload;
         return this.note(`session restored: its state was rebuilt by re-running ${replayed} earlier input${replayed === 1 ? '' : 's'}; values they computed (Date.now(), Math.random(), I/O) may differ from the first time`);
       }
       case 'session.lost': {
-        const { reason } = (event as EventFrame<'session.lost'>).payload;
+        const { reason } = event.payload;
         return this.note(`session lost (${reason}): its earlier state is gone`, 'yellow');
       }
       case 'done': {
-        const { status, reason, duration_ms: duration } = (event as EventFrame<'done'>).payload;
+        const { status, reason, duration_ms: duration } = event.payload;
         if (status === 'ok' || (status === 'error' && reason === undefined)) return;
         if (status === 'timeout') return this.note(`timed out after ${duration} ms`, 'yellow');
         if (reason === 'server_restart' || reason === 'shutdown') return this.note(`interrupted: the server stopped before it finished (${status}: ${reason})`, 'red');

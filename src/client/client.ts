@@ -9,6 +9,7 @@ import { decodeValue, encodeFrame } from '../../protocol/codec.js';
 import type { ExecutionRecord, SessionRecord, ServerFrame } from '../../protocol/types.js';
 import { AbortError, ClientClosedError, ConnectionError, RequestTimeoutError, ServerError, VmstreamError } from './errors.js';
 import { Execution, type ExecuteInput, type ExecutionHost } from './execution.js';
+import { RunCodeCollector, type RunCodeOptions, type RunCodeResult } from './run-code.js';
 import { reconnectDelay, resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js';
 import { openSocket, resolveTarget, type Target, type WebSocketLike } from './socket.js';
 import { StatusChannel, type Status } from './status.js';
@@ -26,10 +27,16 @@ interface Pending {
   timer: ReturnType<typeof setTimeout>;
 }
 
-/** The answer to `complete`: names, and the range of `code` the chosen one replaces. */
-export interface Completion { matches: string[]; start: number; end: number }
-
 export type SessionRef = string | Pick<SessionRecord, 'session_id'>;
+/** What `complete()` resolves to: the names, and the part of the code they replace. */
+export interface Completion {
+  /** The names, sorted; empty when there are none. */
+  matches: string[];
+  /** Where the text the names replace begins in the code… */
+  start: number;
+  /** …and where it ends (the cursor). */
+  end: number;
+}
 /** Code to run in the session (a `repl` execution), or a file of the server's workspace (`run-file`). */
 export type ExecuteSource = string | { path: string };
 
@@ -39,6 +46,8 @@ export interface StartOptions {
   timeoutMs?: number;
   /** The execution_id to use; a random UUID by default. Reusing one runs nothing new. */
   executionId?: string;
+  /** Code only: the name stack traces give it (`REPL<n>` by default), e.g. the file it came from. */
+  filename?: string;
 }
 
 export interface ExecuteOptions extends StartOptions {
@@ -68,6 +77,7 @@ export class Client {
   #pingTimer: ReturnType<typeof setInterval> | null = null;
   #pinging = false;
   #closing = false;
+  #ownSession: Promise<SessionRecord> | null = null;
   #socketClosed: Promise<void> = Promise.resolve();
   readonly #closed: Promise<VmstreamError | undefined>;
   #resolveClosed!: (error: VmstreamError | undefined) => void;
@@ -139,11 +149,10 @@ export class Client {
   }
 
   /**
-   * Names that complete `code` at `cursor` (a UTF-16 index) from the session's live context: its
-   * globals and declared bindings, or the properties after `path.`. `start`–`end` is the text the
-   * chosen name replaces. Runs nothing of `code`; safe to repeat.
+   * Names that complete `code` at `cursor` (a string index; default its end) from the session's
+   * live context: `matches` replace `code.slice(start, end)`. Runs nothing.
    */
-  async complete(session: SessionRef, code: string, cursor: number): Promise<Completion> {
+  async complete(session: SessionRef, code: string, cursor = code.length): Promise<Completion> {
     const { matches, start, end } = await this.#call('completion', { op: 'complete', session_id: sessionIdOf(session), code, cursor }, true);
     return { matches, start, end };
   }
@@ -158,13 +167,40 @@ export class Client {
     return this.start(session, source, { ...options, onEvent: options.onEvent ?? (() => {}) }).result;
   }
 
+  /**
+   * Runs code and resolves with what it produced: `{status, logs: {stdout, stderr}, value, error,
+   * executionId}`; the handlers see each part as it comes. Without `session` it runs in this
+   * client's own session (created on first use), so variables carry over from call to call.
+   */
+  async runCode(code: string, options: RunCodeOptions = {}): Promise<RunCodeResult> {
+    const session = options.session ?? (await this.#defaultSession());
+    const collector = new RunCodeCollector(options);
+    const record = await this.execute(session, code, {
+      onEvent: collector.onEvent,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+    });
+    return collector.result(record);
+  }
+
+  #defaultSession(): Promise<SessionRecord> {
+    const creating = (this.#ownSession ??= this.createSession('runCode'));
+    // A failed create is not kept: the next call tries again.
+    creating.catch(() => {
+      if (this.#ownSession === creating) this.#ownSession = null;
+    });
+    return creating;
+  }
+
   /** Starts an execution and returns it at once: iterate it for its events, await `result` for its record. */
   start(session: SessionRef, source: ExecuteSource, options: ExecuteOptions = {}): Execution {
     this.#assertOpen();
     const executionId = options.executionId ?? randomId();
     const input: ExecuteInput = {
       session_id: sessionIdOf(session),
-      ...(typeof source === 'string' ? { kind: 'repl', code: source } : { kind: 'run-file', path: source.path }),
+      ...(typeof source === 'string'
+        ? { kind: 'repl', code: source, ...(options.filename === undefined ? {} : { filename: options.filename }) }
+        : { kind: 'run-file', path: source.path }),
       execution_id: executionId,
       ...(options.timeoutMs === undefined ? {} : { timeout_ms: options.timeoutMs }),
     };

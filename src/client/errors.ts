@@ -9,12 +9,18 @@ import type { ErrorFrame, ExecutionRecord } from '../../protocol/types.js';
 export const CLIENT_ERROR_CODES = Object.freeze({
   REQUEST_TIMEOUT: 'no reply came within requestTimeoutMs',
   CONNECTION_LOST: 'the socket closed before the reply came, and the request is not one that is safe to send twice (session.create)',
-  CONNECTION_FAILED: 'the server refused the connection (HTTP status in `status`), or reconnect attempts ran out',
+  CONNECTION_FAILED: 'no connection could be made (HTTP status in `status` when the server answered), or reconnect attempts ran out',
   ABORTED: 'the AbortSignal fired; the execution was cancelled on the server (its final record is in `record`)',
   CLIENT_CLOSED: 'close() was called while the request or execution was in progress',
 } as const);
 
 export type ClientErrorCode = keyof typeof CLIENT_ERROR_CODES;
+export type ConnectionErrorCode = 'CONNECTION_LOST' | 'CONNECTION_FAILED' | 'UNAUTHORIZED' | 'FORBIDDEN';
+
+/** The code of a refused upgrade: the protocol's own for 401 and 403, else CONNECTION_FAILED. */
+export function refusalCode(status: number | undefined): ConnectionErrorCode {
+  return status === 401 ? 'UNAUTHORIZED' : status === 403 ? 'FORBIDDEN' : 'CONNECTION_FAILED';
+}
 export type VmstreamErrorCode = ErrorCode | ClientErrorCode;
 
 export class VmstreamError extends Error {
@@ -53,12 +59,18 @@ export class RequestTimeoutError extends VmstreamError {
   }
 }
 
+/**
+ * The socket could not be opened or was lost. A refused token is `UNAUTHORIZED` and a refused
+ * browser Origin `FORBIDDEN` (the protocol's codes for a 401 or 403 on the upgrade) where the
+ * platform reveals the status, as `ws` in Node does; a browser's WebSocket hides it, and there
+ * they are `CONNECTION_FAILED`.
+ */
 export class ConnectionError extends VmstreamError {
-  declare readonly code: 'CONNECTION_LOST' | 'CONNECTION_FAILED';
+  declare readonly code: ConnectionErrorCode;
   /** The HTTP status of a refused upgrade (401, 403), when the platform reveals it. */
   readonly status: number | undefined;
 
-  constructor(code: 'CONNECTION_LOST' | 'CONNECTION_FAILED', message: string, options?: { cause?: unknown; status?: number }) {
+  constructor(code: ConnectionErrorCode, message: string, options?: { cause?: unknown; status?: number }) {
     super(code, message, options);
     this.name = 'ConnectionError';
     this.status = options?.status;

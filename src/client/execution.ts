@@ -47,6 +47,7 @@ export class Execution implements AsyncIterable<EventFrame> {
   #settleAccepted!: { resolve(): void; reject(error: unknown): void };
   #settleResult!: { resolve(record: ExecutionRecord): void; reject(error: unknown): void };
 
+  /** @internal Executions come from `client.start()` and `client.subscribe()`. */
   constructor(host: ExecutionHost, id: string, start: ExecuteInput | null, afterSeq: number, onEvent?: (event: EventFrame) => void) {
     this.#host = host;
     this.id = id;

@@ -5,6 +5,7 @@
 export { Client } from './client.js';
 export type { Completion, ExecuteOptions, ExecuteSource, SessionRef, StartOptions, SubscribeOptions } from './client.js';
 export { Execution } from './execution.js';
+export type { RunCodeOptions, RunCodeResult } from './run-code.js';
 export type { Status, StatusType } from './status.js';
 export { CLIENT_DEFAULTS } from './options.js';
 export type { ClientOptions } from './options.js';
@@ -19,7 +20,7 @@ export {
   ServerError,
   VmstreamError,
 } from './errors.js';
-export type { ClientErrorCode, VmstreamErrorCode } from './errors.js';
+export type { ClientErrorCode, ConnectionErrorCode, VmstreamErrorCode } from './errors.js';
 export { ERROR_CODES } from '../../protocol/errors.js';
 export type { ErrorCode } from '../../protocol/errors.js';
 export { PROTOCOL_VERSION, TERMINAL_STATUSES, WS_PATH } from '../../protocol/types.js';
@@ -28,7 +29,9 @@ export type {
   ConsolePayload,
   ConsoleTable,
   DonePayload,
+  ErrorFrame,
   EventFrame,
+  EventFrameOf,
   EventPayloads,
   EventType,
   ExceptionPayload,
@@ -37,10 +40,13 @@ export type {
   ExecutionStatus,
   PreviewKind,
   PreviewNode,
+  RequestId,
   SessionLostPayload,
   SessionRecord,
   SessionRestoredPayload,
   SessionRestoringPayload,
+  SessionState,
+  SessionStatus,
   TerminalStatus,
   ValuePayload,
 } from '../../protocol/types.js';

@@ -5,7 +5,7 @@
  * with `ws` it goes in `Authorization` and stays out of the URL.
  */
 import { WS_PATH } from '../../protocol/types.js';
-import { ConnectionError } from './errors.js';
+import { ConnectionError, refusalCode } from './errors.js';
 
 /** The part of the WHATWG WebSocket (which `ws` also implements) that the client uses. */
 export interface WebSocketLike {
@@ -85,10 +85,12 @@ export async function openSocket(target: Target, timeoutMs: number, custom?: Web
     // `ws` says why (refused, or "Unexpected server response: 401"); a browser says nothing.
     socket.onerror = (event) => {
       const message = event.message ?? (event.error as Error | undefined)?.message ?? 'connection failed';
-      const status = /Unexpected server response: (\d{3})/.exec(message);
-      fail(new ConnectionError('CONNECTION_FAILED', `cannot connect to ${target.url}: ${message}`, {
+      const match = /Unexpected server response: (\d{3})/.exec(message);
+      const status = match ? Number(match[1]) : undefined;
+      const refused = status === 401 ? 'the token was refused (HTTP 401)' : status === 403 ? 'this Origin is not allowed (HTTP 403)' : message;
+      fail(new ConnectionError(refusalCode(status), `cannot connect to ${target.url}: ${refused}`, {
         cause: event.error ?? event,
-        ...(status ? { status: Number(status[1]) } : {}),
+        ...(status === undefined ? {} : { status }),
       }));
     };
     socket.onclose = (event) => fail(new ConnectionError('CONNECTION_FAILED', `cannot connect to ${target.url}: closed (${event.code})`));

@@ -15,18 +15,19 @@ import {
   type HttpOperationId,
   type ObjectSchema,
 } from '../../protocol/http.js';
-import type { EventFrame, ExecutionKind } from '../../protocol/types.js';
+import { WS_PATH, type EventFrame, type ExecutionKind } from '../../protocol/types.js';
 import { decodeValue } from '../../protocol/codec.js';
 import type { ExecuteInput, ExecutionService } from '../sessions/service.js';
 import { tokenFromRequest, type Authenticator } from '../auth/tokens.js';
 import type { HttpHandler, HttpRequest, HttpResponse } from './port.js';
-import { sendError, sendJson, sendText } from './respond.js';
+import { sendError, sendJson, sendText, statusLine } from './respond.js';
 import { Router } from './router.js';
 import { EventStreams } from './sse.js';
+import { EventCollector, requestedWait } from './wait.js';
 
 /** What the operator's endpoints report; server.ts knows where each figure lives. */
 export interface OperatorView {
-  readiness(): { ready: boolean; checks: Record<string, boolean> };
+  readiness(): { ready: boolean; checks: Record<string, boolean>; sandbox?: object };
   metrics(): Promise<{ contentType: string; body: string }>;
 }
 
@@ -47,7 +48,7 @@ interface Call {
 }
 
 /** A JSON answer, or null when the handler answered by itself (a stream, the metrics text). */
-type Reply = { status: number; body: unknown } | null;
+type Reply = { status: number; body: unknown; headers?: Record<string, string> } | null;
 type Handler = (call: Call) => Promise<Reply>;
 
 const ok = (body: unknown): Reply => ({ status: 200, body });
@@ -76,10 +77,33 @@ export class HttpApi implements HttpHandler {
       getExecution: async ({ tenant, params }) => ok(await service.getExecution(tenant, params.execution_id!)),
       listEvents: (call) => this.#events(call),
       cancelExecution: async ({ tenant, params }) => ok(await service.cancel(tenant, params.execution_id!)),
+      // A WebSocket upgrade never gets here (the transport takes it); a plain GET is told what to do.
+      socket: async ({ response }) => {
+        const error = new ProtocolError('UPGRADE_REQUIRED', `${WS_PATH} speaks WebSocket only: open it with a WebSocket client (an Upgrade: websocket request)`);
+        sendError(response, error, this.#onInternalError, { upgrade: 'websocket' });
+        return null;
+      },
+      listFiles: async ({ tenant }) => ok({ items: await service.listFiles(tenant) }),
+      getFile: async ({ tenant, params, response }) => {
+        sendText(response, 200, 'text/plain; charset=utf-8', await service.readFile(tenant, params.path!));
+        return null;
+      },
+      putFile: async ({ tenant, params, request }) => {
+        const { file, created } = await service.writeFile(tenant, params.path!, utf8(await request.body()));
+        return { status: created ? 201 : 200, body: file };
+      },
+      deleteFile: async ({ tenant, params, response }) => {
+        await service.deleteFile(tenant, params.path!);
+        response.cork(() => {
+          response.writeStatus(statusLine(204));
+          response.end();
+        });
+        return null;
+      },
       health: async () => ok({ status: 'ok' }),
       ready: async () => {
-        const { ready, checks } = options.operator.readiness();
-        return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'not_ready', checks } };
+        const { ready, checks, sandbox } = options.operator.readiness();
+        return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'not_ready', checks, ...(sandbox ? { sandbox } : {}) } };
       },
       metrics: async ({ response }) => {
         const { contentType, body } = await options.operator.metrics();
@@ -113,7 +137,7 @@ export class HttpApi implements HttpHandler {
     }
     this.#run(match.operation, match.params, request, response).then(
       (reply) => {
-        if (reply) sendJson(response, reply.status, reply.body);
+        if (reply) sendJson(response, reply.status, reply.body, reply.headers);
       },
       (error: unknown) => sendError(response, error, this.#onInternalError),
     );
@@ -138,16 +162,29 @@ export class HttpApi implements HttpHandler {
     return tenant;
   }
 
-  async #execute({ tenant, body }: Call, kind: ExecutionKind): Promise<Reply> {
+  async #execute({ tenant, body, query, request }: Call, kind: ExecutionKind): Promise<Reply> {
     // Only the fields the socket's `execute` takes go on: the schema lets unknown fields pass.
     const input: ExecuteInput = { session_id: body.session_id as string, kind };
     if (kind === 'repl') input.code = body.code as string;
     else input.path = body.path as string;
     if (body.timeout_ms !== undefined) input.timeout_ms = body.timeout_ms as number;
     if (body.execution_id !== undefined) input.execution_id = body.execution_id as string;
-    const { record, created } = await this.#service.execute(tenant, input);
+    if (kind === 'repl' && body.filename !== undefined) input.filename = body.filename as string;
+    const wait = requestedWait(query.wait as number | undefined, request.headers.prefer);
+    const collector = wait.ms > 0 ? new EventCollector() : undefined;
+    const { record, created } = await this.#service.execute(tenant, input, collector);
     // A repeated execution_id creates nothing: the existing record, as 200.
-    return { status: created ? 201 : 200, body: record };
+    const status = created ? 201 : 200;
+    if (!collector) return { status, body: record };
+    // As a socket's execute: a new execution's held events go; a known one is followed from the start.
+    if (created) this.#service.release(collector, tenant, record.execution_id);
+    else this.#service.subscribe(collector, tenant, record.execution_id, 0, null);
+    const finished = await collector.finishedWithin(wait.ms);
+    this.#service.detachAll(collector);
+    const headers = wait.applied ? { 'preference-applied': wait.applied } : undefined;
+    // Ended in time: the final record with its events; else the record as it stands now.
+    const now = await this.#service.getExecution(tenant, record.execution_id);
+    return { status, body: finished ? { ...now, events: collector.events } : now, ...(headers ? { headers } : {}) };
   }
 
   async #events({ tenant, params, query, request, response }: Call): Promise<Reply> {
@@ -191,6 +228,15 @@ function queryObject(schema: ObjectSchema, raw: string): Record<string, unknown>
     query[name] = schema.properties[name]!.type === 'integer' && /^-?\d{1,15}$/.test(value) ? Number(value) : value;
   }
   return query;
+}
+
+/** A workspace file's body: text, as run-file reads it. */
+function utf8(bytes: Uint8Array): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch (error) {
+    throw new ProtocolError('BAD_REQUEST', 'a workspace file must be UTF-8 text', { cause: error });
+  }
 }
 
 /** The body as a JSON object (empty: `{}`); anything else is a BAD_REQUEST. */

@@ -20,6 +20,7 @@ const REASONS: Readonly<Record<number, string>> = Object.freeze({
   409: 'Conflict',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
+  426: 'Upgrade Required',
   429: 'Too Many Requests',
   500: 'Internal Server Error',
   503: 'Service Unavailable',

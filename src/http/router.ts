@@ -18,17 +18,19 @@ interface Route {
   segments: Array<string | null>;
   names: Array<string | null>;
   statics: number;
+  /** The last segment is a parameter that takes the rest of the path. */
+  rest: boolean;
 }
 
 export class Router {
   readonly #routes: Route[];
 
   constructor(operations: Readonly<Record<HttpOperationId, HttpOperation>>) {
-    this.#routes = Object.entries(operations).map(([operation, { method, path }]) => {
+    this.#routes = Object.entries(operations).map(([operation, { method, path, rest }]) => {
       const parts = path.split('/').slice(1);
       const names = parts.map((part) => (part.startsWith('{') ? part.slice(1, -1) : null));
       const segments = parts.map((part, index) => (names[index] === null ? part : null));
-      return { operation: operation as HttpOperationId, method, segments, names, statics: segments.filter((s) => s !== null).length };
+      return { operation: operation as HttpOperationId, method, segments, names, statics: segments.filter((s) => s !== null).length, rest: rest === true };
     });
   }
 
@@ -43,11 +45,13 @@ export class Router {
     }
     if (best === null) return allow.size > 0 ? { kind: 'wrong-method', allow: [...allow].sort() } : { kind: 'no-route' };
     const params: Record<string, string> = {};
-    for (let index = 0; index < parts.length; index++) {
+    const last = best.segments.length - 1;
+    for (let index = 0; index <= last; index++) {
       const name = best.names[index];
       if (name == null) continue;
       try {
-        params[name] = decodeURIComponent(parts[index]!);
+        const taken = best.rest && index === last ? parts.slice(index) : [parts[index]!];
+        params[name] = taken.map((part) => decodeURIComponent(part)).join('/');
       } catch {
         // Not valid percent-encoding: no resource can have that name.
         return { kind: 'no-route' };
@@ -58,9 +62,10 @@ export class Router {
 }
 
 function fits(route: Route, parts: string[]): boolean {
-  if (route.segments.length !== parts.length) return false;
+  if (route.rest ? parts.length < route.segments.length : route.segments.length !== parts.length) return false;
   for (let index = 0; index < parts.length; index++) {
-    const segment = route.segments[index];
+    // Past the route's own segments (a rest parameter's tail) every part belongs to the parameter.
+    const segment = index < route.segments.length ? route.segments[index] : null;
     if (segment === null ? parts[index] === '' : segment !== parts[index]) return false;
   }
   return true;

@@ -2,7 +2,8 @@
  * An execution's events as Server-Sent Events. The stream is an EventSink, so the subscription hub
  * serves it exactly as it serves a socket: stored events from the cursor, then live ones, with no gap
  * and no duplicate, pausing when the response cannot take more and catching up from the store once
- * it drains. Each event is one SSE message: `id:` is its seq (so a browser's reconnect sends it back
+ * it drains. Each event is one SSE message: `event:` is its type (`console`, `value`, … `done`: an
+ * EventSource listens with addEventListener), `id:` its seq (so a browser's reconnect sends it back
  * as Last-Event-ID), `data:` the event frame as JSON. The response ends after `done`, or after an
  * `error` message when its tenant's token is revoked. Each server has its own EventStreams.
  */
@@ -44,7 +45,7 @@ class EventStream implements EventSink {
     if (this.#closed) return SendResult.DROPPED;
     const event = decodeValue(frame) as EventFrame;
     // JSON.stringify escapes line breaks, so the frame is always a single `data:` line.
-    const flushed = this.#response.write(`id: ${event.seq}\ndata: ${JSON.stringify(event)}\n\n`);
+    const flushed = this.#response.write(`event: ${event.type}\nid: ${event.seq}\ndata: ${JSON.stringify(event)}\n\n`);
     if (event.type === 'done') {
       this.close();
       return SendResult.SENT;

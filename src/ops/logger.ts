@@ -1,6 +1,6 @@
 /**
  * Structured logs: pino, JSON lines on stderr (stdout carries only the `listening on` line, which
- * tools parse). On a terminal the lines go through pino-pretty instead; it is loaded only then, in
+ * tools parse). On a terminal the lines go through pino-pretty instead (one line each, so they do not scroll the URLs away); it is loaded only then, in
  * this thread (no transport worker), so a server writing to a pipe or a file never loads it.
  */
 import { isatty } from 'node:tty';
@@ -22,7 +22,7 @@ export async function createLogger(level: LogLevel, fd = 2): Promise<Logger> {
   if (isatty(fd)) {
     try {
       const { default: pretty } = await import('pino-pretty');
-      return pino({ ...OPTIONS, level }, pretty({ destination: fd, sync: true, colorize: true }));
+      return pino({ ...OPTIONS, level }, pretty({ destination: fd, sync: true, colorize: true, singleLine: true }));
     } catch {
       // No pretty printer: plain JSON lines are fine on a terminal too.
     }

@@ -1,10 +1,11 @@
 /**
  * Prometheus metrics (prom-client), registered once per process on a registry of our own.
  *
- * Per-event figures (events appended, replay reads, backpressure pauses, worker restarts) stay plain
+ * Per-event figures (events appended, replay reads, backpressure pauses) stay plain
  * integer fields where they happen (commit log, hub, pool) and are read at scrape time by `collect`:
  * prom-client's `inc()` allocates a labels object and a result per call, which the event path must
- * not pay. Per-execution and per-batch figures (outcome, latency, batch size) are observed directly.
+ * not pay. Per-execution and per-batch figures (outcome, latency, queue wait, batch size) and worker
+ * restarts (by reason) are observed directly.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { TERMINAL_STATUSES, type TerminalStatus } from '../../protocol/types.js';
@@ -18,8 +19,8 @@ export interface MetricSources {
   storeItemsWaiting(): number;
   replayReads(): number;
   backpressurePauses(): number;
-  workerRestarts(): number;
   liveExecutions(): number;
+  openSessions(): number;
   socketsOpen(): number;
   eventStreamsOpen(): number;
   mcpRequestsOpen(): number;
@@ -31,8 +32,8 @@ const ZERO: MetricSources = {
   storeItemsWaiting: () => 0,
   replayReads: () => 0,
   backpressurePauses: () => 0,
-  workerRestarts: () => 0,
   liveExecutions: () => 0,
+  openSessions: () => 0,
   socketsOpen: () => 0,
   eventStreamsOpen: () => 0,
   mcpRequestsOpen: () => 0,
@@ -47,6 +48,8 @@ export class Metrics {
   #sources: MetricSources = ZERO;
   readonly #executionsByStatus: Map<TerminalStatus, Counter.Internal>;
   readonly #executionSeconds: Histogram;
+  readonly #queueWaitSeconds: Histogram;
+  readonly #workerRestarts: Counter;
   readonly #batchItems: Histogram;
   readonly #batchSeconds: Histogram;
   readonly #mcpCalls: Counter;
@@ -65,6 +68,15 @@ export class Metrics {
       buckets: SECONDS_BUCKETS,
       registers,
     });
+    this.#queueWaitSeconds = new Histogram({
+      name: 'vmstream_execution_queue_wait_seconds',
+      help: 'From execute to the start of running (behind the session\'s earlier executions, and any rebuild), in seconds; executions that never started are not counted',
+      buckets: SECONDS_BUCKETS,
+      registers,
+    });
+    // Counted as they happen (a restart is rare), by the reason the worker went: timeout, out_of_memory…
+    this.#workerRestarts = new Counter({ name: 'vmstream_worker_restarts_total', help: 'Worker threads replaced after they died or were terminated, by reason', labelNames: ['reason'], registers });
+    for (const reason of ['timeout', 'out_of_memory', 'worker_exit']) this.#workerRestarts.labels(reason).inc(0);
     this.#batchItems = new Histogram({ name: 'vmstream_store_batch_items', help: 'Records and events per LevelDB batch (one group commit)', buckets: BATCH_ITEMS_BUCKETS, registers });
     this.#batchSeconds = new Histogram({ name: 'vmstream_store_batch_seconds', help: 'Time to write one LevelDB batch, in seconds', buckets: BATCH_SECONDS_BUCKETS, registers });
     this.#mcpCalls = new Counter({ name: 'vmstream_mcp_calls_total', help: 'MCP tool calls, by tool and outcome (ok, or error: an error result)', labelNames: ['tool', 'outcome'], registers });
@@ -74,8 +86,8 @@ export class Metrics {
     scraped(registers, Gauge, 'vmstream_store_items_waiting', 'Items waiting for a retry after a failed store write', () => sources().storeItemsWaiting());
     scraped(registers, Counter, 'vmstream_replay_reads_total', 'Store reads made to replay events (catch-up and HTTP pages)', () => sources().replayReads());
     scraped(registers, Counter, 'vmstream_backpressure_pauses_total', 'Times a subscriber was paused because its socket or stream buffer was full', () => sources().backpressurePauses());
-    scraped(registers, Counter, 'vmstream_worker_restarts_total', 'Worker threads replaced after they died or were terminated', () => sources().workerRestarts());
     scraped(registers, Gauge, 'vmstream_executions_live', 'Executions queued or running', () => sources().liveExecutions());
+    scraped(registers, Gauge, 'vmstream_sessions_open', 'Sessions open (all tenants)', () => sources().openSessions());
     scraped(registers, Gauge, 'vmstream_sockets_open', 'WebSocket connections open', () => sources().socketsOpen());
     scraped(registers, Gauge, 'vmstream_event_streams_open', 'Server-Sent Events streams open', () => sources().eventStreamsOpen());
     scraped(registers, Gauge, 'vmstream_mcp_requests_open', 'MCP requests being answered (a run_code holds one until its run ends)', () => sources().mcpRequestsOpen());
@@ -89,9 +101,15 @@ export class Metrics {
     this.#sources = sources;
   }
 
-  executionEnded(status: TerminalStatus, seconds: number): void {
+  /** `queueWaitSeconds`: from execute to running; null when it never ran (cancelled while queued). */
+  executionEnded(status: TerminalStatus, seconds: number, queueWaitSeconds: number | null): void {
     this.#executionsByStatus.get(status)?.inc();
     this.#executionSeconds.observe(seconds);
+    if (queueWaitSeconds !== null) this.#queueWaitSeconds.observe(queueWaitSeconds);
+  }
+
+  workerRestarted(reason: string): void {
+    this.#workerRestarts.labels(reason).inc();
   }
 
   batchCommitted(items: number, seconds: number): void {

@@ -46,6 +46,7 @@ export function inContextBootstrap(host: HostBridge, limits: ContextLimits, safe
   'use strict';
   const { apply, kindOf, isHuge, cut, quote, primitiveText, push, join, StringCtor } = safe;
   const promiseThen = Promise.prototype.then;
+  const promiseProto = Promise.prototype;
   const promiseResolve = Promise.resolve.bind(Promise);
   const stringSlice = String.prototype.slice;
   const mapGet = Map.prototype.get;
@@ -287,16 +288,74 @@ export function inContextBootstrap(host: HostBridge, limits: ContextLimits, safe
     }
   }
 
+  // `_` is the last repl value, as in Node's REPL, until the user assigns `_` (then it is theirs).
+  let lastValue: unknown;
+  let underscoreTaken = false;
+  safe.defineProperty(globalThis, '_', {
+    get: () => lastValue,
+    set: (value: unknown) => {
+      underscoreTaken = true;
+      safe.defineProperty(globalThis, '_', { value, writable: true, configurable: true, enumerable: false });
+      write(LOG, plain('Expression assignment to _ now disabled.'));
+    },
+    configurable: true,
+    enumerable: false,
+  });
+
+  function reportResultValue(value: unknown): void {
+    if (!underscoreTaken) lastValue = value;
+    reportValue(value);
+  }
+
+  /** What Node's REPL prints for a rejection nobody handled: `Uncaught` and the stack (or the value). */
+  function uncaughtText(reason: unknown): string {
+    if (isObjectLike(reason) && kindOf(reason) === 'error') return `Uncaught ${errors.strip(errors.stackOf(reason) ?? errors.header(reason).text)}`;
+    return `Uncaught ${previewer.text(reason, true, limits.maxText)}`;
+  }
+
+  /**
+   * A promise of this realm's Promise itself, which `then` reads the state of without running code
+   * of the value's (a subclass's species constructor, a `constructor` of its own would run): other
+   * thenables are previewed like any object.
+   */
+  function isPlainPromise(value: unknown): value is object {
+    return isObjectLike(value) && kindOf(value) === 'promise' && safe.getProto(value) === promiseProto && safe.getDescriptor(value, 'constructor') === undefined;
+  }
+
+  /**
+   * A repl input whose value is a promise, as Node's REPL shows one: its state once the microtasks
+   * queued so far have run (`Promise { 42 }`, `Promise { <pending> }`, `Promise { <rejected> … }`),
+   * and for a rejection a line in Node's words, `Uncaught Error: …`, instead of nothing at all. (The
+   * promise's other handlers are not visible from here: one the code attached itself also gets it.)
+   */
+  function settlePromiseValue(promise: object): void {
+    let state: 'pending' | 'fulfilled' | 'rejected' = 'pending';
+    let outcome: unknown;
+    apply(promiseThen, promise, [
+      (value: unknown) => { state = 'fulfilled'; outcome = value; },
+      (reason: unknown) => { state = 'rejected'; outcome = reason; },
+    ]);
+    // Queued after the handlers above, so they have run when the promise had already settled.
+    apply(promiseThen, promiseResolve(undefined), [() => {
+      if (!underscoreTaken) lastValue = promise;
+      const inner = state === 'pending' ? '<pending>' : `${state === 'rejected' ? '<rejected> ' : ''}${previewer.text(outcome, true, limits.maxPreview)}`;
+      callHost(host.emitValue, ['object', clip(`Promise { ${inner} }`, limits.maxPreview)[0], '']);
+      if (state === 'rejected') write(ERROR, plain(uncaughtText(outcome)));
+      callHost(host.settled, [true]);
+    }]);
+  }
+
   const api: ContextApi = {
     settle(result, awaitResult, reportResult) {
       if (!awaitResult) {
-        if (reportResult) reportValue(result);
+        if (reportResult && isPlainPromise(result)) return settlePromiseValue(result);
+        if (reportResult) reportResultValue(result);
         callHost(host.settled, [true]);
         return;
       }
       apply(promiseThen, result, [
         (value: unknown) => {
-          if (reportResult) reportValue(value);
+          if (reportResult) reportResultValue(value);
           callHost(host.settled, [true]);
         },
         (error: unknown) => {

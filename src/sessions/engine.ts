@@ -38,6 +38,8 @@ export interface NewExecution {
   /** The input as the tenant gave it (`code` for repl, `path` for run-file)… */
   code?: string;
   path?: string;
+  /** The name stack traces give repl code, when the client named it. */
+  filename?: string;
   /** …and the source to run (the file as read now, for run-file). */
   source: string;
   timeoutMs: number;
@@ -46,6 +48,7 @@ export interface NewExecution {
 /** What /readyz and /metrics read of the engine. */
 export interface EngineStats {
   liveExecutions: number;
+  openSessions: number;
   eventsAppended: number;
   replayReads: number;
   backpressurePauses: number;
@@ -205,6 +208,12 @@ export class Engine {
   }
 
   /** The tenant's open sessions, in no particular order. */
+  #openSessionCount(): number {
+    let open = 0;
+    for (const session of this.#sessions.values()) if (!session.closed) open++;
+    return open;
+  }
+
   openSessions(tenant: string): SessionRecord[] {
     const open: SessionRecord[] = [];
     for (const session of this.#sessions.values()) if (!session.closed && session.record.tenant === tenant) open.push(session.record);
@@ -233,7 +242,7 @@ export class Engine {
       created_at: Date.now(),
       last_seq: 0,
       timeout_ms: input.timeoutMs,
-      ...(input.kind === 'repl' ? { code: input.code! } : { path: input.path! }),
+      ...(input.kind === 'repl' ? { code: input.code!, ...(input.filename === undefined ? {} : { filename: input.filename }) } : { path: input.path! }),
     };
     // The record is durable before the execution can run, so it exists before any of its events.
     const creation = await this.#store.createExecution(record);
@@ -315,6 +324,7 @@ export class Engine {
     const { online, size, restarts } = this.#sandbox;
     return {
       liveExecutions: this.#executions.size,
+      openSessions: this.#openSessionCount(),
       eventsAppended: this.#commits.appended,
       replayReads: this.#hub.reads,
       backpressurePauses: this.#hub.pauses,

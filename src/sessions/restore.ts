@@ -39,7 +39,7 @@ export class SessionRebuilder {
     const sessionId = session.record.session_id;
     let inputs: ReplayInput[];
     try {
-      inputs = await this.#replayInputs(sessionId, session.record.replay_from ?? 0);
+      inputs = await this.#replayInputs(sessionId, session.record.tenant, session.record.replay_from ?? 0);
     } catch (error) {
       this.failed(session, `its inputs could not be read: ${(error as Error).message}`);
       this.#deps.next(session);
@@ -85,7 +85,7 @@ export class SessionRebuilder {
   }
 
   /** The inputs of the session's context: those numbered from `replayFrom` on (see Engine.resetSession). */
-  async #replayInputs(sessionId: string, replayFrom: number): Promise<ReplayInput[]> {
+  async #replayInputs(sessionId: string, tenant: string, replayFrom: number): Promise<ReplayInput[]> {
     const records = await this.#deps.store.listExecutions(sessionId, { limit: Number.MAX_SAFE_INTEGER, order: 'oldest' });
     const inputs: ReplayInput[] = [];
     for (const record of records) {
@@ -95,7 +95,7 @@ export class SessionRebuilder {
       // re-run: they would only be stopped again.
       if (record.status !== 'ok' && record.status !== 'error') continue;
       if (record.reason === 'output_limit') continue;
-      const code = record.kind === 'repl' ? record.code! : await this.#deps.workspace.read(record.path!);
+      const code = record.kind === 'repl' ? record.code! : await this.#deps.workspace.read(tenant, record.path!);
       inputs.push({ kind: record.kind, code, filename: filenameOf(record), ended: record.status });
     }
     return inputs;
@@ -109,7 +109,7 @@ export class SessionRebuilder {
   }
 }
 
-/** The name stack traces show for an execution's code: REPL<n> as Node's REPL does, or the file's path. */
+/** The name stack traces show for an execution's code: the name it was given, else REPL<n> as Node's REPL does; or the file's path. */
 export function filenameOf(record: ExecutionRecord): string {
-  return record.kind === 'repl' ? `REPL${record.number}` : record.path!;
+  return record.kind === 'repl' ? record.filename ?? `REPL${record.number}` : record.path!;
 }

@@ -19,9 +19,10 @@ import type { EventStore, StoredEvent } from '../store/event-store.js';
 import { Engine, type EngineHooks, type EngineStats } from './engine.js';
 import { publicExecutionId, storedExecutionId } from './live.js';
 import type { EventSink } from '../events/subscription-hub.js';
-import { Workspace } from './workspace.js';
+import { Workspace, type WorkspaceFile } from './workspace.js';
 
 export type { EngineHooks, EngineStats } from './engine.js';
+export type { WorkspaceFile } from './workspace.js';
 
 export type ExecuteInput = Omit<ExecuteRequest, 'op' | 'id'>;
 
@@ -55,7 +56,7 @@ export class ExecutionService {
   constructor(config: Config, store: EventStore, sandbox: SandboxFactory, hooks: EngineHooks) {
     this.#config = config;
     this.#store = store;
-    this.#workspace = new Workspace(config.workspaceDir, config.maxRunFileBytes);
+    this.#workspace = Workspace.of(config);
     this.#engine = new Engine(config, store, this.#workspace, sandbox, hooks);
   }
 
@@ -138,6 +139,25 @@ export class ExecutionService {
     } finally {
       if (this.#creating.get(id) === creating) this.#creating.delete(id);
     }
+  }
+
+  /** The tenant's workspace files (what run-file runs). */
+  listFiles(tenant: string): Promise<WorkspaceFile[]> {
+    return this.#workspace.list(tenant);
+  }
+
+  readFile(tenant: string, relativePath: string): Promise<string> {
+    return this.#workspace.read(tenant, relativePath);
+  }
+
+  writeFile(tenant: string, relativePath: string, text: string): Promise<{ file: WorkspaceFile; created: boolean }> {
+    this.#assertAccepting();
+    return this.#workspace.write(tenant, relativePath, text);
+  }
+
+  deleteFile(tenant: string, relativePath: string): Promise<void> {
+    this.#assertAccepting();
+    return this.#workspace.remove(tenant, relativePath);
   }
 
   async getExecution(tenant: string, executionId: string): Promise<ExecutionRecord> {
@@ -248,7 +268,7 @@ export class ExecutionService {
 
   async #create(tenant: string, input: ExecuteInput, id: string, sink?: EventSink): Promise<ExecuteResult> {
     this.#liveSession(tenant, input.session_id);
-    const source = input.kind === 'repl' ? input.code! : await this.#workspace.read(input.path!);
+    const source = input.kind === 'repl' ? input.code! : await this.#workspace.read(tenant, input.path!);
     const sessionId = this.#liveSession(tenant, input.session_id).session_id;
     const queued = this.#engine.queued(sessionId);
     if (queued >= this.#config.maxQueuedPerSession) {
@@ -258,7 +278,7 @@ export class ExecutionService {
       executionId: id,
       sessionId,
       kind: input.kind,
-      ...(input.kind === 'repl' ? { code: input.code! } : { path: input.path! }),
+      ...(input.kind === 'repl' ? { code: input.code!, ...(input.filename === undefined ? {} : { filename: input.filename }) } : { path: input.path! }),
       source,
       timeoutMs: Math.min(input.timeout_ms ?? this.#config.defaultTimeoutMs, this.#config.maxTimeoutMs),
     }, sink);

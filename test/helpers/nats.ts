@@ -3,7 +3,7 @@
  * ended by its pid at teardown. `kill()` ends it with SIGKILL and `start()` brings it back on the same
  * port and store folder, which is how the tests make NATS crash under load.
  *
- * CI installs Debian's nats-server (2.9) when missing (.ci/run); a test never skips for want of it.
+ * `npm test` installs Debian's nats-server (2.9) when missing (scripts/system-packages.mjs); a test never skips for want of it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';

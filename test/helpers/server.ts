@@ -19,6 +19,8 @@ export interface ServerOptions {
   dataDir?: string;
   workspaceDir?: string;
   env?: Record<string, string>;
+  /** How to start it, when not as `node dist/src/cli/main.js` (e.g. `npx vmstream` in another project). */
+  command?: { file: string; args: string[]; cwd: string };
 }
 
 export interface TestServer {
@@ -52,7 +54,11 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
   const dataDir = options.dataDir ?? tempDir('data');
   const workspaceDir = options.workspaceDir ?? path.join(dataDir, '..', `${path.basename(dataDir)}-ws`);
   mkdirSync(workspaceDir, { recursive: true });
-  const child = spawn(process.execPath, [MAIN], {
+  const command = options.command ?? { file: process.execPath, args: [MAIN], cwd: ROOT };
+  const child = spawn(command.file, command.args, {
+    cwd: command.cwd,
+    // A wrapper (npx) may not pass signals on: it runs in a process group of its own, signalled whole.
+    detached: options.command !== undefined,
     env: {
       PATH: process.env.PATH ?? '',
       VMSTREAM_PORT: '0',
@@ -78,6 +84,11 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
     void exited.then((code) => reject(new Error(`server exited with ${code} before listening:\n${stderr}`)));
   });
   const port = Number(new URL(url).port);
+  const signalChild = (signal: NodeJS.Signals) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    if (options.command) process.kill(-child.pid!, signal);
+    else child.kill(signal);
+  };
   return {
     url,
     port,
@@ -87,14 +98,24 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
     process: child,
     stderr: () => stderr,
     async stop(signal = 'SIGTERM') {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      signalChild(signal);
       return exited;
     },
     async kill() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      signalChild('SIGKILL');
       await exited;
     },
   };
+}
+
+/**
+ * A file of `tenant`'s workspace on this server (run-file reads `VMSTREAM_WORKSPACE/<tenant>/`;
+ * the shared token's tenant is `default`), its folder made.
+ */
+export function workspaceFile(server: Pick<TestServer, 'workspaceDir'>, relative: string, tenant = 'default'): string {
+  const file = path.join(server.workspaceDir, tenant, relative);
+  mkdirSync(path.dirname(file), { recursive: true });
+  return file;
 }
 
 /**

@@ -1,0 +1,97 @@
+/**
+ * The pipe between the server and a sandbox process carries frames: a 4-byte little-endian length,
+ * then one msgpack array holding every message of one batch. Batching
+ * keeps the cost per message small (../shared/README.md: one buffer per batch ran at ~2x a write
+ * per record), and one frame per batch means one write per batch per direction.
+ */
+import type { Writable } from 'node:stream';
+import { Packr } from 'msgpackr';
+
+const HEADER_BYTES = 4;
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+/** A frame that breaks the format: the other side is broken or hostile, and is ended. */
+export class FrameError extends Error {
+  constructor(message: string, options?: { cause: unknown }) {
+    super(message, options);
+    this.name = 'FrameError';
+  }
+}
+
+/**
+ * Collects the messages of a synchronous stretch (flushed in a microtask: a turn's worth of ring
+ * records, or of the engine's requests) and writes them as one frame. A microtask, not
+ * setImmediate: each hop then costs no extra turn of the event loop, which under load cut the
+ * p90 of a trivial run's round trip from ~4 ms to ~0.8 ms.
+ */
+export class FrameWriter<T> {
+  readonly #stream: Writable;
+  #batch: T[] = [];
+  readonly #header = Buffer.alloc(HEADER_BYTES);
+
+  constructor(stream: Writable) {
+    this.#stream = stream;
+  }
+
+  push(message: T): void {
+    if (this.#batch.push(message) === 1) queueMicrotask(() => this.flush());
+  }
+
+  /** Writes what this turn collected; false when the stream's buffer is full (wait for 'drain'). */
+  flush(): boolean {
+    if (this.#batch.length === 0 || this.#stream.destroyed) return true;
+    const body = packr.pack(this.#batch);
+    this.#batch = [];
+    const header = Buffer.from(this.#header);
+    header.writeUInt32LE(body.length, 0);
+    // Corked: the header and the body leave in one writev.
+    this.#stream.cork();
+    this.#stream.write(header);
+    const more = this.#stream.write(body);
+    this.#stream.uncork();
+    return more;
+  }
+}
+
+/**
+ * Cuts a byte stream into frames and decodes each into its array of messages. `maxFrameBytes`
+ * bounds what one frame may make the reader hold: past it, or on bytes that are not msgpack, or a
+ * frame that is not an array, `push` throws a FrameError.
+ */
+export class FrameReader {
+  readonly #maxFrameBytes: number;
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+
+  constructor(maxFrameBytes: number) {
+    this.#maxFrameBytes = maxFrameBytes;
+  }
+
+  /** The messages of every frame `chunk` completes, in order. */
+  push(chunk: Buffer): unknown[] {
+    this.#pending.push(chunk);
+    this.#pendingBytes += chunk.length;
+    const messages: unknown[] = [];
+    let buffer = this.#pending.length === 1 ? chunk : Buffer.concat(this.#pending, this.#pendingBytes);
+    let offset = 0;
+    while (buffer.length - offset >= HEADER_BYTES) {
+      const length = buffer.readUInt32LE(offset);
+      if (length > this.#maxFrameBytes) throw new FrameError(`a frame of ${length} bytes is over the limit of ${this.#maxFrameBytes}`);
+      if (buffer.length - offset - HEADER_BYTES < length) break;
+      const start = offset + HEADER_BYTES;
+      offset = start + length;
+      let decoded: unknown;
+      try {
+        decoded = packr.unpack(buffer.subarray(start, offset));
+      } catch (error) {
+        throw new FrameError('a frame is not msgpack', { cause: error });
+      }
+      if (!Array.isArray(decoded)) throw new FrameError('a frame is not an array of messages');
+      for (const message of decoded) messages.push(message);
+    }
+    buffer = buffer.subarray(offset);
+    this.#pending = buffer.length > 0 ? [buffer] : [];
+    this.#pendingBytes = buffer.length;
+    return messages;
+  }
+}

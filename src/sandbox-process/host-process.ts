@@ -1,0 +1,139 @@
+/**
+ * The server's end of one sandbox process: starts it (confinement.ts's command, an empty
+ * environment), writes it one frame of requests per turn, reads its frames, and reports its end
+ * once everything it wrote before dying has been read. What it writes is untrusted: a frame that
+ * is too big or malformed, or a message of no known shape, ends the process.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import { FrameError, FrameReader, FrameWriter } from './frames.js';
+import { OUTPUT_FD, readFromHost, type FromHost, type HostBoot, type ToHost } from './messages.js';
+import type { LaunchCommand } from './confinement.js';
+
+/** Larger than any honest batch (a turn's records at their size limits), small beside the server's heap. */
+const MAX_FRAME_BYTES = 64 * 1024 * 1024;
+/** The end of its stderr kept to tell why it died ("Reached heap limit", an abort's message). */
+const STDERR_TAIL_CHARS = 4096;
+/** How long a process asked to end (its stdin closed) gets before it is killed. */
+const END_GRACE_MS = 2000;
+/** V8's words for a fatal out-of-memory: a heap past its limit, or address space refused under RLIMIT_AS. */
+const OUT_OF_MEMORY = /Reached heap limit|out of memory|Allocation failed|Fatal process OOM/i;
+
+export interface HostEvents {
+  /** A well-formed message; the caller still checks what it speaks of. */
+  onMessage(host: HostProcess, message: FromHost): void;
+  /** Asked after each chunk read: when false, reading stops until `resume`. */
+  acceptingOutput(): boolean;
+  /** The process is gone and all it wrote has been delivered; `reason` as in onLost. */
+  onExit(host: HostProcess, reason: string, killed: boolean, detail: string): void;
+}
+
+export class HostProcess {
+  readonly tenant: string;
+  readonly #child: ChildProcess;
+  readonly #input: Writable;
+  readonly #output: Readable;
+  readonly #writer: FrameWriter<ToHost>;
+  readonly #reader = new FrameReader(MAX_FRAME_BYTES);
+  readonly #events: HostEvents;
+  #stderrTail = '';
+  #paused = false;
+  /** Why we killed it, when we did. */
+  #killReason: string | null = null;
+  #violation: string | null = null;
+  #exit = '';
+  online = false;
+
+  constructor(command: LaunchCommand, tenant: string, boot: HostBoot, events: HostEvents) {
+    this.tenant = tenant;
+    this.#events = events;
+    this.#child = spawn(command.file, command.args, { env: {}, stdio: ['pipe', 'ignore', 'pipe', 'pipe'] });
+    this.#input = this.#child.stdin!;
+    this.#output = this.#child.stdio[OUTPUT_FD] as Readable;
+    this.#writer = new FrameWriter(this.#input);
+    // A dead process's pipe refuses writes: its end is reported by 'close', not by these.
+    this.#input.on('error', () => {});
+    this.#output.on('data', (chunk: Buffer) => this.#read(chunk));
+    this.#child.stderr!.setEncoding('utf8').on('data', (text: string) => {
+      this.#stderrTail = (this.#stderrTail + text).slice(-STDERR_TAIL_CHARS);
+    });
+    this.#child.on('error', (error) => {
+      this.#exit = error.message;
+    });
+    this.#child.on('exit', (code, signal) => {
+      this.#exit ||= signal ? `signal ${signal}` : `exit ${code}`;
+    });
+    this.#child.on('close', () => this.#closed());
+    this.#writer.push(boot);
+  }
+
+  /** The outermost process started (prlimit, setpriv, unshare or bwrap exec or fork Node from it). */
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
+  send(message: ToHost): void {
+    this.#writer.push(message);
+  }
+
+  /** Reads again after `acceptingOutput` said no. */
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#output.resume();
+  }
+
+  /** Ends it now (SIGKILL): reported as `reason`, killed. */
+  kill(reason: string): void {
+    this.#killReason ??= reason;
+    this.#child.kill('SIGKILL');
+  }
+
+  /** Asks it to end (its stdin closes; it shuts its pool down and exits), killing it if it does not. */
+  end(): Promise<void> {
+    if (this.#child.exitCode !== null || this.#child.signalCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.#child.kill('SIGKILL'), END_GRACE_MS);
+      this.#child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.#writer.flush();
+      this.#input.end();
+    });
+  }
+
+  #read(chunk: Buffer): void {
+    if (this.#violation !== null) return;
+    try {
+      for (const raw of this.#reader.push(chunk)) {
+        const message = readFromHost(raw);
+        if (message === null) throw new FrameError('a message of no known shape');
+        this.#events.onMessage(this, message);
+      }
+    } catch (error) {
+      this.violated((error as Error).message);
+      return;
+    }
+    if (!this.#events.acceptingOutput()) {
+      this.#paused = true;
+      this.#output.pause();
+    }
+  }
+
+  /** It broke the protocol (a message about what is not its own, a malformed frame): it is ended. */
+  violated(what: string): void {
+    this.#violation ??= what;
+    this.kill('sandbox_exit');
+    // Nothing more it wrote is read, and a paused pipe must not hold its 'close' back.
+    this.#output.removeAllListeners('data');
+    this.#output.resume();
+  }
+
+  #closed(): void {
+    const killed = this.#killReason !== null && this.#violation === null;
+    const reason = this.#killReason ?? (OUT_OF_MEMORY.test(this.#stderrTail) ? 'out_of_memory' : 'sandbox_exit');
+    const detail = [this.#exit, this.#violation && `protocol violation: ${this.#violation}`, this.#stderrTail.trim().slice(-1000)].filter(Boolean).join('; ');
+    this.#events.onExit(this, reason, killed, detail);
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The start-up policy: which confinement the sandbox processes get, whether the server may run
+ * with what it found, and the factory server.ts hands the engine.
+ *
+ * - `confined`: no confinement possible is an error.
+ * - `auto` (the default): confined where possible; otherwise the server runs unconfined, saying so
+ *   loudly, but only on a loopback bind.
+ * - `unconfined`: sandbox processes without OS confinement, by the operator's explicit choice.
+ */
+import type { Config } from '../config.js';
+import { isLoopback } from '../config.js';
+import type { SandboxFactory } from '../sandbox/sandbox.js';
+import { detectConfinement, type Confinement, type ConfinementKind } from './confinement.js';
+import { ProcessSandbox, type ProcessLog } from './process-sandbox.js';
+
+/** How long a sandbox process gets to answer a kill request before it is killed whole. */
+const KILL_GRACE_MS = 2000;
+
+/** What /readyz and the log say about the sandbox. */
+export interface SandboxReport {
+  confinement: ConfinementKind;
+  confined: boolean;
+  detail: string;
+}
+
+export class SandboxRefused extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SandboxRefused';
+  }
+}
+
+export interface PreparedSandbox {
+  factory: SandboxFactory;
+  report: SandboxReport;
+  /** Resolves once the processes started with the sandbox (the shared token's tenant's) are up. */
+  booted(): Promise<void>;
+}
+
+/**
+ * Chooses the confinement; throws SandboxRefused when the policy forbids running with it.
+ * `sharedTenant` (the shared token's, if any) gets its process at once.
+ */
+export function prepareSandbox(config: Config, sharedTenant: string | null, log: ProcessLog): PreparedSandbox {
+  if (process.getuid?.() === 0 && (config.sandboxUid === 0 || config.sandboxGid === 0)) {
+    throw new SandboxRefused('VMSTREAM_SANDBOX_UID and VMSTREAM_SANDBOX_GID must not be root');
+  }
+  const confinement = detectConfinement({ mode: config.sandbox, uid: config.sandboxUid, gid: config.sandboxGid, memoryMb: config.sandboxMemoryMb });
+  refuseIfForbidden(config, confinement);
+  const options = {
+    command: confinement.command,
+    workers: config.workers,
+    heapMb: config.workerHeapMb,
+    limits: { maxText: config.maxTextChars, maxPreview: config.maxPreviewChars },
+    maxProcesses: config.sandboxProcesses,
+    idleMs: config.sandboxIdleMs,
+    killGraceMs: KILL_GRACE_MS,
+    // The shared token's tenant is the one a single-tenant server serves: its first run should not
+    // wait for a process to boot (as worker threads used to be started with the server).
+    prestart: sharedTenant === null ? [] : [sharedTenant],
+    log,
+  };
+  let sandbox: ProcessSandbox | null = null;
+  return {
+    factory: (listener) => (sandbox = new ProcessSandbox(options, listener)),
+    report: { confinement: confinement.kind, confined: confinement.kind !== 'none', detail: confinement.detail },
+    booted: () => sandbox?.booted() ?? Promise.resolve(),
+  };
+}
+
+function refuseIfForbidden(config: Config, confinement: Confinement): void {
+  if (confinement.kind !== 'none' || config.sandbox === 'unconfined') return;
+  if (config.sandbox === 'confined') {
+    throw new SandboxRefused(`VMSTREAM_SANDBOX=confined, but user code cannot be confined here: ${confinement.detail}`);
+  }
+  if (!isLoopback(config.host)) {
+    throw new SandboxRefused(
+      `user code cannot be confined here (${confinement.detail}), and VMSTREAM_HOST=${config.host} is not a loopback address: `
+      + 'install bubblewrap, or set VMSTREAM_SANDBOX=unconfined to run untrusted code unconfined anyway',
+    );
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * The pipe to a sandbox process, whose far end is untrusted: frames cut anywhere still decode, and
+ * a frame that is too big, not msgpack or not a batch is refused; a message of the wrong shape is
+ * refused; and a process that speaks of an execution it is not running is ended, its sessions
+ * reported lost, its forged output never delivered.
+ */
+import { PassThrough } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import t, { type Test } from 'tap';
+import { Packr } from 'msgpackr';
+import { FrameError, FrameReader, FrameWriter } from '../src/sandbox-process/frames.js';
+import { readFromHost } from '../src/sandbox-process/messages.js';
+import { ProcessSandbox } from '../src/sandbox-process/process-sandbox.js';
+import type { SandboxOutput } from '../src/sandbox/sandbox.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+async function framed(batches: unknown[][]): Promise<Buffer> {
+  const stream = new PassThrough();
+  const writer = new FrameWriter<unknown>(stream);
+  const chunks: Buffer[] = [];
+  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+  for (const batch of batches) {
+    for (const message of batch) writer.push(message);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return Buffer.concat(chunks);
+}
+
+t.test('frames cut at any byte decode to the same messages, in order', async (t) => {
+  const batches = [[{ t: 'ready' }], [{ t: 'a', n: 1 }, { t: 'b', text: 'x'.repeat(300) }], [{ t: 'c' }]];
+  const bytes = await framed(batches);
+  for (let cut = 0; cut <= bytes.length; cut++) {
+    const reader = new FrameReader(1024);
+    const messages = [...reader.push(bytes.subarray(0, cut)), ...reader.push(bytes.subarray(cut))];
+    if (JSON.stringify(messages) !== JSON.stringify(batches.flat())) t.fail(`cut at ${cut}: ${JSON.stringify(messages)}`);
+  }
+  const reader = new FrameReader(1024);
+  const oneByOne = [...bytes].flatMap((byte) => reader.push(Buffer.from([byte])));
+  t.same(oneByOne, batches.flat(), 'one byte at a time');
+});
+
+t.test('a broken frame is refused', async (t) => {
+  const header = (length: number) => Buffer.from(Uint32Array.of(length).buffer);
+  t.throws(() => new FrameReader(100).push(header(101)), FrameError, 'over the limit, before its bytes arrive');
+  t.throws(() => new FrameReader(100).push(Buffer.concat([header(2), Buffer.from([0xc1, 0xc1])])), FrameError, 'not msgpack');
+  const notBatch = new Packr().pack({ t: 'ready' });
+  t.throws(() => new FrameReader(100).push(Buffer.concat([header(notBatch.length), notBatch])), FrameError, 'not a batch');
+});
+
+t.test('only messages of a known shape are read, as fresh objects', async (t) => {
+  const out = { t: 'out', o: { kind: 'console', executionId: 'x', ts: 1, payload: { level: 'log', text: 'hi', extra: 'dropped' } } };
+  t.same(readFromHost(out), { t: 'out', o: { kind: 'console', executionId: 'x', ts: 1, payload: { level: 'log', text: 'hi' } } });
+  for (const bad of [
+    null, 'ready', [], { t: 'nope' },
+    { t: 'out', o: { kind: 'console', executionId: 'x', ts: 1, payload: { level: 'shout', text: 'hi' } } },
+    { t: 'out', o: { kind: 'console', executionId: 'x', ts: 1, payload: { level: 'log', text: { toString: 1 } } } },
+    { t: 'out', o: { kind: 'done', executionId: 'x', ts: 1, status: 'crashed' } },
+    { t: 'out', o: { kind: 'value', executionId: 7, ts: 1, payload: { type: 'number', preview: '1' } } },
+    { t: 'restored', sid: 's', result: { ok: 'yes', replayed: 1 } },
+    { t: 'lost', sids: ['s', 1], reason: 'x', killed: false },
+    { t: 'completion', id: 1, completion: { matches: 'a', start: 0, end: 0 } },
+  ]) {
+    t.equal(readFromHost(bad), null, JSON.stringify(bad));
+  }
+});
+
+interface Lost { sessionIds: string[]; reason: string; killed: boolean }
+
+/**
+ * A ProcessSandbox over a fake sandbox process that boots, then answers a run with `onRun` (an
+ * expression over `writer`, or nothing); the session `s1` of alice runs `mine`.
+ */
+function overFake(t: Test, onRun: string, then: (sandbox: ProcessSandbox) => void = () => {}) {
+  const fake = `
+    import net from 'node:net';
+    import { FrameReader, FrameWriter } from ${JSON.stringify(path.join(ROOT, 'dist/src/sandbox-process/frames.js'))};
+    const writer = new FrameWriter(new net.Socket({ fd: 3, readable: false, writable: true }));
+    const reader = new FrameReader(1 << 20);
+    process.stdin.on('data', (chunk) => {
+      for (const message of reader.push(chunk)) {
+        if (message.t === 'boot') writer.push({ t: 'ready' });
+        if (message.t === 'run') { ${onRun} }
+      }
+    });`;
+  const outputs: SandboxOutput[] = [];
+  const lost = new Promise<Lost>((resolve) => {
+    const sandbox = new ProcessSandbox({
+      command: { file: process.execPath, args: ['--input-type=module', '-e', fake] },
+      workers: 1, heapMb: 64, limits: { maxText: 100, maxPreview: 100 }, maxProcesses: 2, idleMs: 0, killGraceMs: 200, prestart: [],
+    }, {
+      onOutput: (output) => outputs.push(output),
+      acceptingOutput: () => true,
+      onRestored: () => {},
+      onLost: (sessionIds, reason, killed) => resolve({ sessionIds, reason, killed }),
+    });
+    t.teardown(() => sandbox.shutdown());
+    sandbox.open({ sessionId: 's1', tenant: 'alice' });
+    sandbox.run({ sessionId: 's1', executionId: 'mine', kind: 'repl', code: '1', filename: 'REPL1' });
+    then(sandbox);
+  });
+  return { outputs, lost };
+}
+
+t.test('a sandbox process that forges output for an execution it is not running is ended', async (t) => {
+  const { outputs, lost } = overFake(t, `writer.push({ t: 'out', o: { kind: 'console', executionId: 'theirs', ts: 1, payload: { level: 'log', text: 'forged' } } });`);
+  t.same(await lost, { sessionIds: ['s1'], reason: 'sandbox_exit', killed: false }, 'its sessions are lost, as a sandbox_exit');
+  t.same(outputs, [], 'nothing it forged was delivered');
+});
+
+t.test('a sandbox process that does not answer a kill is killed whole', async (t) => {
+  // It never answers anything: as if its main thread were stuck.
+  const { lost } = overFake(t, '', (sandbox) => sandbox.kill('s1', 'timeout'));
+  t.same(await lost, { sessionIds: ['s1'], reason: 'timeout', killed: true }, 'lost as the kill asked, once its grace ran out');
+});
