@@ -80,6 +80,7 @@ export const HTTP_OPERATIONS = Object.freeze({
   listSessions: { method: 'GET', path: `${API_PREFIX}/sessions`, auth: true },
   getSession: { method: 'GET', path: `${API_PREFIX}/sessions/{session_id}`, auth: true, params: sessionPath },
   closeSession: { method: 'DELETE', path: `${API_PREFIX}/sessions/{session_id}`, auth: true, params: sessionPath },
+  renameSession: { method: 'POST', path: `${API_PREFIX}/sessions/{session_id}/rename`, auth: true, params: sessionPath, body: derive('session.rename', { omit: ['session_id'] }) },
   executeRepl: { method: 'POST', path: `${API_PREFIX}/executions/repl`, auth: true, body: derive('execute', { fixed: { kind: 'repl' } }), query: waitQuery },
   executeRunFile: { method: 'POST', path: `${API_PREFIX}/executions/run-file`, auth: true, body: derive('execute', { fixed: { kind: 'run-file' }, omit: ['filename'] }), query: waitQuery },
   listExecutions: { method: 'GET', path: `${API_PREFIX}/executions`, auth: true, query: derive('execution.list') },

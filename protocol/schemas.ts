@@ -29,6 +29,7 @@ export const REQUEST_SCHEMAS: Readonly<Record<ClientOp, object>> = Object.freeze
   'session.create': request('session.create', { name: { type: 'string', maxLength: MAX_SESSION_NAME } }),
   'session.list': request('session.list', {}),
   'session.close': request('session.close', { session_id: entityId }, ['session_id']),
+  'session.rename': request('session.rename', { session_id: entityId, name: { type: 'string', maxLength: MAX_SESSION_NAME } }, ['session_id', 'name']),
   execute: request(
     'execute',
     {

@@ -128,6 +128,8 @@ export interface ExceptionPayload { name: string; message: string; stack: string
 /** What a stopped or lost run left of its session's context (protocol/README.md, `done`). */
 export type SessionState = 'kept' | 'rebuilt';
 export interface DonePayload { status: TerminalStatus; duration_ms: number; reason?: string; session?: SessionState }
+/** A rebuild of the session's context is under way: `replayed` of `inputs` earlier inputs re-run so far. */
+export interface SessionRestoringPayload { session_id: string; inputs: number; replayed: number }
 export interface SessionRestoredPayload { session_id: string; replayed: number }
 export interface SessionLostPayload { session_id: string; reason: string }
 
@@ -135,6 +137,7 @@ export interface EventPayloads {
   console: ConsolePayload;
   value: ValuePayload;
   exception: ExceptionPayload;
+  'session.restoring': SessionRestoringPayload;
   'session.restored': SessionRestoredPayload;
   'session.lost': SessionLostPayload;
   done: DonePayload;
@@ -162,6 +165,7 @@ interface RequestBase { id?: RequestId }
 export interface SessionCreateRequest extends RequestBase { op: 'session.create'; name?: string }
 export interface SessionListRequest extends RequestBase { op: 'session.list' }
 export interface SessionCloseRequest extends RequestBase { op: 'session.close'; session_id: string }
+export interface SessionRenameRequest extends RequestBase { op: 'session.rename'; session_id: string; name: string }
 export interface ExecuteRequest extends RequestBase {
   op: 'execute';
   session_id: string;
@@ -185,6 +189,7 @@ export type ClientRequest =
   | SessionCreateRequest
   | SessionListRequest
   | SessionCloseRequest
+  | SessionRenameRequest
   | ExecuteRequest
   | SubscribeRequest
   | UnsubscribeRequest

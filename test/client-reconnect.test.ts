@@ -111,8 +111,8 @@ t.test('a server killed mid-stream and restarted: the log is resumed, no event l
 
   const after: EventFrame[] = [];
   await client.execute(session, 'kept', { onEvent: (e) => after.push(e) });
-  t.same(after.map((e) => e.type), ['session.restored', 'value', 'done'], 'the session comes back, announced');
-  t.equal((after[1] as EventFrame<'value'>).payload.preview, "'from before the restart'");
+  t.same(after.map((e) => e.type), ['session.restoring', 'session.restored', 'value', 'done'], 'the session comes back, announced as the rebuild starts and when it is done');
+  t.equal((after[2] as EventFrame<'value'>).payload.preview, "'from before the restart'");
 });
 
 t.test('requests while disconnected wait for the socket; a lost session.create fails, typed', async (t) => {

@@ -5,6 +5,7 @@
  */
 import t from 'tap';
 import { runRepl } from './helpers/loose.js';
+import { connect } from './helpers/sdk.js';
 import { clientFor, sharedServer } from './helpers/util.js';
 
 const shared = sharedServer(t);
@@ -76,4 +77,14 @@ t.test('complete: answers, empty, while the session\'s worker is stuck in a loop
   await client.expect('execution', { op: 'cancel', execution_id: stuck.execution.execution_id });
   const after = await client.expect('completion', { op: 'complete', session_id: session, code: 'Math.ma', cursor: 7 });
   t.same(after.matches, ['max'], 'the replacement worker answers (from the session\'s reopened context)');
+});
+
+t.test('complete through the SDK: client.complete(session, code, cursor)', async (t) => {
+  const server = await shared();
+  const { client } = await connect(`ws://127.0.0.1:${server.port}/v1/ws`, server.token);
+  t.teardown(() => client.close());
+  const session = await client.createSession('sdk-complete');
+  await client.execute(session, 'const user = { address: { city: "Oslo", country: "NO" } }');
+  t.same(await client.complete(session, 'user.address.ci', 15), { matches: ['city'], start: 13, end: 15 });
+  await t.rejects(client.complete(session, 'ab', 3), { code: 'BAD_REQUEST' });
 });

@@ -108,8 +108,9 @@ t.test('a lost host ends the running execution crashed, and the session is rebui
   fake.value(queued.id, { type: 'number', preview: '1' });
   fake.done(queued.id);
   const events = await queued.events;
-  t.same(events.map((e) => [e.seq, e.type]), [[1, 'session.restored'], [2, 'value'], [3, 'done']]);
-  t.same(events[0]!.payload, { session_id: 's1', replayed: 1 });
+  t.same(events.map((e) => [e.seq, e.type]), [[1, 'session.restoring'], [2, 'session.restored'], [3, 'value'], [4, 'done']]);
+  t.same(events[0]!.payload, { session_id: 's1', inputs: 1, replayed: 0 }, 'said as the rebuild starts, before it ends');
+  t.same(events[1]!.payload, { session_id: 's1', replayed: 1 });
 });
 
 t.test('killing a host requeues the other sessions\' runs that produced nothing', async (t) => {
@@ -148,8 +149,8 @@ t.test('a rebuild that fails is said with session.lost, and the session carries 
   t.equal((await fake.take('run')).executionId, x.id);
   fake.done(x.id, 'error');
   const events = await x.events;
-  t.same(events.map((e) => [e.seq, e.type]), [[1, 'session.lost'], [2, 'done']]);
-  t.same(events[0]!.payload, { session_id: 's1', reason: 'input 1 of 1 ended with timeout' });
+  t.same(events.map((e) => [e.seq, e.type]), [[1, 'session.restoring'], [2, 'session.lost'], [3, 'done']]);
+  t.same(events[1]!.payload, { session_id: 's1', reason: 'input 1 of 1 ended with timeout' });
 });
 
 t.test('cancel: a queued execution ends at once, a running one once its host stopped it', async (t) => {

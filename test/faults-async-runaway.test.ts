@@ -9,7 +9,7 @@ import t, { type Test } from 'tap';
 import type { TestServer } from './helpers/server.js';
 import { TestClient, contiguousFrom1, seqs } from './helpers/client.js';
 import { clientFor, serverFor } from './helpers/util.js';
-import { runRepl, last, quoted, consoleTexts, type AnyEvent } from './helpers/loose.js';
+import { afterRestoring, runRepl, last, quoted, consoleTexts, type AnyEvent } from './helpers/loose.js';
 
 /** Starts an execution and returns its id (the client is subscribed to it by the execute reply). */
 async function start(client: TestClient, sessionId: string, code: string, extra: Record<string, unknown> = {}): Promise<string> {
@@ -39,7 +39,7 @@ async function checkSessionTruth(
   const value = events.find((e) => e.type === 'value');
   t.equal(next.done.payload.status, 'ok', 'the session runs code again');
   if (claim === 'rebuilt') {
-    t.equal(events[0]!.type, 'session.restored', 'a rebuilt session announces it on its next execution');
+    t.equal(afterRestoring(events)!.type, 'session.restored', 'a rebuilt session announces it on its next execution');
     t.equal(value?.payload.preview, quoted(okValue), 'rebuilt: the stopped run left nothing behind');
   } else {
     t.notOk(events.some((e) => e.type === 'session.restored' || e.type === 'session.lost'), 'kept: no restore announced');

@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap';
 import { TestClient, contiguousFrom1, seqs } from './helpers/client.js';
 import { clientFor, serverFor } from './helpers/util.js';
-import { runRepl, last, quoted, valueOf, consoleTexts, type AnyEvent } from './helpers/loose.js';
+import { afterRestoring, runRepl, last, quoted, valueOf, consoleTexts, type AnyEvent } from './helpers/loose.js';
 
 async function start(client: TestClient, sessionId: string, code: string, extra: Record<string, unknown> = {}): Promise<string> {
   const reply = await client.expect('execution', { op: 'execute', session_id: sessionId, kind: 'repl', code, ...extra });
@@ -23,7 +23,7 @@ async function checkTruth(t: Test, client: TestClient, sessionId: string, done: 
   const next = await runRepl(client, sessionId, 'String(globalThis.probe) + "/" + before');
   const events = next.events as AnyEvent[];
   if (done.payload.session === 'rebuilt') {
-    t.equal(events[0]!.type, 'session.restored', 'rebuilt: announced on the next execution');
+    t.equal(afterRestoring(events)!.type, 'session.restored', 'rebuilt: announced on the next execution');
     t.equal(valueOf(events), quoted('ok-input/state'), 'rebuilt: the cancelled run left nothing, earlier state is back');
   } else {
     t.notOk(events.some((e) => e.type === 'session.restored' || e.type === 'session.lost'), 'kept: nothing announced');

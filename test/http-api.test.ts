@@ -45,6 +45,13 @@ t.test('sessions: create 201, list, get, close', async (t) => {
   const unnamed = await api.post('/api/v1/sessions');
   t.equal(unnamed.status, 201, 'the body is optional');
   t.equal(unnamed.body.name, '');
+
+  const renamed = await api.post(`/api/v1/sessions/${unnamed.body.session_id}/rename`, { name: 'named at last' });
+  t.equal(renamed.status, 200);
+  t.same(renamed.body, { ...unnamed.body, name: 'named at last' }, 'rename: only the name changes');
+  t.equal((await api.get(`/api/v1/sessions/${unnamed.body.session_id}`)).body.name, 'named at last');
+  t.equal((await api.post(`/api/v1/sessions/${unnamed.body.session_id}/rename`, {})).body.error.code, 'BAD_REQUEST', 'the name is required');
+  t.equal((await other.post(`/api/v1/sessions/${unnamed.body.session_id}/rename`, { name: 'theirs' })).status, 404, 'another tenant\'s session is not found');
 });
 
 t.test('repl: 201 with the record; state persists; events stream to done', async (t) => {

@@ -127,3 +127,23 @@ t.test('after a restart the session still runs code with its state rebuilt', asy
   t.equal(run.events.find((e) => e.type === 'value')?.payload.preview, '42');
   t.equal(seqProblem(run.events.map((e) => e.seq), 1), null);
 });
+
+t.test('a rebuild is said as it starts, and does not wait out its inputs\' timers again', async (t) => {
+  // The rebuild must end within 3 s although its input waited 5 s the first time: timers fire at once while restoring.
+  const env = { VMSTREAM_RESTORE_TIMEOUT_MS: '3000' };
+  const first = await serverFor(t, { env, keepDirs: true });
+  const client = await TestClient.connect(first.url, first.token);
+  const session = await client.createSession('timers');
+  const waited = await client.run(session, 'let order = []; setTimeout(() => order.push("late"), 5000); setTimeout(() => order.push("early"), 10); await new Promise((r) => { const poll = setInterval(() => { if (order.length === 2) { clearInterval(poll); r(); } }, 50); })', { timeout_ms: 20000 });
+  t.equal(waited.done.payload.status, 'ok');
+  await client.close();
+  await first.stop();
+
+  const second = await serverFor(t, { env, dataDir: first.dataDir, workspaceDir: first.workspaceDir });
+  const after = await TestClient.connect(second.url, second.token);
+  t.teardown(() => after.close());
+  const next = await after.run(session, 'order.join(" then ")');
+  t.same(next.events.map((e) => e.type), ['session.restoring', 'session.restored', 'value', 'done'], 'restoring first, then restored: not lost to the restore timeout');
+  t.same(next.events[0]!.payload, { session_id: session, inputs: 1, replayed: 0 });
+  t.equal((next.events[2]!.payload as { preview: string }).preview, "'early then late'", 'the callbacks ran in their order');
+});

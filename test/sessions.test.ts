@@ -51,6 +51,26 @@ t.test('session.create, session.list, session.close', async (t) => {
   t.equal(missing.code, 'NOT_FOUND');
 });
 
+t.test('session.rename: a new name, listed and kept across a restart; nothing else changes', async (t) => {
+  const server = await serverFor(t, { keepDirs: true });
+  const client = await clientFor(t, server);
+  const session = (await client.expect('session', { op: 'session.create', name: 'before' })).session;
+  await client.run(session.session_id, 'let kept = "still here"');
+  const renamed = (await client.expect('session', { op: 'session.rename', session_id: session.session_id, name: 'after' })).session;
+  t.same(renamed, { ...session, name: 'after', execution_count: 1 }, 'only the name changed');
+  t.equal((await client.expect('sessions', { op: 'session.list' })).items[0].name, 'after');
+  const missing = await client.request({ op: 'session.rename', session_id: 'no-such-session', name: 'x' });
+  t.equal(missing.code, 'NOT_FOUND');
+
+  await client.close();
+  await server.stop();
+  const again = await serverFor(t, { dataDir: server.dataDir, workspaceDir: server.workspaceDir });
+  const next = await clientFor(t, again);
+  t.equal((await next.expect('sessions', { op: 'session.list' })).items[0].name, 'after', 'durable');
+  const value = (await next.run(session.session_id, 'kept')).events.find((e) => e.type === 'value');
+  t.equal((value?.payload as { preview: string }).preview, "'still here'", 'the same session, its state rebuilt');
+});
+
 t.test('session.close cancels queued executions', async (t) => {
   const server = await shared();
   const client = await clientFor(t, server);

@@ -42,6 +42,7 @@ t.test('tenants cannot see or touch each other', async (t) => {
   await notFound({ op: 'execution.get', execution_id: xid }, 'execution.get');
   await notFound({ op: 'execution.list', session_id: session }, 'execution.list');
   await notFound({ op: 'session.close', session_id: session }, 'session.close');
+  await notFound({ op: 'session.rename', session_id: session, name: 'mine now' }, 'session.rename');
   await notFound({ op: 'execute', session_id: session, kind: 'repl', code: 'secret' }, 'execute into a foreign session');
   await notFound({ op: 'complete', session_id: session, code: 'sec', cursor: 3 }, 'complete in a foreign session');
   t.same((await b.expect('sessions', { op: 'session.list' })).items, [], 'session.list shows none of alice');

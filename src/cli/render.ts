@@ -65,9 +65,14 @@ export class Renderer {
         const { name, message, stack } = event.payload;
         return this.line(this.paint('red', `Uncaught ${stack || `${name}: ${message}`}`));
       }
+      case 'session.restoring': {
+        const { inputs, replayed } = event.payload;
+        if (replayed === 0) return this.note(`the session's state is being rebuilt: re-running its ${inputs} earlier input${inputs === 1 ? '' : 's'}…`);
+        return this.note(`rebuilding: ${replayed} of ${inputs} inputs re-run…`);
+      }
       case 'session.restored': {
         const { replayed } = event.payload;
-        return this.note(`session restored: ${replayed} earlier input${replayed === 1 ? '' : 's'} replayed`);
+        return this.note(`session restored: its state was rebuilt by re-running ${replayed} earlier input${replayed === 1 ? '' : 's'}; values they computed (Date.now(), Math.random(), I/O) may differ from the first time`);
       }
       case 'session.lost': {
         const { reason } = event.payload;

@@ -128,6 +128,11 @@ export class Client {
     return (await this.#call('session', { op: 'session.close', session_id: sessionIdOf(session) }, true)).session;
   }
 
+  /** Gives a session (open or closed) another name. */
+  async renameSession(session: SessionRef, name: string): Promise<SessionRecord> {
+    return (await this.#call('session', { op: 'session.rename', session_id: sessionIdOf(session), name }, true)).session;
+  }
+
   async getExecution(executionId: string): Promise<ExecutionRecord> {
     return (await this.#call('execution', { op: 'execution.get', execution_id: executionId }, true)).execution;
   }

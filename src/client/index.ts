@@ -44,6 +44,7 @@ export type {
   SessionLostPayload,
   SessionRecord,
   SessionRestoredPayload,
+  SessionRestoringPayload,
   SessionState,
   SessionStatus,
   TerminalStatus,

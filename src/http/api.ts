@@ -70,6 +70,7 @@ export class HttpApi implements HttpHandler {
       listSessions: async ({ tenant }) => ok({ items: service.listSessions(tenant) }),
       getSession: async ({ tenant, params }) => ok(service.getSession(tenant, params.session_id!)),
       closeSession: async ({ tenant, params }) => ok(await service.closeSession(tenant, params.session_id!)),
+      renameSession: async ({ tenant, params, body }) => ok(await service.renameSession(tenant, params.session_id!, body.name as string)),
       executeRepl: (call) => this.#execute(call, 'repl'),
       executeRunFile: (call) => this.#execute(call, 'run-file'),
       listExecutions: async ({ tenant, query }) => ok({ items: await service.listExecutions(tenant, query.session_id as string, query.limit as number | undefined) }),

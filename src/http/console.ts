@@ -3,6 +3,7 @@
  * `/assets/…` in front of the HTTP API. They are read into memory once at start: a handful of
  * small text files, so a request never touches the file system and no path can escape the folder.
  */
+import { randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,13 +26,30 @@ const TYPES: Readonly<Record<string, string>> = Object.freeze({
  * The page talks only to its own origin; the token it reads from `?token=` must not leak through
  * a Referer. Asset names carry a content hash, so they can be cached for good; the page cannot.
  */
+const POLICY = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 const PAGE_HEADERS = Object.freeze({
-  'content-security-policy': "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+  'content-security-policy': POLICY,
   'referrer-policy': 'no-referrer',
   'x-content-type-options': 'nosniff',
   'cache-control': 'no-cache',
 });
 const ASSET_HEADERS = Object.freeze({ ...PAGE_HEADERS, 'cache-control': 'public, max-age=31536000, immutable' });
+/** Where the page's HTML takes each response's style nonce (web/index.html). */
+const NONCE_SLOT = '__CSP_NONCE__';
+
+/**
+ * The editor (CodeMirror) puts its styles in a <style> element, which `style-src 'self'` refuses:
+ * each page response gets a fresh nonce for it, in the policy and in the page, rather than
+ * allowing every inline style.
+ */
+function withNonce(file: ConsoleFile): ConsoleFile {
+  const nonce = randomBytes(16).toString('base64');
+  return {
+    ...file,
+    body: file.body.replaceAll(NONCE_SLOT, nonce),
+    headers: { ...file.headers, 'content-security-policy': `${POLICY}; style-src 'self' 'nonce-${nonce}'` },
+  };
+}
 
 interface ConsoleFile { type: string; body: string; headers: Readonly<Record<string, string>> }
 
@@ -76,7 +94,8 @@ export class ConsoleHandler implements HttpHandler {
   }
 
   handle(request: HttpRequest, response: HttpResponse): void {
-    const file = request.method === 'GET' ? this.#files.get(request.path) : undefined;
+    const stored = request.method === 'GET' ? this.#files.get(request.path) : undefined;
+    const file = stored && request.path === '/' ? withNonce(stored) : stored;
     if (file) sendText(response, 200, file.type, file.body, { ...file.headers });
     else this.#next.handle(request, response);
   }

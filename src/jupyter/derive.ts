@@ -60,6 +60,11 @@ export class Derivation {
         const text = `[vmstream] this kernel's earlier state could not be rebuilt (${reason}): it starts afresh\n`;
         return [this.#iopub(seq, 0, 'stream', { name: 'stderr', text }, ts)];
       }
+      case 'session.restoring': {
+        const { inputs, replayed } = event.payload as EventFrame<'session.restoring'>['payload'];
+        const text = `[vmstream] this kernel's state is being rebuilt: ${replayed} of ${inputs} earlier input(s) ran again so far\n`;
+        return [this.#iopub(seq, 0, 'stream', { name: 'stderr', text }, ts)];
+      }
       case 'session.restored': {
         const { replayed } = event.payload as EventFrame<'session.restored'>['payload'];
         const text = `[vmstream] this kernel's state was rebuilt: ${replayed} earlier input(s) ran again (their output is not shown again)\n`;

@@ -79,7 +79,7 @@ export const TOOLS = {
       `(at most \`limit\`, 1 to ${EVENTS_LIMIT_MAX}), last_seq (the log's end so far) and done: true ` +
       'once the execution has ended and this page reaches its final `done` event. Event types: ' +
       'console {level, text}, value {type, preview}, exception {name, message, stack}, ' +
-      'session.restored, session.lost, done {status, reason?}.',
+      'session.restoring {inputs, replayed}, session.restored, session.lost, done {status, reason?}.',
     inputSchema: z.object({
       execution_id: id.describe('The execution, as run_code returned it.'),
       after_seq: z.number().int().min(0).optional().describe('Read events after this seq (default 0: from the start).'),

@@ -29,6 +29,10 @@ export function eventText(event: EventFrame): string | null {
       const { name, message, stack } = event.payload as EventPayloads['exception'];
       return `Uncaught ${stack || `${name}: ${message}`}`;
     }
+    case 'session.restoring': {
+      const { inputs, replayed } = event.payload as EventPayloads['session.restoring'];
+      return `[vmstream] rebuilding the session's context before this runs: ${replayed} of ${inputs} earlier inputs re-run so far`;
+    }
     case 'session.restored':
       return `[vmstream] the session's context was rebuilt (${(event.payload as EventPayloads['session.restored']).replayed} earlier inputs re-run)`;
     case 'session.lost':

@@ -37,6 +37,7 @@ export type OutputItem = [xid: string, kind: ItemKind, ts: number, a: string | n
 export type FromWorker =
   /** The ring has records to read (posted only when no such message is pending). */
   | { t: 'out' }
+  | { t: 'restoring'; sid: string; replayed: number; inputs: number }
   | { t: 'restored'; sid: string; ok: boolean; replayed: number; reason?: string }
   | { t: 'completion'; id: number; completion: Completion };
 

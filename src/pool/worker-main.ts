@@ -59,13 +59,15 @@ async function restore(sid: string, inputs: Extract<ToWorker, { t: 'restore' }>[
   sessions.set(sid, context);
   for (let index = 0; index < inputs.length; index++) {
     const input = inputs[index]!;
-    const status = await new Promise<RunStatus>((resolve) => context.start(input.kind, input.code, input.filename, { ...SILENT, done: resolve }));
+    // Timers fire without waiting while restoring (in their order): the rebuild does not wait out the inputs' delays again.
+    const status = await new Promise<RunStatus>((resolve) => context.start(input.kind, input.code, input.filename, { ...SILENT, done: resolve }, { restoring: true }));
     // An input that threw the first time may throw again; one that succeeded must succeed again,
     // and none may have to be stopped.
     if (status !== 'ok' && !(status === 'error' && input.ended === 'error')) {
       post({ t: 'restored', sid, ok: false, replayed: index, reason: `input ${index + 1} of ${inputs.length} ended with ${status}` });
       return;
     }
+    post({ t: 'restoring', sid, replayed: index + 1, inputs: inputs.length });
   }
   post({ t: 'restored', sid, ok: true, replayed: inputs.length });
 }

@@ -200,6 +200,9 @@ export class WorkerPool implements Sandbox {
         case 'out':
           this.#read(slot, READ_PER_TURN);
           break;
+        case 'restoring':
+          if (this.#placement.get(message.sid) === slot) this.#listener.onRestoreProgress?.(message.sid, message.replayed, message.inputs);
+          break;
         case 'restored':
           if (this.#placement.get(message.sid) === slot) {
             this.#listener.onRestored(message.sid, { ok: message.ok, replayed: message.replayed, ...(message.reason === undefined ? {} : { reason: message.reason }) });

@@ -66,6 +66,8 @@ export interface SandboxListener {
    */
   acceptingOutput(): boolean;
   onRestored(sessionId: string, result: RestoreResult): void;
+  /** A rebuild has re-run `replayed` of its `inputs` (after each one); optional for hosts that cannot say. */
+  onRestoreProgress?(sessionId: string, replayed: number, inputs: number): void;
   /**
    * A host is gone, and with it the contexts of `sessionIds` (open ones; runs in them are over).
    * `reason` says why (`timeout`, `out_of_memory`, `worker_exit`, `sandbox_exit`, `reclaimed`…);

@@ -15,6 +15,7 @@ import { inContextPreviewer, type PreviewLimits } from './in-context-preview.js'
 import { inContextSafe } from './in-context-safe.js';
 import { inContextTable } from './in-context-table.js';
 import { completionTarget, needsAsyncWrapper, topLevelLexicalNames, wrapTopLevelAwait } from './repl-transform.js';
+import { REAL_CLOCK, SkippingClock, type TimerClock } from './timer-clock.js';
 import { valueKind } from './value-kind.js';
 
 export type RunStatus = 'ok' | 'error' | 'timeout' | 'cancelled';
@@ -32,10 +33,12 @@ export interface RunOutput {
 
 interface Run {
   output: RunOutput;
+  /** The real clock, or for a session rebuild's re-run one that fires timers without waiting (timer-clock.ts). */
+  clock: TimerClock;
   settled: boolean;
   failed: boolean;
   finished: boolean;
-  timers: Map<number, NodeJS.Timeout>;
+  timers: Map<number, unknown>;
 }
 
 /**
@@ -98,8 +101,8 @@ export class SessionContext {
   }
 
   /** Starts a run; its end is reported through `output.done`, exactly once. */
-  start(kind: ExecutionKind, code: string, filename: string, output: RunOutput): void {
-    const run: Run = { output, settled: false, failed: false, finished: false, timers: new Map() };
+  start(kind: ExecutionKind, code: string, filename: string, output: RunOutput, options: { restoring?: boolean } = {}): void {
+    const run: Run = { output, clock: options.restoring === true ? new SkippingClock() : REAL_CLOCK, settled: false, failed: false, finished: false, timers: new Map() };
     this.#run = run;
     try {
       const { script, wrapped } = this.#compile(kind, code, filename);
@@ -201,13 +204,13 @@ export class SessionContext {
         const run = this.#run;
         if (!run || typeof id !== 'number' || typeof delay !== 'number') return;
         const fire = () => this.#fire(run, id, repeat === true);
-        run.timers.set(id, repeat === true ? setInterval(fire, delay) : setTimeout(fire, delay));
+        run.timers.set(id, run.clock.set(fire, delay, repeat === true));
       },
       clearTimer: (id) => {
         const run = this.#run;
         const handle = run?.timers.get(id);
         if (!run || handle === undefined) return;
-        clearTimeout(handle);
+        run.clock.clear(handle);
         run.timers.delete(id);
         setImmediate(() => this.#maybeFinish(run));
       },
@@ -253,7 +256,7 @@ export class SessionContext {
   #clearTimer(run: Run, id: number): void {
     const handle = run.timers.get(id);
     if (handle === undefined) return;
-    clearTimeout(handle);
+    run.clock.clear(handle);
     run.timers.delete(id);
     this.#api.forget(id);
   }

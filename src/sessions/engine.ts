@@ -92,9 +92,24 @@ export class Engine {
       onOutput: (output) => this.#onOutput(output),
       acceptingOutput: () => this.#commits.backlogBytes < OUTPUT_BACKLOG_BYTES,
       onRestored: (sessionId, result) => this.#onRestored(sessionId, result),
+      onRestoreProgress: (sessionId, replayed, inputs) => {
+        const session = this.#sessions.get(sessionId);
+        if (session) this.#rebuild.onProgress(session, replayed, inputs);
+      },
       onLost: (sessionIds, reason, killed) => this.#onLost(sessionIds, reason, killed),
     });
-    this.#rebuild = new SessionRebuilder({ store, workspace, sandbox: this.#sandbox, timeoutMs: config.restoreTimeoutMs, next: (session) => this.#pump(session) });
+    this.#rebuild = new SessionRebuilder({
+      store,
+      workspace,
+      sandbox: this.#sandbox,
+      timeoutMs: config.restoreTimeoutMs,
+      next: (session) => this.#pump(session),
+      // Said in the execution that waits for the rebuild (the queue's head): it is what a client watches.
+      progress: (session, payload) => {
+        const waiting = session.queue[0];
+        if (waiting) this.#events.emit(waiting, 'session.restoring', payload);
+      },
+    });
   }
 
   /**
@@ -146,6 +161,16 @@ export class Engine {
     for (const execution of pending) this.#stop(execution, 'cancelled', 'session_closed');
     // A run being stopped keeps its context until it ends, so that its host can still be killed.
     if (!session.running) this.#unhost(session);
+    this.#commits.saveSession(session.record);
+    await this.#commits.flushed();
+    return session.record;
+  }
+
+  /** Renames a session; resolves once its record is durable. */
+  async renameSession(sessionId: string, name: string): Promise<SessionRecord | undefined> {
+    const session = this.#sessions.get(sessionId);
+    if (!session) return undefined;
+    session.record.name = name;
     this.#commits.saveSession(session.record);
     await this.#commits.flushed();
     return session.record;

@@ -55,6 +55,8 @@ export class LiveSession {
   needsRestore: boolean;
   restoring = false;
   restoreTimer: NodeJS.Timeout | null = null;
+  /** When the rebuild's progress was last said (`session.restoring`), to say it at most once a second. */
+  restoreShownAt = 0;
   /** Said on the next execution of the session: how the last rebuild went. */
   announcement: Announcement | null = null;
   /** The sandbox holds a context for it (from `open` until `close`, which waits for a run to end). */

@@ -1,10 +1,11 @@
 /**
  * Rebuilding a session whose context was lost (its host died, or the server restarted): the inputs
  * that ran to their end are read back from the store and the workspace and re-run silently into
- * the fresh context, before the session's next execution; that execution is then told how it went
+ * the fresh context, before the session's next execution. That execution is told at once that a
+ * rebuild started (`session.restoring`, then its progress while it lasts), then how it went
  * (`session.restored`, or `session.lost` when the rebuild failed and the context is what there is).
  */
-import type { ExecutionRecord } from '../../protocol/types.js';
+import type { ExecutionRecord, SessionRestoringPayload } from '../../protocol/types.js';
 import type { ReplayInput, RestoreResult, Sandbox } from '../sandbox/sandbox.js';
 import type { EventStore } from '../store/event-store.js';
 import type { LiveSession } from './live.js';
@@ -18,7 +19,12 @@ export interface RebuildDeps {
   timeoutMs: number;
   /** The session's rebuild ended (either way): its next step may start. */
   next(session: LiveSession): void;
+  /** Tells the execution waiting for the rebuild how far it is (a `session.restoring` event). */
+  progress(session: LiveSession, payload: SessionRestoringPayload): void;
 }
+
+/** Progress is said when a rebuild starts and then at most this often: a long rebuild is seen moving, a short one costs one event. */
+const PROGRESS_EVERY_MS = 1000;
 
 export class SessionRebuilder {
   readonly #deps: RebuildDeps;
@@ -41,8 +47,14 @@ export class SessionRebuilder {
     }
     // The host may have been lost while the inputs were read: that already ended this rebuild.
     if (!session.restoring) return;
+    if (inputs.length > 0) this.#show(session, 0, inputs.length);
     session.restoreTimer = setTimeout(() => this.#deps.sandbox.kill(sessionId, 'restore_timeout'), this.#deps.timeoutMs);
     this.#deps.sandbox.restore(sessionId, inputs);
+  }
+
+  /** The host re-ran `replayed` of the rebuild's `inputs`. */
+  onProgress(session: LiveSession, replayed: number, inputs: number): void {
+    if (session.restoring && replayed < inputs && Date.now() - session.restoreShownAt >= PROGRESS_EVERY_MS) this.#show(session, replayed, inputs);
   }
 
   onRestored(session: LiveSession, result: RestoreResult): void {
@@ -60,6 +72,11 @@ export class SessionRebuilder {
   failed(session: LiveSession, reason: string): void {
     this.#end(session);
     session.announcement = { type: 'session.lost', payload: { session_id: session.record.session_id, reason } };
+  }
+
+  #show(session: LiveSession, replayed: number, inputs: number): void {
+    session.restoreShownAt = Date.now();
+    this.#deps.progress(session, { session_id: session.record.session_id, inputs, replayed });
   }
 
   /** The session was given a fresh context (Engine.resetSession): a rebuild under way ends unheard. */

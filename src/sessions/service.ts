@@ -97,6 +97,12 @@ export class ExecutionService {
     return (await this.#engine.closeSession(sessionId))!;
   }
 
+  /** Gives a session (open or closed) another name. */
+  async renameSession(tenant: string, sessionId: string, name: string): Promise<SessionRecord> {
+    this.#ownSession(tenant, sessionId);
+    return (await this.#engine.renameSession(sessionId, name))!;
+  }
+
   /**
    * Gives the session a fresh, empty context under the same id, cancelling what runs or waits in
    * it; earlier inputs are no longer replayed when the context is rebuilt (a Jupyter kernel restart).

@@ -108,6 +108,8 @@ export class Connection implements EventSink {
         return this.#reply({ op: 'sessions', id, items: service.listSessions(tenant) });
       case 'session.close':
         return this.#reply({ op: 'session', id, session: await service.closeSession(tenant, request.session_id) });
+      case 'session.rename':
+        return this.#reply({ op: 'session', id, session: await service.renameSession(tenant, request.session_id, request.name) });
       case 'execute': {
         const { op: _op, id: _id, ...input } = request;
         const { record, created } = await service.execute(tenant, input, this);

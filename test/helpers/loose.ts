@@ -27,3 +27,8 @@ export function valueOf(events: AnyEvent[]): string | undefined {
 export function consoleTexts(events: AnyEvent[]): string[] {
   return events.filter((e) => e.type === 'console').map((e) => e.payload.text as string);
 }
+
+/** The first event past a rebuild's `session.restoring` progress: `session.restored` or `session.lost` when there was one. */
+export function afterRestoring<E extends { type: string }>(events: E[]): E | undefined {
+  return events.find((e) => e.type !== 'session.restoring');
+}
