@@ -52,6 +52,7 @@ t.test('a broken frame is refused', async (t) => {
 t.test('only messages of a known shape are read, as fresh objects', async (t) => {
   const out = { t: 'out', o: { kind: 'console', executionId: 'x', ts: 1, payload: { level: 'log', text: 'hi', extra: 'dropped' } } };
   t.same(readFromHost(out), { t: 'out', o: { kind: 'console', executionId: 'x', ts: 1, payload: { level: 'log', text: 'hi' } } });
+  t.same(readFromHost({ t: 'restoring', sid: 's', replayed: 2, inputs: 5, extra: 1 }), { t: 'restoring', sid: 's', replayed: 2, inputs: 5 });
   for (const bad of [
     null, 'ready', [], { t: 'nope' },
     { t: 'out', o: { kind: 'console', executionId: 'x', ts: 1, payload: { level: 'shout', text: 'hi' } } },
@@ -59,6 +60,8 @@ t.test('only messages of a known shape are read, as fresh objects', async (t) =>
     { t: 'out', o: { kind: 'done', executionId: 'x', ts: 1, status: 'crashed' } },
     { t: 'out', o: { kind: 'value', executionId: 7, ts: 1, payload: { type: 'number', preview: '1' } } },
     { t: 'restored', sid: 's', result: { ok: 'yes', replayed: 1 } },
+    { t: 'restoring', sid: 's', replayed: 6, inputs: 5 },
+    { t: 'restoring', sid: 's', replayed: -1, inputs: 5 },
     { t: 'lost', sids: ['s', 1], reason: 'x', killed: false },
     { t: 'completion', id: 1, completion: { matches: 'a', start: 0, end: 0 } },
   ]) {

@@ -27,6 +27,7 @@ const listener: SandboxListener = {
   onOutput: (o) => writer.push({ t: 'out', o }),
   acceptingOutput: () => !output.writableNeedDrain,
   onRestored: (sid, result) => writer.push({ t: 'restored', sid, result }),
+  onRestoreProgress: (sid, replayed, inputs) => writer.push({ t: 'restoring', sid, replayed, inputs }),
   onLost: (sids, reason, killed) => writer.push({ t: 'lost', sids, reason, killed }),
 };
 

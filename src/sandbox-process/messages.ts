@@ -36,12 +36,15 @@ export type FromHost =
   | { t: 'ready' }
   | { t: 'out'; o: SandboxOutput }
   | { t: 'restored'; sid: string; result: RestoreResult }
+  /** A rebuild under way has re-run `replayed` of its `inputs`. */
+  | { t: 'restoring'; sid: string; replayed: number; inputs: number }
   | { t: 'lost'; sids: string[]; reason: string; killed: boolean }
   | { t: 'completion'; id: number; completion: Completion };
 
 const RUN_STATUSES = new Set(['ok', 'error', 'timeout', 'cancelled']);
 const isString = (value: unknown): value is string => typeof value === 'string';
 const isStringArray = (value: unknown): value is string[] => Array.isArray(value) && value.every(isString);
+const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /**
@@ -65,6 +68,9 @@ export function readFromHost(message: unknown): FromHost | null {
       if (result.reason !== undefined) restored.reason = result.reason;
       return { t: 'restored', sid: message.sid, result: restored };
     }
+    case 'restoring':
+      if (!isString(message.sid) || !isCount(message.replayed) || !isCount(message.inputs) || message.replayed > message.inputs) return null;
+      return { t: 'restoring', sid: message.sid, replayed: message.replayed, inputs: message.inputs };
     case 'lost':
       if (!isStringArray(message.sids) || !isString(message.reason) || typeof message.killed !== 'boolean') return null;
       return { t: 'lost', sids: message.sids, reason: message.reason, killed: message.killed };

@@ -300,6 +300,10 @@ export class ProcessSandbox implements Sandbox {
         if (!host.restoring.delete(message.sid)) return host.process.violated('a rebuild it was not asked for');
         this.#listener.onRestored(message.sid, message.result);
         break;
+      case 'restoring':
+        if (!host.restoring.has(message.sid)) return host.process.violated('progress of a rebuild it was not asked for');
+        this.#listener.onRestoreProgress?.(message.sid, message.replayed, message.inputs);
+        break;
       case 'lost': {
         const sids = message.sids.filter((sid) => host.tenant.sessions.has(sid));
         this.#forget(host, sids);
