@@ -97,12 +97,14 @@ function bubblewrap(bwrap: string, node: string, user: ConfinementOptions | null
     if (lstatSync(link).isSymbolicLink()) args.push('--symlink', readlinkSync(link), link);
     else args.push('--ro-bind', link, link);
   }
+  // The tmpfs first: bound after the code, it would hide a checkout that lives under /tmp.
+  args.push('--tmpfs', '/tmp');
   // Node installed outside /usr (nvm, a tarball): its own prefix, read-only.
   const prefix = path.dirname(path.dirname(node));
   if (!prefix.startsWith('/usr/')) args.push('--ro-bind', prefix, prefix);
   for (const entry of CODE_PATHS) if (existsSync(entry)) args.push('--ro-bind', entry, entry);
   const inner = withoutEnvironment(node);
-  args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--chdir', '/', '--', inner.file, ...inner.args);
+  args.push('--proc', '/proc', '--dev', '/dev', '--chdir', '/', '--', inner.file, ...inner.args);
   // As root, bwrap itself starts as the sandbox user, so that user is what the process is outside its namespace too.
   return user ? asUser(which('setpriv') ?? 'setpriv', user, { file: bwrap, args }) : { file: bwrap, args };
 }
