@@ -82,8 +82,9 @@ check "after restart: the session takes work" "$status" 201
 NEXT=$(json d.execution_id <<<"$body")
 sse "/api/v1/executions/$NEXT/events" >/dev/null
 read -r status body <<<"$(api GET "/api/v1/executions/$NEXT/events")"
-check "after restart: rebuilt, then run" "$(json 'd.items.map(e => e.type).join()' <<<"$body")" "session.restored,value,done"
-check "after restart: the state is back" "$(json 'd.items[1].payload.preview' <<<"$body")" 63
+# A rebuild is announced as it starts (session.restoring), then how it went (session.restored).
+check "after restart: rebuilt, then run" "$(json 'd.items.map(e => e.type).join()' <<<"$body")" "session.restoring,session.restored,value,done"
+check "after restart: the state is back" "$(json 'd.items.find(e => e.type === "value").payload.preview' <<<"$body")" 63
 
 stop_server TERM
 finish test-e2e
