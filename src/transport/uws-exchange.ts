@@ -12,11 +12,13 @@ const EMPTY_BODY = new Uint8Array(0);
  * buffer and the socket cannot take that buffer, uWS (up to 20.79) drops the overflowing write
  * (AsyncSocket::uncork, fixed upstream in uNetworking/uWebSockets 6b7f354), which corrupts the
  * chunked framing of a reader under backpressure (the client sees HPE_INVALID_CHUNK_SIZE). So the
- * chunks written inside one cork are joined and written once it is over, uncorked; a write while
- * uncorked buffers what the socket does not take. Past this many bytes in one cork, write() says
- * the caller should wait for onWritable.
+ * chunks written inside one cork are joined and written once it is over, in pieces that each fit
+ * the cork buffer (see #writeNow). Past this many bytes in one cork, write() says the caller should
+ * wait for onWritable.
  */
 const CORK_BATCH_LIMIT = 256 * 1024;
+/** A streamed piece, written in a cork of its own: with its chunk header, well inside uWS's 16 KB cork buffer. */
+const CORK_PIECE_BYTES = 12 * 1024;
 
 /**
  * One HTTP request and its response, as src/http/port.ts sees them. Everything is copied out of
@@ -119,7 +121,7 @@ export class UwsExchange implements HttpRequest, HttpResponse {
     });
   }
 
-  /** Writes the cork's streamed chunks, uncorked (see CORK_BATCH_LIMIT), then the end if it came. */
+  /** Writes the cork's streamed chunks in pieces (see #writeNow), then the end if it came. */
   #flush(): void {
     const batch = this.#batch ?? [];
     this.#batch = null;
@@ -128,7 +130,7 @@ export class UwsExchange implements HttpRequest, HttpResponse {
     this.#endAfterBatch = null;
     if (this.aborted) return;
     if (batch.length) this.#writeNow(batch.join(''));
-    if (end) this.#res.end(end.body, end.closeConnection);
+    if (end) this.#res.cork(() => this.#res.end(end.body, end.closeConnection));
     if (this.#owesWritable && !this.#backpressure && !this.ended) {
       // uWS took it all, so it will not call onWritable: the writer that was told to wait resumes now.
       setImmediate(() => {
@@ -138,8 +140,20 @@ export class UwsExchange implements HttpRequest, HttpResponse {
     this.#owesWritable = false;
   }
 
+  /**
+   * Writes in pieces that each fit uWS's cork buffer with their chunk header, one cork each: a cork
+   * that does not overflow is flushed whole or buffered by uWS (never dropped), and a write outside
+   * any cork would make uWS print a warning on stderr for every call.
+   */
   #writeNow(chunk: string): boolean {
-    const flushed = this.#res.write(chunk);
+    const bytes = Buffer.from(chunk, 'utf8');
+    let flushed = true;
+    for (let start = 0; start < bytes.length; start += CORK_PIECE_BYTES) {
+      const piece = bytes.subarray(start, start + CORK_PIECE_BYTES);
+      this.#res.cork(() => {
+        if (!this.#res.write(piece)) flushed = false;
+      });
+    }
     if (!flushed) this.#backpressure = true;
     return flushed;
   }
