@@ -5,7 +5,7 @@
 // needs. With `--test` (the pretest step) it also installs what the tests need from the operating
 // system (scripts/system-packages.mjs holds that list).
 import { execFileSync } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { chmodSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureSystemPackages } from './system-packages.mjs';
@@ -19,6 +19,9 @@ if (modifiedAt('node_modules/.package-lock.json') < modifiedAt('package-lock.jso
   run('npm', ['ci', '--no-audit', '--no-fund']);
 }
 run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', root]);
+// tsc writes 0644: the package's own `bin` must be executable for `npx vmstream` inside the checkout
+// (npm sets the mode only when it installs the package into another project).
+chmodSync(path.join(root, 'dist', 'src', 'cli', 'main.js'), 0o755);
 // The web console the server serves at `/` (skipped when dist/web is up to date).
 run(process.execPath, [path.join(root, 'scripts', 'build-web.mjs')]);
 if (process.argv.includes('--test')) process.exitCode = ensureSystemPackages();
