@@ -109,9 +109,11 @@ t.test('the editor, values, sessions, tabs and cancelling one execution', async 
   await nested.locator('.done').waitFor();
   const tree = nested.locator('.line.value > details.tree');
   t.equal(await tree.getAttribute('open'), '', 'the value is open one level');
-  await tree.locator('.prop', { hasText: 'nested' }).locator('summary').first().click();
-  await tree.locator('.prop', { hasText: 'deep' }).last().locator('summary').first().click();
-  const deeper = tree.locator('.prop', { hasText: /^deeper: / }).last(); // not 'deep', whose own text holds 'deeper' before it opens
+  // Rows by their own key: a plain 'deep' also matches the 'nested' row before its children render,
+  // and clicking that again would close it.
+  await tree.locator('.prop', { hasText: /^nested: / }).locator('summary').first().click();
+  await tree.locator('.prop', { hasText: /^deep: / }).locator('summary').first().click();
+  const deeper = tree.locator('.prop', { hasText: /^deeper: / });
   t.equal(await deeper.locator('summary').first().innerText(), 'deeper: Array(2) [1, {…}]', 'closed: the array says its length and its first items');
   await deeper.locator('summary').first().click();
   await deeper.locator('.prop', { hasText: /^1: / }).locator('summary').click();
