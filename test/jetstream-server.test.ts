@@ -5,20 +5,10 @@
  * says 503; a kill -9 of the server itself leaves a replay identical to what clients saw.
  */
 import t from 'tap';
-import type { EventFrame } from '../protocol/types.js';
 import { TestClient } from './helpers/client.js';
 import { HttpClient } from './helpers/http.js';
 import { natsFor } from './helpers/nats.js';
-import { doneProblems, eventsAfter, seqProblem, serverFor, startExecution, sync, waitAfter, waitEvent } from './helpers/util.js';
-
-const plain = (events: EventFrame[]) => events.map((e) => JSON.parse(JSON.stringify(e)));
-
-async function replay(client: TestClient, executionId: string, afterSeq = 0): Promise<EventFrame[]> {
-  const reply = await client.expect('subscribed', { op: 'subscribe', execution_id: executionId, after_seq: afterSeq });
-  await waitAfter(client, reply, (f) => f.op === 'event' && f.execution_id === executionId && f.type === 'done');
-  await sync(client);
-  return eventsAfter(client, reply, executionId);
-}
+import { doneProblems, plain, replay, seqProblem, serverFor, startExecution, waitEvent } from './helpers/util.js';
 
 /** Asks /readyz until its store check is `wanted` (no clock: each answer comes from the server). */
 async function storeReadiness(api: HttpClient, wanted: boolean): Promise<{ status: number; body: any }> {

@@ -1,16 +1,6 @@
 import t from 'tap';
 import { TestClient } from './helpers/client.js';
-import { doneProblems, eventsAfter, seqProblem, serverFor, startExecution, sync, waitAfter, waitEvent } from './helpers/util.js';
-import type { EventFrame } from '../protocol/types.js';
-
-const plain = (events: EventFrame[]) => events.map((e) => JSON.parse(JSON.stringify(e)));
-
-async function replay(client: TestClient, executionId: string, afterSeq = 0): Promise<EventFrame[]> {
-  const reply = await client.expect('subscribed', { op: 'subscribe', execution_id: executionId, after_seq: afterSeq });
-  await waitAfter(client, reply, (f) => f.op === 'event' && f.execution_id === executionId && f.type === 'done');
-  await sync(client);
-  return eventsAfter(client, reply, executionId);
-}
+import { doneProblems, plain, replay, seqProblem, serverFor, startExecution, waitEvent } from './helpers/util.js';
 
 t.test('kill -9 mid-stream, restart: everything seen is replayed identically, the running execution is crashed', async (t) => {
   const first = await serverFor(t);

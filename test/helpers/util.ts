@@ -109,3 +109,14 @@ export function sharedServer(root: Tap, options: ServerOptions = {}): () => Prom
   let starting: Promise<TestServer> | null = null;
   return () => (starting ??= serverFor(root, options));
 }
+
+/** Frames as plain data (what a replay is compared by). */
+export const plain = (events: EventFrame[]) => events.map((e) => JSON.parse(JSON.stringify(e)));
+
+/** Every event of an execution after `afterSeq`, read by a subscribe on `client`, through its `done`. */
+export async function replay(client: TestClient, executionId: string, afterSeq = 0): Promise<EventFrame[]> {
+  const reply = await client.expect('subscribed', { op: 'subscribe', execution_id: executionId, after_seq: afterSeq });
+  await waitAfter(client, reply, (f) => f.op === 'event' && f.execution_id === executionId && f.type === 'done');
+  await sync(client);
+  return eventsAfter(client, reply, executionId);
+}
