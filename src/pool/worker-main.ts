@@ -99,9 +99,16 @@ function handle(message: ToWorker): void {
     case 'restore':
       void restore(message.sid, message.inputs);
       break;
-    case 'abort':
-      running.get(message.xid)?.abort(message.status);
+    case 'abort': {
+      // Heard a turn later, once the microtasks queued before it have drained: an abort that
+      // arrived in the same message as its run would otherwise end the run before its first
+      // microtask, and the run (an endless `await` chain) would then hold this thread with its
+      // execution reported over, so that no watchdog would ever end it. A thread held by such a
+      // chain never reaches this turn, and is terminated by the main thread at the hard timeout.
+      const { xid, status } = message;
+      setImmediate(() => running.get(xid)?.abort(status));
       break;
+    }
     case 'complete': {
       const completion = sessions.get(message.sid)?.complete(message.code, message.cursor) ?? { matches: [], start: message.cursor, end: message.cursor };
       post({ t: 'completion', id: message.id, completion });

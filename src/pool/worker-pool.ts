@@ -9,10 +9,10 @@
 import { Worker } from 'node:worker_threads';
 import { Packr } from 'msgpackr';
 import type {
-  AbortStatus, Completion, ReplayInput, RunRequest, RunStatus, Sandbox, SandboxLimits, SandboxListener, SandboxOutput, SessionPlacement,
+  AbortStatus, Completion, ReplayInput, RunRequest, Sandbox, SandboxLimits, SandboxListener, SandboxOutput, SessionPlacement,
 } from '../sandbox/sandbox.js';
-import { consoleExtras, valueExtras } from '../sandbox/preview-data.js';
-import { CONSOLE_LEVELS, ItemKind, type FromWorker, type OutputItem, type ToWorker, type WorkerBootData } from './messages.js';
+import type { FromWorker, ToWorker, WorkerBootData } from './messages.js';
+import { readOutputItem } from './output-item.js';
 import { createRing, RingReader } from './output-ring.js';
 
 export interface PoolOptions {
@@ -22,6 +22,17 @@ export interface PoolOptions {
   heapMb: number;
   /** Added to the workers' Node flags (bench/units/worker-run.ts profiles them with it). */
   extraExecArgv?: string[];
+  /**
+   * When set, output records go here as the worker wrote them (an msgpack OutputItem), not decoded
+   * to the listener: a sandbox process forwards them untouched, and the server reads them
+   * (output-item.ts). Exits and everything else still go to the listener.
+   */
+  records?: (record: Uint8Array) => void;
+  /**
+   * Requests reach the workers at the end of the current microtask queue, not at the next turn's
+   * check phase: in a sandbox process a turn is one frame of the server's requests already.
+   */
+  flushInMicrotask?: boolean;
 }
 
 const WORKER_URL = new URL('./worker-main.js', import.meta.url);
@@ -161,7 +172,9 @@ export class WorkerPool implements Sandbox {
   }
 
   #send(slot: Slot, message: ToWorker): void {
-    if (slot.outbox.push(message) === 1) setImmediate(() => this.#flush(slot));
+    if (slot.outbox.push(message) !== 1) return;
+    if (this.#options.flushInMicrotask) queueMicrotask(() => this.#flush(slot));
+    else setImmediate(() => this.#flush(slot));
   }
 
   #flush(slot: Slot): void {
@@ -233,12 +246,23 @@ export class WorkerPool implements Sandbox {
     slot.reading = true;
     let more: boolean;
     try {
-      more = slot.reader.read(limit, (record) => this.#listener.onOutput(decodeOutput(record)));
+      more = slot.reader.read(limit, this.#options.records ?? this.#deliver);
     } finally {
       slot.reading = false;
     }
     if (more) setImmediate(() => this.#read(slot, READ_PER_TURN));
   }
+
+  /** A record decoded for the listener; one of no known shape (its worker was escaped) is dropped. */
+  readonly #deliver = (record: Uint8Array): void => {
+    let output: SandboxOutput | null = null;
+    try {
+      output = readOutputItem(packr.unpack(record));
+    } catch {
+      // not msgpack: dropped as well
+    }
+    if (output) this.#listener.onOutput(output);
+  };
 
   #onExit(slot: Slot, worker: Worker): void {
     if (slot.worker !== worker || this.#closing) return;
@@ -260,21 +284,6 @@ export class WorkerPool implements Sandbox {
     const lost = [...slot.sessions];
     for (const sessionId of lost) this.#send(slot, { t: 'open', sid: sessionId });
     this.#listener.onLost(lost, reason, killed);
-  }
-}
-
-/** One ring record as the SandboxOutput it stands for (messages.ts describes the tuple). */
-export function decodeOutput(record: Uint8Array): SandboxOutput {
-  const [executionId, kind, ts, a, b, c, extra] = packr.unpack(record) as OutputItem;
-  switch (kind) {
-    case ItemKind.Console:
-      return { kind: 'console', executionId, ts, payload: { level: CONSOLE_LEVELS[a as number] ?? 'log', text: b as string, ...(c ? { truncated: true } : {}), ...consoleExtras(extra) } };
-    case ItemKind.Value:
-      return { kind: 'value', executionId, ts, payload: { type: a as string, preview: b as string, ...valueExtras(extra) } };
-    case ItemKind.Exception:
-      return { kind: 'exception', executionId, ts, payload: { name: a as string, message: b as string, stack: c as string } };
-    case ItemKind.Done:
-      return { kind: 'done', executionId, ts, status: a as RunStatus };
   }
 }
 

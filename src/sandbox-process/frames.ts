@@ -18,6 +18,11 @@ export class FrameError extends Error {
   }
 }
 
+/** A message already msgpack-encoded by whoever made it (a worker's output record), sent as it is. */
+class Encoded {
+  constructor(readonly bytes: Uint8Array) {}
+}
+
 /**
  * Collects the messages of a synchronous stretch (flushed in a microtask: a turn's worth of ring
  * records, or of the engine's requests) and writes them as one frame. A microtask, not
@@ -26,7 +31,8 @@ export class FrameError extends Error {
  */
 export class FrameWriter<T> {
   readonly #stream: Writable;
-  #batch: T[] = [];
+  #batch: Array<T | Encoded> = [];
+  #encoded = 0;
   readonly #header = Buffer.alloc(HEADER_BYTES);
 
   constructor(stream: Writable) {
@@ -34,14 +40,31 @@ export class FrameWriter<T> {
   }
 
   push(message: T): void {
-    if (this.#batch.push(message) === 1) queueMicrotask(() => this.flush());
+    this.#add(message);
+  }
+
+  /**
+   * Adds one message that is already a complete msgpack value: it goes into the frame's array as
+   * its bytes are, never decoded here (a sandbox process forwards its workers' records this way).
+   */
+  pushEncoded(bytes: Uint8Array): void {
+    this.#encoded++;
+    this.#add(new Encoded(bytes));
+  }
+
+  #add(entry: T | Encoded): void {
+    if (this.#batch.push(entry) === 1) queueMicrotask(() => this.flush());
   }
 
   /** Writes what this turn collected; false when the stream's buffer is full (wait for 'drain'). */
   flush(): boolean {
     if (this.#batch.length === 0 || this.#stream.destroyed) return true;
-    const body = packr.pack(this.#batch);
+    const batch = this.#batch;
+    const encoded = this.#encoded;
     this.#batch = [];
+    this.#encoded = 0;
+    if (encoded > 0) return this.#stream.write(assemble(batch));
+    const body = packr.pack(batch);
     const header = Buffer.from(this.#header);
     header.writeUInt32LE(body.length, 0);
     // Corked: the header and the body leave in one writev.
@@ -51,6 +74,24 @@ export class FrameWriter<T> {
     this.#stream.uncork();
     return more;
   }
+}
+
+/** One frame (header and body, in one buffer) of a batch holding pre-encoded messages. */
+function assemble(batch: Array<unknown>): Buffer {
+  const parts: Uint8Array[] = [Buffer.alloc(HEADER_BYTES + 5)];
+  let bodyBytes = 5;
+  for (const message of batch) {
+    // A copy: packr reuses its buffer for the next message.
+    const bytes = message instanceof Encoded ? message.bytes : Buffer.from(packr.pack(message));
+    parts.push(bytes);
+    bodyBytes += bytes.length;
+  }
+  const head = parts[0] as Buffer;
+  head.writeUInt32LE(bodyBytes, 0);
+  // msgpack array32: 0xdd, then the count (big-endian), then the elements.
+  head[HEADER_BYTES] = 0xdd;
+  head.writeUInt32BE(batch.length, HEADER_BYTES + 1);
+  return Buffer.concat(parts, HEADER_BYTES + bodyBytes);
 }
 
 /**

@@ -2,7 +2,8 @@
  * A sandbox process: hosts one tenant's sessions in the in-process worker pool (pool/) and bridges
  * the `Sandbox` contract over its pipes: requests arrive as frames on stdin, and everything the
  * pool reports leaves as frames on fd 3 (stdout is not used, so a stray write cannot corrupt the
- * stream). It is started confined (confinement.ts): no network, no files of the server, an empty
+ * stream). Output records leave as the workers encoded them, copied from their rings into the
+ * frame: this main thread is a relay, and costs each run as little as it can. It is started confined (confinement.ts): no network, no files of the server, an empty
  * environment, its own user. It holds no secret: nothing it is sent is one.
  *
  * Backpressure: when the server stops reading fd 3, the pipe fills, writes here queue up past the
@@ -24,7 +25,8 @@ const reader = new FrameReader(MAX_FRAME_BYTES);
 let sandbox: Sandbox | null = null;
 
 const listener: SandboxListener = {
-  onOutput: (o) => writer.push({ t: 'out', o }),
+  // Never called: the pool hands its records to `records` (boot, below).
+  onOutput: () => {},
   acceptingOutput: () => !output.writableNeedDrain,
   onRestored: (sid, result) => writer.push({ t: 'restored', sid, result }),
   onRestoreProgress: (sid, replayed, inputs) => writer.push({ t: 'restoring', sid, replayed, inputs }),
@@ -43,7 +45,13 @@ process.stdin.on('end', () => {
 
 function handle(message: ToHost): void {
   if (message.t === 'boot') {
-    sandbox = new WorkerPool({ size: message.workers, heapMb: message.heapMb, limits: message.limits }, listener);
+    sandbox = new WorkerPool({
+      size: message.workers, heapMb: message.heapMb, limits: message.limits,
+      // Forwarded as the workers wrote them: this process never decodes or re-encodes output (the
+      // server reads and checks each record), and requests go on to the workers in the turn they arrive.
+      records: (record) => writer.pushEncoded(record),
+      flushInMicrotask: true,
+    }, listener);
     writer.push({ t: 'ready' });
     return;
   }
@@ -60,10 +68,7 @@ function handle(message: ToHost): void {
       pool.run({ sessionId: message.sid, executionId: message.xid, kind: message.kind, code: message.code, filename: message.filename });
       break;
     case 'abort':
-      // Never in the same message to the worker as the run it stops: the worker would handle it
-      // before the run's first microtasks, and "stop" a run (an endless `await` chain) that then
-      // holds its thread for good. The pool flushes once per turn: a turn later is a message later.
-      setImmediate(() => pool.abort(message.sid, message.xid, message.status));
+      pool.abort(message.sid, message.xid, message.status);
       break;
     case 'restore':
       pool.restore(message.sid, message.inputs);
