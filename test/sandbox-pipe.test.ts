@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { Packr } from 'msgpackr';
+import { createRing, RingReader, RingWriter } from '../src/pool/output-ring.js';
 import { FrameError, FrameReader, FrameWriter } from '../src/sandbox-process/frames.js';
 import { readFromHost } from '../src/sandbox-process/messages.js';
 import { ProcessSandbox } from '../src/sandbox-process/process-sandbox.js';
@@ -50,18 +51,16 @@ t.test('a broken frame is refused', async (t) => {
   t.throws(() => new FrameReader(100).push(Buffer.concat([header(notBatch.length), notBatch])), FrameError, 'not a batch');
 });
 
-t.test('a batch holding messages already encoded decodes as if they had been pushed as values', async (t) => {
-  const stream = new PassThrough();
-  const writer = new FrameWriter<unknown>(stream);
-  const chunks: Buffer[] = [];
-  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+t.test('a record written by a worker to its ring is a frame of its own, read as one message', async (t) => {
+  const ring = createRing(1024);
+  const writer = new RingWriter(ring, () => {});
   const record = ['x1', 0, 5, 0, 'a line', false];
-  writer.push({ t: 'ready' });
-  writer.pushEncoded(new Packr({ useRecords: false }).pack(record));
-  writer.push({ t: 'restoring', sid: 's', replayed: 1, inputs: 2 });
-  await new Promise((resolve) => setImmediate(resolve));
-  t.equal(chunks.length, 1, 'one write: header and body in one buffer');
-  t.same(new FrameReader(1024).push(Buffer.concat(chunks)), [{ t: 'ready' }, record, { t: 'restoring', sid: 's', replayed: 1, inputs: 2 }], 'in order');
+  writer.write(new Packr({ useRecords: false }).pack(record));
+  writer.write(new Packr({ useRecords: false }).pack(['x1', 3, 6, 'ok', 0, 0]));
+  const drained: Buffer[] = [];
+  t.equal(new RingReader(ring).drain((bytes) => drained.push(Buffer.from(bytes)) && bytes.length), true, 'drained whole');
+  const batch = await framed([[{ t: 'ready' }]]);
+  t.same(new FrameReader(1024).push(Buffer.concat([...drained, batch])), [record, ['x1', 3, 6, 'ok', 0, 0], { t: 'ready' }], 'records and batches, in order');
 });
 
 t.test('only messages of a known shape are read, as fresh objects', async (t) => {

@@ -38,6 +38,11 @@ class RingView {
     this.capacity = this.data.length;
   }
 
+  /** Whether records are waiting. */
+  get pending(): boolean {
+    return Atomics.load(this.header, USED) > 0;
+  }
+
   protected copyIn(offset: number, bytes: Uint8Array): number {
     const first = Math.min(bytes.length, this.capacity - offset);
     this.data.set(bytes.subarray(0, first), offset);
@@ -55,13 +60,19 @@ class RingView {
 
 export class RingWriter extends RingView {
   readonly #wake: () => void;
+  readonly #wakeWhenFullOnly: boolean;
   readonly #length = new Uint8Array(4);
   readonly #lengthView = new DataView(this.#length.buffer);
 
-  /** `wake` tells the reader there is something to read; it is called only when none is pending. */
-  constructor(buffer: SharedArrayBuffer, wake: () => void) {
+  /**
+   * `wake` tells the reader there is something to read; it is called only when none is pending.
+   * With `wakeWhenFullOnly`, only a full ring wakes the reader: the writer's thread empties the
+   * ring itself (`drain`) whenever it is free to, and the reader only helps when it is not.
+   */
+  constructor(buffer: SharedArrayBuffer, wake: () => void, { wakeWhenFullOnly = false } = {}) {
     super(buffer);
     this.#wake = wake;
+    this.#wakeWhenFullOnly = wakeWhenFullOnly;
   }
 
   /** Appends one record, blocking while the ring is too full to take it. */
@@ -79,7 +90,7 @@ export class RingWriter extends RingView {
     Atomics.store(this.header, HEAD, head);
     // Publishing USED last: the reader trusts no byte it has not seen counted here.
     Atomics.add(this.header, USED, need);
-    this.#wakeReader();
+    if (!this.#wakeWhenFullOnly) this.#wakeReader();
   }
 
   #wakeReader(): void {
@@ -121,5 +132,34 @@ export class RingReader extends RingView {
     }
     if (count > 0) Atomics.notify(this.header, USED);
     return false;
+  }
+
+  /**
+   * Hands the ring's bytes over as they lie, oldest first, to `write`, which returns how many it
+   * took: every record is `[length: u32 LE][msgpack]`, which is also a frame of the sandbox
+   * process's pipe (sandbox-process/frames.ts), so a drained ring is a run of whole frames.
+   * Returns true once the ring is empty, false when `write` took less than it was offered (the
+   * caller drains again later; what was taken is gone from the ring, what was not is still there,
+   * so whoever drains next carries on mid-record). Only one thread may drain a ring at a time.
+   */
+  drain(write: (bytes: Uint8Array) => number): boolean {
+    for (;;) {
+      const used = Atomics.load(this.header, USED);
+      if (used === 0) {
+        // As in `read`: the wake flag is cleared once empty, and a record that raced it is taken.
+        Atomics.store(this.header, WAKE, 0);
+        if (Atomics.load(this.header, USED) === 0 || Atomics.compareExchange(this.header, WAKE, 0, 1) !== 0) return true;
+        continue;
+      }
+      const tail = Atomics.load(this.header, TAIL);
+      const span = Math.min(used, this.capacity - tail);
+      const taken = write(this.data.subarray(tail, tail + span));
+      if (taken > 0) {
+        Atomics.store(this.header, TAIL, (tail + taken) % this.capacity);
+        Atomics.sub(this.header, USED, taken);
+        Atomics.notify(this.header, USED);
+      }
+      if (taken < span) return false;
+    }
   }
 }

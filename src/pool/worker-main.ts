@@ -1,22 +1,33 @@
 /**
  * The worker thread: hosts the vm contexts of the sessions placed on it and streams their output
- * to the main thread through a shared-memory ring. It never touches the file system or the
- * network; run-file code arrives already read by the main thread.
+ * through a shared-memory ring, to the main thread or (in a sandbox process) to the fd the process
+ * writes to the server. It opens nothing, neither files nor the network; run-file code arrives
+ * already read by the main thread.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Packr } from 'msgpackr';
 import { SessionContext, type RunOutput, type RunStatus } from '../sandbox/session-context.js';
 import { ItemKind, type FromWorker, type OutputItem, type ToWorker, type WorkerBootData } from './messages.js';
-import { RingWriter } from './output-ring.js';
+import { RingReader, RingWriter } from './output-ring.js';
+import { WorkerOutput } from './shared-output.js';
 
 const port = parentPort!;
-const { limits, ring } = workerData as WorkerBootData;
+const { limits, ring, output: link } = workerData as WorkerBootData;
 const sessions = new Map<string, SessionContext>();
 const running = new Map<string, SessionContext>();
 const packr = new Packr({ useRecords: false });
 // Output goes straight to shared memory, where the main thread reads it even while this thread is
-// stuck in a user's loop (output-ring.ts).
-const output = new RingWriter(ring, () => post({ t: 'out' }));
+// stuck in a user's loop (output-ring.ts). In a sandbox process, this thread also writes it out
+// itself at the end of each task (shared-output.ts), and the main thread is woken only when the
+// ring is full.
+const output = new RingWriter(ring, () => post({ t: 'out' }), { wakeWhenFullOnly: link !== undefined });
+const selfOutput = link && new WorkerOutput(link, new RingReader(ring));
+let flushQueued = false;
+
+function flushOutput(): void {
+  flushQueued = false;
+  selfOutput!.flush();
+}
 
 function post(message: FromWorker): void {
   port.postMessage(message);
@@ -26,6 +37,10 @@ function push(xid: string, kind: ItemKind, a: string | number | boolean, b: stri
   const structured = extra === '' ? undefined : parseExtra(extra);
   const item: OutputItem = structured === undefined ? [xid, kind, Date.now(), a, b, c] : [xid, kind, Date.now(), a, b, c, structured];
   output.write(packr.pack(item));
+  if (selfOutput && !flushQueued) {
+    flushQueued = true;
+    queueMicrotask(flushOutput);
+  }
 }
 
 /** `extra` is JSON the context wrote (in-context-preview.ts); parsed here, it is plain host data. */

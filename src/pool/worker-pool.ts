@@ -14,6 +14,7 @@ import type {
 import type { FromWorker, ToWorker, WorkerBootData } from './messages.js';
 import { readOutputItem } from './output-item.js';
 import { createRing, RingReader } from './output-ring.js';
+import type { MainOutput } from './shared-output.js';
 
 export interface PoolOptions {
   size: number;
@@ -23,11 +24,11 @@ export interface PoolOptions {
   /** Added to the workers' Node flags (bench/units/worker-run.ts profiles them with it). */
   extraExecArgv?: string[];
   /**
-   * When set, output records go here as the worker wrote them (an msgpack OutputItem), not decoded
-   * to the listener: a sandbox process forwards them untouched, and the server reads them
-   * (output-item.ts). Exits and everything else still go to the listener.
+   * In a sandbox process: the workers write their output records to this fd themselves, as frames
+   * for the server (shared-output.ts), and the pool only drains the rings of workers that cannot
+   * (stuck, or dead); the listener hears everything but output.
    */
-  records?: (record: Uint8Array) => void;
+  output?: MainOutput;
   /**
    * Requests reach the workers at the end of the current microtask queue, not at the next turn's
    * check phase: in a sandbox process a turn is one frame of the server's requests already.
@@ -40,11 +41,14 @@ const WORKER_URL = new URL('./worker-main.js', import.meta.url);
 const READ_PER_TURN = 4096;
 /** A completion always answers: empty when the worker is stuck or gone for this long. */
 const COMPLETE_TIMEOUT_MS = 1000;
+/** With `output`: how often the rings are checked for records their stuck workers cannot write. */
+const STUCK_CHECK_MS = 10;
 const packr = new Packr({ useRecords: false });
 
 /** One place for a worker; it outlives the worker, and gets a new one (with a new ring) when it dies. */
 class Slot {
   worker!: Worker;
+  constructor(readonly index: number) {}
   /** The worker's output ring (output-ring.ts). */
   ring = createRing();
   reader = new RingReader(this.ring);
@@ -78,12 +82,15 @@ export class WorkerPool implements Sandbox {
   readonly #completions = new Map<number, PendingCompletion>();
   #nextRequest = 0;
   #closing = false;
+  readonly #stuckCheck: NodeJS.Timeout | null;
 
   constructor(options: PoolOptions, listener: SandboxListener) {
     this.#options = options;
     this.#listener = listener;
+    const output = options.output;
+    this.#stuckCheck = output ? setInterval(() => this.#slots.forEach((slot) => output.drain(slot.reader)), STUCK_CHECK_MS).unref() : null;
     for (let index = 0; index < options.size; index++) {
-      const slot = new Slot();
+      const slot = new Slot(index);
       slot.worker = this.#spawn(slot);
       this.#slots.push(slot);
     }
@@ -161,6 +168,7 @@ export class WorkerPool implements Sandbox {
 
   async shutdown(): Promise<void> {
     this.#closing = true;
+    if (this.#stuckCheck) clearInterval(this.#stuckCheck);
     for (const id of [...this.#completions.keys()]) this.#answer(id, null);
     await Promise.all(this.#slots.map((slot) => slot.worker.terminate()));
   }
@@ -194,7 +202,7 @@ export class WorkerPool implements Sandbox {
   }
 
   #spawn(slot: Slot): Worker {
-    const boot: WorkerBootData = { limits: this.#options.limits, ring: slot.ring };
+    const boot: WorkerBootData = { limits: this.#options.limits, ring: slot.ring, ...(this.#options.output ? { output: this.#options.output.link(slot.index) } : {}) };
     const worker = new Worker(WORKER_URL, {
       workerData: boot,
       // Nothing of the server's environment or arguments reaches the thread that runs user code.
@@ -238,6 +246,7 @@ export class WorkerPool implements Sandbox {
 
   /** Hands the ring's records to the listener, decoded, a bounded number per turn of the event loop. */
   #read(slot: Slot, limit: number, force = false): void {
+    if (this.#options.output) return this.#options.output.drain(slot.reader);
     if (slot.reading) return;
     if (!force && !this.#listener.acceptingOutput()) {
       slot.stalled = true;
@@ -246,7 +255,7 @@ export class WorkerPool implements Sandbox {
     slot.reading = true;
     let more: boolean;
     try {
-      more = slot.reader.read(limit, this.#options.records ?? this.#deliver);
+      more = slot.reader.read(limit, this.#deliver);
     } finally {
       slot.reading = false;
     }
@@ -267,7 +276,9 @@ export class WorkerPool implements Sandbox {
   #onExit(slot: Slot, worker: Worker): void {
     if (slot.worker !== worker || this.#closing) return;
     // Everything the dead worker wrote is still in its ring: read it all before reporting the exit.
-    this.#read(slot, Infinity, true);
+    const output = this.#options.output;
+    if (output) output.drainDead(output.link(slot.index), slot.reader);
+    else this.#read(slot, Infinity, true);
     const killed = slot.terminateReason !== null;
     const reason = slot.terminateReason ?? (slot.errorCode === 'ERR_WORKER_OUT_OF_MEMORY' ? 'out_of_memory' : 'worker_exit');
     slot.terminateReason = null;

@@ -1,6 +1,8 @@
 /**
  * The pipe between the server and a sandbox process carries frames: a 4-byte little-endian length,
- * then one msgpack array holding every message of one batch. Batching
+ * then one msgpack array: every message of one batch, or (from a sandbox process) one output
+ * record, exactly as a worker wrote it to its ring (pool/messages.ts's OutputItem, whose first
+ * element is a string, where a batch's are messages). Batching
  * keeps the cost per message small (../shared/README.md: one buffer per batch ran at ~2x a write
  * per record), and one frame per batch means one write per batch per direction.
  */
@@ -18,84 +20,40 @@ export class FrameError extends Error {
   }
 }
 
-/** A message already msgpack-encoded by whoever made it (a worker's output record), sent as it is. */
-class Encoded {
-  constructor(readonly bytes: Uint8Array) {}
-}
-
 /**
- * Collects the messages of a synchronous stretch (flushed in a microtask: a turn's worth of ring
- * records, or of the engine's requests) and writes them as one frame. A microtask, not
- * setImmediate: each hop then costs no extra turn of the event loop, which under load cut the
- * p90 of a trivial run's round trip from ~4 ms to ~0.8 ms.
+ * Collects the messages of a synchronous stretch (flushed in a microtask: a turn's worth of the
+ * engine's requests, or of a sandbox process's own messages) and writes them as one frame, in one
+ * buffer: one write, which a stream shared with other writers (shared-output.ts) keeps whole. A
+ * microtask, not setImmediate: each hop then costs no extra turn of the event loop, which under
+ * load cut the p90 of a trivial run's round trip from ~4 ms to ~0.8 ms.
  */
 export class FrameWriter<T> {
   readonly #stream: Writable;
-  #batch: Array<T | Encoded> = [];
-  #encoded = 0;
-  readonly #header = Buffer.alloc(HEADER_BYTES);
+  #batch: T[] = [];
 
   constructor(stream: Writable) {
     this.#stream = stream;
   }
 
   push(message: T): void {
-    this.#add(message);
-  }
-
-  /**
-   * Adds one message that is already a complete msgpack value: it goes into the frame's array as
-   * its bytes are, never decoded here (a sandbox process forwards its workers' records this way).
-   */
-  pushEncoded(bytes: Uint8Array): void {
-    this.#encoded++;
-    this.#add(new Encoded(bytes));
-  }
-
-  #add(entry: T | Encoded): void {
-    if (this.#batch.push(entry) === 1) queueMicrotask(() => this.flush());
+    if (this.#batch.push(message) === 1) queueMicrotask(() => this.flush());
   }
 
   /** Writes what this turn collected; false when the stream's buffer is full (wait for 'drain'). */
   flush(): boolean {
     if (this.#batch.length === 0 || this.#stream.destroyed) return true;
-    const batch = this.#batch;
-    const encoded = this.#encoded;
+    const body = packr.pack(this.#batch);
     this.#batch = [];
-    this.#encoded = 0;
-    if (encoded > 0) return this.#stream.write(assemble(batch));
-    const body = packr.pack(batch);
-    const header = Buffer.from(this.#header);
-    header.writeUInt32LE(body.length, 0);
-    // Corked: the header and the body leave in one writev.
-    this.#stream.cork();
-    this.#stream.write(header);
-    const more = this.#stream.write(body);
-    this.#stream.uncork();
-    return more;
+    const frame = Buffer.allocUnsafe(HEADER_BYTES + body.length);
+    frame.writeUInt32LE(body.length, 0);
+    frame.set(body, HEADER_BYTES);
+    return this.#stream.write(frame);
   }
-}
-
-/** One frame (header and body, in one buffer) of a batch holding pre-encoded messages. */
-function assemble(batch: Array<unknown>): Buffer {
-  const parts: Uint8Array[] = [Buffer.alloc(HEADER_BYTES + 5)];
-  let bodyBytes = 5;
-  for (const message of batch) {
-    // A copy: packr reuses its buffer for the next message.
-    const bytes = message instanceof Encoded ? message.bytes : Buffer.from(packr.pack(message));
-    parts.push(bytes);
-    bodyBytes += bytes.length;
-  }
-  const head = parts[0] as Buffer;
-  head.writeUInt32LE(bodyBytes, 0);
-  // msgpack array32: 0xdd, then the count (big-endian), then the elements.
-  head[HEADER_BYTES] = 0xdd;
-  head.writeUInt32BE(batch.length, HEADER_BYTES + 1);
-  return Buffer.concat(parts, HEADER_BYTES + bodyBytes);
 }
 
 /**
- * Cuts a byte stream into frames and decodes each into its array of messages. `maxFrameBytes`
+ * Cuts a byte stream into frames and decodes each into its array of messages (a record frame is
+ * one message: the record). `maxFrameBytes`
  * bounds what one frame may make the reader hold: past it, or on bytes that are not msgpack, or a
  * frame that is not an array, `push` throws a FrameError.
  */
@@ -128,7 +86,8 @@ export class FrameReader {
         throw new FrameError('a frame is not msgpack', { cause: error });
       }
       if (!Array.isArray(decoded)) throw new FrameError('a frame is not an array of messages');
-      for (const message of decoded) messages.push(message);
+      if (typeof decoded[0] === 'string') messages.push(decoded);
+      else for (const message of decoded) messages.push(message);
     }
     buffer = buffer.subarray(offset);
     this.#pending = buffer.length > 0 ? [buffer] : [];

@@ -2,15 +2,18 @@
  * A sandbox process: hosts one tenant's sessions in the in-process worker pool (pool/) and bridges
  * the `Sandbox` contract over its pipes: requests arrive as frames on stdin, and everything the
  * pool reports leaves as frames on fd 3 (stdout is not used, so a stray write cannot corrupt the
- * stream). Output records leave as the workers encoded them, copied from their rings into the
- * frame: this main thread is a relay, and costs each run as little as it can. It is started confined (confinement.ts): no network, no files of the server, an empty
+ * stream). Output records leave as the workers encoded them, written to fd 3 by the workers
+ * themselves (pool/shared-output.ts): this main thread relays requests and supervises, and is on
+ * the output's way only for a worker stuck in a loop or dead. It is started confined (confinement.ts): no network, no files of the server, an empty
  * environment, its own user. It holds no secret: nothing it is sent is one.
  *
- * Backpressure: when the server stops reading fd 3, the pipe fills, writes here queue up past the
- * stream's high-water mark, the pool is told output is not accepted and stops reading its rings,
- * and the workers printing into full rings wait. 'drain' starts it all again.
+ * Backpressure: when the server stops reading fd 3, the pipe fills, the workers' writes wait for
+ * room (in short slices: they can still be terminated), their rings fill, and the workers printing
+ * into full rings wait. The server reading again starts it all again.
  */
 import net from 'node:net';
+import { Writable } from 'node:stream';
+import { MainOutput } from '../pool/shared-output.js';
 import { WorkerPool } from '../pool/worker-pool.js';
 import type { Sandbox, SandboxListener } from '../sandbox/sandbox.js';
 import { FrameReader, FrameWriter } from './frames.js';
@@ -19,23 +22,30 @@ import { OUTPUT_FD, type FromHost, type ToHost } from './messages.js';
 /** The server is trusted; this only bounds what a broken frame could make the process hold. */
 const MAX_FRAME_BYTES = 256 * 1024 * 1024;
 
-const output = new net.Socket({ fd: OUTPUT_FD, readable: false, writable: true });
+// Opened as a socket only to make the fd non-blocking (libuv does, and a libuv handle is closed
+// only when asked): nothing is written through it, every thread writes with its own write(2).
+new net.Socket({ fd: OUTPUT_FD, readable: false, writable: true });
+const shared = new MainOutput(OUTPUT_FD);
+// This thread's own frames, in order with the rings it drains; one frame per write.
+const output = new Writable({
+  write(chunk: Buffer, _encoding, done) {
+    shared.send(chunk, () => done());
+  },
+});
 const writer = new FrameWriter<FromHost>(output);
 const reader = new FrameReader(MAX_FRAME_BYTES);
 let sandbox: Sandbox | null = null;
 
 const listener: SandboxListener = {
-  // Never called: the pool hands its records to `records` (boot, below).
+  // Never called: the workers write their output themselves (boot, below).
   onOutput: () => {},
-  acceptingOutput: () => !output.writableNeedDrain,
+  // Asked only by a pool that reads its rings itself; this one's workers wait on the pipe instead.
+  acceptingOutput: () => true,
   onRestored: (sid, result) => writer.push({ t: 'restored', sid, result }),
   onRestoreProgress: (sid, replayed, inputs) => writer.push({ t: 'restoring', sid, replayed, inputs }),
   onLost: (sids, reason, killed) => writer.push({ t: 'lost', sids, reason, killed }),
 };
 
-output.on('drain', () => sandbox?.resumeOutput());
-// The server is gone (or broke the pipe): nothing here is worth keeping.
-output.on('error', () => process.exit(1));
 process.stdin.on('data', (chunk: Buffer) => {
   for (const message of reader.push(chunk)) handle(message as ToHost);
 });
@@ -47,9 +57,10 @@ function handle(message: ToHost): void {
   if (message.t === 'boot') {
     sandbox = new WorkerPool({
       size: message.workers, heapMb: message.heapMb, limits: message.limits,
-      // Forwarded as the workers wrote them: this process never decodes or re-encodes output (the
-      // server reads and checks each record), and requests go on to the workers in the turn they arrive.
-      records: (record) => writer.pushEncoded(record),
+      // The workers write their output straight to the server, as they encoded it (the server reads
+      // and checks each record): this thread is out of the way, and only drains the rings of workers
+      // that cannot. Requests go on to the workers in the turn they arrive.
+      output: shared,
       flushInMicrotask: true,
     }, listener);
     writer.push({ t: 'ready' });

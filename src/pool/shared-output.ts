@@ -1,0 +1,156 @@
+/**
+ * One output fd written by every thread of a sandbox process, so that a run's output goes from its
+ * worker thread straight to the server, without waking the process's main thread: that hop cost
+ * each trivial run about a third of its round trip (bench/units/sandbox-run.ts).
+ *
+ * - A worker writes its own ring's bytes (records, each already a whole frame: output-ring.ts's
+ *   `drain`) at the end of every task that wrote output (`WorkerOutput.flush`).
+ * - The main thread writes its own frames (`MainOutput.send`), and drains the rings of workers that
+ *   cannot: one stuck in a synchronous loop (its ring full, or found waiting by a periodic check),
+ *   or one that died (before its sessions are reported lost, so that nothing it wrote comes after).
+ *
+ * A lock in shared memory keeps every frame whole: its holder writes until all it began is written.
+ * The fd is non-blocking: when the pipe is full (the server is not reading) a worker waits in short
+ * slices, so that it can still be terminated, and the main thread retries on a timer. A worker
+ * terminated while holding the lock leaves the rest of its frame in its ring, and the main thread
+ * takes the lock over and drains that ring first.
+ */
+import { writeSync } from 'node:fs';
+import type { RingReader } from './output-ring.js';
+
+const LOCK = 0;
+/** A word nobody notifies: waiting on it is a sleep that termination can interrupt. */
+const NAP = 1;
+const FREE = 0;
+const MAIN = 1;
+const SLICE_MS = 1;
+
+/** What a worker needs to write to the process's output (in its workerData). */
+export interface OutputLink {
+  fd: number;
+  lock: SharedArrayBuffer;
+  /** This worker's id in the lock (never MAIN's). */
+  owner: number;
+}
+
+/** Bytes of `bytes` the fd took: 0 when the pipe is full; all of them when the reader is gone (nothing is read any more). */
+function writeSome(fd: number, bytes: Uint8Array): number {
+  try {
+    return writeSync(fd, bytes);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EAGAIN') return 0;
+    return bytes.length;
+  }
+}
+
+/** A worker's side: its ring, written out whole while it holds the lock. */
+export class WorkerOutput {
+  readonly #fd: number;
+  readonly #lock: Int32Array;
+  readonly #owner: number;
+  readonly #ring: RingReader;
+  readonly #write: (bytes: Uint8Array) => number;
+
+  constructor(link: OutputLink, ring: RingReader) {
+    this.#fd = link.fd;
+    this.#lock = new Int32Array(link.lock);
+    this.#owner = link.owner;
+    this.#ring = ring;
+    this.#write = (bytes) => writeSome(this.#fd, bytes);
+  }
+
+  /** Writes everything the ring holds, waiting for the lock and for room in the pipe. */
+  flush(): void {
+    if (!this.#ring.pending) return;
+    for (let holder = Atomics.compareExchange(this.#lock, LOCK, FREE, this.#owner); holder !== FREE; holder = Atomics.compareExchange(this.#lock, LOCK, FREE, this.#owner)) {
+      Atomics.wait(this.#lock, LOCK, holder, SLICE_MS);
+    }
+    try {
+      while (!this.#ring.drain(this.#write)) Atomics.wait(this.#lock, NAP, 0, SLICE_MS);
+    } finally {
+      Atomics.store(this.#lock, LOCK, FREE);
+      Atomics.notify(this.#lock, LOCK);
+    }
+  }
+}
+
+type Job = { frame: Uint8Array; done: () => void } | { ring: RingReader };
+
+/**
+ * The main thread's side: its frames and the rings it drains, written in the order they were
+ * asked for, each whole. Never blocks: a full pipe or a busy lock is retried a millisecond later.
+ */
+export class MainOutput {
+  readonly #fd: number;
+  readonly #buffer = new SharedArrayBuffer(8);
+  readonly #lock = new Int32Array(this.#buffer);
+  readonly #jobs: Job[] = [];
+  readonly #write: (bytes: Uint8Array) => number;
+  #retry: NodeJS.Timeout | null = null;
+
+  constructor(fd: number) {
+    this.#fd = fd;
+    this.#write = (bytes) => writeSome(this.#fd, bytes);
+  }
+
+  /** The link for the worker `owner` (a small number, one per worker slot, never reused for another slot). */
+  link(owner: number): OutputLink {
+    return { fd: this.#fd, lock: this.#buffer, owner: owner + MAIN + 1 };
+  }
+
+  /** Writes `frame` whole, after everything asked for before; `done` once it is written. */
+  send(frame: Uint8Array, done: () => void): void {
+    this.#jobs.push({ frame, done });
+    this.#pump();
+  }
+
+  /** Writes what `ring` holds now, after everything asked for before. */
+  drain(ring: RingReader): void {
+    if (!ring.pending || this.#jobs.some((job) => 'ring' in job && job.ring === ring)) return;
+    this.#jobs.push({ ring });
+    this.#pump();
+  }
+
+  /**
+   * A worker that will write no more (it has exited): if it died holding the lock, its frame's
+   * rest is in `ring`, and is written before anything else; then the ring is drained as usual.
+   */
+  drainDead(link: OutputLink, ring: RingReader): void {
+    if (Atomics.compareExchange(this.#lock, LOCK, link.owner, MAIN) === link.owner) {
+      this.#jobs.unshift({ ring });
+      this.#pump();
+      return;
+    }
+    this.drain(ring);
+  }
+
+  #pump(): void {
+    if (this.#retry) return;
+    while (this.#jobs.length > 0) {
+      const holder = Atomics.compareExchange(this.#lock, LOCK, FREE, MAIN);
+      if (holder !== FREE && holder !== MAIN) return this.#later();
+      const job = this.#jobs[0]!;
+      if ('ring' in job) {
+        if (!job.ring.drain(this.#write)) return this.#later();
+      } else {
+        const taken = this.#write(job.frame);
+        if (taken < job.frame.length) {
+          // Held until the rest is written: the frame must stay whole.
+          job.frame = job.frame.subarray(taken);
+          return this.#later();
+        }
+        job.done();
+      }
+      this.#jobs.shift();
+      Atomics.store(this.#lock, LOCK, FREE);
+      Atomics.notify(this.#lock, LOCK);
+    }
+  }
+
+  #later(): void {
+    this.#retry = setTimeout(() => {
+      this.#retry = null;
+      this.#pump();
+    }, SLICE_MS);
+  }
+}
