@@ -18,8 +18,8 @@ const running = new Map<string, SessionContext>();
 const packr = new Packr({ useRecords: false });
 // Output goes straight to shared memory, where the main thread reads it even while this thread is
 // stuck in a user's loop (output-ring.ts). In a sandbox process, this thread also writes it out
-// itself at the end of each task (shared-output.ts), and the main thread is woken only when the
-// ring is full.
+// itself once per turn of its event loop (shared-output.ts), and the main thread is woken only
+// when the ring is full.
 const output = new RingWriter(ring, () => post({ t: 'out' }), { wakeWhenFullOnly: link !== undefined });
 const selfOutput = link && new WorkerOutput(link, new RingReader(ring));
 let flushQueued = false;
@@ -39,7 +39,9 @@ function push(xid: string, kind: ItemKind, a: string | number | boolean, b: stri
   output.write(packr.pack(item));
   if (selfOutput && !flushQueued) {
     flushQueued = true;
-    queueMicrotask(flushOutput);
+    // At the end of this turn's check phase, not of this task: the runs a message started end in
+    // immediates of one phase (session-context.ts), and their records then leave in one write.
+    setImmediate(flushOutput);
   }
 }
 
