@@ -2,9 +2,9 @@
  * The pipe between the server and a sandbox process carries frames: a 4-byte little-endian length,
  * then one msgpack array: every message of one batch, or (from a sandbox process) one output
  * record, exactly as a worker wrote it to its ring (pool/messages.ts's OutputItem, whose first
- * element is a string, where a batch's are messages). Batching
- * keeps the cost per message small (../shared/README.md: one buffer per batch ran at ~2x a write
- * per record), and one frame per batch means one write per batch per direction.
+ * element is a string, where a batch's are messages). Batching keeps the cost per message small
+ * (../shared/README.md: one buffer per batch ran at ~2x a write per record), and one frame per
+ * batch means one write per batch per direction; a worker writes all its ring holds in one write.
  */
 import type { Writable } from 'node:stream';
 import { Packr } from 'msgpackr';
@@ -53,9 +53,8 @@ export class FrameWriter<T> {
 
 /**
  * Cuts a byte stream into frames and decodes each into its array of messages (a record frame is
- * one message: the record). `maxFrameBytes`
- * bounds what one frame may make the reader hold: past it, or on bytes that are not msgpack, or a
- * frame that is not an array, `push` throws a FrameError.
+ * one message: the record). `maxFrameBytes` bounds what one frame may make the reader hold: past
+ * it, or on bytes that are not msgpack, or a frame that is not an array, `push` throws a FrameError.
  */
 export class FrameReader {
   readonly #maxFrameBytes: number;

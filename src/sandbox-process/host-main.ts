@@ -4,8 +4,9 @@
  * pool reports leaves as frames on fd 3 (stdout is not used, so a stray write cannot corrupt the
  * stream). Output records leave as the workers encoded them, written to fd 3 by the workers
  * themselves (pool/shared-output.ts): this main thread relays requests and supervises, and is on
- * the output's way only for a worker stuck in a loop or dead. It is started confined (confinement.ts): no network, no files of the server, an empty
- * environment, its own user. It holds no secret: nothing it is sent is one.
+ * the output's way only for a worker stuck in a loop or dead. It is started confined
+ * (confinement.ts): no network, no files of the server, an empty environment, its own user. It
+ * holds no secret: nothing it is sent is one.
  *
  * Backpressure: when the server stops reading fd 3, the pipe fills, the workers' writes wait for
  * room (in short slices: they can still be terminated), their rings fill, and the workers printing
