@@ -13,7 +13,9 @@
  * The fd is non-blocking: when the pipe is full (the server is not reading) a worker waits in short
  * slices, so that it can still be terminated, and the main thread retries on a timer. A worker
  * terminated while holding the lock leaves the rest of its frame in its ring, and the main thread
- * takes the lock over and drains that ring first.
+ * takes the lock over and drains that ring first. (Terminated in the instant between a write
+ * returning and the ring counting it taken, it would have those bytes written twice: the server
+ * then finds a broken frame and ends the process, as it ends any that breaks the protocol.)
  */
 import { writeSync } from 'node:fs';
 import type { RingReader } from './output-ring.js';
