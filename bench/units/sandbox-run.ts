@@ -4,8 +4,8 @@
  * process holding the same pool). A closed loop starts each session's next run when its last one
  * is done; nothing else runs (no store, no encoding, no sockets). It reports each run's round trip
  * (from `run` to its `done`) and the CPU each side spends per run, read from /proc: the "server"
- * is this process's main thread, the "sandbox" is the worker threads (in-process) or the whole
- * sandbox process. CPU per run is what survives noise on a shared machine; the round trip is what
+ * is this process's main thread, the "sandbox" is this process's other threads (the workers, and
+ * GC and libuv threads: in-process) or the whole sandbox process. CPU per run is what survives noise on a shared machine; the round trip is what
  * a user sees.
  *
  *   node dist/bench/units/sandbox-run.js [--pool worker,process] [--sessions 1,128] [--seconds 5]
@@ -83,7 +83,6 @@ async function measure(kind: PoolKind, sessions: number): Promise<Measured> {
   let running = true;
   let hostPid = 0;
   let lost = '';
-  let whenReady: (() => void) | null = null;
 
   const listener: SandboxListener = {
     onOutput(output: SandboxOutput) {
@@ -135,11 +134,7 @@ async function measure(kind: PoolKind, sessions: number): Promise<Measured> {
   const runs = times.length;
   running = false;
   // Let the runs in flight end before shutting down, so no host dies under a run.
-  await new Promise<void>((resolve) => {
-    whenReady = resolve;
-    const check = () => (started.size === 0 ? whenReady?.() : setTimeout(check, 10));
-    check();
-  });
+  while (started.size > 0) await new Promise((resolve) => setTimeout(resolve, 10));
   await sandbox.shutdown();
   if (lost) throw new Error(`a host was lost mid-measurement (${lost})`);
   times.sort((a, b) => a - b);
