@@ -41,8 +41,12 @@ const WORKER_URL = new URL('./worker-main.js', import.meta.url);
 const READ_PER_TURN = 4096;
 /** A completion always answers: empty when the worker is stuck or gone for this long. */
 const COMPLETE_TIMEOUT_MS = 1000;
-/** With `output`: how often the rings are checked for records their stuck workers cannot write. */
-const STUCK_CHECK_MS = 10;
+/**
+ * With `output`: how often the rings are checked for records their stuck workers cannot write (a
+ * run that printed, then loops: its lines arrive this late). An idle sandbox process pays ~50
+ * timer wake-ups a second for it, until it is reclaimed.
+ */
+const STUCK_CHECK_MS = 20;
 const packr = new Packr({ useRecords: false });
 
 /** One place for a worker; it outlives the worker, and gets a new one (with a new ring) when it dies. */
