@@ -16,7 +16,7 @@
  * unconfined by default: confinement costs nothing per run (namespaces, rlimits), only at start.
  * With --profile, the sandbox process's main thread is profiled (bench/harness/cpuprofile.ts reads it).
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -64,6 +64,16 @@ function statCpuUs(path: string): number {
 
 const mainThreadCpu = () => statCpuUs(`/proc/self/task/${process.pid}/stat`);
 const processCpu = (pid: number) => statCpuUs(`/proc/${pid}/stat`);
+
+/** CPU of `pid` and every process under it: bwrap starts the sandbox's Node as its child. */
+function treeCpu(pid: number): number {
+  let total = processCpu(pid);
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    const children = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim();
+    for (const child of children ? children.split(' ') : []) total += treeCpu(Number(child));
+  }
+  return total;
+}
 
 interface Measured {
   runs: number;
@@ -120,7 +130,7 @@ async function measure(kind: PoolKind, sessions: number): Promise<Measured> {
   // Workers boot; a session's first run compiles the bootstrap: a second of warm-up covers both.
   for (let s = 0; s < sessions; s++) run(`s${s}`);
   await new Promise((resolve) => setTimeout(resolve, 1000));
-  const sandboxCpu = () => (kind === 'worker' ? processCpu(process.pid) - mainThreadCpu() : processCpu(hostPid));
+  const sandboxCpu = () => (kind === 'worker' ? processCpu(process.pid) - mainThreadCpu() : treeCpu(hostPid));
   times = [];
   recording = true;
   const main0 = mainThreadCpu();
