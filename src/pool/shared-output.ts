@@ -64,14 +64,21 @@ export class WorkerOutput {
   /** Writes everything the ring holds, waiting for the lock and for room in the pipe. */
   flush(): void {
     if (!this.#ring.pending) return;
-    for (let holder = Atomics.compareExchange(this.#lock, LOCK, FREE, this.#owner); holder !== FREE; holder = Atomics.compareExchange(this.#lock, LOCK, FREE, this.#owner)) {
-      Atomics.wait(this.#lock, LOCK, holder, SLICE_MS);
-    }
+    this.#acquire();
     try {
       while (!this.#ring.drain(this.#write)) Atomics.wait(this.#lock, NAP, 0, SLICE_MS);
     } finally {
       Atomics.store(this.#lock, LOCK, FREE);
       Atomics.notify(this.#lock, LOCK);
+    }
+  }
+
+  /** Takes the lock, sleeping while another thread holds it (woken when it is let go). */
+  #acquire(): void {
+    for (;;) {
+      const holder = Atomics.compareExchange(this.#lock, LOCK, FREE, this.#owner);
+      if (holder === FREE) return;
+      Atomics.wait(this.#lock, LOCK, holder, SLICE_MS);
     }
   }
 }
