@@ -38,7 +38,7 @@ export const enum ItemKind { Console = 0, Value = 1, Exception = 2, Done = 3 }
 export type OutputItem = [xid: string, kind: ItemKind, ts: number, a: string | number | boolean, b: string | number | boolean, c: string | number | boolean, extra?: unknown];
 
 export type FromWorker =
-  /** The ring has records to read (posted only when no such message is pending; with `output`, only when it is full). */
+  /** The ring has records to read (posted only when no such message is pending; with `output`, only when it holds a loop's worth). */
   | { t: 'out' }
   | { t: 'restoring'; sid: string; replayed: number; inputs: number }
   | { t: 'restored'; sid: string; ok: boolean; replayed: number; reason?: string }

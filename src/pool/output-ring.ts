@@ -60,19 +60,20 @@ class RingView {
 
 export class RingWriter extends RingView {
   readonly #wake: () => void;
-  readonly #wakeWhenFullOnly: boolean;
+  readonly #wakeAtBytes: number;
   readonly #length = new Uint8Array(4);
   readonly #lengthView = new DataView(this.#length.buffer);
 
   /**
    * `wake` tells the reader there is something to read; it is called only when none is pending.
-   * With `wakeWhenFullOnly`, only a full ring wakes the reader: the writer's thread empties the
-   * ring itself (`drain`) whenever it is free to, and the reader only helps when it is not.
+   * With `wakeAtBytes`, only a ring holding that much (or full) wakes the reader: the writer's
+   * thread empties the ring itself (`drain`) whenever it is free to, and the reader helps only a
+   * writer busy printing (a loop that prints without yielding).
    */
-  constructor(buffer: SharedArrayBuffer, wake: () => void, { wakeWhenFullOnly = false } = {}) {
+  constructor(buffer: SharedArrayBuffer, wake: () => void, { wakeAtBytes = 0 } = {}) {
     super(buffer);
     this.#wake = wake;
-    this.#wakeWhenFullOnly = wakeWhenFullOnly;
+    this.#wakeAtBytes = wakeAtBytes;
   }
 
   /** Appends one record, blocking while the ring is too full to take it. */
@@ -89,8 +90,7 @@ export class RingWriter extends RingView {
     head = this.copyIn(head, record);
     Atomics.store(this.header, HEAD, head);
     // Publishing USED last: the reader trusts no byte it has not seen counted here.
-    Atomics.add(this.header, USED, need);
-    if (!this.#wakeWhenFullOnly) this.#wakeReader();
+    if (Atomics.add(this.header, USED, need) + need >= this.#wakeAtBytes) this.#wakeReader();
   }
 
   #wakeReader(): void {

@@ -4,10 +4,11 @@
  * each trivial run about a third of its round trip (bench/units/sandbox-run.ts).
  *
  * - A worker writes its own ring's bytes (records, each already a whole frame: output-ring.ts's
- *   `drain`) at the end of every task that wrote output (`WorkerOutput.flush`).
+ *   `drain`) once per turn of its event loop in which it wrote output (`WorkerOutput.flush`).
  * - The main thread writes its own frames (`MainOutput.send`), and drains the rings of workers that
- *   cannot: one stuck in a synchronous loop (its ring full, or found waiting by a periodic check),
- *   or one that died (before its sessions are reported lost, so that nothing it wrote comes after).
+ *   cannot: one in a loop that prints without yielding (its ring past a threshold: worker-main.ts),
+ *   one stuck after printing (found by a periodic check), or one that died (before its sessions
+ *   are reported lost, so that nothing it wrote comes after).
  *
  * A lock in shared memory keeps every frame whole: its holder writes until all it began is written.
  * The fd is non-blocking: when the pipe is full (the server is not reading) a worker waits in short

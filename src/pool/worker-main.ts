@@ -11,6 +11,8 @@ import { ItemKind, type FromWorker, type OutputItem, type ToWorker, type WorkerB
 import { RingReader, RingWriter } from './output-ring.js';
 import { WorkerOutput } from './shared-output.js';
 
+/** In a sandbox process: ring bytes (~300 short lines) that wake the main thread to write them. */
+const HELP_AT_BYTES = 16 * 1024;
 const port = parentPort!;
 const { limits, ring, output: link } = workerData as WorkerBootData;
 const sessions = new Map<string, SessionContext>();
@@ -19,8 +21,8 @@ const packr = new Packr({ useRecords: false });
 // Output goes straight to shared memory, where the main thread reads it even while this thread is
 // stuck in a user's loop (output-ring.ts). In a sandbox process, this thread also writes it out
 // itself once per turn of its event loop (shared-output.ts), and the main thread is woken only
-// when the ring is full.
-const output = new RingWriter(ring, () => post({ t: 'out' }), { wakeWhenFullOnly: link !== undefined });
+// when a loop prints without yielding (its first lines then wait for no more than this much).
+const output = new RingWriter(ring, () => post({ t: 'out' }), { wakeAtBytes: link === undefined ? 0 : HELP_AT_BYTES });
 const selfOutput = link && new WorkerOutput(link, new RingReader(ring));
 let flushQueued = false;
 
