@@ -5,7 +5,7 @@
  * workers write their rings to its pipe themselves), a ring carries on where the last drain stopped,
  * and the main thread finishes the frame of a worker that died writing before writing its own.
  */
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, createWriteStream, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -100,7 +100,7 @@ t.test('a worker that died holding the shared output: its frame is finished from
   const file = path.join(dir, 'out');
   const fd = openSync(file, 'w');
   t.teardown(() => closeSync(fd));
-  const output = new MainOutput(fd);
+  const output = new MainOutput(fd, createWriteStream('', { fd, autoClose: false }));
   const link = output.link(0);
   const ring = createRing(256);
   new RingWriter(ring, () => {}).write(bytes(5, 9));

@@ -143,23 +143,41 @@ export class RingReader extends RingView {
    * so whoever drains next carries on mid-record). Only one thread may drain a ring at a time.
    */
   drain(write: (bytes: Uint8Array) => number): boolean {
+    for (let span = this.span(); span !== null; span = this.span()) {
+      const taken = write(span);
+      this.consume(taken);
+      if (taken < span.length) return false;
+    }
+    return true;
+  }
+
+  /**
+   * The oldest bytes waiting that lie in one piece, without taking them (`consume` does, once they
+   * are written); null once the ring is empty. For `drain`, or a writer that completes later.
+   */
+  span(): Uint8Array | null {
     for (;;) {
       const used = Atomics.load(this.header, USED);
-      if (used === 0) {
-        // As in `read`: the wake flag is cleared once empty, and a record that raced it is taken.
-        Atomics.store(this.header, WAKE, 0);
-        if (Atomics.load(this.header, USED) === 0 || Atomics.compareExchange(this.header, WAKE, 0, 1) !== 0) return true;
-        continue;
+      if (used > 0) {
+        const tail = Atomics.load(this.header, TAIL);
+        return this.data.subarray(tail, tail + Math.min(used, this.capacity - tail));
       }
-      const tail = Atomics.load(this.header, TAIL);
-      const span = Math.min(used, this.capacity - tail);
-      const taken = write(this.data.subarray(tail, tail + span));
-      if (taken > 0) {
-        Atomics.store(this.header, TAIL, (tail + taken) % this.capacity);
-        Atomics.sub(this.header, USED, taken);
-        Atomics.notify(this.header, USED);
-      }
-      if (taken < span) return false;
+      // As in `read`: the wake flag is cleared once empty, and a record that raced it is taken.
+      Atomics.store(this.header, WAKE, 0);
+      if (Atomics.load(this.header, USED) === 0 || Atomics.compareExchange(this.header, WAKE, 0, 1) !== 0) return null;
     }
+  }
+
+  /** Whether `span` (from `span`) stops where the ring wraps, maybe mid-record, rather than at the newest record's end. */
+  atWrap(span: Uint8Array): boolean {
+    return span.byteOffset + span.length === this.data.byteOffset + this.capacity;
+  }
+
+  /** Gives the oldest `bytes` bytes' room back to the writer. */
+  consume(bytes: number): void {
+    if (bytes === 0) return;
+    Atomics.store(this.header, TAIL, (Atomics.load(this.header, TAIL) + bytes) % this.capacity);
+    Atomics.sub(this.header, USED, bytes);
+    Atomics.notify(this.header, USED);
   }
 }

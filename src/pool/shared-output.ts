@@ -12,13 +12,14 @@
  *
  * A lock in shared memory keeps every frame whole: its holder writes until all it began is written.
  * The fd is non-blocking: when the pipe is full (the server is not reading) a worker waits in short
- * slices, so that it can still be terminated, and the main thread retries on a timer. A worker
+ * slices, so that it can still be terminated, and the main thread's write waits in its event loop. A worker
  * terminated while holding the lock leaves the rest of its frame in its ring, and the main thread
  * takes the lock over and drains that ring first. (Terminated in the instant between a write
  * returning and the ring counting it taken, it would have those bytes written twice: the server
  * then finds a broken frame and ends the process, as it ends any that breaks the protocol.)
  */
 import { writeSync } from 'node:fs';
+import type { Writable } from 'node:stream';
 import type { RingReader } from './output-ring.js';
 
 const LOCK = 0;
@@ -88,19 +89,22 @@ type Job = { frame: Uint8Array; done: () => void } | { ring: RingReader };
 
 /**
  * The main thread's side: its frames and the rings it drains, written in the order they were
- * asked for, each whole. Never blocks: a full pipe or a busy lock is retried a millisecond later.
+ * asked for, each whole, through `stream` (a libuv stream on the same fd): it never blocks, and a
+ * full pipe is waited out by the event loop, which writes the rest when the server reads again.
  */
 export class MainOutput {
   readonly #fd: number;
+  readonly #stream: Writable;
   readonly #buffer = new SharedArrayBuffer(8);
   readonly #lock = new Int32Array(this.#buffer);
   readonly #jobs: Job[] = [];
-  readonly #write: (bytes: Uint8Array) => number;
+  /** A write of ours is under way (the lock is ours until it completes). */
+  #writing = false;
   #retry: NodeJS.Timeout | null = null;
 
-  constructor(fd: number) {
+  constructor(fd: number, stream: Writable) {
     this.#fd = fd;
-    this.#write = (bytes) => writeSome(this.#fd, bytes);
+    this.#stream = stream;
   }
 
   /** The link for the worker `owner` (a small number, one per worker slot, never reused for another slot). */
@@ -135,32 +139,42 @@ export class MainOutput {
   }
 
   #pump(): void {
-    if (this.#retry) return;
-    while (this.#jobs.length > 0) {
-      const holder = Atomics.compareExchange(this.#lock, LOCK, FREE, MAIN);
-      if (holder !== FREE && holder !== MAIN) return this.#later();
-      const job = this.#jobs[0]!;
-      if ('ring' in job) {
-        if (!job.ring.drain(this.#write)) return this.#later();
-      } else {
-        const taken = this.#write(job.frame);
-        if (taken < job.frame.length) {
-          // Held until the rest is written: the frame must stay whole.
-          job.frame = job.frame.subarray(taken);
-          return this.#later();
-        }
-        job.done();
-      }
-      this.#jobs.shift();
-      Atomics.store(this.#lock, LOCK, FREE);
-      Atomics.notify(this.#lock, LOCK);
+    if (this.#writing || this.#retry) return;
+    const job = this.#jobs[0];
+    if (!job) return;
+    const holder = Atomics.compareExchange(this.#lock, LOCK, FREE, MAIN);
+    if (holder !== FREE && holder !== MAIN) {
+      // A worker is writing: its turn is short, unless the pipe is full.
+      this.#retry = setTimeout(() => {
+        this.#retry = null;
+        this.#pump();
+      }, SLICE_MS);
+      return;
     }
+    const bytes = 'ring' in job ? job.ring.span() : job.frame;
+    if (bytes === null) return this.#finish();
+    this.#writing = true;
+    this.#stream.write(bytes, () => {
+      this.#writing = false;
+      if (!('ring' in job)) {
+        job.done();
+        return this.#finish();
+      }
+      job.ring.consume(bytes.length);
+      // A piece that ended where the ring wraps may end mid-record: the rest must follow before
+      // the lock goes. One that ended at the ring's head ended a record: others may write now,
+      // and a ring still filling (a loop printing) is drained again after them.
+      if (job.ring.atWrap(bytes)) return this.#pump();
+      this.#finish();
+      if (job.ring.pending) this.drain(job.ring);
+    });
   }
 
-  #later(): void {
-    this.#retry = setTimeout(() => {
-      this.#retry = null;
-      this.#pump();
-    }, SLICE_MS);
+  /** The first job is done: the lock goes back, and the next job is taken up. */
+  #finish(): void {
+    this.#jobs.shift();
+    Atomics.store(this.#lock, LOCK, FREE);
+    Atomics.notify(this.#lock, LOCK);
+    this.#pump();
   }
 }

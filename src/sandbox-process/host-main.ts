@@ -23,10 +23,11 @@ import { OUTPUT_FD, type FromHost, type ToHost } from './messages.js';
 /** The server is trusted; this only bounds what a broken frame could make the process hold. */
 const MAX_FRAME_BYTES = 256 * 1024 * 1024;
 
-// Opened as a socket only to make the fd non-blocking (libuv does, and a libuv handle is closed
-// only when asked): nothing is written through it, every thread writes with its own write(2).
-new net.Socket({ fd: OUTPUT_FD, readable: false, writable: true });
-const shared = new MainOutput(OUTPUT_FD);
+// libuv makes the fd non-blocking, as the workers' writes need it; this thread writes through it.
+const outputSocket = new net.Socket({ fd: OUTPUT_FD, readable: false, writable: true });
+// The server is gone (or broke the pipe): nothing here is worth keeping.
+outputSocket.on('error', () => process.exit(1));
+const shared = new MainOutput(OUTPUT_FD, outputSocket);
 // This thread's own frames, in order with the rings it drains; one frame per write.
 const output = new Writable({
   write(chunk: Buffer, _encoding, done) {
