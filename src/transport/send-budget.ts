@@ -51,7 +51,7 @@ export class SendBudget {
       if (bytes === 0) this.#held.delete(member);
       else this.#held.set(member, bytes);
     }
-    const reserved = this.#reserved.delete(member);
+    const reserved = this.#reserved.size > 0 && this.#reserved.delete(member);
     if (bytes < before || reserved) this.#letGo();
     return this.used <= this.#limit;
   }
