@@ -112,3 +112,22 @@ t.test('a worker that died holding the shared output: its frame is finished from
   t.same([...readFileSync(file)], [5, 0, 0, 0, 9, 9, 9, 9, 9, 1, 2, 3], 'the ring first, then the frame that waited');
   t.equal(Atomics.load(new Int32Array(link.lock), 0), 0, 'the lock is free again');
 });
+
+t.test('a dead worker\'s ring is written to its end before what was asked for after its death', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'vmstream-shared-output-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'out');
+  const fd = openSync(file, 'w');
+  t.teardown(() => closeSync(fd));
+  const output = new MainOutput(fd, createWriteStream('', { fd, autoClose: false }));
+  const ring = createRing(256);
+  const writer = new RingWriter(ring, () => {});
+  const reader = new RingReader(ring);
+  writer.write(bytes(3, 1));
+  // The main thread is writing what the ring held, and the worker prints once more, then dies.
+  output.drain(reader);
+  writer.write(bytes(3, 2));
+  output.drainDead(output.link(0), reader);
+  await new Promise<void>((resolve) => output.send(Uint8Array.of(9), resolve));
+  t.same([...readFileSync(file)], [3, 0, 0, 0, 1, 1, 1, 3, 0, 0, 0, 2, 2, 2, 9], 'both records, then the frame (its sessions\' loss)');
+});

@@ -85,7 +85,8 @@ export class WorkerOutput {
   }
 }
 
-type Job = { frame: Uint8Array; done: () => void } | { ring: RingReader };
+/** A ring job is `whole` when its writer is dead: it is drained to the end before anything after it. */
+type Job = { frame: Uint8Array; done: () => void } | { ring: RingReader; whole: boolean };
 
 /**
  * The main thread's side: its frames and the rings it drains, written in the order they were
@@ -120,22 +121,29 @@ export class MainOutput {
 
   /** Writes what `ring` holds now, after everything asked for before. */
   drain(ring: RingReader): void {
-    if (!ring.pending || this.#jobs.some((job) => 'ring' in job && job.ring === ring)) return;
-    this.#jobs.push({ ring });
+    if (!ring.pending || this.#jobFor(ring)) return;
+    this.#jobs.push({ ring, whole: false });
     this.#pump();
   }
 
   /**
-   * A worker that will write no more (it has exited): if it died holding the lock, its frame's
-   * rest is in `ring`, and is written before anything else; then the ring is drained as usual.
+   * A worker that will write no more (it has exited): all its ring holds is written before
+   * anything asked for after this (its sessions' loss above all), and first of all if it died
+   * holding the lock (the rest of its frame is in the ring).
    */
   drainDead(link: OutputLink, ring: RingReader): void {
     if (Atomics.compareExchange(this.#lock, LOCK, link.owner, MAIN) === link.owner) {
-      this.#jobs.unshift({ ring });
-      this.#pump();
-      return;
+      this.#jobs.unshift({ ring, whole: true });
+    } else {
+      const queued = this.#jobFor(ring);
+      if (queued) queued.whole = true;
+      else this.#jobs.push({ ring, whole: true });
     }
-    this.drain(ring);
+    this.#pump();
+  }
+
+  #jobFor(ring: RingReader): Extract<Job, { ring: RingReader }> | undefined {
+    return this.#jobs.find((job): job is Extract<Job, { ring: RingReader }> => 'ring' in job && job.ring === ring);
   }
 
   #pump(): void {
@@ -163,8 +171,9 @@ export class MainOutput {
       job.ring.consume(bytes.length);
       // A piece that ended where the ring wraps may end mid-record: the rest must follow before
       // the lock goes. One that ended at the ring's head ended a record: others may write now,
-      // and a ring still filling (a loop printing) is drained again after them.
-      if (job.ring.atWrap(bytes)) return this.#pump();
+      // and a ring still filling (a loop printing) is drained again after them; a dead worker's
+      // is not, as nothing of it may come after what was asked for after it.
+      if (job.whole || job.ring.atWrap(bytes)) return this.#pump();
       this.#finish();
       if (job.ring.pending) this.drain(job.ring);
     });
