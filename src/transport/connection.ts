@@ -5,10 +5,11 @@
  */
 import { errorFrame, ProtocolError, wireError, type ErrorCode } from '../../protocol/errors.js';
 import { checkRequest, isKnownOp } from '../../protocol/schemas.js';
-import type { ClientRequest, RequestId, ServerFrame } from '../../protocol/types.js';
+import { PROTOCOL_REVISION, type ClientRequest, type EventFrame, type EventsFrame, type RequestId, type ServerFrame } from '../../protocol/types.js';
 import { decodeFrame, encodeFrame } from '../../protocol/codec.js';
 import type { ExecutionService } from '../sessions/service.js';
 import { SendResult, type EventSink } from '../events/subscription-hub.js';
+import { storedExecutionId } from '../sessions/live.js';
 
 /** What a connection needs of its socket. */
 export interface SocketPort {
@@ -32,6 +33,12 @@ export class Connection implements EventSink {
   /** Every operation of this socket acts as this tenant. */
   readonly #tenant: string;
   #open = true;
+  /**
+   * Executions whose subscription is being started by a request that asked for `events` frames;
+   * the hub asks (batched) while that request's subscribe or release runs, so an entry lives no
+   * longer than that call.
+   */
+  readonly #batching = new Set<string>();
   // Token bucket for frames: starts full, refills continuously at maxFramesPerSecond.
   #frameBudget: number;
   #budgetAt = performance.now();
@@ -56,6 +63,10 @@ export class Connection implements EventSink {
 
   cork(fn: () => void): void {
     if (this.#open) this.#socket.cork(fn);
+  }
+
+  batched(executionId: string): boolean {
+    return this.#batching.has(executionId);
   }
 
   /** The socket is gone: its subscriptions end; nothing is sent to it any more. */
@@ -101,7 +112,7 @@ export class Connection implements EventSink {
     const id = request.id;
     switch (request.op) {
       case 'ping':
-        return this.#reply({ op: 'pong', id });
+        return this.#reply({ op: 'pong', id, version: PROTOCOL_REVISION });
       case 'session.create':
         return this.#reply({ op: 'session', id, session: await service.createSession(tenant, request.name) });
       case 'session.list':
@@ -111,19 +122,24 @@ export class Connection implements EventSink {
       case 'session.rename':
         return this.#reply({ op: 'session', id, session: await service.renameSession(tenant, request.session_id, request.name) });
       case 'execute': {
-        const { op: _op, id: _id, ...input } = request;
+        const { op: _op, id: _id, batch, ...input } = request;
         const { record, created } = await service.execute(tenant, input, this);
-        this.#reply({ op: 'execution', id, execution: record });
-        // A repeated execution_id gets the same stream as the first call did, from the start.
-        if (created) service.release(this, tenant, record.execution_id);
-        else service.subscribe(this, tenant, record.execution_id, 0, null);
+        // The reply and the events already committed leave in one write.
+        this.cork(() => {
+          this.#reply({ op: 'execution', id, execution: record });
+          // A repeated execution_id gets the same stream as the first call did, from the start.
+          this.#startStream(batch, record.execution_id, () => {
+            if (created) service.release(this, tenant, record.execution_id);
+            else service.subscribe(this, tenant, record.execution_id, 0, null);
+          });
+        });
         return;
       }
       case 'subscribe': {
         const afterSeq = request.after_seq ?? 0;
         const { lastSeq, finalSeq } = await service.locate(tenant, request.execution_id, afterSeq);
         this.#reply({ op: 'subscribed', id, execution_id: request.execution_id, last_seq: lastSeq });
-        service.subscribe(this, tenant, request.execution_id, afterSeq, finalSeq);
+        this.#startStream(request.batch, request.execution_id, () => service.subscribe(this, tenant, request.execution_id, afterSeq, finalSeq));
         return;
       }
       case 'unsubscribe':
@@ -140,7 +156,19 @@ export class Connection implements EventSink {
     }
   }
 
-  #reply(frame: Exclude<ServerFrame, { op: 'event' }>): void {
+  /** Runs `start` (a subscribe or release of `executionId`) with the hub told whether it wants `events` frames. */
+  #startStream(batch: boolean | undefined, executionId: string, start: () => void): void {
+    if (batch !== true) return start();
+    const stored = storedExecutionId(this.#tenant, executionId);
+    this.#batching.add(stored);
+    try {
+      start();
+    } finally {
+      this.#batching.delete(stored);
+    }
+  }
+
+  #reply(frame: Exclude<ServerFrame, EventFrame | EventsFrame>): void {
     if (frame.id === undefined) delete frame.id;
     // Replies may follow an await, outside any uWS callback: corking sends them in one write.
     this.cork(() => this.#socket.send(encodeFrame(frame)));
