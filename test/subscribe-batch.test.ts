@@ -1,0 +1,170 @@
+/**
+ * Protocol v1.1 `events` frames from a real server, held to the guarantees the single frames are
+ * held to in subscribe-replay.test.ts: every event once, in seq order, stored then live, through a
+ * slow socket and a reconnect. The test client records each `events` frame as the `event` frames it
+ * carries (and keeps the batches), so the same checks read both shapes.
+ */
+import t from 'tap';
+import { BATCH_MAX_BYTES, BATCH_MAX_EVENTS } from '../protocol/batch.js';
+import { PROTOCOL_REVISION } from '../protocol/types.js';
+import { TestClient } from './helpers/client.js';
+import { clientFor, doneProblems, eventsAfter, maxSeq, plain, seqProblem, serverFor, sharedServer, startExecution, sync, waitAfter, waitEvent } from './helpers/util.js';
+
+const shared = sharedServer(t);
+
+/** Events of `executionId` the client got inside `events` frames. */
+const batchedCount = (client: TestClient, executionId: string) =>
+  client.batches.filter((b) => b.execution_id === executionId).reduce((sum, b) => sum + b.events.length, 0);
+
+t.test('pong announces revision 1.1', async (t) => {
+  const client = await clientFor(t, await shared());
+  const pong = await client.expect('pong', { op: 'ping' });
+  t.equal(pong.version, PROTOCOL_REVISION);
+  t.equal(PROTOCOL_REVISION, '1.1');
+});
+
+t.test('execute with batch: the same events as single frames, in events frames within their bounds', async (t) => {
+  const server = await shared();
+  const plainClient = await clientFor(t, server);
+  const batched = await clientFor(t, server);
+  const session = await plainClient.createSession('batch');
+  const code = 'for (let i = 0; i < 3000; i++) console.log("line " + i + " " + "x".repeat(i % 50)); "end"';
+  const one = await plainClient.run(session, code);
+  t.equal(plainClient.batches.length, 0, 'a client that does not ask gets no events frames');
+  const two = await batched.run(session, code, { batch: true });
+  t.equal(batchedCount(batched, two.execution.execution_id), two.events.length, 'every event came in an events frame');
+  t.equal(seqProblem(two.events.map((e) => e.seq), 1), null, 'contiguous from 1, no duplicate');
+  t.equal(doneProblems(two.events), null);
+  // All but `done`, whose duration differs from run to run.
+  const shape = (events: typeof one.events) => events.slice(0, -1).map(({ type, payload }) => ({ type, payload }));
+  t.same(shape(two.events), shape(one.events), 'the same events');
+  t.equal(two.done.payload.status, 'ok');
+  t.ok(batched.batches.length < two.events.length / 10, `${two.events.length} events in ${batched.batches.length} frames`);
+  const sizes = batched.batches.map((b) => b.events.length);
+  t.ok(Math.max(...sizes) <= BATCH_MAX_EVENTS, `largest batch ${Math.max(...sizes)} events`);
+  t.ok(batched.batchBytes.every((bytes, i) => bytes <= BATCH_MAX_BYTES || sizes[i] === 1), 'within 64 KiB');
+
+  // A replay of the plain run, batched, is the live stream event for event.
+  const reader = await clientFor(t, server);
+  const sub = await reader.expect('subscribed', { op: 'subscribe', execution_id: one.execution.execution_id, batch: true });
+  await waitAfter(reader, sub, (f) => f.op === 'event' && f.type === 'done');
+  await sync(reader);
+  t.same(plain(eventsAfter(reader, sub, one.execution.execution_id)), plain(one.events), 'batched replay = live single frames');
+  t.ok(reader.batches.length <= Math.ceil(one.events.length / BATCH_MAX_EVENTS) + 1, `${reader.batches.length} frames for the replay`);
+  for (const afterSeq of [1, 700, one.events.length - 1]) {
+    const other = await clientFor(t, server);
+    const reply = await other.expect('subscribed', { op: 'subscribe', execution_id: one.execution.execution_id, after_seq: afterSeq, batch: true });
+    await waitAfter(other, reply, (f) => f.op === 'event' && f.type === 'done');
+    await sync(other);
+    t.same(plain(eventsAfter(other, reply, one.execution.execution_id)), plain(one.events.slice(afterSeq)), `after_seq ${afterSeq}`);
+  }
+});
+
+t.test('batch must be a boolean', async (t) => {
+  const client = await clientFor(t, await shared());
+  const reply = await client.request({ op: 'subscribe', execution_id: 'x', batch: 'yes' });
+  t.equal(reply.code, 'BAD_REQUEST');
+  t.match(reply.message, /batch/);
+});
+
+t.test('hand-off under load: batched subscribers joining mid-stream see exactly after_seq+1..done', async (t) => {
+  const server = await shared();
+  const producer = await clientFor(t, server);
+  const session = await producer.createSession('batch-load');
+  const LINES = 10_000;
+  const reply = await startExecution(producer, session, [
+    `for (let i = 0; i < ${LINES}; i++) {`,
+    '  console.log("line " + i);',
+    '  if (i % 50 === 0) await new Promise((r) => setTimeout(r, 1));',
+    '}',
+  ].join('\n'), { timeout_ms: 120000, batch: true });
+  const id = reply.execution.execution_id;
+  await waitEvent(producer, id, (e) => e.seq >= 200);
+  const failures: string[] = [];
+  let midStream = 0;
+  await Promise.all([0, 1, 2].map(async (index) => {
+    const client = await TestClient.connect(server.url, server.token);
+    try {
+      for (let round = 0; round < 3; round++) {
+        const afterSeq = Math.floor((maxSeq(producer, id) * (index + round + 1)) / 6);
+        const sub = await client.request({ op: 'subscribe', execution_id: id, after_seq: afterSeq, batch: true });
+        if (sub.op !== 'subscribed') { failures.push(JSON.stringify(sub)); return; }
+        if (sub.last_seq <= LINES) midStream++;
+        const last = round === 2;
+        let end: object | undefined;
+        if (last) {
+          await waitAfter(client, sub, (f) => f.op === 'event' && f.execution_id === id && f.type === 'done', 60_000);
+          await sync(client);
+        } else {
+          await waitAfter(client, sub, (f) => f.op === 'event' && f.execution_id === id && (f.seq >= afterSeq + 500 || f.type === 'done'), 60_000);
+          end = await client.request({ op: 'unsubscribe', execution_id: id });
+        }
+        const segment = eventsAfter(client, sub, id, end);
+        const problem = seqProblem(segment.map((e) => e.seq), afterSeq + 1);
+        if (problem) failures.push(`subscriber ${index} round ${round}: ${problem}`);
+        if (last && doneProblems(segment)) failures.push(`subscriber ${index}: ${doneProblems(segment)}`);
+      }
+    } finally {
+      await client.close();
+    }
+  }));
+  const all = await producer.untilDone(id, 60_000);
+  t.same(failures, [], 'every round saw exactly its seqs');
+  t.ok(midStream >= 1, `${midStream} subscriptions joined while it ran`);
+  t.equal(seqProblem(all.map((e) => e.seq), 1), null, 'the producer saw 1..done');
+  t.equal(batchedCount(producer, id), all.length, 'all of it batched');
+});
+
+t.test('a slow batched consumer still gets every event once, in order', async (t) => {
+  const server = await serverFor(t, { env: { VMSTREAM_BACKPRESSURE_BYTES: '1024' } });
+  const producer = await clientFor(t, server);
+  const slow = await clientFor(t, server);
+  const session = await producer.createSession('slow');
+  const LINES = 8_000;
+  const reply = await startExecution(producer, session, [
+    'const pad = "p".repeat(400);',
+    `for (let i = 0; i < ${LINES}; i++) {`,
+    '  console.log(i + " " + pad);',
+    '  if (i % 100 === 0) await new Promise((r) => setTimeout(r, 1));',
+    '}',
+  ].join('\n'), { timeout_ms: 120000 });
+  const id = reply.execution.execution_id;
+  const sub = await slow.expect('subscribed', { op: 'subscribe', execution_id: id, batch: true });
+  await waitAfter(slow, sub, (f) => f.op === 'event' && f.execution_id === id);
+  slow.socket.pause();
+  await waitEvent(producer, id, (e) => e.seq >= LINES / 2);
+  slow.socket.resume();
+  await waitEvent(slow, id, (e) => e.type === 'done', 60_000);
+  await sync(slow);
+  const got = eventsAfter(slow, sub, id);
+  t.equal(seqProblem(got.map((e) => e.seq), 1), null, 'contiguous from 1, no duplicate');
+  t.equal(got.filter((e) => e.type === 'console').length, LINES);
+  t.equal(doneProblems(got), null);
+  t.equal(batchedCount(slow, id), got.length);
+});
+
+t.test('reconnect mid-stream and resume, batched, from the last seq of the last frame', async (t) => {
+  const server = await shared();
+  const first = await TestClient.connect(server.url, server.token);
+  const session = await first.createSession('batch-reconnect');
+  const reply = await startExecution(first, session, [
+    'for (let i = 0; i < 400; i++) {',
+    '  console.log("tick " + i);',
+    '  if (i % 10 === 0) await new Promise((r) => setTimeout(r, 2));',
+    '}',
+  ].join('\n'), { timeout_ms: 60000, batch: true });
+  const id = reply.execution.execution_id;
+  await waitEvent(first, id, (e) => e.seq >= 50);
+  await first.close();
+  const seen = [...(first.events.get(id) ?? [])];
+  const lastSeen = seen[seen.length - 1]!.seq;
+  t.notOk(seen.some((e) => e.type === 'done'), 'disconnected mid-stream');
+  const second = await clientFor(t, server);
+  const sub = await second.expect('subscribed', { op: 'subscribe', execution_id: id, after_seq: lastSeen, batch: true });
+  await waitAfter(second, sub, (f) => f.op === 'event' && f.execution_id === id && f.type === 'done');
+  await sync(second);
+  const whole = [...seen, ...eventsAfter(second, sub, id)];
+  t.equal(seqProblem(whole.map((e) => e.seq), 1), null, 'nothing missing, nothing twice');
+  t.equal(whole.filter((e) => e.type === 'console').length, 400);
+  t.equal(doneProblems(whole), null);
+});
