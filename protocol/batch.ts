@@ -4,9 +4,10 @@
  * `event` frames (`eventsOf`). Browser-safe: Uint8Array only.
  *
  * A stored event frame is the msgpack map {op: "event", execution_id, seq, type, ts, payload}, in
- * that key order (sessions/event-writer.ts encodes it so). An item of an `events` frame is the same
- * map without its first two pairs, so it is a 4-entry map header followed by the frame's bytes from
- * `seq` on: one copy, no decoding. A frame of another layout is decoded and re-encoded instead.
+ * that key order (sessions/event-writer.ts encodes it so; msgpackr writes its header as a map16).
+ * An item of an `events` frame is the same map without its first two pairs, so it is a 4-entry map
+ * header followed by the frame's bytes from `seq` on: one copy, no decoding. A frame of another
+ * layout is decoded and re-encoded instead.
  */
 import { decodeValue, encodeFrame } from './codec.js';
 import type { EventFrame, EventsFrame } from './types.js';
@@ -21,8 +22,8 @@ export const BATCH_MAX_EVENTS = 256;
 export const BATCH_MAX_BYTES = 64 * 1024;
 
 const utf8 = new TextEncoder();
-/** `{op: "event", execution_id: ` — the fixmap of 6 pairs, its first pair, the second key. */
-const EVENT_HEAD = Uint8Array.from([0x86, 0xa2, ...utf8.encode('op'), 0xa5, ...utf8.encode('event'), 0xac, ...utf8.encode('execution_id')]);
+/** `op: "event", execution_id: ` — after the header of a map of 6 pairs: its first pair, the second key. */
+const EVENT_PAIRS = Uint8Array.from([0xa2, ...utf8.encode('op'), 0xa5, ...utf8.encode('event'), 0xac, ...utf8.encode('execution_id')]);
 /** `{op: "events", execution_id: ` — a fixmap of 3 pairs. */
 const EVENTS_HEAD = Uint8Array.from([0x83, 0xa2, ...utf8.encode('op'), 0xa6, ...utf8.encode('events'), 0xac, ...utf8.encode('execution_id')]);
 /** The key of the third pair, `events`. */
@@ -45,7 +46,9 @@ export function batchEnd(frames: readonly Uint8Array[], start: number): number {
 export function encodeEvents(frames: readonly Uint8Array[], start: number, end: number): Uint8Array {
   const idEnd = executionIdEnd(frames[start]!);
   if (idEnd < 0) return encodeDecoded(frames, start, end);
-  let size = EVENTS_HEAD.length + (idEnd - EVENT_HEAD.length) + EVENTS_KEY.length + arrayHeaderSize(end - start);
+  // Where the id's string starts: after the map header (1 or 3 bytes) and the pairs before it.
+  const idStart = (frames[start]![0] === 0x86 ? 1 : 3) + EVENT_PAIRS.length;
+  let size = EVENTS_HEAD.length + (idEnd - idStart) + EVENTS_KEY.length + arrayHeaderSize(end - start);
   for (let index = start; index < end; index++) {
     const frame = frames[index]!;
     // Every frame of the run must have the layout, and the same execution id, as the first.
@@ -55,8 +58,8 @@ export function encodeEvents(frames: readonly Uint8Array[], start: number, end: 
   const out = new Uint8Array(size);
   out.set(EVENTS_HEAD, 0);
   let at = EVENTS_HEAD.length;
-  out.set(frames[start]!.subarray(EVENT_HEAD.length, idEnd), at);
-  at += idEnd - EVENT_HEAD.length;
+  out.set(frames[start]!.subarray(idStart, idEnd), at);
+  at += idEnd - idStart;
   out.set(EVENTS_KEY, at);
   at += EVENTS_KEY.length;
   at = writeArrayHeader(out, at, end - start);
@@ -77,9 +80,12 @@ export function eventsOf(frame: EventsFrame): EventFrame[] {
 
 /** Offset just past the execution id's string when `frame` starts as an encoded event frame; -1 otherwise. */
 function executionIdEnd(frame: Uint8Array): number {
-  const head = EVENT_HEAD.length;
+  // A map of 6 pairs: fixmap, or map16 (what msgpackr writes).
+  const start = frame[0] === 0x86 ? 1 : frame[0] === 0xde && frame[1] === 0 && frame[2] === 6 ? 3 : -1;
+  if (start < 0) return -1;
+  const head = start + EVENT_PAIRS.length;
   if (frame.length <= head) return -1;
-  for (let index = 0; index < head; index++) if (frame[index] !== EVENT_HEAD[index]) return -1;
+  for (let index = 0; index < EVENT_PAIRS.length; index++) if (frame[start + index] !== EVENT_PAIRS[index]) return -1;
   const tag = frame[head]!;
   let end: number;
   if (tag >= 0xa0 && tag <= 0xbf) end = head + 1 + (tag & 0x1f);

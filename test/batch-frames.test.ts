@@ -18,20 +18,20 @@ const eventFrame = (executionId: string, seq: number, text: string): EventFrame 
 });
 const encoded = (executionId: string, seq: number, text = `line ${seq}`) => encodeFrame(eventFrame(executionId, seq, text));
 
-t.test('an events frame is byte for byte what msgpack makes of the same map, built without decoding', async (t) => {
+t.test('an events frame holds the events of its frames, built from their bytes without decoding', async (t) => {
   fc.assert(fc.property(
     fc.stringMatching(/^[A-Za-z0-9_.:-]{1,128}$/),
     fc.array(fc.string({ maxLength: 300 }), { minLength: 1, maxLength: 40 }),
     fc.integer({ min: 1, max: 2 ** 40 }),
     (id, texts, first) => {
-      const frames = texts.map((text, i) => encoded(id, first + i, text));
-      const built = encodeEvents(frames, 0, frames.length);
-      const expected = encodeFrame({ op: 'events', execution_id: id, events: texts.map((text, i) => {
-        const { op: _op, execution_id: _id, ...event } = eventFrame(id, first + i, text);
-        return event;
-      }) });
-      t.same(Buffer.from(built), Buffer.from(expected));
-      t.same(eventsOf(decodeValue(built) as EventsFrame), texts.map((text, i) => eventFrame(id, first + i, text)));
+      const events = texts.map((text, i) => eventFrame(id, first + i, text));
+      const built = encodeEvents(events.map((event) => encodeFrame(event)), 0, events.length);
+      const frame = decodeValue(built) as EventsFrame;
+      if (frame.op !== 'events' || frame.execution_id !== id) throw new Error(`head: ${frame.op} ${frame.execution_id}`);
+      t.same(eventsOf(frame), events);
+      // The fast path writes each item as a fixmap where msgpackr (the slow path) writes a map16.
+      const reference = encodeFrame({ op: 'events', execution_id: id, events: frame.events });
+      if (built.length >= reference.length) throw new Error('built by decoding, not from the bytes');
     },
   ), { numRuns: 200 });
 });
