@@ -61,8 +61,10 @@ export class Connection implements EventSink {
     return this.#socket.bufferedAmount() > this.#options.backpressureBytes ? SendResult.SENT_FULL : SendResult.SENT;
   }
 
+  /** Runs `fn` corked; on a closed socket it runs all the same (its sends are dropped), so what it does besides sending still happens. */
   cork(fn: () => void): void {
     if (this.#open) this.#socket.cork(fn);
+    else fn();
   }
 
   batched(executionId: string): boolean {
@@ -171,7 +173,9 @@ export class Connection implements EventSink {
   #reply(frame: Exclude<ServerFrame, EventFrame | EventsFrame>): void {
     if (frame.id === undefined) delete frame.id;
     // Replies may follow an await, outside any uWS callback: corking sends them in one write.
-    this.cork(() => this.#socket.send(encodeFrame(frame)));
+    this.cork(() => {
+      if (this.#open) this.#socket.send(encodeFrame(frame));
+    });
   }
 
   #replyError(error: unknown, id: RequestId | undefined): void {
