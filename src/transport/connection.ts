@@ -1,7 +1,9 @@
 /**
  * One client socket: decodes its frames, checks them against protocol/, calls the service and
  * sends the replies; and, as an EventSink, receives the events of its subscriptions. It speaks to
- * the socket through SocketPort only, so uWS stays in uws-server.ts.
+ * the socket through SocketPort only, so uWS stays in uws-server.ts. Everything it sends during a
+ * turn of the event loop leaves in one corked write (outbox.ts): the replies a group commit
+ * released, the events it delivered, in the order they were sent.
  */
 import { errorFrame, ProtocolError, wireError, type ErrorCode } from '../../protocol/errors.js';
 import { checkRequest, isKnownOp } from '../../protocol/schemas.js';
@@ -10,6 +12,7 @@ import { decodeFrame, encodeFrame } from '../../protocol/codec.js';
 import type { ExecutionService } from '../sessions/service.js';
 import { SendResult, type EventSink } from '../events/subscription-hub.js';
 import { storedExecutionId } from '../sessions/live.js';
+import { Outbox } from './outbox.js';
 
 /** What a connection needs of its socket. */
 export interface SocketPort {
@@ -33,6 +36,9 @@ export class Connection implements EventSink {
   /** Every operation of this socket acts as this tenant. */
   readonly #tenant: string;
   #open = true;
+  readonly #outbox = new Outbox({ flush: (frames) => this.#write(frames) });
+  /** A send found the socket over its threshold: its subscriptions paused until it drains. */
+  #full = false;
   /**
    * Executions whose subscription is being started by a request that asked for `events` frames;
    * the hub asks (batched) while that request's subscribe or release runs, so an entry lives no
@@ -57,28 +63,37 @@ export class Connection implements EventSink {
 
   send(frame: Uint8Array): SendResult {
     if (!this.#open) return SendResult.DROPPED;
-    if (this.#socket.send(frame) === 2) return SendResult.DROPPED;
-    return this.#socket.bufferedAmount() > this.#options.backpressureBytes ? SendResult.SENT_FULL : SendResult.SENT;
+    this.#outbox.push(frame);
+    if (this.#buffered() <= this.#options.backpressureBytes) return SendResult.SENT;
+    this.#full = true;
+    return SendResult.SENT_FULL;
   }
 
-  /** Runs `fn` corked; on a closed socket it runs all the same (its sends are dropped), so what it does besides sending still happens. */
+  /** Runs `fn`: whatever it sends joins the turn's one write anyway. */
   cork(fn: () => void): void {
-    if (this.#open) this.#socket.cork(fn);
-    else fn();
+    fn();
   }
 
   batched(executionId: string): boolean {
     return this.#batching.has(executionId);
   }
 
+  /** Writes what this turn queued now: the socket is about to be ended. */
+  flush(): void {
+    this.#outbox.flush();
+  }
+
   /** The socket is gone: its subscriptions end; nothing is sent to it any more. */
   closed(): void {
     this.#open = false;
+    this.#outbox.discard();
     this.#service.detachAll(this);
   }
 
   drained(): void {
-    if (this.#socket.bufferedAmount() <= this.#options.backpressureBytes) this.#service.resume(this);
+    if (this.#buffered() > this.#options.backpressureBytes) return;
+    this.#full = false;
+    this.#service.resume(this);
   }
 
   /** Handles one message; `bytes` is only valid until the first await, so it is decoded at once. */
@@ -126,14 +141,11 @@ export class Connection implements EventSink {
       case 'execute': {
         const { op: _op, id: _id, batch, ...input } = request;
         const { record, created } = await service.execute(tenant, input, this);
-        // The reply and the events already committed leave in one write.
-        this.cork(() => {
-          this.#reply({ op: 'execution', id, execution: record });
-          // A repeated execution_id gets the same stream as the first call did, from the start.
-          this.#startStream(batch, record.execution_id, () => {
-            if (created) service.release(this, tenant, record.execution_id);
-            else service.subscribe(this, tenant, record.execution_id, 0, null);
-          });
+        this.#reply({ op: 'execution', id, execution: record });
+        // A repeated execution_id gets the same stream as the first call did, from the start.
+        this.#startStream(batch, record.execution_id, () => {
+          if (created) service.release(this, tenant, record.execution_id);
+          else service.subscribe(this, tenant, record.execution_id, 0, null);
         });
         return;
       }
@@ -172,10 +184,31 @@ export class Connection implements EventSink {
 
   #reply(frame: Exclude<ServerFrame, EventFrame | EventsFrame>): void {
     if (frame.id === undefined) delete frame.id;
-    // Replies may follow an await, outside any uWS callback: corking sends them in one write.
-    this.cork(() => {
-      if (this.#open) this.#socket.send(encodeFrame(frame));
+    if (this.#open) this.#outbox.push(encodeFrame(frame));
+  }
+
+  /** Bytes on their way: in the socket's buffer, and queued for this turn's write. */
+  #buffered(): number {
+    return this.#socket.bufferedAmount() + this.#outbox.bytes;
+  }
+
+  /** The turn's frames, in one corked write. */
+  #write(frames: Uint8Array[]): void {
+    if (!this.#open) return;
+    let refused = false;
+    this.#socket.cork(() => {
+      for (const frame of frames) {
+        if (this.#socket.send(frame) === 2) {
+          refused = true;
+          return;
+        }
+      }
     });
+    // Past uWS's hard cap a frame is dropped, and the subscription's cursor has already passed it:
+    // the socket ends rather than go on with a gap; the client resumes from its last seq.
+    if (refused) this.#socket.end(1013, 'send buffer over its hard limit: reconnect and resume from the last seq received');
+    // Paused by what was queued rather than by the socket's buffer: uWS will report no drain.
+    else if (this.#full) this.drained();
   }
 
   #replyError(error: unknown, id: RequestId | undefined): void {
