@@ -18,7 +18,11 @@ t.test('a drop mid-stream resumes from the last delivered seq', async (t) => {
   t.teardown(() => server.stop());
   const proxy = await FrameProxy.start(server.port);
   t.teardown(() => proxy.close());
-  proxy.filter = (frame, raw, connection) => (connection === 1 && seqsOf(frame).includes(5) ? 'cut' : [raw]);
+  let batches = 0;
+  proxy.filter = (frame, raw, connection) => {
+    if (frame.op === 'events') batches++;
+    return connection === 1 && seqsOf(frame).includes(5) ? 'cut' : [raw];
+  };
   const { client, statuses, until } = await connect(`ws://127.0.0.1:${proxy.port}/v1/ws`, server.token);
   t.teardown(() => client.close());
   const session = await client.createSession();
@@ -28,6 +32,7 @@ t.test('a drop mid-stream resumes from the last delivered seq', async (t) => {
   t.same(events.map((e) => e.seq), range(22), 'every seq once, in order');
   t.same(consoleTexts(events), range(20).map((i) => `line ${i}`));
   t.equal(proxy.upgrades, 2, 'one reconnect');
+  t.ok(batches > 0, 'the SDK asked for events frames, and got them');
   await until('connected', 2);
   t.same(statuses.map((s) => s.type).filter((type, i, all) => type !== all[i - 1]), ['connected', 'disconnected', 'reconnecting', 'connected']);
   t.match(statuses.at(-1), { type: 'connected', reconnect: true, resumed: 1 });
