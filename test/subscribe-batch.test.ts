@@ -115,3 +115,21 @@ t.test('hand-off under load: batched subscribers joining mid-stream see exactly 
   t.equal(seqProblem(all.map((e) => e.seq), 1), null, 'the producer saw 1..done');
   t.equal(batchedCount(producer, id), all.length, 'all of it batched');
 });
+
+t.test('each subscription chooses its frames: a resubscribe on the same socket can switch either way', async (t) => {
+  const server = await shared();
+  const client = await clientFor(t, server);
+  const session = await client.createSession('switch');
+  const run = await client.run(session, 'for (let i = 0; i < 50; i++) console.log(i)', { batch: true });
+  const id = run.execution.execution_id;
+  const events = [...run.events]; // the client's list goes on growing with the resubscriptions
+  t.equal(batchedCount(client, id), events.length, 'the execute asked: batched');
+  for (const batch of [false, true, false]) {
+    const before = client.batches.length;
+    const sub = await client.expect('subscribed', { op: 'subscribe', execution_id: id, after_seq: 10, batch });
+    await waitAfter(client, sub, (f) => f.op === 'event' && f.execution_id === id && f.type === 'done');
+    await sync(client);
+    t.same(plain(eventsAfter(client, sub, id)), plain(events.slice(10)), `batch ${batch}: the same events`);
+    t.equal(client.batches.length > before, batch, batch ? 'as events frames' : 'as event frames');
+  }
+});

@@ -39,12 +39,10 @@ export class Connection implements EventSink {
   readonly #outbox = new Outbox({ flush: (frames) => this.#write(frames) });
   /** A send found the socket over its threshold: its subscriptions paused until it drains. */
   #full = false;
-  /**
-   * Executions whose subscription is being started by a request that asked for `events` frames;
-   * the hub asks (batched) while that request's subscribe or release runs, so an entry lives no
-   * longer than that call.
-   */
+  /** Executions (stored ids) whose subscription on this socket asked for `events` frames, until it ends. */
   readonly #batching = new Set<string>();
+  /** The execution whose subscription is being started: the end of the one it replaces keeps its flag. */
+  #starting: string | null = null;
   // Token bucket for frames: starts full, refills continuously at maxFramesPerSecond.
   #frameBudget: number;
   #budgetAt = performance.now();
@@ -76,6 +74,10 @@ export class Connection implements EventSink {
 
   batched(executionId: string): boolean {
     return this.#batching.has(executionId);
+  }
+
+  ended(executionId: string): void {
+    if (executionId !== this.#starting) this.#batching.delete(executionId);
   }
 
   /** Writes what this turn queued now: the socket is about to be ended. */
@@ -170,15 +172,20 @@ export class Connection implements EventSink {
     }
   }
 
-  /** Runs `start` (a subscribe or release of `executionId`) with the hub told whether it wants `events` frames. */
+  /**
+   * Runs `start` (a subscribe or release of `executionId`) with the request's choice of frames
+   * recorded, for the hub to ask when the subscription starts (`batched`); it is forgotten when the
+   * subscription ends.
+   */
   #startStream(batch: boolean | undefined, executionId: string, start: () => void): void {
-    if (batch !== true) return start();
     const stored = storedExecutionId(this.#tenant, executionId);
-    this.#batching.add(stored);
+    if (batch === true) this.#batching.add(stored);
+    else this.#batching.delete(stored);
+    this.#starting = stored;
     try {
       start();
     } finally {
-      this.#batching.delete(stored);
+      this.#starting = null;
     }
   }
 
