@@ -203,14 +203,20 @@ export class Connection implements EventSink {
   #write(frames: Uint8Array[]): void {
     if (!this.#open) return;
     let refused = false;
-    this.#socket.cork(() => {
-      for (const frame of frames) {
-        if (this.#socket.send(frame) === 2) {
-          refused = true;
-          return;
+    try {
+      this.#socket.cork(() => {
+        for (const frame of frames) {
+          if (this.#socket.send(frame) === 2) {
+            refused = true;
+            return;
+          }
         }
-      }
-    });
+      });
+    } catch (error) {
+      // Runs from the shared flush of every socket (outbox.ts): one socket's failure stays its own.
+      this.#options.onInternalError(error);
+      return;
+    }
     // Past uWS's hard cap a frame is dropped, and the subscription's cursor has already passed it:
     // the socket ends rather than go on with a gap; the client resumes from its last seq.
     if (refused) this.#socket.end(1013, 'send buffer over its hard limit: reconnect and resume from the last seq received');

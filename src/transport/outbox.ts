@@ -8,7 +8,7 @@
 
 /** What an outbox writes to: the socket, corked around `write`. */
 export interface OutboxTarget {
-  /** Writes the turn's frames; a frame the socket refuses ends the socket there. */
+  /** Writes the turn's frames; a frame the socket refuses ends the socket there. Must not throw: the other sockets' writes come after it. */
   flush(frames: Uint8Array[]): void;
 }
 
@@ -17,11 +17,10 @@ let scheduled = false;
 
 function flushAll(): void {
   scheduled = false;
-  // Flushing writes only: nothing it calls queues more, but a Set survives that anyway.
-  for (const outbox of waiting) {
-    waiting.delete(outbox);
-    outbox.flush();
-  }
+  // Taken out of the set first: what a flush queues (a resumed subscription) waits for the next turn.
+  const outboxes = [...waiting];
+  waiting.clear();
+  for (const outbox of outboxes) outbox.flush();
 }
 
 export class Outbox {
