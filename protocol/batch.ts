@@ -51,7 +51,7 @@ export function encodeEvents(frames: readonly Uint8Array[], start: number, end: 
   let size = EVENTS_HEAD.length + (idEnd - idStart) + EVENTS_KEY.length + arrayHeaderSize(end - start);
   for (let index = start; index < end; index++) {
     const frame = frames[index]!;
-    // Every frame of the run must have the layout, and the same execution id, as the first.
+    // Every frame of the run must have the first's layout (a run is one execution's: the same id).
     if (executionIdEnd(frame) !== idEnd) return encodeDecoded(frames, start, end);
     size += 1 + frame.length - idEnd;
   }
