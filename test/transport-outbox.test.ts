@@ -8,6 +8,7 @@ import { decodeValue, encodeFrame } from '../protocol/codec.js';
 import { Connection, type SocketPort } from '../src/transport/connection.js';
 import { SendResult } from '../src/events/subscription-hub.js';
 import type { ExecutionService } from '../src/sessions/service.js';
+import { SendBudget } from '../src/transport/send-budget.js';
 
 class FakeSocket implements SocketPort {
   /** Each cork's frames, decoded. */
@@ -40,9 +41,10 @@ class FakeSocket implements SocketPort {
 function setup(backpressureBytes = 1 << 20) {
   const socket = new FakeSocket();
   const resumed: unknown[] = [];
-  const service = { resume: (sink: unknown) => resumed.push(sink), detachAll: () => {} } as unknown as ExecutionService;
-  const connection = new Connection(socket, service, 'default', { backpressureBytes, maxFramesPerSecond: 1000, onInternalError: (error) => { throw error; } });
-  return { socket, connection, resumed };
+  const service = { resume: async (sink: unknown) => void resumed.push(sink), detachAll: () => {} } as unknown as ExecutionService;
+  const budget = new SendBudget(64 << 20);
+  const connection = new Connection(socket, service, 'default', { backpressureBytes, budget, maxFramesPerSecond: 1000, onInternalError: (error) => { throw error; } });
+  return { socket, connection, resumed, budget };
 }
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -63,13 +65,15 @@ t.test('replies and events of one turn leave in one corked write, in the order t
   t.equal(socket.writes.length, 1, 'no empty writes after');
 });
 
-t.test('a pause caused by what was queued is lifted once it is written', async (t) => {
-  const { socket, connection, resumed } = setup(1000);
+t.test('a pause caused by what was queued is lifted once it is written; the send budget counts the queue until then', async (t) => {
+  const { socket, connection, resumed, budget } = setup(1000);
   for (let seq = 1; seq <= 5; seq++) t.equal(connection.send(event(seq)), SendResult.SENT, `event ${seq}: under the threshold`);
   let result = SendResult.SENT;
   for (let seq = 6; result === SendResult.SENT; seq++) result = connection.send(event(seq));
   t.equal(result, SendResult.SENT_FULL, 'the queued bytes count toward the threshold');
+  t.ok(budget.used > 1000, 'and toward the budget');
   await turn();
+  t.equal(budget.used, 0, 'written: the socket holds nothing any more');
   t.equal(socket.writes.length, 1);
   t.same(resumed, [connection], 'resumed: the socket took it all, so uWS reports no drain');
 });

@@ -13,6 +13,7 @@ import type { ExecutionService } from '../sessions/service.js';
 import { SendResult, type EventSink } from '../events/subscription-hub.js';
 import { storedExecutionId } from '../sessions/live.js';
 import { Outbox } from './outbox.js';
+import type { BudgetMember, SendBudget } from './send-budget.js';
 
 /** What a connection needs of its socket. */
 export interface SocketPort {
@@ -25,11 +26,13 @@ export interface SocketPort {
 
 export interface ConnectionOptions {
   backpressureBytes: number;
+  /** Shared by every socket: the event bytes their buffers may hold together. */
+  budget: SendBudget;
   maxFramesPerSecond: number;
   onInternalError(error: unknown): void;
 }
 
-export class Connection implements EventSink {
+export class Connection implements EventSink, BudgetMember {
   readonly #socket: SocketPort;
   readonly #service: ExecutionService;
   readonly #options: ConnectionOptions;
@@ -62,8 +65,15 @@ export class Connection implements EventSink {
   send(frame: Uint8Array): SendResult {
     if (!this.#open) return SendResult.DROPPED;
     this.#outbox.push(frame);
-    if (this.#buffered() <= this.#options.backpressureBytes) return SendResult.SENT;
-    this.#full = true;
+    const buffered = this.#buffered();
+    const room = this.#options.budget.hold(this, buffered);
+    // Full on its own: its drain (or the end of the turn's write) resumes it. Full with all the others: it waits its turn.
+    if (buffered > this.#options.backpressureBytes) {
+      this.#full = true;
+      return SendResult.SENT_FULL;
+    }
+    if (room) return SendResult.SENT;
+    this.#options.budget.wait(this);
     return SendResult.SENT_FULL;
   }
 
@@ -89,13 +99,24 @@ export class Connection implements EventSink {
   closed(): void {
     this.#open = false;
     this.#outbox.discard();
+    this.#options.budget.remove(this);
     this.#service.detachAll(this);
   }
 
+  /** Its buffer shrank: paused subscriptions catch up, unless other sockets wait for room before it. */
   drained(): void {
-    if (this.#buffered() > this.#options.backpressureBytes) return;
+    const { budget, backpressureBytes } = this.#options;
+    const buffered = this.#buffered();
+    budget.hold(this, buffered);
+    if (buffered > backpressureBytes || budget.isWaiting(this)) return;
     this.#full = false;
-    this.#service.resume(this);
+    if (budget.open) this.proceed();
+    else budget.wait(this);
+  }
+
+  /** Its turn (BudgetMember): its paused subscriptions catch up; the budget hears when they stopped. */
+  proceed(): void {
+    void this.#service.resume(this).then(() => this.#options.budget.settle(this));
   }
 
   /** Handles one message; `bytes` is only valid until the first await, so it is decoded at once. */
@@ -219,9 +240,14 @@ export class Connection implements EventSink {
     }
     // Past uWS's hard cap a frame is dropped, and the subscription's cursor has already passed it:
     // the socket ends rather than go on with a gap; the client resumes from its last seq.
-    if (refused) this.#socket.end(1013, 'send buffer over its hard limit: reconnect and resume from the last seq received');
-    // Paused by what was queued rather than by the socket's buffer: uWS will report no drain.
-    else if (this.#full) this.drained();
+    if (refused) {
+      this.#socket.end(1013, 'send buffer over its hard limit: reconnect and resume from the last seq received');
+      return;
+    }
+    // What was queued is in the socket's buffer now, or gone to the kernel, and uWS reports a drain
+    // only of its own buffer: a pause the queue caused is lifted here, and the budget hears it.
+    if (this.#full) this.drained();
+    else this.#options.budget.hold(this, this.#buffered());
   }
 
   #replyError(error: unknown, id: RequestId | undefined): void {
