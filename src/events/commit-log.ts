@@ -10,6 +10,10 @@
  * by their first seq; whatever the execution produced meanwhile waits behind it, so its log never
  * gets a gap. An item the store refuses for good (a bad chunk, a fenced execution) is dropped with
  * everything its execution appends afterwards, and reported.
+ *
+ * A new execution whose id the store reserved (`create`) waits here for its first events, up to
+ * CREATE_LINGER_MS, and goes out with them: a short run's create, events and terminal record are
+ * one store write. Its events can never land before it (it is in their commit, or an earlier one).
  */
 import type { ExecutionRecord, SessionRecord } from '../../protocol/types.js';
 import type { CommitBatch, CommitFailure, EventStore, StoreError } from '../store/event-store.js';
@@ -47,6 +51,10 @@ interface Item {
   firstSeq: number;
   frames: Uint8Array[];
   record: boolean;
+  /** The record is new: written as a create (with its index entries), before or with any frame. */
+  create: boolean;
+  /** When the create was asked for (performance.now()), for its linger. */
+  since: number;
 }
 
 interface Retry<T> {
@@ -59,6 +67,12 @@ const RETRY_FIRST_MS = 200;
 const RETRY_MAX_MS = 5_000;
 /** Failures in a row of one item after which the store counts as failing (readiness goes red). */
 const STALLED_AFTER = 3;
+/**
+ * How long a create waits for its run's first events (a trivial run's value and done come back from
+ * the sandbox well within it); past it, it goes out alone, so an execute's reply waits at most this
+ * much longer for a run that is silent or queued.
+ */
+const CREATE_LINGER_MS = 2;
 
 /** Errors no retry can fix. */
 const permanent = (error: StoreError) => error.code === 'STORE_FENCED' || error.code === 'STORE_BAD_ARGUMENT';
@@ -74,6 +88,8 @@ export class CommitLog {
   /** Executions whose writes were refused for good: what they append is discarded. */
   readonly #dropped = new Set<string>();
   #waiters: Array<() => void> = [];
+  /** Per execution created here and not yet durable: what resolves its `create` promise. */
+  readonly #creating = new Map<string, () => void>();
   /** Waiters whose commit left items to retry: they resolve once nothing is left to retry. */
   #blocked: Array<() => void> = [];
   #writing = false;
@@ -124,6 +140,19 @@ export class CommitLog {
     this.#schedule();
   }
 
+  /**
+   * Writes a new execution's record (reserved in the store, `written: false`) with its first events
+   * or, if none come within CREATE_LINGER_MS, alone. Resolves once it is durable, or dropped.
+   */
+  create(target: CommitTarget): Promise<void> {
+    const item = this.#item(target);
+    item.create = item.record = true;
+    item.since = performance.now();
+    const durable = new Promise<void>((resolve) => this.#creating.set(target.record.execution_id, resolve));
+    if (!this.#scheduled && !this.#writing) this.#next();
+    return durable;
+  }
+
   saveExecution(target: CommitTarget): void {
     if (this.#dropped.has(target.record.execution_id)) return;
     this.#item(target).record = true;
@@ -138,13 +167,16 @@ export class CommitLog {
   /** Resolves once everything appended or saved so far is durable (or dropped). */
   flushed(): Promise<void> {
     if (!this.#writing && !this.#scheduled && this.#pending.size + this.#sessions.size + this.waiting === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push(resolve));
+    const flushed = new Promise<void>((resolve) => this.#waiters.push(resolve));
+    // Creates waiting for their events are not waited for: the next write takes them.
+    this.#schedule();
+    return flushed;
   }
 
   #item(target: CommitTarget): Item {
     const id = target.record.execution_id;
     let item = this.#pending.get(id);
-    if (!item) this.#pending.set(id, (item = { target, firstSeq: 0, frames: [], record: false }));
+    if (!item) this.#pending.set(id, (item = { target, firstSeq: 0, frames: [], record: false, create: false, since: 0 }));
     return item;
   }
 
@@ -161,7 +193,8 @@ export class CommitLog {
     const waiters = this.#waiters;
     this.#waiters = [];
     const now = performance.now();
-    const items = this.#takeItems(now);
+    // Someone waits for everything to be durable: creates waiting for their events go now too.
+    const items = this.#takeItems(now, waiters.length > 0);
     const sessions = this.#takeSessions(now);
     const batch = toBatch(items, sessions);
 
@@ -184,6 +217,7 @@ export class CommitLog {
       if (failure === undefined) {
         this.#retrying.delete(id);
         written += item.record ? 1 : 0;
+        if (item.create) this.#created(id);
       } else if (permanent(failure)) {
         this.#drop(id, failure);
       } else {
@@ -215,16 +249,19 @@ export class CommitLog {
    * The executions to write now: each one's pending item, or, when an earlier write of it failed and
    * its retry is due, that item exactly as it was (what it appended since waits behind it).
    */
-  #takeItems(now: number): Item[] {
+  #takeItems(now: number, hurry: boolean): Item[] {
     const items: Item[] = [];
     for (const [id, retry] of this.#retrying) {
       if (retry.due > now) continue;
       const retried = retry.value;
       const newer = this.#pending.get(id);
       if (newer && newer.frames.length > 0) {
-        // The record may count (or be ended by) events still waiting: it goes out with them.
-        newer.record ||= retried.record;
-        retried.record = false;
+        // The record may count (or be ended by) events still waiting: it goes out with them, unless
+        // it is a create, which must land no later than the retried frames.
+        if (!retried.create) {
+          newer.record ||= retried.record;
+          retried.record = false;
+        }
       } else if (newer) {
         retried.record ||= newer.record;
         this.#pending.delete(id);
@@ -234,7 +271,7 @@ export class CommitLog {
       items.push(retried);
     }
     for (const [id, item] of this.#pending) {
-      if (this.#retrying.has(id)) continue;
+      if (this.#retrying.has(id) || (!hurry && lingering(item, now))) continue;
       this.#pending.delete(id);
       this.#pendingBytes -= bytesOf(item.frames);
       this.#writingBytes += bytesOf(item.frames);
@@ -272,7 +309,13 @@ export class CommitLog {
     if (pending) this.#pendingBytes -= bytesOf(pending.frames);
     this.#pending.delete(id);
     this.#dropped.add(id);
+    this.#created(id);
     this.#hooks.onDropped(id, error);
+  }
+
+  #created(id: string): void {
+    this.#creating.get(id)?.();
+    this.#creating.delete(id);
   }
 
   /** Waiters of this write resolve when nothing is left to retry; until then they wait with the blocked. */
@@ -296,13 +339,16 @@ export class CommitLog {
   #next(): void {
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#retryTimer = null;
-    const ready = [...this.#pending.keys()].some((id) => !this.#retrying.has(id))
+    const now = performance.now();
+    const ready = this.#waiters.length > 0
+      || [...this.#pending].some(([id, item]) => !this.#retrying.has(id) && !lingering(item, now))
       || [...this.#sessions.keys()].some((id) => !this.#retryingSessions.has(id));
     if (ready) {
       this.#schedule();
       return;
     }
     let due = Infinity;
+    for (const item of this.#pending.values()) if (item.create) due = Math.min(due, item.since + CREATE_LINGER_MS);
     for (const retry of this.#retrying.values()) due = Math.min(due, retry.due);
     for (const retry of this.#retryingSessions.values()) due = Math.min(due, retry.due);
     if (due === Infinity) return;
@@ -313,14 +359,19 @@ export class CommitLog {
   }
 }
 
+/** A create still waiting for its run's first events (see CREATE_LINGER_MS). */
+function lingering(item: Item, now: number): boolean {
+  return item.create && item.frames.length === 0 && now - item.since < CREATE_LINGER_MS;
+}
+
 function toBatch(items: Item[], sessions: SessionRecord[]): CommitBatch {
-  const batch: CommitBatch = { sessions: sessions.map((record) => ({ ...record })), executions: [], events: [] };
-  for (const { target, firstSeq, frames, record } of items) {
+  const batch: CommitBatch = { sessions: sessions.map((record) => ({ ...record })), creates: [], executions: [], events: [] };
+  for (const { target, firstSeq, frames, record, create } of items) {
     const executionId = target.record.execution_id;
     if (frames.length > 0) batch.events.push({ executionId, firstSeq, frames });
     // The record counts exactly the events durable once this commit is; the store writes it only
     // after them, and not at all if they fail.
-    if (record) batch.executions.push({ ...target.record, last_seq: frames.length > 0 ? firstSeq + frames.length - 1 : target.committedSeq });
+    if (record) (create ? batch.creates! : batch.executions).push({ ...target.record, last_seq: frames.length > 0 ? firstSeq + frames.length - 1 : target.committedSeq });
   }
   return batch;
 }

@@ -63,7 +63,8 @@ export class MemoryEventStore extends EventStore {
         failedLogs.add(chunk.executionId);
       }
     }
-    for (const record of batch.executions) {
+    // A create is written as an update is: records are keyed by id alone, listings scan them all.
+    for (const record of [...(batch.creates ?? []), ...batch.executions]) {
       const error = failedLogs.has(record.execution_id)
         ? new StoreError('STORE_UNAVAILABLE', 'its events were not written')
         : this.#fault({ kind: 'execution', id: record.execution_id });
