@@ -94,7 +94,9 @@ export class CommitLog {
   #blocked: Array<() => void> = [];
   #writing = false;
   #scheduled = false;
-  #retryTimer: NodeJS.Timeout | null = null;
+  /** Wakes the log when the earliest retry or create linger is due (`#timerDue`, performance.now()). */
+  #timer: NodeJS.Timeout | null = null;
+  #timerDue = Infinity;
   #pendingBytes = 0;
   #writingBytes = 0;
   #retryBytes = 0;
@@ -149,7 +151,8 @@ export class CommitLog {
     item.create = item.record = true;
     item.since = performance.now();
     const durable = new Promise<void>((resolve) => this.#creating.set(target.record.execution_id, resolve));
-    if (!this.#scheduled && !this.#writing) this.#next();
+    // A write under way or scheduled sets the wake-up after it (#next).
+    if (!this.#scheduled && !this.#writing) this.#wake(item.since + CREATE_LINGER_MS);
     return durable;
   }
 
@@ -335,10 +338,11 @@ export class CommitLog {
     }
   }
 
-  /** Writes again at once if something new can go, else when the earliest retry is due. */
+  /** Writes again at once if something new can go, else when the earliest retry or linger is due. */
   #next(): void {
-    if (this.#retryTimer) clearTimeout(this.#retryTimer);
-    this.#retryTimer = null;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#timerDue = Infinity;
     const now = performance.now();
     const ready = this.#waiters.length > 0
       || [...this.#pending].some(([id, item]) => !this.#retrying.has(id) && !lingering(item, now))
@@ -351,11 +355,19 @@ export class CommitLog {
     for (const item of this.#pending.values()) if (item.create) due = Math.min(due, item.since + CREATE_LINGER_MS);
     for (const retry of this.#retrying.values()) due = Math.min(due, retry.due);
     for (const retry of this.#retryingSessions.values()) due = Math.min(due, retry.due);
-    if (due === Infinity) return;
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = null;
+    this.#wake(due);
+  }
+
+  /** Schedules a write at `due`, unless one is set for no later. */
+  #wake(due: number): void {
+    if (due === Infinity || due >= this.#timerDue) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timerDue = due;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#timerDue = Infinity;
       this.#schedule();
-    }, Math.max(0, due - performance.now()));
+    }, Math.max(0, Math.ceil(due - performance.now())));
   }
 }
 
