@@ -211,7 +211,10 @@ export class CommitLog {
       const chunkFailure = byId.get(`events ${id}`);
       const recordFailure = byId.get(`execution ${id}`);
       const failure = chunkFailure ?? recordFailure;
-      if (item.frames.length > 0 && !chunkFailure) {
+      // Frames of an execution whose create did not land are not delivered (a store that is not
+      // atomic may hold them): the whole item is sent again, the stored chunk as a resend.
+      const unborn = item.create && recordFailure !== undefined;
+      if (item.frames.length > 0 && !chunkFailure && !unborn) {
         written += item.frames.length;
         item.target.committedSeq = item.firstSeq + item.frames.length - 1;
         item.target.record.last_seq = item.target.committedSeq;
@@ -225,7 +228,7 @@ export class CommitLog {
         this.#drop(id, failure);
       } else {
         // What landed is not resent: only the failed part is retried.
-        const rest = chunkFailure ? item : { ...item, firstSeq: item.target.committedSeq + 1, frames: [] };
+        const rest = chunkFailure || unborn ? item : { ...item, firstSeq: item.target.committedSeq + 1, frames: [] };
         this.#retryBytes += bytesOf(rest.frames);
         this.#fail(this.#retrying, id, rest, failure, now);
       }
