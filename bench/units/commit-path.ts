@@ -98,10 +98,14 @@ async function executeShaped(label: string, first: number, count: number, runMs:
   const writesBefore = writes;
   const operationsBefore = operations;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   for (let done = 0; done < count; done += concurrency) await wave(first + done, Math.min(concurrency, count - done), runMs);
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   const perExecution = (n: number) => (n / count).toFixed(2);
-  const timing = runMs === null ? `${Math.round(count / seconds)} executions/s, ${((seconds * 1e6) / count).toFixed(1)} µs/execute` : `${runMs} ms per wave spent waiting`;
+  // CPU time (every thread of the process, LevelDB's included) is what a loaded machine does not blur.
+  const cpuPerExecute = `${((cpu.user + cpu.system) / count).toFixed(1)} µs of CPU/execute`;
+  const timing = runMs === null ? `${Math.round(count / seconds)} executions/s, ${((seconds * 1e6) / count).toFixed(1)} µs/execute, ${cpuPerExecute}` : `${runMs} ms per wave spent waiting, ${cpuPerExecute}`;
   console.log(`execute-shaped, ${label}: ${count} executions, ${concurrency} at a time: ${timing}`);
   console.log(`  LevelDB per execution: ${perExecution(writes - writesBefore)} writes, ${perExecution(operations - operationsBefore)} operations (ops/execute)`);
 }
