@@ -250,6 +250,8 @@ export function runStoreSuite(t: Test, name: string, factory: StoreFactory): voi
       const store = await openStore(t);
       const short = { ...ended('short', 's', 1, T0 + 5), last_seq: 2 };
       t.same((await store.commit(batch({ creates: [short], events: [chunk('short', 1, 2)] }))).failed, [], 'one commit');
+      await store.close();
+      await store.open();
       t.same(await store.getExecution('short'), short, 'the record');
       t.same(decoded(await store.readEvents('short', 0, 10)), expected('short', 1, 2), 'its events');
       t.same(decoded(await store.readEvents('short', 1, 10)), expected('short', 2, 2), 'read from the middle');
