@@ -180,6 +180,22 @@ t.test('a record that fails alone is retried alone; its events are delivered', a
   t.equal((await h.store.getExecution('x'))?.last_seq, 4, 'the record landed on its retry');
 });
 
+t.test('an execution\'s first commit is small and starts at once; its later commits grow', async (t) => {
+  const h = await harness(t);
+  const big = target('big');
+  emit(h.log, big, 1000);
+  big.record.status = 'ok';
+  big.record.ended_at = 5;
+  h.log.saveExecution(big);
+  await null;
+  t.equal(h.store.commits, 1, 'the first write began before the next turn of the event loop');
+  await h.log.flushed();
+  t.same(h.offered.get('big'), [1, 65, 129, 257, 513], 'chunks of 64, 64, 128, 256 and the rest');
+  t.same(h.delivered.get('big'), seqs('big', 1, 1000), 'every event once, in order');
+  t.equal((await h.store.getExecution('big'))?.last_seq, 1000, 'the final record went with the last chunk');
+  t.equal(h.log.backlogBytes, 0);
+});
+
 t.test('a store that keeps failing: stalled, counted, waiting; it recovers when the store does', async (t) => {
   const h = await harness(t);
   const x = target('x');
@@ -276,4 +292,24 @@ t.test('a create that fails: none of its events is delivered before it lands', a
   t.equal(storedAtDelivery, true, 'the record was stored when its events were first delivered');
   t.same(h.delivered.get('a'), seqs('a', 1, 2), 'each event once');
   t.same(h.offered.get('a'), [1, 1], 'the chunk sent again with the create');
+});
+
+t.test('a create whose run printed past the first commit\'s cap goes with the first frames, not yet ended', async (t) => {
+  const h = await harness(t);
+  const batches = recordBatches(h.store);
+  const a = target('a');
+  a.record.started_at = 1;
+  const created = h.log.create(a);
+  emit(h.log, a, 100);
+  a.record.status = 'ok';
+  a.record.ended_at = 5;
+  h.log.saveExecution(a);
+  await created;
+  const first = structuredClone(h.store.location.executions.get('a'));
+  await h.log.flushed();
+  t.same(batches, ['creates [a] executions [] events [a]', 'creates [] executions [a] events [a]'], 'the create with the first frames, the end with the rest');
+  t.match(first, { status: 'running', last_seq: 64 }, 'the create counts the first frames and has not ended');
+  t.equal(first?.ended_at, undefined);
+  t.match(await h.store.getExecution('a'), { status: 'ok', ended_at: 5, last_seq: 100 }, 'then the end');
+  t.same(h.delivered.get('a'), seqs('a', 1, 100), 'every event once, in order');
 });

@@ -55,6 +55,8 @@ interface Item {
   create: boolean;
   /** When the create was asked for (performance.now()), for its linger. */
   since: number;
+  /** The first frames of a capped item (see takeFront): the record it writes has not ended yet. */
+  front?: true;
 }
 
 interface Retry<T> {
@@ -73,6 +75,13 @@ const STALLED_AFTER = 3;
  * much longer for a run that is silent or queued.
  */
 const CREATE_LINGER_MS = 2;
+
+/**
+ * An execution's first commit holds at most this many of its events, and each later one at most as
+ * many as it has committed so far: its first line goes out in a small write at once, whatever
+ * follows it, and the cap stops mattering after a few commits (64, 64, 128, 256…).
+ */
+const FIRST_COMMIT_EVENTS = 64;
 
 /** Errors no retry can fix. */
 const permanent = (error: StoreError) => error.code === 'STORE_FENCED' || error.code === 'STORE_BAD_ARGUMENT';
@@ -139,7 +148,8 @@ export class CommitLog {
     const item = this.#item(target);
     if (item.frames.length === 0) item.firstSeq = seq;
     item.frames.push(frame);
-    this.#schedule();
+    // An execution's first event is written without waiting for the rest of this turn's input.
+    this.#schedule(target.committedSeq === 0 && item.frames.length === 1);
   }
 
   /**
@@ -183,22 +193,27 @@ export class CommitLog {
     return item;
   }
 
-  #schedule(): void {
-    if (this.#scheduled || this.#writing) return;
+  /** Writes on the next turn, or (`soon`) once the code running now is done. */
+  #schedule(soon = false): void {
+    if (this.#writing || (this.#scheduled && !soon)) return;
     this.#scheduled = true;
-    setImmediate(() => void this.#write());
+    if (soon) queueMicrotask(() => void this.#write());
+    else setImmediate(() => void this.#write());
   }
 
   async #write(): Promise<void> {
+    // A write brought forward (#schedule's `soon`) leaves the one scheduled before it nothing to do.
+    if (!this.#scheduled) return;
     this.#scheduled = false;
     if (!this.#store.isOpen) return;
     this.#writing = true;
-    const waiters = this.#waiters;
-    this.#waiters = [];
     const now = performance.now();
     // Someone waits for everything to be durable: creates waiting for their events go now too.
-    const items = this.#takeItems(now, waiters.length > 0);
+    const items = this.#takeItems(now, this.#waiters.length > 0);
     const sessions = this.#takeSessions(now);
+    // Waiters are done with this write only if it took everything: a capped execution's rest goes next.
+    const waiters = this.#hasReady(now) ? [] : this.#waiters;
+    if (waiters.length > 0) this.#waiters = [];
     const batch = toBatch(items, sessions);
 
     const started = performance.now();
@@ -278,10 +293,11 @@ export class CommitLog {
     }
     for (const [id, item] of this.#pending) {
       if (this.#retrying.has(id) || (!hurry && lingering(item, now))) continue;
-      this.#pending.delete(id);
-      this.#pendingBytes -= bytesOf(item.frames);
-      this.#writingBytes += bytesOf(item.frames);
-      items.push(item);
+      const taken = takeFront(item);
+      if (taken === item) this.#pending.delete(id);
+      this.#pendingBytes -= bytesOf(taken.frames);
+      this.#writingBytes += bytesOf(taken.frames);
+      items.push(taken);
     }
     return items;
   }
@@ -341,16 +357,18 @@ export class CommitLog {
     }
   }
 
+  /** Something is pending that is neither waiting for a retry nor a create waiting for its events. */
+  #hasReady(now: number): boolean {
+    return [...this.#pending].some(([id, item]) => !this.#retrying.has(id) && !lingering(item, now))
+      || [...this.#sessions.keys()].some((id) => !this.#retryingSessions.has(id));
+  }
+
   /** Writes again at once if something new can go, else when the earliest retry or linger is due. */
   #next(): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     this.#timerDue = Infinity;
-    const now = performance.now();
-    const ready = this.#waiters.length > 0
-      || [...this.#pending].some(([id, item]) => !this.#retrying.has(id) && !lingering(item, now))
-      || [...this.#sessions.keys()].some((id) => !this.#retryingSessions.has(id));
-    if (ready) {
+    if (this.#waiters.length > 0 || this.#hasReady(performance.now())) {
       this.#schedule();
       return;
     }
@@ -381,14 +399,39 @@ function lingering(item: Item, now: number): boolean {
 
 function toBatch(items: Item[], sessions: SessionRecord[]): CommitBatch {
   const batch: CommitBatch = { sessions: sessions.map((record) => ({ ...record })), creates: [], executions: [], events: [] };
-  for (const { target, firstSeq, frames, record, create } of items) {
+  for (const { target, firstSeq, frames, record, create, front } of items) {
     const executionId = target.record.execution_id;
     if (frames.length > 0) batch.events.push({ executionId, firstSeq, frames });
     // The record counts exactly the events durable once this commit is; the store writes it only
     // after them, and not at all if they fail.
-    if (record) (create ? batch.creates! : batch.executions).push({ ...target.record, last_seq: frames.length > 0 ? firstSeq + frames.length - 1 : target.committedSeq });
+    const current = front ? unended(target.record) : { ...target.record };
+    if (record) (create ? batch.creates! : batch.executions).push({ ...current, last_seq: frames.length > 0 ? firstSeq + frames.length - 1 : target.committedSeq });
   }
   return batch;
+}
+
+/**
+ * The part of a pending item this commit takes: all of it, or, past the execution's cap, its first
+ * frames, the rest (with the record, which must count them) staying pending for the next commit. A
+ * create goes with the first frames: it must land no later than they do.
+ */
+function takeFront(item: Item): Item {
+  const cap = Math.max(FIRST_COMMIT_EVENTS, item.target.committedSeq);
+  if (item.frames.length <= cap) return item;
+  const { create, since } = item;
+  const front: Item = { target: item.target, firstSeq: item.firstSeq, frames: item.frames.slice(0, cap), record: create, create, since, front: true };
+  item.firstSeq += cap;
+  item.frames = item.frames.slice(cap);
+  item.create = false;
+  return front;
+}
+
+/** The record as it stood before it ended: what a create sent ahead of the run's last events says. */
+function unended(record: ExecutionRecord): ExecutionRecord {
+  const current = { ...record, status: record.started_at === undefined ? 'queued' as const : 'running' as const };
+  delete current.ended_at;
+  delete current.reason;
+  return current;
 }
 
 function bytesOf(frames: Uint8Array[]): number {
