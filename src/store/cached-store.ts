@@ -18,6 +18,7 @@ import {
   type CommitBatch,
   type CommitFailure,
   type CreateResult,
+  type Reservation,
   type SessionFilter,
   type StoredEvent,
   type StoreSupports,
@@ -83,6 +84,11 @@ export class CachedEventStore extends EventStore {
 
   protected _createExecution(record: ExecutionRecord): Promise<CreateResult> {
     return this.#inner.createExecution(record);
+  }
+
+  // The inner store's own answer: a create it can defer (LevelDB) stays deferred behind the cache.
+  protected override _reserveExecution(record: ExecutionRecord): Promise<Reservation> {
+    return this.#inner.reserveExecution(record);
   }
 
   protected async _readEvents(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
