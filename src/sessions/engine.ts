@@ -14,7 +14,8 @@ import type { ExecutionKind, ExecutionRecord, SessionRecord, SessionState, Termi
 import type { Completion, RestoreResult, Sandbox, SandboxFactory, SandboxOutput } from '../sandbox/sandbox.js';
 import type { CreateResult, EventStore, StoredEvent, StoreError } from '../store/event-store.js';
 import { CommitLog, type BatchObserver, type CommittedChunk } from '../events/commit-log.js';
-import { LocalFeed, type LogState } from '../events/live-feed.js';
+import { FollowingFeed } from '../events/following-feed.js';
+import { LocalFeed, type LiveFeed, type LogState } from '../events/live-feed.js';
 import { SubscriptionHub, type EventSink } from '../events/subscription-hub.js';
 import { EventWriter } from './event-writer.js';
 import { LiveExecution, LiveSession } from './live.js';
@@ -68,6 +69,7 @@ export class Engine {
   readonly #hooks: EngineHooks;
   readonly #commits: CommitLog;
   readonly #hub: SubscriptionHub;
+  readonly #feed: LiveFeed;
   readonly #events: EventWriter;
   readonly #sandbox: Sandbox;
   readonly #rebuild: SessionRebuilder;
@@ -77,7 +79,13 @@ export class Engine {
     this.#config = config;
     this.#store = store;
     this.#hooks = hooks;
-    this.#hub = new SubscriptionHub(store, new LocalFeed(store, (id) => this.#executions.get(id)?.committedSeq), (error) => hooks.onError('replay', error));
+    const live = (id: string) => this.#executions.get(id)?.committedSeq;
+    // A store other nodes write to may hold executions running elsewhere: they are followed.
+    const feed = store.supports.follow
+      ? new FollowingFeed(store, live, () => this.#hub, (error) => hooks.onError('remote tail (retrying)', error))
+      : new LocalFeed(store, live);
+    this.#feed = feed;
+    this.#hub = new SubscriptionHub(store, feed, (error) => hooks.onError('replay', error));
     this.#commits = new CommitLog(store, {
       onCommitted: (chunks) => this.#onCommitted(chunks),
       onRetry: (error) => hooks.onError('commit (retrying)', error),
@@ -360,6 +368,7 @@ export class Engine {
     clearTimeout(timer);
     for (const execution of running) this.#events.finish(execution, 'crashed', 'shutdown');
     await this.#commits.flushed();
+    this.#feed.close?.();
     await this.#sandbox.shutdown();
   }
 

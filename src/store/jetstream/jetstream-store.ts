@@ -27,6 +27,8 @@ import {
   type CommitFailure,
   type CreateResult,
   type EventChunk,
+  type FollowListener,
+  type LogFollow,
   type SessionFilter,
   type StoredEvent,
   type StoreSupports,
@@ -62,7 +64,7 @@ type Bucket = 'executions' | 'session_execs' | 'active' | 'sessions';
 const packr = new Packr({ useRecords: false });
 
 /** Shared by every node; expiry follows the order executions were committed as ended, not a sorted scan. */
-const SUPPORTS: StoreSupports = Object.freeze({ orderedScans: false, sharedLocation: true, fencing: true });
+const SUPPORTS: StoreSupports = Object.freeze({ orderedScans: false, sharedLocation: true, fencing: true, follow: true });
 
 export class JetStreamEventStore extends EventStore {
   readonly supports = SUPPORTS;
@@ -190,6 +192,10 @@ export class JetStreamEventStore extends EventStore {
 
   protected _readEvents(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
     return this.#log!.read(executionId, afterSeq, limit);
+  }
+
+  protected override _follow(executionId: string, afterSeq: number, listener: FollowListener): LogFollow {
+    return this.#log!.follow(executionId, afterSeq, listener);
   }
 
   protected _lastSeq(executionId: string): Promise<number> {

@@ -74,9 +74,12 @@ export class Names {
     return `${this.prefix}.ev.${encodeId(executionId)}.${incarnation}.${page}`;
   }
 
-  /** Every page of one incarnation of a log (for a consumer; never for a `last_by_subj`). */
-  logSubjects(executionId: string, incarnation: number): string {
-    return `${this.prefix}.ev.${encodeId(executionId)}.${incarnation}.>`;
+  /**
+   * Every page of one incarnation of a log, or of every incarnation of the id (for a consumer;
+   * never for a `last_by_subj`).
+   */
+  logSubjects(executionId: string, incarnation?: number): string {
+    return `${this.prefix}.ev.${encodeId(executionId)}.${incarnation ?? '*'}.>`;
   }
 
   /**
