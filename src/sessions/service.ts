@@ -145,6 +145,11 @@ export class ExecutionService {
     return this.#ownSession(tenant, sessionId);
   }
 
+  /** As getSession, but on a cluster also finds a session created a moment ago on another node (one KV get). */
+  findSession(tenant: string, sessionId: string): Promise<SessionRecord> {
+    return this.#findSession(tenant, sessionId);
+  }
+
   /** Closes a session: its queued and running executions are cancelled, its context is dropped. */
   async closeSession(tenant: string, sessionId: string): Promise<SessionRecord> {
     await this.#findSession(tenant, sessionId);
