@@ -104,6 +104,8 @@ export class ExecutionService {
     if (!this.#routing?.ownsSession(sessionId) || !this.#engine.session(sessionId)) {
       throw new NotOwnerError(`session \`${sessionId}\` is not owned by node ${this.#routing?.nodeId}`);
     }
+    // The forwarding node checked the tenant against its view; the owner holds the session itself.
+    this.#ownSession(tenant, sessionId);
     switch (op) {
       case 'execute':
         return this.#execute(tenant, args as unknown as ExecuteInput, undefined, false);
