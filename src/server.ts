@@ -18,6 +18,7 @@ import { RetentionSweeper } from './events/retention.js';
 import { ExecutionService } from './sessions/service.js';
 import { Cluster } from './cluster/cluster.js';
 import { ClusterRouter } from './cluster/router.js';
+import { CachedEventStore } from './store/cached-store.js';
 import type { EventStore } from './store/event-store.js';
 import { JetStreamEventStore } from './store/jetstream/jetstream-store.js';
 import { LevelEventStore } from './store/level-store.js';
@@ -62,7 +63,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   logger.info({ tenants, workers: config.workers, data: config.dataDir, store: config.store }, 'starting');
   // A node joins its cluster before it touches the store: a second process with its id is refused first.
   const cluster = config.store === 'jetstream' ? await joinCluster(config, logger) : null;
-  const { store, reachable } = storeFor(config);
+  const { store: backing, reachable } = storeFor(config);
+  const store = config.replayCacheBytes > 0 ? new CachedEventStore(backing, config.replayCacheBytes) : backing;
   await store.open();
   const metrics = new Metrics();
   const router = cluster ? new ClusterRouter(cluster, config.forwardTimeoutMs, (error) => logger.error({ err: error }, 'forwarded request failed')) : undefined;
@@ -136,6 +138,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     port: config.port,
     maxFrameBytes: config.maxFrameBytes,
     backpressureBytes: config.backpressureBytes,
+    sendBudgetBytes: config.sendBudgetBytes,
     maxFramesPerSecond: config.maxFramesPerSecond,
     authenticator,
     allowedOrigins: config.allowedOrigins,
