@@ -20,6 +20,7 @@ import {
   type CreateResult,
   type FollowListener,
   type LogFollow,
+  type Reservation,
   type SessionFilter,
   type StoredEvent,
   type StoreSupports,
@@ -85,6 +86,11 @@ export class CachedEventStore extends EventStore {
 
   protected _createExecution(record: ExecutionRecord): Promise<CreateResult> {
     return this.#inner.createExecution(record);
+  }
+
+  // The inner store's own answer: a create it can defer (LevelDB) stays deferred behind the cache.
+  protected override _reserveExecution(record: ExecutionRecord): Promise<Reservation> {
+    return this.#inner.reserveExecution(record);
   }
 
   protected async _readEvents(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
