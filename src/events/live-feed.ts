@@ -33,6 +33,8 @@ export interface LiveFeed {
   follow(executionId: string, afterSeq: number): void;
   /** No subscriber needs the execution's events any more: a follow may stop. */
   unfollow(executionId: string): void;
+  /** Stops every follow (shutdown). */
+  close?(): void;
 }
 
 /**

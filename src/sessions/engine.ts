@@ -14,7 +14,8 @@ import type { ExecutionKind, ExecutionRecord, SessionRecord, SessionState, Termi
 import type { Completion, RestoreResult, Sandbox, SandboxFactory, SandboxOutput } from '../sandbox/sandbox.js';
 import type { CreateResult, EventStore, StoredEvent, StoreError } from '../store/event-store.js';
 import { CommitLog, type BatchObserver, type CommittedChunk } from '../events/commit-log.js';
-import { LocalFeed, type LogState } from '../events/live-feed.js';
+import { FollowingFeed } from '../events/following-feed.js';
+import { LocalFeed, type LiveFeed, type LogState } from '../events/live-feed.js';
 import { SubscriptionHub, type EventSink } from '../events/subscription-hub.js';
 import { EventWriter } from './event-writer.js';
 import { LiveExecution, LiveSession } from './live.js';
@@ -68,6 +69,7 @@ export class Engine {
   readonly #hooks: EngineHooks;
   readonly #commits: CommitLog;
   readonly #hub: SubscriptionHub;
+  readonly #feed: LiveFeed;
   readonly #events: EventWriter;
   readonly #sandbox: Sandbox;
   readonly #rebuild: SessionRebuilder;
@@ -77,7 +79,13 @@ export class Engine {
     this.#config = config;
     this.#store = store;
     this.#hooks = hooks;
-    this.#hub = new SubscriptionHub(store, new LocalFeed(store, (id) => this.#executions.get(id)?.committedSeq), (error) => hooks.onError('replay', error));
+    const live = (id: string) => this.#executions.get(id)?.committedSeq;
+    // A store other nodes write to may hold executions running elsewhere: they are followed.
+    const feed = store.supports.follow
+      ? new FollowingFeed(store, live, () => this.#hub, (error) => hooks.onError('remote tail (retrying)', error))
+      : new LocalFeed(store, live);
+    this.#feed = feed;
+    this.#hub = new SubscriptionHub(store, feed, (error) => hooks.onError('replay', error));
     this.#commits = new CommitLog(store, {
       onCommitted: (chunks) => this.#onCommitted(chunks),
       onRetry: (error) => hooks.onError('commit (retrying)', error),
@@ -115,9 +123,13 @@ export class Engine {
   /**
    * After a restart: every execution the previous process left queued or running gets its terminal
    * `done {status: "crashed"}`, and open sessions come back, to be rebuilt on their next execution.
+   * `owned`: only these sessions (and their executions), not everything in the store.
    */
-  async recover(): Promise<{ crashed: number; sessions: number }> {
-    const unfinished = await this.#store.listUnfinished({});
+  async recover(owned?: SessionRecord[]): Promise<{ crashed: number; sessions: number }> {
+    // A node of a cluster recovers only the sessions it owns (ExecutionService.recover); the others' are theirs.
+    const unfinished = owned
+      ? (await Promise.all(owned.map((record) => this.#store.listUnfinished({ sessionId: record.session_id })))).flat()
+      : await this.#store.listUnfinished({});
     for (const record of unfinished) {
       const execution = new LiveExecution(record, '');
       // The record's last_seq may lag its log: `done` goes right after the last stored event.
@@ -127,7 +139,7 @@ export class Engine {
     }
     await this.#commits.flushed();
     let open = 0;
-    for (const record of await this.#store.listSessions({})) {
+    for (const record of owned ?? (await this.#store.listSessions({}))) {
       const closed = record.status === 'closed';
       const session = new LiveSession(record, !closed);
       this.#sessions.set(record.session_id, session);
@@ -297,6 +309,11 @@ export class Engine {
     this.#hub.attach(sink, executionId, afterSeq, finalSeq);
   }
 
+  /** Subscribes `sink` from seq 1, its frames held until `release`: the socket of an execution created on another node. */
+  hold(sink: EventSink, executionId: string): void {
+    this.#hub.hold(sink, executionId);
+  }
+
   /** Lets the frames held for a new execution's sink go (see `submit`). */
   release(sink: EventSink, executionId: string): void {
     this.#hub.release(sink, executionId);
@@ -352,6 +369,7 @@ export class Engine {
     clearTimeout(timer);
     for (const execution of running) this.#events.finish(execution, 'crashed', 'shutdown');
     await this.#commits.flushed();
+    this.#feed.close?.();
     await this.#sandbox.shutdown();
   }
 

@@ -18,6 +18,8 @@ import {
   type CommitBatch,
   type CommitFailure,
   type CreateResult,
+  type FollowListener,
+  type LogFollow,
   type Reservation,
   type SessionFilter,
   type StoredEvent,
@@ -129,6 +131,11 @@ export class CachedEventStore extends EventStore {
 
   protected _lastSeq(executionId: string): Promise<number> {
     return this.#inner.lastSeq(executionId);
+  }
+
+  /** Tails come from the store itself (it says whether it has them, in `supports`). */
+  protected override _follow(executionId: string, afterSeq: number, listener: FollowListener): LogFollow {
+    return this.#inner.follow(executionId, afterSeq, listener);
   }
 
   protected _getExecution(executionId: string): Promise<ExecutionRecord | undefined> {

@@ -111,6 +111,23 @@ export interface StoreSupports {
    * lost ownership, or one appending after the final chunk), failing it alone with STORE_FENCED.
    */
   readonly fencing: boolean;
+  /**
+   * `follow` tails a log another instance (node) writes, delivering its chunks as they are stored.
+   * A store one process owns (LevelDB) has no such logs: every live execution is that process's.
+   */
+  readonly follow: boolean;
+}
+
+/** What a `follow` tells its caller. */
+export interface FollowListener {
+  /** The next stored events, in order, each seq once: the first chunk starts at afterSeq + 1. */
+  chunk(chunk: EventChunk): void;
+  /** The follow broke (the store stopped answering): nothing more comes; follow again from the last seq. */
+  error(error: StoreError): void;
+}
+
+export interface LogFollow {
+  stop(): void;
 }
 
 export type StoreErrorCode =
@@ -226,6 +243,17 @@ export abstract class EventStore {
     return this._lastSeq(executionId);
   }
 
+  /**
+   * Delivers the events of a log with seq > afterSeq as they are stored, whoever writes them, until
+   * `stop` (the log's end is seen by the caller in its `done`). Only where `supports.follow`.
+   */
+  follow(executionId: string, afterSeq: number, listener: FollowListener): LogFollow {
+    this.#assertOpen();
+    if (!this.supports.follow) throw badArgument('this store has no logs written elsewhere to follow');
+    if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw badArgument('afterSeq must be a non-negative integer');
+    return this._follow(executionId, afterSeq, listener);
+  }
+
   async getExecution(executionId: string): Promise<ExecutionRecord | undefined> {
     this.#assertOpen();
     return this._getExecution(executionId);
@@ -275,6 +303,10 @@ export abstract class EventStore {
   }
   protected abstract _readEvents(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]>;
   protected abstract _lastSeq(executionId: string): Promise<number>;
+  /** Only backends that declare `supports.follow` are asked. */
+  protected _follow(_executionId: string, _afterSeq: number, _listener: FollowListener): LogFollow {
+    throw badArgument('this store has no logs written elsewhere to follow');
+  }
   protected abstract _getExecution(executionId: string): Promise<ExecutionRecord | undefined>;
   protected abstract _listSessions(filter: SessionFilter): Promise<SessionRecord[]>;
   protected abstract _listExecutions(sessionId: string, limit: number, order: 'newest' | 'oldest'): Promise<ExecutionRecord[]>;

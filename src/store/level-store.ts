@@ -60,7 +60,7 @@ const prefixEnd = (prefix: string) => `${prefix}~`;
 const levelLimit = (limit: number) => (limit >= 0x7fffffff ? Infinity : limit);
 
 /** One batch is one atomic LevelDB write, so a failure fails the whole commit; one process per folder. */
-const SUPPORTS: StoreSupports = Object.freeze({ orderedScans: true, sharedLocation: false, fencing: false });
+const SUPPORTS: StoreSupports = Object.freeze({ orderedScans: true, sharedLocation: false, fencing: false, follow: false });
 
 export class LevelEventStore extends EventStore {
   readonly supports = SUPPORTS;

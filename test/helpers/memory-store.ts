@@ -37,7 +37,7 @@ export interface MemoryLocation {
   chunks: Map<string, Map<number, number>>;
 }
 
-const SUPPORTS: StoreSupports = Object.freeze({ orderedScans: false, sharedLocation: true, fencing: true });
+const SUPPORTS: StoreSupports = Object.freeze({ orderedScans: false, sharedLocation: true, fencing: true, follow: false });
 
 export class MemoryEventStore extends EventStore {
   readonly supports = SUPPORTS;

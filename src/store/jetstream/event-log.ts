@@ -17,7 +17,7 @@ import { headers, type MsgHdrs } from '@nats-io/transport-node';
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { Packr } from 'msgpackr';
-import { StoreError, type EventChunk, type StoredEvent } from '../event-store.js';
+import { StoreError, type EventChunk, type FollowListener, type LogFollow, type StoredEvent } from '../event-store.js';
 import { encodeId, pageOf, PAGE_EVENTS, type Names } from './names.js';
 import type { AckPublisher } from './publisher.js';
 
@@ -157,6 +157,60 @@ export class EventLog {
     } finally {
       await consumer.delete().catch(() => undefined);
     }
+  }
+
+  /**
+   * Tails a log another node writes: one ordered consumer on the log's subjects, from the message
+   * holding afterSeq + 1 (or, when the log does not reach it yet, from just past its end), handing
+   * on each stored chunk past what was already handed on. An ordered consumer re-creates itself
+   * after a NATS reconnect at the last stream seq it delivered, so a NATS restart loses nothing.
+   */
+  follow(executionId: string, afterSeq: number, listener: FollowListener): LogFollow {
+    let stopped = false;
+    let stop: (() => void) | undefined;
+    const run = async () => {
+      const { filter, startSeq } = await this.#followStart(executionId, afterSeq);
+      const consumer = await this.#js.consumers.get(this.#names.eventStream, { filter_subjects: filter, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq });
+      if (stopped) return;
+      const messages = await consumer.consume();
+      stop = () => void messages.close();
+      if (stopped) return stop();
+      let next = afterSeq + 1;
+      for await (const message of messages) {
+        const firstSeq = Number(message.headers?.get(FIRST_SEQ));
+        const frames = packr.unpack(message.data) as Uint8Array[];
+        if (firstSeq + frames.length <= next) continue;
+        if (firstSeq > next) throw new StoreError('STORE_UNAVAILABLE', `the log of ${executionId} skipped from ${next - 1} to ${firstSeq}`);
+        listener.chunk({ executionId, firstSeq: next, frames: frames.slice(next - firstSeq) });
+        next = firstSeq + frames.length;
+        if (stopped) break;
+      }
+    };
+    run().catch((error: unknown) => {
+      if (!stopped) listener.error(error instanceof StoreError ? error : new StoreError('STORE_UNAVAILABLE', `could not follow ${executionId}: ${(error as Error).message}`, { cause: error }));
+    });
+    return {
+      stop: () => {
+        stopped = true;
+        stop?.();
+      },
+    };
+  }
+
+  /**
+   * Where a follow starts: at the message holding afterSeq + 1 when the log has it, else right after
+   * the log's last message, so that nothing appended after this look is missed. A log not begun yet
+   * has no incarnation to filter on: every incarnation of the id, from the stream's end.
+   */
+  async #followStart(executionId: string, afterSeq: number): Promise<{ filter: string; startSeq: number }> {
+    const streamEnd = (await this.#jsm.streams.info(this.#names.eventStream)).state.last_seq;
+    const log = await this.#getKey(executionId);
+    if (!log) return { filter: this.#names.logSubjects(executionId), startSeq: streamEnd + 1 };
+    const filter = this.#names.logSubjects(executionId, log.incarnation);
+    const end = await this.#end(executionId, log);
+    if (end.lastSeq <= afterSeq) return { filter, startSeq: Math.max(end.lastStreamSeq, log.floor) + 1 };
+    const holding = await this.#next(log, executionId, pageOf(afterSeq + 1), log.floor);
+    return { filter, startSeq: holding ? holding.seq : log.floor + 1 };
   }
 
   /** The log's highest seq, from the log itself (0 when there is none). */
