@@ -6,6 +6,7 @@
  * and the main thread finishes the frame of a worker that died writing before writing its own.
  */
 import { closeSync, createWriteStream, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -130,4 +131,25 @@ t.test('a dead worker\'s ring is written to its end before what was asked for af
   output.drainDead(output.link(0), reader);
   await new Promise<void>((resolve) => output.send(Uint8Array.of(9), resolve));
   t.same([...readFileSync(file)], [3, 0, 0, 0, 1, 1, 1, 3, 0, 0, 0, 2, 2, 2, 9], 'both records, then the frame (its sessions\' loss)');
+});
+
+t.test('frames queued behind a write under way each leave once, in order', async (t) => {
+  // As the sandbox process's main thread writes its frames: a stream whose write is done once
+  // MainOutput has written it. Its done() writes the next queued frame at once; that one must be
+  // written, and the one just done not again (it was: `restored` and `lost` frames went missing,
+  // and the server waited for them for ever).
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'vmstream-shared-output-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'out');
+  const fd = openSync(file, 'w');
+  t.teardown(() => closeSync(fd));
+  const output = new MainOutput(fd, createWriteStream('', { fd, autoClose: false }));
+  const frames = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      output.send(chunk, () => done());
+    },
+  });
+  for (const frame of [[1], [2, 2], [3, 3, 3], [4]]) frames.write(Buffer.from(frame));
+  await new Promise<void>((resolve, reject) => frames.end(resolve).once('error', reject));
+  t.same([...readFileSync(file)], [1, 2, 2, 3, 3, 3, 4], 'every frame once, in the order written');
 });

@@ -165,8 +165,11 @@ export class MainOutput {
     this.#stream.write(bytes, () => {
       this.#writing = false;
       if (!('ring' in job)) {
-        job.done();
-        return this.#finish();
+        // Finished before its writer hears of it: `done` may send the writer's next frame at once,
+        // which must find this job gone (it found it first in line and wrote it again, and the
+        // writer, told of that write, took it for the next frame's: that one never left).
+        this.#finish();
+        return job.done();
       }
       job.ring.consume(bytes.length);
       // A piece that ended where the ring wraps may end mid-record: the rest must follow before
