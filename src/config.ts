@@ -78,6 +78,12 @@ export interface Config {
   jetstreamReplicas: number;
   /** This server's name on a JetStream prefix (VMSTREAM_NODE_ID; default `<hostname>:<port>`). */
   nodeId: string;
+  /** A node whose heartbeat nobody has seen renewed for this long is dead to the others (src/cluster/). */
+  nodeLeaseMs: number;
+  /** How often a node renews its heartbeat. */
+  nodeHeartbeatMs: number;
+  /** How long a request forwarded to a session's owner may wait for an owner that answers (default 2 × lease + 5 s). */
+  forwardTimeoutMs: number;
 }
 
 export const DEFAULTS: Readonly<Config> = Object.freeze({
@@ -124,6 +130,9 @@ export const DEFAULTS: Readonly<Config> = Object.freeze({
   jetstreamPrefix: 'vms',
   jetstreamReplicas: 1,
   nodeId: '',
+  nodeLeaseMs: 5_000,
+  nodeHeartbeatMs: 1_000,
+  forwardTimeoutMs: 15_000,
 });
 
 type NumericKey = { [K in keyof Config]: Config[K] extends number ? K : never }[keyof Config];
@@ -158,6 +167,9 @@ const NUMERIC_ENV: ReadonlyArray<[string, NumericKey, number]> = [
   ['VMSTREAM_WORKER_HEAP_MB', 'workerHeapMb', 16],
   ['VMSTREAM_SHUTDOWN_GRACE_MS', 'shutdownGraceMs', 0],
   ['VMSTREAM_JS_REPLICAS', 'jetstreamReplicas', 1],
+  ['VMSTREAM_NODE_LEASE_MS', 'nodeLeaseMs', 100],
+  ['VMSTREAM_NODE_HEARTBEAT_MS', 'nodeHeartbeatMs', 10],
+  ['VMSTREAM_FORWARD_TIMEOUT_MS', 'forwardTimeoutMs', 1],
 ];
 
 export class ConfigError extends Error {
@@ -245,6 +257,10 @@ function readStoreSettings(env: NodeJS.ProcessEnv, config: Config): void {
     config.jetstreamPrefix = env.VMSTREAM_JS_PREFIX;
   }
   config.nodeId = env.VMSTREAM_NODE_ID || `${os.hostname()}:${config.port}`;
+  if (!env.VMSTREAM_FORWARD_TIMEOUT_MS) config.forwardTimeoutMs = 2 * config.nodeLeaseMs + 5_000;
+  if (config.nodeHeartbeatMs >= config.nodeLeaseMs) {
+    throw new ConfigError(`VMSTREAM_NODE_HEARTBEAT_MS (${config.nodeHeartbeatMs}) must be shorter than VMSTREAM_NODE_LEASE_MS (${config.nodeLeaseMs})`);
+  }
   if (config.store === 'jetstream' && config.natsUrls.length === 0) {
     throw new ConfigError('VMSTREAM_STORE=jetstream needs VMSTREAM_NATS_URL (nats://host:port[,…])');
   }

@@ -16,6 +16,8 @@ import { publicExecutionId, tenantOfExecution } from './sessions/live.js';
 import { prepareSandbox } from './sandbox-process/start.js';
 import { RetentionSweeper } from './events/retention.js';
 import { ExecutionService } from './sessions/service.js';
+import { Cluster } from './cluster/cluster.js';
+import { ClusterRouter } from './cluster/router.js';
 import type { EventStore } from './store/event-store.js';
 import { JetStreamEventStore } from './store/jetstream/jetstream-store.js';
 import { LevelEventStore } from './store/level-store.js';
@@ -58,9 +60,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   // The whole config only at debug: on a terminal it would scroll the URLs away.
   logger.debug({ config: { ...config, token: config.token === null ? null : '[redacted]' } }, 'config');
   logger.info({ tenants, workers: config.workers, data: config.dataDir, store: config.store }, 'starting');
+  // A node joins its cluster before it touches the store: a second process with its id is refused first.
+  const cluster = config.store === 'jetstream' ? await joinCluster(config, logger) : null;
   const { store, reachable } = storeFor(config);
   await store.open();
   const metrics = new Metrics();
+  const router = cluster ? new ClusterRouter(cluster, config.forwardTimeoutMs, (error) => logger.error({ err: error }, 'forwarded request failed')) : undefined;
   const service = new ExecutionService(config, store, sandbox.factory, {
     onError: (context, error) => logger.error({ err: error }, `${context} failed`),
     onExecutionEnd: (record, events) => {
@@ -87,8 +92,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       logger.warn({ reason, sessions }, 'a sandbox host was lost; its sessions are rebuilt when next used');
     },
     onCommit: (items, seconds) => metrics.batchCommitted(items, seconds),
-  });
+  }, router);
   const recovered = await service.recover();
+  // Other nodes' requests for this node's sessions, once those are back.
+  router?.serve((request) => service.serveForwarded(request));
   if (recovered.crashed > 0) logger.info({ crashed: recovered.crashed }, 'marked executions left unfinished by the previous process as crashed');
   const authenticator = new Authenticator(shared?.token ?? null, directory);
   const onInternalError = (error: unknown) => logger.error({ err: error }, 'request failed');
@@ -100,8 +107,14 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       readiness: () => {
         const { sandbox: hosts, store: writes } = service.stats();
         // A store whose writes keep failing, or that cannot reach NATS, is not ready either: nothing new would become durable.
-        const checks = { store: reachable() && !writes.stalled, workers: hosts.online === hosts.size, accepting: service.accepting };
-        return { ready: checks.store && checks.workers && checks.accepting, checks, sandbox: sandbox.report };
+        const checks = {
+          store: reachable() && !writes.stalled,
+          workers: hosts.online === hosts.size,
+          accepting: service.accepting,
+          // A node is in its cluster when connected to NATS and its own heartbeat is current.
+          ...(cluster ? { cluster: cluster.ready } : {}),
+        };
+        return { ready: Object.values(checks).every(Boolean), checks, sandbox: sandbox.report };
       },
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
     },
@@ -144,6 +157,19 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     eventStreamsOpen: () => http.openStreams,
     mcpRequestsOpen: () => mcp.open,
   });
+  if (cluster && router) {
+    metrics.attachCluster({
+      heartbeats: () => cluster.membership.heartbeats,
+      heartbeatFailures: () => cluster.membership.heartbeatFailures,
+      nodesAlive: () => cluster.membership.alive().length,
+      sessionsOwned: () => cluster.directory.ownedBy(cluster.nodeId).length,
+      forwarded: () => router.stats.forwarded,
+      forwardRetries: () => router.stats.forwardRetries,
+      forwardFailures: () => router.stats.forwardFailures,
+      forwardsServed: () => router.stats.served,
+      sessionLookups: () => cluster.directory.lookups,
+    });
+  }
   directory?.watch((tenant) => {
     logger.warn({ tenant }, 'tenant revoked (gone from the tokens file, or its line replaced): closing its sockets and event streams');
     const reason = `the token of tenant ${tenant} was revoked`;
@@ -166,14 +192,35 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const close = () => (closing ??= (async () => {
     transport.stopListening();
     directory?.stop();
+    router?.close();
     await service.shutdown();
     await retention?.stop();
     transport.closeSockets();
     await jupyter.close();
     await store.close();
+    await cluster?.close();
   })());
   const consoleUrl = consoleFiles ? `${config.tlsCert ? 'https' : 'http'}://${host}:${port}/${shared?.generated ? `?token=${encodeURIComponent(shared.token)}` : ''}` : null;
   return { port, url, consoleUrl, service, close };
+}
+
+/** Joins the JetStream cluster as VMSTREAM_NODE_ID (src/cluster/). */
+function joinCluster(config: Config, logger: Logger): Promise<Cluster> {
+  return Cluster.open({
+    servers: config.natsUrls,
+    prefix: config.jetstreamPrefix,
+    replicas: config.jetstreamReplicas,
+    nodeId: config.nodeId,
+    heartbeatMs: config.nodeHeartbeatMs,
+    leaseMs: config.nodeLeaseMs,
+    onConflict: (message) => {
+      // Two processes writing as one node would each take the other's executions for their own:
+      // this one stops at once, writing nothing more (no shutdown `done`s for what it no longer owns).
+      logger.fatal({ node: config.nodeId }, `${message}: exiting`);
+      process.exit(1);
+    },
+    onError: (context, error) => logger.warn({ err: error }, `cluster: ${context} failed`),
+  });
 }
 
 /** Margin between an execution's record expiring and its events leaving the JetStream stream. */
@@ -195,7 +242,6 @@ function storeFor(config: Config): SelectedStore {
     servers: config.natsUrls,
     prefix: config.jetstreamPrefix,
     replicas: config.jetstreamReplicas,
-    nodeId: config.nodeId,
     // Events outlive the records that reach them: a record goes `retention` after its end, and
     // its events were all written within the longest run before that end.
     maxAgeMs: config.retentionMs === 0 ? 0 : config.retentionMs + config.maxTimeoutMs + EVENT_AGE_MARGIN_MS,

@@ -138,24 +138,6 @@ t.test('a record whose code passes what one NATS message holds', async (t) => {
   t.equal(await store.getExecution('t/big.1'), undefined, 'gone');
 });
 
-t.test('one server per prefix: another node id is refused, the same one takes it back', async (t) => {
-  const first = new JetStreamEventStore({ servers: [nats.url], prefix: 'claimed', nodeId: 'host-a:8080' });
-  t.teardown(() => first.close());
-  await first.open();
-  const other = new JetStreamEventStore({ servers: [nats.url], prefix: 'claimed', nodeId: 'host-b:8080' });
-  await t.rejects(other.open(), /prefix claimed is used by node "host-a:8080"/, 'a second node is refused, with the holder named');
-  t.equal(other.isOpen, false, 'and not open');
-  await first.close();
-  const again = new JetStreamEventStore({ servers: [nats.url], prefix: 'claimed', nodeId: 'host-a:8080' });
-  t.teardown(() => again.close());
-  await again.open();
-  t.equal(again.isOpen, true, 'the same node id opens it again (a restart)');
-  const elsewhere = new JetStreamEventStore({ servers: [nats.url], prefix: 'unclaimed', nodeId: 'host-b:8080' });
-  t.teardown(() => elsewhere.close());
-  await elsewhere.open();
-  t.equal(elsewhere.isOpen, true, 'another prefix is free');
-});
-
 t.test('a trickling log (a chunk per event) reads whole and from any point', async (t) => {
   const store = await openStore(t, nats, 'trickle');
   const events = 1_500;

@@ -26,6 +26,25 @@ export interface MetricSources {
   mcpRequestsOpen(): number;
 }
 
+/** A cluster node's figures (src/cluster/), read at scrape time; registered only on a node of a cluster. */
+export interface ClusterMetricSources {
+  /** Own heartbeats acknowledged, and renewals that failed. */
+  heartbeats(): number;
+  heartbeatFailures(): number;
+  /** Nodes this one takes for alive, itself included. */
+  nodesAlive(): number;
+  /** Sessions this node owns (leases held). */
+  sessionsOwned(): number;
+  /** Requests this node sent to a session's owner, resent after an owner failed, and given up (INTERNAL). */
+  forwarded(): number;
+  forwardRetries(): number;
+  forwardFailures(): number;
+  /** Requests other nodes forwarded here. */
+  forwardsServed(): number;
+  /** KV reads for sessions the watched view did not hold yet. */
+  sessionLookups(): number;
+}
+
 const ZERO: MetricSources = {
   eventsAppended: () => 0,
   storeFailures: () => 0,
@@ -99,6 +118,20 @@ export class Metrics {
 
   attach(sources: MetricSources): void {
     this.#sources = sources;
+  }
+
+  /** Adds the lease and forwarding figures of a cluster node. */
+  attachCluster(sources: ClusterMetricSources): void {
+    const registers = [this.registry];
+    scraped(registers, Counter, 'vmstream_node_heartbeats_total', 'Heartbeats of this node acknowledged by NATS (lease renewals)', () => sources.heartbeats());
+    scraped(registers, Counter, 'vmstream_node_heartbeat_failures_total', 'Heartbeat renewals of this node that failed or were refused', () => sources.heartbeatFailures());
+    scraped(registers, Gauge, 'vmstream_nodes_alive', 'Nodes this node takes for alive (itself included)', () => sources.nodesAlive());
+    scraped(registers, Gauge, 'vmstream_sessions_owned', 'Sessions whose lease this node holds', () => sources.sessionsOwned());
+    scraped(registers, Counter, 'vmstream_forwarded_total', 'Requests (execute, cancel, session.close…) sent to the node owning the session', () => sources.forwarded());
+    scraped(registers, Counter, 'vmstream_forward_retries_total', 'Forwarded requests sent again after the owner did not answer or was not the owner', () => sources.forwardRetries());
+    scraped(registers, Counter, 'vmstream_forward_failures_total', 'Forwarded requests given up (INTERNAL) when no owner answered in time', () => sources.forwardFailures());
+    scraped(registers, Counter, 'vmstream_forwards_served_total', 'Requests other nodes forwarded to this node', () => sources.forwardsServed());
+    scraped(registers, Counter, 'vmstream_session_lookups_total', 'KV reads for sessions the watched view did not hold yet', () => sources.sessionLookups());
   }
 
   /** `queueWaitSeconds`: from execute to running; null when it never ran (cancelled while queued). */

@@ -123,9 +123,13 @@ export class Engine {
   /**
    * After a restart: every execution the previous process left queued or running gets its terminal
    * `done {status: "crashed"}`, and open sessions come back, to be rebuilt on their next execution.
+   * `owned`: only these sessions (and their executions), not everything in the store.
    */
-  async recover(): Promise<{ crashed: number; sessions: number }> {
-    const unfinished = await this.#store.listUnfinished({});
+  async recover(owned?: SessionRecord[]): Promise<{ crashed: number; sessions: number }> {
+    // A node of a cluster recovers only the sessions it owns (ExecutionService.recover); the others' are theirs.
+    const unfinished = owned
+      ? (await Promise.all(owned.map((record) => this.#store.listUnfinished({ sessionId: record.session_id })))).flat()
+      : await this.#store.listUnfinished({});
     for (const record of unfinished) {
       const execution = new LiveExecution(record, '');
       // The record's last_seq may lag its log: `done` goes right after the last stored event.
@@ -135,7 +139,7 @@ export class Engine {
     }
     await this.#commits.flushed();
     let open = 0;
-    for (const record of await this.#store.listSessions({})) {
+    for (const record of owned ?? (await this.#store.listSessions({}))) {
       const closed = record.status === 'closed';
       const session = new LiveSession(record, !closed);
       this.#sessions.set(record.session_id, session);
@@ -302,6 +306,11 @@ export class Engine {
   /** Subscribes `sink` to an execution's events with seq > afterSeq (finalSeq: its `done`, when it has ended). */
   attach(sink: EventSink, executionId: string, afterSeq: number, finalSeq: number | null): void {
     this.#hub.attach(sink, executionId, afterSeq, finalSeq);
+  }
+
+  /** Subscribes `sink` from seq 1, its frames held until `release`: the socket of an execution created on another node. */
+  hold(sink: EventSink, executionId: string): void {
+    this.#hub.hold(sink, executionId);
   }
 
   /** Lets the frames held for a new execution's sink go (see `submit`). */

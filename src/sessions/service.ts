@@ -8,6 +8,12 @@
  * no new work once shutdown began — and turns tenant-facing ids into stored ones. The engine
  * (engine.ts) owns everything live and does the work: sessions' contexts and queues, events, the
  * watchdog, rebuilds.
+ *
+ * On a cluster (a SessionRouting given), each session lives on one node, its owner: operations that
+ * need its live context (execute, cancel, close, rename, reset, complete) run there, forwarded by
+ * `routing.route` from whichever node the client reached (the owner runs them through
+ * `serveForwarded`); reads and subscriptions are served here from the shared store. Sessions are
+ * looked up in the cluster's watched view, and in KV once before a NOT_FOUND.
  */
 import { randomUUID } from 'node:crypto';
 import { ProtocolError } from '../../protocol/errors.js';
@@ -20,6 +26,7 @@ import { Engine, type EngineHooks, type EngineStats } from './engine.js';
 import { publicExecutionId, storedExecutionId } from './live.js';
 import type { EventSink } from '../events/subscription-hub.js';
 import { Workspace, type WorkspaceFile } from './workspace.js';
+import { NotOwnerError, type ForwardedRequest, type SessionRouting } from '../cluster/router.js';
 
 export type { EngineHooks, EngineStats } from './engine.js';
 export type { WorkspaceFile } from './workspace.js';
@@ -50,12 +57,17 @@ export class ExecutionService {
    * store's conditional create to decide (Engine.submit).
    */
   readonly #creating = new Map<string, Promise<ExecuteResult>>();
+  readonly #routing: SessionRouting | null;
   #shuttingDown = false;
 
-  /** `sandbox` builds the host of user code (server.ts: the worker pool); the engine is its listener. */
-  constructor(config: Config, store: EventStore, sandbox: SandboxFactory, hooks: EngineHooks) {
+  /**
+   * `sandbox` builds the host of user code (server.ts: the worker pool); the engine is its listener.
+   * `routing`: this process is a node of a cluster (src/cluster/).
+   */
+  constructor(config: Config, store: EventStore, sandbox: SandboxFactory, hooks: EngineHooks, routing?: SessionRouting) {
     this.#config = config;
     this.#store = store;
+    this.#routing = routing ?? null;
     this.#workspace = Workspace.of(config);
     this.#engine = new Engine(config, store, this.#workspace, sandbox, hooks);
   }
@@ -68,23 +80,65 @@ export class ExecutionService {
   /**
    * After a restart: every execution the previous process left queued or running gets its terminal
    * `done {status: "crashed"}`, and open sessions come back, to be rebuilt on their next execution.
+   * A cluster node recovers the sessions its previous run still owns (others may have taken some).
    */
-  recover(): Promise<{ crashed: number; sessions: number }> {
-    return this.#engine.recover();
+  async recover(): Promise<{ crashed: number; sessions: number }> {
+    if (!this.#routing) return this.#engine.recover();
+    const reclaimed = await this.#routing.reclaim();
+    const records: SessionRecord[] = [];
+    for (const sessionId of reclaimed) {
+      const record = this.#routing.session(sessionId);
+      // A copy: the engine changes its sessions' records as they run; the view follows KV.
+      if (record) records.push({ ...record });
+    }
+    return this.#engine.recover(records);
+  }
+
+  /**
+   * Runs a request another node forwarded here because this node owns its session (see
+   * SessionRouting.route); refuses with NotOwnerError when it does not (any more).
+   */
+  async serveForwarded({ op, tenant, args }: ForwardedRequest): Promise<unknown> {
+    if (op === 'cancel') return this.#cancelHere(tenant, args.execution_id as string, true);
+    const sessionId = args.session_id as string;
+    if (!this.#routing?.ownsSession(sessionId) || !this.#engine.session(sessionId)) {
+      throw new NotOwnerError(`session \`${sessionId}\` is not owned by node ${this.#routing?.nodeId}`);
+    }
+    switch (op) {
+      case 'execute':
+        return this.#execute(tenant, args as unknown as ExecuteInput, undefined, false);
+      case 'session.close':
+        return this.#engine.closeSession(sessionId);
+      case 'session.rename':
+        return this.#engine.renameSession(sessionId, args.name as string);
+      case 'session.reset':
+        return this.#resetHere(tenant, sessionId);
+      case 'complete':
+        return this.#completeHere(tenant, sessionId, args.code as string, args.cursor as number);
+    }
   }
 
   async createSession(tenant: string, name?: string): Promise<SessionRecord> {
     this.#assertAccepting();
+    // On a cluster, the watched view counts: concurrent creates on other nodes may overshoot by one each.
     if (this.listSessions(tenant).length >= this.#config.maxOpenSessions) {
       throw new ProtocolError('LIMIT_EXCEEDED', `${this.#config.maxOpenSessions} sessions are open (the limit): close one first`);
     }
     const record: SessionRecord = { session_id: randomUUID(), tenant, name: name ?? '', status: 'ready', created_at: Date.now(), execution_count: 0 };
+    // Owned before it exists: any node that sees the session finds where it lives.
+    await this.#routing?.claim(record.session_id);
     await this.#engine.openSession(record);
     return record;
   }
 
+  /** The tenant's open sessions: this node's, and on a cluster every node's (this node's records are the freshest of its own). */
   listSessions(tenant: string): SessionRecord[] {
-    return this.#engine.openSessions(tenant).sort((a, b) => b.created_at - a.created_at);
+    const local = this.#engine.openSessions(tenant);
+    if (!this.#routing) return local.sort(newestFirst);
+    const open = new Map(this.#routing.openSessions(tenant).map((record) => [record.session_id, record]));
+    for (const record of local) open.set(record.session_id, record);
+    for (const sessionId of open.keys()) if (this.#engine.session(sessionId)?.status === 'closed') open.delete(sessionId);
+    return [...open.values()].sort(newestFirst);
   }
 
   getSession(tenant: string, sessionId: string): SessionRecord {
@@ -93,14 +147,14 @@ export class ExecutionService {
 
   /** Closes a session: its queued and running executions are cancelled, its context is dropped. */
   async closeSession(tenant: string, sessionId: string): Promise<SessionRecord> {
-    this.#ownSession(tenant, sessionId);
-    return (await this.#engine.closeSession(sessionId))!;
+    await this.#findSession(tenant, sessionId);
+    return this.#route(sessionId, { op: 'session.close', tenant, args: { session_id: sessionId } }, async () => (await this.#engine.closeSession(sessionId))!);
   }
 
   /** Gives a session (open or closed) another name. */
   async renameSession(tenant: string, sessionId: string, name: string): Promise<SessionRecord> {
-    this.#ownSession(tenant, sessionId);
-    return (await this.#engine.renameSession(sessionId, name))!;
+    await this.#findSession(tenant, sessionId);
+    return this.#route(sessionId, { op: 'session.rename', tenant, args: { session_id: sessionId, name } }, async () => (await this.#engine.renameSession(sessionId, name))!);
   }
 
   /**
@@ -108,15 +162,14 @@ export class ExecutionService {
    * it; earlier inputs are no longer replayed when the context is rebuilt (a Jupyter kernel restart).
    */
   async resetSession(tenant: string, sessionId: string): Promise<SessionRecord> {
-    this.#liveSession(tenant, sessionId);
-    return (await this.#engine.resetSession(sessionId))!;
+    await this.#findSession(tenant, sessionId);
+    return this.#route(sessionId, { op: 'session.reset', tenant, args: { session_id: sessionId } }, () => this.#resetHere(tenant, sessionId));
   }
 
   /** Names that complete `code` at `cursor`, from the session's context (see Sandbox.complete). */
   async complete(tenant: string, sessionId: string, code: string, cursor: number): Promise<Completion> {
-    this.#liveSession(tenant, sessionId);
-    if (cursor > code.length) throw new ProtocolError('BAD_REQUEST', `field \`cursor\` (${cursor}) is past the end of \`code\` (${code.length})`);
-    return this.#engine.complete(sessionId, code, cursor);
+    await this.#findSession(tenant, sessionId);
+    return this.#route(sessionId, { op: 'complete', tenant, args: { session_id: sessionId, code, cursor } }, () => this.#completeHere(tenant, sessionId, code, cursor));
   }
 
   /**
@@ -125,13 +178,22 @@ export class ExecutionService {
    * frames held until `release` (after the reply went out); for an existing one, it is subscribed
    * from seq 1 at once.
    */
-  async execute(tenant: string, input: ExecuteInput, sink?: EventSink): Promise<ExecuteResult> {
-    if (input.execution_id === undefined) return this.#create(tenant, input, storedExecutionId(tenant, randomUUID()), sink);
-    const id = storedExecutionId(tenant, input.execution_id);
+  execute(tenant: string, input: ExecuteInput, sink?: EventSink): Promise<ExecuteResult> {
+    return this.#execute(tenant, input, sink, this.#routing !== null);
+  }
+
+  /** `routed`: sent to the session's owner when that is another node (false: it is this one, asked by another). */
+  async #execute(tenant: string, input: ExecuteInput, sink: EventSink | undefined, routed: boolean): Promise<ExecuteResult> {
+    if (input.execution_id === undefined) {
+      if (!routed) return this.#create(tenant, input, storedExecutionId(tenant, randomUUID()), sink);
+      // Chosen here, before it may be forwarded: a resent forward then cannot create a second execution.
+      input = { ...input, execution_id: randomUUID() };
+    }
+    const id = storedExecutionId(tenant, input.execution_id!);
     const earlier = this.#creating.get(id);
     const creating = (async () => {
       await earlier?.catch(() => undefined);
-      return this.#findOrCreate(tenant, input, id, sink);
+      return this.#findOrCreate(tenant, input, id, sink, routed);
     })();
     this.#creating.set(id, creating);
     try {
@@ -167,18 +229,28 @@ export class ExecutionService {
   }
 
   async listExecutions(tenant: string, sessionId: string, limit = LIST_LIMIT_DEFAULT): Promise<ExecutionRecord[]> {
-    this.#ownSession(tenant, sessionId);
+    await this.#findSession(tenant, sessionId);
     const stored = await this.#store.listExecutions(sessionId, { limit, order: 'newest' });
     // Live records are ahead of their stored copies by at most one group commit.
     return stored.map((record) => publicRecord(this.#engine.execution(record.execution_id) ?? record));
   }
 
   /** Cancels a queued or running execution; replies once its `done` is durable. */
-  async cancel(tenant: string, executionId: string): Promise<ExecutionRecord> {
+  cancel(tenant: string, executionId: string): Promise<ExecutionRecord> {
+    return this.#cancelHere(tenant, executionId, false);
+  }
+
+  /** `forwarded`: asked by another node, as this execution's owner; never forwarded again. */
+  async #cancelHere(tenant: string, executionId: string, forwarded: boolean): Promise<ExecutionRecord> {
     const storedId = storedExecutionId(tenant, executionId);
     await this.#settledCreation(storedId);
     const cancelled = await this.#engine.cancel(storedId);
-    return cancelled ? publicRecord(cancelled) : this.getExecution(tenant, executionId);
+    if (cancelled) return publicRecord(cancelled);
+    const record = await this.getExecution(tenant, executionId);
+    if (!this.#routing || record.ended_at !== undefined) return record;
+    // Not live here and not ended: it runs (or waits) on its session's owner.
+    if (forwarded) throw new NotOwnerError(`execution \`${executionId}\` is not live on node ${this.#routing.nodeId}`);
+    return this.#route(record.session_id, { op: 'cancel', tenant, args: { execution_id: executionId } }, async () => record);
   }
 
   /** Where an execution's log stands, for a subscribe from `afterSeq`. */
@@ -258,12 +330,56 @@ export class ExecutionService {
     return stored;
   }
 
-  async #findOrCreate(tenant: string, input: ExecuteInput, id: string, sink?: EventSink): Promise<ExecuteResult> {
+  async #findOrCreate(tenant: string, input: ExecuteInput, id: string, sink: EventSink | undefined, routed: boolean): Promise<ExecuteResult> {
     const live = this.#engine.execution(id);
     if (live) return { record: publicRecord(live), created: false };
     const stored = await this.#store.getExecution(id);
     if (stored) return { record: publicRecord(stored), created: false };
-    return this.#create(tenant, input, id, sink);
+    if (!routed) return this.#create(tenant, input, id, sink);
+    this.#assertAccepting();
+    await this.#findSession(tenant, input.session_id);
+    const request: ForwardedRequest = { op: 'execute', tenant, args: { ...input } };
+    let here = false;
+    const result = await this.#route(input.session_id, request, () => ((here = true), this.#create(tenant, input, id, sink)));
+    // Created on the owner: this socket gets its events from the shared log, from seq 1, after the reply.
+    if (!here && result.created && sink) this.#engine.hold(sink, id);
+    return result;
+  }
+
+  #resetHere(tenant: string, sessionId: string): Promise<SessionRecord> {
+    this.#liveSession(tenant, sessionId);
+    return this.#engine.resetSession(sessionId) as Promise<SessionRecord>;
+  }
+
+  #completeHere(tenant: string, sessionId: string, code: string, cursor: number): Promise<Completion> {
+    this.#liveSession(tenant, sessionId);
+    if (cursor > code.length) throw new ProtocolError('BAD_REQUEST', `field \`cursor\` (${cursor}) is past the end of \`code\` (${code.length})`);
+    return this.#engine.complete(sessionId, code, cursor);
+  }
+
+  /** Runs `local` when this node owns the session (always, off a cluster), else forwards `request` to the owner. */
+  #route<T>(sessionId: string, request: ForwardedRequest, local: () => Promise<T>): Promise<T> {
+    return this.#routing ? this.#routing.route(sessionId, request, local) : local();
+  }
+
+  /** A session of this tenant, here or (on a cluster) anywhere, looked up in KV before it is NOT_FOUND. */
+  async #findSession(tenant: string, sessionId: string): Promise<SessionRecord> {
+    const known = this.#knownSession(sessionId);
+    if (known?.tenant === tenant) return known;
+    const found = known ? undefined : await this.#routing?.findSession(tenant, sessionId);
+    if (!found) throw new ProtocolError('NOT_FOUND', `no session \`${sessionId}\``);
+    return found;
+  }
+
+  /**
+   * The freshest record of a session this node knows: its own live one when it owns the session,
+   * the cluster view's when another node does.
+   */
+  #knownSession(sessionId: string): SessionRecord | undefined {
+    const local = this.#engine.session(sessionId);
+    if (!this.#routing) return local;
+    if (local && this.#routing.ownsSession(sessionId)) return local;
+    return this.#routing.session(sessionId) ?? local;
   }
 
   async #create(tenant: string, input: ExecuteInput, id: string, sink?: EventSink): Promise<ExecuteResult> {
@@ -287,7 +403,7 @@ export class ExecutionService {
 
   /** A session of this tenant; another tenant's is NOT_FOUND, exactly as a missing one. */
   #ownSession(tenant: string, sessionId: string): SessionRecord {
-    const session = this.#engine.session(sessionId);
+    const session = this.#knownSession(sessionId);
     if (!session || session.tenant !== tenant) throw new ProtocolError('NOT_FOUND', `no session \`${sessionId}\``);
     return session;
   }
@@ -304,6 +420,8 @@ export class ExecutionService {
     if (this.#shuttingDown) throw new ProtocolError('SHUTTING_DOWN', 'the server is shutting down');
   }
 }
+
+const newestFirst = (a: SessionRecord, b: SessionRecord) => b.created_at - a.created_at;
 
 /** The record as its tenant sees it: the execution_id they chose or were given. */
 function publicRecord(record: ExecutionRecord): ExecutionRecord {

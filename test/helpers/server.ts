@@ -8,6 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startClusterServer } from './cluster.js';
 import { TestNats } from './nats.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -50,7 +51,17 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(path.join(os.tmpdir(), `vmstream-${prefix}-`));
 }
 
-export async function startServer(options: ServerOptions = {}): Promise<TestServer> {
+/**
+ * A server for a test: one process, or with VMSTREAM_TEST_TARGET=cluster a 3-node cluster behind a
+ * round-robin front (cluster.ts), which the test sees as one server.
+ */
+export function startServer(options: ServerOptions = {}): Promise<TestServer> {
+  if (process.env.VMSTREAM_TEST_TARGET === 'cluster' && !options.command) return startClusterServer(options);
+  return startProcess(options);
+}
+
+/** One server process. */
+export async function startProcess(options: ServerOptions = {}): Promise<TestServer> {
   const dataDir = options.dataDir ?? tempDir('data');
   const workspaceDir = options.workspaceDir ?? path.join(dataDir, '..', `${path.basename(dataDir)}-ws`);
   mkdirSync(workspaceDir, { recursive: true });
@@ -125,11 +136,16 @@ export function workspaceFile(server: Pick<TestServer, 'workspaceDir'>, relative
  */
 async function storeEnv(dataDir: string): Promise<Record<string, string>> {
   if (process.env.VMSTREAM_TEST_STORE !== 'jetstream') return {};
-  const nats = await (fileNats ??= startFileNats());
+  const nats = await fileNats();
   return { VMSTREAM_STORE: 'jetstream', VMSTREAM_NATS_URL: nats.url, VMSTREAM_JS_PREFIX: path.basename(dataDir).replace(/[^a-zA-Z0-9_-]/g, '_') };
 }
 
-let fileNats: Promise<TestNats> | undefined;
+let startedNats: Promise<TestNats> | undefined;
+
+/** The nats-server of this test file (started on first use, killed when the test process exits). */
+export function fileNats(): Promise<TestNats> {
+  return (startedNats ??= startFileNats());
+}
 
 async function startFileNats(): Promise<TestNats> {
   const nats = await TestNats.create();

@@ -36,7 +36,7 @@ import {
 } from '../event-store.js';
 import { EndedQueue } from './ended-queue.js';
 import { EventLog } from './event-log.js';
-import { decodeId, encodeId, hex, Names } from './names.js';
+import { decodeId, encodeId, hex, Names, sessionKey } from './names.js';
 import { AckPublisher } from './publisher.js';
 import { RecordCodec } from './records.js';
 
@@ -51,12 +51,6 @@ export interface JetStreamStoreOptions {
   ackTimeoutMs?: number;
   /** How long JetStream recognises a resent chunk by its Msg-Id (default 2 min; set when the stream is created). */
   duplicateWindowMs?: number;
-  /**
-   * The server this store runs in (VMSTREAM_NODE_ID). Given, the store claims its prefix for that
-   * node and refuses to open when another node holds it; tests that open several instances of one
-   * location on purpose leave it out.
-   */
-  nodeId?: string;
   /**
    * Age at which the stream drops events, in bulk (0: never). Expiring an execution deletes its
    * records and makes its events unreachable; the events themselves go with this age, which must
@@ -106,13 +100,7 @@ export class JetStreamEventStore extends EventStore {
     const jsm = await jetstreamManager(nc);
     const streamSeq = await this.#ensureStream(jsm, replicas);
     const kvm = new Kvm(nc);
-    const bucket = (name: Bucket | 'logs' | 'code' | 'node') => kvm.create(this.#names.bucket(name), { history: 1, replicas });
-    try {
-      if (this.options.nodeId !== undefined) await this.#claimPrefix(await bucket('node'), this.options.nodeId);
-    } catch (error) {
-      await nc.close();
-      throw error;
-    }
+    const bucket = (name: Bucket | 'logs' | 'code') => kvm.create(this.#names.bucket(name), { history: 1, replicas });
     const [executions, session_execs, active, sessions, logs, code] = await Promise.all(
       (['executions', 'session_execs', 'active', 'sessions', 'logs', 'code'] as const).map(bucket),
     );
@@ -129,30 +117,6 @@ export class JetStreamEventStore extends EventStore {
     await this.#nc?.drain().catch(() => this.#nc?.close());
     this.#nc = undefined;
     this.#connected = false;
-  }
-
-  /**
-   * One server per prefix, until servers lease sessions to each other: a second one would take the
-   * first one's running executions for a dead process's and end them when it recovers. A server
-   * restarted with its node id takes its prefix back.
-   */
-  async #claimPrefix(kv: KV, nodeId: string): Promise<void> {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        await kv.create('server', utf8(nodeId));
-        return;
-      } catch {
-        const entry = await kv.get('server');
-        if (entry?.operation !== 'PUT') continue;
-        const holder = Buffer.from(entry.value).toString('utf8');
-        if (holder === nodeId) return;
-        throw new Error(
-          `JetStream prefix ${this.#names.prefix} is used by node ${JSON.stringify(holder)}: running several servers on one prefix is not supported yet; ` +
-            `give this one its own VMSTREAM_JS_PREFIX, or start it with VMSTREAM_NODE_ID=${holder} once that node is gone`,
-        );
-      }
-    }
-    throw new Error(`could not claim JetStream prefix ${this.#names.prefix}`);
   }
 
   /** Creates the event stream when missing (and sets its max age when that changed); returns its last stream seq. */
@@ -286,7 +250,7 @@ export class JetStreamEventStore extends EventStore {
   }
 
   async #putSession(session: SessionRecord): Promise<void> {
-    await this.#kv!.sessions.put(`${encodeId(session.tenant)}.${encodeId(session.session_id)}`, packr.pack(session));
+    await this.#kv!.sessions.put(sessionKey(session.tenant, session.session_id), packr.pack(session));
   }
 
   async #putExecution(record: ExecutionRecord): Promise<void> {

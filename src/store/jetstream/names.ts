@@ -18,6 +18,11 @@ export function decodeId(token: string): string {
   return Buffer.from(token, 'base64url').toString('utf8');
 }
 
+/** A session record's key in the `sessions` bucket: by tenant, so that one tenant's are listed by a filter. */
+export function sessionKey(tenant: string, sessionId: string): string {
+  return `${encodeId(tenant)}.${encodeId(sessionId)}`;
+}
+
 export function pageOf(seq: number): number {
   return Math.floor((seq - 1) / PAGE_EVENTS);
 }
@@ -52,8 +57,13 @@ export class Names {
     return `${this.prefix}.ended`;
   }
 
-  bucket(name: 'executions' | 'session_execs' | 'active' | 'sessions' | 'logs' | 'code' | 'node'): string {
+  bucket(name: 'executions' | 'session_execs' | 'active' | 'sessions' | 'logs' | 'code' | 'nodes' | 'owners'): string {
     return `${this.prefix}_${name}`;
+  }
+
+  /** Where a node answers requests forwarded to it by the others (src/cluster/rpc.ts). */
+  rpcSubject(nodeId: string): string {
+    return `${this.prefix}.node.${encodeId(nodeId)}.rpc`;
   }
 
   /**

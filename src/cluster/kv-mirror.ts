@@ -1,0 +1,92 @@
+/**
+ * Keeps a KV bucket's keys in view: every revision of every key, once, in order per key, to
+ * `onEntry` — the current values first (`ready` resolves once those are in), then each change.
+ *
+ * Why not a bare `kv.watch()`: its consumer lives on the nats-server, and a nats-server restart can
+ * lose it; so on every reconnect the watch is started again from the revision after the last one
+ * seen, and revisions already seen (the old watch may still deliver a few) are dropped.
+ */
+import type { KV, KvEntry, KvWatchEntry } from '@nats-io/kv';
+import type { QueuedIterator } from '@nats-io/nats-core';
+
+export type EntryListener = (entry: KvEntry) => void;
+
+export class KvMirror {
+  readonly #kv: KV;
+  readonly #onEntry: EntryListener;
+  readonly #onError: (error: unknown) => void;
+  /** Highest revision delivered, per key and over the bucket (a KV revision is its stream seq). */
+  readonly #revisions = new Map<string, number>();
+  #lastRevision = 0;
+  #watch: QueuedIterator<KvWatchEntry> | undefined;
+  #stopped = false;
+  #caughtUp: (() => void) | undefined;
+  readonly ready: Promise<void>;
+
+  constructor(kv: KV, onEntry: EntryListener, onError: (error: unknown) => void) {
+    this.#kv = kv;
+    this.#onEntry = onEntry;
+    this.#onError = onError;
+    this.ready = new Promise((resolve) => (this.#caughtUp = resolve));
+  }
+
+  /** Starts watching; `ready` resolves once every value stored at this moment was delivered. */
+  async start(): Promise<void> {
+    // An empty bucket sends nothing; otherwise the watch marks the last of the current values as the first update.
+    if ((await this.#kv.status()).values === 0) this.#markCaughtUp();
+    await this.#open(0);
+    await this.ready;
+  }
+
+  /** The connection came back: a new watch from where this one was (see the header). */
+  restart(): void {
+    if (this.#stopped) return;
+    this.#watch?.stop();
+    this.#watch = undefined;
+    this.#open(this.#lastRevision + 1).catch((error: unknown) => this.#onError(error));
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#watch?.stop();
+    this.#watch = undefined;
+  }
+
+  async #open(fromRevision: number): Promise<void> {
+    const watch = await this.#kv.watch(fromRevision > 0 ? { resumeFromRevision: fromRevision } : {});
+    if (this.#stopped) {
+      watch.stop();
+      return;
+    }
+    this.#watch = watch;
+    void this.#drain(watch);
+  }
+
+  async #drain(watch: QueuedIterator<KvWatchEntry>): Promise<void> {
+    try {
+      for await (const entry of watch) {
+        if (watch !== this.#watch) return;
+        this.#deliver(entry);
+      }
+    } catch (error) {
+      if (watch === this.#watch) this.#onError(error);
+    }
+  }
+
+  #deliver(entry: KvWatchEntry): void {
+    if (entry.isUpdate) this.#markCaughtUp();
+    if (entry.revision <= (this.#revisions.get(entry.key) ?? 0)) return;
+    this.#revisions.set(entry.key, entry.revision);
+    this.#lastRevision = Math.max(this.#lastRevision, entry.revision);
+    try {
+      this.#onEntry(entry);
+    } catch (error) {
+      this.#onError(error);
+    }
+  }
+
+  #markCaughtUp(): void {
+    this.#caughtUp?.();
+    this.#caughtUp = undefined;
+  }
+}
