@@ -18,6 +18,7 @@ import { RetentionSweeper } from './events/retention.js';
 import { ExecutionService } from './sessions/service.js';
 import { Cluster } from './cluster/cluster.js';
 import { ClusterRouter } from './cluster/router.js';
+import { Takeover } from './cluster/takeover.js';
 import type { EventStore } from './store/event-store.js';
 import { JetStreamEventStore } from './store/jetstream/jetstream-store.js';
 import { LevelEventStore } from './store/level-store.js';
@@ -96,6 +97,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const recovered = await service.recover();
   // Other nodes' requests for this node's sessions, once those are back.
   router?.serve((request) => service.serveForwarded(request));
+  const takeover = cluster ? new Takeover(cluster, service, {
+    onError: (context, error) => logger.error({ err: error }, `${context} failed`),
+    onTakeover: (node, sessions, crashed, ms) => logger.warn({ node, sessions, crashed, duration_ms: Math.round(ms) }, 'took over sessions of a lost node'),
+  }) : null;
+  takeover?.start();
   if (recovered.crashed > 0) logger.info({ crashed: recovered.crashed }, 'marked executions left unfinished by the previous process as crashed');
   const authenticator = new Authenticator(shared?.token ?? null, directory);
   const onInternalError = (error: unknown) => logger.error({ err: error }, 'request failed');
@@ -170,6 +176,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       sessionLookups: () => cluster.directory.lookups,
     });
   }
+  if (takeover) metrics.attachTakeover(takeover.stats, () => takeover.suspended);
   directory?.watch((tenant) => {
     logger.warn({ tenant }, 'tenant revoked (gone from the tokens file, or its line replaced): closing its sockets and event streams');
     const reason = `the token of tenant ${tenant} was revoked`;
@@ -193,6 +200,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     transport.stopListening();
     directory?.stop();
     router?.close();
+    takeover?.close();
     await service.shutdown();
     await retention?.stop();
     transport.closeSockets();

@@ -23,7 +23,7 @@ t.test('a subscriber on another node gets an execution live, every event once, i
   const nats = await natsFor(t);
   const env = { VMSTREAM_STORE: 'jetstream', VMSTREAM_NATS_URL: nats.url, VMSTREAM_JS_PREFIX: 'tail', VMSTREAM_NODE_LEASE_MS: '1500', VMSTREAM_NODE_HEARTBEAT_MS: '300' };
   const nodeA = await serverFor(t, { env: { ...env, VMSTREAM_NODE_ID: 'node-a' } });
-  const nodeB = await serverFor(t, { env: { ...env, VMSTREAM_NODE_ID: 'node-a' } });
+  const nodeB = await serverFor(t, { env: { ...env, VMSTREAM_NODE_ID: 'node-b' } });
   const onA = await clientFor(t, nodeA);
   const early = await clientFor(t, nodeB);
   const session = await onA.createSession('streams on A');
@@ -69,7 +69,7 @@ t.test('a subscriber on another node joins before the execution wrote anything',
   const nats = await natsFor(t);
   const env = { VMSTREAM_STORE: 'jetstream', VMSTREAM_NATS_URL: nats.url, VMSTREAM_JS_PREFIX: 'early', VMSTREAM_NODE_LEASE_MS: '1500', VMSTREAM_NODE_HEARTBEAT_MS: '300' };
   const nodeA = await serverFor(t, { env: { ...env, VMSTREAM_NODE_ID: 'node-a' } });
-  const nodeB = await serverFor(t, { env: { ...env, VMSTREAM_NODE_ID: 'node-a' } });
+  const nodeB = await serverFor(t, { env: { ...env, VMSTREAM_NODE_ID: 'node-b' } });
   const onA = await clientFor(t, nodeA);
   const onB = await clientFor(t, nodeB);
   const session = await onA.createSession();

@@ -114,6 +114,20 @@ export class CommitLog {
     return this.#dropped.has(executionId);
   }
 
+  /**
+   * Nothing more of this execution is written, and nothing is reported: another node owns it now
+   * (its writes would be fenced anyway) and ends it there.
+   */
+  discard(executionId: string): void {
+    const retry = this.#retrying.get(executionId);
+    if (retry) this.#retryBytes -= bytesOf(retry.value.frames);
+    this.#retrying.delete(executionId);
+    const pending = this.#pending.get(executionId);
+    if (pending) this.#pendingBytes -= bytesOf(pending.frames);
+    this.#pending.delete(executionId);
+    this.#dropped.add(executionId);
+  }
+
   appendEvent(target: CommitTarget, seq: number, frame: Uint8Array): void {
     this.appended++;
     if (this.#dropped.has(target.record.execution_id)) return;

@@ -140,6 +140,18 @@ export class SubscriptionHub {
     }
   }
 
+  /**
+   * The execution stopped being live here without ending here (another node took it over): its
+   * live subscriptions catch up again, and so find where its log goes on (a remote tail).
+   */
+  relocate(executionId: string): void {
+    for (const subscription of [...(this.#byExecution.get(executionId) ?? [])]) {
+      if (subscription.mode !== 'live') continue;
+      subscription.mode = 'catching-up';
+      void this.#catchUp(subscription);
+    }
+  }
+
   /** Where an execution's log stands, wherever it runs (null: no such execution). */
   locate(executionId: string): Promise<LogState | null> {
     return this.#feed.locate(executionId);

@@ -19,6 +19,7 @@ import { LocalFeed, type LiveFeed, type LogState } from '../events/live-feed.js'
 import { SubscriptionHub, type EventSink } from '../events/subscription-hub.js';
 import { EventWriter } from './event-writer.js';
 import { LiveExecution, LiveSession } from './live.js';
+import { endOrphan } from './orphans.js';
 import { filenameOf, SessionRebuilder } from './restore.js';
 import type { Workspace } from './workspace.js';
 
@@ -74,6 +75,8 @@ export class Engine {
   readonly #sandbox: Sandbox;
   readonly #rebuild: SessionRebuilder;
   #shuttingDown = false;
+  /** Set while this node may have been declared dead (see `suspend`). */
+  #suspended = false;
 
   constructor(config: Config, store: EventStore, workspace: Workspace, sandbox: SandboxFactory, hooks: EngineHooks) {
     this.#config = config;
@@ -98,7 +101,7 @@ export class Engine {
     });
     this.#sandbox = sandbox({
       onOutput: (output) => this.#onOutput(output),
-      acceptingOutput: () => this.#commits.backlogBytes < OUTPUT_BACKLOG_BYTES,
+      acceptingOutput: () => !this.#suspended && this.#commits.backlogBytes < OUTPUT_BACKLOG_BYTES,
       onRestored: (sessionId, result) => this.#onRestored(sessionId, result),
       onRestoreProgress: (sessionId, replayed, inputs) => {
         const session = this.#sessions.get(sessionId);
@@ -125,19 +128,15 @@ export class Engine {
    * `done {status: "crashed"}`, and open sessions come back, to be rebuilt on their next execution.
    * `owned`: only these sessions (and their executions), not everything in the store.
    */
-  async recover(owned?: SessionRecord[]): Promise<{ crashed: number; sessions: number }> {
+  async recover(owned?: SessionRecord[], reason = 'server_restart'): Promise<{ crashed: number; sessions: number }> {
     // A node of a cluster recovers only the sessions it owns (ExecutionService.recover); the others' are theirs.
     const unfinished = owned
       ? (await Promise.all(owned.map((record) => this.#store.listUnfinished({ sessionId: record.session_id })))).flat()
       : await this.#store.listUnfinished({});
-    for (const record of unfinished) {
-      const execution = new LiveExecution(record, '');
-      // The record's last_seq may lag its log: `done` goes right after the last stored event.
-      execution.committedSeq = execution.assignedSeq = await this.#store.lastSeq(record.execution_id);
-      this.#executions.set(record.execution_id, execution);
-      this.#events.finish(execution, 'crashed', 'server_restart');
-    }
-    await this.#commits.flushed();
+    await Promise.all(unfinished.map(async (record) => {
+      const ended = await endOrphan(this.#store, record, reason);
+      this.#hooks.onExecutionEnd?.(ended, ended.last_seq);
+    }));
     let open = 0;
     for (const record of owned ?? (await this.#store.listSessions({}))) {
       const closed = record.status === 'closed';
@@ -152,6 +151,45 @@ export class Engine {
       open++;
     }
     return { crashed: unfinished.length, sessions: open };
+  }
+
+  /**
+   * Another node took these sessions over (this one was paused or cut off past its lease): they are
+   * dropped here without another write (the taker ends their executions; anything written here now
+   * would be fenced), their runs are stopped, and their subscribers here follow the log instead.
+   */
+  disown(sessionIds: string[]): void {
+    for (const sessionId of sessionIds) {
+      const session = this.#sessions.get(sessionId);
+      if (!session) continue;
+      this.#sessions.delete(sessionId);
+      this.#rebuild.abandon(session);
+      const running = session.running;
+      for (const execution of [...session.queue, ...(running ? [running] : [])]) {
+        const id = execution.record.execution_id;
+        execution.clearWatchdog();
+        execution.terminal = true;
+        this.#commits.discard(id);
+        this.#executions.delete(id);
+        execution.markEnded();
+        this.#hub.relocate(id);
+      }
+      if (running) this.#sandbox.abort(sessionId, running.record.execution_id, 'cancelled');
+      this.#unhost(session);
+    }
+  }
+
+  /**
+   * While this node's own heartbeat is overdue (it may be declared dead and its sessions taken), it
+   * starts no runs and takes no output from its sandbox, so that it produces no more events; the
+   * output waits in the hosts until the heartbeat is current again.
+   */
+  suspend(suspended: boolean): void {
+    if (this.#suspended === suspended) return;
+    this.#suspended = suspended;
+    if (suspended) return;
+    this.#sandbox.resumeOutput();
+    for (const session of this.#sessions.values()) this.#pump(session);
   }
 
   /** A new session, with an empty context; resolves once its record is durable. */
@@ -385,7 +423,7 @@ export class Engine {
 
   /** Starts the next step of a session: its rebuild if it needs one, else its next execution. */
   #pump(session: LiveSession): void {
-    if (session.running || session.restoring) return;
+    if (session.running || session.restoring || this.#suspended) return;
     if (session.needsRestore) {
       if (session.queue.length > 0) void this.#rebuild.start(session);
       return;

@@ -84,14 +84,32 @@ export class ExecutionService {
    */
   async recover(): Promise<{ crashed: number; sessions: number }> {
     if (!this.#routing) return this.#engine.recover();
-    const reclaimed = await this.#routing.reclaim();
+    return this.adopt(await this.#routing.reclaim(), 'server_restart');
+  }
+
+  /**
+   * Takes over sessions a lost node owned (this node won their claims, src/cluster/takeover.ts):
+   * their unfinished executions end `crashed` with `reason` (exactly one `done` each), and the
+   * sessions are hosted here, rebuilt from their inputs before their next execution.
+   */
+  adopt(sessionIds: string[], reason: string): Promise<{ crashed: number; sessions: number }> {
     const records: SessionRecord[] = [];
-    for (const sessionId of reclaimed) {
-      const record = this.#routing.session(sessionId);
+    for (const sessionId of sessionIds) {
+      const record = this.#routing?.session(sessionId);
       // A copy: the engine changes its sessions' records as they run; the view follows KV.
       if (record) records.push({ ...record });
     }
-    return this.#engine.recover(records);
+    return this.#engine.recover(records, reason);
+  }
+
+  /** Another node took these sessions over: they are dropped here, and nothing more of them is written. */
+  disown(sessionIds: string[]): void {
+    this.#engine.disown(sessionIds);
+  }
+
+  /** This node may be declared dead (its heartbeat is overdue): it starts no runs and produces no events until it is current. */
+  suspend(suspended: boolean): void {
+    this.#engine.suspend(suspended);
   }
 
   /**
