@@ -26,6 +26,17 @@ t.test('VMSTREAM_STORE=jetstream with its settings', async (t) => {
   t.equal(config.nodeId, 'node-a');
 });
 
+t.test('cluster settings: lease, heartbeat, forward timeout (2 × lease + 5 s unless set)', async (t) => {
+  const defaults = configFromEnv({});
+  t.equal(defaults.nodeLeaseMs, 5000);
+  t.equal(defaults.nodeHeartbeatMs, 1000);
+  t.equal(defaults.forwardTimeoutMs, 15_000);
+  const set = configFromEnv({ VMSTREAM_NODE_LEASE_MS: '2000', VMSTREAM_NODE_HEARTBEAT_MS: '250' });
+  t.equal(set.forwardTimeoutMs, 9000, 'follows the lease');
+  t.equal(configFromEnv({ VMSTREAM_FORWARD_TIMEOUT_MS: '700' }).forwardTimeoutMs, 700, 'or as given');
+  t.throws(() => configFromEnv({ VMSTREAM_NODE_LEASE_MS: '1000', VMSTREAM_NODE_HEARTBEAT_MS: '1000' }), { name: 'ConfigError', message: /VMSTREAM_NODE_HEARTBEAT_MS \(1000\) must be shorter than VMSTREAM_NODE_LEASE_MS/ });
+});
+
 t.test('bad store settings stop the server with the variable named', async (t) => {
   t.throws(() => configFromEnv({ VMSTREAM_STORE: 'redis' }), { name: 'ConfigError', message: /VMSTREAM_STORE must be level or jetstream/ });
   t.throws(() => configFromEnv({ VMSTREAM_STORE: 'jetstream' }), { name: 'ConfigError', message: /needs VMSTREAM_NATS_URL/ });

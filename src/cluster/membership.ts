@@ -9,8 +9,8 @@
  * the timers are paused, and restarted from zero on reconnect: a NATS restart is not everyone's death.
  *
  * One process per node id: at start a node refuses an id whose heartbeat is still moving (another
- * live process has it), waiting up to a lease to find out when a previous epoch's key is there
- * (`previousEpoch`: what a crashed run of this node left). Each heartbeat is a compare-and-set on the
+ * live process has it), waiting up to a lease to find out when a recently renewed key of another
+ * epoch is there (`previousEpoch`: what a crashed run of this node left). Each heartbeat is a compare-and-set on the
  * key's revision, so a second process that got the id anyway is noticed (`onConflict`) by the older
  * one as soon as the newer one writes.
  *
@@ -27,6 +27,8 @@ import { decodeId, encodeId } from '../store/jetstream/names.js';
 export interface Heartbeat {
   epoch: string;
   started_at: number;
+  /** Wall-clock time of this renewal: only a restart of the same node id reads it (see join). */
+  at: number;
   /** Sessions this node owns, as it counts them (for operators). */
   sessions: number;
 }
@@ -49,6 +51,7 @@ export interface MembershipOptions {
 
 interface Peer {
   epoch: string;
+  revision: number;
   dead: boolean;
   timer: NodeJS.Timeout | undefined;
 }
@@ -89,7 +92,10 @@ export class Membership {
     const entry = await this.#kv.get(this.#key);
     if (entry?.operation === 'PUT') {
       const previous = unpack(entry);
-      if (await this.#stillBeating(entry)) {
+      // A key renewed longer than a lease ago by this host's clock is a dead run's: no need to wait
+      // and see. The compare-and-set below and on every heartbeat still catches a live one.
+      const recent = Date.now() - (previous.at ?? 0) <= this.#options.leaseMs;
+      if (recent && (await this.#stillBeating(entry))) {
         throw new Error(`node id ${JSON.stringify(this.nodeId)} is in use by a running node (started ${new Date(previous.started_at).toISOString()}): give this one another VMSTREAM_NODE_ID`);
       }
       this.previousEpoch = previous.epoch;
@@ -145,6 +151,11 @@ export class Membership {
     return nodeId === this.nodeId ? this.epoch : this.#peers.get(nodeId)?.epoch;
   }
 
+  /** The revision of a node's heartbeat key this observer saw last (0: never). */
+  revisionOf(nodeId: string): number {
+    return nodeId === this.nodeId ? this.#revision : (this.#peers.get(nodeId)?.revision ?? 0);
+  }
+
   /** The nodes this observer takes for alive, this one included, sorted by id. */
   alive(): Array<{ nodeId: string; epoch: string }> {
     const nodes: Array<{ nodeId: string; epoch: string }> = [{ nodeId: this.nodeId, epoch: this.epoch }];
@@ -164,12 +175,13 @@ export class Membership {
     }
     const peer = this.#peers.get(nodeId);
     if (!peer) {
-      this.#peers.set(nodeId, { epoch, dead: false, timer: this.#timer(nodeId) });
+      this.#peers.set(nodeId, { epoch, revision: entry.revision, dead: false, timer: this.#timer(nodeId) });
       this.#emit((listener) => listener.alive?.(nodeId, epoch, undefined));
       return;
     }
     clearTimeout(peer.timer);
     peer.timer = this.#timer(nodeId);
+    peer.revision = entry.revision;
     const previousEpoch = peer.epoch;
     const back = peer.dead;
     peer.epoch = epoch;
@@ -265,7 +277,7 @@ export class Membership {
   }
 
   #value(): Uint8Array {
-    const heartbeat: Heartbeat = { epoch: this.epoch, started_at: this.startedAt, sessions: this.#options.sessionCount?.() ?? 0 };
+    const heartbeat: Heartbeat = { epoch: this.epoch, started_at: this.startedAt, at: Date.now(), sessions: this.#options.sessionCount?.() ?? 0 };
     return packr.pack(heartbeat);
   }
 }

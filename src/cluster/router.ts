@@ -1,7 +1,7 @@
 /**
- * What ExecutionService asks of the cluster (the `SessionRouting` interface) and the node's
- * implementation of it over the directory, membership and rpc. The service alone decides what may
- * happen; this says where a session lives and carries a request there.
+ * SessionRouting (routing.ts) for a node of a JetStream cluster, over the directory, membership and
+ * rpc. The service alone decides what may happen; this says where a session lives and carries a
+ * request there.
  *
  * `route(sessionId, request, local)` runs `local()` when this node owns the session and otherwise
  * forwards the request to the owner. When the owner does not answer (no responders: its process is
@@ -12,34 +12,8 @@ import { ProtocolError } from '../../protocol/errors.js';
 import type { SessionRecord } from '../../protocol/types.js';
 import type { Cluster } from './cluster.js';
 import type { OwnerEntry } from './directory.js';
-import { NotOwnerError, OwnerUnreachableError, RpcServer, sendForwarded, type ForwardedRequest } from './rpc.js';
-
-export type { ForwardedRequest, ForwardedOp } from './rpc.js';
-export { NotOwnerError } from './rpc.js';
-
-export interface SessionRouting {
-  readonly nodeId: string;
-  /** The tenant's open sessions cluster-wide, as the watched view has them. */
-  openSessions(tenant: string): SessionRecord[];
-  /** A session in the view (sync; may miss one created a moment ago elsewhere). */
-  session(sessionId: string): SessionRecord | undefined;
-  /** A session of the tenant, from the view or else from KV (one get): undefined when there is none. */
-  findSession(tenant: string, sessionId: string): Promise<SessionRecord | undefined>;
-  /** Whether this node owns the session now. */
-  ownsSession(sessionId: string): boolean;
-  /** Records this node as a new session's owner (before its record is written). */
-  claim(sessionId: string): Promise<void>;
-  /** Runs `local` if this node owns the session, else forwards `request` to its owner (see the header). */
-  route<T>(sessionId: string, request: ForwardedRequest, local: () => Promise<T>): Promise<T>;
-  /** Starts answering requests forwarded to this node. */
-  serve(handle: (request: ForwardedRequest) => Promise<unknown>): void;
-  /**
-   * The sessions a previous run of this node (same id, earlier epoch) still owns, moved to this run
-   * by compare-and-set: what a restart recovers. Sessions another node took meanwhile are not touched.
-   */
-  reclaim(): Promise<string[]>;
-  close(): void;
-}
+import { OwnerUnreachableError, RpcServer, sendForwarded } from './rpc.js';
+import { NotOwnerError, type ForwardedRequest, type SessionRouting } from './routing.js';
 
 export interface RouterStats {
   /** Requests this node forwarded to an owner, by outcome. */

@@ -1,8 +1,9 @@
 /**
  * Requests one node forwards to another: NATS request/reply on `<P>.node.<node id>.rpc`, msgpack
- * `{op, tenant, args}` in, `{ok: result}` or `{error: {code, message}}` out. Only the operations
- * that need the session's live context travel (see ForwardedOp); reads are served by any node
- * from the shared store.
+ * `{op, tenant, args}` in, `{ok: result}` or `{error: {code, message}}` out (ProtocolErrors keep
+ * their code; NOT_OWNER: the receiver does not own the session). Only the operations that need the
+ * session's live context travel (routing.ts's ForwardedOp); reads are served by any node from the
+ * shared store.
  *
  * Every forwarded operation is idempotent (an `execute` always carries its execution_id, chosen by
  * the forwarding node when the client gave none), so a forwarder may resend one after a timeout.
@@ -11,23 +12,7 @@ import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node'
 import { Packr } from 'msgpackr';
 import { isErrorCode, ProtocolError } from '../../protocol/errors.js';
 import type { Names } from '../store/jetstream/names.js';
-
-export type ForwardedOp = 'execute' | 'cancel' | 'session.close' | 'session.rename' | 'session.reset' | 'complete';
-
-export interface ForwardedRequest {
-  op: ForwardedOp;
-  tenant: string;
-  /** The operation's arguments, as ExecutionService takes them (an `execute`'s input carries its execution_id). */
-  args: Record<string, unknown>;
-}
-
-/** The receiver does not own the session (its view is behind, or a takeover moved it): ask KV again. */
-export class NotOwnerError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'NotOwnerError';
-  }
-}
+import { NotOwnerError, type ForwardedRequest } from './routing.js';
 
 /** The owner did not answer: gone ("no responders"), cut off, or too slow (timeout). */
 export class OwnerUnreachableError extends Error {

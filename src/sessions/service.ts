@@ -26,7 +26,7 @@ import { Engine, type EngineHooks, type EngineStats } from './engine.js';
 import { publicExecutionId, storedExecutionId } from './live.js';
 import type { EventSink } from '../events/subscription-hub.js';
 import { Workspace, type WorkspaceFile } from './workspace.js';
-import { NotOwnerError, type ForwardedRequest, type SessionRouting } from '../cluster/router.js';
+import { NotOwnerError, type ForwardedRequest, type SessionRouting } from '../cluster/routing.js';
 
 export type { EngineHooks, EngineStats } from './engine.js';
 export type { WorkspaceFile } from './workspace.js';

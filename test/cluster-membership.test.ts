@@ -1,0 +1,91 @@
+/**
+ * Membership (src/cluster/membership.ts) in-process against a real nats-server: nodes see each
+ * other alive; a node whose heartbeat stops is dead to the others after a lease, by their own
+ * timers; its restart under the same id reports the epoch it left; a NATS outage longer than the
+ * lease kills nobody (observers pause their timers while their own connection is down).
+ */
+import t from 'tap';
+import { Cluster, type ClusterOptions } from '../src/cluster/cluster.js';
+import { natsFor, type TestNats } from './helpers/nats.js';
+
+const LEASE_MS = 800;
+
+interface Seen {
+  alive: Array<[string, string, string | undefined]>;
+  dead: Array<[string, string]>;
+}
+
+async function node(t: Tap, nats: TestNats, prefix: string, nodeId: string, options: Partial<ClusterOptions> = {}): Promise<{ cluster: Cluster; seen: Seen }> {
+  const cluster = await Cluster.open({
+    servers: [nats.url],
+    prefix,
+    replicas: 1,
+    nodeId,
+    heartbeatMs: 100,
+    leaseMs: LEASE_MS,
+    onConflict: (message) => t.fail(`conflict: ${message}`),
+    onError: () => undefined,
+    ...options,
+  });
+  const seen: Seen = { alive: [], dead: [] };
+  cluster.membership.on({
+    alive: (id, epoch, previous) => seen.alive.push([id, epoch, previous]),
+    dead: (id, epoch) => seen.dead.push([id, epoch]),
+  });
+  t.teardown(() => cluster.close().catch(() => undefined));
+  return { cluster, seen };
+}
+
+type Tap = Parameters<Parameters<typeof t.test>[1]>[0];
+
+/** Polls a condition (each look is immediate; only the waiting between looks is timed). */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 20));
+}
+
+t.test('a node that stops renewing is dead after a lease; its restart says which epoch it left', async (t) => {
+  const nats = await natsFor(t);
+  const a = await node(t, nats, 'life', 'node-a');
+  const b = await node(t, nats, 'life', 'node-b');
+  await until(() => a.cluster.membership.isAlive('node-b'));
+  t.same(a.seen.alive[0]?.slice(0, 2), ['node-b', b.cluster.epoch], 'A saw B alive, with its epoch');
+  t.ok(a.cluster.ready && b.cluster.ready, 'both ready (connected, own heartbeat current)');
+
+  // B's process "dies": its connection goes without a clean leave, so its key stays and stops moving.
+  await b.cluster.nc.close();
+  await until(() => a.seen.dead.length > 0);
+  t.same(a.seen.dead, [['node-b', b.cluster.epoch]], 'dead to A, with the epoch it had');
+  t.notOk(a.cluster.membership.isAlive('node-b'));
+
+  const again = await node(t, nats, 'life', 'node-b');
+  t.equal(again.cluster.membership.previousEpoch, b.cluster.epoch, 'the restart found the epoch its previous run left');
+  await until(() => a.cluster.membership.isAlive('node-b'));
+  t.same(a.seen.alive.at(-1), ['node-b', again.cluster.epoch, b.cluster.epoch], 'alive again to A, new epoch, previous one named');
+});
+
+t.test('a NATS outage longer than the lease is nobody\'s death', async (t) => {
+  const nats = await natsFor(t);
+  const a = await node(t, nats, 'outage', 'node-a');
+  const b = await node(t, nats, 'outage', 'node-b');
+  await until(() => a.cluster.membership.isAlive('node-b') && b.cluster.membership.isAlive('node-a'));
+  const before = a.cluster.membership.revisionOf('node-b');
+
+  await nats.kill();
+  await until(() => !a.cluster.connected && !b.cluster.connected);
+  t.notOk(a.cluster.ready, 'not ready while NATS is gone');
+  // The outage itself: twice the lease, in which unpaused timers would have declared everyone dead.
+  await new Promise((resolve) => setTimeout(resolve, 2 * LEASE_MS));
+  await nats.start();
+  // A hears B's heartbeat again (a newer revision of its key): its timer was never allowed to run out.
+  await until(() => a.cluster.membership.revisionOf('node-b') > before && b.cluster.membership.revisionOf('node-a') > 0);
+  await until(() => a.cluster.ready && b.cluster.ready);
+  t.same(a.seen.dead, [], 'A declared nobody dead');
+  t.same(b.seen.dead, [], 'nor did B');
+  t.ok(a.cluster.membership.isAlive('node-b'), 'B is alive to A');
+});
+
+t.test('a second live process with the same id is refused', async (t) => {
+  const nats = await natsFor(t);
+  await node(t, nats, 'twice', 'node-a');
+  await t.rejects(node(t, nats, 'twice', 'node-a'), /node id "node-a" is in use by a running node/);
+});
