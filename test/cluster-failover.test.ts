@@ -161,7 +161,9 @@ t.test('a stale owner (SIGSTOP past its lease, then SIGCONT) is fenced and write
   const owner = await connect(t, stale);
   const watcher = await connect(t, 0);
   const session = await owner.createSession('stale');
-  const reply = await startExecution(owner, session, stream(null), { execution_id: 'stale-run', timeout_ms: WAIT_MS });
+  // Synchronous: once its session is taken, the stale node's only way to end it is to kill its host.
+  const spin = 'for (let i = 0; ; i++) { console.log("line " + i); const until = Date.now() + 2; while (Date.now() < until); }';
+  const reply = await startExecution(owner, session, spin, { execution_id: 'stale-run', timeout_ms: WAIT_MS });
   const id = reply.execution.execution_id as string;
   await watcher.expect('subscribed', { op: 'subscribe', execution_id: id, after_seq: 0 });
   await waitEvent(watcher, id, (e) => e.seq >= 50, WAIT_MS);
@@ -180,6 +182,8 @@ t.test('a stale owner (SIGSTOP past its lease, then SIGCONT) is fenced and write
   // It learns that it was taken over, and drops the session.
   await until(async () => (await metric(stale, 'vmstream_sessions_disowned_total')) >= 1);
   t.pass('the continued node dropped the session taken from it');
+  await until(async () => (await metric(stale, 'vmstream_worker_restarts_total\\{reason="node_lost"\\}')) >= 1);
+  t.pass("and ended its run, which could not hear a stop, by killing the run's host");
   t.comment(`the continued node's refused writes (STORE_FENCED in its log): ${cluster.nodes[stale]!.stderr().split('STORE_FENCED').length - 1}`);
   const ownerEvents = await owner.untilDone(id, WAIT_MS);
   t.equal(seqProblem(ownerEvents.map((e) => e.seq), 1), null, "the stale node's own socket: no gap");

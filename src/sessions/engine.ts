@@ -75,6 +75,8 @@ export class Engine {
   readonly #sandbox: Sandbox;
   readonly #rebuild: SessionRebuilder;
   #shuttingDown = false;
+  /** Disowned sessions whose run was still going: closed when it ends, its host killed if it does not (see `disown`). */
+  readonly #disowned = new Map<string, { sessionId: string; timer: NodeJS.Timeout }>();
   /** Set while this node may have been declared dead (see `suspend`). */
   #suspended = false;
 
@@ -174,9 +176,24 @@ export class Engine {
         execution.markEnded();
         this.#hub.relocate(id);
       }
-      if (running) this.#sandbox.abort(sessionId, running.record.execution_id, 'cancelled');
-      this.#unhost(session);
+      if (!running) {
+        this.#unhost(session);
+        continue;
+      }
+      // As for any stop: asked first, its host killed when it cannot hear; its context closed once it has ended.
+      const executionId = running.record.execution_id;
+      this.#sandbox.abort(sessionId, executionId, 'cancelled');
+      this.#disowned.set(executionId, { sessionId, timer: setTimeout(() => this.#sandbox.kill(sessionId, 'node_lost'), this.#config.stopGraceMs) });
     }
+  }
+
+  /** A disowned session's run is over (it ended, or its host is gone): its context goes. */
+  #closeDisowned(executionId: string): void {
+    const disowned = this.#disowned.get(executionId);
+    if (!disowned) return;
+    clearTimeout(disowned.timer);
+    this.#disowned.delete(executionId);
+    this.#sandbox.close(disowned.sessionId);
   }
 
   /**
@@ -506,7 +523,10 @@ export class Engine {
 
   #onOutput(output: SandboxOutput): void {
     const execution = this.#executions.get(output.executionId);
-    if (!execution) return;
+    if (!execution) {
+      if (output.kind === 'done') this.#closeDisowned(output.executionId);
+      return;
+    }
     execution.workerOutput = true;
     switch (output.kind) {
       case 'console':
@@ -539,6 +559,7 @@ export class Engine {
 
   #onLost(sessionIds: string[], reason: string, killed: boolean): void {
     this.#hooks.onHostLost?.(reason, sessionIds.length);
+    for (const [executionId, { sessionId }] of this.#disowned) if (sessionIds.includes(sessionId)) this.#closeDisowned(executionId);
     for (const sessionId of sessionIds) {
       const session = this.#sessions.get(sessionId);
       if (!session) continue;
