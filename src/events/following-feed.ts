@@ -45,11 +45,6 @@ export class FollowingFeed implements LiveFeed {
     this.#onError = onError;
   }
 
-  /** Remote tails open right now (for /metrics). */
-  get tails(): number {
-    return this.#tails.size;
-  }
-
   committedSeq(executionId: string): number | undefined {
     return this.#live(executionId) ?? this.#tails.get(executionId)?.committedSeq;
   }
