@@ -276,9 +276,10 @@ export class JetStreamEventStore extends EventStore {
   /**
    * Writes an execution record as an update of the revision this instance last wrote (it created
    * the record), so that an owner that lost its session (paused past its lease) cannot overwrite
-   * the end its taker wrote: STORE_FENCED. A refused update whose stored record has not ended was
-   * this instance's own write whose ack was lost (NATS restarted): it is updated again over it. A
-   * record this instance did not create (a taker's end, a restart's recovery) is put as it is.
+   * the end its taker wrote: STORE_FENCED. A refused update whose stored record has not ended (or
+   * ended as this one says) was this instance's own write whose ack was lost (NATS restarted): it is
+   * written again over it (or taken as written). A record this instance did not create (a taker's
+   * end, a restart's recovery) is put as it is.
    */
   async #writeRecord(record: ExecutionRecord): Promise<void> {
     const kv = this.#kv!.executions;
@@ -295,8 +296,11 @@ export class JetStreamEventStore extends EventStore {
       } catch (error) {
         if (expected === undefined || (error as { code?: number }).code !== WRONG_LAST_SEQUENCE) throw error;
         const stored = await kv.get(key);
-        if (stored?.operation === 'PUT' && (await this.#records!.unpack(stored.value)).ended_at !== undefined) {
+        const current = stored?.operation === 'PUT' ? await this.#records!.unpack(stored.value) : undefined;
+        if (current?.ended_at !== undefined) {
           this.#recordRevisions.delete(id);
+          // Our own end, landed without its ack: done.
+          if (current.ended_at === record.ended_at && current.status === record.status) return;
           throw new StoreError('STORE_FENCED', `the record of ${id} was ended by another node (this one lost its session)`);
         }
         expected = stored?.revision ?? 0;
