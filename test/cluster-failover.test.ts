@@ -8,7 +8,9 @@
  * with the same id to another node returns the existing record. The killed node, restarted with its
  * id, takes nothing back and serves the same replays. Then a stale owner: a node stopped (SIGSTOP)
  * past its lease is taken over, and once continued (SIGCONT) it is fenced and drops the session: its
- * log keeps exactly one `done`, and its own socket gets the taker's.
+ * log keeps exactly one `done`, and its own socket gets the taker's. Last, owners nobody saw alive
+ * (every node down, two of them long enough for their heartbeat keys to expire) are taken over by
+ * the node that starts after them.
  *
  * No timed assertion: takeover times are measured and printed; waits are generous test timeouts.
  */
@@ -16,7 +18,9 @@ import t, { type Test } from 'tap';
 import { startCluster, type TestCluster } from './helpers/cluster.js';
 import { removeDir } from './helpers/server.js';
 import { TestClient } from './helpers/client.js';
-import { doneProblems, plain, replay, seqProblem, startExecution, waitEvent } from './helpers/util.js';
+import { connect as connectNats } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
+import { doneProblems, plain, replay, seqProblem, startExecution, waitAfter, waitEvent } from './helpers/util.js';
 import type { EventFrame } from '../protocol/types.js';
 
 const LEASE_MS = 1500;
@@ -196,5 +200,39 @@ t.test('a stale owner (SIGSTOP past its lease, then SIGCONT) is fenced and write
     const events: EventFrame[] = await replay(reader, id);
     t.equal(doneProblems(events), null, `replay on node ${index}: exactly one done, last`);
     t.equal(seqProblem(events.map((e) => e.seq), 1), null, `replay on node ${index}: contiguous`);
+  }
+});
+
+t.test('owners nobody saw alive (their heartbeat keys expired) are taken over by a node that starts later', async (t) => {
+  const [zero, two] = [await connect(t, 0), await connect(t, 2)];
+  const runs: Array<{ id: string; session: string }> = [];
+  for (const [client, name] of [[zero, 'orphan-0'], [two, 'orphan-2']] as const) {
+    const session = await client.createSession(name);
+    await startExecution(client, session, stream(null), { execution_id: name, timeout_ms: WAIT_MS });
+    await waitEvent(client, name, (e) => e.seq >= 20, WAIT_MS);
+    runs.push({ id: name, session });
+  }
+  // Every node gone; nodes 0 and 2 long enough for their heartbeat keys to have expired.
+  await Promise.all(cluster.nodes.map((node) => node.kill()));
+  const nc = await connectNats({ servers: cluster.nats.url });
+  t.teardown(() => nc.close());
+  const heartbeats = await new Kvm(nc).open(`${cluster.prefix}_nodes`);
+  for (const id of ['node-0', 'node-2']) await heartbeats.purge(Buffer.from(id).toString('base64url'));
+
+  const startedAt = performance.now();
+  await cluster.restartNode(1);
+  const reader = await connect(t, 1);
+  for (const run of runs) {
+    const reply = await reader.expect('subscribed', { op: 'subscribe', execution_id: run.id, after_seq: 0 });
+    const done = await waitAfter(reader, reply, (f) => f.op === 'event' && f.execution_id === run.id && f.type === 'done', WAIT_MS);
+    t.same([done.payload.status, done.payload.reason], ['crashed', 'node_lost'], `${run.id}: ended node_lost by the node that started later`);
+  }
+  t.comment(`restart → unseen owners' executions ended: ${Math.round(performance.now() - startedAt)} ms (boot included; lease ${LEASE_MS} ms)`);
+  for (const run of runs) {
+    const events = await replay(reader, run.id);
+    t.equal(doneProblems(events), null, `${run.id}: exactly one done, last`);
+    t.equal(seqProblem(events.map((e) => e.seq), 1), null, `${run.id}: contiguous`);
+    const next = await reader.run(run.session, '"alive"', { timeout_ms: WAIT_MS });
+    t.equal(next.done.payload.status, 'ok', `${run.id}: its session runs again, on the node that took it`);
   }
 });

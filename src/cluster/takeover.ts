@@ -84,6 +84,27 @@ export class Takeover {
     );
     const lease = membership.leaseMs;
     this.#watchdog = setInterval(() => this.#checkHeartbeat(), Math.max(10, Math.floor(lease / 10)));
+    this.#later(() => this.#unseenOwners(), lease);
+  }
+
+  /**
+   * Owners this node never saw alive: gone before it started, their heartbeat keys expired, so no
+   * `dead` will ever come for them. A lease after start every live node has renewed its heartbeat
+   * in this node's view; an owner that has not is lost.
+   */
+  #unseenOwners(): void {
+    const { membership, directory } = this.#cluster;
+    // Cut off from NATS, this node has seen nobody's heartbeat: it judges once it is back.
+    if (!this.#cluster.ready) return this.#later(() => this.#unseenOwners(), membership.leaseMs);
+    for (const nodeId of directory.ownerNodes()) if (nodeId !== this.#cluster.nodeId && !membership.isAlive(nodeId)) this.#lost(nodeId);
+  }
+
+  #later(fn: () => void, ms: number): void {
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      fn();
+    }, ms);
+    this.#timers.add(timer);
   }
 
   close(): void {
@@ -112,14 +133,12 @@ export class Takeover {
     for (const owned of directory.ownedBy(nodeId)) (preferredTaker(owned.sessionId, alive) === this.#cluster.nodeId ? mine : others).push(owned);
     void this.#claim(nodeId, mine, started);
     if (others.length === 0) return;
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer);
+    this.#later(() => {
       if (membership.isAlive(nodeId)) return;
       // Still the lost node's at the revision seen then: its preferred taker did not take it.
       const left = others.filter(({ sessionId, owner }) => directory.owner(sessionId)?.revision === owner.revision);
       void this.#claim(nodeId, left, performance.now());
     }, membership.leaseMs);
-    this.#timers.add(timer);
   }
 
   async #claim(nodeId: string, sessions: Array<{ sessionId: string; owner: OwnerEntry }>, started: number): Promise<void> {

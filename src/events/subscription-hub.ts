@@ -18,7 +18,7 @@
  * LiveFeed (live-feed.ts): an execution may be running on another node, its chunks fed in by a
  * follow of its log through the same `deliver`.
  */
-import type { EventStore, StoredEvent } from '../store/event-store.js';
+import { StoreError, type EventStore, type StoredEvent } from '../store/event-store.js';
 import type { CommittedChunk } from './commit-log.js';
 import type { LiveFeed, LogState } from './live-feed.js';
 
@@ -54,6 +54,8 @@ class Subscription {
 }
 
 const PAGE_EVENTS = 1024;
+/** A catch-up whose read found the store unavailable tries again after this. */
+const READ_RETRY_MS = 250;
 /** Past this many held frames, the rest is read back from the store on release. */
 const HOLD_LIMIT = 1024;
 
@@ -253,7 +255,9 @@ export class SubscriptionHub {
       }
     } catch (error) {
       this.#onReadError(error);
-      this.#end(subscription);
+      // A store that did not answer this time (NATS busy or restarting) is asked again; anything else ends it.
+      if (error instanceof StoreError && error.code === 'STORE_UNAVAILABLE') setTimeout(() => void this.#catchUp(subscription), READ_RETRY_MS);
+      else this.#end(subscription);
     } finally {
       subscription.reading = false;
     }
