@@ -135,23 +135,28 @@ export class Engine {
     const unfinished = owned
       ? (await Promise.all(owned.map((record) => this.#store.listUnfinished({ sessionId: record.session_id })))).flat()
       : await this.#store.listUnfinished({});
-    await Promise.all(unfinished.map(async (record) => {
-      const ended = await endOrphan(this.#store, record, reason);
-      this.#hooks.onExecutionEnd?.(ended, ended.last_seq);
+    // The sessions are back before their orphans are ended: on a cluster, requests for them arrive
+    // as soon as this node owns them (the orphans were listed first, so a new execution is not one).
+    const records = owned ?? (await this.#store.listSessions({}));
+    // The session record may lag its executions (submit does not wait for it): the counter
+    // resumes after the newest number the store has indexed, so no number is given twice.
+    await Promise.all(records.filter((record) => record.status !== 'closed').map(async (record) => {
+      const [newest] = await this.#store.listExecutions(record.session_id, { limit: 1, order: 'newest' });
+      record.execution_count = Math.max(record.execution_count, newest?.number ?? 0);
     }));
     let open = 0;
-    for (const record of owned ?? (await this.#store.listSessions({}))) {
+    for (const record of records) {
       const closed = record.status === 'closed';
       const session = new LiveSession(record, !closed);
       this.#sessions.set(record.session_id, session);
       if (closed) continue;
-      // The session record may lag its executions (submit does not wait for it): the counter
-      // resumes after the newest number the store has indexed, so no number is given twice.
-      const [newest] = await this.#store.listExecutions(record.session_id, { limit: 1, order: 'newest' });
-      record.execution_count = Math.max(record.execution_count, newest?.number ?? 0);
       this.#host(session);
       open++;
     }
+    await Promise.all(unfinished.map(async (record) => {
+      const ended = await endOrphan(this.#store, record, reason);
+      this.#hooks.onExecutionEnd?.(ended, ended.last_seq);
+    }));
     return { crashed: unfinished.length, sessions: open };
   }
 
