@@ -4,6 +4,8 @@
 # an events page after a seq; an SSE stream resumed with Last-Event-ID; then the server is killed
 # (kill -9) and started again on the same data, and everything is replayed: records, pages, streams,
 # the socket's subscribe, and the session's state, rebuilt for its next execution.
+# VMSTREAM_E2E_TARGET=cluster runs it against three nodes on one nats-server behind a round-robin
+# front (scripts/lib/server.sh), each request landing on the next node.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=lib/server.sh

@@ -4,6 +4,10 @@
 PASS=0
 FAIL=0
 SERVER_PID=""
+# VMSTREAM_E2E_TARGET=cluster: three nodes on one nats-server behind a round-robin front instead.
+NODE_PIDS=()
+NATS_PID=""
+NATS_PORT=""
 PORT=""
 WS_URL=""
 BASE=""
@@ -13,7 +17,7 @@ BASE=""
 begin_script() {
   WORK=$(mktemp -d "${TMPDIR:-/tmp}/vmstream-$1-XXXXXX")
   TOKEN="$1-$(date +%s)-$$"
-  trap 'stop_server KILL; rm -rf "$WORK"' EXIT
+  trap 'stop_server KILL; stop_nats; rm -rf "$WORK"' EXIT
   command -v curl >/dev/null || { echo "not ok - curl is not installed"; exit 1; }
   node "$ROOT/scripts/prepare.mjs" >/dev/null || { echo "not ok - build failed"; exit 1; }
   mkdir -p "$WORK/workspace"
@@ -34,24 +38,14 @@ json() {
 
 # start_server: VMSTREAM_* from the environment plus a data folder under $WORK; sets PORT, BASE, WS_URL.
 start_server() {
-  : >"$WORK/stdout"
-  VMSTREAM_PORT=0 VMSTREAM_DATA="$WORK/data" VMSTREAM_WORKSPACE="$WORK/workspace" VMSTREAM_TOKEN="$TOKEN" \
-    VMSTREAM_WORKERS=2 node "$ROOT/dist/src/cli/main.js" >"$WORK/stdout" 2>>"$WORK/server.log" &
-  SERVER_PID=$!
-  local line=""
-  for _ in $(seq 1 200); do
-    line=$(grep -m1 '^vmstream listening on ' "$WORK/stdout" || true)
-    [ -n "$line" ] && break
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
-    sleep 0.1
-  done
-  if [ -z "$line" ]; then
-    echo "not ok - server did not start; its log:"
-    tail -n 20 "$WORK/server.log"
-    exit 1
+  if [ "${VMSTREAM_E2E_TARGET:-}" = cluster ]; then
+    start_cluster
+  else
+    start_node "$WORK/data" "$WORK/stdout"
+    SERVER_PID=$NODE_PID
   fi
-  WS_URL=${line#vmstream listening on }
-  PORT=$(sed -E 's#^wss?://[^/]*:([0-9]+)/.*#\1#' <<<"$WS_URL")
+  WS_URL=$NODE_URL
+  PORT=$(url_port "$WS_URL")
   BASE="http://127.0.0.1:$PORT"
   # Ready once the worker threads have booted.
   for _ in $(seq 1 100); do
@@ -62,13 +56,86 @@ start_server() {
   exit 1
 }
 
-# stop_server [signal]: signals our server (by its pid) and waits for it.
-stop_server() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "-${1:-TERM}" "$SERVER_PID" 2>/dev/null
-    wait "$SERVER_PID" 2>/dev/null
+# start_node <data dir> <stdout file>: one server process; sets NODE_PID, NODE_URL.
+start_node() {
+  local data=$1 out=$2
+  : >"$out"
+  VMSTREAM_PORT=0 VMSTREAM_DATA="$data" VMSTREAM_WORKSPACE="$WORK/workspace" VMSTREAM_TOKEN="$TOKEN" \
+    VMSTREAM_WORKERS=2 node "$ROOT/dist/src/cli/main.js" >"$out" 2>>"$WORK/server.log" &
+  NODE_PID=$!
+  wait_listening "$NODE_PID" "$out"
+}
+
+# wait_listening <pid> <stdout file>: waits for the server's "listening on" line; sets NODE_URL.
+wait_listening() {
+  local line=""
+  for _ in $(seq 1 300); do
+    line=$(grep -m1 '^vmstream listening on ' "$2" || true)
+    [ -n "$line" ] && break
+    if ! kill -0 "$1" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  if [ -z "$line" ]; then
+    echo "not ok - server did not start; its log:"
+    tail -n 20 "$WORK/server.log"
+    exit 1
   fi
+  NODE_URL=${line#vmstream listening on }
+}
+
+url_port() {
+  sed -E 's#^wss?://[^/]*:([0-9]+)/.*#\1#' <<<"$1"
+}
+
+# start_cluster: a nats-server (once per script: the same port and store at every start), three
+# nodes started side by side (a node restarted after a kill may wait out its previous run's
+# heartbeat), and the round-robin front (scripts/lib/round-robin.mjs), which SERVER_PID is; sets NODE_URL.
+start_cluster() {
+  if [ -z "$NATS_PID" ]; then
+    NATS_PORT=$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')
+    nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$WORK/nats" >/dev/null 2>&1 &
+    NATS_PID=$!
+    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && break; sleep 0.1; done
+  fi
+  local i pids=() ports=() front=""
+  for i in 0 1 2; do
+    : >"$WORK/stdout-$i"
+    env VMSTREAM_PORT=0 VMSTREAM_DATA="$WORK/data/node-$i" VMSTREAM_WORKSPACE="$WORK/workspace" VMSTREAM_TOKEN="$TOKEN" \
+      VMSTREAM_WORKERS=2 VMSTREAM_STORE=jetstream VMSTREAM_NATS_URL="nats://127.0.0.1:$NATS_PORT" VMSTREAM_JS_PREFIX=e2e \
+      VMSTREAM_NODE_ID="node-$i" node "$ROOT/dist/src/cli/main.js" >"$WORK/stdout-$i" 2>>"$WORK/server.log" &
+    pids+=($!)
+  done
+  NODE_PIDS=("${pids[@]}")
+  for i in 0 1 2; do
+    wait_listening "${pids[$i]}" "$WORK/stdout-$i"
+    ports+=("$(url_port "$NODE_URL")")
+  done
+  : >"$WORK/front"
+  node "$ROOT/scripts/lib/round-robin.mjs" "${ports[@]}" >"$WORK/front" &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do front=$(head -n 1 "$WORK/front"); [ -n "$front" ] && break; sleep 0.05; done
+  NODE_URL=$(sed -E "s#:[0-9]+/#:$front/#" <<<"$NODE_URL")
+}
+
+# stop_server [signal]: signals our server (every node of a cluster, then its front) by pid and waits.
+stop_server() {
+  local pid
+  for pid in "${NODE_PIDS[@]}" "$SERVER_PID"; do
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+      kill "-${1:-TERM}" "$pid" 2>/dev/null
+      wait "$pid" 2>/dev/null
+    fi
+  done
+  NODE_PIDS=()
   SERVER_PID=""
+}
+
+stop_nats() {
+  if [ -n "$NATS_PID" ]; then
+    kill -KILL "$NATS_PID" 2>/dev/null
+    wait "$NATS_PID" 2>/dev/null
+  fi
+  NATS_PID=""
 }
 
 # api METHOD PATH [JSON]: prints "<status> <body>" on one line.

@@ -11,6 +11,8 @@ import type { QueuedIterator } from '@nats-io/nats-core';
 
 export type EntryListener = (entry: KvEntry) => void;
 
+const RETRY_MS = 250;
+
 export class KvMirror {
   readonly #kv: KV;
   readonly #onEntry: EntryListener;
@@ -20,6 +22,8 @@ export class KvMirror {
   #lastRevision = 0;
   #watch: QueuedIterator<KvWatchEntry> | undefined;
   #stopped = false;
+  /** Counts restarts, so that a retry of an older one gives way to a newer one. */
+  #generation = 0;
   #caughtUp: (() => void) | undefined;
   readonly ready: Promise<void>;
 
@@ -34,16 +38,27 @@ export class KvMirror {
   async start(): Promise<void> {
     // An empty bucket sends nothing; otherwise the watch marks the last of the current values as the first update.
     if ((await this.#kv.status()).values === 0) this.#markCaughtUp();
-    await this.#open(0);
+    await this.#open(0, this.#generation);
     await this.ready;
   }
 
-  /** The connection came back: a new watch from where this one was (see the header). */
+  /**
+   * The connection came back: a new watch from where this one was (see the header). JetStream may
+   * still be recovering on a nats-server that just restarted: the watch is retried until it opens.
+   */
   restart(): void {
     if (this.#stopped) return;
     this.#watch?.stop();
     this.#watch = undefined;
-    this.#open(this.#lastRevision + 1).catch((error: unknown) => this.#onError(error));
+    const generation = ++this.#generation;
+    const attempt = () => {
+      if (this.#stopped || generation !== this.#generation) return;
+      this.#open(this.#lastRevision + 1, generation).catch((error: unknown) => {
+        this.#onError(error);
+        setTimeout(attempt, RETRY_MS);
+      });
+    };
+    attempt();
   }
 
   stop(): void {
@@ -52,9 +67,9 @@ export class KvMirror {
     this.#watch = undefined;
   }
 
-  async #open(fromRevision: number): Promise<void> {
+  async #open(fromRevision: number, generation: number): Promise<void> {
     const watch = await this.#kv.watch(fromRevision > 0 ? { resumeFromRevision: fromRevision } : {});
-    if (this.#stopped) {
+    if (this.#stopped || generation !== this.#generation) {
       watch.stop();
       return;
     }

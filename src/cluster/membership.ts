@@ -99,14 +99,12 @@ export class Membership {
         throw new Error(`node id ${JSON.stringify(this.nodeId)} is in use by a running node (started ${new Date(previous.started_at).toISOString()}): give this one another VMSTREAM_NODE_ID`);
       }
       this.previousEpoch = previous.epoch;
-      this.#revision = await this.#kv.update(this.#key, this.#value(), entry.revision).catch(() => {
-        throw new Error(`node id ${JSON.stringify(this.nodeId)} was taken by another process while this one started`);
-      });
-    } else {
-      this.#revision = await (entry ? this.#kv.update(this.#key, this.#value(), entry.revision) : this.#kv.create(this.#key, this.#value())).catch(() => {
-        throw new Error(`node id ${JSON.stringify(this.nodeId)} was taken by another process while this one started`);
-      });
     }
+    // Conditional on what was read: of two processes starting with one id, one gets it.
+    const write = entry ? this.#kv.update(this.#key, this.#value(), entry.revision) : this.#kv.create(this.#key, this.#value());
+    this.#revision = await write.catch(() => {
+      throw new Error(`node id ${JSON.stringify(this.nodeId)} was taken by another process while this one started`);
+    });
     this.#lastAck = performance.now();
     this.heartbeats++;
     this.#beating = setInterval(() => void this.#beat(), this.#options.heartbeatMs);

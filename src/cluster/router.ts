@@ -68,15 +68,17 @@ export class ClusterRouter implements SessionRouting {
     const directory = this.#cluster.directory;
     const deadline = performance.now() + this.#forwardTimeoutMs;
     let owner = directory.owner(sessionId) ?? (await directory.refreshOwner(sessionId));
+    let sent = false;
     for (;;) {
       // A session without an owner key predates clustering or lost its key: it is served where it is asked.
       if (!owner || owner.node === this.nodeId) return local();
       const remaining = deadline - performance.now();
+      if (!sent) this.stats.forwarded++;
+      sent = true;
       try {
-        this.stats.forwarded++;
         return (await sendForwarded(this.#cluster.nc, this.#cluster.names, owner.node, request, Math.max(1, Math.min(remaining, this.#cluster.membership.leaseMs)))) as T;
       } catch (error) {
-        if (!(error instanceof NotOwnerError || error instanceof OwnerUnreachableError)) throw error;
+        if (!isOwnerTrouble(error)) throw error;
         if (performance.now() >= deadline) {
           this.stats.forwardFailures++;
           throw new ProtocolError('INTERNAL', `the node that owns session \`${sessionId}\` did not answer, and no other node took it over in time`, { cause: error });
@@ -125,4 +127,13 @@ export class ClusterRouter implements SessionRouting {
     const wait = Math.max(0, Math.min(deadline - performance.now(), notOwner ? NOT_OWNER_BACKOFF_MS : this.#cluster.membership.leaseMs));
     return (await directory.ownerChanged(sessionId, owner.revision, wait)) ?? owner;
   }
+}
+
+/**
+ * The owner could not take the request, but another node will once the session moves: it is gone
+ * or cut off, its view is behind, or it is shutting down (its sessions are taken over after the
+ * lease; the client on this node should not see that node's shutdown).
+ */
+function isOwnerTrouble(error: unknown): boolean {
+  return error instanceof NotOwnerError || error instanceof OwnerUnreachableError || (error instanceof ProtocolError && error.code === 'SHUTTING_DOWN');
 }

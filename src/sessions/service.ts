@@ -122,6 +122,8 @@ export class ExecutionService {
     if (!this.#routing?.ownsSession(sessionId) || !this.#engine.session(sessionId)) {
       throw new NotOwnerError(`session \`${sessionId}\` is not owned by node ${this.#routing?.nodeId}`);
     }
+    // The forwarding node checked the tenant against its view; the owner holds the session itself.
+    this.#ownSession(tenant, sessionId);
     switch (op) {
       case 'execute':
         return this.#execute(tenant, args as unknown as ExecuteInput, undefined, false);
@@ -163,16 +165,21 @@ export class ExecutionService {
     return this.#ownSession(tenant, sessionId);
   }
 
+  /** As getSession, but on a cluster also finds a session created a moment ago on another node (one KV get). */
+  findSession(tenant: string, sessionId: string): Promise<SessionRecord> {
+    return this.#findSession(tenant, sessionId);
+  }
+
   /** Closes a session: its queued and running executions are cancelled, its context is dropped. */
   async closeSession(tenant: string, sessionId: string): Promise<SessionRecord> {
     await this.#findSession(tenant, sessionId);
-    return this.#route(sessionId, { op: 'session.close', tenant, args: { session_id: sessionId } }, async () => (await this.#engine.closeSession(sessionId))!);
+    return this.#route(sessionId, { op: 'session.close', tenant, args: { session_id: sessionId } }, () => held(sessionId, this.#engine.closeSession(sessionId)));
   }
 
   /** Gives a session (open or closed) another name. */
   async renameSession(tenant: string, sessionId: string, name: string): Promise<SessionRecord> {
     await this.#findSession(tenant, sessionId);
-    return this.#route(sessionId, { op: 'session.rename', tenant, args: { session_id: sessionId, name } }, async () => (await this.#engine.renameSession(sessionId, name))!);
+    return this.#route(sessionId, { op: 'session.rename', tenant, args: { session_id: sessionId, name } }, () => held(sessionId, this.#engine.renameSession(sessionId, name)));
   }
 
   /**
@@ -440,6 +447,16 @@ export class ExecutionService {
 }
 
 const newestFirst = (a: SessionRecord, b: SessionRecord) => b.created_at - a.created_at;
+
+/**
+ * The engine's record of a session it was asked to change here. On a cluster a session can be in the
+ * view but held by no node (its owner key gone): NOT_FOUND rather than an empty reply.
+ */
+async function held(sessionId: string, change: Promise<SessionRecord | undefined>): Promise<SessionRecord> {
+  const record = await change;
+  if (!record) throw new ProtocolError('NOT_FOUND', `no session \`${sessionId}\``);
+  return record;
+}
 
 /** The record as its tenant sees it: the execution_id they chose or were given. */
 function publicRecord(record: ExecutionRecord): ExecutionRecord {
