@@ -22,8 +22,11 @@ import type { OwnerEntry } from './directory.js';
 
 /** What a takeover does to this node's sessions (ExecutionService). */
 export interface TakeoverTarget {
-  /** Ends the unfinished executions of these sessions with `reason` and hosts them here, to be rebuilt. */
-  adopt(sessionIds: string[], reason: string): Promise<{ crashed: number; sessions: number }>;
+  /**
+   * Once `claimed` resolves, ends the unfinished executions of these sessions with `reason` and
+   * hosts them here, to be rebuilt (rejects when the claim does).
+   */
+  adopt(sessionIds: string[], reason: string, claimed: Promise<unknown>): Promise<{ crashed: number; sessions: number }>;
   /** Another node owns these sessions now: drop them here, writing nothing more. */
   disown(sessionIds: string[]): void;
   /** This node may be declared dead: start nothing, produce nothing (false: current again). */
@@ -141,28 +144,34 @@ export class Takeover {
     }, membership.leaseMs);
   }
 
+  /** Claims each session; the ones this node wins, it adopts (told before the claim is sent). */
   async #claim(nodeId: string, sessions: Array<{ sessionId: string; owner: OwnerEntry }>, started: number): Promise<void> {
     if (sessions.length === 0) return;
     const { directory, membership } = this.#cluster;
-    const won: string[] = [];
-    await Promise.all(sessions.map(async ({ sessionId, owner }) => {
+    const results = await Promise.all(sessions.map(async ({ sessionId, owner }) => {
+      const claim = directory.transfer(sessionId, { node: this.#cluster.nodeId, epoch: membership.epoch }, owner.revision);
+      const adoption = this.#target.adopt([sessionId], 'node_lost', claim);
       try {
-        await directory.transfer(sessionId, { node: this.#cluster.nodeId, epoch: membership.epoch }, owner.revision);
-        won.push(sessionId);
-        this.stats.claimed++;
+        await claim;
       } catch {
         // Another node claimed it first, or its owner came back and renewed it: not ours.
         this.stats.claimsLost++;
+        adoption.catch(() => undefined);
+        return null;
+      }
+      this.stats.claimed++;
+      try {
+        return await adoption;
+      } catch (error) {
+        this.#hooks.onError(`takeover of session ${sessionId} of node ${nodeId}`, error);
+        return { crashed: 0, sessions: 0 };
       }
     }));
+    const won = results.filter((result) => result !== null);
     if (won.length === 0) return;
-    try {
-      const { crashed } = await this.#target.adopt(won, 'node_lost');
-      this.stats.executionsEnded += crashed;
-      this.#hooks.onTakeover?.(nodeId, won.length, crashed, performance.now() - started);
-    } catch (error) {
-      this.#hooks.onError(`takeover of ${won.length} sessions of node ${nodeId}`, error);
-    }
+    const crashed = won.reduce((sum, result) => sum + result.crashed, 0);
+    this.stats.executionsEnded += crashed;
+    this.#hooks.onTakeover?.(nodeId, won.length, crashed, performance.now() - started);
   }
 }
 
