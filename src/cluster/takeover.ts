@@ -99,7 +99,8 @@ export class Takeover {
     const { membership, directory } = this.#cluster;
     // Cut off from NATS, this node has seen nobody's heartbeat: it judges once it is back.
     if (!this.#cluster.ready) return this.#later(() => this.#unseenOwners(), membership.leaseMs);
-    for (const nodeId of directory.ownerNodes()) if (nodeId !== this.#cluster.nodeId && !membership.isAlive(nodeId)) this.#lost(nodeId);
+    // One seen and then lost is `dead`'s to handle.
+    for (const nodeId of directory.ownerNodes()) if (nodeId !== this.#cluster.nodeId && membership.epochOf(nodeId) === undefined) this.#lost(nodeId);
   }
 
   #later(fn: () => void, ms: number): void {
