@@ -93,6 +93,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       logger.warn({ reason, sessions }, 'a sandbox host was lost; its sessions are rebuilt when next used');
     },
     onCommit: (items, seconds) => metrics.batchCommitted(items, seconds),
+    // A fenced write may be this node's first news that its session was taken: the owner is read again (a move disowns it).
+    onFenced: (sessionId) => void cluster?.directory.refreshOwner(sessionId).catch((error: unknown) => logger.warn({ err: error }, 'cluster: owner refresh failed')),
   }, router);
   const recovered = await service.recover();
   // Other nodes' requests for this node's sessions, once those are back.

@@ -30,6 +30,8 @@ export interface EngineHooks {
   /** A sandbox host died (and is being replaced), taking the contexts of `sessions` sessions. */
   onHostLost?(reason: string, sessions: number): void;
   onCommit?: BatchObserver;
+  /** The store fenced off a write of this session's (on a cluster: another node may own it now). */
+  onFenced?(sessionId: string): void;
 }
 
 /** A new execution, as the service checked it; the engine numbers and queues it. */
@@ -77,6 +79,8 @@ export class Engine {
   #shuttingDown = false;
   /** Disowned sessions whose run was still going: closed when it ends, its host killed if it does not (see `disown`). */
   readonly #disowned = new Map<string, { sessionId: string; timer: NodeJS.Timeout }>();
+  /** Executions whose writes were fenced off (another writer has their log): see `#release`. */
+  readonly #fenced = new Set<string>();
   /** Set while this node may have been declared dead (see `suspend`). */
   #suspended = false;
 
@@ -177,6 +181,7 @@ export class Engine {
         execution.clearWatchdog();
         execution.terminal = true;
         this.#commits.discard(id);
+        this.#fenced.delete(id);
         this.#executions.delete(id);
         execution.markEnded();
         this.#hub.relocate(id);
@@ -515,14 +520,25 @@ export class Engine {
     this.#hooks.onError(`commit of ${executionId} (dropped)`, error);
     const execution = this.#executions.get(executionId);
     if (!execution) return;
+    if (error.code === 'STORE_FENCED') {
+      // Another writer owns the log now (this node lost the session, on a cluster): its log goes on there.
+      this.#fenced.add(executionId);
+      this.#hooks.onFenced?.(execution.record.session_id);
+    }
     if (execution.terminal) this.#release(execution);
     else this.#stop(execution, 'crashed', 'store_refused');
   }
 
-  /** An execution whose `done` will never be stored: ends its subscriptions and its waiters here. */
+  /**
+   * An execution whose `done` will never be stored from here: ends its waiters here, and its
+   * subscriptions where the log ends, or, when another node writes the log on (fenced, and the store
+   * can follow it), lets them follow it there.
+   */
   #release(execution: LiveExecution): void {
-    this.#hub.finish(execution.record.execution_id, execution.committedSeq);
-    this.#executions.delete(execution.record.execution_id);
+    const id = execution.record.execution_id;
+    this.#executions.delete(id);
+    if (this.#fenced.delete(id) && this.#store.supports.follow) this.#hub.relocate(id);
+    else this.#hub.finish(id, execution.committedSeq);
     execution.markEnded();
   }
 
