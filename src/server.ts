@@ -9,7 +9,7 @@ import type { Config } from './config.js';
 import { HttpApi } from './http/api.js';
 import { openJupyter } from './jupyter/index.js';
 import { ConsoleFiles, ConsoleHandler } from './http/console.js';
-import type { Logger } from './ops/logger.js';
+import { LineSampler, type Logger } from './ops/logger.js';
 import { Metrics } from './ops/metrics.js';
 import { McpEndpoint } from './mcp/http.js';
 import { publicExecutionId, tenantOfExecution } from './sessions/live.js';
@@ -19,6 +19,7 @@ import { ExecutionService } from './sessions/service.js';
 import { Cluster } from './cluster/cluster.js';
 import { ClusterRouter } from './cluster/router.js';
 import { Takeover } from './cluster/takeover.js';
+import { CachedEventStore } from './store/cached-store.js';
 import type { EventStore } from './store/event-store.js';
 import { JetStreamEventStore } from './store/jetstream/jetstream-store.js';
 import { LevelEventStore } from './store/level-store.js';
@@ -63,16 +64,22 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   logger.info({ tenants, workers: config.workers, data: config.dataDir, store: config.store }, 'starting');
   // A node joins its cluster before it touches the store: a second process with its id is refused first.
   const cluster = config.store === 'jetstream' ? await joinCluster(config, logger) : null;
-  const { store, reachable } = storeFor(config);
+  const { store: backing, reachable } = storeFor(config);
+  const store = config.replayCacheBytes > 0 ? new CachedEventStore(backing, config.replayCacheBytes) : backing;
   await store.open();
   const metrics = new Metrics();
   const router = cluster ? new ClusterRouter(cluster, config.forwardTimeoutMs, (error) => logger.error({ err: error }, 'forwarded request failed')) : undefined;
+  const endedOk = new LineSampler(1000);
   const service = new ExecutionService(config, store, sandbox.factory, {
     onError: (context, error) => logger.error({ err: error }, `${context} failed`),
     onExecutionEnd: (record, events) => {
       const queueWait = record.started_at === undefined ? null : (record.started_at - record.created_at) / 1000;
       metrics.executionEnded(record.status as TerminalStatus, (record.ended_at! - record.created_at) / 1000, queueWait);
-      logger.info({
+      // An execution that ended ok is routine: one such line a second (with how many were left out
+      // since the last), every one at debug. Any other ending is always logged.
+      const held = record.status === 'ok' ? endedOk.take() : 0;
+      if (held === null && !logger.isLevelEnabled('debug')) return;
+      logger[held === null ? 'debug' : 'info']({
         tenant: tenantOfExecution(record.execution_id),
         execution_id: publicExecutionId(record.execution_id),
         session_id: record.session_id,
@@ -81,6 +88,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         reason: record.reason,
         duration_ms: record.started_at === undefined ? 0 : record.ended_at! - record.started_at,
         events,
+        ...(held ? { ok_not_logged: held } : {}),
       }, 'execution ended');
     },
     onHostLost: (reason, sessions) => {
@@ -144,6 +152,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     port: config.port,
     maxFrameBytes: config.maxFrameBytes,
     backpressureBytes: config.backpressureBytes,
+    sendBudgetBytes: config.sendBudgetBytes,
     maxFramesPerSecond: config.maxFramesPerSecond,
     authenticator,
     allowedOrigins: config.allowedOrigins,

@@ -7,7 +7,7 @@
 import t, { type Test } from 'tap';
 import type { ExecutionRecord, SessionRecord } from '../protocol/types.js';
 import { CommitLog, type CommitTarget, type CommittedChunk } from '../src/events/commit-log.js';
-import type { StoreError, StoreErrorCode } from '../src/store/event-store.js';
+import type { CommitBatch, StoreError, StoreErrorCode } from '../src/store/event-store.js';
 import { MemoryEventStore, type Fault } from './helpers/memory-store.js';
 
 const utf8 = new TextEncoder();
@@ -180,6 +180,22 @@ t.test('a record that fails alone is retried alone; its events are delivered', a
   t.equal((await h.store.getExecution('x'))?.last_seq, 4, 'the record landed on its retry');
 });
 
+t.test('an execution\'s first commit is small and starts at once; its later commits grow', async (t) => {
+  const h = await harness(t);
+  const big = target('big');
+  emit(h.log, big, 1000);
+  big.record.status = 'ok';
+  big.record.ended_at = 5;
+  h.log.saveExecution(big);
+  await null;
+  t.equal(h.store.commits, 1, 'the first write began before the next turn of the event loop');
+  await h.log.flushed();
+  t.same(h.offered.get('big'), [1, 65, 129, 257, 513], 'chunks of 64, 64, 128, 256 and the rest');
+  t.same(h.delivered.get('big'), seqs('big', 1, 1000), 'every event once, in order');
+  t.equal((await h.store.getExecution('big'))?.last_seq, 1000, 'the final record went with the last chunk');
+  t.equal(h.log.backlogBytes, 0);
+});
+
 t.test('a store that keeps failing: stalled, counted, waiting; it recovers when the store does', async (t) => {
   const h = await harness(t);
   const x = target('x');
@@ -202,4 +218,98 @@ t.test('a store that keeps failing: stalled, counted, waiting; it recovers when 
   t.same(h.delivered.get('x'), seqs('x', 1, 2));
   t.same(h.delivered.get('y'), seqs('y', 1, 1));
   t.equal((await h.store.listSessions({})).length, 1, 'the session landed');
+});
+
+/** Every batch the store is asked to write, as `creates / executions / events` ids. */
+function recordBatches(store: MemoryEventStore): string[] {
+  const seen: string[] = [];
+  const commit = store.commit.bind(store);
+  store.commit = (batch: CommitBatch) => {
+    const list = (records: Array<{ execution_id: string }>) => records.map((record) => record.execution_id).join(',');
+    seen.push(`creates [${list(batch.creates ?? [])}] executions [${list(batch.executions)}] events [${batch.events.map((chunk) => chunk.executionId).join(',')}]`);
+    return commit(batch);
+  };
+  return seen;
+}
+
+t.test('a create goes out with its run\'s first events and its end: one store write', async (t) => {
+  const h = await harness(t);
+  const batches = recordBatches(h.store);
+  const a = target('a');
+  const created = h.log.create(a);
+  emit(h.log, a, 2);
+  a.record.status = 'ok';
+  a.record.ended_at = 5;
+  h.log.saveExecution(a);
+  await created;
+  t.same(batches, ['creates [a] executions [] events [a]'], 'create, events and terminal record in one batch');
+  t.same(h.delivered.get('a'), seqs('a', 1, 2), 'delivered');
+  t.same(await h.store.getExecution('a'), { ...a.record, last_seq: 2 }, 'the terminal record as created');
+});
+
+t.test('a create whose run says nothing goes out alone, after its linger', async (t) => {
+  const h = await harness(t);
+  const batches = recordBatches(h.store);
+  const a = target('a');
+  await h.log.create(a);
+  t.same(batches, ['creates [a] executions [] events []'], 'written alone');
+  t.equal((await h.store.getExecution('a'))?.status, 'running', 'durable when the promise resolves');
+  emit(h.log, a, 1);
+  a.record.status = 'ok';
+  a.record.ended_at = 5;
+  h.log.saveExecution(a);
+  await h.log.flushed();
+  t.same(batches.at(-1), 'creates [] executions [a] events [a]', 'its end is an update');
+});
+
+t.test('flushed() does not wait out a create\'s linger', async (t) => {
+  const h = await harness(t);
+  const a = target('a');
+  let durable = false;
+  const created = h.log.create(a).then(() => (durable = true));
+  await h.log.flushed();
+  t.ok(durable, 'the create was written by the flush');
+  await created;
+});
+
+t.test('a create that fails: none of its events is delivered before it lands', async (t) => {
+  const h = await harness(t);
+  const a = target('a');
+  let failuresLeft = 1;
+  // The store (not atomic) keeps the chunk and fails the create.
+  h.failWith((item) => (item.id === 'a' && item.kind === 'execution' && failuresLeft-- > 0 ? 'STORE_UNAVAILABLE' : null));
+  let storedAtDelivery: boolean | undefined;
+  const delivered = h.until(() => {
+    if (!h.delivered.has('a')) return false;
+    storedAtDelivery ??= h.store.location.executions.has('a');
+    return true;
+  });
+  const created = h.log.create(a);
+  emit(h.log, a, 2);
+  await created;
+  await delivered;
+  t.same(h.retries, [{ code: 'STORE_UNAVAILABLE', attempt: 1 }], 'retried once');
+  t.equal(storedAtDelivery, true, 'the record was stored when its events were first delivered');
+  t.same(h.delivered.get('a'), seqs('a', 1, 2), 'each event once');
+  t.same(h.offered.get('a'), [1, 1], 'the chunk sent again with the create');
+});
+
+t.test('a create whose run printed past the first commit\'s cap goes with the first frames, not yet ended', async (t) => {
+  const h = await harness(t);
+  const batches = recordBatches(h.store);
+  const a = target('a');
+  a.record.started_at = 1;
+  const created = h.log.create(a);
+  emit(h.log, a, 100);
+  a.record.status = 'ok';
+  a.record.ended_at = 5;
+  h.log.saveExecution(a);
+  await created;
+  const first = structuredClone(h.store.location.executions.get('a'));
+  await h.log.flushed();
+  t.same(batches, ['creates [a] executions [] events [a]', 'creates [] executions [a] events [a]'], 'the create with the first frames, the end with the rest');
+  t.match(first, { status: 'running', last_seq: 64 }, 'the create counts the first frames and has not ended');
+  t.equal(first?.ended_at, undefined);
+  t.match(await h.store.getExecution('a'), { status: 'ok', ended_at: 5, last_seq: 100 }, 'then the end');
+  t.same(h.delivered.get('a'), seqs('a', 1, 100), 'every event once, in order');
 });

@@ -15,9 +15,9 @@ import type { AnyEvent } from './helpers/loose.js';
 import { MemoryEventStore } from './helpers/memory-store.js';
 import { removeDir, tempDir } from './helpers/server.js';
 
-async function rig(t: Pick<typeof import('tap').default, 'teardown'>) {
+async function rig(t: Pick<typeof import('tap').default, 'teardown'>, options: { reserve?: boolean } = {}) {
   const dir = tempDir('engine-store');
-  const store = new MemoryEventStore();
+  const store = new MemoryEventStore(undefined, options);
   await store.open();
   const config: Config = { ...DEFAULTS, dataDir: dir, workspaceDir: dir };
   const errors: string[] = [];
@@ -74,18 +74,42 @@ t.test('two submits of one id at once: one record, one run, the session numbered
   t.equal((await store.listExecutions('s1', { limit: 10 })).length, 2);
 });
 
-t.test('an execute waits for its conditional create alone, not for the session counter\'s write after it', async (t) => {
+t.test('an execute writes its create and its end; not its start, nor the session\'s counter', async (t) => {
   const { engine, fake, store } = await rig(t);
   const { created, record } = await engine.submit(input('t/one', 's1'));
   t.ok(created);
   t.equal((await store.getExecution('t/one'))?.number, record.number, 'the create made the record durable');
-  t.equal(store.location.sessions.get('s1')?.execution_count, 0, 'the reply did not wait for the session\'s write');
   const events = follow(engine, 't/one');
   await fake.take('run');
   fake.value('t/one', { preview: '1', type: 'number' });
   fake.done('t/one');
   t.same((await events.all).map((event) => event.type), ['value', 'done']);
-  t.equal(store.location.sessions.get('s1')?.execution_count, 1, 'the session counter is stored by the time the run is');
+  t.equal((await store.getExecution('t/one'))?.status, 'ok', 'the end is stored');
+  t.equal(store.location.sessions.get('s1')?.execution_count, 0, 'the counter is not written per execute (recover recounts it)');
+});
+
+t.test('a store that reserves creates: a short run is one store write, its reply once it is durable', async (t) => {
+  const { engine, fake, store } = await rig(t, { reserve: true });
+  const before = store.commits;
+  const submitted = engine.submit(input('t/short', 's1'));
+  const events = follow(engine, 't/short');
+  await fake.take('run');
+  t.equal(await store.getExecution('t/short'), undefined, 'running before its record is written');
+  fake.value('t/short', { preview: '1', type: 'number' });
+  fake.done('t/short');
+  const { created } = await submitted;
+  t.ok(created);
+  t.equal((await store.getExecution('t/short'))?.status, 'ok', 'durable, ended, when the reply is');
+  t.same((await events.all).map((event) => event.type), ['value', 'done']);
+  t.equal(store.commits - before, 1, 'create, events and end in one commit');
+  // The same id again, while and after: one record, one run.
+  const again = await engine.submit(input('t/short', 's2'));
+  t.equal(again.created, false, 'an id that exists is not created again');
+  const both = await Promise.all([engine.submit(input('t/twice', 's2')), engine.submit(input('t/twice', 's2'))]);
+  t.equal(both.filter((result) => result.created).length, 1, 'of two concurrent submits, one creates');
+  await fake.take('run');
+  fake.done('t/twice');
+  t.equal(fake.calls.filter((call) => call.op === 'run' && call.executionId === 't/twice').length, 1, 'it ran once');
 });
 
 t.test('an execution the store refuses for good is stopped alone; its subscribers end at what was stored', async (t) => {

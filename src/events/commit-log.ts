@@ -10,6 +10,10 @@
  * by their first seq; whatever the execution produced meanwhile waits behind it, so its log never
  * gets a gap. An item the store refuses for good (a bad chunk, a fenced execution) is dropped with
  * everything its execution appends afterwards, and reported.
+ *
+ * A new execution whose id the store reserved (`create`) waits here for its first events, up to
+ * CREATE_LINGER_MS, and goes out with them: a short run's create, events and terminal record are
+ * one store write. Its events can never land before it (it is in their commit, or an earlier one).
  */
 import type { ExecutionRecord, SessionRecord } from '../../protocol/types.js';
 import type { CommitBatch, CommitFailure, EventStore, StoreError } from '../store/event-store.js';
@@ -47,6 +51,12 @@ interface Item {
   firstSeq: number;
   frames: Uint8Array[];
   record: boolean;
+  /** The record is new: written as a create (with its index entries), before or with any frame. */
+  create: boolean;
+  /** When the create was asked for (performance.now()), for its linger. */
+  since: number;
+  /** The first frames of a capped item (see takeFront): the record it writes has not ended yet. */
+  front?: true;
 }
 
 interface Retry<T> {
@@ -59,6 +69,19 @@ const RETRY_FIRST_MS = 200;
 const RETRY_MAX_MS = 5_000;
 /** Failures in a row of one item after which the store counts as failing (readiness goes red). */
 const STALLED_AFTER = 3;
+/**
+ * How long a create waits for its run's first events (a trivial run's value and done come back from
+ * the sandbox well within it); past it, it goes out alone, so an execute's reply waits at most this
+ * much longer for a run that is silent or queued.
+ */
+const CREATE_LINGER_MS = 2;
+
+/**
+ * An execution's first commit holds at most this many of its events, and each later one at most as
+ * many as it has committed so far: its first line goes out in a small write at once, whatever
+ * follows it, and the cap stops mattering after a few commits (64, 64, 128, 256…).
+ */
+const FIRST_COMMIT_EVENTS = 64;
 
 /** Errors no retry can fix. */
 const permanent = (error: StoreError) => error.code === 'STORE_FENCED' || error.code === 'STORE_BAD_ARGUMENT';
@@ -74,11 +97,15 @@ export class CommitLog {
   /** Executions whose writes were refused for good: what they append is discarded. */
   readonly #dropped = new Set<string>();
   #waiters: Array<() => void> = [];
+  /** Per execution created here and not yet durable: what resolves its `create` promise. */
+  readonly #creating = new Map<string, () => void>();
   /** Waiters whose commit left items to retry: they resolve once nothing is left to retry. */
   #blocked: Array<() => void> = [];
   #writing = false;
   #scheduled = false;
-  #retryTimer: NodeJS.Timeout | null = null;
+  /** Wakes the log when the earliest retry or create linger is due (`#timerDue`, performance.now()). */
+  #timer: NodeJS.Timeout | null = null;
+  #timerDue = Infinity;
   #pendingBytes = 0;
   #writingBytes = 0;
   #retryBytes = 0;
@@ -126,6 +153,8 @@ export class CommitLog {
     if (pending) this.#pendingBytes -= bytesOf(pending.frames);
     this.#pending.delete(executionId);
     this.#dropped.add(executionId);
+    // A create waiting out its linger resolves, as a dropped one does: nothing of it will be written.
+    this.#created(executionId);
   }
 
   appendEvent(target: CommitTarget, seq: number, frame: Uint8Array): void {
@@ -135,7 +164,22 @@ export class CommitLog {
     const item = this.#item(target);
     if (item.frames.length === 0) item.firstSeq = seq;
     item.frames.push(frame);
-    this.#schedule();
+    // An execution's first event is written without waiting for the rest of this turn's input.
+    this.#schedule(target.committedSeq === 0 && item.frames.length === 1);
+  }
+
+  /**
+   * Writes a new execution's record (reserved in the store, `written: false`) with its first events
+   * or, if none come within CREATE_LINGER_MS, alone. Resolves once it is durable, or dropped.
+   */
+  create(target: CommitTarget): Promise<void> {
+    const item = this.#item(target);
+    item.create = item.record = true;
+    item.since = performance.now();
+    const durable = new Promise<void>((resolve) => this.#creating.set(target.record.execution_id, resolve));
+    // A write under way or scheduled sets the wake-up after it (#next).
+    if (!this.#scheduled && !this.#writing) this.#wake(item.since + CREATE_LINGER_MS);
+    return durable;
   }
 
   saveExecution(target: CommitTarget): void {
@@ -152,35 +196,45 @@ export class CommitLog {
   /** Resolves once everything appended or saved so far is durable (or dropped). */
   flushed(): Promise<void> {
     if (!this.#writing && !this.#scheduled && this.#pending.size + this.#sessions.size + this.waiting === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push(resolve));
+    const flushed = new Promise<void>((resolve) => this.#waiters.push(resolve));
+    // Creates waiting for their events are not waited for: the next write takes them.
+    this.#schedule();
+    return flushed;
   }
 
   #item(target: CommitTarget): Item {
     const id = target.record.execution_id;
     let item = this.#pending.get(id);
-    if (!item) this.#pending.set(id, (item = { target, firstSeq: 0, frames: [], record: false }));
+    if (!item) this.#pending.set(id, (item = { target, firstSeq: 0, frames: [], record: false, create: false, since: 0 }));
     return item;
   }
 
-  #schedule(): void {
-    if (this.#scheduled || this.#writing) return;
+  /** Writes on the next turn, or (`soon`) once the code running now is done. */
+  #schedule(soon = false): void {
+    if (this.#writing || (this.#scheduled && !soon)) return;
     this.#scheduled = true;
-    setImmediate(() => void this.#write());
+    if (soon) queueMicrotask(() => void this.#write());
+    else setImmediate(() => void this.#write());
   }
 
   async #write(): Promise<void> {
+    // A write brought forward (#schedule's `soon`) leaves the one scheduled before it nothing to do.
+    if (!this.#scheduled) return;
     this.#scheduled = false;
     if (!this.#store.isOpen) return;
     this.#writing = true;
-    const waiters = this.#waiters;
-    this.#waiters = [];
     const now = performance.now();
-    const items = this.#takeItems(now);
+    // Someone waits for everything to be durable: creates waiting for their events go now too.
+    const items = this.#takeItems(now, this.#waiters.length > 0);
     const sessions = this.#takeSessions(now);
+    // Waiters are done with this write only if it took everything: a capped execution's rest goes next.
+    const waiters = this.#hasReady(now) ? [] : this.#waiters;
+    if (waiters.length > 0) this.#waiters = [];
     const batch = toBatch(items, sessions);
 
     const started = performance.now();
-    const { failed } = await this.#store.commit(batch);
+    // Nothing may be due (a linger's timer fires on the loop's clock, which can run a little ahead).
+    const { failed } = items.length + sessions.length === 0 ? { failed: [] } : await this.#store.commit(batch);
     const byId = failuresById(failed);
     const committed: CommittedChunk[] = [];
     let written = 0;
@@ -189,7 +243,10 @@ export class CommitLog {
       const chunkFailure = byId.get(`events ${id}`);
       const recordFailure = byId.get(`execution ${id}`);
       const failure = chunkFailure ?? recordFailure;
-      if (item.frames.length > 0 && !chunkFailure) {
+      // Frames of an execution whose create did not land are not delivered (a store that is not
+      // atomic may hold them): the whole item is sent again, the stored chunk as a resend.
+      const unborn = item.create && recordFailure !== undefined;
+      if (item.frames.length > 0 && !chunkFailure && !unborn) {
         written += item.frames.length;
         item.target.committedSeq = item.firstSeq + item.frames.length - 1;
         item.target.record.last_seq = item.target.committedSeq;
@@ -198,11 +255,12 @@ export class CommitLog {
       if (failure === undefined) {
         this.#retrying.delete(id);
         written += item.record ? 1 : 0;
+        if (item.create) this.#created(id);
       } else if (permanent(failure)) {
         this.#drop(id, failure);
       } else {
         // What landed is not resent: only the failed part is retried.
-        const rest = chunkFailure ? item : { ...item, firstSeq: item.target.committedSeq + 1, frames: [] };
+        const rest = chunkFailure || unborn ? item : { ...item, firstSeq: item.target.committedSeq + 1, frames: [] };
         this.#retryBytes += bytesOf(rest.frames);
         this.#fail(this.#retrying, id, rest, failure, now);
       }
@@ -229,16 +287,19 @@ export class CommitLog {
    * The executions to write now: each one's pending item, or, when an earlier write of it failed and
    * its retry is due, that item exactly as it was (what it appended since waits behind it).
    */
-  #takeItems(now: number): Item[] {
+  #takeItems(now: number, hurry: boolean): Item[] {
     const items: Item[] = [];
     for (const [id, retry] of this.#retrying) {
       if (retry.due > now) continue;
       const retried = retry.value;
       const newer = this.#pending.get(id);
       if (newer && newer.frames.length > 0) {
-        // The record may count (or be ended by) events still waiting: it goes out with them.
-        newer.record ||= retried.record;
-        retried.record = false;
+        // The record may count (or be ended by) events still waiting: it goes out with them, unless
+        // it is a create, which must land no later than the retried frames.
+        if (!retried.create) {
+          newer.record ||= retried.record;
+          retried.record = false;
+        }
       } else if (newer) {
         retried.record ||= newer.record;
         this.#pending.delete(id);
@@ -248,11 +309,12 @@ export class CommitLog {
       items.push(retried);
     }
     for (const [id, item] of this.#pending) {
-      if (this.#retrying.has(id)) continue;
-      this.#pending.delete(id);
-      this.#pendingBytes -= bytesOf(item.frames);
-      this.#writingBytes += bytesOf(item.frames);
-      items.push(item);
+      if (this.#retrying.has(id) || (!hurry && lingering(item, now))) continue;
+      const taken = takeFront(item);
+      if (taken === item) this.#pending.delete(id);
+      this.#pendingBytes -= bytesOf(taken.frames);
+      this.#writingBytes += bytesOf(taken.frames);
+      items.push(taken);
     }
     return items;
   }
@@ -286,7 +348,13 @@ export class CommitLog {
     if (pending) this.#pendingBytes -= bytesOf(pending.frames);
     this.#pending.delete(id);
     this.#dropped.add(id);
+    this.#created(id);
     this.#hooks.onDropped(id, error);
+  }
+
+  #created(id: string): void {
+    this.#creating.get(id)?.();
+    this.#creating.delete(id);
   }
 
   /** Waiters of this write resolve when nothing is left to retry; until then they wait with the blocked. */
@@ -306,37 +374,81 @@ export class CommitLog {
     }
   }
 
-  /** Writes again at once if something new can go, else when the earliest retry is due. */
-  #next(): void {
-    if (this.#retryTimer) clearTimeout(this.#retryTimer);
-    this.#retryTimer = null;
-    const ready = [...this.#pending.keys()].some((id) => !this.#retrying.has(id))
+  /** Something is pending that is neither waiting for a retry nor a create waiting for its events. */
+  #hasReady(now: number): boolean {
+    return [...this.#pending].some(([id, item]) => !this.#retrying.has(id) && !lingering(item, now))
       || [...this.#sessions.keys()].some((id) => !this.#retryingSessions.has(id));
-    if (ready) {
+  }
+
+  /** Writes again at once if something new can go, else when the earliest retry or linger is due. */
+  #next(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#timerDue = Infinity;
+    if (this.#waiters.length > 0 || this.#hasReady(performance.now())) {
       this.#schedule();
       return;
     }
     let due = Infinity;
+    for (const item of this.#pending.values()) if (item.create) due = Math.min(due, item.since + CREATE_LINGER_MS);
     for (const retry of this.#retrying.values()) due = Math.min(due, retry.due);
     for (const retry of this.#retryingSessions.values()) due = Math.min(due, retry.due);
-    if (due === Infinity) return;
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = null;
+    this.#wake(due);
+  }
+
+  /** Schedules a write at `due`, unless one is set for no later. */
+  #wake(due: number): void {
+    if (due === Infinity || due >= this.#timerDue) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timerDue = due;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#timerDue = Infinity;
       this.#schedule();
-    }, Math.max(0, due - performance.now()));
+    }, Math.max(0, Math.ceil(due - performance.now())));
   }
 }
 
+/** A create still waiting for its run's first events (see CREATE_LINGER_MS). */
+function lingering(item: Item, now: number): boolean {
+  return item.create && item.frames.length === 0 && now - item.since < CREATE_LINGER_MS;
+}
+
 function toBatch(items: Item[], sessions: SessionRecord[]): CommitBatch {
-  const batch: CommitBatch = { sessions: sessions.map((record) => ({ ...record })), executions: [], events: [] };
-  for (const { target, firstSeq, frames, record } of items) {
+  const batch: CommitBatch = { sessions: sessions.map((record) => ({ ...record })), creates: [], executions: [], events: [] };
+  for (const { target, firstSeq, frames, record, create, front } of items) {
     const executionId = target.record.execution_id;
     if (frames.length > 0) batch.events.push({ executionId, firstSeq, frames });
     // The record counts exactly the events durable once this commit is; the store writes it only
     // after them, and not at all if they fail.
-    if (record) batch.executions.push({ ...target.record, last_seq: frames.length > 0 ? firstSeq + frames.length - 1 : target.committedSeq });
+    const current = front ? unended(target.record) : { ...target.record };
+    if (record) (create ? batch.creates! : batch.executions).push({ ...current, last_seq: frames.length > 0 ? firstSeq + frames.length - 1 : target.committedSeq });
   }
   return batch;
+}
+
+/**
+ * The part of a pending item this commit takes: all of it, or, past the execution's cap, its first
+ * frames, the rest (with the record, which must count them) staying pending for the next commit. A
+ * create goes with the first frames: it must land no later than they do.
+ */
+function takeFront(item: Item): Item {
+  const cap = Math.max(FIRST_COMMIT_EVENTS, item.target.committedSeq);
+  if (item.frames.length <= cap) return item;
+  const { create, since } = item;
+  const front: Item = { target: item.target, firstSeq: item.firstSeq, frames: item.frames.slice(0, cap), record: create, create, since, front: true };
+  item.firstSeq += cap;
+  item.frames = item.frames.slice(cap);
+  item.create = false;
+  return front;
+}
+
+/** The record as it stood before it ended: what a create sent ahead of the run's last events says. */
+function unended(record: ExecutionRecord): ExecutionRecord {
+  const current = { ...record, status: record.started_at === undefined ? 'queued' as const : 'running' as const };
+  delete current.ended_at;
+  delete current.reason;
+  return current;
 }
 
 function bytesOf(frames: Uint8Array[]): number {

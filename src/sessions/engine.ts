@@ -306,7 +306,7 @@ export class Engine {
    * Numbers a new execution in its (open) session, creates its record (a conditional create: when
    * the id exists, here or on another node, that record is returned with `created: false` and
    * nothing runs) and queues it; `sink`, when given, is subscribed from seq 1 before the code can
-   * run, its frames held until `release`.
+   * run, its frames held until `release`. Resolves once the record is durable.
    */
   async submit(input: NewExecution, sink?: EventSink): Promise<CreateResult> {
     const session = this.#sessions.get(input.sessionId)!;
@@ -321,18 +321,17 @@ export class Engine {
       timeout_ms: input.timeoutMs,
       ...(input.kind === 'repl' ? { code: input.code!, ...(input.filename === undefined ? {} : { filename: input.filename }) } : { path: input.path! }),
     };
-    // The record is durable before the execution can run, so it exists before any of its events.
-    const creation = await this.#store.createExecution(record);
-    if (!creation.created) {
+    // Decided before the code can run; written by the store now, or by the commit log with the run's
+    // first events (never after them). The session's counter is not written: recover reads it back
+    // from the session's index.
+    const { created, record: winner, written } = await this.#store.reserveExecution(record);
+    if (!created) {
       // Another create of this id won: its number is given back unless a later one was taken.
       if (session.record.execution_count === record.number) session.record.execution_count--;
-      return creation;
+      return { created, record: winner };
     }
     const execution = new LiveExecution(record, input.source);
-    // Not waited for: the create made the record and its session index entry durable, which is all
-    // the reply promises (after a crash, recover reads the counter back from that index). This write
-    // and the record's `running` go out while the code runs.
-    this.#commits.saveSession(session.record);
+    const durable = written ? undefined : this.#commits.create(execution);
     if (sink) this.#hub.hold(sink, record.execution_id);
     this.#executions.set(record.execution_id, execution);
     if (session.closed || this.#shuttingDown) {
@@ -342,7 +341,9 @@ export class Engine {
       session.queue.push(execution);
       this.#pump(session);
     }
-    return creation;
+    // What the reply promises: the record is durable (the run has started meanwhile).
+    await durable;
+    return { created, record };
   }
 
   /** The live record of an execution still doing something here (ahead of its stored copy). */
@@ -392,9 +393,9 @@ export class Engine {
     this.#hub.detachAll(sink);
   }
 
-  /** The sink drained: its paused subscriptions catch up. */
-  resume(sink: EventSink): void {
-    this.#hub.resume(sink);
+  /** The sink drained: its paused subscriptions catch up (resolves once they have stopped). */
+  resume(sink: EventSink): Promise<void> {
+    return this.#hub.resume(sink);
   }
 
   /** A page of stored events with seq > afterSeq, without subscribing. */
@@ -459,9 +460,9 @@ export class Engine {
     if (!execution) return;
     session.running = execution;
     const { record } = execution;
+    // Not written: after a crash an unfinished record ends `crashed` whatever its status said.
     record.status = 'running';
     record.started_at = Date.now();
-    this.#commits.saveExecution(execution);
     if (session.announcement) {
       const { type, payload } = session.announcement;
       this.#events.emit(execution, type, payload as never);
@@ -612,7 +613,6 @@ export class Engine {
       execution.record.status = 'queued';
       delete execution.record.started_at;
       session.queue.unshift(execution);
-      this.#commits.saveExecution(execution);
     } else {
       this.#events.finish(execution, 'crashed', killed ? 'worker_restarted' : reason, state);
     }

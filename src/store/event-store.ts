@@ -11,6 +11,12 @@
  * commit, an execution's events are durable before the record that counts them, so a stored
  * record's `last_seq` may lag its log (`lastSeq` reads the log itself), and a record is never
  * written when its events in the same commit failed. Each item of a commit succeeds or fails alone.
+ *
+ * An execution's record is written twice on the hot path: when it is created (with the entries that
+ * list it by session and as unfinished) and when it ends (with the entry that lists it for
+ * retention). A create is either a conditional write of its own (`createExecution`) or, when the
+ * backend can decide a create without writing (`reserveExecution`), an item of a later commit, so a
+ * short run's create, events and terminal record are one write.
  */
 import type { ExecutionRecord, SessionRecord } from '../../protocol/types.js';
 
@@ -29,6 +35,17 @@ export interface StoredEvent {
 /** What one group commit writes. Items are independent: see CommitResult. */
 export interface CommitBatch {
   sessions: SessionRecord[];
+  /**
+   * New executions whose ids the caller holds (reserved with `reserveExecution`, or known new): each
+   * written with its session index entry, and listed as unfinished unless it has already ended.
+   * Failures are reported as kind `execution`.
+   */
+  creates?: ExecutionRecord[];
+  /**
+   * Later states of executions created before. An update need not touch the session index; a
+   * terminal one lists the execution for retention and no longer as unfinished. A terminal record is
+   * an execution's last write: nothing of it is committed after it.
+   */
   executions: ExecutionRecord[];
   events: EventChunk[];
 }
@@ -51,6 +68,11 @@ export interface CreateResult {
   created: boolean;
   /** The stored record: the caller's when created, the existing one otherwise. */
   record: ExecutionRecord;
+}
+
+/** A create decided; `written` says whether it is durable already or must go out in a commit's `creates`. */
+export interface Reservation extends CreateResult {
+  written: boolean;
 }
 
 export interface ListExecutionsOptions {
@@ -164,13 +186,15 @@ export abstract class EventStore {
       badExecutions.add(chunk.executionId);
       return false;
     });
-    const executions = batch.executions.filter((record) => {
+    const unrefused = (record: ExecutionRecord) => {
       if (!badExecutions.has(record.execution_id)) return true;
       failed.push({ kind: 'execution', id: record.execution_id, error: badArgument('its events in this commit were refused') });
       return false;
-    });
-    const valid: CommitBatch = { sessions: batch.sessions, executions, events };
-    if (valid.sessions.length + valid.executions.length + valid.events.length === 0) return { failed };
+    };
+    const creates = (batch.creates ?? []).filter(unrefused);
+    const executions = batch.executions.filter(unrefused);
+    const valid: CommitBatch = { sessions: batch.sessions, creates, executions, events };
+    if (valid.sessions.length + creates.length + valid.executions.length + valid.events.length === 0) return { failed };
     try {
       failed.push(...(await this._commit(valid)));
     } catch (error) {
@@ -190,6 +214,19 @@ export abstract class EventStore {
     this.#assertOpen();
     if (record.ended_at !== undefined) throw badArgument('a new execution cannot have ended');
     return this._createExecution(record);
+  }
+
+  /**
+   * Decides a conditional create as `createExecution` does, but may leave the write to the winner's
+   * next commit (`written: false`): the winner then commits the record in `creates`, before or with
+   * the execution's first events, and until that lands the id stays taken here. A backend that can
+   * only decide by writing (several writers share its location) writes now (`written: true`), and
+   * the winner commits later states as updates.
+   */
+  async reserveExecution(record: ExecutionRecord): Promise<Reservation> {
+    this.#assertOpen();
+    if (record.ended_at !== undefined) throw badArgument('a new execution cannot have ended');
+    return this._reserveExecution(record);
   }
 
   /** Events of one execution with seq > afterSeq, in order, at most `limit` of them. */
@@ -259,6 +296,11 @@ export abstract class EventStore {
   /** Writes a batch of valid items; returns the ones it could not write (throwing fails them all). */
   protected abstract _commit(batch: CommitBatch): Promise<CommitFailure[]>;
   protected abstract _createExecution(record: ExecutionRecord): Promise<CreateResult>;
+
+  /** By default a reservation is a create: decided by writing. */
+  protected async _reserveExecution(record: ExecutionRecord): Promise<Reservation> {
+    return { ...(await this._createExecution(record)), written: true };
+  }
   protected abstract _readEvents(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]>;
   protected abstract _lastSeq(executionId: string): Promise<number>;
   /** Only backends that declare `supports.follow` are asked. */
@@ -282,7 +324,7 @@ function chunkProblem(chunk: EventChunk): string | null {
 function itemsOf(batch: CommitBatch): Array<Omit<CommitFailure, 'error'>> {
   return [
     ...batch.sessions.map((record) => ({ kind: 'session' as const, id: record.session_id })),
-    ...batch.executions.map((record) => ({ kind: 'execution' as const, id: record.execution_id })),
+    ...[...(batch.creates ?? []), ...batch.executions].map((record) => ({ kind: 'execution' as const, id: record.execution_id })),
     ...batch.events.map((chunk) => ({ kind: 'events' as const, id: chunk.executionId })),
   ];
 }

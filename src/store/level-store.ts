@@ -3,11 +3,17 @@
  * (protocol/schemas.ts ID_PATTERN), and numbers are fixed-width hex so they sort bytewise:
  *
  *   s!<session_id>                          session record
- *   x!<execution_id>                        execution record
+ *   x!<execution_id>                        execution record; a terminal one may carry its log's tail
  *   i!<session_id>!<number:8>               the session's executions, in order (value: execution_id)
  *   a!<execution_id>                        executions not yet terminal (found again after a crash)
  *   t!<ended_at:12>!<execution_id>          terminal executions by end time (retention)
  *   e!<execution_id>!<last_seq:12>          a chunk of consecutive event frames ending at last_seq
+ *
+ * An execution costs three entries when its create and its end go out in one batch (a short run):
+ * `x` (its terminal record, holding the run's few events as the tail of its log), `i` and `t`. When
+ * the run outlives the batch of its create, six: `x`, `i`, `a` at creation, then `x`, `a` deleted and
+ * `t` at the end. The index and markers are written at creation and at the end only; updates in
+ * between (there are none on the hot path) rewrite `x` alone.
  *
  * Events are stored in chunks (one entry per group commit and execution, at most CHUNK_EVENTS
  * frames), because LevelDB's per-entry cost, not its bytes, bounds replay (measured on a 2-core
@@ -21,7 +27,9 @@ import {
   EventStore,
   type CommitBatch,
   type CommitFailure,
+  type EventChunk,
   type CreateResult,
+  type Reservation,
   type SessionFilter,
   type StoredEvent,
   type StoreSupports,
@@ -31,6 +39,9 @@ import {
 type Operation = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
 
 const CHUNK_EVENTS = 256;
+/** A terminal record carries its last chunk when that chunk is this small (a short run's value and done). */
+const TAIL_EVENTS = 16;
+const TAIL_BYTES = 4096;
 const EMPTY = new Uint8Array(0);
 const packr = new Packr({ useRecords: false });
 
@@ -56,12 +67,13 @@ export class LevelEventStore extends EventStore {
   readonly location: string;
   readonly #db: ClassicLevel<string, Uint8Array>;
   /**
-   * Creates under way, by id. LevelDB's lock makes this instance the folder's only writer, so a
-   * read-then-write made exclusive here is a conditional create.
+   * Ids decided for a create and not yet durable, each with its decision: LevelDB's lock makes this
+   * instance the folder's only writer, so a read-then-write made exclusive here is a conditional
+   * create. A winner's id stays here until the commit that writes its record lands.
    */
-  readonly #creating = new Map<string, Promise<CreateResult>>();
-  /** Creates of this turn, written together (one getMany, one batch), as the commit log groups commits. */
-  #createQueue: Array<{ record: ExecutionRecord; settle: (result: Promise<CreateResult>) => void }> = [];
+  readonly #claims = new Map<string, Promise<CreateResult>>();
+  /** Decisions of this turn, read together (one getMany), as the commit log groups commits. */
+  #decideQueue: Array<{ record: ExecutionRecord; settle: (result: Promise<CreateResult>) => void }> = [];
 
   constructor(location: string) {
     super();
@@ -82,50 +94,60 @@ export class LevelEventStore extends EventStore {
     for (const session of batch.sessions) {
       operations.push({ type: 'put', key: sessionKey(session.session_id), value: packr.pack(session) });
     }
-    for (const record of batch.executions) pushExecution(operations, record);
-    for (const chunk of batch.events) {
-      for (let start = 0; start < chunk.frames.length; start += CHUNK_EVENTS) {
-        const frames = chunk.frames.slice(start, start + CHUNK_EVENTS);
-        const lastSeq = chunk.firstSeq + start + frames.length - 1;
-        operations.push({ type: 'put', key: eventKey(chunk.executionId, lastSeq), value: packr.pack(frames) });
-      }
-    }
-    // One atomic write: it lands whole or throws, and EventStore then reports every item failed.
+    const creates = batch.creates ?? [];
+    const ending = new Map<string, number>();
+    for (const record of [...creates, ...batch.executions]) if (record.ended_at !== undefined) ending.set(record.execution_id, record.last_seq);
+    const tails = new Map<string, Uint8Array[]>();
+    for (const chunk of batch.events) pushChunk(operations, chunk, tails, ending);
+    for (const record of creates) pushRecord(operations, record, tails.get(record.execution_id), true);
+    for (const record of batch.executions) pushRecord(operations, record, tails.get(record.execution_id), false);
+    // One atomic write: it lands whole or throws, and EventStore then reports every item failed
+    // (claims stay: the commit log sends the creates again).
     await this.#db.batch(operations);
+    for (const record of creates) this.#claims.delete(record.execution_id);
     return [];
   }
 
-  protected _createExecution(record: ExecutionRecord): Promise<CreateResult> {
-    const id = record.execution_id;
-    const inFlight = this.#creating.get(id);
-    if (inFlight) return inFlight.then((winner) => ({ created: false, record: winner.record }));
-    const creating = new Promise<CreateResult>((resolve) => {
-      if (this.#createQueue.push({ record, settle: resolve }) === 1) setImmediate(() => this.#writeCreates());
-    }).finally(() => this.#creating.delete(id));
-    this.#creating.set(id, creating);
-    return creating;
+  protected async _createExecution(record: ExecutionRecord): Promise<CreateResult> {
+    const reservation = await this._reserveExecution(record);
+    if (!reservation.created) return { created: false, record: reservation.record };
+    const operations: Operation[] = [];
+    pushRecord(operations, record, undefined, true);
+    try {
+      await this.#db.batch(operations);
+    } finally {
+      this.#claims.delete(record.execution_id);
+    }
+    return { created: true, record };
   }
 
-  /** One write for every create of the turn (a write each was one LevelDB write per `execute`). */
-  #writeCreates(): void {
-    const queue = this.#createQueue;
-    this.#createQueue = [];
-    const written = (async () => {
-      const existing = await this.#db.getMany(queue.map(({ record }) => executionKey(record.execution_id)));
-      const operations: Operation[] = [];
-      const results = queue.map(({ record }, index): CreateResult => {
-        const value = existing[index];
-        if (value !== undefined) return { created: false, record: packr.unpack(value) as ExecutionRecord };
-        pushExecution(operations, record);
-        return { created: true, record };
-      });
-      if (operations.length > 0) await this.#db.batch(operations);
-      return results;
-    })();
-    queue.forEach(({ settle }, index) => settle(written.then((results) => results[index]!)));
+  protected override _reserveExecution(record: ExecutionRecord): Promise<Reservation> {
+    const id = record.execution_id;
+    const claim = this.#claims.get(id);
+    if (claim) return claim.then((winner) => ({ created: false, record: winner.record, written: false }));
+    const deciding = new Promise<CreateResult>((resolve) => {
+      if (this.#decideQueue.push({ record, settle: resolve }) === 1) setImmediate(() => this.#decide());
+    });
+    this.#claims.set(id, deciding);
+    // Only a winner keeps its claim, until its record is written.
+    deciding.then((result) => !result.created && this.#claims.delete(id), () => this.#claims.delete(id));
+    return deciding.then((result) => ({ ...result, written: false }));
+  }
+
+  /** One read for every decision of the turn (a read each was one LevelDB read per `execute`). */
+  #decide(): void {
+    const queue = this.#decideQueue;
+    this.#decideQueue = [];
+    const existing = this.#db.getMany(queue.map(({ record }) => executionKey(record.execution_id)));
+    queue.forEach(({ record, settle }, index) => settle(existing.then((values): CreateResult => {
+      const value = values[index];
+      return value === undefined ? { created: true, record } : { created: false, record: unpackRecord(value).record };
+    })));
   }
 
   protected async _lastSeq(executionId: string): Promise<number> {
+    const stored = await this.#getEntry(executionId);
+    if (stored?.tail) return stored.record.last_seq;
     const prefix = eventPrefix(executionId);
     for await (const key of this.#db.keys({ gt: prefix, lt: prefixEnd(prefix), reverse: true, limit: 1 })) {
       return Number.parseInt(key.slice(prefix.length), 16);
@@ -153,11 +175,22 @@ export class LevelEventStore extends EventStore {
     } finally {
       await iterator.close();
     }
+    if (events.length < limit) this.#readTail(await this.#getEntry(executionId), afterSeq, limit, events);
     return events;
   }
 
+  /** The frames a terminal record carries follow its stored chunks: those past what was read go on `events`. */
+  #readTail(stored: StoredRecord | undefined, afterSeq: number, limit: number, events: StoredEvent[]): void {
+    if (!stored?.tail) return;
+    const after = Math.max(afterSeq, events.at(-1)?.seq ?? 0);
+    const firstSeq = stored.record.last_seq - stored.tail.length + 1;
+    for (let i = Math.max(0, after + 1 - firstSeq); i < stored.tail.length && events.length < limit; i++) {
+      events.push({ seq: firstSeq + i, frame: stored.tail[i]! });
+    }
+  }
+
   protected async _getExecution(executionId: string): Promise<ExecutionRecord | undefined> {
-    return this.#getRecord<ExecutionRecord>(executionKey(executionId));
+    return (await this.#getEntry(executionId))?.record;
   }
 
   protected async _listSessions(filter: SessionFilter): Promise<SessionRecord[]> {
@@ -212,25 +245,60 @@ export class LevelEventStore extends EventStore {
     await this.#db.clear({ gt: eventPrefix(record.execution_id), lt: prefixEnd(eventPrefix(record.execution_id)) });
   }
 
-  async #getRecord<T>(key: string): Promise<T | undefined> {
-    const value = await this.#db.get(key);
-    return value === undefined ? undefined : (packr.unpack(value) as T);
+  async #getEntry(executionId: string): Promise<StoredRecord | undefined> {
+    const value = await this.#db.get(executionKey(executionId));
+    return value === undefined ? undefined : unpackRecord(value);
   }
 
   async #getExecutions(ids: string[]): Promise<ExecutionRecord[]> {
     if (ids.length === 0) return [];
     const values = await this.#db.getMany(ids.map(executionKey));
-    return values.filter((value): value is Uint8Array => value !== undefined).map((value) => packr.unpack(value) as ExecutionRecord);
+    return values.filter((value): value is Uint8Array => value !== undefined).map((value) => unpackRecord(value).record);
   }
 }
 
-function pushExecution(operations: Operation[], record: ExecutionRecord): void {
-  operations.push({ type: 'put', key: executionKey(record.execution_id), value: packr.pack(record) });
-  operations.push({ type: 'put', key: indexKey(record), value: Buffer.from(record.execution_id, 'utf8') });
+/** An `x` entry: the record alone, or `[record, tail]` for a terminal record that holds its log's last frames. */
+interface StoredRecord {
+  record: ExecutionRecord;
+  tail?: Uint8Array[];
+}
+
+function unpackRecord(value: Uint8Array): StoredRecord {
+  const stored = packr.unpack(value) as ExecutionRecord | [ExecutionRecord, Uint8Array[]];
+  return Array.isArray(stored) ? { record: stored[0], tail: stored[1] } : { record: stored };
+}
+
+/**
+ * An execution's chunk, as entries of at most CHUNK_EVENTS frames; or, when it is small and ends
+ * the log of a record ending in this batch (`ending`: id → terminal last_seq), kept aside in `tails`
+ * for that record to carry.
+ */
+function pushChunk(operations: Operation[], chunk: EventChunk, tails: Map<string, Uint8Array[]>, ending: Map<string, number>): void {
+  const lastSeq = chunk.firstSeq + chunk.frames.length - 1;
+  if (ending.get(chunk.executionId) === lastSeq && chunk.frames.length <= TAIL_EVENTS && bytesOf(chunk.frames) <= TAIL_BYTES) {
+    tails.set(chunk.executionId, chunk.frames);
+    return;
+  }
+  for (let start = 0; start < chunk.frames.length; start += CHUNK_EVENTS) {
+    const frames = chunk.frames.slice(start, start + CHUNK_EVENTS);
+    operations.push({ type: 'put', key: eventKey(chunk.executionId, chunk.firstSeq + start + frames.length - 1), value: packr.pack(frames) });
+  }
+}
+
+/** A record with the entries its step needs: index and unfinished marker at creation, retention marker at the end. */
+function pushRecord(operations: Operation[], record: ExecutionRecord, tail: Uint8Array[] | undefined, created: boolean): void {
+  operations.push({ type: 'put', key: executionKey(record.execution_id), value: packr.pack(tail ? [record, tail] : record) });
+  if (created) operations.push({ type: 'put', key: indexKey(record), value: Buffer.from(record.execution_id, 'utf8') });
   if (record.ended_at === undefined) {
-    operations.push({ type: 'put', key: activeKey(record.execution_id), value: EMPTY });
+    if (created) operations.push({ type: 'put', key: activeKey(record.execution_id), value: EMPTY });
   } else {
-    operations.push({ type: 'del', key: activeKey(record.execution_id) });
+    if (!created) operations.push({ type: 'del', key: activeKey(record.execution_id) });
     operations.push({ type: 'put', key: endedKey(record), value: EMPTY });
   }
+}
+
+function bytesOf(frames: Uint8Array[]): number {
+  let bytes = 0;
+  for (const frame of frames) bytes += frame.length;
+  return bytes;
 }

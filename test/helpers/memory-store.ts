@@ -6,6 +6,9 @@
  * (test/store-memory.test.ts), so tests built on it test against the contract.
  *
  * `fault` injects failures: it is asked about every item of every commit and may fail it.
+ *
+ * With `reserve: true` it decides creates without writing (`reserveExecution` answers `written:
+ * false`), as the LevelDB backend does: valid for one instance over a location only.
  */
 import type { ExecutionRecord, SessionRecord } from '../../protocol/types.js';
 import {
@@ -14,6 +17,7 @@ import {
   type CommitBatch,
   type CommitFailure,
   type CreateResult,
+  type Reservation,
   type SessionFilter,
   type StoredEvent,
   type StoreErrorCode,
@@ -41,10 +45,21 @@ export class MemoryEventStore extends EventStore {
   fault: Fault = () => null;
   /** Commits received (each `_commit` call), for tests that count store round trips. */
   commits = 0;
+  /** Reserved ids not yet written, with the winner's record; null when creates are decided by writing. */
+  readonly #reserved: Map<string, ExecutionRecord> | null;
 
-  constructor(location?: MemoryLocation) {
+  constructor(location?: MemoryLocation, options: { reserve?: boolean } = {}) {
     super();
     this.location = location ?? { sessions: new Map(), executions: new Map(), logs: new Map(), chunks: new Map() };
+    this.#reserved = options.reserve ? new Map() : null;
+  }
+
+  protected override async _reserveExecution(record: ExecutionRecord): Promise<Reservation> {
+    if (!this.#reserved) return super._reserveExecution(record);
+    const existing = this.#reserved.get(record.execution_id) ?? this.location.executions.get(record.execution_id);
+    if (existing) return { created: false, record: structuredClone(existing), written: false };
+    this.#reserved.set(record.execution_id, record);
+    return { created: true, record, written: false };
   }
 
   protected async _open(): Promise<void> {}
@@ -63,12 +78,16 @@ export class MemoryEventStore extends EventStore {
         failedLogs.add(chunk.executionId);
       }
     }
-    for (const record of batch.executions) {
+    // A create is written as an update is: records are keyed by id alone, listings scan them all.
+    for (const record of [...(batch.creates ?? []), ...batch.executions]) {
       const error = failedLogs.has(record.execution_id)
         ? new StoreError('STORE_UNAVAILABLE', 'its events were not written')
         : this.#fault({ kind: 'execution', id: record.execution_id });
       if (error) failed.push({ kind: 'execution', id: record.execution_id, error });
-      else this.location.executions.set(record.execution_id, structuredClone(record));
+      else {
+        this.location.executions.set(record.execution_id, structuredClone(record));
+        this.#reserved?.delete(record.execution_id);
+      }
     }
     for (const record of batch.sessions) {
       const error = this.#fault({ kind: 'session', id: record.session_id });

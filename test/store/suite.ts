@@ -178,7 +178,7 @@ export function runStoreSuite(t: Test, name: string, factory: StoreFactory): voi
       const store = await openStore(t);
       t.equal(await store.getExecution('x1'), undefined, 'no execution yet');
       const x1 = execution('x1', 's1', 1);
-      await store.commit(batch({ sessions: [session('s1')], executions: [x1] }));
+      await store.commit(batch({ sessions: [session('s1')], creates: [x1] }));
       t.same(await store.getExecution('x1'), x1, 'the execution as committed');
       t.equal(await store.getExecution('x'), undefined, 'a prefix of an id finds nothing');
       t.equal(await store.getExecution('s1'), undefined, 'sessions and executions are apart');
@@ -264,10 +264,62 @@ export function runStoreSuite(t: Test, name: string, factory: StoreFactory): voi
       t.same(got, expected('tailed', 1_051, 1_110).map((text, index) => `${text}@${index + 1_051}`), 'from afterSeq + 1 on');
     });
 
+    t.test('reserveExecution: decided at once, written by the winner (now, or in a commit\'s creates)', async (t) => {
+      const store = await openStore(t);
+      const racers = Array.from({ length: 8 }, (_, index) => execution('r1', `s${index}`, index + 1));
+      const results = await Promise.all(racers.map((record) => store.reserveExecution(record)));
+      t.equal(results.filter((result) => result.created).length, 1, 'of concurrent reservations of one id, exactly one wins');
+      const winner = results.find((result) => result.created)!;
+      t.ok(results.every((result) => result.record.session_id === winner.record.session_id), 'every caller gets the winner\'s record');
+      t.same((await store.createExecution(execution('r1', 'late', 9))).created, false, 'a create of a reserved id loses, written or not');
+      t.same((await store.reserveExecution(execution('r1', 'late', 9))).created, false, 'and so does another reservation');
+      // What the commit log does: the winner's record goes out with the run's first events.
+      const running = { ...winner.record, status: 'running' as const, started_at: T0 };
+      const written = await store.commit(batch(winner.written ? { executions: [running], events: [chunk('r1', 1, 2)] } : { creates: [running], events: [chunk('r1', 1, 2)] }));
+      t.same(written.failed, [], 'written');
+      t.same(await store.getExecution('r1'), running, 'stored');
+      t.same(ids(await store.listExecutions(winner.record.session_id, { limit: 10 })), ['r1'], 'in its session\'s list');
+      t.same(ids(await store.listUnfinished({})), ['r1'], 'and unfinished');
+      t.same((await store.reserveExecution(execution('r1', 'late', 9))).created, false, 'once written, the id is still taken');
+      await t.rejects(store.reserveExecution(ended('r2', 's', 9, T0)), { code: 'STORE_BAD_ARGUMENT' }, 'a record that has ended is not new');
+    });
+
+    t.test('a short run: its create, events and end in one commit', async (t) => {
+      const store = await openStore(t);
+      const short = { ...ended('short', 's', 1, T0 + 5), last_seq: 2 };
+      t.same((await store.commit(batch({ creates: [short], events: [chunk('short', 1, 2)] }))).failed, [], 'one commit');
+      await store.close();
+      await store.open();
+      t.same(await store.getExecution('short'), short, 'the record');
+      t.same(decoded(await store.readEvents('short', 0, 10)), expected('short', 1, 2), 'its events');
+      t.same(decoded(await store.readEvents('short', 1, 10)), expected('short', 2, 2), 'read from the middle');
+      t.same(decoded(await store.readEvents('short', 0, 1)), expected('short', 1, 1), 'with a limit');
+      t.same(await store.readEvents('short', 2, 10), [], 'after the end: none');
+      t.equal(await store.lastSeq('short'), 2, 'the log\'s end');
+      t.same(ids(await store.listExecutions('s', { limit: 10 })), ['short'], 'listed');
+      t.same(await store.listUnfinished({}), [], 'never unfinished');
+      t.equal(await store.expireEndedBefore(T0 + 6, 10), 1, 'retained until it expires');
+      t.same(await store.readEvents('short', 0, 10), [], 'then its events are gone');
+      t.equal(await store.lastSeq('short'), 0, 'and its log');
+    });
+
+    t.test('a long run\'s end: its last chunk with its terminal record, after the others', async (t) => {
+      const store = await openStore(t);
+      await store.commit(batch({ creates: [execution('long', 's', 1)], events: [chunk('long', 1, 300)] }));
+      const done = { ...ended('long', 's', 1, T0 + 9), last_seq: 302 };
+      await store.commit(batch({ executions: [done], events: [chunk('long', 301, 2)] }));
+      t.same(await store.getExecution('long'), done, 'the terminal record');
+      t.equal(await store.lastSeq('long'), 302, 'the log\'s end');
+      t.same(decoded(await store.readEvents('long', 298, 10)), expected('long', 299, 302), 'a read across the last commit');
+      t.same(decoded(await store.readEvents('long', 301, 10)), expected('long', 302, 302), 'a read of the last event');
+      t.same(await pageThrough(store, 'long', 7), expected('long', 1, 302), 'the whole log, a page at a time');
+      t.same(await store.listUnfinished({}), [], 'no longer unfinished');
+    });
+
     t.test('lastSeq: read from the log, whatever the record says', async (t) => {
       const store = await openStore(t);
       t.equal(await store.lastSeq('nobody'), 0, 'no log: 0');
-      await store.commit(batch({ executions: [execution('x', 's', 1)], events: [chunk('x', 1, 3)] }));
+      await store.commit(batch({ creates: [execution('x', 's', 1)], events: [chunk('x', 1, 3)] }));
       t.equal(await store.lastSeq('x'), 3, 'after one chunk');
       // The record is committed with an older last_seq than its log: the log is what counts.
       await store.commit(batch({ executions: [execution('x', 's', 1, 'running', { last_seq: 1 })], events: [chunk('x', 4, LONG - 3)] }));
@@ -286,7 +338,7 @@ export function runStoreSuite(t: Test, name: string, factory: StoreFactory): voi
       const store = await openStore(t);
       const result = store.commit(batch({
         sessions: [session('s')],
-        executions: [execution('good', 's', 1), execution('bad', 's', 2)],
+        creates: [execution('good', 's', 1), execution('bad', 's', 2)],
         events: [chunk('good', 1, 3), { executionId: 'bad', firstSeq: 0, frames: [frame('bad', 0)] }, { executionId: 'empty', firstSeq: 1, frames: [] }],
       }));
       t.same(await failures(result), ['events bad STORE_BAD_ARGUMENT', 'events empty STORE_BAD_ARGUMENT', 'execution bad STORE_BAD_ARGUMENT'], 'the bad chunks, and the record that would count one');
@@ -300,7 +352,7 @@ export function runStoreSuite(t: Test, name: string, factory: StoreFactory): voi
 
     t.test('commit: a chunk that does not continue its log is fenced', needs(supports, 'fencing', name), async (t) => {
       const store = await openStore(t);
-      await store.commit(batch({ executions: [execution('f', 's', 1)], events: [chunk('f', 1, 5)] }));
+      await store.commit(batch({ creates: [execution('f', 's', 1)], events: [chunk('f', 1, 5)] }));
       // A writer that has not read the end of the log (a stale owner) appends from seq 3.
       const stale = store.commit(batch({ events: [chunk('f', 3, 2), chunk('g', 1, 2)] }));
       t.same(await failures(stale), ['events f STORE_FENCED'], 'only the stale chunk fails');
@@ -323,7 +375,7 @@ export function runStoreSuite(t: Test, name: string, factory: StoreFactory): voi
       t.same(sorted((await store.listSessions({ tenant: 'default' })).map((s) => s.session_id)), ['s1', 's2'], 'one tenant\'s');
       t.same((await store.listSessions({ tenant: 'acme' })).map((s) => s.session_id), ['s10'], 'a tenant whose name prefixes another\'s');
       t.same(await store.listSessions({ tenant: 'nobody' }), [], 'an unknown tenant has none');
-      await store.commit(batch({ executions: [execution('x1', 's1', 1)] }));
+      await store.commit(batch({ creates: [execution('x1', 's1', 1)] }));
       t.equal((await store.listSessions({})).length, 4, 'executions are not sessions');
     });
 
@@ -332,11 +384,11 @@ export function runStoreSuite(t: Test, name: string, factory: StoreFactory): voi
       const numbers = [1, 2, 9, 10, 16, 100, 255, 256, 4096];
       const records = numbers.map((number) => execution(`x${number}`, 's', number));
       // Committed out of order and over several commits: order comes from `number`.
-      await store.commit(batch({ executions: [records[4]!, records[0]!, records[8]!] }));
-      await store.commit(batch({ executions: [records[2]!, records[7]!, records[1]!] }));
-      await store.commit(batch({ executions: [records[6]!, records[3]!, records[5]!] }));
+      await store.commit(batch({ creates: [records[4]!, records[0]!, records[8]!] }));
+      await store.commit(batch({ creates: [records[2]!, records[7]!, records[1]!] }));
+      await store.commit(batch({ creates: [records[6]!, records[3]!, records[5]!] }));
       // Another session, and one whose id the first one's is a prefix of.
-      await store.commit(batch({ executions: [execution('y1', 's-1', 1), execution('y2', 'S', 2), execution('y3', 's1', 3)] }));
+      await store.commit(batch({ creates: [execution('y1', 's-1', 1), execution('y2', 'S', 2), execution('y3', 's1', 3)] }));
 
       const oldest = numbers.map((number) => `x${number}`);
       const newest = [...oldest].reverse();
@@ -365,8 +417,9 @@ export function runStoreSuite(t: Test, name: string, factory: StoreFactory): voi
     t.test('listUnfinished: records without ended_at, of a session or all', async (t) => {
       const store = await openStore(t);
       t.same(await store.listUnfinished({}), [], 'none in a new store');
+      // Created in every state: some ended before their create was written (a short run's one write).
       await store.commit(batch({
-        executions: [
+        creates: [
           execution('queued', 's', 1),
           execution('running', 's', 2, 'running'),
           ended('ok', 's', 3, T0 + 3),
@@ -391,7 +444,7 @@ export function runStoreSuite(t: Test, name: string, factory: StoreFactory): voi
       t.equal(await store.expireEndedBefore(T0 * 2, 10), 0, 'nothing in a new store');
       await store.commit(batch({
         sessions: [session('s')],
-        executions: [
+        creates: [
           ended('old', 's', 1, T0 + 1000),
           ended('old-2', 's', 2, T0 + 2000, 'crashed'),
           ended('edge', 's', 3, T0 + 3000, 'error'),
@@ -430,7 +483,7 @@ export function runStoreSuite(t: Test, name: string, factory: StoreFactory): voi
     t.test('expireEndedBefore: a limit takes the earliest ended first', needs(supports, 'orderedScans', name), async (t) => {
       const store = await openStore(t);
       await store.commit(batch({
-        executions: [ended('e3', 's', 3, T0 + 3000), ended('e1', 's', 1, T0 + 1000), ended('e2', 't', 2, T0 + 2000, 'crashed')],
+        creates: [ended('e3', 's', 3, T0 + 3000), ended('e1', 's', 1, T0 + 1000), ended('e2', 't', 2, T0 + 2000, 'crashed')],
       }));
       t.equal(await store.expireEndedBefore(T0 + 10_000, 2), 2, 'a full page');
       t.same(ids(await store.listExecutions('s', { limit: 10 })), ['e3'], 'the two that ended first are gone');
@@ -440,7 +493,7 @@ export function runStoreSuite(t: Test, name: string, factory: StoreFactory): voi
     t.test('ids: executions are never mixed in records, lists or expiry', async (t) => {
       const store = await openStore(t);
       const family = ['a', 'a-1', 'a.1', 'a:1', 't/a', 't/a-1', 't/a/b'];
-      await store.commit(batch({ executions: family.map((id, index) => ended(id, 's', index + 1, T0 + 100 * (index + 1))), events: family.map((id) => chunk(id, 1, 3)) }));
+      await store.commit(batch({ creates: family.map((id, index) => ended(id, 's', index + 1, T0 + 100 * (index + 1))), events: family.map((id) => chunk(id, 1, 3)) }));
       t.equal(await store.expireEndedBefore(T0 + 150, 10), 1, 'only the first ended before the cutoff');
       t.same(await store.readEvents('a', 0, 10), [], 'its events are gone');
       for (const id of family.slice(1)) t.same(decoded(await store.readEvents(id, 0, 10)), expected(id, 1, 3), `${id} keeps its events`);
@@ -457,7 +510,7 @@ export function runStoreSuite(t: Test, name: string, factory: StoreFactory): voi
       t.equal(store.isOpen, true, 'open');
       await store.open();
       t.equal(store.isOpen, true, 'opening twice is fine');
-      await store.commit(batch({ executions: [execution('x1', 's', 1)] }));
+      await store.commit(batch({ creates: [execution('x1', 's', 1)] }));
       await store.close();
       t.equal(store.isOpen, false, 'closed');
       await assertAll(t, store, 'STORE_NOT_OPEN', 'after close');
@@ -490,7 +543,7 @@ export function runStoreSuite(t: Test, name: string, factory: StoreFactory): voi
       const s1 = session('s1', { execution_count: 3 });
       const s2 = session('s2', { status: 'closed', closed_at: T0 + 9 });
       const records = [ended('x1', 's1', 1, T0 + 100), ended('x2', 's1', 2, T0 + 200, 'error'), execution('x3', 's1', 3, 'running')];
-      await store.commit(batch({ sessions: [s1, s2], executions: records, events: [chunk('x1', 1, BIG), chunk('x3', 1, 2)] }));
+      await store.commit(batch({ sessions: [s1, s2], creates: records, events: [chunk('x1', 1, BIG), chunk('x3', 1, 2)] }));
       await store.commit(batch({ events: [chunk('x3', 3, 300)] }));
       await store.close();
       await store.open();

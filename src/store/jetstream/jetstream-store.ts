@@ -171,7 +171,8 @@ export class JetStreamEventStore extends EventStore {
     const attempt = (kind: CommitFailure['kind'], id: string, write: () => Promise<unknown>) =>
       writes.push(write().then(() => undefined, (error: unknown) => void failed.push({ kind, id, error: asStoreError(error) })));
     for (const session of batch.sessions) attempt('session', session.session_id, () => this.#putSession(session));
-    for (const record of batch.executions) {
+    // A create (its id reserved by its writer) is put as an update is: #putExecution indexes every record.
+    for (const record of [...(batch.creates ?? []), ...batch.executions]) {
       const problem = refused.get(record.execution_id);
       if (problem) failed.push({ kind: 'execution', id: record.execution_id, error: problem });
       else attempt('execution', record.execution_id, () => this.#putExecution(record));
