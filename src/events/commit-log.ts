@@ -148,13 +148,7 @@ export class CommitLog {
   discard(executionId: string): void {
     const retry = this.#retrying.get(executionId);
     if (retry) this.#retryBytes -= bytesOf(retry.value.frames);
-    this.#retrying.delete(executionId);
-    const pending = this.#pending.get(executionId);
-    if (pending) this.#pendingBytes -= bytesOf(pending.frames);
-    this.#pending.delete(executionId);
-    this.#dropped.add(executionId);
-    // A create waiting out its linger resolves, as a dropped one does: nothing of it will be written.
-    this.#created(executionId);
+    this.#forget(executionId);
   }
 
   appendEvent(target: CommitTarget, seq: number, frame: Uint8Array): void {
@@ -343,13 +337,18 @@ export class CommitLog {
 
   #drop(id: string, error: StoreError): void {
     this.failures++;
+    this.#forget(id);
+    this.#hooks.onDropped(id, error);
+  }
+
+  /** Nothing more of this execution is written: what waits is let go, and a create waiting for it resolves. */
+  #forget(id: string): void {
     this.#retrying.delete(id);
     const pending = this.#pending.get(id);
     if (pending) this.#pendingBytes -= bytesOf(pending.frames);
     this.#pending.delete(id);
     this.#dropped.add(id);
     this.#created(id);
-    this.#hooks.onDropped(id, error);
   }
 
   #created(id: string): void {
