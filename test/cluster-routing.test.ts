@@ -79,7 +79,9 @@ t.test('a request for a session whose owner is gone waits for the move, then goe
   t.equal(a.router.stats.forwarded, 1, 'one request forwarded');
   t.equal(a.router.stats.forwardFailures, 0);
 
-  await b.cluster.directory.transfer('s-1', { node: 'node-a', epoch: a.cluster.epoch }, (await a.cluster.directory.refreshOwner('s-1'))!.revision);
+  const back = await b.cluster.directory.transfer('s-1', { node: 'node-a', epoch: a.cluster.epoch }, (await a.cluster.directory.refreshOwner('s-1'))!.revision);
+  // A routes by its own view: once the watch brought the move there.
+  await a.cluster.directory.ownerChanged('s-1', back.revision - 1, 5_000);
   t.same(await a.router.route('s-1', request, async () => ({ closed: 'here' })), { closed: 'here' }, 'a session this node owns runs here');
 });
 
