@@ -1,11 +1,17 @@
 /**
  * The shared-memory ring between a worker and the pool: records come out whole and in order
  * across the wrap-around, a full ring blocks its writer (in another thread) until the reader makes
- * room, and a wake-up is asked for only when none is pending.
+ * room, and a wake-up is asked for only when none is pending; drained as bytes (a sandbox process's
+ * workers write their rings to its pipe themselves), a ring carries on where the last drain stopped,
+ * and the main thread finishes the frame of a worker that died writing before writing its own.
  */
+import { closeSync, createWriteStream, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import t from 'tap';
 import { createRing, RingReader, RingWriter } from '../src/pool/output-ring.js';
+import { MainOutput } from '../src/pool/shared-output.js';
 
 const bytes = (n: number, fill: number) => new Uint8Array(n).fill(fill);
 
@@ -71,4 +77,57 @@ t.test('a full ring blocks the writing thread until the reader makes room', asyn
   await worker.terminate();
   t.equal(received.length, 200, 'every record arrived although the ring holds only four');
   t.same(received, Array.from({ length: 200 }, (_v, i) => i), 'in order');
+});
+
+t.test('drain hands the bytes over as they lie, and one that stopped mid-record is carried on by the next', async (t) => {
+  const ring = createRing(64);
+  const writer = new RingWriter(ring, () => {});
+  const reader = new RingReader(ring);
+  writer.write(bytes(10, 1));
+  writer.write(bytes(20, 2));
+  const out: number[] = [];
+  // Takes 7 bytes: the pipe is full after them.
+  t.equal(reader.drain((b) => (out.push(...b.subarray(0, 7)), 7)), false, 'not all of it');
+  t.equal(reader.drain((b) => (out.push(...b), b.length)), true, 'the rest');
+  const expected = [10, 0, 0, 0, ...bytes(10, 1), 20, 0, 0, 0, ...bytes(20, 2)];
+  t.same(out, expected, 'length-prefixed records, whole and in order across the two drains');
+  t.notOk(reader.pending);
+});
+
+t.test('a worker that died holding the shared output: its frame is finished from its ring before anything else', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'vmstream-shared-output-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'out');
+  const fd = openSync(file, 'w');
+  t.teardown(() => closeSync(fd));
+  const output = new MainOutput(fd, createWriteStream('', { fd, autoClose: false }));
+  const link = output.link(0);
+  const ring = createRing(256);
+  new RingWriter(ring, () => {}).write(bytes(5, 9));
+  // As a worker would stand had it been terminated while writing: the lock is its own.
+  Atomics.store(new Int32Array(link.lock), 0, link.owner);
+  const sent = new Promise<void>((resolve) => output.send(Uint8Array.of(1, 2, 3), resolve));
+  output.drainDead(link, new RingReader(ring));
+  await sent;
+  t.same([...readFileSync(file)], [5, 0, 0, 0, 9, 9, 9, 9, 9, 1, 2, 3], 'the ring first, then the frame that waited');
+  t.equal(Atomics.load(new Int32Array(link.lock), 0), 0, 'the lock is free again');
+});
+
+t.test('a dead worker\'s ring is written to its end before what was asked for after its death', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'vmstream-shared-output-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'out');
+  const fd = openSync(file, 'w');
+  t.teardown(() => closeSync(fd));
+  const output = new MainOutput(fd, createWriteStream('', { fd, autoClose: false }));
+  const ring = createRing(256);
+  const writer = new RingWriter(ring, () => {});
+  const reader = new RingReader(ring);
+  writer.write(bytes(3, 1));
+  // The main thread is writing what the ring held, and the worker prints once more, then dies.
+  output.drain(reader);
+  writer.write(bytes(3, 2));
+  output.drainDead(output.link(0), reader);
+  await new Promise<void>((resolve) => output.send(Uint8Array.of(9), resolve));
+  t.same([...readFileSync(file)], [3, 0, 0, 0, 1, 1, 1, 3, 0, 0, 0, 2, 2, 2, 9], 'both records, then the frame (its sessions\' loss)');
 });

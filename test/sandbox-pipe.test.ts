@@ -1,7 +1,8 @@
 /**
  * The pipe to a sandbox process, whose far end is untrusted: frames cut anywhere still decode, and
  * a frame that is too big, not msgpack or not a batch is refused; a message of the wrong shape is
- * refused; and a process that speaks of an execution it is not running is ended, its sessions
+ * refused; output records forwarded as their workers encoded them are read back only when
+ * well formed; and a process that speaks of an execution it is not running is ended, its sessions
  * reported lost, its forged output never delivered.
  */
 import { PassThrough } from 'node:stream';
@@ -9,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { Packr } from 'msgpackr';
+import { createRing, RingReader, RingWriter } from '../src/pool/output-ring.js';
 import { FrameError, FrameReader, FrameWriter } from '../src/sandbox-process/frames.js';
 import { readFromHost } from '../src/sandbox-process/messages.js';
 import { ProcessSandbox } from '../src/sandbox-process/process-sandbox.js';
@@ -49,16 +51,38 @@ t.test('a broken frame is refused', async (t) => {
   t.throws(() => new FrameReader(100).push(Buffer.concat([header(notBatch.length), notBatch])), FrameError, 'not a batch');
 });
 
+t.test('a record written by a worker to its ring is a frame of its own, read as one message', async (t) => {
+  const ring = createRing(1024);
+  const writer = new RingWriter(ring, () => {});
+  const record = ['x1', 0, 5, 0, 'a line', false];
+  writer.write(new Packr({ useRecords: false }).pack(record));
+  writer.write(new Packr({ useRecords: false }).pack(['x1', 3, 6, 'ok', 0, 0]));
+  const drained: Buffer[] = [];
+  t.equal(new RingReader(ring).drain((bytes) => drained.push(Buffer.from(bytes)) && bytes.length), true, 'drained whole');
+  const batch = await framed([[{ t: 'ready' }]]);
+  t.same(new FrameReader(1024).push(Buffer.concat([...drained, batch])), [record, ['x1', 3, 6, 'ok', 0, 0], { t: 'ready' }], 'records and batches, in order');
+});
+
 t.test('only messages of a known shape are read, as fresh objects', async (t) => {
-  const out = { t: 'out', o: { kind: 'console', executionId: 'x', ts: 1, payload: { level: 'log', text: 'hi', extra: 'dropped' } } };
-  t.same(readFromHost(out), { t: 'out', o: { kind: 'console', executionId: 'x', ts: 1, payload: { level: 'log', text: 'hi' } } });
+  // Output is a worker's record, as it wrote it: [execution id, kind, ts, a, b, c, structured?].
+  t.same(readFromHost(['x', 0, 1, 0, 'hi', false, { dropped: 1 }]), { t: 'out', o: { kind: 'console', executionId: 'x', ts: 1, payload: { level: 'log', text: 'hi' } } });
+  t.same(readFromHost(['x', 0, 1, 2, 'cut', true]), { t: 'out', o: { kind: 'console', executionId: 'x', ts: 1, payload: { level: 'warn', text: 'cut', truncated: true } } });
+  t.same(readFromHost(['x', 3, 1, 'timeout', 0, 0]), { t: 'out', o: { kind: 'done', executionId: 'x', ts: 1, status: 'timeout' } });
   t.same(readFromHost({ t: 'restoring', sid: 's', replayed: 2, inputs: 5, extra: 1 }), { t: 'restoring', sid: 's', replayed: 2, inputs: 5 });
   for (const bad of [
     null, 'ready', [], { t: 'nope' },
-    { t: 'out', o: { kind: 'console', executionId: 'x', ts: 1, payload: { level: 'shout', text: 'hi' } } },
-    { t: 'out', o: { kind: 'console', executionId: 'x', ts: 1, payload: { level: 'log', text: { toString: 1 } } } },
-    { t: 'out', o: { kind: 'done', executionId: 'x', ts: 1, status: 'crashed' } },
-    { t: 'out', o: { kind: 'value', executionId: 7, ts: 1, payload: { type: 'number', preview: '1' } } },
+    // an `out` message is what the server makes of a record, never what a process may send
+    { t: 'out', o: { kind: 'console', executionId: 'x', ts: 1, payload: { level: 'log', text: 'hi' } } },
+    ['x', 0, 1, 9, 'hi', false],
+    ['x', 0, 1, 'length', 'hi', false],
+    ['x', 0, 1, 0, { toString: 1 }, false],
+    ['x', 0, 1, 0, 'hi', 'yes'],
+    ['x', 3, 1, 'crashed', 0, 0],
+    [7, 1, 1, 'number', '1', 0],
+    ['x', 1, '1', 'number', '1', 0],
+    ['x', 4, 1, 'a', 'b', 'c'],
+    ['x', 2, 1, 'Error', 'boom'],
+    ['x', 1, 1, 'number', '1', 0, {}, 'one too many'],
     { t: 'restored', sid: 's', result: { ok: 'yes', replayed: 1 } },
     { t: 'restoring', sid: 's', replayed: 6, inputs: 5 },
     { t: 'restoring', sid: 's', replayed: -1, inputs: 5 },
@@ -107,7 +131,7 @@ function overFake(t: Test, onRun: string, then: (sandbox: ProcessSandbox) => voi
 }
 
 t.test('a sandbox process that forges output for an execution it is not running is ended', async (t) => {
-  const { outputs, lost } = overFake(t, `writer.push({ t: 'out', o: { kind: 'console', executionId: 'theirs', ts: 1, payload: { level: 'log', text: 'forged' } } });`);
+  const { outputs, lost } = overFake(t, `writer.push(['theirs', 0, 1, 0, 'forged', false]);`);
   t.same(await lost, { sessionIds: ['s1'], reason: 'sandbox_exit', killed: false }, 'its sessions are lost, as a sandbox_exit');
   t.same(outputs, [], 'nothing it forged was delivered');
 });

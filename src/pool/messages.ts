@@ -6,11 +6,14 @@
  */
 import type { ExecutionKind } from '../../protocol/types.js';
 import type { AbortStatus, Completion, ReplayInput, SandboxLimits } from '../sandbox/sandbox.js';
+import type { OutputLink } from './shared-output.js';
 
 export interface WorkerBootData {
   limits: SandboxLimits;
   /** The output ring (output-ring.ts) this worker writes and the pool reads. */
   ring: SharedArrayBuffer;
+  /** In a sandbox process: the fd this worker writes its ring's records to itself (shared-output.ts). */
+  output?: OutputLink;
 }
 
 export type ToWorker =
@@ -35,7 +38,7 @@ export const enum ItemKind { Console = 0, Value = 1, Exception = 2, Done = 3 }
 export type OutputItem = [xid: string, kind: ItemKind, ts: number, a: string | number | boolean, b: string | number | boolean, c: string | number | boolean, extra?: unknown];
 
 export type FromWorker =
-  /** The ring has records to read (posted only when no such message is pending). */
+  /** The ring has records to read (posted only when no such message is pending; with `output`, only when it holds a loop's worth). */
   | { t: 'out' }
   | { t: 'restoring'; sid: string; replayed: number; inputs: number }
   | { t: 'restored'; sid: string; ok: boolean; replayed: number; reason?: string }

@@ -38,6 +38,11 @@ class RingView {
     this.capacity = this.data.length;
   }
 
+  /** Whether records are waiting. */
+  get pending(): boolean {
+    return Atomics.load(this.header, USED) > 0;
+  }
+
   protected copyIn(offset: number, bytes: Uint8Array): number {
     const first = Math.min(bytes.length, this.capacity - offset);
     this.data.set(bytes.subarray(0, first), offset);
@@ -55,13 +60,20 @@ class RingView {
 
 export class RingWriter extends RingView {
   readonly #wake: () => void;
+  readonly #wakeAtBytes: number;
   readonly #length = new Uint8Array(4);
   readonly #lengthView = new DataView(this.#length.buffer);
 
-  /** `wake` tells the reader there is something to read; it is called only when none is pending. */
-  constructor(buffer: SharedArrayBuffer, wake: () => void) {
+  /**
+   * `wake` tells the reader there is something to read; it is called only when none is pending.
+   * With `wakeAtBytes`, only a ring holding that much (or full) wakes the reader: the writer's
+   * thread empties the ring itself (`drain`) whenever it is free to, and the reader helps only a
+   * writer busy printing (a loop that prints without yielding).
+   */
+  constructor(buffer: SharedArrayBuffer, wake: () => void, { wakeAtBytes = 0 } = {}) {
     super(buffer);
     this.#wake = wake;
+    this.#wakeAtBytes = wakeAtBytes;
   }
 
   /** Appends one record, blocking while the ring is too full to take it. */
@@ -78,8 +90,7 @@ export class RingWriter extends RingView {
     head = this.copyIn(head, record);
     Atomics.store(this.header, HEAD, head);
     // Publishing USED last: the reader trusts no byte it has not seen counted here.
-    Atomics.add(this.header, USED, need);
-    this.#wakeReader();
+    if (Atomics.add(this.header, USED, need) + need >= this.#wakeAtBytes) this.#wakeReader();
   }
 
   #wakeReader(): void {
@@ -121,5 +132,52 @@ export class RingReader extends RingView {
     }
     if (count > 0) Atomics.notify(this.header, USED);
     return false;
+  }
+
+  /**
+   * Hands the ring's bytes over as they lie, oldest first, to `write`, which returns how many it
+   * took: every record is `[length: u32 LE][msgpack]`, which is also a frame of the sandbox
+   * process's pipe (sandbox-process/frames.ts), so a drained ring is a run of whole frames.
+   * Returns true once the ring is empty, false when `write` took less than it was offered (the
+   * caller drains again later; what was taken is gone from the ring, what was not is still there,
+   * so whoever drains next carries on mid-record). Only one thread may drain a ring at a time.
+   */
+  drain(write: (bytes: Uint8Array) => number): boolean {
+    for (let span = this.span(); span !== null; span = this.span()) {
+      const taken = write(span);
+      this.consume(taken);
+      if (taken < span.length) return false;
+    }
+    return true;
+  }
+
+  /**
+   * The oldest bytes waiting that lie in one piece, without taking them (`consume` does, once they
+   * are written); null once the ring is empty. For `drain`, or a writer that completes later.
+   */
+  span(): Uint8Array | null {
+    for (;;) {
+      const used = Atomics.load(this.header, USED);
+      if (used > 0) {
+        const tail = Atomics.load(this.header, TAIL);
+        return this.data.subarray(tail, tail + Math.min(used, this.capacity - tail));
+      }
+      // As in `read`: the wake flag is cleared once empty, and a record that raced it is taken.
+      Atomics.store(this.header, WAKE, 0);
+      if (Atomics.load(this.header, USED) === 0 || Atomics.compareExchange(this.header, WAKE, 0, 1) !== 0) return null;
+    }
+  }
+
+  /** Whether `span` (from `span`) stops where the ring wraps, maybe mid-record, rather than at the newest record's end. */
+  atWrap(span: Uint8Array): boolean {
+    return span.byteOffset + span.length === this.data.byteOffset + this.capacity;
+  }
+
+  /** Gives the oldest `bytes` bytes' room back to the writer. */
+  consume(bytes: number): void {
+    if (bytes === 0) return;
+    Atomics.store(this.header, TAIL, (Atomics.load(this.header, TAIL) + bytes) % this.capacity);
+    Atomics.sub(this.header, USED, bytes);
+    Atomics.notify(this.header, USED);
   }
 }

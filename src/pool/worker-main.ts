@@ -1,22 +1,35 @@
 /**
  * The worker thread: hosts the vm contexts of the sessions placed on it and streams their output
- * to the main thread through a shared-memory ring. It never touches the file system or the
- * network; run-file code arrives already read by the main thread.
+ * through a shared-memory ring, to the main thread or (in a sandbox process) to the fd the process
+ * writes to the server. It opens nothing, neither files nor the network; run-file code arrives
+ * already read by the main thread.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Packr } from 'msgpackr';
 import { SessionContext, type RunOutput, type RunStatus } from '../sandbox/session-context.js';
 import { ItemKind, type FromWorker, type OutputItem, type ToWorker, type WorkerBootData } from './messages.js';
-import { RingWriter } from './output-ring.js';
+import { RingReader, RingWriter } from './output-ring.js';
+import { WorkerOutput } from './shared-output.js';
 
+/** In a sandbox process: ring bytes (~300 short lines) that wake the main thread to write them. */
+const HELP_AT_BYTES = 16 * 1024;
 const port = parentPort!;
-const { limits, ring } = workerData as WorkerBootData;
+const { limits, ring, output: link } = workerData as WorkerBootData;
 const sessions = new Map<string, SessionContext>();
 const running = new Map<string, SessionContext>();
 const packr = new Packr({ useRecords: false });
 // Output goes straight to shared memory, where the main thread reads it even while this thread is
-// stuck in a user's loop (output-ring.ts).
-const output = new RingWriter(ring, () => post({ t: 'out' }));
+// stuck in a user's loop (output-ring.ts). In a sandbox process, this thread also writes it out
+// itself once per turn of its event loop (shared-output.ts), and the main thread is woken only
+// when a loop prints without yielding (its first lines then wait for no more than this much).
+const output = new RingWriter(ring, () => post({ t: 'out' }), { wakeAtBytes: link === undefined ? 0 : HELP_AT_BYTES });
+const selfOutput = link && new WorkerOutput(link, new RingReader(ring));
+let flushQueued = false;
+
+function flushOutput(): void {
+  flushQueued = false;
+  selfOutput!.flush();
+}
 
 function post(message: FromWorker): void {
   port.postMessage(message);
@@ -26,6 +39,12 @@ function push(xid: string, kind: ItemKind, a: string | number | boolean, b: stri
   const structured = extra === '' ? undefined : parseExtra(extra);
   const item: OutputItem = structured === undefined ? [xid, kind, Date.now(), a, b, c] : [xid, kind, Date.now(), a, b, c, structured];
   output.write(packr.pack(item));
+  if (selfOutput && !flushQueued) {
+    flushQueued = true;
+    // At the end of this turn's check phase, not of this task: the runs a message started end in
+    // immediates of one phase (session-context.ts), and their records then leave in one write.
+    setImmediate(flushOutput);
+  }
 }
 
 /** `extra` is JSON the context wrote (in-context-preview.ts); parsed here, it is plain host data. */
@@ -99,9 +118,16 @@ function handle(message: ToWorker): void {
     case 'restore':
       void restore(message.sid, message.inputs);
       break;
-    case 'abort':
-      running.get(message.xid)?.abort(message.status);
+    case 'abort': {
+      // Heard a turn later, once the microtasks queued before it have drained: an abort that
+      // arrived in the same message as its run would otherwise end the run before its first
+      // microtask, and the run (an endless `await` chain) would then hold this thread with its
+      // execution reported over, so that no watchdog would ever end it. A thread held by such a
+      // chain never reaches this turn, and is terminated by the main thread at the hard timeout.
+      const { xid, status } = message;
+      setImmediate(() => running.get(xid)?.abort(status));
       break;
+    }
     case 'complete': {
       const completion = sessions.get(message.sid)?.complete(message.code, message.cursor) ?? { matches: [], start: message.cursor, end: message.cursor };
       post({ t: 'completion', id: message.id, completion });

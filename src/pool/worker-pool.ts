@@ -9,11 +9,12 @@
 import { Worker } from 'node:worker_threads';
 import { Packr } from 'msgpackr';
 import type {
-  AbortStatus, Completion, ReplayInput, RunRequest, RunStatus, Sandbox, SandboxLimits, SandboxListener, SandboxOutput, SessionPlacement,
+  AbortStatus, Completion, ReplayInput, RunRequest, Sandbox, SandboxLimits, SandboxListener, SandboxOutput, SessionPlacement,
 } from '../sandbox/sandbox.js';
-import { consoleExtras, valueExtras } from '../sandbox/preview-data.js';
-import { CONSOLE_LEVELS, ItemKind, type FromWorker, type OutputItem, type ToWorker, type WorkerBootData } from './messages.js';
+import type { FromWorker, ToWorker, WorkerBootData } from './messages.js';
+import { readOutputItem } from './output-item.js';
 import { createRing, RingReader } from './output-ring.js';
+import type { MainOutput } from './shared-output.js';
 
 export interface PoolOptions {
   size: number;
@@ -22,6 +23,17 @@ export interface PoolOptions {
   heapMb: number;
   /** Added to the workers' Node flags (bench/units/worker-run.ts profiles them with it). */
   extraExecArgv?: string[];
+  /**
+   * In a sandbox process: the workers write their output records to this fd themselves, as frames
+   * for the server (shared-output.ts), and the pool only drains the rings of workers that cannot
+   * (stuck, or dead); the listener hears everything but output.
+   */
+  output?: MainOutput;
+  /**
+   * Requests reach the workers at the end of the current microtask queue, not at the next turn's
+   * check phase: in a sandbox process a turn is one frame of the server's requests already.
+   */
+  flushInMicrotask?: boolean;
 }
 
 const WORKER_URL = new URL('./worker-main.js', import.meta.url);
@@ -36,11 +48,18 @@ const READ_PER_TURN = 4096;
 const FIRST_READ = 64;
 /** A completion always answers: empty when the worker is stuck or gone for this long. */
 const COMPLETE_TIMEOUT_MS = 1000;
+/**
+ * With `output`: how often the rings are checked for records their stuck workers cannot write (a
+ * run that printed, then loops: its lines arrive this late). An idle sandbox process pays ~50
+ * timer wake-ups a second for it, until it is reclaimed.
+ */
+const STUCK_CHECK_MS = 20;
 const packr = new Packr({ useRecords: false });
 
 /** One place for a worker; it outlives the worker, and gets a new one (with a new ring) when it dies. */
 class Slot {
   worker!: Worker;
+  constructor(readonly index: number) {}
   /** The worker's output ring (output-ring.ts). */
   ring = createRing();
   reader = new RingReader(this.ring);
@@ -74,12 +93,15 @@ export class WorkerPool implements Sandbox {
   readonly #completions = new Map<number, PendingCompletion>();
   #nextRequest = 0;
   #closing = false;
+  readonly #stuckCheck: NodeJS.Timeout | null;
 
   constructor(options: PoolOptions, listener: SandboxListener) {
     this.#options = options;
     this.#listener = listener;
+    const output = options.output;
+    this.#stuckCheck = output ? setInterval(() => this.#slots.forEach((slot) => output.drain(slot.reader)), STUCK_CHECK_MS).unref() : null;
     for (let index = 0; index < options.size; index++) {
-      const slot = new Slot();
+      const slot = new Slot(index);
       slot.worker = this.#spawn(slot);
       this.#slots.push(slot);
     }
@@ -157,6 +179,7 @@ export class WorkerPool implements Sandbox {
 
   async shutdown(): Promise<void> {
     this.#closing = true;
+    if (this.#stuckCheck) clearInterval(this.#stuckCheck);
     for (const id of [...this.#completions.keys()]) this.#answer(id, null);
     await Promise.all(this.#slots.map((slot) => slot.worker.terminate()));
   }
@@ -168,7 +191,9 @@ export class WorkerPool implements Sandbox {
   }
 
   #send(slot: Slot, message: ToWorker): void {
-    if (slot.outbox.push(message) === 1) setImmediate(() => this.#flush(slot));
+    if (slot.outbox.push(message) !== 1) return;
+    if (this.#options.flushInMicrotask) queueMicrotask(() => this.#flush(slot));
+    else setImmediate(() => this.#flush(slot));
   }
 
   #flush(slot: Slot): void {
@@ -188,7 +213,7 @@ export class WorkerPool implements Sandbox {
   }
 
   #spawn(slot: Slot): Worker {
-    const boot: WorkerBootData = { limits: this.#options.limits, ring: slot.ring };
+    const boot: WorkerBootData = { limits: this.#options.limits, ring: slot.ring, ...(this.#options.output ? { output: this.#options.output.link(slot.index) } : {}) };
     const worker = new Worker(WORKER_URL, {
       workerData: boot,
       // Nothing of the server's environment or arguments reaches the thread that runs user code.
@@ -232,6 +257,7 @@ export class WorkerPool implements Sandbox {
 
   /** Hands the ring's records to the listener, decoded, a bounded number per turn of the event loop. */
   #read(slot: Slot, limit: number, force = false): void {
+    if (this.#options.output) return this.#options.output.drain(slot.reader);
     if (slot.reading) return;
     if (!force && !this.#listener.acceptingOutput()) {
       slot.stalled = true;
@@ -240,17 +266,30 @@ export class WorkerPool implements Sandbox {
     slot.reading = true;
     let more: boolean;
     try {
-      more = slot.reader.read(limit, (record) => this.#listener.onOutput(decodeOutput(record)));
+      more = slot.reader.read(limit, this.#deliver);
     } finally {
       slot.reading = false;
     }
     if (more) setImmediate(() => this.#read(slot, Math.min(limit * 2, READ_PER_TURN)));
   }
 
+  /** A record decoded for the listener; one of no known shape (its worker was escaped) is dropped. */
+  readonly #deliver = (record: Uint8Array): void => {
+    let output: SandboxOutput | null = null;
+    try {
+      output = readOutputItem(packr.unpack(record));
+    } catch {
+      // not msgpack: dropped as well
+    }
+    if (output) this.#listener.onOutput(output);
+  };
+
   #onExit(slot: Slot, worker: Worker): void {
     if (slot.worker !== worker || this.#closing) return;
     // Everything the dead worker wrote is still in its ring: read it all before reporting the exit.
-    this.#read(slot, Infinity, true);
+    const output = this.#options.output;
+    if (output) output.drainDead(output.link(slot.index), slot.reader);
+    else this.#read(slot, Infinity, true);
     const killed = slot.terminateReason !== null;
     const reason = slot.terminateReason ?? (slot.errorCode === 'ERR_WORKER_OUT_OF_MEMORY' ? 'out_of_memory' : 'worker_exit');
     slot.terminateReason = null;
@@ -267,21 +306,6 @@ export class WorkerPool implements Sandbox {
     const lost = [...slot.sessions];
     for (const sessionId of lost) this.#send(slot, { t: 'open', sid: sessionId });
     this.#listener.onLost(lost, reason, killed);
-  }
-}
-
-/** One ring record as the SandboxOutput it stands for (messages.ts describes the tuple). */
-export function decodeOutput(record: Uint8Array): SandboxOutput {
-  const [executionId, kind, ts, a, b, c, extra] = packr.unpack(record) as OutputItem;
-  switch (kind) {
-    case ItemKind.Console:
-      return { kind: 'console', executionId, ts, payload: { level: CONSOLE_LEVELS[a as number] ?? 'log', text: b as string, ...(c ? { truncated: true } : {}), ...consoleExtras(extra) } };
-    case ItemKind.Value:
-      return { kind: 'value', executionId, ts, payload: { type: a as string, preview: b as string, ...valueExtras(extra) } };
-    case ItemKind.Exception:
-      return { kind: 'exception', executionId, ts, payload: { name: a as string, message: b as string, stack: c as string } };
-    case ItemKind.Done:
-      return { kind: 'done', executionId, ts, status: a as RunStatus };
   }
 }
 

@@ -1,8 +1,10 @@
 /**
  * The pipe between the server and a sandbox process carries frames: a 4-byte little-endian length,
- * then one msgpack array holding every message of one batch. Batching
- * keeps the cost per message small (../shared/README.md: one buffer per batch ran at ~2x a write
- * per record), and one frame per batch means one write per batch per direction.
+ * then one msgpack array: every message of one batch, or (from a sandbox process) one output
+ * record, exactly as a worker wrote it to its ring (pool/messages.ts's OutputItem, whose first
+ * element is a string, where a batch's are messages). Batching keeps the cost per message small
+ * (../shared/README.md: one buffer per batch ran at ~2x a write per record), and one frame per
+ * batch means one write per batch per direction; a worker writes all its ring holds in one write.
  */
 import type { Writable } from 'node:stream';
 import { Packr } from 'msgpackr';
@@ -19,15 +21,15 @@ export class FrameError extends Error {
 }
 
 /**
- * Collects the messages of a synchronous stretch (flushed in a microtask: a turn's worth of ring
- * records, or of the engine's requests) and writes them as one frame. A microtask, not
- * setImmediate: each hop then costs no extra turn of the event loop, which under load cut the
- * p90 of a trivial run's round trip from ~4 ms to ~0.8 ms.
+ * Collects the messages of a synchronous stretch (flushed in a microtask: a turn's worth of the
+ * engine's requests, or of a sandbox process's own messages) and writes them as one frame, in one
+ * buffer: one write, which a stream shared with other writers (shared-output.ts) keeps whole. A
+ * microtask, not setImmediate: each hop then costs no extra turn of the event loop, which under
+ * load cut the p90 of a trivial run's round trip from ~4 ms to ~0.8 ms.
  */
 export class FrameWriter<T> {
   readonly #stream: Writable;
   #batch: T[] = [];
-  readonly #header = Buffer.alloc(HEADER_BYTES);
 
   constructor(stream: Writable) {
     this.#stream = stream;
@@ -42,21 +44,17 @@ export class FrameWriter<T> {
     if (this.#batch.length === 0 || this.#stream.destroyed) return true;
     const body = packr.pack(this.#batch);
     this.#batch = [];
-    const header = Buffer.from(this.#header);
-    header.writeUInt32LE(body.length, 0);
-    // Corked: the header and the body leave in one writev.
-    this.#stream.cork();
-    this.#stream.write(header);
-    const more = this.#stream.write(body);
-    this.#stream.uncork();
-    return more;
+    const frame = Buffer.allocUnsafe(HEADER_BYTES + body.length);
+    frame.writeUInt32LE(body.length, 0);
+    frame.set(body, HEADER_BYTES);
+    return this.#stream.write(frame);
   }
 }
 
 /**
- * Cuts a byte stream into frames and decodes each into its array of messages. `maxFrameBytes`
- * bounds what one frame may make the reader hold: past it, or on bytes that are not msgpack, or a
- * frame that is not an array, `push` throws a FrameError.
+ * Cuts a byte stream into frames and decodes each into its array of messages (a record frame is
+ * one message: the record). `maxFrameBytes` bounds what one frame may make the reader hold: past
+ * it, or on bytes that are not msgpack, or a frame that is not an array, `push` throws a FrameError.
  */
 export class FrameReader {
   readonly #maxFrameBytes: number;
@@ -87,7 +85,8 @@ export class FrameReader {
         throw new FrameError('a frame is not msgpack', { cause: error });
       }
       if (!Array.isArray(decoded)) throw new FrameError('a frame is not an array of messages');
-      for (const message of decoded) messages.push(message);
+      if (typeof decoded[0] === 'string') messages.push(decoded);
+      else for (const message of decoded) messages.push(message);
     }
     buffer = buffer.subarray(offset);
     this.#pending = buffer.length > 0 ? [buffer] : [];

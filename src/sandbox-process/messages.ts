@@ -7,8 +7,7 @@
  */
 import type { ExecutionKind } from '../../protocol/types.js';
 import type { AbortStatus, Completion, ReplayInput, RestoreResult, SandboxLimits, SandboxOutput } from '../sandbox/sandbox.js';
-import { CONSOLE_LEVELS } from '../pool/messages.js';
-import { consoleExtras, valueExtras } from '../sandbox/preview-data.js';
+import { readOutputItem } from '../pool/output-item.js';
 
 /** The sandbox process writes its frames to this fd (stdin carries the server's; stdout is unused). */
 export const OUTPUT_FD = 3;
@@ -31,6 +30,11 @@ export type ToHost =
   | { t: 'complete'; id: number; sid: string; code: string; cursor: number }
   | { t: 'kill'; sid: string; reason: string };
 
+/**
+ * What the server reads from a sandbox process. On the pipe, output is not an `out` message: it is
+ * a worker's output record (pool/messages.ts's OutputItem, an array) forwarded as the worker
+ * encoded it, and `readFromHost` turns a well-formed one into `out`.
+ */
 export type FromHost =
   /** The pool is up: for readiness. */
   | { t: 'ready' }
@@ -41,7 +45,6 @@ export type FromHost =
   | { t: 'lost'; sids: string[]; reason: string; killed: boolean }
   | { t: 'completion'; id: number; completion: Completion };
 
-const RUN_STATUSES = new Set(['ok', 'error', 'timeout', 'cancelled']);
 const isString = (value: unknown): value is string => typeof value === 'string';
 const isStringArray = (value: unknown): value is string[] => Array.isArray(value) && value.every(isString);
 const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
@@ -49,17 +52,18 @@ const isObject = (value: unknown): value is Record<string, unknown> => typeof va
 
 /**
  * `message` as a FromHost when it has exactly the shape one has (a fresh object: nothing else is
- * kept; structured previews only when preview-data.ts finds them well formed), else null.
+ * kept; an output record as output-item.ts reads it, structured previews only when
+ * preview-data.ts finds them well formed), else null.
  */
 export function readFromHost(message: unknown): FromHost | null {
+  if (Array.isArray(message)) {
+    const output = readOutputItem(message);
+    return output && { t: 'out', o: output };
+  }
   if (!isObject(message)) return null;
   switch (message.t) {
     case 'ready':
       return { t: 'ready' };
-    case 'out': {
-      const output = readOutput(message.o);
-      return output && { t: 'out', o: output };
-    }
     case 'restored': {
       const result = message.result;
       if (!isString(message.sid) || !isObject(result) || typeof result.ok !== 'boolean' || !Number.isSafeInteger(result.replayed)) return null;
@@ -80,31 +84,6 @@ export function readFromHost(message: unknown): FromHost | null {
       if (!Number.isSafeInteger(completion.start) || !Number.isSafeInteger(completion.end)) return null;
       return { t: 'completion', id: message.id as number, completion: { matches: completion.matches, start: completion.start as number, end: completion.end as number } };
     }
-    default:
-      return null;
-  }
-}
-
-function readOutput(output: unknown): SandboxOutput | null {
-  if (!isObject(output) || !isString(output.executionId) || typeof output.ts !== 'number') return null;
-  const { executionId, ts } = output;
-  const payload = output.payload;
-  switch (output.kind) {
-    case 'console': {
-      if (!isObject(payload) || !(CONSOLE_LEVELS as readonly unknown[]).includes(payload.level) || !isString(payload.text)) return null;
-      const level = payload.level as (typeof CONSOLE_LEVELS)[number];
-      const extras = consoleExtras(payload);
-      return { kind: 'console', executionId, ts, payload: { level, text: payload.text, ...(payload.truncated === true ? { truncated: true } : {}), ...extras } };
-    }
-    case 'value':
-      if (!isObject(payload) || !isString(payload.type) || !isString(payload.preview)) return null;
-      return { kind: 'value', executionId, ts, payload: { type: payload.type, preview: payload.preview, ...valueExtras(payload) } };
-    case 'exception':
-      if (!isObject(payload) || !isString(payload.name) || !isString(payload.message) || !isString(payload.stack)) return null;
-      return { kind: 'exception', executionId, ts, payload: { name: payload.name, message: payload.message, stack: payload.stack } };
-    case 'done':
-      if (!RUN_STATUSES.has(output.status as string)) return null;
-      return { kind: 'done', executionId, ts, status: output.status as Extract<SandboxOutput, { kind: 'done' }>['status'] };
     default:
       return null;
   }
