@@ -18,6 +18,7 @@ import { RetentionSweeper } from './events/retention.js';
 import { ExecutionService } from './sessions/service.js';
 import { Cluster } from './cluster/cluster.js';
 import { ClusterRouter } from './cluster/router.js';
+import { Takeover } from './cluster/takeover.js';
 import { CachedEventStore } from './store/cached-store.js';
 import type { EventStore } from './store/event-store.js';
 import { JetStreamEventStore } from './store/jetstream/jetstream-store.js';
@@ -100,10 +101,17 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       logger.warn({ reason, sessions }, 'a sandbox host was lost; its sessions are rebuilt when next used');
     },
     onCommit: (items, seconds) => metrics.batchCommitted(items, seconds),
+    // A fenced write may be this node's first news that its session was taken: the owner is read again (a move disowns it).
+    onFenced: (sessionId) => void cluster?.directory.refreshOwner(sessionId).catch((error: unknown) => logger.warn({ err: error }, 'cluster: owner refresh failed')),
   }, router);
   const recovered = await service.recover();
   // Other nodes' requests for this node's sessions, once those are back.
   router?.serve((request) => service.serveForwarded(request));
+  const takeover = cluster ? new Takeover(cluster, service, {
+    onError: (context, error) => logger.error({ err: error }, `${context} failed`),
+    onTakeover: (node, sessions, crashed, ms) => logger.warn({ node, sessions, crashed, duration_ms: Math.round(ms) }, 'took over sessions of a lost node'),
+  }) : null;
+  takeover?.start();
   if (recovered.crashed > 0) logger.info({ crashed: recovered.crashed }, 'marked executions left unfinished by the previous process as crashed');
   const authenticator = new Authenticator(shared?.token ?? null, directory);
   const onInternalError = (error: unknown) => logger.error({ err: error }, 'request failed');
@@ -179,6 +187,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       sessionLookups: () => cluster.directory.lookups,
     });
   }
+  if (takeover) metrics.attachTakeover(takeover.stats, () => takeover.suspended);
   directory?.watch((tenant) => {
     logger.warn({ tenant }, 'tenant revoked (gone from the tokens file, or its line replaced): closing its sockets and event streams');
     const reason = `the token of tenant ${tenant} was revoked`;
@@ -202,6 +211,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     transport.stopListening();
     directory?.stop();
     router?.close();
+    takeover?.close();
     await service.shutdown();
     await retention?.stop();
     transport.closeSockets();

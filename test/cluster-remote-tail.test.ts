@@ -3,7 +3,8 @@
  * JetStream prefix. An execution streams on node A; subscribers on node B, which does not run it,
  * get every event once, in order, while it runs (from a follow of its log, not from its end), the
  * stored → live hand-off has no gap, an after_seq a client received from A is accepted on B, and
- * what B delivers is byte for byte what A's own socket got.
+ * what B delivers is byte for byte what A's own socket got, in `events` frames to a subscriber
+ * that asks for them (protocol v1.1).
  */
 import t from 'tap';
 import { natsFor } from './helpers/nats.js';
@@ -31,6 +32,9 @@ t.test('a subscriber on another node gets an execution live, every event once, i
   const reply = await startExecution(onA, session, ENDLESS, { timeout_ms: 120_000 });
   const id = reply.execution.execution_id as string;
   await early.expect('subscribed', { op: 'subscribe', execution_id: id, after_seq: 0 });
+  // The same tail, sent as events frames.
+  const batched = await clientFor(t, nodeB);
+  await batched.expect('subscribed', { op: 'subscribe', execution_id: id, after_seq: 0, batch: true });
   await waitEvent(early, id, (e) => e.seq >= 300, 60_000);
   t.pass('B delivers events while the execution still runs on A');
 
@@ -47,13 +51,18 @@ t.test('a subscriber on another node gets an execution live, every event once, i
   const cancelled = await onA.expect('execution', { op: 'cancel', execution_id: id });
   t.equal(cancelled.execution.status, 'cancelled', 'cancelled on its owner');
   const seen: Record<string, EventFrame[]> = {};
-  for (const [name, client] of Object.entries({ onA, early, late, resumed })) seen[name] = await client.untilDone(id, 60_000);
+  for (const [name, client] of Object.entries({ onA, early, batched, late, resumed })) seen[name] = await client.untilDone(id, 60_000);
 
   t.equal(seqProblem(seen.early!.map((e) => e.seq), 1), null, 'early subscriber on B: every seq once, from 1');
   t.equal(seqProblem(seen.late!.map((e) => e.seq), 1), null, 'late subscriber on B: stored then live, no gap, no duplicate');
   t.equal(seqProblem(seen.resumed!.map((e) => e.seq), cursor + 1), null, "subscriber on B from A's cursor: from there on, no gap");
-  for (const name of ['early', 'late', 'resumed']) t.equal(doneProblems(seen[name]!), null, `${name}: one done, last`);
+  t.equal(seqProblem(seen.batched!.map((e) => e.seq), 1), null, 'batched subscriber on B: every seq once, from 1');
+  const inBatches = batched.batches.filter((b) => b.execution_id === id).reduce((sum, b) => sum + b.events.length, 0);
+  t.equal(inBatches, seen.batched!.length, `every event came in an events frame (${batched.batches.length} frames)`);
+  t.equal(early.batches.length, 0, 'a subscriber that did not ask gets single event frames');
+  for (const name of ['early', 'batched', 'late', 'resumed']) t.equal(doneProblems(seen[name]!), null, `${name}: one done, last`);
   t.same(plain(seen.early!), plain(seen.onA!), "B's early subscriber got exactly what A's socket got");
+  t.same(plain(seen.batched!), plain(seen.onA!), 'and so did the batched one');
   t.same(plain(seen.late!), plain(seen.onA!), "and so did the late one");
   t.same(plain(seen.resumed!), plain(seen.onA!.slice(cursor)), 'and the resumed one, from its cursor');
 

@@ -272,6 +272,24 @@ t.test('flushed() does not wait out a create\'s linger', async (t) => {
   await created;
 });
 
+t.test('a create discarded while it lingers (another node owns the execution now): settled, nothing written', async (t) => {
+  const h = await harness(t);
+  const batches = recordBatches(h.store);
+  const a = target('a');
+  const created = h.log.create(a);
+  emit(h.log, a, 2);
+  h.log.discard('a');
+  await created;
+  await h.log.flushed();
+  t.same(batches, [], 'no store write');
+  t.equal(await h.store.getExecution('a'), undefined, 'no record');
+  t.equal(h.log.backlogBytes, 0, 'its frames no longer count');
+  t.same(h.dropped, [], 'nothing reported as dropped');
+  emit(h.log, a, 1);
+  await h.log.flushed();
+  t.same(batches, [], 'what it appends afterwards is not written either');
+});
+
 t.test('a create that fails: none of its events is delivered before it lands', async (t) => {
   const h = await harness(t);
   const a = target('a');

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { CachedEventStore } from '../src/store/cached-store.js';
+import type { FollowListener, LogFollow, StoredEvent } from '../src/store/event-store.js';
 import { MemoryEventStore } from './helpers/memory-store.js';
 import { runStoreSuite } from './store/suite.js';
 
@@ -24,4 +25,62 @@ t.test('a reservation is the backing store\'s: a create it defers stays deferred
   t.equal((await store.reserveExecution({ ...record, session_id: 'other' })).created, false, 'the id is taken');
   t.same((await store.commit({ sessions: [], creates: [record], executions: [], events: [] })).failed, [], 'written by a commit');
   t.same(await store.getExecution('r'), record, 'stored');
+});
+
+/** A memory store that says it can follow, and records the follows it is asked for. */
+class FollowableStore extends MemoryEventStore {
+  override readonly supports = { ...new MemoryEventStore().supports, follow: true };
+  readonly follows: Array<{ executionId: string; afterSeq: number; listener: FollowListener }> = [];
+  /** When set, each read's answer waits for it (the events it found are those stored when it began). */
+  gate: Promise<void> | null = null;
+  protected override _follow(executionId: string, afterSeq: number, listener: FollowListener): LogFollow {
+    this.follows.push({ executionId, afterSeq, listener });
+    return { stop: () => {} };
+  }
+  protected override async _readEvents(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
+    const events = await super._readEvents(executionId, afterSeq, limit);
+    await this.gate;
+    return events;
+  }
+}
+
+const frameOf = (seq: number) => new TextEncoder().encode(`e${seq}`);
+const seqs = (events: StoredEvent[]) => events.map((event) => event.seq);
+const from = (first: number, last: number) => Array.from({ length: last - first + 1 }, (_, i) => first + i);
+
+t.test('on a store that can follow: its supports, its follows, and no stale end of a log another node writes', async (t) => {
+  // Two instances over one location: the writer as the node that runs the execution, the cached one as a node that follows it.
+  const writer = new MemoryEventStore();
+  const inner = new FollowableStore(writer.location);
+  const cached = new CachedEventStore(inner, 64 * 1024);
+  await writer.open();
+  await cached.open();
+  t.teardown(() => Promise.all([writer.close(), cached.close()]));
+  const append = async (first: number, last: number) => {
+    const { failed } = await writer.commit({ sessions: [], executions: [], events: [{ executionId: 'x', firstSeq: first, frames: from(first, last).map(frameOf) }] });
+    t.same(failed, [], `${first}–${last} stored by the other node`);
+  };
+
+  t.equal(cached.supports.follow, true, 'supports are the backing store\'s');
+  const listener: FollowListener = { chunk: () => {}, error: () => {} };
+  cached.follow('x', 7, listener);
+  t.same(inner.follows, [{ executionId: 'x', afterSeq: 7, listener }], 'a follow goes to the backing store as asked');
+
+  await append(1, 180);
+  t.same(seqs(await cached.readEvents('x', 0, 1024)), from(1, 180), 'read while it grows: a block cached as far as it went');
+  await append(181, 300);
+  t.same(seqs(await cached.readEvents('x', 150, 1024)), from(151, 300), 'a reader past the cached end reads the store again');
+
+  // A read under way from before the other node's next append: a reader that needs what it could
+  // not see waits for it (one read of the block at a time), then reads the store again.
+  let open!: () => void;
+  inner.gate = new Promise((resolve) => (open = resolve));
+  const before = cached.readEvents('x', 300, 1024);
+  await append(301, 400);
+  const after = cached.readEvents('x', 300, 1024);
+  inner.gate = null;
+  open();
+  t.same(seqs(await before), [], 'the read under way ends where the log stood when it began');
+  t.same(seqs(await after), from(301, 400), 'the later reader gets what was appended meanwhile');
+  t.same(seqs(await cached.readEvents('x', 0, 1024)), from(1, 400), 'and the whole log reads through');
 });

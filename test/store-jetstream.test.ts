@@ -107,6 +107,21 @@ t.test('two writers racing on one log: exactly one chunk lands, the other is fen
   }
 });
 
+t.test('a record ended by another instance (a taker) cannot be overwritten by its creator (a stale owner)', async (t) => {
+  const owner = await openStore(t, nats, 'records');
+  const taker = await openStore(t, nats, 'records');
+  const record: ExecutionRecord = { execution_id: 't/x', session_id: 's', number: 1, kind: 'repl', status: 'queued', created_at: 1, last_seq: 0, timeout_ms: 1000, code: '1' };
+  t.equal((await owner.createExecution(record)).created, true, 'created by its owner');
+  const running = { ...record, status: 'running' as const, started_at: 2, last_seq: 1 };
+  t.same((await owner.commit(batch({ executions: [running], events: [chunk('t/x', 1, 1)] }))).failed, [], 'its owner updates it');
+  const ended = { ...running, status: 'crashed' as const, reason: 'node_lost', ended_at: 3, last_seq: 2 };
+  t.same((await taker.commit(batch({ executions: [ended], events: [chunk('t/x', 2, 1)] }))).failed, [], 'another instance ends it');
+  const stale = await owner.commit(batch({ executions: [{ ...running, last_seq: 1 }] }));
+  t.same(stale.failed.map((failure) => `${failure.kind} ${failure.error.code}`), ['execution STORE_FENCED'], "the owner's next write of it is fenced");
+  t.same(await owner.getExecution('t/x'), ended, "the taker's end stands");
+  t.same(await taker.listUnfinished({ sessionId: 's' }), [], 'and it is not listed unfinished again');
+});
+
 t.test('ids with `.`, `:` and `/` in tenants, sessions and executions stay apart', async (t) => {
   const store = await openStore(t, nats, 'ids');
   const tenants = ['a', 'a.b', 'a:b', 'a/b', 'a.>', '*'];

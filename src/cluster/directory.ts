@@ -81,6 +81,11 @@ export class SessionDirectory {
     return owned;
   }
 
+  /** Every node that owns a session, as far as the view knows. */
+  ownerNodes(): Set<string> {
+    return new Set([...this.#ownerOf.values()].map((owner) => owner.node));
+  }
+
   /**
    * The session and its owner, from the view or, when the view does not hold them yet (created a
    * moment ago elsewhere), from KV: one get each.

@@ -141,6 +141,16 @@ export class CommitLog {
     return this.#dropped.has(executionId);
   }
 
+  /**
+   * Nothing more of this execution is written, and nothing is reported: another node owns it now
+   * (its writes would be fenced anyway) and ends it there.
+   */
+  discard(executionId: string): void {
+    const retry = this.#retrying.get(executionId);
+    if (retry) this.#retryBytes -= bytesOf(retry.value.frames);
+    this.#forget(executionId);
+  }
+
   appendEvent(target: CommitTarget, seq: number, frame: Uint8Array): void {
     this.appended++;
     if (this.#dropped.has(target.record.execution_id)) return;
@@ -327,13 +337,18 @@ export class CommitLog {
 
   #drop(id: string, error: StoreError): void {
     this.failures++;
+    this.#forget(id);
+    this.#hooks.onDropped(id, error);
+  }
+
+  /** Nothing more of this execution is written: what waits is let go, and a create waiting for it resolves. */
+  #forget(id: string): void {
     this.#retrying.delete(id);
     const pending = this.#pending.get(id);
     if (pending) this.#pendingBytes -= bytesOf(pending.frames);
     this.#pending.delete(id);
     this.#dropped.add(id);
     this.#created(id);
-    this.#hooks.onDropped(id, error);
   }
 
   #created(id: string): void {

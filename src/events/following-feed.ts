@@ -35,6 +35,7 @@ export class FollowingFeed implements LiveFeed {
   readonly #target: () => TailTarget;
   readonly #onError: (error: StoreError) => void;
   readonly #tails = new Map<string, Tail>();
+  #closed = false;
 
   /** `target` is asked for lazily: the hub is built with this feed. */
   constructor(store: EventStore, live: (executionId: string) => number | undefined, target: () => TailTarget, onError: (error: StoreError) => void) {
@@ -42,11 +43,6 @@ export class FollowingFeed implements LiveFeed {
     this.#live = live;
     this.#target = target;
     this.#onError = onError;
-  }
-
-  /** Remote tails open right now (for /metrics). */
-  get tails(): number {
-    return this.#tails.size;
   }
 
   committedSeq(executionId: string): number | undefined {
@@ -71,7 +67,7 @@ export class FollowingFeed implements LiveFeed {
   }
 
   follow(executionId: string, afterSeq: number): void {
-    if (this.#live(executionId) !== undefined || this.#tails.has(executionId)) return;
+    if (this.#closed || this.#live(executionId) !== undefined || this.#tails.has(executionId)) return;
     const tail: Tail = { committedSeq: afterSeq, follow: null, retry: null };
     this.#tails.set(executionId, tail);
     this.#start(executionId, tail);
@@ -86,6 +82,7 @@ export class FollowingFeed implements LiveFeed {
   }
 
   close(): void {
+    this.#closed = true;
     for (const executionId of [...this.#tails.keys()]) this.unfollow(executionId);
   }
 
@@ -114,6 +111,8 @@ export class FollowingFeed implements LiveFeed {
 
   #broken(executionId: string, tail: Tail, error: StoreError): void {
     if (this.#tails.get(executionId) !== tail) return;
+    // A closed store is not coming back: shutdown.
+    if (error.code === 'STORE_NOT_OPEN') return this.unfollow(executionId);
     this.#onError(error);
     tail.follow = null;
     tail.retry = setTimeout(() => this.#start(executionId, tail), RETRY_MS);

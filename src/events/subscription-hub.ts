@@ -23,7 +23,7 @@
  * follow of its log through the same `deliver`.
  */
 import { batchEnd, encodeEvents } from '../../protocol/batch.js';
-import type { EventStore, StoredEvent } from '../store/event-store.js';
+import { StoreError, type EventStore, type StoredEvent } from '../store/event-store.js';
 import type { CommittedChunk } from './commit-log.js';
 import type { LiveFeed, LogState } from './live-feed.js';
 
@@ -67,6 +67,8 @@ class Subscription {
 }
 
 const PAGE_EVENTS = 1024;
+/** A catch-up whose read found the store unavailable tries again after this. */
+const READ_RETRY_MS = 250;
 /** Past this many held frames, the rest is read back from the store on release. */
 const HOLD_LIMIT = 1024;
 
@@ -156,6 +158,18 @@ export class SubscriptionHub {
       }
     }
     return Promise.all(catchingUp).then(() => undefined);
+  }
+
+  /**
+   * The execution stopped being live here without ending here (another node took it over): its
+   * live subscriptions catch up again, and so find where its log goes on (a remote tail).
+   */
+  relocate(executionId: string): void {
+    for (const subscription of [...(this.#byExecution.get(executionId) ?? [])]) {
+      if (subscription.mode !== 'live') continue;
+      subscription.mode = 'catching-up';
+      void this.#catchUp(subscription);
+    }
   }
 
   /** Where an execution's log stands, wherever it runs (null: no such execution). */
@@ -283,7 +297,9 @@ export class SubscriptionHub {
       }
     } catch (error) {
       this.#onReadError(error);
-      this.#end(subscription);
+      // A store that did not answer this time (NATS busy or restarting) is asked again; anything else ends it.
+      if (error instanceof StoreError && error.code === 'STORE_UNAVAILABLE') setTimeout(() => void this.#catchUp(subscription), READ_RETRY_MS);
+      else this.#end(subscription);
     } finally {
       subscription.reading = false;
     }

@@ -11,6 +11,8 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { TERMINAL_STATUSES, type TerminalStatus } from '../../protocol/types.js';
 
 /** Where the scrape-time figures live; server.ts wires it once everything exists. */
+import type { TakeoverStats } from '../cluster/takeover.js';
+
 export interface MetricSources {
   eventsAppended(): number;
   /** Store writes of one item (an execution's chunk or record, a session) that failed. */
@@ -132,6 +134,17 @@ export class Metrics {
     scraped(registers, Counter, 'vmstream_forward_failures_total', 'Forwarded requests given up (INTERNAL) when no owner answered in time', () => sources.forwardFailures());
     scraped(registers, Counter, 'vmstream_forwards_served_total', 'Requests other nodes forwarded to this node', () => sources.forwardsServed());
     scraped(registers, Counter, 'vmstream_session_lookups_total', 'KV reads for sessions the watched view did not hold yet', () => sources.sessionLookups());
+  }
+
+  /** Adds the takeover figures of a cluster node (src/cluster/takeover.ts). */
+  attachTakeover(stats: Readonly<TakeoverStats>, suspended: () => boolean): void {
+    const registers = [this.registry];
+    scraped(registers, Counter, 'vmstream_takeover_claims_total', 'Sessions of lost nodes this node claimed and took over', () => stats.claimed);
+    scraped(registers, Counter, 'vmstream_takeover_claims_lost_total', 'Claims of a lost node\'s sessions that another node (or the owner\'s restart) won', () => stats.claimsLost);
+    scraped(registers, Counter, 'vmstream_takeover_executions_ended_total', 'Executions of lost nodes this node ended (crashed, node_lost)', () => stats.executionsEnded);
+    scraped(registers, Counter, 'vmstream_sessions_disowned_total', 'Sessions taken from this node while it lived (paused or cut off past its lease)', () => stats.disowned);
+    scraped(registers, Counter, 'vmstream_node_suspensions_total', 'Times this node stopped producing because its own heartbeat was overdue', () => stats.suspensions);
+    scraped(registers, Gauge, 'vmstream_node_suspended', '1 while this node produces nothing because its own heartbeat is overdue', () => (suspended() ? 1 : 0));
   }
 
   /** `queueWaitSeconds`: from execute to running; null when it never ran (cancelled while queued). */

@@ -19,6 +19,7 @@ import { LocalFeed, type LiveFeed, type LogState } from '../events/live-feed.js'
 import { SubscriptionHub, type EventSink } from '../events/subscription-hub.js';
 import { EventWriter } from './event-writer.js';
 import { LiveExecution, LiveSession } from './live.js';
+import { endOrphan } from './orphans.js';
 import { filenameOf, SessionRebuilder } from './restore.js';
 import type { Workspace } from './workspace.js';
 
@@ -29,6 +30,8 @@ export interface EngineHooks {
   /** A sandbox host died (and is being replaced), taking the contexts of `sessions` sessions. */
   onHostLost?(reason: string, sessions: number): void;
   onCommit?: BatchObserver;
+  /** The store fenced off a write of this session's (on a cluster: another node may own it now). */
+  onFenced?(sessionId: string): void;
 }
 
 /** A new execution, as the service checked it; the engine numbers and queues it. */
@@ -74,6 +77,12 @@ export class Engine {
   readonly #sandbox: Sandbox;
   readonly #rebuild: SessionRebuilder;
   #shuttingDown = false;
+  /** Disowned sessions whose run was still going: closed when it ends, its host killed if it does not (see `disown`). */
+  readonly #disowned = new Map<string, { sessionId: string; timer: NodeJS.Timeout }>();
+  /** Executions whose writes were fenced off (another writer has their log): see `#release`. */
+  readonly #fenced = new Set<string>();
+  /** Set while this node may have been declared dead (see `suspend`). */
+  #suspended = false;
 
   constructor(config: Config, store: EventStore, workspace: Workspace, sandbox: SandboxFactory, hooks: EngineHooks) {
     this.#config = config;
@@ -98,7 +107,7 @@ export class Engine {
     });
     this.#sandbox = sandbox({
       onOutput: (output) => this.#onOutput(output),
-      acceptingOutput: () => this.#commits.backlogBytes < OUTPUT_BACKLOG_BYTES,
+      acceptingOutput: () => !this.#suspended && this.#commits.backlogBytes < OUTPUT_BACKLOG_BYTES,
       onRestored: (sessionId, result) => this.#onRestored(sessionId, result),
       onRestoreProgress: (sessionId, replayed, inputs) => {
         const session = this.#sessions.get(sessionId);
@@ -125,33 +134,89 @@ export class Engine {
    * `done {status: "crashed"}`, and open sessions come back, to be rebuilt on their next execution.
    * `owned`: only these sessions (and their executions), not everything in the store.
    */
-  async recover(owned?: SessionRecord[]): Promise<{ crashed: number; sessions: number }> {
+  async recover(owned?: SessionRecord[], reason = 'server_restart'): Promise<{ crashed: number; sessions: number }> {
     // A node of a cluster recovers only the sessions it owns (ExecutionService.recover); the others' are theirs.
     const unfinished = owned
       ? (await Promise.all(owned.map((record) => this.#store.listUnfinished({ sessionId: record.session_id })))).flat()
       : await this.#store.listUnfinished({});
-    for (const record of unfinished) {
-      const execution = new LiveExecution(record, '');
-      // The record's last_seq may lag its log: `done` goes right after the last stored event.
-      execution.committedSeq = execution.assignedSeq = await this.#store.lastSeq(record.execution_id);
-      this.#executions.set(record.execution_id, execution);
-      this.#events.finish(execution, 'crashed', 'server_restart');
-    }
-    await this.#commits.flushed();
+    // The sessions are back before their orphans are ended: on a cluster, requests for them arrive
+    // as soon as this node owns them (the orphans were listed first, so a new execution is not one).
+    const records = owned ?? (await this.#store.listSessions({}));
+    // The session record may lag its executions (submit does not wait for it): the counter
+    // resumes after the newest number the store has indexed, so no number is given twice.
+    await Promise.all(records.filter((record) => record.status !== 'closed').map(async (record) => {
+      const [newest] = await this.#store.listExecutions(record.session_id, { limit: 1, order: 'newest' });
+      record.execution_count = Math.max(record.execution_count, newest?.number ?? 0);
+    }));
     let open = 0;
-    for (const record of owned ?? (await this.#store.listSessions({}))) {
+    for (const record of records) {
       const closed = record.status === 'closed';
       const session = new LiveSession(record, !closed);
       this.#sessions.set(record.session_id, session);
       if (closed) continue;
-      // The session record may lag its executions (submit does not wait for it): the counter
-      // resumes after the newest number the store has indexed, so no number is given twice.
-      const [newest] = await this.#store.listExecutions(record.session_id, { limit: 1, order: 'newest' });
-      record.execution_count = Math.max(record.execution_count, newest?.number ?? 0);
       this.#host(session);
       open++;
     }
+    await Promise.all(unfinished.map(async (record) => {
+      const ended = await endOrphan(this.#store, record, reason);
+      this.#hooks.onExecutionEnd?.(ended, ended.last_seq);
+    }));
     return { crashed: unfinished.length, sessions: open };
+  }
+
+  /**
+   * Another node took these sessions over (this one was paused or cut off past its lease): they are
+   * dropped here without another write (the taker ends their executions; anything written here now
+   * would be fenced), their runs are stopped, and their subscribers here follow the log instead.
+   */
+  disown(sessionIds: string[]): void {
+    for (const sessionId of sessionIds) {
+      const session = this.#sessions.get(sessionId);
+      if (!session) continue;
+      this.#sessions.delete(sessionId);
+      this.#rebuild.abandon(session);
+      const running = session.running;
+      for (const execution of [...session.queue, ...(running ? [running] : [])]) {
+        const id = execution.record.execution_id;
+        execution.clearWatchdog();
+        execution.terminal = true;
+        this.#commits.discard(id);
+        this.#fenced.delete(id);
+        this.#executions.delete(id);
+        execution.markEnded();
+        this.#hub.relocate(id);
+      }
+      if (!running) {
+        this.#unhost(session);
+        continue;
+      }
+      // As for any stop: asked first, its host killed when it cannot hear; its context closed once it has ended.
+      const executionId = running.record.execution_id;
+      this.#sandbox.abort(sessionId, executionId, 'cancelled');
+      this.#disowned.set(executionId, { sessionId, timer: setTimeout(() => this.#sandbox.kill(sessionId, 'node_lost'), this.#config.stopGraceMs) });
+    }
+  }
+
+  /** A disowned session's run is over (it ended, or its host is gone): its context goes. */
+  #closeDisowned(executionId: string): void {
+    const disowned = this.#disowned.get(executionId);
+    if (!disowned) return;
+    clearTimeout(disowned.timer);
+    this.#disowned.delete(executionId);
+    this.#sandbox.close(disowned.sessionId);
+  }
+
+  /**
+   * While this node's own heartbeat is overdue (it may be declared dead and its sessions taken), it
+   * starts no runs and takes no output from its sandbox, so that it produces no more events; the
+   * output waits in the hosts until the heartbeat is current again.
+   */
+  suspend(suspended: boolean): void {
+    if (this.#suspended === suspended) return;
+    this.#suspended = suspended;
+    if (suspended) return;
+    this.#sandbox.resumeOutput();
+    for (const session of this.#sessions.values()) this.#pump(session);
   }
 
   /** A new session, with an empty context; resolves once its record is durable. */
@@ -386,7 +451,7 @@ export class Engine {
 
   /** Starts the next step of a session: its rebuild if it needs one, else its next execution. */
   #pump(session: LiveSession): void {
-    if (session.running || session.restoring) return;
+    if (session.running || session.restoring || this.#suspended) return;
     if (session.needsRestore) {
       if (session.queue.length > 0) void this.#rebuild.start(session);
       return;
@@ -456,20 +521,34 @@ export class Engine {
     this.#hooks.onError(`commit of ${executionId} (dropped)`, error);
     const execution = this.#executions.get(executionId);
     if (!execution) return;
+    if (error.code === 'STORE_FENCED') {
+      // Another writer owns the log now (this node lost the session, on a cluster): its log goes on there.
+      this.#fenced.add(executionId);
+      this.#hooks.onFenced?.(execution.record.session_id);
+    }
     if (execution.terminal) this.#release(execution);
     else this.#stop(execution, 'crashed', 'store_refused');
   }
 
-  /** An execution whose `done` will never be stored: ends its subscriptions and its waiters here. */
+  /**
+   * An execution whose `done` will never be stored from here: ends its waiters here, and its
+   * subscriptions where the log ends, or, when another node writes the log on (fenced, and the store
+   * can follow it), lets them follow it there.
+   */
   #release(execution: LiveExecution): void {
-    this.#hub.finish(execution.record.execution_id, execution.committedSeq);
-    this.#executions.delete(execution.record.execution_id);
+    const id = execution.record.execution_id;
+    this.#executions.delete(id);
+    if (this.#fenced.delete(id) && this.#store.supports.follow) this.#hub.relocate(id);
+    else this.#hub.finish(id, execution.committedSeq);
     execution.markEnded();
   }
 
   #onOutput(output: SandboxOutput): void {
     const execution = this.#executions.get(output.executionId);
-    if (!execution) return;
+    if (!execution) {
+      if (output.kind === 'done') this.#closeDisowned(output.executionId);
+      return;
+    }
     execution.workerOutput = true;
     switch (output.kind) {
       case 'console':
@@ -502,6 +581,7 @@ export class Engine {
 
   #onLost(sessionIds: string[], reason: string, killed: boolean): void {
     this.#hooks.onHostLost?.(reason, sessionIds.length);
+    for (const [executionId, { sessionId }] of this.#disowned) if (sessionIds.includes(sessionId)) this.#closeDisowned(executionId);
     for (const sessionId of sessionIds) {
       const session = this.#sessions.get(sessionId);
       if (!session) continue;

@@ -58,6 +58,8 @@ export class ExecutionService {
    */
   readonly #creating = new Map<string, Promise<ExecuteResult>>();
   readonly #routing: SessionRouting | null;
+  /** Sessions this node is taking over (`adopt`), until they are hosted here and their orphans ended. */
+  readonly #adopting = new Map<string, Promise<unknown>>();
   #shuttingDown = false;
 
   /**
@@ -84,14 +86,47 @@ export class ExecutionService {
    */
   async recover(): Promise<{ crashed: number; sessions: number }> {
     if (!this.#routing) return this.#engine.recover();
-    const reclaimed = await this.#routing.reclaim();
-    const records: SessionRecord[] = [];
-    for (const sessionId of reclaimed) {
-      const record = this.#routing.session(sessionId);
-      // A copy: the engine changes its sessions' records as they run; the view follows KV.
-      if (record) records.push({ ...record });
-    }
-    return this.#engine.recover(records);
+    return this.adopt(await this.#routing.reclaim(), 'server_restart');
+  }
+
+  /**
+   * Takes over sessions a lost node owned (src/cluster/takeover.ts), once `claimed` (the claim of
+   * their owner keys) resolves: their unfinished executions end `crashed` with `reason` (exactly one
+   * `done` each), and the sessions are hosted here, rebuilt from their inputs before their next
+   * execution. Requests for them wait from the moment the claim is sent, so that none finds this
+   * node owning a session it does not hold yet.
+   */
+  adopt(sessionIds: string[], reason: string, claimed: Promise<unknown> = Promise.resolve()): Promise<{ crashed: number; sessions: number }> {
+    const adopting = claimed.then(() => {
+      const records: SessionRecord[] = [];
+      for (const sessionId of sessionIds) {
+        const record = this.#routing?.session(sessionId);
+        // A copy: the engine changes its sessions' records as they run; the view follows KV.
+        if (record) records.push({ ...record });
+      }
+      return this.#engine.recover(records, reason);
+    });
+    for (const sessionId of sessionIds) this.#adopting.set(sessionId, adopting);
+    const settled = () => {
+      for (const sessionId of sessionIds) if (this.#adopting.get(sessionId) === adopting) this.#adopting.delete(sessionId);
+    };
+    adopting.then(settled, settled);
+    return adopting;
+  }
+
+  /** A request for a session this node is taking over waits until the session is here. */
+  async #adopted(sessionId: string): Promise<void> {
+    await this.#adopting.get(sessionId)?.catch(() => undefined);
+  }
+
+  /** Another node took these sessions over: they are dropped here, and nothing more of them is written. */
+  disown(sessionIds: string[]): void {
+    this.#engine.disown(sessionIds);
+  }
+
+  /** This node may be declared dead (its heartbeat is overdue): it starts no runs and produces no events until it is current. */
+  suspend(suspended: boolean): void {
+    this.#engine.suspend(suspended);
   }
 
   /**
@@ -101,6 +136,7 @@ export class ExecutionService {
   async serveForwarded({ op, tenant, args }: ForwardedRequest): Promise<unknown> {
     if (op === 'cancel') return this.#cancelHere(tenant, args.execution_id as string, true);
     const sessionId = args.session_id as string;
+    await this.#adopted(sessionId);
     if (!this.#routing?.ownsSession(sessionId) || !this.#engine.session(sessionId)) {
       throw new NotOwnerError(`session \`${sessionId}\` is not owned by node ${this.#routing?.nodeId}`);
     }
@@ -390,6 +426,7 @@ export class ExecutionService {
   }
 
   async #create(tenant: string, input: ExecuteInput, id: string, sink?: EventSink): Promise<ExecuteResult> {
+    await this.#adopted(input.session_id);
     this.#liveSession(tenant, input.session_id);
     const source = input.kind === 'repl' ? input.code! : await this.#workspace.read(tenant, input.path!);
     const sessionId = this.#liveSession(tenant, input.session_id).session_id;

@@ -14,23 +14,26 @@ type Tap = { teardown(fn: () => unknown): void };
 export class TestNats {
   readonly port: number;
   readonly storeDir: string;
+  /** The address it listens on: loopback, or a bridge's for nodes in network namespaces. */
+  readonly host: string;
   #child: ChildProcess | undefined;
 
-  private constructor(port: number, storeDir: string) {
+  private constructor(port: number, storeDir: string, host: string) {
     this.port = port;
     this.storeDir = storeDir;
+    this.host = host;
   }
 
   get url(): string {
-    return `nats://127.0.0.1:${this.port}`;
+    return `nats://${this.host}:${this.port}`;
   }
 
   get pid(): number | undefined {
     return this.#child?.pid;
   }
 
-  static async create(): Promise<TestNats> {
-    const nats = new TestNats(await freePort(), tempDir('nats'));
+  static async create(host = '127.0.0.1'): Promise<TestNats> {
+    const nats = new TestNats(await freePort(), tempDir('nats'), host);
     await nats.start();
     return nats;
   }
@@ -38,7 +41,7 @@ export class TestNats {
   /** Starts nats-server (again) on this port and store, and waits until it accepts connections. */
   async start(): Promise<void> {
     if (this.#child) throw new Error('nats-server is already running');
-    const child = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('nats-server', ['-a', this.host, '-p', String(this.port), '-js', '-sd', this.storeDir], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
     this.#child = child;
@@ -47,7 +50,7 @@ export class TestNats {
     (child.stderr as unknown as { unref(): void }).unref();
     const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`nats-server exited (${code}): ${stderr}`))));
     const spawnFailed = new Promise<never>((_, reject) => child.once('error', reject));
-    await Promise.race([waitForPort(this.port), exited, spawnFailed]);
+    await Promise.race([waitForPort(this.host, this.port), exited, spawnFailed]);
   }
 
   /** SIGKILL, as a crash: nothing is flushed or closed. Resolves once the process is gone. */
@@ -73,8 +76,8 @@ export class TestNats {
 }
 
 /** A nats-server for this test file, killed and its store removed at teardown. */
-export async function natsFor(t: Tap): Promise<TestNats> {
-  const nats = await TestNats.create();
+export async function natsFor(t: Tap, host?: string): Promise<TestNats> {
+  const nats = await TestNats.create(host);
   t.teardown(async () => {
     await nats.kill();
     removeDir(nats.storeDir);
@@ -83,10 +86,10 @@ export async function natsFor(t: Tap): Promise<TestNats> {
 }
 
 /** Resolves when something accepts TCP connections on the port (retried on refusal, not on a clock). */
-async function waitForPort(port: number): Promise<void> {
+async function waitForPort(host: string, port: number): Promise<void> {
   for (;;) {
     const connected = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1');
+      const socket = net.connect(port, host);
       socket.once('connect', () => {
         socket.destroy();
         resolve(true);

@@ -226,6 +226,44 @@ export function runStoreSuite(t: Test, name: string, factory: StoreFactory): voi
       }
     });
 
+    t.test('follow: another instance\'s appends, from afterSeq, each seq once, across pages', needs(supports, 'follow', name), async (t) => {
+      const writer = await openStore(t);
+      const reader = await factory(writer);
+      t.teardown(() => reader.close());
+      await reader.open();
+      const got: string[] = [];
+      let wanted = 0;
+      let arrived = () => {};
+      const until = (count: number) => new Promise<void>((resolve) => {
+        wanted = count;
+        arrived = resolve;
+        if (got.length >= wanted) resolve();
+      });
+      const follow = (afterSeq: number) => reader.follow('tailed', afterSeq, {
+        chunk: (chunk) => {
+          chunk.frames.forEach((bytes, index) => got.push(`${new TextDecoder().decode(bytes)}@${chunk.firstSeq + index}`));
+          if (got.length >= wanted) arrived();
+        },
+        error: (error) => t.fail(String(error)),
+      });
+      // Followed before its log exists: the first append is not missed.
+      const early = follow(0);
+      await writer.commit(batch({ events: [chunk('tailed', 1, 5)] }));
+      await until(5);
+      await writer.commit(batch({ events: [chunk('tailed', 6, 1_095)] }));
+      await until(1_100);
+      early.stop();
+      t.same(got, expected('tailed', 1, 1_100).map((text, index) => `${text}@${index + 1}`), 'every seq once, in order, across a page boundary');
+      got.length = 0;
+      // From the middle of a stored chunk, then on past it live.
+      const late = follow(1_050);
+      await until(50);
+      await writer.commit(batch({ events: [chunk('tailed', 1_101, 10)] }));
+      await until(60);
+      late.stop();
+      t.same(got, expected('tailed', 1_051, 1_110).map((text, index) => `${text}@${index + 1_051}`), 'from afterSeq + 1 on');
+    });
+
     t.test('reserveExecution: decided at once, written by the winner (now, or in a commit\'s creates)', async (t) => {
       const store = await openStore(t);
       const racers = Array.from({ length: 8 }, (_, index) => execution('r1', `s${index}`, index + 1));

@@ -28,6 +28,9 @@ const LAST_SEQ = 'Vms-Last-Seq';
 const packr = new Packr({ useRecords: false });
 /** Chunks still wanted past which one consumer is cheaper than a direct get each (~0.3–1 ms each, ~5–8 ms a consumer). */
 const CONSUMER_AFTER_CHUNKS = 16;
+const FETCH_EXPIRES_MS = 5_000;
+/** Fetches that expire with nothing, in a row, after which a read gives up (STORE_UNAVAILABLE). */
+const EMPTY_FETCHES = 3;
 
 interface LogKey {
   incarnation: number;
@@ -116,21 +119,28 @@ export class EventLog {
     if (!log) return [];
     const events: StoredEvent[] = [];
     let message = await this.#next(log, executionId, pageOf(afterSeq + 1), log.floor);
+    let consumed = false;
     while (message && events.length < limit) {
       const { lastSeq, frames } = collect(message.header.get(FIRST_SEQ), message.data, afterSeq, limit, events);
       if (events.length >= limit) break;
       // The next chunk is on this page, or the first of the next one when this one ends the page.
       message = await this.#next(log, executionId, pageOf(lastSeq + 1), message.seq);
-      if (message && (limit - events.length) / frames > CONSUMER_AFTER_CHUNKS) {
-        await this.#consume(log, executionId, message.seq, afterSeq, limit, events);
-        break;
+      if (message && !consumed && (limit - events.length) / frames > CONSUMER_AFTER_CHUNKS) {
+        consumed = true;
+        const at = await this.#consume(log, executionId, message.seq, afterSeq, limit, events);
+        if (events.length >= limit) break;
+        // A consumer that stopped short of the log's end (it said nothing was pending) is caught up with here.
+        message = await this.#next(log, executionId, pageOf(at.seq + 1), at.streamSeq);
       }
     }
     return events;
   }
 
-  /** Reads on from a stream seq known to hold one of the log's chunks, until `limit` or the log's end. */
-  async #consume(log: LogKey, executionId: string, fromStreamSeq: number, afterSeq: number, limit: number, events: StoredEvent[]): Promise<void> {
+  /**
+   * Reads on from a stream seq known to hold one of the log's chunks, until `limit` or the log's end
+   * as the consumer sees it; says where it stopped (the last chunk's last seq and stream seq).
+   */
+  async #consume(log: LogKey, executionId: string, fromStreamSeq: number, afterSeq: number, limit: number, events: StoredEvent[]): Promise<{ seq: number; streamSeq: number }> {
     let consumer;
     try {
       consumer = await this.#js.consumers.get(this.#names.eventStream, {
@@ -145,15 +155,27 @@ export class EventLog {
       // The first chunk exists, so no fetch waits out its expiry for nothing; `pending` says when
       // the log (as it is now) ends. A chunk holds at least one event, and at most a page's worth
       // before afterSeq + 1 is skipped: a fetch of that many more than still wanted ends the read.
-      for (let ended = false; !ended; ) {
-        const messages = await consumer.fetch({ max_messages: Math.min(limit - events.length + PAGE_EVENTS, 4096), expires: 5_000 });
-        ended = true;
-        for await (const message of messages) {
-          collect(message.headers?.get(FIRST_SEQ) ?? '', message.data, afterSeq, limit, events);
-          ended = events.length >= limit || message.info.pending === 0;
-          if (ended) break;
+      let at = { seq: afterSeq, streamSeq: fromStreamSeq - 1 };
+      for (let ended = false, empty = 0; !ended; ) {
+        const messages = await consumer.fetch({ max_messages: Math.min(limit - events.length + PAGE_EVENTS, 4096), expires: FETCH_EXPIRES_MS });
+        // An ordered consumer's fetch pulls again, rather than ending, when the server misses its
+        // heartbeats (a busy nats-server): bounded here, so that a read cannot hang.
+        const guard = setTimeout(() => messages.stop(), 2 * FETCH_EXPIRES_MS);
+        let got = 0;
+        try {
+          for await (const message of messages) {
+            got++;
+            at = { seq: collect(message.headers?.get(FIRST_SEQ) ?? '', message.data, afterSeq, limit, events).lastSeq, streamSeq: message.seq };
+            ended = events.length >= limit || message.info.pending === 0;
+            if (ended) break;
+          }
+        } finally {
+          clearTimeout(guard);
         }
+        // Its first message is known to be there: a fetch that expired empty met a busy server, not the log's end.
+        if (got === 0 && ++empty >= EMPTY_FETCHES) throw new StoreError('STORE_UNAVAILABLE', `the event stream did not deliver ${executionId}'s events`);
       }
+      return at;
     } finally {
       await consumer.delete().catch(() => undefined);
     }
@@ -185,6 +207,8 @@ export class EventLog {
         next = firstSeq + frames.length;
         if (stopped) break;
       }
+      // The consumer ended by itself (deleted under it, or it gave up): started again from `next`.
+      if (!stopped) throw new StoreError('STORE_UNAVAILABLE', `the follow of ${executionId} ended at ${next - 1}`);
     };
     run().catch((error: unknown) => {
       if (!stopped) listener.error(error instanceof StoreError ? error : new StoreError('STORE_UNAVAILABLE', `could not follow ${executionId}: ${(error as Error).message}`, { cause: error }));

@@ -62,6 +62,8 @@ export interface JetStreamStoreOptions {
 type Bucket = 'executions' | 'session_execs' | 'active' | 'sessions';
 
 const packr = new Packr({ useRecords: false });
+/** JetStream's "wrong last sequence": a conditional write whose expected revision was not the key's. */
+const WRONG_LAST_SEQUENCE = 10071;
 
 /** Shared by every node; expiry follows the order executions were committed as ended, not a sorted scan. */
 const SUPPORTS: StoreSupports = Object.freeze({ orderedScans: false, sharedLocation: true, fencing: true, follow: true });
@@ -89,6 +91,8 @@ export class JetStreamEventStore extends EventStore {
   }
 
   #connected = false;
+  /** The KV revision of each record this instance created and has not ended yet (see #writeRecord). */
+  readonly #recordRevisions = new Map<string, number>();
 
   protected async _open(): Promise<void> {
     // Until NATS answers the store is not open, so the server does not listen (nothing to serve from).
@@ -181,7 +185,7 @@ export class JetStreamEventStore extends EventStore {
     const kv = this.#kv!;
     const key = encodeId(record.execution_id);
     try {
-      await kv.executions.create(key, await this.#records!.pack(record));
+      this.#recordRevisions.set(record.execution_id, await kv.executions.create(key, await this.#records!.pack(record)));
     } catch (error) {
       const existing = await this._getExecution(record.execution_id);
       if (existing) return { created: false, record: existing };
@@ -256,10 +260,9 @@ export class JetStreamEventStore extends EventStore {
 
   async #putExecution(record: ExecutionRecord): Promise<void> {
     const kv = this.#kv!;
-    const writes: Array<Promise<unknown>> = [
-      kv.executions.put(encodeId(record.execution_id), await this.#records!.pack(record)),
-      kv.session_execs.put(indexKey(record), utf8(record.execution_id)),
-    ];
+    // First, and alone: a record refused as fenced must not touch the indexes either.
+    await this.#writeRecord(record);
+    const writes: Array<Promise<unknown>> = [kv.session_execs.put(indexKey(record), utf8(record.execution_id))];
     if (record.ended_at === undefined) {
       writes.push(kv.active.put(activeKey(record), new Uint8Array(0)));
     } else {
@@ -269,6 +272,41 @@ export class JetStreamEventStore extends EventStore {
       writes.push(kv.active.delete(activeKey(record)));
     }
     await Promise.all(writes);
+  }
+
+  /**
+   * Writes an execution record as an update of the revision this instance last wrote (it created
+   * the record), so that an owner that lost its session (paused past its lease) cannot overwrite
+   * the end its taker wrote: STORE_FENCED. A refused update whose stored record has not ended (or
+   * ended as this one says) was this instance's own write whose ack was lost (NATS restarted): it is
+   * written again over it (or taken as written). A record this instance did not create (a taker's
+   * end, a restart's recovery) is put as it is.
+   */
+  async #writeRecord(record: ExecutionRecord): Promise<void> {
+    const kv = this.#kv!.executions;
+    const id = record.execution_id;
+    const key = encodeId(id);
+    const value = await this.#records!.pack(record);
+    let expected = this.#recordRevisions.get(id);
+    for (;;) {
+      try {
+        const revision = await (expected === undefined ? kv.put(key, value) : kv.update(key, value, expected));
+        if (record.ended_at === undefined) this.#recordRevisions.set(id, revision);
+        else this.#recordRevisions.delete(id);
+        return;
+      } catch (error) {
+        if (expected === undefined || (error as { code?: number }).code !== WRONG_LAST_SEQUENCE) throw error;
+        const stored = await kv.get(key);
+        const current = stored?.operation === 'PUT' ? await this.#records!.unpack(stored.value) : undefined;
+        if (current?.ended_at !== undefined) {
+          this.#recordRevisions.delete(id);
+          // Our own end, landed without its ack: done.
+          if (current.ended_at === record.ended_at && current.status === record.status) return;
+          throw new StoreError('STORE_FENCED', `the record of ${id} was ended by another node (this one lost its session)`);
+        }
+        expected = stored?.revision ?? 0;
+      }
+    }
   }
 
   async #keys(bucket: Bucket, filter: string): Promise<string[]> {
