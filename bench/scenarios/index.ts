@@ -4,11 +4,11 @@
  */
 import type { Scenario } from '../harness/types.js';
 import { connections } from './connections.js';
-import { executeTrivial } from './execute-trivial.js';
+import { executeTrivial, executeTrivialPlain } from './execute-trivial.js';
 import { fanout } from './fanout.js';
 import { latency } from './latency.js';
 import { reconnectStorm } from './reconnect-storm.js';
 import { replay } from './replay.js';
 import { stream } from './stream.js';
 
-export const scenarios: Scenario[] = [executeTrivial, latency, stream, replay, fanout, connections, reconnectStorm];
+export const scenarios: Scenario[] = [executeTrivial, executeTrivialPlain, latency, stream, replay, fanout, connections, reconnectStorm];
