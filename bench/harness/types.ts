@@ -11,7 +11,7 @@ export interface Figure {
   unit: string;
 }
 
-export type BaselineName = 'echo' | 'push' | 'storage';
+export type BaselineName = 'echo' | 'push' | 'storage' | 'jetstream';
 
 export interface BaselineResult {
   /** Every figure measured, keyed (`rt_per_s`, `p99_ms`, `server_peak_rss_mb`…); scenarios pick one. */

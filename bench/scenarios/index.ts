@@ -8,7 +8,7 @@ import { executeTrivial, executeTrivialPlain } from './execute-trivial.js';
 import { fanout } from './fanout.js';
 import { latency } from './latency.js';
 import { reconnectStorm } from './reconnect-storm.js';
-import { replay } from './replay.js';
-import { stream } from './stream.js';
+import { replay, replayJetstream } from './replay.js';
+import { stream, streamJetstream } from './stream.js';
 
-export const scenarios: Scenario[] = [executeTrivial, executeTrivialPlain, latency, stream, replay, fanout, connections, reconnectStorm];
+export const scenarios: Scenario[] = [executeTrivial, executeTrivialPlain, latency, stream, streamJetstream, replay, replayJetstream, fanout, connections, reconnectStorm];
