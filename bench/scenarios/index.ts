@@ -9,6 +9,7 @@ import { fanout } from './fanout.js';
 import { latency } from './latency.js';
 import { reconnectStorm } from './reconnect-storm.js';
 import { replay, replayJetstream } from './replay.js';
+import { replayDeep, replayDeepJetstream } from './replay-deep.js';
 import { stream, streamJetstream } from './stream.js';
 
-export const scenarios: Scenario[] = [executeTrivial, executeTrivialPlain, latency, stream, streamJetstream, replay, replayJetstream, fanout, connections, reconnectStorm];
+export const scenarios: Scenario[] = [executeTrivial, executeTrivialPlain, latency, stream, streamJetstream, replay, replayJetstream, replayDeep, replayDeepJetstream, fanout, connections, reconnectStorm];
