@@ -11,7 +11,7 @@ export interface Figure {
   unit: string;
 }
 
-export type BaselineName = 'echo' | 'push' | 'storage' | 'jetstream';
+export type BaselineName = 'echo' | 'push' | 'storage' | 'jetstream' | 'ipykernel';
 
 export interface BaselineResult {
   /** Every figure measured, keyed (`rt_per_s`, `p99_ms`, `server_peak_rss_mb`…); scenarios pick one. */
@@ -74,6 +74,13 @@ export interface Scenario {
   goal?: Goal;
   run(ctx: Ctx): Promise<ScenarioResult>;
 }
+
+/**
+ * Thrown by a baseline or scenario that cannot run on this machine (a program it compares against is
+ * not installed): the run says so with the reason and goes on; it is not a failure of the bench.
+ * test/bench-smoke.test.ts fails on it, since `npm test` installs what the bench needs.
+ */
+export class SkipError extends Error {}
 
 export interface Ctx {
   /** Tiny sizes and short windows: a smoke run, not a measurement. */
