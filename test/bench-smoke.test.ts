@@ -1,8 +1,8 @@
 /**
  * The benchmark harness still runs: `node dist/bench/run.js --quick all` measures every baseline and
  * scenario at tiny sizes, exits 0, and every one of them produces figures (none skipped: nats-server
- * and jupyter-notebook, which the JetStream and Jupyter pairs start, are installed by the pretest). No figure is judged here:
- * on a shared machine timings belong to `npm run bench`, not to a test.
+ * and jupyter-notebook, which the JetStream and Jupyter pairs start, are installed by the pretest).
+ * No figure is judged here: on a shared machine timings belong to `npm run bench`, not to a test.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
