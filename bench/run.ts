@@ -126,7 +126,8 @@ async function main(): Promise<number> {
     const baselineRecords: BaselineRecord[] = [];
     for (const baseline of selection.baselines) {
       log(`baseline ${baseline.name}…`);
-      const outcome = await runStep(procs, baseline.name, stepMs, () => baseline.run(ctx));
+      const baselineMs = baseline.stepTimeoutMs ? baseline.stepTimeoutMs[quick ? 'quick' : 'full'] : stepMs;
+      const outcome = await runStep(procs, baseline.name, baselineMs, () => baseline.run(ctx));
       const record: BaselineRecord = {
         name: baseline.name,
         setup: outcome.value?.setup ?? '',
@@ -145,7 +146,8 @@ async function main(): Promise<number> {
       log(`scenario ${scenario.name}…`);
       const against = scenario.against;
       const base = against ? measured.get(against.baseline)?.figures[against.figure] : undefined;
-      const outcome = await runStep(procs, scenario.name, stepMs, () => scenario.run(ctx));
+      const scenarioMs = scenario.stepTimeoutMs ? scenario.stepTimeoutMs[quick ? 'quick' : 'full'] : stepMs;
+      const outcome = await runStep(procs, scenario.name, scenarioMs, () => scenario.run(ctx));
       const result = outcome.value;
       const ratio = result && base ? ratioOf(result.figure.value, base.value) : null;
       const record: ScenarioRecord = {

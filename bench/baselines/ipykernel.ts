@@ -15,6 +15,8 @@ import { SkipError, type Baseline } from '../harness/types.js';
 export const ipykernel: Baseline = {
   name: 'ipykernel',
   reference: {},
+  // A kernel takes ~1 s of CPU to start, seconds on a busy machine: 10 of them, and the server.
+  stepTimeoutMs: { quick: 60_000, full: 240_000 },
   async run(ctx) {
     const missing = jupyterMissing();
     if (missing) throw new SkipError(missing);

@@ -29,6 +29,8 @@ export interface Baseline {
    * scenario is held against is always the baseline measured in the same run.
    */
   reference: Record<string, Figure>;
+  /** A longer time bound than the run's default (30 s quick, 180 s full): Jupyter starts Python kernels. */
+  stepTimeoutMs?: { quick: number; full: number };
   run(ctx: Ctx): Promise<BaselineResult>;
 }
 
@@ -72,6 +74,8 @@ export interface Scenario {
   alsoNeeds?: BaselineName[];
   /** Absent when the issue sets none: the figure is reported, not judged. */
   goal?: Goal;
+  /** A longer time bound than the run's default (30 s quick, 180 s full): a cluster boots three servers. */
+  stepTimeoutMs?: { quick: number; full: number };
   run(ctx: Ctx): Promise<ScenarioResult>;
 }
 
