@@ -27,6 +27,10 @@ function runBench(args: string[]): Promise<{ code: number | null; output: string
   });
 }
 
+// Five baselines and fifteen scenarios, three of them booting a 3-node cluster or Python kernels:
+// minutes on a busy 2-core machine, past the suite's 120 s per file.
+t.setTimeout(600_000);
+
 t.test('bench --quick all: exits 0, and every baseline and scenario has figures', async (t) => {
   const out = mkdtempSync(join(tmpdir(), 'vmstream-bench-smoke-'));
   t.teardown(() => rmSync(out, { recursive: true, force: true }));

@@ -40,6 +40,8 @@ export interface JetStreamResult {
 }
 
 const STREAM = 'BENCHRAW';
+/** Messages per pull (~6 MB of ~98 KB pages): enough to keep the consumer streaming. */
+const FETCH_MESSAGES = 64;
 const packr = new Packr({ useRecords: false });
 
 /** One message's worth of frames, packed as the store packs a chunk. */
@@ -86,7 +88,7 @@ async function replay(jsm: JetStreamManager, log: string, messages: number): Pro
   let events = 0;
   let read = 0;
   while (read < messages) {
-    const batch = await consumer.fetch({ max_messages: Math.min(4096, messages - read), expires: 5_000 });
+    const batch = await consumer.fetch({ max_messages: Math.min(FETCH_MESSAGES, messages - read), expires: 5_000 });
     const before = read;
     for await (const message of batch) {
       events += (packr.unpack(message.data) as Uint8Array[]).length;
