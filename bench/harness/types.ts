@@ -95,6 +95,11 @@ export interface Ctx {
   readonly procs: Procs;
   /** A directory of this run's own, removed at the end. */
   readonly tmpDir: string;
+  /**
+   * VMSTREAM_* settings every vmstream server of this step gets, under the scenario's own: how one
+   * scenario runs again on another store (scenarios/stores.ts).
+   */
+  readonly serverEnv?: Readonly<Record<string, string>>;
   /** Runs a job in `processes` load-generator processes (connections split among them), merged. */
   loadgen<J extends LoadJob>(job: J, processes?: number, hooks?: LoadgenHooks): Promise<ResultFor<J>>;
   log(line: string): void;

@@ -66,7 +66,7 @@ export async function startVmstream(ctx: Ctx, options: VmstreamOptions): Promise
   // The harness's own VMSTREAM_* (a developer's shell) must not leak into a measurement.
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('VMSTREAM_')) env[key] = value;
-  Object.assign(env, BENCH_ENV, { VMSTREAM_DATA: dataDir, VMSTREAM_WORKSPACE: workspace, VMSTREAM_TOKEN: token }, options.env);
+  Object.assign(env, BENCH_ENV, { VMSTREAM_DATA: dataDir, VMSTREAM_WORKSPACE: workspace, VMSTREAM_TOKEN: token }, ctx.serverEnv, options.env);
   const execArgv = ctx.profileDir
     ? ['--cpu-prof', '--cpu-prof-dir', ctx.profileDir, '--cpu-prof-name', `${options.name}-${n}.${process.pid}.cpuprofile`]
     : [];

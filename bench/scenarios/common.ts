@@ -46,14 +46,6 @@ export function cpuPer(cpu: ServerCpu, perSecond: number, what: string): Record<
   };
 }
 
-/**
- * A rate held against push (the socket's one-way ceiling) when the headline is held against another
- * baseline: the JetStream scenarios, whose own baseline is the bare NATS client.
- */
-export function ratioToPush(ctx: Ctx, rate: number): Record<string, Figure> {
-  return { ratio_to_push: { value: rate / (ctx.baselines.get('push')?.figures.frames_per_s?.value ?? NaN), unit: '×' } };
-}
-
 export function pct(value: number): Figure {
   return { value, unit: '%' };
 }

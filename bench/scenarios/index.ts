@@ -1,6 +1,7 @@
 /**
  * The scenarios against the real vmstream server, in run order. Each is a module in this directory
- * exporting a Scenario (bench/harness/types.ts); registering one is one line here.
+ * exporting a Scenario (bench/harness/types.ts); registering one is one line here, and so is running
+ * one again on the JetStream store (stores.ts).
  */
 import type { Scenario } from '../harness/types.js';
 import { connections } from './connections.js';
@@ -10,9 +11,26 @@ import { forward } from './forward.js';
 import { jupyter } from './jupyter.js';
 import { latency } from './latency.js';
 import { reconnectStorm } from './reconnect-storm.js';
-import { replay, replayJetstream } from './replay.js';
-import { replayDeep, replayDeepJetstream } from './replay-deep.js';
-import { stream, streamJetstream } from './stream.js';
+import { replay } from './replay.js';
+import { replayDeep } from './replay-deep.js';
+import { stream } from './stream.js';
+import { onJetStream } from './stores.js';
 import { takeover } from './takeover.js';
 
-export const scenarios: Scenario[] = [executeTrivial, executeTrivialPlain, latency, stream, streamJetstream, replay, replayJetstream, replayDeep, replayDeepJetstream, fanout, connections, reconnectStorm, jupyter, forward, takeover];
+export const scenarios: Scenario[] = [
+  executeTrivial,
+  executeTrivialPlain,
+  latency,
+  stream,
+  onJetStream(stream, { against: 'publish_events_per_s' }),
+  replay,
+  onJetStream(replay, { against: 'replay_events_per_s', drop: ['ratio_to_storage_iterator'] }),
+  replayDeep,
+  onJetStream(replayDeep),
+  fanout,
+  connections,
+  reconnectStorm,
+  jupyter,
+  forward,
+  takeover,
+];

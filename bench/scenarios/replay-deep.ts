@@ -3,7 +3,7 @@
  * with after_seq 0, 50 000 and 90 000 and the time from `subscribe` sent to its first event is
  * taken; the headline is the deepest one's over after_seq 0's, which is ~1 when a subscription
  * starts where it is asked to (one lookup) and grows with depth when the store scans from the log's
- * start. On each store (stores.ts).
+ * start. On each store (replay-deep-jetstream: stores.ts).
  *
  * Each probe is a fresh socket of the harness's own (it does nothing else meanwhile), unsubscribed
  * at its first event so the rest of the log is not streamed into the next probe's time. Depths are
@@ -16,7 +16,6 @@ import { ControlClient } from '../harness/control.js';
 import type { Figure, Scenario } from '../harness/types.js';
 import { startVmstream, type Vmstream } from '../harness/vmstream.js';
 import { check, serverRss } from './common.js';
-import { scenarioName, storeEnv, STORES, type StoreName } from './stores.js';
 import { STREAM_ENV, streamOnce } from './stream.js';
 
 const EXECUTION_ID = 'bench-replay-deep';
@@ -47,37 +46,32 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-function replayDeepScenario(store: StoreName): Scenario {
-  const name = scenarioName('replay-deep', store);
-  return {
-    name,
-    headline: 'first_event_deep_over_0',
-    goal: { value: 2, unit: '×', better: 'lower' },
-    async run(ctx) {
-      const lines = ctx.quick ? 2_000 : 100_000;
-      const server = await startVmstream(ctx, { name, env: { ...STREAM_ENV, ...(await storeEnv(ctx, store, name)) } });
-      try {
-        await streamOnce(ctx, server, lines, { executionId: EXECUTION_ID });
-        const afterSeqs = DEPTHS.map((share) => Math.floor(lines * share));
-        const samples = afterSeqs.map(() => [] as number[]);
-        for (let round = 0; round < ROUNDS; round++) {
-          for (const [i, afterSeq] of afterSeqs.entries()) samples[i]!.push(await firstEventMs(server, afterSeq));
-        }
-        const ms = samples.map(median);
-        const figures: Record<string, Figure> = {};
-        afterSeqs.forEach((afterSeq, i) => (figures[`first_event_ms_after_${afterSeq}`] = { value: ms[i]!, unit: 'ms' }));
-        figures.first_event_middle_over_0 = { value: ms[1]! / ms[0]!, unit: '×' };
-        return {
-          figure: { value: ms[ms.length - 1]! / ms[0]!, unit: '×' },
-          figures: { ...figures, ...serverRss(server) },
-          shown: [...Object.keys(figures), 'server_peak_rss_mb'],
-          setup: `a stored ${lines}-line execution; subscribe after_seq ${afterSeqs.join(' / ')}, median of ${ROUNDS} each; store: ${store}`,
-        };
-      } finally {
-        await server.stop();
+export const replayDeep: Scenario = {
+  name: 'replay-deep',
+  headline: 'first_event_deep_over_0',
+  goal: { value: 2, unit: '×', better: 'lower' },
+  async run(ctx) {
+    const lines = ctx.quick ? 2_000 : 100_000;
+    const server = await startVmstream(ctx, { name: 'replay-deep', env: STREAM_ENV });
+    try {
+      await streamOnce(ctx, server, lines, { executionId: EXECUTION_ID });
+      const afterSeqs = DEPTHS.map((share) => Math.floor(lines * share));
+      const samples = afterSeqs.map(() => [] as number[]);
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const [i, afterSeq] of afterSeqs.entries()) samples[i]!.push(await firstEventMs(server, afterSeq));
       }
-    },
-  };
-}
-
-export const [replayDeep, replayDeepJetstream] = STORES.map(replayDeepScenario) as [Scenario, Scenario];
+      const ms = samples.map(median);
+      const figures: Record<string, Figure> = {};
+      afterSeqs.forEach((afterSeq, i) => (figures[`first_event_ms_after_${afterSeq}`] = { value: ms[i]!, unit: 'ms' }));
+      figures.first_event_middle_over_0 = { value: ms[1]! / ms[0]!, unit: '×' };
+      return {
+        figure: { value: ms[ms.length - 1]! / ms[0]!, unit: '×' },
+        figures: { ...figures, ...serverRss(server) },
+        shown: [...Object.keys(figures), 'server_peak_rss_mb'],
+        setup: `a stored ${lines}-line execution; subscribe after_seq ${afterSeqs.join(' / ')}, median of ${ROUNDS} each`,
+      };
+    } finally {
+      await server.stop();
+    }
+  },
+};

@@ -6,16 +6,14 @@
  * storage baseline's raw iterator (one frame per entry there, so not a bound on chunked reads).
  *
  * The first subscribe after the restart is the headline (cold: fresh process, LevelDB's caches
- * empty); a second one on the same server is reported as the warm figure. The same scenario runs
- * on each store (stores.ts).
+ * empty); a second one on the same server is reported as the warm figure.
  */
 import { performance } from 'node:perf_hooks';
 import type { Ctx, Scenario } from '../harness/types.js';
 import type { Vmstream } from '../harness/vmstream.js';
 import { startVmstream } from '../harness/vmstream.js';
 import type { SinkResult } from '../loadgen/types.js';
-import { check, cpuPer, pct, ratioToPush, serverCpuFigures, serverRss, type ServerCpu, warmFrames } from './common.js';
-import { scenarioName, storeEnv, STORES, type StoreName } from './stores.js';
+import { check, cpuPer, pct, serverCpuFigures, serverRss, type ServerCpu, warmFrames } from './common.js';
 import { eventsOf, STREAM_ENV, streamOnce } from './stream.js';
 
 const EXECUTION_ID = 'bench-replay';
@@ -47,64 +45,48 @@ async function replayOnce(ctx: Ctx, server: Vmstream, lines: number): Promise<{ 
   return { r, cpu };
 }
 
-/**
- * On LevelDB (`replay`) held against push with the issue's goal, the raw iterator beside it; on
- * JetStream (`replay-jetstream`) against the bare NATS client reading the same frames through one
- * ordered consumer (the jetstream baseline), push beside it; no goal is set there. The restarted
- * server gets the same store settings (and so the same nats-server, prefix and node id).
- */
-function replayScenario(store: StoreName): Scenario {
-  const name = scenarioName('replay', store);
-  const level = store === 'level';
-  return {
-    name,
-    headline: 'events_per_s',
-    against: level ? { baseline: 'push', figure: 'frames_per_s' } : { baseline: 'jetstream', figure: 'replay_events_per_s' },
-    alsoNeeds: level ? ['storage'] : ['push'],
-    ...(level ? { goal: { ratio: 0.8, better: 'higher' as const } } : {}),
-    async run(ctx) {
-      const lines = ctx.quick ? 10_000 : 200_000;
-      const env = { ...STREAM_ENV, ...(await storeEnv(ctx, store, name)) };
-      const first = await startVmstream(ctx, { name: `${name}-write`, env });
-      try {
-        await streamOnce(ctx, first, lines, { executionId: EXECUTION_ID });
-      } finally {
-        await first.stop();
-      }
-      const t0 = performance.now();
-      const server = await startVmstream(ctx, { name, env, dataDir: first.dataDir });
-      const restartMs = performance.now() - t0;
-      try {
-        const { r: cold, cpu: serverCpu } = await replayOnce(ctx, server, lines);
-        const { r: warm } = await replayOnce(ctx, server, lines);
-        const rate = cold.totalFrames / cold.totalSeconds;
-        const iterator = ctx.baselines.get('storage')?.figures.entries_per_s?.value ?? NaN;
-        return {
-          figure: { value: rate, unit: 'events/s' },
-          figures: {
-            ...(level ? { ratio_to_storage_iterator: { value: rate / iterator, unit: '×' } } : ratioToPush(ctx, rate)),
-            events: { value: cold.totalFrames, unit: 'events' },
-            seconds: { value: cold.totalSeconds, unit: 's' },
-            first_event_ms: { value: cold.firstFrameMs, unit: 'ms' },
-            steady_events_per_s: { value: cold.framesPerSec, unit: 'events/s' },
-            warm_events_per_s: { value: warm.totalFrames / warm.totalSeconds, unit: 'events/s' },
-            restart_ms: { value: restartMs, unit: 'ms' },
-            ...serverCpuFigures(serverCpu),
-            ...cpuPer(serverCpu, rate, 'event'),
-            client_cpu_pct: pct(cold.clientCpuPct),
-            ...serverRss(server),
-          },
-          shown: [
-            level ? 'ratio_to_storage_iterator' : 'ratio_to_push',
-            'seconds', 'first_event_ms', 'warm_events_per_s', 'restart_ms', 'server_cpu_pct', 'server_main_thread_cpu_pct', 'server_cpu_us_per_event', 'client_cpu_pct', 'server_peak_rss_mb',
-          ],
-          setup: `subscribe after_seq 0 to a stored ${lines}-line execution, first after a restart (cold), then again (warm); store: ${store}`,
-        };
-      } finally {
-        await server.stop();
-      }
-    },
-  };
-}
-
-export const [replay, replayJetstream] = STORES.map(replayScenario) as [Scenario, Scenario];
+export const replay: Scenario = {
+  name: 'replay',
+  headline: 'events_per_s',
+  against: { baseline: 'push', figure: 'frames_per_s' },
+  alsoNeeds: ['storage'],
+  goal: { ratio: 0.8, better: 'higher' },
+  async run(ctx) {
+    const lines = ctx.quick ? 10_000 : 200_000;
+    const first = await startVmstream(ctx, { name: 'replay-write', env: STREAM_ENV });
+    try {
+      await streamOnce(ctx, first, lines, { executionId: EXECUTION_ID });
+    } finally {
+      await first.stop();
+    }
+    const t0 = performance.now();
+    const server = await startVmstream(ctx, { name: 'replay', env: STREAM_ENV, dataDir: first.dataDir });
+    const restartMs = performance.now() - t0;
+    try {
+      const { r: cold, cpu: serverCpu } = await replayOnce(ctx, server, lines);
+      const { r: warm } = await replayOnce(ctx, server, lines);
+      const rate = cold.totalFrames / cold.totalSeconds;
+      const iterator = ctx.baselines.get('storage')?.figures.entries_per_s?.value ?? NaN;
+      return {
+        figure: { value: rate, unit: 'events/s' },
+        figures: {
+          ratio_to_storage_iterator: { value: rate / iterator, unit: '×' },
+          events: { value: cold.totalFrames, unit: 'events' },
+          seconds: { value: cold.totalSeconds, unit: 's' },
+          first_event_ms: { value: cold.firstFrameMs, unit: 'ms' },
+          steady_events_per_s: { value: cold.framesPerSec, unit: 'events/s' },
+          warm_events_per_s: { value: warm.totalFrames / warm.totalSeconds, unit: 'events/s' },
+          restart_ms: { value: restartMs, unit: 'ms' },
+          ...serverCpuFigures(serverCpu),
+          ...cpuPer(serverCpu, rate, 'event'),
+          client_cpu_pct: pct(cold.clientCpuPct),
+          ...serverRss(server),
+        },
+        shown: ['ratio_to_storage_iterator', 'seconds', 'first_event_ms', 'warm_events_per_s', 'restart_ms', 'server_cpu_pct', 'server_main_thread_cpu_pct', 'server_cpu_us_per_event', 'client_cpu_pct', 'server_peak_rss_mb'],
+        setup: `subscribe after_seq 0 to a stored ${lines}-line execution, first after a restart (cold), then again (warm)`,
+      };
+    } finally {
+      await server.stop();
+    }
+  },
+};

@@ -6,14 +6,13 @@
  *
  * The server is warmed first by a smaller stream in another session (JIT, LevelDB's memtable), so the
  * figure is a running server's rather than a cold start's; the measured stream is timed whole, from
- * `execute` sent to `done` received. The same scenario runs on each store (stores.ts).
+ * `execute` sent to `done` received.
  */
 import type { Ctx, Figure, Scenario } from '../harness/types.js';
 import type { Vmstream } from '../harness/vmstream.js';
 import { startVmstream } from '../harness/vmstream.js';
 import type { SinkResult } from '../loadgen/types.js';
-import { check, cpuPer, latencyFigures, pct, ratioToPush, serverCpuFigures, serverRss, type ServerCpu, warmFrames } from './common.js';
-import { scenarioName, storeEnv, STORES, type StoreName } from './stores.js';
+import { check, cpuPer, latencyFigures, pct, serverCpuFigures, serverRss, type ServerCpu, warmFrames } from './common.js';
 
 /** Room for 200 000 lines (+ value, done) and their ~18 MB of frames: the defaults stop at 100 000 and 16 MiB. */
 export const STREAM_ENV = {
@@ -79,47 +78,30 @@ export function streamFigures(r: SinkResult): Record<string, Figure> {
   };
 }
 
-/**
- * On LevelDB (`stream`) held against push, the socket's one-way ceiling, with the issue's goal; on
- * JetStream (`stream-jetstream`) against the bare NATS client publishing the same frames pipelined in
- * page-sized messages (the jetstream baseline), its ratio to push beside it; no goal is set there.
- */
-function streamScenario(store: StoreName): Scenario {
-  const name = scenarioName('stream', store);
-  const level = store === 'level';
-  return {
-    name,
-    headline: 'events_per_s',
-    against: level ? { baseline: 'push', figure: 'frames_per_s' } : { baseline: 'jetstream', figure: 'publish_events_per_s' },
-    ...(level ? { goal: { ratio: 0.5, better: 'higher' as const } } : { alsoNeeds: ['push' as const] }),
-    async run(ctx) {
-      const lines = ctx.quick ? 10_000 : 200_000;
-      const server = await startVmstream(ctx, { name, env: { ...STREAM_ENV, ...(await storeEnv(ctx, store, name)) } });
-      try {
-        await streamOnce(ctx, server, ctx.quick ? 2_000 : 20_000);
-        const { r, cpu: serverCpu } = await streamOnce(ctx, server, lines, { warmClient: true });
-        const rate = r.totalFrames / r.totalSeconds;
-        return {
-          figure: { value: rate, unit: 'events/s' },
-          figures: {
-            ...(level ? {} : ratioToPush(ctx, rate)),
-            ...streamFigures(r),
-            ...serverCpuFigures(serverCpu),
-            ...cpuPer(serverCpu, rate, 'event'),
-            ...serverRss(server),
-          },
-          shown: [
-            ...(level ? [] : ['ratio_to_push']),
-            'seconds', 'steady_events_per_s', 'first_event_ms', 'event_age_p50_ms', 'event_age_p99_ms', 'event_age_p999_ms', 'server_cpu_pct',
-            'server_main_thread_cpu_pct', 'server_cpu_us_per_event', 'server_main_thread_us_per_event', 'client_cpu_pct', 'server_peak_rss_mb',
-          ],
-          setup: `1 execution, ${lines} console.log lines (+ value, done), after a ${ctx.quick ? 2_000 : 20_000}-line warm-up; store: ${store}`,
-        };
-      } finally {
-        await server.stop();
-      }
-    },
-  };
-}
-
-export const [stream, streamJetstream] = STORES.map(streamScenario) as [Scenario, Scenario];
+export const stream: Scenario = {
+  name: 'stream',
+  headline: 'events_per_s',
+  against: { baseline: 'push', figure: 'frames_per_s' },
+  goal: { ratio: 0.5, better: 'higher' },
+  async run(ctx) {
+    const lines = ctx.quick ? 10_000 : 200_000;
+    const server = await startVmstream(ctx, { name: 'stream', env: STREAM_ENV });
+    try {
+      await streamOnce(ctx, server, ctx.quick ? 2_000 : 20_000);
+      const { r, cpu: serverCpu } = await streamOnce(ctx, server, lines, { warmClient: true });
+      return {
+        figure: { value: r.totalFrames / r.totalSeconds, unit: 'events/s' },
+        figures: {
+          ...streamFigures(r),
+          ...serverCpuFigures(serverCpu),
+          ...cpuPer(serverCpu, r.totalFrames / r.totalSeconds, 'event'),
+          ...serverRss(server),
+        },
+        shown: ['seconds', 'steady_events_per_s', 'first_event_ms', 'event_age_p50_ms', 'event_age_p99_ms', 'event_age_p999_ms', 'server_cpu_pct', 'server_main_thread_cpu_pct', 'server_cpu_us_per_event', 'server_main_thread_us_per_event', 'client_cpu_pct', 'server_peak_rss_mb'],
+        setup: `1 execution, ${lines} console.log lines (+ value, done), after a ${ctx.quick ? 2_000 : 20_000}-line warm-up`,
+      };
+    } finally {
+      await server.stop();
+    }
+  },
+};
