@@ -43,6 +43,9 @@ export async function startJupyter(procs: Procs, dir: string): Promise<Jupyter> 
   const child = procs.spawn('jupyter-notebook', NOTEBOOK, [
     '--no-browser', '--allow-root', '--ip=127.0.0.1', `--port=${port}`, '--port-retries=0',
     `--NotebookApp.token=${token}`, `--notebook-dir=${notebooks}`,
+    // The output rate guards drop a fast kernel's output past 1 MB/s or 1 000 messages/s: a
+    // measurement of output must see all of it.
+    '--NotebookApp.iopub_data_rate_limit=1e12', '--NotebookApp.iopub_msg_rate_limit=1e9',
   ], { env: { PATH: process.env.PATH ?? '', HOME: home, JUPYTER_RUNTIME_DIR: join(home, 'runtime') }, stderrFile: join(dir, 'jupyter-notebook.log') });
   try {
     await waitForPort(port, READY_TIMEOUT_MS, child.exited);
