@@ -1,7 +1,7 @@
 /**
  * The JetStream store (issue 14) under the scenarios that measure the store's paths: the same
  * scenario, run again with every server it starts on VMSTREAM_STORE=jetstream, against a
- * nats-server -js of its own (started for the step, stopped by pid with its other children), with a
+ * nats-server -js of its own (started for the run and stopped by its pid after it), with a
  * JetStream prefix and node id of the variant's own, so a server restarted over them (replay) takes
  * its prefix back. `stream` and `stream-jetstream` then measure one definition on both stores.
  */
@@ -32,7 +32,12 @@ export function onJetStream(scenario: Scenario, variant: JetStreamVariant = {}):
       const nats = await startNats(ctx.procs, join(ctx.tmpDir, `${name}-nats`));
       const prefix = `bench_${name.replace(/[^a-zA-Z0-9_-]/g, '_')}`;
       const serverEnv = { ...ctx.serverEnv, VMSTREAM_STORE: 'jetstream', VMSTREAM_NATS_URL: nats.url, VMSTREAM_JS_PREFIX: prefix, VMSTREAM_NODE_ID: prefix };
-      const result = await scenario.run({ ...ctx, serverEnv });
+      let result;
+      try {
+        result = await scenario.run({ ...ctx, serverEnv });
+      } finally {
+        await nats.stop();
+      }
       const figures = Object.fromEntries(Object.entries(result.figures ?? {}).filter(([key]) => !drop.has(key)));
       const pushRatio = against ? ratioToPush(ctx, result.figure.value) : {};
       return {
