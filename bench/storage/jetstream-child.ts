@@ -11,7 +11,7 @@
  * In a process of its own, like the storage baseline, so the harness's heap is not in the figure.
  */
 import { performance } from 'node:perf_hooks';
-import { connect, createInbox, type NatsConnection } from '@nats-io/transport-node';
+import { connect, createInbox, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Packr } from 'msgpackr';
 import { encodeFrame } from '../../protocol/codec.js';
@@ -59,13 +59,14 @@ async function publish(nc: NatsConnection, log: string, data: Uint8Array, messag
   let sent = 0;
   let acked = 0;
   const t0 = performance.now();
+  let sub: Subscription | undefined;
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${acked} of ${messages} publishes acked within ${maxMs} ms`)), maxMs);
     const next = (): void => {
       nc.publish(`benchraw.${log}.${sent}`, data, { reply: `${inbox}.${sent}` });
       sent++;
     };
-    nc.subscribe(`${inbox}.*`, {
+    sub = nc.subscribe(`${inbox}.*`, {
       callback: (error, msg) => {
         if (error) return reject(error);
         const ack = JSON.parse(Buffer.from(msg.data).toString('utf8')) as { seq?: number; error?: { description?: string } };
@@ -77,7 +78,7 @@ async function publish(nc: NatsConnection, log: string, data: Uint8Array, messag
       },
     });
     while (sent < Math.min(window, messages)) next();
-  });
+  }).finally(() => sub?.unsubscribe());
   return (messages * PAGE_EVENTS) / ((performance.now() - t0) / 1000);
 }
 
