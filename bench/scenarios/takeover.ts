@@ -31,33 +31,32 @@ function isEvent(frame: ServerFrame, executionId: string): frame is EventOf {
   return frame.op === 'event' && frame.execution_id === executionId;
 }
 
-/** Subscribes `watcher` to an execution from seq 0 and resolves with every event of it up to its `done`. */
-async function watch(watcher: ControlClient, executionId: string, timeoutMs: number): Promise<{ subscribed: Promise<void>; done: Promise<{ at: number; events: EventOf[] }> }> {
+/** Every event of an execution `client` receives, up to its `done`, and when that came. */
+function eventsUntilDone(client: ControlClient, executionId: string, timeoutMs: number): Promise<{ at: number; events: EventOf[] }> {
   const events: EventOf[] = [];
-  const done = watcher
+  const done = client
     .waitFor((f) => {
       if (!isEvent(f, executionId)) return false;
       events.push(f);
       return f.type === 'done';
     }, `done of ${executionId}`, timeoutMs)
     .then(() => ({ at: performance.now(), events }));
-  done.catch(() => {}); // awaited by the scenario; a failed subscribe leaves it pending until its timeout
-  const subscribed = watcher.call({ op: 'subscribe', execution_id: executionId, after_seq: 0 }, 'subscribed').then(() => undefined);
-  return { subscribed, done };
+  done.catch(() => {}); // awaited by the scenario, unless the request that started it failed first
+  return done;
+}
+
+/** Subscribes `watcher` to an execution from seq 0: resolves once subscribed, with its events to come (`done`). */
+async function watch(watcher: ControlClient, executionId: string, timeoutMs: number): Promise<{ done: Promise<{ at: number; events: EventOf[] }> }> {
+  const done = eventsUntilDone(watcher, executionId, timeoutMs);
+  await watcher.call({ op: 'subscribe', execution_id: executionId, after_seq: 0 }, 'subscribed');
+  return { done };
 }
 
 /** Sends an execute through `client` and resolves with its events up to `done`, and when that came. */
 async function executeThrough(client: ControlClient, sessionId: string, executionId: string, timeoutMs: number): Promise<{ at: number; events: EventOf[] }> {
-  const events: EventOf[] = [];
-  const done = client.waitFor((f) => {
-    if (!isEvent(f, executionId)) return false;
-    events.push(f);
-    return f.type === 'done';
-  }, `done of ${executionId}`, timeoutMs);
-  done.catch(() => {});
+  const done = eventsUntilDone(client, executionId, timeoutMs);
   await client.call({ op: 'execute', session_id: sessionId, kind: 'repl', code: '1 + 1', execution_id: executionId }, 'execution');
-  await done;
-  return { at: performance.now(), events };
+  return done;
 }
 
 function checkNodeLost(executionId: string, events: EventOf[]): void {
@@ -94,15 +93,15 @@ export const takeover: Scenario = {
       for (let i = 0; i < sessions; i++) {
         const sessionId = await onVictim.createSession(`bench-takeover-${i}`);
         sessionIds.push(sessionId);
+        // Its line on node 0's socket: the running one has begun on node 2 and node 0 follows its log.
+        const line = watcher.waitFor((f) => isEvent(f, `bench-takeover-${i}-running`) && f.type === 'console', `the running line of session ${i} on node 0`);
+        line.catch(() => {}); // awaited below, unless a request before it failed
         for (const [kind, code] of [['running', RUNNING], ['queued', '1 + 1']] as const) {
           const id = `bench-takeover-${i}-${kind}`;
           await onVictim.executeDetached(sessionId, code, id, RUN_TIMEOUT_MS);
-          const w = await watch(watcher, id, boundMs);
-          await w.subscribed;
-          watched.push({ id, done: w.done });
+          watched.push({ id, ...(await watch(watcher, id, boundMs)) });
         }
-        // The running one has begun on node 2 and node 0 follows its log.
-        await watcher.waitFor((f) => isEvent(f, `bench-takeover-${i}-running`) && f.type === 'console', `the running line of session ${i} on node 0`);
+        await line;
       }
 
       const t0 = performance.now();
