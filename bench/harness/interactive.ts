@@ -10,10 +10,19 @@ import { Histogram } from './histogram.js';
 import { treeRssBytes } from './proc-stats.js';
 import type { Figure } from './types.js';
 
+export interface Executed {
+  ms: number;
+  lines: number;
+  messages: number;
+}
+
 /** One kernel or session: runs code and says when it completed and what it printed. */
 export interface Interpreter {
-  /** Resolves when the execute is complete, with its time and the stdout lines it printed; throws unless it ended ok. */
-  execute(code: string): Promise<{ ms: number; lines: number }>;
+  /**
+   * Resolves when the execute is complete, with its time, the stdout lines it printed and the
+   * messages (frames) that carried them; throws unless it ended ok.
+   */
+  execute(code: string): Promise<Executed>;
 }
 
 export interface InteractiveJob {
@@ -48,6 +57,8 @@ export async function measureInteractive(job: InteractiveJob): Promise<Record<st
     execute_p99_ms: { value: ms.p99, unit: 'ms' },
     lines_per_s: { value: job.lines / (printed.ms / 1000), unit: 'lines/s' },
     lines_seconds: { value: printed.ms / 1000, unit: 's' },
+    // ipykernel sends ~0.2 s of stdout per message, vmstream a frame per line: the gap's first cause.
+    lines_messages: { value: printed.messages, unit: 'messages' },
     mb_per_instance: { value: (after - before) / job.instances / (1024 * 1024), unit: 'MB' },
     instances: { value: job.instances, unit: '' },
     tree_rss_mb: { value: after / (1024 * 1024), unit: 'MB' },

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { freePort, waitForPort } from './ports.js';
-import type { Interpreter } from './interactive.js';
+import type { Executed, Interpreter } from './interactive.js';
 import type { Child, Procs } from './procs.js';
 
 export const NOTEBOOK = '/usr/bin/jupyter-notebook';
@@ -90,6 +90,8 @@ interface Pending {
   replied: boolean;
   idle: boolean;
   lines: number;
+  /** stdout `stream` messages. */
+  messages: number;
   status: string;
   done(): void;
 }
@@ -119,12 +121,12 @@ export class KernelClient implements Interpreter {
    * Runs `code` and resolves once the execute is complete (its execute_reply and the iopub `idle`
    * after its output), with the time that took and the stdout lines it printed. Throws unless `ok`.
    */
-  async execute(code: string): Promise<{ ms: number; lines: number }> {
+  async execute(code: string): Promise<Executed> {
     const t0 = performance.now();
     const pending = await this.#request('execute_request', { code, silent: false, store_history: true, user_expressions: {}, allow_stdin: false, stop_on_error: true });
     const ms = performance.now() - t0;
     if (pending.status !== 'ok') throw new Error(`the kernel ran ${JSON.stringify(code.slice(0, 60))}: ${pending.status}`);
-    return { ms, lines: pending.lines };
+    return { ms, lines: pending.lines, messages: pending.messages };
   }
 
   close(): void {
@@ -142,6 +144,7 @@ export class KernelClient implements Interpreter {
         replied: false,
         idle: false,
         lines: 0,
+        messages: 0,
         status: '',
         done: () => {
           clearTimeout(timer);
@@ -166,6 +169,7 @@ export class KernelClient implements Interpreter {
       pending.status = String(message.content.status);
     } else if (type === 'stream' && message.content.name === 'stdout') {
       pending.lines += countLines(String(message.content.text));
+      pending.messages++;
     } else if (type === 'status' && message.content.execution_state === 'idle') {
       pending.idle = true;
     }

@@ -37,7 +37,7 @@ async function openSession(client: ControlClient): Promise<Interpreter> {
       const ms = performance.now() - t0;
       const status = frame.op === 'event' ? (frame.payload as { status?: string }).status : undefined;
       if (status !== 'ok') throw new Error(`${executionId} ended ${status}`);
-      return { ms, lines };
+      return { ms, lines, messages: lines }; // an `event` frame per line
     },
   };
 }
@@ -77,7 +77,7 @@ export const jupyter: Scenario = {
           mb_per_instance_over_ipykernel: over(ctx, figures, 'mb_per_instance'),
           ...serverRss(server),
         },
-        shown: ['lines_seconds', 'execute_p50_ms', 'execute_p50_over_ipykernel', 'execute_p99_ms', 'mb_per_instance', 'mb_per_instance_over_ipykernel', 'tree_rss_mb'],
+        shown: ['lines_seconds', 'lines_messages', 'execute_p50_ms', 'execute_p50_over_ipykernel', 'execute_p99_ms', 'mb_per_instance', 'mb_per_instance_over_ipykernel', 'tree_rss_mb'],
         setup: `${executes} executes of 1 + 1 one at a time; ${lines} console.log lines (single event frames); memory of ${sessions} sessions (server and sandbox processes)`,
       };
     } finally {
