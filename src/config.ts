@@ -59,6 +59,10 @@ export interface Config {
   maxWorkspaceFiles: number;
   /** A socket's buffered bytes past which live events stop and wait for `drain`. */
   backpressureBytes: number;
+  /** All sockets' buffered bytes together past which sockets wait their turn to send events. */
+  sendBudgetBytes: number;
+  /** Recently read events kept in memory for other readers of the same execution; 0: none. */
+  replayCacheBytes: number;
   /** How long a worker gets to stop a run on its own (timeout, cancel) before it is terminated. */
   stopGraceMs: number;
   /** How long a session rebuild may take before its worker is terminated and the session lost. */
@@ -114,6 +118,8 @@ export const DEFAULTS: Readonly<Config> = Object.freeze({
   maxWorkspaceBytes: 64 * 1024 * 1024,
   maxWorkspaceFiles: 1000,
   backpressureBytes: 1024 * 1024,
+  sendBudgetBytes: 64 * 1024 * 1024,
+  replayCacheBytes: 32 * 1024 * 1024,
   stopGraceMs: 250,
   restoreTimeoutMs: 60_000,
   workerHeapMb: 256,
@@ -153,6 +159,8 @@ const NUMERIC_ENV: ReadonlyArray<[string, NumericKey, number]> = [
   ['VMSTREAM_MAX_WORKSPACE_BYTES', 'maxWorkspaceBytes', 1],
   ['VMSTREAM_MAX_WORKSPACE_FILES', 'maxWorkspaceFiles', 1],
   ['VMSTREAM_BACKPRESSURE_BYTES', 'backpressureBytes', 1024],
+  ['VMSTREAM_SEND_BUDGET_BYTES', 'sendBudgetBytes', 1024],
+  ['VMSTREAM_REPLAY_CACHE_BYTES', 'replayCacheBytes', 0],
   ['VMSTREAM_STOP_GRACE_MS', 'stopGraceMs', 1],
   ['VMSTREAM_RESTORE_TIMEOUT_MS', 'restoreTimeoutMs', 1],
   ['VMSTREAM_WORKER_HEAP_MB', 'workerHeapMb', 16],

@@ -16,6 +16,7 @@ import { publicExecutionId, tenantOfExecution } from './sessions/live.js';
 import { prepareSandbox } from './sandbox-process/start.js';
 import { RetentionSweeper } from './events/retention.js';
 import { ExecutionService } from './sessions/service.js';
+import { CachedEventStore } from './store/cached-store.js';
 import type { EventStore } from './store/event-store.js';
 import { JetStreamEventStore } from './store/jetstream/jetstream-store.js';
 import { LevelEventStore } from './store/level-store.js';
@@ -58,7 +59,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   // The whole config only at debug: on a terminal it would scroll the URLs away.
   logger.debug({ config: { ...config, token: config.token === null ? null : '[redacted]' } }, 'config');
   logger.info({ tenants, workers: config.workers, data: config.dataDir, store: config.store }, 'starting');
-  const { store, reachable } = storeFor(config);
+  const { store: backing, reachable } = storeFor(config);
+  const store = config.replayCacheBytes > 0 ? new CachedEventStore(backing, config.replayCacheBytes) : backing;
   await store.open();
   const metrics = new Metrics();
   const service = new ExecutionService(config, store, sandbox.factory, {
@@ -123,6 +125,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     port: config.port,
     maxFrameBytes: config.maxFrameBytes,
     backpressureBytes: config.backpressureBytes,
+    sendBudgetBytes: config.sendBudgetBytes,
     maxFramesPerSecond: config.maxFramesPerSecond,
     authenticator,
     allowedOrigins: config.allowedOrigins,

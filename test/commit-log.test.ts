@@ -180,6 +180,22 @@ t.test('a record that fails alone is retried alone; its events are delivered', a
   t.equal((await h.store.getExecution('x'))?.last_seq, 4, 'the record landed on its retry');
 });
 
+t.test('an execution\'s first commit is small and starts at once; its later commits grow', async (t) => {
+  const h = await harness(t);
+  const big = target('big');
+  emit(h.log, big, 1000);
+  big.record.status = 'ok';
+  big.record.ended_at = 5;
+  h.log.saveExecution(big);
+  await null;
+  t.equal(h.store.commits, 1, 'the first write began before the next turn of the event loop');
+  await h.log.flushed();
+  t.same(h.offered.get('big'), [1, 65, 129, 257, 513], 'chunks of 64, 64, 128, 256 and the rest');
+  t.same(h.delivered.get('big'), seqs('big', 1, 1000), 'every event once, in order');
+  t.equal((await h.store.getExecution('big'))?.last_seq, 1000, 'the final record went with the last chunk');
+  t.equal(h.log.backlogBytes, 0);
+});
+
 t.test('a store that keeps failing: stalled, counted, waiting; it recovers when the store does', async (t) => {
   const h = await harness(t);
   const x = target('x');

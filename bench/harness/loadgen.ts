@@ -32,6 +32,11 @@ function shareOf(total: number, n: number, i: number): number {
   return Math.floor(total / n) + (i < total % n ? 1 : 0);
 }
 
+/** Where child i's share starts, the shares being shareOf's. */
+function offsetOf(total: number, n: number, i: number): number {
+  return Math.floor(total / n) * i + Math.min(i, total % n);
+}
+
 function splitJob(job: LoadJob, n: number, i: number): LoadJob {
   switch (job.driver) {
     case 'rtt':
@@ -42,8 +47,8 @@ function splitJob(job: LoadJob, n: number, i: number): LoadJob {
     case 'idle':
       return { ...job, connections: shareOf(job.connections, n, i), sessions: shareOf(job.sessions, n, i) };
     case 'storm':
-      if (n !== 1) throw new Error('a storm runs in one process: its clock is one clock');
-      return job;
+      // Each process drops its share on the same go and times it from there; after_seqs spread over all of them.
+      return { ...job, clients: shareOf(job.clients, n, i), firstClient: offsetOf(job.clients, n, i), totalClients: job.clients };
   }
 }
 
@@ -163,8 +168,23 @@ function merge(results: LoadResult[]): LoadResult {
         clientCpuPct: sum(idles, (r) => r.clientCpuPct),
       };
     }
-    case 'storm':
-      return results[0] as StormResult;
+    case 'storm': {
+      const storms = results as StormResult[];
+      const hist = new Histogram();
+      for (const r of storms) hist.merge(r.hist);
+      return {
+        driver: 'storm',
+        clients: sum(storms, (r) => r.clients),
+        caughtUp: sum(storms, (r) => r.caughtUp),
+        // From the same go: the last process's last client is the storm's.
+        seconds: Math.max(...storms.map((r) => r.seconds)),
+        hist: hist.toJSON(),
+        frames: sum(storms, (r) => r.frames),
+        retries: sum(storms, (r) => r.retries),
+        seqErrors: sum(storms, (r) => r.seqErrors),
+        clientCpuPct: sum(storms, (r) => r.clientCpuPct),
+      };
+    }
   }
 }
 

@@ -43,8 +43,10 @@ export async function runStorm(job: StormJob): Promise<StormResult> {
   await gate(0);
 
   const clientCpu = selfCpuMeter();
+  const first = job.firstClient ?? 0;
+  const total = job.totalClients ?? job.clients;
   const clients: Client[] = Array.from({ length: job.clients }, (_, i) => {
-    const afterSeq = Math.floor((i * job.lastSeq) / job.clients);
+    const afterSeq = Math.floor(((first + i) * job.lastSeq) / total);
     return { afterSeq, cursor: afterSeq, frames: 0, seqErrors: 0, caughtUpAt: NaN };
   });
   const hist = new Histogram();
@@ -89,7 +91,7 @@ export async function runStorm(job: StormJob): Promise<StormResult> {
         client.cursor = frame.seq;
         if (client.cursor >= job.lastSeq) onCaughtUp(client);
       });
-      ws.send(encodeFrame({ op: 'subscribe', id: index, execution_id: job.executionId, after_seq: client.afterSeq }));
+      ws.send(encodeFrame({ op: 'subscribe', id: first + index, execution_id: job.executionId, after_seq: client.afterSeq }));
       return;
     }
   };

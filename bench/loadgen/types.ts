@@ -126,6 +126,9 @@ export interface StormJob extends JobBase {
   /** As SinkJob's: a warm receive path before the storm. */
   warmClientFrames?: number;
   clients: number;
+  /** When the storm is shared among processes: the index of this one's first client, and all clients. */
+  firstClient?: number;
+  totalClients?: number;
   executionId: string;
   lastSeq: number;
   timeoutMs: number;

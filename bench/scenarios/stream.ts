@@ -20,6 +20,9 @@ export const STREAM_ENV = {
   VMSTREAM_MAX_OUTPUT_BYTES: String(1024 * 1024 * 1024),
 };
 
+/** Lines of the run whose first event is timed beside a one-line run's. */
+const FIRST_EVENT_LONG_LINES = 100_000;
+
 export function loopCode(lines: number): string {
   return `for (let i = 0; i < ${lines}; i++) console.log(i)`;
 }
@@ -89,16 +92,21 @@ export const stream: Scenario = {
     try {
       await streamOnce(ctx, server, ctx.quick ? 2_000 : 20_000);
       const { r, cpu: serverCpu } = await streamOnce(ctx, server, lines, { warmClient: true });
+      // The issue's goal: the first line as fast whatever follows it (a long run's first commit used to wait for thousands more).
+      const short = await streamOnce(ctx, server, 1);
+      const long = await streamOnce(ctx, server, FIRST_EVENT_LONG_LINES);
       return {
         figure: { value: r.totalFrames / r.totalSeconds, unit: 'events/s' },
         figures: {
           ...streamFigures(r),
+          first_event_1_line_ms: { value: short.r.firstFrameMs, unit: 'ms' },
+          first_event_100k_lines_ms: { value: long.r.firstFrameMs, unit: 'ms' },
           ...serverCpuFigures(serverCpu),
           ...cpuPer(serverCpu, r.totalFrames / r.totalSeconds, 'event'),
           ...serverRss(server),
         },
-        shown: ['seconds', 'steady_events_per_s', 'first_event_ms', 'event_age_p50_ms', 'event_age_p99_ms', 'event_age_p999_ms', 'server_cpu_pct', 'server_main_thread_cpu_pct', 'server_cpu_us_per_event', 'server_main_thread_us_per_event', 'client_cpu_pct', 'server_peak_rss_mb'],
-        setup: `1 execution, ${lines} console.log lines (+ value, done), after a ${ctx.quick ? 2_000 : 20_000}-line warm-up`,
+        shown: ['seconds', 'steady_events_per_s', 'first_event_ms', 'first_event_1_line_ms', 'first_event_100k_lines_ms', 'event_age_p50_ms', 'event_age_p99_ms', 'event_age_p999_ms', 'server_cpu_pct', 'server_main_thread_cpu_pct', 'server_cpu_us_per_event', 'server_main_thread_us_per_event', 'client_cpu_pct', 'server_peak_rss_mb'],
+        setup: `1 execution, ${lines} console.log lines (+ value, done), after a ${ctx.quick ? 2_000 : 20_000}-line warm-up; then the first event of a 1-line and of a ${FIRST_EVENT_LONG_LINES}-line run`,
       };
     } finally {
       await server.stop();

@@ -60,6 +60,13 @@ const RETRY_MAX_MS = 5_000;
 /** Failures in a row of one item after which the store counts as failing (readiness goes red). */
 const STALLED_AFTER = 3;
 
+/**
+ * An execution's first commit holds at most this many of its events, and each later one at most as
+ * many as it has committed so far: its first line goes out in a small write at once, whatever
+ * follows it, and the cap stops mattering after a few commits (64, 64, 128, 256…).
+ */
+const FIRST_COMMIT_EVENTS = 64;
+
 /** Errors no retry can fix. */
 const permanent = (error: StoreError) => error.code === 'STORE_FENCED' || error.code === 'STORE_BAD_ARGUMENT';
 const backoff = (attempts: number) => Math.min(RETRY_FIRST_MS * 2 ** (attempts - 1), RETRY_MAX_MS);
@@ -121,7 +128,8 @@ export class CommitLog {
     const item = this.#item(target);
     if (item.frames.length === 0) item.firstSeq = seq;
     item.frames.push(frame);
-    this.#schedule();
+    // An execution's first event is written without waiting for the rest of this turn's input.
+    this.#schedule(target.committedSeq === 0 && item.frames.length === 1);
   }
 
   saveExecution(target: CommitTarget): void {
@@ -148,21 +156,26 @@ export class CommitLog {
     return item;
   }
 
-  #schedule(): void {
-    if (this.#scheduled || this.#writing) return;
+  /** Writes on the next turn, or (`soon`) once the code running now is done. */
+  #schedule(soon = false): void {
+    if (this.#writing || (this.#scheduled && !soon)) return;
     this.#scheduled = true;
-    setImmediate(() => void this.#write());
+    if (soon) queueMicrotask(() => void this.#write());
+    else setImmediate(() => void this.#write());
   }
 
   async #write(): Promise<void> {
+    // A write brought forward (#schedule's `soon`) leaves the one scheduled before it nothing to do.
+    if (!this.#scheduled) return;
     this.#scheduled = false;
     if (!this.#store.isOpen) return;
     this.#writing = true;
-    const waiters = this.#waiters;
-    this.#waiters = [];
     const now = performance.now();
     const items = this.#takeItems(now);
     const sessions = this.#takeSessions(now);
+    // Waiters are done with this write only if it took everything: a capped execution's rest goes next.
+    const waiters = this.#hasReady() ? [] : this.#waiters;
+    if (waiters.length > 0) this.#waiters = [];
     const batch = toBatch(items, sessions);
 
     const started = performance.now();
@@ -235,10 +248,11 @@ export class CommitLog {
     }
     for (const [id, item] of this.#pending) {
       if (this.#retrying.has(id)) continue;
-      this.#pending.delete(id);
-      this.#pendingBytes -= bytesOf(item.frames);
-      this.#writingBytes += bytesOf(item.frames);
-      items.push(item);
+      const taken = takeFront(item);
+      if (taken === item) this.#pending.delete(id);
+      this.#pendingBytes -= bytesOf(taken.frames);
+      this.#writingBytes += bytesOf(taken.frames);
+      items.push(taken);
     }
     return items;
   }
@@ -292,13 +306,17 @@ export class CommitLog {
     }
   }
 
+  /** Something is pending that is not waiting for a retry. */
+  #hasReady(): boolean {
+    return [...this.#pending.keys()].some((id) => !this.#retrying.has(id))
+      || [...this.#sessions.keys()].some((id) => !this.#retryingSessions.has(id));
+  }
+
   /** Writes again at once if something new can go, else when the earliest retry is due. */
   #next(): void {
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#retryTimer = null;
-    const ready = [...this.#pending.keys()].some((id) => !this.#retrying.has(id))
-      || [...this.#sessions.keys()].some((id) => !this.#retryingSessions.has(id));
-    if (ready) {
+    if (this.#hasReady()) {
       this.#schedule();
       return;
     }
@@ -323,6 +341,19 @@ function toBatch(items: Item[], sessions: SessionRecord[]): CommitBatch {
     if (record) batch.executions.push({ ...target.record, last_seq: frames.length > 0 ? firstSeq + frames.length - 1 : target.committedSeq });
   }
   return batch;
+}
+
+/**
+ * The part of a pending item this commit takes: all of it, or, past the execution's cap, its first
+ * frames, the rest (with the record, which must count them) staying pending for the next commit.
+ */
+function takeFront(item: Item): Item {
+  const cap = Math.max(FIRST_COMMIT_EVENTS, item.target.committedSeq);
+  if (item.frames.length <= cap) return item;
+  const front: Item = { target: item.target, firstSeq: item.firstSeq, frames: item.frames.slice(0, cap), record: false };
+  item.firstSeq += cap;
+  item.frames = item.frames.slice(cap);
+  return front;
 }
 
 function bytesOf(frames: Uint8Array[]): number {

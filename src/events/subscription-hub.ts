@@ -128,16 +128,19 @@ export class SubscriptionHub {
     this.#bySink.delete(sink);
   }
 
-  /** The sink drained: its paused subscriptions catch up from the store. */
-  resume(sink: EventSink): void {
-    const forSink = this.#bySink.get(sink);
-    if (!forSink) return;
-    for (const subscription of forSink.values()) {
+  /**
+   * The sink drained: its paused subscriptions catch up from the store. Resolves once each has
+   * stopped again (paused, live or ended): a sink let go by a budget learns it sent all it could.
+   */
+  resume(sink: EventSink): Promise<void> {
+    const catchingUp: Array<Promise<void>> = [];
+    for (const subscription of this.#bySink.get(sink)?.values() ?? []) {
       if (subscription.mode === 'paused') {
         subscription.mode = 'catching-up';
-        void this.#catchUp(subscription);
+        catchingUp.push(this.#catchUp(subscription));
       }
     }
+    return Promise.all(catchingUp).then(() => undefined);
   }
 
   /** Where an execution's log stands, wherever it runs (null: no such execution). */

@@ -27,6 +27,13 @@ export interface PoolOptions {
 const WORKER_URL = new URL('./worker-main.js', import.meta.url);
 /** Records read per turn of the event loop, so timers (the watchdog among them) still get theirs. */
 const READ_PER_TURN = 4096;
+/**
+ * Records read in the first turn after a wake-up; each further turn of the same burst reads twice
+ * as many, up to READ_PER_TURN. Everything one turn reads leaves in one batch that the server
+ * takes in whole before it commits: a run that prints 100 000 lines must not have its first line
+ * wait behind the 4 095 that followed it into the ring (measured: 57–150 ms to the first event).
+ */
+const FIRST_READ = 64;
 /** A completion always answers: empty when the worker is stuck or gone for this long. */
 const COMPLETE_TIMEOUT_MS = 1000;
 const packr = new Packr({ useRecords: false });
@@ -198,7 +205,7 @@ export class WorkerPool implements Sandbox {
       if (slot.worker !== worker) return;
       switch (message.t) {
         case 'out':
-          this.#read(slot, READ_PER_TURN);
+          this.#read(slot, FIRST_READ);
           break;
         case 'restoring':
           if (this.#placement.get(message.sid) === slot) this.#listener.onRestoreProgress?.(message.sid, message.replayed, message.inputs);
@@ -237,7 +244,7 @@ export class WorkerPool implements Sandbox {
     } finally {
       slot.reading = false;
     }
-    if (more) setImmediate(() => this.#read(slot, READ_PER_TURN));
+    if (more) setImmediate(() => this.#read(slot, Math.min(limit * 2, READ_PER_TURN)));
   }
 
   #onExit(slot: Slot, worker: Worker): void {

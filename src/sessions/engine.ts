@@ -310,9 +310,9 @@ export class Engine {
     this.#hub.detachAll(sink);
   }
 
-  /** The sink drained: its paused subscriptions catch up. */
-  resume(sink: EventSink): void {
-    this.#hub.resume(sink);
+  /** The sink drained: its paused subscriptions catch up (resolves once they have stopped). */
+  resume(sink: EventSink): Promise<void> {
+    return this.#hub.resume(sink);
   }
 
   /** A page of stored events with seq > afterSeq, without subscribing. */

@@ -218,9 +218,9 @@ export class ExecutionService {
     this.#engine.detach(sink, storedExecutionId(tenant, executionId));
   }
 
-  /** The sink drained: its paused subscriptions catch up from the store. */
-  resume(sink: EventSink): void {
-    this.#engine.resume(sink);
+  /** The sink drained: its paused subscriptions catch up from the store (resolves once they have stopped). */
+  resume(sink: EventSink): Promise<void> {
+    return this.#engine.resume(sink);
   }
 
   /** The sink is gone (its socket or stream closed): all its subscriptions end. */

@@ -9,6 +9,7 @@ import type { ClientRequest, RequestId, ServerFrame } from '../../protocol/types
 import { decodeFrame, encodeFrame } from '../../protocol/codec.js';
 import type { ExecutionService } from '../sessions/service.js';
 import { SendResult, type EventSink } from '../events/subscription-hub.js';
+import type { BudgetMember, SendBudget } from './send-budget.js';
 
 /** What a connection needs of its socket. */
 export interface SocketPort {
@@ -21,11 +22,13 @@ export interface SocketPort {
 
 export interface ConnectionOptions {
   backpressureBytes: number;
+  /** Shared by every socket: the event bytes their buffers may hold together. */
+  budget: SendBudget;
   maxFramesPerSecond: number;
   onInternalError(error: unknown): void;
 }
 
-export class Connection implements EventSink {
+export class Connection implements EventSink, BudgetMember {
   readonly #socket: SocketPort;
   readonly #service: ExecutionService;
   readonly #options: ConnectionOptions;
@@ -51,7 +54,13 @@ export class Connection implements EventSink {
   send(frame: Uint8Array): SendResult {
     if (!this.#open) return SendResult.DROPPED;
     if (this.#socket.send(frame) === 2) return SendResult.DROPPED;
-    return this.#socket.bufferedAmount() > this.#options.backpressureBytes ? SendResult.SENT_FULL : SendResult.SENT;
+    const buffered = this.#socket.bufferedAmount();
+    const room = this.#options.budget.hold(this, buffered);
+    // Full on its own: its drain resumes it. Full with all the others: it waits its turn.
+    if (buffered > this.#options.backpressureBytes) return SendResult.SENT_FULL;
+    if (room) return SendResult.SENT;
+    this.#options.budget.wait(this);
+    return SendResult.SENT_FULL;
   }
 
   cork(fn: () => void): void {
@@ -61,11 +70,23 @@ export class Connection implements EventSink {
   /** The socket is gone: its subscriptions end; nothing is sent to it any more. */
   closed(): void {
     this.#open = false;
+    this.#options.budget.remove(this);
     this.#service.detachAll(this);
   }
 
+  /** Its buffer shrank: paused subscriptions catch up, unless other sockets wait for room before it. */
   drained(): void {
-    if (this.#socket.bufferedAmount() <= this.#options.backpressureBytes) this.#service.resume(this);
+    const { budget, backpressureBytes } = this.#options;
+    const buffered = this.#socket.bufferedAmount();
+    budget.hold(this, buffered);
+    if (buffered > backpressureBytes || budget.isWaiting(this)) return;
+    if (budget.open) this.proceed();
+    else budget.wait(this);
+  }
+
+  /** Its turn (BudgetMember): its paused subscriptions catch up; the budget hears when they stopped. */
+  proceed(): void {
+    void this.#service.resume(this).then(() => this.#options.budget.settle(this));
   }
 
   /** Handles one message; `bytes` is only valid until the first await, so it is decoded at once. */

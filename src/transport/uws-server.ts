@@ -16,12 +16,15 @@ import { sendError } from '../http/respond.js';
 import type { ExecutionService } from '../sessions/service.js';
 import { Connection } from './connection.js';
 import { UwsExchange } from './uws-exchange.js';
+import { SendBudget } from './send-budget.js';
 
 export interface TransportOptions {
   host: string;
   port: number;
   maxFrameBytes: number;
   backpressureBytes: number;
+  /** The event bytes all protocol sockets' buffers may hold together (send-budget.ts). */
+  sendBudgetBytes: number;
   maxFramesPerSecond: number;
   authenticator: Authenticator;
   allowedOrigins: string[];
@@ -96,11 +99,13 @@ export class UwsTransport {
   readonly #service: ExecutionService;
   readonly #sockets = new Set<uWS.WebSocket<SocketData>>();
   readonly #routeSockets = new Set<uWS.WebSocket<RouteSocketData>>();
+  readonly #budget: SendBudget;
   #listenSocket: uWS.us_listen_socket | null = null;
 
   constructor(service: ExecutionService, options: TransportOptions) {
     this.#service = service;
     this.#options = options;
+    this.#budget = new SendBudget(options.sendBudgetBytes);
     this.#app = options.tls ? uWS.SSLApp({ cert_file_name: options.tls.cert, key_file_name: options.tls.key }) : uWS.App();
     this.#app.ws<SocketData>(WS_PATH, {
       ...socketLimits(options),
@@ -253,6 +258,7 @@ export class UwsTransport {
       ws.getUserData().tenant,
       {
         backpressureBytes: this.#options.backpressureBytes,
+        budget: this.#budget,
         maxFramesPerSecond: this.#options.maxFramesPerSecond,
         onInternalError: this.#options.onInternalError,
       },
