@@ -52,7 +52,8 @@ interface RequestSchema {
 function derive(op: ClientOp, options: { fixed?: Record<string, string>; omit?: string[] } = {}): ObjectSchema {
   const source = REQUEST_SCHEMAS[op] as RequestSchema;
   const fixed = options.fixed ?? {};
-  const drop = new Set(['op', 'id', ...Object.keys(fixed), ...(options.omit ?? [])]);
+  // `batch` chooses socket frame shapes (protocol v1.1): HTTP and SSE send one event at a time.
+  const drop = new Set(['op', 'id', 'batch', ...Object.keys(fixed), ...(options.omit ?? [])]);
   const required = source.required.filter((name) => !drop.has(name));
   const otherBranches: string[] = [];
   for (const rule of source.allOf ?? []) {

@@ -40,6 +40,7 @@ export const REQUEST_SCHEMAS: Readonly<Record<ClientOp, object>> = Object.freeze
       timeout_ms: { type: 'integer', minimum: 1 },
       execution_id: entityId,
       filename: { type: 'string', pattern: FILENAME_PATTERN },
+      batch: { type: 'boolean' },
     },
     ['session_id', 'kind'],
     {
@@ -49,7 +50,7 @@ export const REQUEST_SCHEMAS: Readonly<Record<ClientOp, object>> = Object.freeze
       ],
     },
   ),
-  subscribe: request('subscribe', { execution_id: entityId, after_seq: { type: 'integer', minimum: 0 } }, ['execution_id']),
+  subscribe: request('subscribe', { execution_id: entityId, after_seq: { type: 'integer', minimum: 0 }, batch: { type: 'boolean' } }, ['execution_id']),
   unsubscribe: request('unsubscribe', { execution_id: entityId }, ['execution_id']),
   cancel: request('cancel', { execution_id: entityId }, ['execution_id']),
   'execution.get': request('execution.get', { execution_id: entityId }, ['execution_id']),

@@ -5,6 +5,11 @@
 import type { ErrorCode } from './errors.js';
 
 export const PROTOCOL_VERSION = 1;
+/**
+ * The revision of v1 this code speaks, announced in `pong`. 1.1 added `batch` (on `execute` and
+ * `subscribe`) and the `events` frame; a 1.0 server ignores `batch` and sends `event` frames.
+ */
+export const PROTOCOL_REVISION = '1.1';
 export const WS_PATH = '/v1/ws';
 /** MCP over Streamable HTTP (protocol/MCP.md). */
 export const MCP_PATH = '/mcp';
@@ -160,6 +165,19 @@ export interface EventFrameOf<K extends EventType> {
   payload: EventPayloads[K];
 }
 
+/** One event inside an `events` frame: an event frame without `op` and `execution_id`. */
+export type BatchedEvent = EventFrame extends infer F ? (F extends EventFrame ? Omit<F, 'op' | 'execution_id'> : never) : never;
+
+/**
+ * v1.1: the events of one execution committed together, in seq order, contiguous with the frames
+ * before and after it (protocol/README.md, `events`).
+ */
+export interface EventsFrame {
+  op: 'events';
+  execution_id: string;
+  events: BatchedEvent[];
+}
+
 // Client → server requests.
 interface RequestBase { id?: RequestId }
 export interface SessionCreateRequest extends RequestBase { op: 'session.create'; name?: string }
@@ -176,8 +194,16 @@ export interface ExecuteRequest extends RequestBase {
   execution_id?: string;
   /** repl only: the name stack traces give the code (`REPL<number>` by default); run-file code is named by its path. */
   filename?: string;
+  /** v1.1: this socket gets the execution's events as `events` frames. */
+  batch?: boolean;
 }
-export interface SubscribeRequest extends RequestBase { op: 'subscribe'; execution_id: string; after_seq?: number }
+export interface SubscribeRequest extends RequestBase {
+  op: 'subscribe';
+  execution_id: string;
+  after_seq?: number;
+  /** v1.1: the events come as `events` frames. */
+  batch?: boolean;
+}
 export interface UnsubscribeRequest extends RequestBase { op: 'unsubscribe'; execution_id: string }
 export interface CancelRequest extends RequestBase { op: 'cancel'; execution_id: string }
 export interface ExecutionGetRequest extends RequestBase { op: 'execution.get'; execution_id: string }
@@ -210,7 +236,11 @@ export interface ExecutionsReply extends ReplyBase { op: 'executions'; items: Ex
 export interface SubscribedReply extends ReplyBase { op: 'subscribed'; execution_id: string; last_seq: number }
 export interface UnsubscribedReply extends ReplyBase { op: 'unsubscribed'; execution_id: string }
 export interface CompletionReply extends ReplyBase { op: 'completion'; matches: string[]; start: number; end: number }
-export interface PongReply extends ReplyBase { op: 'pong' }
+export interface PongReply extends ReplyBase {
+  op: 'pong';
+  /** The protocol revision the server speaks (`"1.1"`); absent from a 1.0 server. */
+  version?: string;
+}
 export interface ErrorFrame extends ReplyBase { op: 'error'; code: ErrorCode; message: string }
 
 export type ServerFrame =
@@ -223,4 +253,5 @@ export type ServerFrame =
   | CompletionReply
   | PongReply
   | ErrorFrame
-  | EventFrame;
+  | EventFrame
+  | EventsFrame;

@@ -9,7 +9,7 @@ import type { Config } from './config.js';
 import { HttpApi } from './http/api.js';
 import { openJupyter } from './jupyter/index.js';
 import { ConsoleFiles, ConsoleHandler } from './http/console.js';
-import type { Logger } from './ops/logger.js';
+import { LineSampler, type Logger } from './ops/logger.js';
 import { Metrics } from './ops/metrics.js';
 import { McpEndpoint } from './mcp/http.js';
 import { publicExecutionId, tenantOfExecution } from './sessions/live.js';
@@ -63,12 +63,17 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const store = config.replayCacheBytes > 0 ? new CachedEventStore(backing, config.replayCacheBytes) : backing;
   await store.open();
   const metrics = new Metrics();
+  const endedOk = new LineSampler(1000);
   const service = new ExecutionService(config, store, sandbox.factory, {
     onError: (context, error) => logger.error({ err: error }, `${context} failed`),
     onExecutionEnd: (record, events) => {
       const queueWait = record.started_at === undefined ? null : (record.started_at - record.created_at) / 1000;
       metrics.executionEnded(record.status as TerminalStatus, (record.ended_at! - record.created_at) / 1000, queueWait);
-      logger.info({
+      // An execution that ended ok is routine: one such line a second (with how many were left out
+      // since the last), every one at debug. Any other ending is always logged.
+      const held = record.status === 'ok' ? endedOk.take() : 0;
+      if (held === null && !logger.isLevelEnabled('debug')) return;
+      logger[held === null ? 'debug' : 'info']({
         tenant: tenantOfExecution(record.execution_id),
         execution_id: publicExecutionId(record.execution_id),
         session_id: record.session_id,
@@ -77,6 +82,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         reason: record.reason,
         duration_ms: record.started_at === undefined ? 0 : record.ended_at! - record.started_at,
         events,
+        ...(held ? { ok_not_logged: held } : {}),
       }, 'execution ended');
     },
     onHostLost: (reason, sessions) => {

@@ -92,7 +92,7 @@ t.test('asyncapi.yaml: every request message is REQUEST_SCHEMAS, both ways', asy
   }
   const sent = Object.values<Json>(doc.operations).filter((operation) => operation.action === 'send').flatMap((operation) => operation.messages);
   const ops = sent.map((message: Json) => message.payload.properties.op.const).sort();
-  t.strictSame(ops, ['completion', 'error', 'event', 'execution', 'executions', 'pong', 'session', 'sessions', 'subscribed', 'unsubscribed'], 'every server frame');
+  t.strictSame(ops, ['completion', 'error', 'event', 'events', 'execution', 'executions', 'pong', 'session', 'sessions', 'subscribed', 'unsubscribed'], 'every server frame');
   t.strictSame([...doc.components.schemas.ErrorCode.enum].sort(), errorCodes, 'error codes, both ways');
   const node = doc.components.schemas.PreviewNode;
   t.strictSame([...node.properties.kind.enum].sort(), [...PREVIEW_KINDS].sort(), 'structured preview kinds, both ways');

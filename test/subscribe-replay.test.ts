@@ -187,67 +187,76 @@ t.test('replay hand-off under load: subscribers joining mid-stream see exactly a
   t.ok(sameEvents(eventsAfter(late, sub, id), all), 'full replay is identical to the live stream');
 });
 
-t.test('reconnect mid-stream and resume from the last seq seen', async (t) => {
-  const server = await shared();
-  const first = await TestClient.connect(server.url, server.token);
-  const session = await first.createSession('reconnect');
-  const reply = await startExecution(first, session, [
-    'for (let i = 0; i < 400; i++) {',
-    '  console.log("tick " + i);',
-    '  if (i % 10 === 0) await new Promise((r) => setTimeout(r, 2));',
-    '}',
-  ].join('\n'), { timeout_ms: 60000 });
-  const id = reply.execution.execution_id;
-  await waitEvent(first, id, (e) => e.seq >= 50);
-  await first.close();
-  const seen = [...(first.events.get(id) ?? [])];
-  const lastSeen = seen[seen.length - 1]!.seq;
-  t.equal(seqProblem(seen.map((e) => e.seq), 1), null);
-  t.notOk(seen.some((e) => e.type === 'done'), 'disconnected mid-stream');
+/** Batched or not (protocol v1.1 `batch: true`): the same guarantees, checked the same way (the test client records an `events` frame as its events). */
+const SHAPES = [{ batch: false, shape: 'event frames' }, { batch: true, shape: 'events frames' }];
 
-  const second = await clientFor(t, server);
-  const sub = await second.expect('subscribed', { op: 'subscribe', execution_id: id, after_seq: lastSeen });
-  t.ok(sub.last_seq >= lastSeen);
-  await waitEvent(second, id, (e) => e.type === 'done');
-  await sync(second);
-  const rest = eventsAfter(second, sub, id);
-  t.equal(seqProblem(rest.map((e) => e.seq), lastSeen + 1), null, 'the rest, contiguous, from lastSeen + 1');
-  const whole = [...seen, ...rest];
-  t.equal(seqProblem(whole.map((e) => e.seq), 1), null, 'nothing missing, nothing twice');
-  t.equal(whole.filter((e) => e.type === 'console').length, 400);
-  t.equal(doneProblems(whole), null);
-  t.equal(whole[whole.length - 1]!.payload.status, 'ok');
-});
+for (const { batch, shape } of SHAPES) {
+  t.test(`reconnect mid-stream and resume from the last seq seen (${shape})`, async (t) => {
+    const server = await shared();
+    const first = await TestClient.connect(server.url, server.token);
+    const session = await first.createSession('reconnect');
+    const reply = await startExecution(first, session, [
+      'for (let i = 0; i < 400; i++) {',
+      '  console.log("tick " + i);',
+      '  if (i % 10 === 0) await new Promise((r) => setTimeout(r, 2));',
+      '}',
+    ].join('\n'), { timeout_ms: 60000, batch });
+    const id = reply.execution.execution_id;
+    await waitEvent(first, id, (e) => e.seq >= 50);
+    await first.close();
+    const seen = [...(first.events.get(id) ?? [])];
+    const lastSeen = seen[seen.length - 1]!.seq;
+    t.equal(seqProblem(seen.map((e) => e.seq), 1), null);
+    t.notOk(seen.some((e) => e.type === 'done'), 'disconnected mid-stream');
+    t.equal(first.batches.length > 0, batch, batch ? 'batched' : 'not batched');
+
+    const second = await clientFor(t, server);
+    const sub = await second.expect('subscribed', { op: 'subscribe', execution_id: id, after_seq: lastSeen, batch });
+    t.ok(sub.last_seq >= lastSeen);
+    await waitEvent(second, id, (e) => e.type === 'done');
+    await sync(second);
+    const rest = eventsAfter(second, sub, id);
+    t.equal(seqProblem(rest.map((e) => e.seq), lastSeen + 1), null, 'the rest, contiguous, from lastSeen + 1');
+    const whole = [...seen, ...rest];
+    t.equal(seqProblem(whole.map((e) => e.seq), 1), null, 'nothing missing, nothing twice');
+    t.equal(whole.filter((e) => e.type === 'console').length, 400);
+    t.equal(doneProblems(whole), null);
+    t.equal(whole[whole.length - 1]!.payload.status, 'ok');
+  });
+}
 
 t.test('a slow consumer (socket not read for a while) still gets every event once, in order', async (t) => {
   const server = await serverFor(t, { env: { VMSTREAM_BACKPRESSURE_BYTES: '1024' } });
-  const producer = await clientFor(t, server);
-  const slow = await clientFor(t, server);
-  const session = await producer.createSession('slow');
-  const LINES = 12_000;
-  const reply = await startExecution(producer, session, [
-    'const pad = "p".repeat(400);',
-    `for (let i = 0; i < ${LINES}; i++) {`,
-    '  console.log(i + " " + pad);',
-    '  if (i % 100 === 0) await new Promise((r) => setTimeout(r, 1));',
-    '}',
-  ].join('\n'), { timeout_ms: 120000 });
-  const id = reply.execution.execution_id;
-  const sub = await slow.expect('subscribed', { op: 'subscribe', execution_id: id });
-  await waitAfter(slow, sub, (f) => f.op === 'event' && f.execution_id === id);
-  // Stop reading: the server's buffer for this socket fills and it must hold events back.
-  slow.socket.pause();
-  await waitEvent(producer, id, (e) => e.seq >= LINES / 2);
-  slow.socket.resume();
-  await waitEvent(slow, id, (e) => e.type === 'done', 60_000);
-  await sync(slow);
-  const got = eventsAfter(slow, sub, id);
-  t.equal(seqProblem(got.map((e) => e.seq), 1), null, 'contiguous from 1, no duplicate');
-  t.equal(got.filter((e) => e.type === 'console').length, LINES);
-  t.equal(doneProblems(got), null);
-  const all = await producer.untilDone(id, 60_000);
-  t.equal(seqProblem(all.map((e) => e.seq), 1), null);
-  t.equal(all.length, got.length);
+  for (const { batch, shape } of SHAPES) {
+    const producer = await clientFor(t, server);
+    const slow = await clientFor(t, server);
+    const session = await producer.createSession('slow');
+    const LINES = 12_000;
+    const reply = await startExecution(producer, session, [
+      'const pad = "p".repeat(400);',
+      `for (let i = 0; i < ${LINES}; i++) {`,
+      '  console.log(i + " " + pad);',
+      '  if (i % 100 === 0) await new Promise((r) => setTimeout(r, 1));',
+      '}',
+    ].join('\n'), { timeout_ms: 120000 });
+    const id = reply.execution.execution_id;
+    const sub = await slow.expect('subscribed', { op: 'subscribe', execution_id: id, batch });
+    await waitAfter(slow, sub, (f) => f.op === 'event' && f.execution_id === id);
+    // Stop reading: the server's buffer for this socket fills and it must hold events back.
+    slow.socket.pause();
+    await waitEvent(producer, id, (e) => e.seq >= LINES / 2);
+    slow.socket.resume();
+    await waitEvent(slow, id, (e) => e.type === 'done', 60_000);
+    await sync(slow);
+    const got = eventsAfter(slow, sub, id);
+    t.equal(seqProblem(got.map((e) => e.seq), 1), null, `${shape}: contiguous from 1, no duplicate`);
+    t.equal(got.filter((e) => e.type === 'console').length, LINES);
+    t.equal(doneProblems(got), null);
+    t.equal(slow.batches.length > 0, batch, batch ? 'batched' : 'not batched');
+    const all = await producer.untilDone(id, 60_000);
+    t.equal(seqProblem(all.map((e) => e.seq), 1), null);
+    t.equal(all.length, got.length);
+  }
 });
 
 function sameEvents(a: EventFrame[], b: EventFrame[]): boolean {

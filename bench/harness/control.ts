@@ -52,7 +52,7 @@ export class ControlClient {
   /** Sends a request and resolves with its reply; an `error` reply rejects. */
   async call<T extends ServerFrame['op']>(frame: { op: string } & Record<string, unknown>, expect: T): Promise<Extract<ServerFrame, { op: T }>> {
     const id = `control-${++this.#nextId}`;
-    const reply = this.waitFor((f) => f.op !== 'event' && f.id === id, `reply to ${frame.op}`);
+    const reply = this.waitFor((f) => f.op !== 'event' && f.op !== 'events' && f.id === id, `reply to ${frame.op}`);
     this.ws.send(encodeFrame({ ...frame, id }));
     const answer = await reply;
     if (answer.op === 'error') throw new Error(`control ${frame.op}: ${answer.code}: ${answer.message}`);

@@ -2,9 +2,13 @@
  * One-way driver: each connection asks for a stream, decodes every frame as a real client must, and
  * counts until the workload's end frame. Two rates come back: the steady one, which leaves out the
  * warm-up so JIT compilation and the TCP window's growth do not count (the push baseline's), and the
- * whole one, from the request to the end (a stream's or a replay's, as a client lives it).
+ * whole one, from the request to the end (a stream's or a replay's, as a client lives it). An
+ * `events` frame (protocol v1.1, a workload asked with `batch`) is counted as the events it carries,
+ * each checked for its seq as if it had come alone.
  */
+import { eventsOf } from '../../protocol/batch.js';
 import { decodeValue } from '../../protocol/codec.js';
+import type { EventsFrame } from '../../protocol/types.js';
 import { performance } from 'node:perf_hooks';
 import type WebSocket from 'ws';
 import { Histogram } from '../harness/histogram.js';
@@ -50,19 +54,33 @@ class Connection {
   }
 
   readonly onMessage = (data: Buffer): void => {
-    const frame = decodeValue(data) as Sequenced;
+    const frame = decodeValue(data) as Sequenced & { op?: unknown };
+    if (frame.op !== 'events') return void this.receive(frame, data.length);
+    // The frame's bytes count with its first event.
+    let bytes = data.length;
+    for (const event of eventsOf(frame as unknown as EventsFrame)) {
+      if (!this.receive(event, bytes)) return;
+      bytes = 0;
+    }
+  };
+
+  /** One frame, or one event of an `events` frame; false once the stream has ended. */
+  receive(frame: Sequenced, bytes: number): boolean {
     try {
       if (this.workload.isEnd(frame)) {
-        if (this.workload.counts(frame)) this.count(frame, data.length);
-        return this.end(performance.now());
+        if (this.workload.counts(frame)) this.count(frame, bytes);
+        this.end(performance.now());
+        return false;
       }
-      if (!this.workload.counts(frame)) return;
+      if (!this.workload.counts(frame)) return true;
     } catch (error) {
       this.failure = error as Error;
-      return this.end(performance.now());
+      this.end(performance.now());
+      return false;
     }
-    this.count(frame, data.length);
-  };
+    this.count(frame, bytes);
+    return true;
+  }
 
   count(frame: Sequenced, bytes: number): void {
     if (this.frames === 0) this.firstAt = performance.now();

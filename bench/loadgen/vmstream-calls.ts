@@ -30,7 +30,7 @@ export function call(ws: WebSocket, frame: { op: string } & Record<string, unkno
     };
     const onMessage = (data: Buffer): void => {
       const reply = decodeValue(data) as ServerFrame;
-      if (reply.op === 'event' || reply.id !== id) return;
+      if (reply.op === 'event' || reply.op === 'events' || reply.id !== id) return;
       if (reply.op === 'error') done(new ServerError(frame.op, reply.code, reply.message));
       else done(null, reply);
     };

@@ -124,7 +124,7 @@ function eventsUntilDone(start: (count: number, ms: number) => Uint8Array | null
   };
 }
 
-/** One execution of `params.code` in a session of its own, streamed to the socket that ran it. */
+/** One execution of `params.code` in a session of its own, streamed to the socket that ran it (as `events` frames with `params.batch`). */
 const stream: SinkWorkload = {
   async open(ws, params, index) {
     const sessionId = await createSession(ws, `bench-stream-${index}`);
@@ -136,15 +136,16 @@ const stream: SinkWorkload = {
       code: String(params.code),
       timeout_ms: Number(params.timeoutMs ?? 120_000),
       ...(params.executionId ? { execution_id: String(params.executionId) } : {}),
+      ...(params.batch ? { batch: true } : {}),
     });
     return eventsUntilDone(() => frame);
   },
 };
 
-/** A stored (or running) execution read from seq 1 by `subscribe` with after_seq 0. */
+/** A stored (or running) execution read from seq 1 by `subscribe` with after_seq 0 (as `events` frames with `params.batch`). */
 const replay: SinkWorkload = {
   open: async (_ws, params) => {
-    const frame = encodeFrame({ op: 'subscribe', id: 'replay', execution_id: String(params.executionId), after_seq: 0 });
+    const frame = encodeFrame({ op: 'subscribe', id: 'replay', execution_id: String(params.executionId), after_seq: 0, ...(params.batch ? { batch: true } : {}) });
     return eventsUntilDone(() => frame);
   },
 };

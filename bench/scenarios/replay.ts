@@ -19,13 +19,13 @@ import { eventsOf, STREAM_ENV, streamOnce } from './stream.js';
 const EXECUTION_ID = 'bench-replay';
 
 /** One subscribe from seq 0 to done, the server's CPU metered from the gate (set-up and warm-up left out). */
-async function replayOnce(ctx: Ctx, server: Vmstream, lines: number): Promise<{ r: SinkResult; cpu: ServerCpu }> {
+async function replayOnce(ctx: Ctx, server: Vmstream, lines: number, batch = false): Promise<{ r: SinkResult; cpu: ServerCpu }> {
   let meter: () => ServerCpu = () => ({ process: NaN, main: NaN });
   const r = await ctx.loadgen(
     {
       driver: 'sink',
       workload: 'replay',
-      params: { executionId: EXECUTION_ID },
+      params: { executionId: EXECUTION_ID, ...(batch ? { batch: true } : {}) },
       url: server.url,
       token: server.token,
       connections: 1,
@@ -59,6 +59,14 @@ export const replay: Scenario = {
     } finally {
       await first.stop();
     }
+    // Protocol v1.1 `events` frames, cold too: a server of its own over the same folder.
+    const batchServer = await startVmstream(ctx, { name: 'replay-batch', env: STREAM_ENV, dataDir: first.dataDir });
+    let batched: SinkResult;
+    try {
+      ({ r: batched } = await replayOnce(ctx, batchServer, lines, true));
+    } finally {
+      await batchServer.stop();
+    }
     const t0 = performance.now();
     const server = await startVmstream(ctx, { name: 'replay', env: STREAM_ENV, dataDir: first.dataDir });
     const restartMs = performance.now() - t0;
@@ -76,14 +84,15 @@ export const replay: Scenario = {
           first_event_ms: { value: cold.firstFrameMs, unit: 'ms' },
           steady_events_per_s: { value: cold.framesPerSec, unit: 'events/s' },
           warm_events_per_s: { value: warm.totalFrames / warm.totalSeconds, unit: 'events/s' },
+          batched_events_per_s: { value: batched.totalFrames / batched.totalSeconds, unit: 'events/s' },
           restart_ms: { value: restartMs, unit: 'ms' },
           ...serverCpuFigures(serverCpu),
           ...cpuPer(serverCpu, rate, 'event'),
           client_cpu_pct: pct(cold.clientCpuPct),
           ...serverRss(server),
         },
-        shown: ['ratio_to_storage_iterator', 'seconds', 'first_event_ms', 'warm_events_per_s', 'restart_ms', 'server_cpu_pct', 'server_main_thread_cpu_pct', 'server_cpu_us_per_event', 'client_cpu_pct', 'server_peak_rss_mb'],
-        setup: `subscribe after_seq 0 to a stored ${lines}-line execution, first after a restart (cold), then again (warm)`,
+        shown: ['ratio_to_storage_iterator', 'seconds', 'first_event_ms', 'warm_events_per_s', 'batched_events_per_s', 'restart_ms', 'server_cpu_pct', 'server_main_thread_cpu_pct', 'server_cpu_us_per_event', 'client_cpu_pct', 'server_peak_rss_mb'],
+        setup: `subscribe after_seq 0 to a stored ${lines}-line execution, first after a restart (cold), then again (warm); batched_*: cold, on another restart, asking for events frames`,
       };
     } finally {
       await server.stop();

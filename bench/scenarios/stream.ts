@@ -41,14 +41,14 @@ export async function streamOnce(
   ctx: Ctx,
   server: Vmstream,
   lines: number,
-  options: { executionId?: string; warmClient?: boolean } = {},
+  options: { executionId?: string; warmClient?: boolean; batch?: boolean } = {},
 ): Promise<{ r: SinkResult; cpu: ServerCpu }> {
   let meter: () => ServerCpu = () => ({ process: NaN, main: NaN });
   const r = await ctx.loadgen(
     {
       driver: 'sink',
       workload: 'stream',
-      params: { code: loopCode(lines), ...(options.executionId ? { executionId: options.executionId } : {}) },
+      params: { code: loopCode(lines), ...(options.executionId ? { executionId: options.executionId } : {}), ...(options.batch ? { batch: true } : {}) },
       url: server.url,
       token: server.token,
       connections: 1,
@@ -92,6 +92,8 @@ export const stream: Scenario = {
     try {
       await streamOnce(ctx, server, ctx.quick ? 2_000 : 20_000);
       const { r, cpu: serverCpu } = await streamOnce(ctx, server, lines, { warmClient: true });
+      // The same stream to a client that asked for protocol v1.1 `events` frames.
+      const { r: batched } = await streamOnce(ctx, server, lines, { warmClient: true, batch: true });
       // The issue's goal: the first line as fast whatever follows it (a long run's first commit used to wait for thousands more).
       const short = await streamOnce(ctx, server, 1);
       const long = await streamOnce(ctx, server, FIRST_EVENT_LONG_LINES);
@@ -104,9 +106,11 @@ export const stream: Scenario = {
           ...serverCpuFigures(serverCpu),
           ...cpuPer(serverCpu, r.totalFrames / r.totalSeconds, 'event'),
           ...serverRss(server),
+          batched_events_per_s: { value: batched.totalFrames / batched.totalSeconds, unit: 'events/s' },
+          batched_first_event_ms: { value: batched.firstFrameMs, unit: 'ms' },
         },
-        shown: ['seconds', 'steady_events_per_s', 'first_event_ms', 'first_event_1_line_ms', 'first_event_100k_lines_ms', 'event_age_p50_ms', 'event_age_p99_ms', 'event_age_p999_ms', 'server_cpu_pct', 'server_main_thread_cpu_pct', 'server_cpu_us_per_event', 'server_main_thread_us_per_event', 'client_cpu_pct', 'server_peak_rss_mb'],
-        setup: `1 execution, ${lines} console.log lines (+ value, done), after a ${ctx.quick ? 2_000 : 20_000}-line warm-up; then the first event of a 1-line and of a ${FIRST_EVENT_LONG_LINES}-line run`,
+        shown: ['seconds', 'steady_events_per_s', 'batched_events_per_s', 'first_event_ms', 'first_event_1_line_ms', 'first_event_100k_lines_ms', 'event_age_p50_ms', 'event_age_p99_ms', 'event_age_p999_ms', 'server_cpu_pct', 'server_main_thread_cpu_pct', 'server_cpu_us_per_event', 'server_main_thread_us_per_event', 'client_cpu_pct', 'server_peak_rss_mb'],
+        setup: `1 execution, ${lines} console.log lines (+ value, done), after a ${ctx.quick ? 2_000 : 20_000}-line warm-up; then the same to a client asking for batched events frames (batched_*); then the first event of a 1-line and of a ${FIRST_EVENT_LONG_LINES}-line run`,
       };
     } finally {
       await server.stop();

@@ -6,6 +6,7 @@
  * `session.create` is not, and fails with CONNECTION_LOST instead.
  */
 import { decodeValue, encodeFrame } from '../../protocol/codec.js';
+import { eventsOf } from '../../protocol/batch.js';
 import type { ExecutionRecord, SessionRecord, ServerFrame } from '../../protocol/types.js';
 import { AbortError, ClientClosedError, ConnectionError, RequestTimeoutError, ServerError, VmstreamError } from './errors.js';
 import { Execution, type ExecuteInput, type ExecutionHost } from './execution.js';
@@ -14,7 +15,7 @@ import { reconnectDelay, resolveOptions, type ClientOptions, type ResolvedOption
 import { openSocket, resolveTarget, type Target, type WebSocketLike } from './socket.js';
 import { StatusChannel, type Status } from './status.js';
 
-type Reply = Exclude<ServerFrame, { op: 'event' | 'error' }>;
+type Reply = Exclude<ServerFrame, { op: 'event' | 'events' | 'error' }>;
 type ReplyOf<O extends Reply['op']> = Extract<Reply, { op: O }>;
 type RequestFrame = Record<string, unknown> & { op: string };
 
@@ -306,6 +307,11 @@ export class Client {
     }
     if (frame.op === 'event') {
       this.#executions.get(frame.execution_id)?.receive(frame);
+      return;
+    }
+    if (frame.op === 'events') {
+      const execution = this.#executions.get(frame.execution_id);
+      if (execution) for (const event of eventsOf(frame)) execution.receive(event);
       return;
     }
     const pending = typeof frame.id === 'number' ? this.#inFlight.get(frame.id) : undefined;

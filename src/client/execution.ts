@@ -3,12 +3,16 @@
  * seq order, whatever the socket does. A duplicate (seq already delivered: the replay after a
  * resent `execute` starts at seq 1) is dropped; an event ahead of the next seq is held and the
  * stream is asked again from the last delivered seq, so a gap can only delay, never lose.
+ *
+ * It asks for batched `events` frames (protocol v1.1); the client unpacks them into the same
+ * per-event `receive` calls, so the application sees no difference, and a 1.0 server's single
+ * frames work as before.
  */
 import { TERMINAL_STATUSES, type EventFrame, type ExecuteRequest, type ExecutionRecord, type ServerFrame } from '../../protocol/types.js';
 import { AbortError, ClientClosedError, VmstreamError } from './errors.js';
 import { QueuedIterator } from './queue.js';
 
-type Reply = Exclude<ServerFrame, { op: 'event' | 'error' }>;
+type Reply = Exclude<ServerFrame, { op: 'event' | 'events' | 'error' }>;
 
 /** What an execution needs of its client. */
 export interface ExecutionHost {
@@ -116,7 +120,7 @@ export class Execution implements AsyncIterable<EventFrame> {
     if (this.#finished) return;
     if (this.#start && !this.#acknowledged) {
       // The same execution_id again: a server that already has it answers with it and runs nothing.
-      this.#host.request({ op: 'execute', ...this.#start }, false).then((reply) => {
+      this.#host.request({ op: 'execute', ...this.#start, batch: true }, false).then((reply) => {
         this.record = (reply as { execution: ExecutionRecord }).execution;
         this.#acknowledged = true;
         this.#settleAccepted.resolve();
@@ -192,7 +196,7 @@ export class Execution implements AsyncIterable<EventFrame> {
     if (this.#resyncing || this.#finished) return;
     this.#resyncing = true;
     const afterSeq = this.#lastSeq;
-    this.#host.request({ op: 'subscribe', execution_id: this.id, after_seq: afterSeq }, false).then((reply) => {
+    this.#host.request({ op: 'subscribe', execution_id: this.id, after_seq: afterSeq, batch: true }, false).then((reply) => {
       this.#resyncing = false;
       this.#acknowledged = true;
       this.#settleAccepted.resolve();

@@ -14,10 +14,15 @@
  * produce anything, but must get the `execution` reply first. Until that reply is out, committed
  * frames are kept for it in memory (a few, bounded) instead of being read back from the store.
  *
+ * A subscription whose sink asked for batches (protocol v1.1, `batch: true`) gets each run of
+ * frames it would have sent one by one as `events` frames instead, cut to protocol/batch.ts's
+ * bounds: the same cursor moves over the same seqs, so every guarantee above holds per batch.
+ *
  * Which executions are live, and where an execution that is not live here stands, the hub asks a
  * LiveFeed (live-feed.ts): an execution may be running on another node, its chunks fed in by a
  * follow of its log through the same `deliver`.
  */
+import { batchEnd, encodeEvents } from '../../protocol/batch.js';
 import type { EventStore, StoredEvent } from '../store/event-store.js';
 import type { CommittedChunk } from './commit-log.js';
 import type { LiveFeed, LogState } from './live-feed.js';
@@ -33,6 +38,11 @@ export interface EventSink {
    * A sink that serves one subscription (an HTTP event stream) ends its response here.
    */
   ended?(executionId: string): void;
+  /**
+   * Whether this sink wants the execution's events as `events` frames (protocol v1.1). Asked when a
+   * subscription starts (attach, release); absent means single `event` frames.
+   */
+  batched?(executionId: string): boolean;
 }
 
 export const enum SendResult { SENT = 0, SENT_FULL = 1, DROPPED = 2 }
@@ -47,9 +57,12 @@ class Subscription {
   /** In `held` mode: committed frames waiting for the reply to go out, from seq cursor + 1. */
   held: Uint8Array[] = [];
   heldOverflow = false;
+  /** Sends `events` frames (the sink asked for them) instead of one frame per event. */
+  batched: boolean;
 
   constructor(readonly sink: EventSink, readonly executionId: string, public cursor: number, finalSeq: number | null) {
     this.finalSeq = finalSeq;
+    this.batched = sink.batched?.(executionId) ?? false;
   }
 }
 
@@ -94,9 +107,11 @@ export class SubscriptionHub {
     const { held, heldOverflow } = subscription;
     subscription.held = [];
     subscription.mode = 'catching-up';
+    // The execution's id was not known to the sink when it was held (it came with the reply).
+    subscription.batched = sink.batched?.(executionId) ?? false;
     if (!heldOverflow) {
       const firstSeq = subscription.cursor + 1;
-      sink.cork(() => this.#sendChunk(subscription, firstSeq, held));
+      sink.cork(() => this.#sendRun(subscription, firstSeq, held));
       if (subscription.mode !== 'catching-up') return;
     }
     void this.#catchUp(subscription);
@@ -180,27 +195,53 @@ export class SubscriptionHub {
         else bySink.set(subscription.sink, [[subscription, chunk]]);
       }
     }
+    // `events` frames built from a chunk, by the index they start at: built once per chunk.
+    const batches = new Map<CommittedChunk, Map<number, Uint8Array>>();
+    const batchesOf = (chunk: CommittedChunk) => {
+      let built = batches.get(chunk);
+      if (!built) batches.set(chunk, (built = new Map()));
+      return built;
+    };
     for (const [sink, list] of bySink) {
       sink.cork(() => {
-        for (const [subscription, chunk] of list) this.#sendChunk(subscription, chunk.firstSeq, chunk.frames);
+        for (const [subscription, chunk] of list) {
+          this.#sendRun(subscription, chunk.firstSeq, chunk.frames, subscription.batched ? batchesOf(chunk) : undefined);
+        }
       });
     }
   }
 
-  #sendChunk(subscription: Subscription, firstSeq: number, frames: Uint8Array[]): void {
-    for (let index = subscription.cursor + 1 - firstSeq; index < frames.length; index++) {
-      if (index < 0) continue;
-      if (!this.#send(subscription, firstSeq + index, frames[index]!)) return;
+  /**
+   * Sends the frames of a contiguous run (seqs firstSeq, firstSeq + 1, …) that come after the
+   * subscription's cursor, one by one or in batches; a run starting past the cursor sends nothing.
+   * `batches` keeps the `events` frames built from this run, so subscribers at the same cursor
+   * share them.
+   */
+  #sendRun(subscription: Subscription, firstSeq: number, frames: Uint8Array[], batches?: Map<number, Uint8Array>): void {
+    let index = subscription.cursor + 1 - firstSeq;
+    if (index < 0) return;
+    if (!subscription.batched) {
+      for (; index < frames.length; index++) if (!this.#sendFrame(subscription, firstSeq + index, frames[index]!)) return;
+      return;
+    }
+    while (index < frames.length) {
+      const end = batchEnd(frames, index);
+      let batch = batches?.get(index);
+      if (!batch) {
+        batch = encodeEvents(frames, index, end);
+        batches?.set(index, batch);
+      }
+      if (!this.#sendFrame(subscription, firstSeq + end - 1, batch)) return;
+      index = end;
     }
   }
 
-  /** Sends one frame if it is the next one; false once the subscription must stop sending. */
-  #send(subscription: Subscription, seq: number, frame: Uint8Array): boolean {
-    if (seq !== subscription.cursor + 1) return true;
+  /** Sends a frame that carries the seqs after the cursor up to `lastSeq`; false once the subscription must stop sending. */
+  #sendFrame(subscription: Subscription, lastSeq: number, frame: Uint8Array): boolean {
     const result = subscription.sink.send(frame);
     // The sink may end its subscriptions from inside send (an event stream ends after `done`).
     if (subscription.mode === 'ended') return false;
-    if (result !== SendResult.DROPPED) subscription.cursor = seq;
+    if (result !== SendResult.DROPPED) subscription.cursor = lastSeq;
     if (subscription.finalSeq !== null && subscription.cursor >= subscription.finalSeq) {
       this.#end(subscription);
       return false;
@@ -238,9 +279,7 @@ export class SubscriptionHub {
           this.#end(subscription);
           return;
         }
-        subscription.sink.cork(() => {
-          for (const event of events) if (!this.#send(subscription, event.seq, event.frame)) return;
-        });
+        subscription.sink.cork(() => this.#sendRun(subscription, subscription.cursor + 1, framesAfter(subscription.cursor, events)));
       }
     } catch (error) {
       this.#onReadError(error);
@@ -264,4 +303,18 @@ export class SubscriptionHub {
     }
     subscription.sink.ended?.(subscription.executionId);
   }
+}
+
+/**
+ * The frames of a page read after `cursor`, from seq cursor + 1 on, as a run: a page the store
+ * returned with a gap (it never should) is cut there, and the next read starts at the gap.
+ */
+function framesAfter(cursor: number, events: StoredEvent[]): Uint8Array[] {
+  const frames: Uint8Array[] = [];
+  for (const event of events) {
+    if (event.seq <= cursor) continue;
+    if (event.seq !== cursor + 1 + frames.length) break;
+    frames.push(event.frame);
+  }
+  return frames;
 }

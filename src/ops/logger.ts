@@ -30,3 +30,30 @@ export async function createLogger(level: LogLevel, fd = 2): Promise<Logger> {
   // Synchronous writes: a line logged right before process.exit is not lost.
   return pino({ ...OPTIONS, level }, pino.destination({ fd, sync: true }));
 }
+
+/**
+ * Lets one routine line through per interval and counts the ones it held back, for lines that
+ * would otherwise come once per request (a synchronous write each: at 10 000 executes/s the
+ * `execution ended` line alone was ~8 % of the main thread).
+ */
+export class LineSampler {
+  readonly #intervalMs: number;
+  #last = -Infinity;
+  #held = 0;
+
+  constructor(intervalMs: number) {
+    this.#intervalMs = intervalMs;
+  }
+
+  /** null: hold this line back; otherwise it goes out, and this many were held back before it. */
+  take(now = performance.now()): number | null {
+    if (now - this.#last < this.#intervalMs) {
+      this.#held++;
+      return null;
+    }
+    const held = this.#held;
+    this.#held = 0;
+    this.#last = now;
+    return held;
+  }
+}

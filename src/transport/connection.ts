@@ -1,14 +1,18 @@
 /**
  * One client socket: decodes its frames, checks them against protocol/, calls the service and
  * sends the replies; and, as an EventSink, receives the events of its subscriptions. It speaks to
- * the socket through SocketPort only, so uWS stays in uws-server.ts.
+ * the socket through SocketPort only, so uWS stays in uws-server.ts. Everything it sends during a
+ * turn of the event loop leaves in one corked write (outbox.ts): the replies a group commit
+ * released, the events it delivered, in the order they were sent.
  */
 import { errorFrame, ProtocolError, wireError, type ErrorCode } from '../../protocol/errors.js';
 import { checkRequest, isKnownOp } from '../../protocol/schemas.js';
-import type { ClientRequest, RequestId, ServerFrame } from '../../protocol/types.js';
+import { PROTOCOL_REVISION, type ClientRequest, type EventFrame, type EventsFrame, type RequestId, type ServerFrame } from '../../protocol/types.js';
 import { decodeFrame, encodeFrame } from '../../protocol/codec.js';
 import type { ExecutionService } from '../sessions/service.js';
 import { SendResult, type EventSink } from '../events/subscription-hub.js';
+import { storedExecutionId } from '../sessions/live.js';
+import { Outbox } from './outbox.js';
 import type { BudgetMember, SendBudget } from './send-budget.js';
 
 /** What a connection needs of its socket. */
@@ -35,6 +39,13 @@ export class Connection implements EventSink, BudgetMember {
   /** Every operation of this socket acts as this tenant. */
   readonly #tenant: string;
   #open = true;
+  readonly #outbox = new Outbox({ flush: (frames) => this.#write(frames) });
+  /** A send found the socket over its threshold: its subscriptions paused until it drains. */
+  #full = false;
+  /** Executions (stored ids) whose subscription on this socket asked for `events` frames, until it ends. */
+  readonly #batching = new Set<string>();
+  /** The execution whose subscription is being started: the end of the one it replaces keeps its flag. */
+  #starting: string | null = null;
   // Token bucket for frames: starts full, refills continuously at maxFramesPerSecond.
   #frameBudget: number;
   #budgetAt = performance.now();
@@ -53,23 +64,41 @@ export class Connection implements EventSink, BudgetMember {
 
   send(frame: Uint8Array): SendResult {
     if (!this.#open) return SendResult.DROPPED;
-    if (this.#socket.send(frame) === 2) return SendResult.DROPPED;
-    const buffered = this.#socket.bufferedAmount();
+    this.#outbox.push(frame);
+    const buffered = this.#buffered();
     const room = this.#options.budget.hold(this, buffered);
-    // Full on its own: its drain resumes it. Full with all the others: it waits its turn.
-    if (buffered > this.#options.backpressureBytes) return SendResult.SENT_FULL;
+    // Full on its own: its drain (or the end of the turn's write) resumes it. Full with all the others: it waits its turn.
+    if (buffered > this.#options.backpressureBytes) {
+      this.#full = true;
+      return SendResult.SENT_FULL;
+    }
     if (room) return SendResult.SENT;
     this.#options.budget.wait(this);
     return SendResult.SENT_FULL;
   }
 
+  /** Runs `fn`: whatever it sends joins the turn's one write anyway. */
   cork(fn: () => void): void {
-    if (this.#open) this.#socket.cork(fn);
+    fn();
+  }
+
+  batched(executionId: string): boolean {
+    return this.#batching.has(executionId);
+  }
+
+  ended(executionId: string): void {
+    if (executionId !== this.#starting) this.#batching.delete(executionId);
+  }
+
+  /** Writes what this turn queued now: the socket is about to be ended. */
+  flush(): void {
+    this.#outbox.flush();
   }
 
   /** The socket is gone: its subscriptions end; nothing is sent to it any more. */
   closed(): void {
     this.#open = false;
+    this.#outbox.discard();
     this.#options.budget.remove(this);
     this.#service.detachAll(this);
   }
@@ -77,9 +106,10 @@ export class Connection implements EventSink, BudgetMember {
   /** Its buffer shrank: paused subscriptions catch up, unless other sockets wait for room before it. */
   drained(): void {
     const { budget, backpressureBytes } = this.#options;
-    const buffered = this.#socket.bufferedAmount();
+    const buffered = this.#buffered();
     budget.hold(this, buffered);
     if (buffered > backpressureBytes || budget.isWaiting(this)) return;
+    this.#full = false;
     if (budget.open) this.proceed();
     else budget.wait(this);
   }
@@ -122,7 +152,7 @@ export class Connection implements EventSink, BudgetMember {
     const id = request.id;
     switch (request.op) {
       case 'ping':
-        return this.#reply({ op: 'pong', id });
+        return this.#reply({ op: 'pong', id, version: PROTOCOL_REVISION });
       case 'session.create':
         return this.#reply({ op: 'session', id, session: await service.createSession(tenant, request.name) });
       case 'session.list':
@@ -132,19 +162,21 @@ export class Connection implements EventSink, BudgetMember {
       case 'session.rename':
         return this.#reply({ op: 'session', id, session: await service.renameSession(tenant, request.session_id, request.name) });
       case 'execute': {
-        const { op: _op, id: _id, ...input } = request;
+        const { op: _op, id: _id, batch, ...input } = request;
         const { record, created } = await service.execute(tenant, input, this);
         this.#reply({ op: 'execution', id, execution: record });
         // A repeated execution_id gets the same stream as the first call did, from the start.
-        if (created) service.release(this, tenant, record.execution_id);
-        else service.subscribe(this, tenant, record.execution_id, 0, null);
+        this.#startStream(batch, record.execution_id, () => {
+          if (created) service.release(this, tenant, record.execution_id);
+          else service.subscribe(this, tenant, record.execution_id, 0, null);
+        });
         return;
       }
       case 'subscribe': {
         const afterSeq = request.after_seq ?? 0;
         const { lastSeq, finalSeq } = await service.locate(tenant, request.execution_id, afterSeq);
         this.#reply({ op: 'subscribed', id, execution_id: request.execution_id, last_seq: lastSeq });
-        service.subscribe(this, tenant, request.execution_id, afterSeq, finalSeq);
+        this.#startStream(request.batch, request.execution_id, () => service.subscribe(this, tenant, request.execution_id, afterSeq, finalSeq));
         return;
       }
       case 'unsubscribe':
@@ -161,10 +193,61 @@ export class Connection implements EventSink, BudgetMember {
     }
   }
 
-  #reply(frame: Exclude<ServerFrame, { op: 'event' }>): void {
+  /**
+   * Runs `start` (a subscribe or release of `executionId`) with the request's choice of frames
+   * recorded, for the hub to ask when the subscription starts (`batched`); it is forgotten when the
+   * subscription ends.
+   */
+  #startStream(batch: boolean | undefined, executionId: string, start: () => void): void {
+    const stored = storedExecutionId(this.#tenant, executionId);
+    if (batch === true) this.#batching.add(stored);
+    else this.#batching.delete(stored);
+    this.#starting = stored;
+    try {
+      start();
+    } finally {
+      this.#starting = null;
+    }
+  }
+
+  #reply(frame: Exclude<ServerFrame, EventFrame | EventsFrame>): void {
     if (frame.id === undefined) delete frame.id;
-    // Replies may follow an await, outside any uWS callback: corking sends them in one write.
-    this.cork(() => this.#socket.send(encodeFrame(frame)));
+    if (this.#open) this.#outbox.push(encodeFrame(frame));
+  }
+
+  /** Bytes on their way: in the socket's buffer, and queued for this turn's write. */
+  #buffered(): number {
+    return this.#socket.bufferedAmount() + this.#outbox.bytes;
+  }
+
+  /** The turn's frames, in one corked write. */
+  #write(frames: Uint8Array[]): void {
+    if (!this.#open) return;
+    let refused = false;
+    try {
+      this.#socket.cork(() => {
+        for (const frame of frames) {
+          if (this.#socket.send(frame) === 2) {
+            refused = true;
+            return;
+          }
+        }
+      });
+    } catch (error) {
+      // Runs from the shared flush of every socket (outbox.ts): one socket's failure stays its own.
+      this.#options.onInternalError(error);
+      return;
+    }
+    // Past uWS's hard cap a frame is dropped, and the subscription's cursor has already passed it:
+    // the socket ends rather than go on with a gap; the client resumes from its last seq.
+    if (refused) {
+      this.#socket.end(1013, 'send buffer over its hard limit: reconnect and resume from the last seq received');
+      return;
+    }
+    // What was queued is in the socket's buffer now, or gone to the kernel, and uWS reports a drain
+    // only of its own buffer: a pause the queue caused is lifted here, and the budget hears it.
+    if (this.#full) this.drained();
+    else this.#options.budget.hold(this, this.#buffered());
   }
 
   #replyError(error: unknown, id: RequestId | undefined): void {

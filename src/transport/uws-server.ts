@@ -293,5 +293,8 @@ function socketLimits(options: TransportOptions) {
 /** Ends a socket with the close code protocol/errors.ts gives the error. */
 function end(ws: uWS.WebSocket<SocketData> | uWS.WebSocket<RouteSocketData>, code: ClosingCode, message: string): void {
   const close = socketClose(code, message);
+  // What the connection queued this turn goes out before the close frame.
+  const data = ws.getUserData();
+  if ('connection' in data) data.connection?.flush();
   ws.end(close.code, close.reason);
 }

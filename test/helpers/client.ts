@@ -1,10 +1,13 @@
 /**
  * A plain `ws` client speaking protocol v1 for tests: requests get auto ids and resolve with their
- * reply, every frame is recorded, and events are kept per execution in arrival order.
+ * reply, every frame is recorded, and events are kept per execution in arrival order. An `events`
+ * frame (v1.1, `batch: true`) is kept in `batches` and recorded as the `event` frames it carries,
+ * so the checks written for single frames hold batched streams to the same guarantees.
  */
 import WebSocket from 'ws';
+import { eventsOf } from '../../protocol/batch.js';
 import { decodeValue, encodeFrame } from '../../protocol/codec.js';
-import type { EventFrame, ServerFrame } from '../../protocol/types.js';
+import type { EventFrame, EventsFrame, ServerFrame } from '../../protocol/types.js';
 
 type Frame = ServerFrame & Record<string, any>;
 
@@ -12,6 +15,10 @@ export class TestClient {
   readonly socket: WebSocket;
   readonly frames: Frame[] = [];
   readonly events = new Map<string, EventFrame[]>();
+  /** The `events` frames received, as they came. */
+  readonly batches: EventsFrame[] = [];
+  /** Bytes of each `events` frame received, in order. */
+  readonly batchBytes: number[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;
   #nextId = 1;
   #waiters: Array<{ predicate: (frame: Frame) => boolean; resolve: (frame: Frame) => void }> = [];
@@ -19,7 +26,13 @@ export class TestClient {
   private constructor(socket: WebSocket) {
     this.socket = socket;
     this.closed = new Promise((resolve) => socket.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
-    socket.on('message', (data: Buffer) => this.#onFrame(decodeValue(data) as Frame));
+    socket.on('message', (data: Buffer) => {
+      const frame = decodeValue(data) as Frame;
+      if (frame.op !== 'events') return this.#onFrame(frame);
+      this.batches.push(frame as EventsFrame);
+      this.batchBytes.push(data.length);
+      for (const event of eventsOf(frame as EventsFrame)) this.#onFrame(event as Frame);
+    });
   }
 
   static async connect(url: string, token?: string, options: { useQuery?: boolean; origin?: string; insecureTls?: boolean } = {}): Promise<TestClient> {

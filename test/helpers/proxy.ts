@@ -9,6 +9,13 @@ import { decodeValue } from '../../protocol/codec.js';
 import type { ServerFrame } from '../../protocol/types.js';
 
 
+/** The seqs an `event` or `events` frame carries (the SDK asks for `events`); none for a reply. */
+export function seqsOf(frame: ServerFrame): number[] {
+  if (frame.op === 'event') return [frame.seq];
+  if (frame.op === 'events') return frame.events.map((event) => event.seq);
+  return [];
+}
+
 /** What to send on for one server frame: these raw frames (none drops it), or 'cut' the connection. */
 export type FrameAction = Buffer[] | 'cut';
 export type FrameFilter = (frame: ServerFrame, raw: Buffer, connection: number) => FrameAction;

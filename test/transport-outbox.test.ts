@@ -1,0 +1,100 @@
+/**
+ * One write per socket per turn (src/transport/outbox.ts through Connection): what a connection is
+ * sent during a turn — replies and events — leaves in one corked write, in order; a pause caused by
+ * what was queued is lifted once it is written; a frame the socket refuses ends the socket.
+ */
+import t from 'tap';
+import { decodeValue, encodeFrame } from '../protocol/codec.js';
+import { Connection, type SocketPort } from '../src/transport/connection.js';
+import { SendResult } from '../src/events/subscription-hub.js';
+import type { ExecutionService } from '../src/sessions/service.js';
+import { SendBudget } from '../src/transport/send-budget.js';
+
+class FakeSocket implements SocketPort {
+  /** Each cork's frames, decoded. */
+  writes: unknown[][] = [];
+  #corked: unknown[] | null = null;
+  buffered = 0;
+  refuseAfter = Infinity;
+  ended: Array<[number, string]> = [];
+  send(frame: Uint8Array): number {
+    if (this.refuseAfter-- <= 0) return 2;
+    const value = decodeValue(frame);
+    if (this.#corked) this.#corked.push(value);
+    else this.writes.push([value]);
+    return 0;
+  }
+  bufferedAmount(): number {
+    return this.buffered;
+  }
+  cork(fn: () => void): void {
+    this.#corked = [];
+    fn();
+    this.writes.push(this.#corked);
+    this.#corked = null;
+  }
+  end(code: number, reason: string): void {
+    this.ended.push([code, reason]);
+  }
+}
+
+function setup(backpressureBytes = 1 << 20) {
+  const socket = new FakeSocket();
+  const resumed: unknown[] = [];
+  const service = { resume: async (sink: unknown) => void resumed.push(sink), detachAll: () => {} } as unknown as ExecutionService;
+  const budget = new SendBudget(64 << 20);
+  const connection = new Connection(socket, service, 'default', { backpressureBytes, budget, maxFramesPerSecond: 1000, onInternalError: (error) => { throw error; } });
+  return { socket, connection, resumed, budget };
+}
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+const event = (seq: number) => encodeFrame({ op: 'event', execution_id: 'x', seq, type: 'console', ts: 1, payload: { level: 'log', text: 'p'.repeat(100) } });
+
+t.test('replies and events of one turn leave in one corked write, in the order they were sent', async (t) => {
+  const { socket, connection } = setup();
+  connection.receive(encodeFrame({ op: 'ping', id: 1 }), true);
+  t.equal(connection.send(event(1)), SendResult.SENT);
+  connection.receive(encodeFrame({ op: 'ping', id: 2 }), true);
+  t.equal(connection.send(event(2)), SendResult.SENT);
+  t.same(socket.writes, [], 'nothing written during the turn');
+  await turn();
+  t.equal(socket.writes.length, 1, 'one write');
+  t.same(socket.writes[0]!.map((f) => (f as { op: string; id?: number; seq?: number }).id ?? (f as { seq: number }).seq), [1, 1, 2, 2]);
+  t.match(socket.writes[0]![0], { op: 'pong', version: '1.1' });
+  await turn();
+  t.equal(socket.writes.length, 1, 'no empty writes after');
+});
+
+t.test('a pause caused by what was queued is lifted once it is written; the send budget counts the queue until then', async (t) => {
+  const { socket, connection, resumed, budget } = setup(1000);
+  for (let seq = 1; seq <= 5; seq++) t.equal(connection.send(event(seq)), SendResult.SENT, `event ${seq}: under the threshold`);
+  let result = SendResult.SENT;
+  for (let seq = 6; result === SendResult.SENT; seq++) result = connection.send(event(seq));
+  t.equal(result, SendResult.SENT_FULL, 'the queued bytes count toward the threshold');
+  t.ok(budget.used > 1000, 'and toward the budget');
+  await turn();
+  t.equal(budget.used, 0, 'written: the socket holds nothing any more');
+  t.equal(socket.writes.length, 1);
+  t.same(resumed, [connection], 'resumed: the socket took it all, so uWS reports no drain');
+});
+
+t.test('a queued frame the socket refuses ends the socket (a gap would follow otherwise)', async (t) => {
+  const { socket, connection } = setup();
+  socket.refuseAfter = 1;
+  connection.send(event(1));
+  connection.send(event(2));
+  connection.send(event(3));
+  await turn();
+  t.equal(socket.writes[0]!.length, 1, 'written up to the refusal');
+  t.equal(socket.ended.length, 1);
+  t.equal(socket.ended[0]![0], 1013);
+});
+
+t.test('a closed connection drops what it queued and sends nothing more', async (t) => {
+  const { socket, connection } = setup();
+  connection.send(event(1));
+  connection.closed();
+  t.equal(connection.send(event(2)), SendResult.DROPPED);
+  await turn();
+  t.same(socket.writes, []);
+});
