@@ -28,7 +28,7 @@ import {
   type ScenarioRecord,
 } from './harness/report.js';
 import { renderSvg } from './harness/svg.js';
-import type { Baseline, BaselineName, BaselineResult, Ctx, Scenario } from './harness/types.js';
+import { SkipError, type Baseline, type BaselineName, type BaselineResult, type Ctx, type Scenario } from './harness/types.js';
 import { scenarios } from './scenarios/index.js';
 
 /** No baseline or scenario may hold the run longer than this; its children are then killed. */
@@ -111,7 +111,12 @@ async function main(): Promise<number> {
   };
   const stepMs = quick ? STEP_TIMEOUT_MS.quick : STEP_TIMEOUT_MS.full;
   let failures = 0;
-  const fail = (record: { name: string; error?: string }, error: Error | undefined): void => {
+  const fail = (record: { name: string; error?: string; skipped?: string }, error: Error | undefined): void => {
+    if (error instanceof SkipError) {
+      record.skipped = error.message;
+      log(`${record.name} skipped: ${record.skipped}`);
+      return;
+    }
     failures++;
     record.error = error?.message ?? 'failed';
     log(`${record.name} failed: ${record.error}`);
@@ -121,7 +126,8 @@ async function main(): Promise<number> {
     const baselineRecords: BaselineRecord[] = [];
     for (const baseline of selection.baselines) {
       log(`baseline ${baseline.name}…`);
-      const outcome = await runStep(procs, baseline.name, stepMs, () => baseline.run(ctx));
+      const baselineMs = baseline.stepTimeoutMs ? baseline.stepTimeoutMs[quick ? 'quick' : 'full'] : stepMs;
+      const outcome = await runStep(procs, baseline.name, baselineMs, () => baseline.run(ctx));
       const record: BaselineRecord = {
         name: baseline.name,
         setup: outcome.value?.setup ?? '',
@@ -140,7 +146,8 @@ async function main(): Promise<number> {
       log(`scenario ${scenario.name}…`);
       const against = scenario.against;
       const base = against ? measured.get(against.baseline)?.figures[against.figure] : undefined;
-      const outcome = await runStep(procs, scenario.name, stepMs, () => scenario.run(ctx));
+      const scenarioMs = scenario.stepTimeoutMs ? scenario.stepTimeoutMs[quick ? 'quick' : 'full'] : stepMs;
+      const outcome = await runStep(procs, scenario.name, scenarioMs, () => scenario.run(ctx));
       const result = outcome.value;
       const ratio = result && base ? ratioOf(result.figure.value, base.value) : null;
       const record: ScenarioRecord = {

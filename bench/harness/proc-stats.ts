@@ -121,3 +121,16 @@ export function descendantPids(pid: number): number[] {
   };
   return [...parents.keys()].filter(descends);
 }
+
+/**
+ * Resident set of a process and all its descendants, summed (pages shared between them counted in
+ * each): what a server with its kernels or sandbox processes holds, read the same way for both.
+ */
+export function treeRssBytes(pid: number): number {
+  let total = rssBytes(pid);
+  for (const child of descendantPids(pid)) {
+    const rss = rssBytes(child);
+    if (Number.isFinite(rss)) total += rss; // NaN: it ended meanwhile
+  }
+  return total;
+}

@@ -3,7 +3,7 @@
  * on a failed scenario and on SIGINT alike: a leaked server would skew every later measurement on a
  * 2-core machine, and a leaked port would fail the next run.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
@@ -41,7 +41,11 @@ export class Child {
   constructor(readonly name: string, readonly proc: ChildProcess, stderrFile: string | null = null) {
     this.#stderrFile = stderrFile;
     this.pid = proc.pid ?? -1;
-    this.#exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
+    this.#exited = new Promise((resolve) => {
+      proc.once('exit', (code) => resolve(code));
+      // A spawned program that could not start emits 'error' and no 'exit'.
+      proc.once('error', () => resolve(null));
+    });
     proc.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
       // Only the tail matters for readiness lines; bound what a chatty server can make us hold.
       this.#stdout = (this.#stdout + chunk).slice(-65_536);
@@ -159,7 +163,25 @@ export class Procs {
       // The child has its own copy of the descriptor now.
       if (stderrFd !== null) closeSync(stderrFd);
     }
-    const child = new Child(name, proc, options.stderrFile ?? null);
+    return this.#track(new Child(name, proc, options.stderrFile ?? null));
+  }
+
+  /**
+   * Starts a program that is not a bench module (nats-server, jupyter-notebook): no IPC, stdout
+   * piped for `waitForOutput`, stderr to `stderrFile` (or dropped). Stopped like any child, by its pid.
+   */
+  spawn(name: string, command: string, args: string[], options: { env?: NodeJS.ProcessEnv; stderrFile?: string } = {}): Child {
+    const stderrFd = options.stderrFile ? openSync(options.stderrFile, 'a') : null;
+    let proc: ChildProcess;
+    try {
+      proc = spawn(command, args, { env: options.env ?? process.env, stdio: ['ignore', 'pipe', stderrFd ?? 'ignore'] });
+    } finally {
+      if (stderrFd !== null) closeSync(stderrFd);
+    }
+    return this.#track(new Child(name, proc, options.stderrFile ?? null));
+  }
+
+  #track(child: Child): Child {
     this.#children.add(child);
     void child.exited.then(() => this.#children.delete(child));
     return child;

@@ -15,6 +15,8 @@ export interface BaselineRecord {
   /** CPU busy outside this run during the step, % of one core: high means the figure had company. */
   otherCpuPct: number;
   error?: string;
+  /** Why it did not run on this machine (harness/types.ts SkipError). */
+  skipped?: string;
 }
 
 export interface ScenarioRecord {
@@ -34,6 +36,7 @@ export interface ScenarioRecord {
   met: boolean | null;
   otherCpuPct: number;
   error?: string;
+  skipped?: string;
 }
 
 export interface RunRecord {
@@ -86,8 +89,8 @@ export function baselineTable(records: BaselineRecord[]): string {
   if (records.length === 0) return '(no baseline needed by this selection)';
   const rows: string[][] = [];
   for (const b of records) {
-    if (b.error) {
-      rows.push([b.name, 'FAILED', b.error.split('\n')[0], '', '', '']);
+    if (b.error || b.skipped) {
+      rows.push([b.name, b.error ? 'FAILED' : 'SKIPPED', (b.error ?? b.skipped ?? '').split('\n')[0]!, '', '', '']);
       continue;
     }
     b.shown.forEach((key, i) => {
@@ -116,8 +119,8 @@ export function scenarioTable(records: ScenarioRecord[]): string {
   const rows: string[][] = [];
   const notes: string[] = [];
   for (const s of records) {
-    if (s.error) {
-      rows.push([s.name, 'FAILED', s.error.split('\n')[0]!.slice(0, 160), '', '', '', '']);
+    if (s.error || s.skipped) {
+      rows.push([s.name, s.error ? 'FAILED' : 'SKIPPED', (s.error ?? s.skipped ?? '').split('\n')[0]!.slice(0, 160), '', '', '', '']);
       continue;
     }
     rows.push([

@@ -11,7 +11,7 @@ export interface Figure {
   unit: string;
 }
 
-export type BaselineName = 'echo' | 'push' | 'storage';
+export type BaselineName = 'echo' | 'push' | 'storage' | 'jetstream' | 'ipykernel';
 
 export interface BaselineResult {
   /** Every figure measured, keyed (`rt_per_s`, `p99_ms`, `server_peak_rss_mb`…); scenarios pick one. */
@@ -29,6 +29,8 @@ export interface Baseline {
    * scenario is held against is always the baseline measured in the same run.
    */
   reference: Record<string, Figure>;
+  /** A longer time bound than the run's default (30 s quick, 180 s full): Jupyter starts Python kernels. */
+  stepTimeoutMs?: { quick: number; full: number };
   run(ctx: Ctx): Promise<BaselineResult>;
 }
 
@@ -72,8 +74,17 @@ export interface Scenario {
   alsoNeeds?: BaselineName[];
   /** Absent when the issue sets none: the figure is reported, not judged. */
   goal?: Goal;
+  /** A longer time bound than the run's default (30 s quick, 180 s full): a cluster boots three servers. */
+  stepTimeoutMs?: { quick: number; full: number };
   run(ctx: Ctx): Promise<ScenarioResult>;
 }
+
+/**
+ * Thrown by a baseline or scenario that cannot run on this machine (a program it compares against is
+ * not installed): the run says so with the reason and goes on; it is not a failure of the bench.
+ * test/bench-smoke.test.ts fails on it, since `npm test` installs what the bench needs.
+ */
+export class SkipError extends Error {}
 
 export interface Ctx {
   /** Tiny sizes and short windows: a smoke run, not a measurement. */
@@ -84,6 +95,11 @@ export interface Ctx {
   readonly procs: Procs;
   /** A directory of this run's own, removed at the end. */
   readonly tmpDir: string;
+  /**
+   * VMSTREAM_* settings every vmstream server of this step gets, under the scenario's own: how one
+   * scenario runs again on another store (scenarios/stores.ts).
+   */
+  readonly serverEnv?: Readonly<Record<string, string>>;
   /** Runs a job in `processes` load-generator processes (connections split among them), merged. */
   loadgen<J extends LoadJob>(job: J, processes?: number, hooks?: LoadgenHooks): Promise<ResultFor<J>>;
   log(line: string): void;

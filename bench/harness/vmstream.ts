@@ -35,6 +35,8 @@ export interface VmstreamOptions {
   dataDir?: string;
   /** More VMSTREAM_* settings, over the bench's. */
   env?: Record<string, string>;
+  /** The token to accept (a cluster's nodes share one); a random one otherwise. */
+  token?: string;
 }
 
 export interface Vmstream {
@@ -60,11 +62,11 @@ export async function startVmstream(ctx: Ctx, options: VmstreamOptions): Promise
   const workspace = join(ctx.tmpDir, 'workspace');
   mkdirSync(dataDir, { recursive: true });
   mkdirSync(workspace, { recursive: true });
-  const token = randomBytes(18).toString('base64url');
+  const token = options.token ?? randomBytes(18).toString('base64url');
   // The harness's own VMSTREAM_* (a developer's shell) must not leak into a measurement.
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('VMSTREAM_')) env[key] = value;
-  Object.assign(env, BENCH_ENV, { VMSTREAM_DATA: dataDir, VMSTREAM_WORKSPACE: workspace, VMSTREAM_TOKEN: token }, options.env);
+  Object.assign(env, BENCH_ENV, { VMSTREAM_DATA: dataDir, VMSTREAM_WORKSPACE: workspace, VMSTREAM_TOKEN: token }, ctx.serverEnv, options.env);
   const execArgv = ctx.profileDir
     ? ['--cpu-prof', '--cpu-prof-dir', ctx.profileDir, '--cpu-prof-name', `${options.name}-${n}.${process.pid}.cpuprofile`]
     : [];

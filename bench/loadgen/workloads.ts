@@ -56,15 +56,16 @@ const echo: RttWorkload = { open: async () => echoConnection };
 
 /**
  * vmstream `execute`, pipelined over `params.sessions` sessions of this connection (request id mod
- * sessions picks one, so a window that is a multiple of it keeps window/sessions queued in each).
- * The request is answered by the `execution` reply, which carries the server's execution_id; the
- * round trip ends at that execution's `done` event.
+ * sessions picks one, so a window that is a multiple of it keeps window/sessions queued in each),
+ * or over `params.sessionIds` (comma-separated) made elsewhere: on a cluster, sessions another node
+ * owns. The request is answered by the `execution` reply, which carries the server's execution_id;
+ * the round trip ends at that execution's `done` event.
  */
 const execute: RttWorkload = {
   async open(ws, params, index) {
-    const count = Math.max(1, Number(params.sessions ?? 1));
-    const sessions: string[] = [];
-    for (let i = 0; i < count; i++) sessions.push(await createSession(ws, `bench-${index}-${i}`));
+    const sessions: string[] = params.sessionIds ? String(params.sessionIds).split(',') : [];
+    for (let i = sessions.length; i < Math.max(1, Number(params.sessions ?? 1)); i++) sessions.push(await createSession(ws, `bench-${index}-${i}`));
+    const count = sessions.length;
     const code = String(params.code ?? '1 + 1');
     const byExecution = new Map<string, number>();
     return {

@@ -11,9 +11,7 @@
  * - replay-deep: one log of `deep` events; time to the first page at after_seq 0, half and 90 %
  *   (flat on both: no scan from the log's start).
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -23,6 +21,8 @@ import type { EventStore } from '../../src/store/event-store.js';
 import { JetStreamEventStore } from '../../src/store/jetstream/jetstream-store.js';
 import { LevelEventStore } from '../../src/store/level-store.js';
 import { eventFrame } from '../harness/frames.js';
+import { startNats } from '../harness/nats.js';
+import { Procs } from '../harness/procs.js';
 
 const { values } = parseArgs({
   options: {
@@ -39,21 +39,6 @@ const chunkSize = Number(values.chunk);
 const deep = Number(values.deep);
 const frame = encodeFrame(eventFrame(1, Date.now()));
 const dir = mkdtempSync(join(tmpdir(), 'vmstream-stores-bench-'));
-
-/** A nats-server with JetStream in the bench's folder, ended with the bench. */
-async function ownNats(): Promise<{ url: string; stop(): void }> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const port = (probe.address() as net.AddressInfo).port;
-  await new Promise((resolve) => probe.close(resolve));
-  const child = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', join(dir, 'nats')], { stdio: 'ignore' });
-  for (;;) {
-    const up = await new Promise<boolean>((resolve) => net.connect(port, '127.0.0.1').once('connect', function (this: net.Socket) { this.destroy(); resolve(true); }).once('error', () => resolve(false)));
-    if (up) break;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  return { url: `nats://127.0.0.1:${port}`, stop: () => child.kill('SIGKILL') };
-}
 
 async function append(store: EventStore, prefix: string, logs: number, each: number, size: number): Promise<number> {
   const frames = Array.from({ length: size }, () => frame);
@@ -105,7 +90,8 @@ async function measure(name: string, open: () => EventStore): Promise<Record<str
   return { store: name, append_events_per_s: Math.round(appendPerSec), replay_events_per_s: Math.round(replayPerSec), first_page_ms_at_0_half_90pct: deepMs.map((ms) => ms.toFixed(2)).join(' / ') };
 }
 
-const nats = values.nats ? { url: values.nats, stop: () => {} } : await ownNats();
+const procs = new Procs();
+const nats = values.nats ? { url: values.nats } : await startNats(procs, join(dir, 'nats'));
 try {
   const rows = [
     await measure('level', () => new LevelEventStore(join(dir, 'level'))),
@@ -114,6 +100,6 @@ try {
   console.log(`${executions} logs × ${eventsEach} events in chunks of ${chunkSize} (frames of ${frame.length} B); deep log of ${deep}`);
   console.table(rows);
 } finally {
-  nats.stop();
+  await procs.stopAll();
   rmSync(dir, { recursive: true, force: true });
 }

@@ -1,0 +1,66 @@
+/**
+ * The interactive comparison of issue 15, measured the same way for a Jupyter kernel and a vmstream
+ * session: trivial executes one at a time (p50 / p99, until each is complete), one execute printing
+ * `lines` lines (lines per second, counted until it is complete), and the memory `instances` of them
+ * hold once each has run the trivial code (the resident set of the server and all its descendants,
+ * read at rest before and after).
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Histogram } from './histogram.js';
+import { treeRssBytes } from './proc-stats.js';
+import type { Figure } from './types.js';
+
+export interface Executed {
+  ms: number;
+  lines: number;
+  messages: number;
+}
+
+/** One kernel or session: runs code and says when it completed and what it printed. */
+export interface Interpreter {
+  /**
+   * Resolves when the execute is complete, with its time, the stdout lines it printed and the
+   * messages (frames) that carried them; throws unless it ended ok.
+   */
+  execute(code: string): Promise<Executed>;
+}
+
+export interface InteractiveJob {
+  /** A new kernel or session, ready to run. */
+  open(): Promise<Interpreter>;
+  /** The server process whose tree holds them all. */
+  pid: number;
+  trivial: string;
+  /** Code printing `n` lines, one a line. */
+  print(n: number): string;
+  executes: number;
+  lines: number;
+  instances: number;
+  settleMs: number;
+}
+
+export async function measureInteractive(job: InteractiveJob): Promise<Record<string, Figure>> {
+  await sleep(job.settleMs);
+  const before = treeRssBytes(job.pid);
+  const first = await job.open();
+  for (let i = 0; i < Math.min(10, job.executes); i++) await first.execute(job.trivial);
+  const hist = new Histogram();
+  for (let i = 0; i < job.executes; i++) hist.record((await first.execute(job.trivial)).ms * 1000);
+  const printed = await first.execute(job.print(job.lines));
+  if (printed.lines !== job.lines) throw new Error(`printed ${printed.lines} lines of ${job.lines}`);
+  for (let i = 1; i < job.instances; i++) await (await job.open()).execute(job.trivial);
+  await sleep(job.settleMs);
+  const after = treeRssBytes(job.pid);
+  const ms = hist.percentilesMs();
+  return {
+    execute_p50_ms: { value: ms.p50, unit: 'ms' },
+    execute_p99_ms: { value: ms.p99, unit: 'ms' },
+    lines_per_s: { value: job.lines / (printed.ms / 1000), unit: 'lines/s' },
+    lines_seconds: { value: printed.ms / 1000, unit: 's' },
+    // ipykernel sends ~0.2 s of stdout per message, vmstream a frame per line: the gap's first cause.
+    lines_messages: { value: printed.messages, unit: 'messages' },
+    mb_per_instance: { value: (after - before) / job.instances / (1024 * 1024), unit: 'MB' },
+    instances: { value: job.instances, unit: '' },
+    tree_rss_mb: { value: after / (1024 * 1024), unit: 'MB' },
+  };
+}
