@@ -134,3 +134,43 @@ export function treeRssBytes(pid: number): number {
   }
   return total;
 }
+
+/**
+ * CPU seconds of a process and of every live process below it (a server's sandbox processes,
+ * bubblewrap's children): with confined sandboxes most of a run's CPU is spent there, outside the
+ * server's own /proc/<pid>/stat. A descendant that ended meanwhile is missing unless its parent
+ * waited for it; sandbox processes live as long as their server, so a step loses none of theirs.
+ */
+export function treeCpuSeconds(pid: number): number {
+  let total = cpuSeconds(pid);
+  for (const child of descendantPids(pid)) {
+    const seconds = cpuSeconds(child);
+    if (Number.isFinite(seconds)) total += seconds; // NaN: it ended meanwhile
+  }
+  return total;
+}
+
+/**
+ * CPU seconds of the processes below `pid` that are not its children (grandchildren and deeper):
+ * when a run's children are stopped, theirs are orphaned and reaped by init, not by us, so their
+ * time would count as a neighbour's unless read before.
+ */
+export function orphanableCpuSeconds(pid: number | 'self' = 'self'): number {
+  const root = pid === 'self' ? process.pid : pid;
+  const children = new Set(childPids(root));
+  let total = 0;
+  for (const pid of descendantPids(root)) {
+    if (children.has(pid)) continue;
+    const seconds = cpuSeconds(pid);
+    if (Number.isFinite(seconds)) total += seconds;
+  }
+  return total;
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}

@@ -8,7 +8,7 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import type { ChildMessage } from './child.js';
-import { cpuSeconds, peakRssBytes } from './proc-stats.js';
+import { cpuSeconds, peakRssBytes, treeCpuSeconds } from './proc-stats.js';
 
 const STOP_GRACE_MS = 2_000;
 
@@ -107,10 +107,11 @@ export class Child {
    * bottleneck, whatever the process total says).
    */
   cpuMeter(mainThreadOnly = false): () => number {
-    const tid = mainThreadOnly ? this.pid : undefined;
-    const cpu0 = cpuSeconds(this.pid, false, tid);
+    // The process total includes what runs below it (a server's sandbox processes run the code).
+    const read = mainThreadOnly ? () => cpuSeconds(this.pid, false, this.pid) : () => treeCpuSeconds(this.pid);
+    const cpu0 = read();
     const t0 = performance.now();
-    return () => ((cpuSeconds(this.pid, false, tid) - cpu0) / ((performance.now() - t0) / 1000)) * 100;
+    return () => ((read() - cpu0) / ((performance.now() - t0) / 1000)) * 100;
   }
 
   /** SIGTERM, then SIGKILL after `graceMs`; resolves once the child has exited. */

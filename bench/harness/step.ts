@@ -4,7 +4,7 @@
  * when a figure looks off, and a step with both its processes well under a core usually had company.
  */
 import { performance } from 'node:perf_hooks';
-import { cpuSeconds, machineBusySeconds } from './proc-stats.js';
+import { cpuSeconds, machineBusySeconds, orphanableCpuSeconds } from './proc-stats.js';
 import type { Procs } from './procs.js';
 
 export interface StepOutcome<T> {
@@ -17,7 +17,7 @@ export interface StepOutcome<T> {
 export async function runStep<T>(procs: Procs, name: string, ms: number, step: () => Promise<T>): Promise<StepOutcome<T>> {
   const machine0 = machineBusySeconds();
   // Our own CPU plus that of children already reaped; `stopAll` below reaps the rest before we read.
-  const own0 = cpuSeconds('self', true);
+  const own0 = cpuSeconds('self', true) + orphanableCpuSeconds();
   const t0 = performance.now();
   let timer: NodeJS.Timeout | undefined;
   const expiry = new Promise<never>((_, reject) => {
@@ -28,17 +28,20 @@ export async function runStep<T>(procs: Procs, name: string, ms: number, step: (
     }, ms);
   });
   const outcome: StepOutcome<T> = { otherCpuPct: NaN };
+  let orphaned = 0;
   try {
     outcome.value = await Promise.race([step(), expiry]);
   } catch (error) {
     outcome.error = error as Error;
   } finally {
     clearTimeout(timer);
+    // Grandchildren (sandbox processes) are reaped by init once their server stops: read theirs first.
+    orphaned = orphanableCpuSeconds();
     // Whatever a step forgot to stop must not load the machine during the next one.
     await procs.stopAll();
   }
   const seconds = (performance.now() - t0) / 1000;
-  const other = machineBusySeconds() - machine0 - (cpuSeconds('self', true) - own0);
+  const other = machineBusySeconds() - machine0 - (cpuSeconds('self', true) + orphaned - own0);
   outcome.otherCpuPct = Math.max(0, (other / seconds) * 100);
   return outcome;
 }
