@@ -89,3 +89,18 @@ t.test('a second live process with the same id is refused', async (t) => {
   await node(t, nats, 'twice', 'node-a');
   await t.rejects(node(t, nats, 'twice', 'node-a'), /node id "node-a" is in use by a running node/);
 });
+
+t.test('a node closed while NATS is down closes at once and stops redialling', async (t) => {
+  const nats = await natsFor(t);
+  const a = await node(t, nats, 'down', 'node-a');
+  const statuses: string[] = [];
+  void (async () => {
+    for await (const status of a.cluster.nc.status()) statuses.push(status.type);
+  })();
+  await nats.kill();
+  await until(() => !a.cluster.connected && statuses.includes('reconnecting'));
+  // A drain would wait for the dead server's PONG for ever, redialling it every 250 ms meanwhile.
+  await a.cluster.close();
+  t.ok(a.cluster.nc.isClosed(), 'the connection is closed, not left redialling');
+  t.equal(await a.cluster.nc.closed(), undefined, 'and closed without an error');
+});
