@@ -11,10 +11,15 @@ import { natsFor } from './helpers/nats.js';
 import { doneProblems, plain, replay, seqProblem, serverFor, startExecution, waitEvent } from './helpers/util.js';
 
 /** Asks /readyz until its store check is `wanted` (no clock: each answer comes from the server). */
+/**
+ * The first /readyz answer whose store check says `wanted`; when the store is back, also every other
+ * check (a node's own heartbeat is written a moment after NATS returns, and readiness waits for it).
+ */
 async function storeReadiness(api: HttpClient, wanted: boolean): Promise<{ status: number; body: any }> {
   for (;;) {
     const reply = await api.get('/readyz');
-    if (reply.body.checks.store === wanted) return reply;
+    const checks = Object.values(reply.body.checks ?? {});
+    if (reply.body.checks.store === wanted && (!wanted || checks.every((check) => check !== false))) return reply;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
