@@ -2,10 +2,14 @@
  * Membership (src/cluster/membership.ts) in-process against a real nats-server: nodes see each
  * other alive; a node whose heartbeat stops is dead to the others after a lease, by their own
  * timers; its restart under the same id reports the epoch it left; a NATS outage longer than the
- * lease kills nobody (observers pause their timers while their own connection is down).
+ * lease kills nobody (observers pause their timers while their own connection is down); closing
+ * leaves nothing running, whether NATS is down or a watch is being reopened.
  */
 import t from 'tap';
+import { Kvm } from '@nats-io/kv';
+import { connect } from '@nats-io/transport-node';
 import { Cluster, type ClusterOptions } from '../src/cluster/cluster.js';
+import { KvMirror } from '../src/cluster/kv-mirror.js';
 import { natsFor, type TestNats } from './helpers/nats.js';
 
 const LEASE_MS = 800;
@@ -88,4 +92,37 @@ t.test('a second live process with the same id is refused', async (t) => {
   const nats = await natsFor(t);
   await node(t, nats, 'twice', 'node-a');
   await t.rejects(node(t, nats, 'twice', 'node-a'), /node id "node-a" is in use by a running node/);
+});
+
+t.test('a node closed while NATS is down closes at once and stops redialling', async (t) => {
+  const nats = await natsFor(t);
+  const a = await node(t, nats, 'down', 'node-a');
+  const statuses: string[] = [];
+  void (async () => {
+    for await (const status of a.cluster.nc.status()) statuses.push(status.type);
+  })();
+  await nats.kill();
+  await until(() => !a.cluster.connected && statuses.includes('reconnecting'));
+  // A drain would wait for the dead server's PONG for ever, redialling it every 250 ms meanwhile.
+  await a.cluster.close();
+  t.ok(a.cluster.nc.isClosed(), 'the connection is closed, not left redialling');
+  t.equal(await a.cluster.nc.closed(), undefined, 'and closed without an error');
+});
+
+t.test('a mirror stopped while it reopens its watch leaves nothing running once the connection drains', async (t) => {
+  const nats = await natsFor(t);
+  const timers = () => process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length;
+  const before = timers();
+  const nc = await connect({ servers: [nats.url] });
+  const kv = await new Kvm(nc).create('mirror_stop', { history: 1 });
+  await kv.put('k', new Uint8Array([1]));
+  const mirror = new KvMirror(kv, () => undefined, () => undefined);
+  await mirror.start();
+  mirror.restart(); // as after a reconnect: a new watch is being opened now
+  // What Cluster.close does: the drain must wait for that watch, which would otherwise fail on
+  // the draining connection after starting its consumer's 30 s heartbeat monitor, never stopped.
+  await mirror.stop();
+  await kv.delete('k'); // as membership.leave does: one JetStream round trip, the watch's requests meanwhile under way
+  await nc.drain();
+  t.equal(timers(), before, 'no timer left running');
 });

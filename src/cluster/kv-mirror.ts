@@ -21,6 +21,8 @@ export class KvMirror {
   readonly #revisions = new Map<string, number>();
   #lastRevision = 0;
   #watch: QueuedIterator<KvWatchEntry> | undefined;
+  /** Watches being opened: see `stop`. */
+  readonly #opening = new Set<Promise<void>>();
   #stopped = false;
   /** Counts restarts, so that a retry of an older one gives way to a newer one. */
   #generation = 0;
@@ -61,13 +63,28 @@ export class KvMirror {
     attempt();
   }
 
-  stop(): void {
+  /**
+   * No more entries, no more retries. Resolves once no watch is still being opened: the connection
+   * must not be drained under one (a `kv.watch` that finds it draining fails after it started its
+   * consumer's 30 s heartbeat monitor, which then outlives everything, process included). A watch
+   * opened after the stop is stopped as soon as it opens.
+   */
+  async stop(): Promise<void> {
     this.#stopped = true;
     this.#watch?.stop();
     this.#watch = undefined;
+    await Promise.allSettled(this.#opening);
   }
 
-  async #open(fromRevision: number, generation: number): Promise<void> {
+  #open(fromRevision: number, generation: number): Promise<void> {
+    const opening = this.#openWatch(fromRevision, generation);
+    this.#opening.add(opening);
+    const forget = () => this.#opening.delete(opening);
+    opening.then(forget, forget);
+    return opening;
+  }
+
+  async #openWatch(fromRevision: number, generation: number): Promise<void> {
     const watch = await this.#kv.watch(fromRevision > 0 ? { resumeFromRevision: fromRevision } : {});
     if (this.#stopped || generation !== this.#generation) {
       watch.stop();

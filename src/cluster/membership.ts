@@ -110,12 +110,16 @@ export class Membership {
     this.#beating = setInterval(() => void this.#beat(), this.#options.heartbeatMs);
   }
 
-  /** Leaving cleanly: no more heartbeats, and the key goes, so that a restart need not wait a lease. */
+  /**
+   * Leaving cleanly: no more heartbeats, and the key goes, so that a restart need not wait a lease.
+   * Cut off from NATS the key stays (a delete would only wait out its request timeout): it runs out
+   * its lease as a crashed node's does.
+   */
   async leave(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#beating);
     for (const peer of this.#peers.values()) clearTimeout(peer.timer);
-    await this.#kv.delete(this.#key, { previousSeq: this.#revision }).catch(() => undefined);
+    if (this.#connected) await this.#kv.delete(this.#key, { previousSeq: this.#revision }).catch(() => undefined);
   }
 
   on(listener: MembershipListener): () => void {
