@@ -7,6 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { Packr } from 'msgpackr';
 import { SessionContext, type RunOutput, type RunStatus } from '../sandbox/session-context.js';
+import { ConsoleRecordEncoder, type RecordPrefix } from './console-frame.js';
 import { ItemKind, type FromWorker, type OutputItem, type ToWorker, type WorkerBootData } from './messages.js';
 import { RingReader, RingWriter } from './output-ring.js';
 import { WorkerOutput } from './shared-output.js';
@@ -18,6 +19,7 @@ const { limits, ring, output: link } = workerData as WorkerBootData;
 const sessions = new Map<string, SessionContext>();
 const running = new Map<string, SessionContext>();
 const packr = new Packr({ useRecords: false });
+const consoleRecords = new ConsoleRecordEncoder();
 // Output goes straight to shared memory, where the main thread reads it even while this thread is
 // stuck in a user's loop (output-ring.ts). In a sandbox process, this thread also writes it out
 // itself once per turn of its event loop (shared-output.ts), and the main thread is woken only
@@ -38,7 +40,21 @@ function post(message: FromWorker): void {
 function push(xid: string, kind: ItemKind, a: string | number | boolean, b: string | number | boolean, c: string | number | boolean, extra = ''): void {
   const structured = extra === '' ? undefined : parseExtra(extra);
   const item: OutputItem = structured === undefined ? [xid, kind, Date.now(), a, b, c] : [xid, kind, Date.now(), a, b, c, structured];
-  output.write(packr.pack(item));
+  write(packr.pack(item));
+}
+
+/**
+ * A plain console line (no structured fields) goes as its wire frame (console-frame.ts): the
+ * server stores and sends those bytes without decoding them. Anything else is an OutputItem.
+ */
+function pushConsole(xid: string, prefix: RecordPrefix | null, level: number, text: string, truncated: boolean, extra: string): void {
+  const record = prefix && extra === '' ? consoleRecords.encode(prefix, level, text, truncated, Date.now()) : null;
+  if (record) write(record);
+  else push(xid, ItemKind.Console, level, text, truncated, extra);
+}
+
+function write(record: Uint8Array): void {
+  output.write(record);
   if (selfOutput && !flushQueued) {
     flushQueued = true;
     // At the end of this turn's check phase, not of this task: the runs a message started end in
@@ -57,8 +73,9 @@ function parseExtra(extra: string): unknown {
 }
 
 function outputFor(xid: string): RunOutput {
+  const prefix = consoleRecords.prefix(xid);
   return {
-    console: (level, text, truncated, extra) => push(xid, ItemKind.Console, level, text, truncated, extra),
+    console: (level, text, truncated, extra) => pushConsole(xid, prefix, level, text, truncated, extra),
     value: (type, preview, extra) => push(xid, ItemKind.Value, type, preview, 0, extra),
     exception: (name, message, stack) => push(xid, ItemKind.Exception, name, message, stack),
     done: (status) => {

@@ -7,6 +7,7 @@
  */
 import type { ExecutionKind } from '../../protocol/types.js';
 import type { AbortStatus, Completion, ReplayInput, RestoreResult, SandboxLimits, SandboxOutput } from '../sandbox/sandbox.js';
+import { readConsoleRecord } from '../pool/console-frame.js';
 import { readOutputItem } from '../pool/output-item.js';
 
 /** The sandbox process writes its frames to this fd (stdin carries the server's; stdout is unused). */
@@ -32,8 +33,9 @@ export type ToHost =
 
 /**
  * What the server reads from a sandbox process. On the pipe, output is not an `out` message: it is
- * a worker's output record (pool/messages.ts's OutputItem, an array) forwarded as the worker
- * encoded it, and `readFromHost` turns a well-formed one into `out`.
+ * a worker's output record (pool/messages.ts's OutputItem, an array, or a console line's bytes:
+ * pool/console-frame.ts) forwarded as the worker wrote it, and `readFromHost` turns a well-formed
+ * one into `out`.
  */
 export type FromHost =
   /** The pool is up: for readiness. */
@@ -56,6 +58,10 @@ const isObject = (value: unknown): value is Record<string, unknown> => typeof va
  * preview-data.ts finds them well formed), else null.
  */
 export function readFromHost(message: unknown): FromHost | null {
+  if (message instanceof Uint8Array) {
+    const output = readConsoleRecord(message);
+    return output && { t: 'out', o: output };
+  }
   if (Array.isArray(message)) {
     const output = readOutputItem(message);
     return output && { t: 'out', o: output };
