@@ -127,90 +127,123 @@ export function isConsoleRecord(record: Uint8Array): boolean {
 
 /**
  * The server's side: `record` as the console output it stands for, its `frame` a view of the
- * record's bytes with its seq slot at `seqAt`; null unless it is exactly the template.
+ * record's bytes with its seq slot at `seqAt`; null unless it is exactly the template. Plain
+ * offsets, every read bounds-checked (-1 is "not the template"): it runs once per printed line.
  */
 export function readConsoleRecord(record: Uint8Array): Extract<SandboxOutput, { kind: 'encoded' }> | null {
-  const reader = new TemplateReader(record);
-  const xid = reader.str();
-  if (xid === null) return null;
-  const frameStart = reader.at;
-  if (!reader.expect(HEAD)) return null;
+  const frameStart = idEnd(record, 0);
+  const xidStart = frameStart < 0 ? -1 : idHeader(record, 0);
+  const idAt = frameStart < 0 ? -1 : expect(record, frameStart, HEAD);
+  const seqKey = idAt < 0 ? -1 : idEnd(record, idAt);
+  if (seqKey < 0) return null;
+  const publicStart = idAt + idHeader(record, idAt);
   // The frame's execution_id is the public form of the record's xid, byte for byte.
-  const id = reader.str();
-  if (id === null || id !== publicIdOf(xid)) return null;
-  if (!reader.expect(SEQ)) return null;
-  const seqAt = reader.skip(4);
-  if (seqAt < 0 || !reader.expect(TYPE_TS)) return null;
-  const tsAt = reader.skip(8);
-  if (tsAt < 0) return null;
-  const ts = new DataView(record.buffer, record.byteOffset + tsAt, 8).getFloat64(0);
-  if (!Number.isFinite(ts) || !reader.expect(PAYLOAD_KEY)) return null;
-  const pairs = reader.byte();
-  if ((pairs !== 0x82 && pairs !== 0x83) || !reader.expect(LEVEL_KEY)) return null;
-  if (!LEVELS.some((level) => reader.expect(level)) || !reader.expect(TEXT_KEY)) return null;
-  const text = reader.strSpan();
-  if (text === null || !isUtf8(record.subarray(text[0], text[1]))) return null;
-  if (pairs === 0x83 && !reader.expect(TRUNCATED)) return null;
-  if (reader.at !== record.length) return null;
-  return { kind: 'encoded', executionId: xid, ts, type: 'console', frame: record.subarray(frameStart), seqAt: seqAt - frameStart };
+  const xidPublic = xidStart + publicOffset(record, xidStart, frameStart);
+  if (seqKey - publicStart !== frameStart - xidPublic || !sameBytes(record, publicStart, record, xidPublic, seqKey - publicStart)) return null;
+  const seqAt = expect(record, seqKey, SEQ);
+  const tsAt = seqAt < 0 ? -1 : expect(record, seqAt + 4, TYPE_TS);
+  if (tsAt < 0 || tsAt + 8 > record.length) return null;
+  const ts = readFloat64(record, tsAt);
+  const pairsAt = expect(record, tsAt + 8, PAYLOAD_KEY);
+  if (!Number.isFinite(ts) || pairsAt < 0) return null;
+  const pairs = record[pairsAt];
+  let at = pairs === 0x82 || pairs === 0x83 ? expect(record, pairsAt + 1, LEVEL_KEY) : -1;
+  at = at < 0 ? -1 : expectLevel(record, at);
+  at = at < 0 ? -1 : expect(record, at, TEXT_KEY);
+  const textStart = at < 0 ? -1 : strStart(record, at);
+  if (textStart < 0) return null;
+  const textEnd = textStart + strLength(record, at);
+  if (textEnd > record.length || !isText(record, textStart, textEnd)) return null;
+  const end = pairs === 0x83 ? expect(record, textEnd, TRUNCATED) : textEnd;
+  if (end !== record.length) return null;
+  const executionId = idString(record, xidStart, frameStart);
+  return { kind: 'encoded', executionId, ts, type: 'console', frame: record.subarray(frameStart), seqAt: seqAt - frameStart };
 }
 
-/** A cursor over untrusted bytes: every read is bounds-checked and fails softly (null, false, -1). */
-class TemplateReader {
-  readonly #bytes: Uint8Array;
-  at = 0;
+/** The last id read, as bytes and as a string: a run's lines come in a row, and one string serves them all. */
+let lastId = { bytes: new Uint8Array(0), text: '' };
 
-  constructor(bytes: Uint8Array) {
-    this.#bytes = bytes;
-  }
+/** The ASCII id in bytes [start, end) as a string. */
+function idString(bytes: Uint8Array, start: number, end: number): string {
+  const { bytes: last, text } = lastId;
+  if (last.length === end - start && sameBytes(last, 0, bytes, start, end - start)) return text;
+  let id = '';
+  for (let index = start; index < end; index++) id += String.fromCharCode(bytes[index]!);
+  lastId = { bytes: bytes.slice(start, end), text: id };
+  return id;
+}
 
-  byte(): number {
-    return this.at < this.#bytes.length ? this.#bytes[this.at++]! : -1;
-  }
+/** Bytes of the header of the id str at `at` (fixstr: 1, str8: 2). */
+const idHeader = (bytes: Uint8Array, at: number) => (bytes[at] === 0xd9 ? 2 : 1);
 
-  /** Moves past `bytes` when they come next; otherwise stays and says no. */
-  expect(bytes: Uint8Array): boolean {
-    if (this.at + bytes.length > this.#bytes.length) return false;
-    for (let index = 0; index < bytes.length; index++) if (this.#bytes[this.at + index] !== bytes[index]) return false;
-    this.at += bytes.length;
-    return true;
-  }
+/** Offset past a printable-ASCII id (fixstr or str8) at `at`; -1 when `at` holds none. */
+function idEnd(bytes: Uint8Array, at: number): number {
+  const tag = bytes[at];
+  if (tag === undefined || !(tag === 0xd9 || (tag >= 0xa0 && tag <= 0xbf)) || at + 2 > bytes.length) return -1;
+  const start = at + idHeader(bytes, at);
+  const end = start + (tag === 0xd9 ? bytes[at + 1]! : tag & 0x1f);
+  if (end > bytes.length) return -1;
+  for (let index = start; index < end; index++) if (bytes[index]! < 0x20 || bytes[index]! > 0x7e) return -1;
+  return end;
+}
 
-  /** Skips `count` bytes; where they started, or -1 past the end. */
-  skip(count: number): number {
-    if (this.at + count > this.#bytes.length) return -1;
-    this.at += count;
-    return this.at - count;
-  }
+/** Offset in the xid [start, end) of its public part (after the first '/'): publicIdOf's rule on bytes. */
+function publicOffset(bytes: Uint8Array, start: number, end: number): number {
+  for (let index = start; index < end; index++) if (bytes[index] === 0x2f) return index + 1 - start;
+  return 0;
+}
 
-  /** [start, end) of a str's bytes (any of its four forms), or null. */
-  strSpan(): [number, number] | null {
-    const bytes = this.#bytes;
-    const tag = this.byte();
-    let length: number;
-    if (tag >= 0xa0 && tag <= 0xbf) length = tag & 0x1f;
-    else if (tag === 0xd9 && this.at + 1 <= bytes.length) length = bytes[this.at++]!;
-    else if (tag === 0xda && this.at + 2 <= bytes.length) (length = (bytes[this.at]! << 8) | bytes[this.at + 1]!), (this.at += 2);
-    else if (tag === 0xdb && this.at + 4 <= bytes.length) (length = new DataView(bytes.buffer, bytes.byteOffset + this.at, 4).getUint32(0)), (this.at += 4);
-    else return null;
-    const start = this.skip(length);
-    return start < 0 ? null : [start, start + length];
-  }
+/** Offset past `pattern` when it comes at `at`; -1 otherwise. */
+function expect(bytes: Uint8Array, at: number, pattern: Uint8Array): number {
+  if (at < 0 || at + pattern.length > bytes.length) return -1;
+  for (let index = 0; index < pattern.length; index++) if (bytes[at + index] !== pattern[index]) return -1;
+  return at + pattern.length;
+}
 
-  /** A short ASCII str (an id: fixstr or str8), or null. */
-  str(): string | null {
-    const tag = this.#bytes[this.at];
-    if (tag === undefined || !((tag >= 0xa0 && tag <= 0xbf) || tag === 0xd9)) return null;
-    const span = this.strSpan();
-    if (span === null) return null;
-    let text = '';
-    for (let index = span[0]; index < span[1]; index++) {
-      const code = this.#bytes[index]!;
-      if (code > 0x7e || code < 0x20) return null;
-      text += String.fromCharCode(code);
-    }
-    return text;
+function expectLevel(bytes: Uint8Array, at: number): number {
+  for (const level of LEVELS) {
+    const end = expect(bytes, at, level);
+    if (end >= 0) return end;
   }
+  return -1;
+}
+
+function sameBytes(a: Uint8Array, aAt: number, b: Uint8Array, bAt: number, length: number): boolean {
+  for (let index = 0; index < length; index++) if (a[aAt + index] !== b[bAt + index]) return false;
+  return true;
+}
+
+/** Where a str's bytes start (any of its four forms); -1 when `at` holds no str header. */
+function strStart(bytes: Uint8Array, at: number): number {
+  const tag = bytes[at];
+  const start = tag === undefined ? -1 : tag >= 0xa0 && tag <= 0xbf ? at + 1 : tag === 0xd9 ? at + 2 : tag === 0xda ? at + 3 : tag === 0xdb ? at + 5 : -1;
+  return start <= bytes.length ? start : -1;
+}
+
+/** The length of the str whose header (checked by strStart) is at `at`. */
+function strLength(bytes: Uint8Array, at: number): number {
+  const tag = bytes[at]!;
+  if (tag <= 0xbf) return tag & 0x1f;
+  if (tag === 0xd9) return bytes[at + 1]!;
+  if (tag === 0xda) return (bytes[at + 1]! << 8) | bytes[at + 2]!;
+  return ((bytes[at + 1]! << 24) >>> 0) + ((bytes[at + 2]! << 16) | (bytes[at + 3]! << 8) | bytes[at + 4]!);
+}
+
+/** Whether bytes [start, end) are UTF-8: ASCII checked here (short lines), the rest natively. */
+function isText(bytes: Uint8Array, start: number, end: number): boolean {
+  let index = start;
+  while (index < end && bytes[index]! < 0x80) index++;
+  return index === end || isUtf8(bytes.subarray(index, end));
+}
+
+const float64 = new Float64Array(1);
+const float64Bytes = new Uint8Array(float64.buffer);
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** The big-endian float64 at `at` (bounds checked by the caller). */
+function readFloat64(bytes: Uint8Array, at: number): number {
+  for (let index = 0; index < 8; index++) float64Bytes[littleEndian ? 7 - index : index] = bytes[at + index]!;
+  return float64[0]!;
 }
 
 /** The id a client knows an execution by: its stored id without the tenant (sessions/live.ts's publicExecutionId). */
