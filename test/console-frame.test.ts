@@ -30,7 +30,7 @@ function frameOf(bytes: Uint8Array, seq: number): Uint8Array {
 }
 
 t.test('a record is the event frame the server would have sent, seq written in by the server', async (t) => {
-  for (const [text, level, truncated] of [['hi', 0, false], ['', 4, false], ['é✓ 𝄞 \u{d800}', 2, true], ['x'.repeat(31), 1, false], ['y'.repeat(40), 3, false], ['z'.repeat(70_000), 0, true]] as const) {
+  for (const [text, level, truncated] of [['hi', 0, false], ['', 4, false], ['é✓ 𝄞 \u{d800}', 2, true], ['ascii first, then ✓', 0, false], ['x'.repeat(31), 1, false], ['y'.repeat(40), 3, false], ['z'.repeat(70_000), 0, true]] as const) {
     const bytes = record(text, level, truncated);
     t.ok(isConsoleRecord(bytes));
     const read = readConsoleRecord(bytes);
