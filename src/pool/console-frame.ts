@@ -26,8 +26,12 @@ const fixstr = (text: string) => [0xa0 | text.length, ...ascii(text)];
 /** A str header (fixstr or str8) for an ASCII string of `length` < 256 bytes. */
 const strHeader = (length: number) => (length < 32 ? [0xa0 | length] : [0xd9, length]);
 
-/** Map of 6 pairs, `op: "event"`, and the key `execution_id` (its value follows). */
-const HEAD = Uint8Array.from([0x86, ...fixstr('op'), ...fixstr('event'), ...fixstr('execution_id')]);
+/**
+ * A map of 6 pairs, `op: "event"`, and the key `execution_id` (its value follows). The map's header
+ * is a map16, as msgpackr writes it for the server's own frames: every frame of a log then has one
+ * layout, which protocol/batch.ts splices without decoding.
+ */
+const HEAD = Uint8Array.from([0xde, 0x00, 0x06, ...fixstr('op'), ...fixstr('event'), ...fixstr('execution_id')]);
 /** From the key `seq` to the seq slot's tag. */
 const SEQ = Uint8Array.from([...fixstr('seq'), 0xce]);
 /** From the key `type` to the ts's tag. */
