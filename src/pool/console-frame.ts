@@ -140,9 +140,9 @@ function writeAscii(out: Uint8Array, text: string, at: number): boolean {
   return true;
 }
 
-/** Whether `record` (a ring record, or a pipe frame's body) is a console record rather than an OutputItem array. */
-export function isConsoleRecord(record: Uint8Array): boolean {
-  const tag = record[0]!;
+/** Whether the record at `at` of `bytes` (a ring record, or a pipe frame's body) is a console record rather than an OutputItem array. */
+export function isConsoleRecord(bytes: Uint8Array, at = 0): boolean {
+  const tag = bytes[at]!;
   return (tag >= 0xa0 && tag <= 0xbf) || tag === 0xd9;
 }
 
