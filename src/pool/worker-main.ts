@@ -73,9 +73,10 @@ function parseExtra(extra: string): unknown {
 }
 
 function outputFor(xid: string): RunOutput {
-  const prefix = consoleRecords.prefix(xid);
+  // Made at the run's first console line: most runs print nothing.
+  let prefix: RecordPrefix | null | undefined;
   return {
-    console: (level, text, truncated, extra) => pushConsole(xid, prefix, level, text, truncated, extra),
+    console: (level, text, truncated, extra) => pushConsole(xid, prefix === undefined ? (prefix = consoleRecords.prefix(xid)) : prefix, level, text, truncated, extra),
     value: (type, preview, extra) => push(xid, ItemKind.Value, type, preview, 0, extra),
     exception: (name, message, stack) => push(xid, ItemKind.Exception, name, message, stack),
     done: (status) => {
