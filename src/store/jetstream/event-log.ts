@@ -14,7 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { headers, type MsgHdrs } from '@nats-io/transport-node';
-import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type MsgRequest, type StoredMsg } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { Packr } from 'msgpackr';
 import { StoreError, type EventChunk, type FollowListener, type LogFollow, type StoredEvent } from '../event-store.js';
@@ -57,14 +57,17 @@ export class EventLog {
   #streamSeq: number;
   /** This instance as a writer, in its Msg-Ids: only its own resends are its duplicates. */
   readonly #writer = randomBytes(6).toString('base64url');
+  /** Lookups go to the stream's leader, not to whichever replica answers a direct get (see jetstream-store.ts). */
+  readonly #leaderReads: boolean;
 
-  constructor(names: Names, jsm: JetStreamManager, logs: KV, publisher: AckPublisher, streamSeq: number) {
+  constructor(names: Names, jsm: JetStreamManager, logs: KV, publisher: AckPublisher, streamSeq: number, leaderReads: boolean) {
     this.#names = names;
     this.#jsm = jsm;
     this.#js = jsm.jetstream();
     this.#logs = logs;
     this.#publisher = publisher;
     this.#streamSeq = streamSeq;
+    this.#leaderReads = leaderReads;
   }
 
   /**
@@ -351,6 +354,8 @@ export class EventLog {
 
   async #direct(query: { seq: number; next_by_subj: string } | { last_by_subj: string }): Promise<StoredMsg | null> {
     try {
+      // nats-server 2.9 answers next_by_subj on the leader's API too; the client's type only lacks it.
+      if (this.#leaderReads) return await this.#jsm.streams.getMessage(this.#names.eventStream, query as MsgRequest);
       return await this.#jsm.direct.getMessage(this.#names.eventStream, query);
     } catch (error) {
       throw new StoreError('STORE_UNAVAILABLE', `could not read the event stream: ${(error as Error).message}`, { cause: error });
