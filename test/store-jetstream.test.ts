@@ -196,6 +196,16 @@ t.test('a deep read starts at the event asked for, at any depth and page boundar
   for (const afterSeq of [events, events + 1, 11 * 1_024, 20 * 1_024]) {
     t.same(await store.readEvents('deep', afterSeq, 3), [], `nothing after ${afterSeq} (past the end)`);
   }
+  t.equal(await store.lastSeq('deep'), events, 'its end, read from the log');
+  // Logs of many pages, a message a page: their ends are found by probing pages, not by a scan.
+  for (const pages of [40, 300]) {
+    const id = `long${pages}`;
+    const failed: unknown[] = [];
+    for (let page = 0; page < pages; page++) failed.push(...(await store.commit(batch({ events: [chunk(id, page * 1_024 + 1, page < pages - 1 ? 1_024 : 5)] }))).failed);
+    t.same(failed, [], `${pages} pages written`);
+    t.equal(await store.lastSeq(id), (pages - 1) * 1_024 + 5, `the end of ${pages} pages`);
+    t.same((await store.readEvents(id, (pages - 1) * 1_024 - 2, 4)).map((event) => event.seq), [1, 2, 3, 4].map((i) => (pages - 1) * 1_024 - 2 + i), `read across its last page boundary`);
+  }
 });
 
 t.test('retention follows the ended queue: a stale entry expires nothing', async (t) => {

@@ -311,8 +311,11 @@ export class EventLog {
     // The log's first event: its first message, which is just past the floor.
     if (seq === 1) return this.#next(log, executionId, 0, log.floor);
     const last = (p: number) => this.#direct({ last_by_subj: this.#names.pageSubject(executionId, log.incarnation, p) });
-    const [pageLast, previous] = await Promise.all([last(page), page > 0 ? last(page - 1) : null]);
+    const pageLast = await last(page);
     if (!pageLast || firstSeqOf(pageLast) <= seq) return pageLast;
+    // Asked only now, not beside the first: a page written as one message (a busy execution's commits
+    // fill whole pages) then costs one lookup, and lookups cost CPU on both sides more than waiting.
+    const previous = page > 0 ? await last(page - 1) : null;
     return this.#search(log, executionId, seq, { streamSeq: previous?.seq ?? log.floor, lastSeq: page * PAGE_EVENTS }, pageLast);
   }
 
