@@ -60,7 +60,7 @@ class EventStream implements EventSink, BudgetMember {
       this.close();
       return SendResult.SENT;
     }
-    this.#unsent += text.length;
+    this.#unsent += Buffer.byteLength(text);
     const room = this.#budget.hold(this, this.#unsent);
     // Full on its own: onWritable resumes it. Full with all the others: it waits its turn.
     if (!flushed) return SendResult.SENT_FULL;
