@@ -62,9 +62,9 @@ t.test('close and rename through B happen on A; A refuses what it does not own',
   const { a, b } = await twoNodes(t);
   const session = await a.service.createSession('t', 'before');
   t.equal((await b.service.renameSession('t', session.session_id, 'after')).name, 'after', 'renamed through B');
-  t.equal(a.service.getSession('t', session.session_id).name, 'after', 'on A');
+  t.equal((await a.service.getSession('t', session.session_id)).name, 'after', 'on A');
   t.equal((await b.service.closeSession('t', session.session_id)).status, 'closed', 'closed through B');
-  t.equal(a.service.getSession('t', session.session_id).status, 'closed', 'on A');
+  t.equal((await a.service.getSession('t', session.session_id)).status, 'closed', 'on A');
   await t.rejects(b.service.execute('t', { session_id: session.session_id, kind: 'repl', code: '1' }), { code: 'SESSION_CLOSED' }, 'A refuses new work in it');
 
   const other = await a.service.createSession('t');

@@ -179,12 +179,11 @@ export class ExecutionService {
     return [...open.values()].sort(newestFirst);
   }
 
-  getSession(tenant: string, sessionId: string): SessionRecord {
-    return this.#ownSession(tenant, sessionId);
-  }
-
-  /** As getSession, but on a cluster also finds a session created a moment ago on another node (one KV get). */
-  findSession(tenant: string, sessionId: string): Promise<SessionRecord> {
+  /**
+   * A session of the tenant (open or closed). On a cluster, one created a moment ago on another node
+   * that the watched view does not hold yet is read from KV (one get) before it is NOT_FOUND.
+   */
+  getSession(tenant: string, sessionId: string): Promise<SessionRecord> {
     return this.#findSession(tenant, sessionId);
   }
 
