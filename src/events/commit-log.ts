@@ -42,6 +42,8 @@ export interface CommitLogHooks {
   onRetry(error: StoreError, attempt: number): void;
   /** The store refused an execution's item for good: it and its later events are dropped. */
   onDropped(executionId: string, error: StoreError): void;
+  /** The store refused a session's record for good (fenced: another node writes it now): it is not retried. */
+  onSessionDropped?(sessionId: string, error: StoreError): void;
   onBatch?: BatchObserver;
 }
 
@@ -264,6 +266,10 @@ export class CommitLog {
       if (failure === undefined) {
         this.#retryingSessions.delete(record.session_id);
         written++;
+      } else if (permanent(failure)) {
+        this.#retryingSessions.delete(record.session_id);
+        this.failures++;
+        this.#hooks.onSessionDropped?.(record.session_id, failure);
       } else {
         this.#fail(this.#retryingSessions, record.session_id, record, failure, now);
       }

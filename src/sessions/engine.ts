@@ -99,6 +99,10 @@ export class Engine {
       onCommitted: (chunks) => this.#onCommitted(chunks),
       onRetry: (error) => hooks.onError('commit (retrying)', error),
       onDropped: (id, error) => this.#onDropped(id, error),
+      onSessionDropped: (sessionId, error) => {
+        hooks.onError(`commit of session ${sessionId} (dropped)`, error);
+        if (error.code === 'STORE_FENCED') hooks.onFenced?.(sessionId);
+      },
       ...(hooks.onCommit ? { onBatch: hooks.onCommit } : {}),
     });
     this.#events = new EventWriter(config, this.#commits, {
@@ -141,7 +145,8 @@ export class Engine {
       : await this.#store.listUnfinished({});
     // The sessions are back before their orphans are ended: on a cluster, requests for them arrive
     // as soon as this node owns them (the orphans were listed first, so a new execution is not one).
-    const records = owned ?? (await this.#store.listSessions({}));
+    // Claimed: their records as stored now, and a node that wrote them before (a lost owner) is fenced off.
+    const records = await Promise.all((owned ?? (await this.#store.listSessions({}))).map((record) => this.#store.claimSession(record)));
     // The session record may lag its executions (submit does not wait for it): the counter
     // resumes after the newest number the store has indexed, so no number is given twice.
     await Promise.all(records.filter((record) => record.status !== 'closed').map(async (record) => {

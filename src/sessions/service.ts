@@ -401,7 +401,12 @@ export class ExecutionService {
 
   /** Runs `local` when this node owns the session (always, off a cluster), else forwards `request` to the owner. */
   #route<T>(sessionId: string, request: ForwardedRequest, local: () => Promise<T>): Promise<T> {
-    return this.#routing ? this.#routing.route(sessionId, request, local) : local();
+    if (!this.#routing) return local();
+    // Owned here may mean being adopted here: run once the session is hosted.
+    return this.#routing.route(sessionId, request, async () => {
+      await this.#adopted(sessionId);
+      return local();
+    });
   }
 
   /** A session of this tenant, here or (on a cluster) anywhere, looked up in KV before it is NOT_FOUND. */

@@ -142,6 +142,10 @@ export class CachedEventStore extends EventStore {
     return this.#inner.getExecution(executionId);
   }
 
+  protected override _claimSession(record: SessionRecord): Promise<SessionRecord> {
+    return this.#inner.claimSession(record);
+  }
+
   protected _listSessions(filter: SessionFilter): Promise<SessionRecord[]> {
     return this.#inner.listSessions(filter);
   }
