@@ -73,6 +73,15 @@ t.test('close and rename through B happen on A; A refuses what it does not own',
   await t.rejects(b.service.closeSession('u', other.session_id), { code: 'NOT_FOUND' }, 'another tenant gets NOT_FOUND through B');
 });
 
+t.test('getSession on B finds a session of A that B\'s view does not hold yet (no NOT_FOUND window)', async (t) => {
+  const { a, b, cluster } = await twoNodes(t);
+  const session = await a.service.createSession('t', 'just made');
+  cluster.unseen.add(session.session_id);
+  t.equal((await b.service.getSession('t', session.session_id)).name, 'just made', 'found through the KV get');
+  await t.rejects(b.service.getSession('other', session.session_id), { code: 'NOT_FOUND' }, "another tenant's is NOT_FOUND");
+  await t.rejects(b.service.getSession('t', 'no-such-session'), { code: 'NOT_FOUND' }, 'and so is one that does not exist');
+});
+
 t.test('the session limit counts every node\'s sessions', async (t) => {
   const { a, b } = await twoNodes(t, { maxOpenSessions: 2 });
   await a.service.createSession('t');

@@ -122,6 +122,23 @@ t.test('a record ended by another instance (a taker) cannot be overwritten by it
   t.same(await taker.listUnfinished({ sessionId: 's' }), [], 'and it is not listed unfinished again');
 });
 
+t.test('a session record claimed by another instance (a taker) cannot be overwritten by its writer (a stale owner)', async (t) => {
+  const owner = await openStore(t, nats, 'session-fence');
+  const taker = await openStore(t, nats, 'session-fence');
+  const session: SessionRecord = { session_id: 's', tenant: 't', name: 'first', status: 'ready', created_at: 1, execution_count: 0 };
+  t.same((await owner.commit(batch({ sessions: [session] }))).failed, [], 'created by its owner');
+  t.same((await owner.commit(batch({ sessions: [{ ...session, name: 'renamed' }] }))).failed, [], 'and written again by it');
+  const claimed = await taker.claimSession({ ...session, name: 'a stale copy' });
+  t.equal(claimed.name, 'renamed', 'the taker claims the record as stored, not its own copy');
+  const stale = await owner.commit(batch({ sessions: [{ ...session, name: 'stale' }] }));
+  t.same(stale.failed.map((failure) => `${failure.kind} ${failure.error.code}`), ['session STORE_FENCED'], "the owner's next write is fenced");
+  t.same((await taker.commit(batch({ sessions: [{ ...claimed, status: 'closed', closed_at: 2 }] }))).failed, [], 'the taker writes it');
+  t.same((await owner.commit(batch({ sessions: [{ ...session, name: 'later' }] }))).failed.map((failure) => failure.error.code), ['STORE_FENCED'], 'and the owner stays fenced');
+  t.same((await owner.listSessions({ tenant: 't' })).map((record) => [record.name, record.status]), [['renamed', 'closed']], "the taker's record stands");
+  const other = await openStore(t, nats, 'session-fence');
+  t.same((await other.commit(batch({ sessions: [{ ...session, name: 'unclaimed' }] }))).failed.map((failure) => failure.error.code), ['STORE_FENCED'], 'an instance that never claimed it cannot write it either');
+});
+
 t.test('ids with `.`, `:` and `/` in tenants, sessions and executions stay apart', async (t) => {
   const store = await openStore(t, nats, 'ids');
   const tenants = ['a', 'a.b', 'a:b', 'a/b', 'a.>', '*'];
