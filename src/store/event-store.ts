@@ -297,6 +297,16 @@ export abstract class EventStore {
     return this._expireEndedBefore(endedBefore, limit);
   }
 
+  /**
+   * Calls `listener` whenever another instance sharing this store's location (another node) may have
+   * deleted executions (its retention sweep), so that whatever was read of them and kept (a cache) is
+   * dropped: a deleted id may come back as a new execution with other events. A store one process
+   * owns has no such deletions. Returns what stops the calls.
+   */
+  onRemoteExpiry(_listener: () => void): () => void {
+    return () => undefined;
+  }
+
   #assertOpen(): void {
     if (this.#state !== 'open') throw new StoreError('STORE_NOT_OPEN', `store is ${this.#state}`);
   }

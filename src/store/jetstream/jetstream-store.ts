@@ -11,6 +11,7 @@
  *   <P>_code           <xid>.<hash>.<part>   code too large to sit in its record (records.ts)
  *
  * and the stream <P>_ENDED queues terminal executions in end order for retention (ended-queue.ts).
+ * A sweep that deleted executions says so on <P>.expired (core NATS), for the other nodes' caches.
  *
  * Ids are base64url tokens (names.ts). Nothing is atomic across keys: a commit publishes events
  * first and writes the records that count them only once those are acked.
@@ -94,8 +95,9 @@ export class JetStreamEventStore extends EventStore {
   readonly #recordRevisions = new Map<string, number>();
   /** The KV revision of each session record this instance wrote last (see #putSession). */
   readonly #sessionRevisions = new Map<string, number>();
-  /** This instance as the writer of session records. */
+  /** This instance as the writer of session records, and as the sender of its expiry notices. */
   readonly #writer = randomBytes(6).toString('base64url');
+  readonly #expiryListeners = new Set<() => void>();
 
   protected async _open(): Promise<void> {
     // Until NATS answers the store is not open, so the server does not listen (nothing to serve from).
@@ -103,6 +105,11 @@ export class JetStreamEventStore extends EventStore {
     this.#nc = nc;
     this.#connected = true;
     void this.#watchStatus(nc);
+    nc.subscribe(this.#names.expiredSubject, {
+      callback: (error, message) => {
+        if (!error && message.string() !== this.#writer) this.#remoteExpiry();
+      },
+    });
     const replicas = this.options.replicas ?? 1;
     const jsm = await jetstreamManager(nc);
     const streamSeq = await this.#ensureStream(jsm, replicas);
@@ -150,8 +157,21 @@ export class JetStreamEventStore extends EventStore {
   async #watchStatus(nc: NatsConnection): Promise<void> {
     for await (const status of nc.status()) {
       if (status.type === 'disconnect') this.#connected = false;
-      if (status.type === 'reconnect') this.#connected = true;
+      if (status.type === 'reconnect') {
+        this.#connected = true;
+        // Notices sent while this instance was away are lost: as if one had come.
+        this.#remoteExpiry();
+      }
     }
+  }
+
+  override onRemoteExpiry(listener: () => void): () => void {
+    this.#expiryListeners.add(listener);
+    return () => this.#expiryListeners.delete(listener);
+  }
+
+  #remoteExpiry(): void {
+    for (const listener of this.#expiryListeners) listener();
   }
 
   protected async _commit(batch: CommitBatch): Promise<CommitFailure[]> {
@@ -257,14 +277,16 @@ export class JetStreamEventStore extends EventStore {
     return records.filter((record): record is ExecutionRecord => record !== undefined && record.ended_at === undefined);
   }
 
-  protected _expireEndedBefore(endedBefore: number, limit: number): Promise<number> {
-    return this.#ended!.sweep(endedBefore, limit, async (executionId, endedAt) => {
+  protected async _expireEndedBefore(endedBefore: number, limit: number): Promise<number> {
+    const deleted = await this.#ended!.sweep(endedBefore, limit, async (executionId, endedAt) => {
       const record = await this._getExecution(executionId);
       // The record may be gone already, or belong to a later execution that reused the id.
       if (!record || record.ended_at !== endedAt) return false;
       await this.#delete(record);
       return true;
     });
+    if (deleted > 0) this.#nc!.publish(this.#names.expiredSubject, this.#writer);
+    return deleted;
   }
 
   async #delete(record: ExecutionRecord): Promise<void> {
