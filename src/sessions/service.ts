@@ -21,7 +21,7 @@ import { LIST_LIMIT_DEFAULT } from '../../protocol/schemas.js';
 import type { ExecuteRequest, ExecutionRecord, SessionRecord } from '../../protocol/types.js';
 import type { Config } from '../config.js';
 import type { Completion, SandboxFactory } from '../sandbox/sandbox.js';
-import type { EventStore, StoredEvent } from '../store/event-store.js';
+import { StoreError, type EventStore, type StoredEvent } from '../store/event-store.js';
 import { Engine, type EngineHooks, type EngineStats } from './engine.js';
 import { publicExecutionId, storedExecutionId } from './live.js';
 import type { EventSink } from '../events/subscription-hub.js';
@@ -142,6 +142,10 @@ export class ExecutionService {
     }
     // The forwarding node checked the tenant against its view; the owner holds the session itself.
     this.#ownSession(tenant, sessionId);
+    return notOwnerIfFenced(sessionId, this.#serveHere(op, tenant, sessionId, args));
+  }
+
+  #serveHere(op: Exclude<ForwardedRequest['op'], 'cancel'>, tenant: string, sessionId: string, args: Record<string, unknown>): Promise<unknown> {
     switch (op) {
       case 'execute':
         return this.#execute(tenant, args as unknown as ExecuteInput, undefined, false);
@@ -405,7 +409,7 @@ export class ExecutionService {
     // Owned here may mean being adopted here: run once the session is hosted.
     return this.#routing.route(sessionId, request, async () => {
       await this.#adopted(sessionId);
-      return local();
+      return notOwnerIfFenced(sessionId, local());
     });
   }
 
@@ -479,6 +483,19 @@ async function held(sessionId: string, change: Promise<SessionRecord | undefined
   const record = await change;
   if (!record) throw new ProtocolError('NOT_FOUND', `no session \`${sessionId}\``);
   return record;
+}
+
+/**
+ * A write of the session refused as fenced: another node took the session over, and this one has
+ * not heard yet. What was asked did not happen here; the router sends it to the new owner.
+ */
+async function notOwnerIfFenced<T>(sessionId: string, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    if (error instanceof StoreError && error.code === 'STORE_FENCED') throw new NotOwnerError(`session \`${sessionId}\` was taken over by another node`);
+    throw error;
+  }
 }
 
 /** The record as its tenant sees it: the execution_id they chose or were given. */
