@@ -3,15 +3,17 @@
  * created on one node is found at once on the others by the front doors that look it up (the HTTP
  * API, Jupyter's kernel model), with no NOT_FOUND window; and a session whose owner key is missing
  * (its creator crashed between its session record and its owner key) is adopted by a live node,
- * which then runs it, whichever node was asked.
+ * which then runs it, whichever node was asked; and a paused owner (SIGSTOP past its lease) whose
+ * session was taken never overwrites the taker's session record once it runs again (SIGCONT).
  */
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { connect as connectNats } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
+import { unpack } from 'msgpackr';
 import type { SessionRecord } from '../protocol/types.js';
 import { encodeId, sessionKey } from '../src/store/jetstream/names.js';
-import { packSession } from '../src/store/jetstream/records.js';
+import { packSession, unpackSession } from '../src/store/jetstream/records.js';
 import { startCluster, type TestCluster } from './helpers/cluster.js';
 import { HttpClient } from './helpers/http.js';
 import { removeDir } from './helpers/server.js';
@@ -19,6 +21,11 @@ import { removeDir } from './helpers/server.js';
 const LEASE_MS = 1500;
 
 let cluster: TestCluster;
+/** Asks until `read` is true; every try is answered by a server, not a clock. */
+async function until(read: () => Promise<boolean>): Promise<void> {
+  while (!(await read())) await new Promise((resolve) => setTimeout(resolve, 100));
+}
+
 t.before(async () => {
   cluster = await startCluster({ env: { VMSTREAM_NODE_LEASE_MS: String(LEASE_MS), VMSTREAM_NODE_HEARTBEAT_MS: '300' } });
 });
@@ -66,4 +73,46 @@ t.test('a session whose owner key was never written is adopted by a live node, a
   t.equal(owner?.operation, 'PUT', 'it has an owner key now');
   const listed = await HttpClient.of(cluster.nodes[0]!).get('/api/v1/sessions');
   t.ok(listed.body.items.some((item: SessionRecord) => item.session_id === record.session_id), 'and is listed');
+});
+
+t.test("a paused owner whose session was taken never overwrites the taker's session record", async (t) => {
+  const nc = await connectNats({ servers: cluster.nats.url });
+  t.teardown(() => nc.close());
+  const kvm = new Kvm(nc);
+  const [sessions, owners] = await Promise.all([kvm.open(`${cluster.prefix}_sessions`), kvm.open(`${cluster.prefix}_owners`)]);
+  const staleIndex = 2;
+  const stale = HttpClient.of(cluster.nodes[staleIndex]!);
+  const other = HttpClient.of(cluster.nodes[0]!);
+  const session = await stale.createSession('made by the owner');
+  const key = sessionKey('default', session);
+  const writerNow = async () => unpackSession((await sessions.get(key))!.value).writer;
+  const firstWriter = await writerNow();
+
+  const pid = cluster.nodes[staleIndex]!.process.pid!;
+  process.kill(pid, 'SIGSTOP');
+  let continued = false;
+  t.teardown(() => { if (!continued) process.kill(pid, 'SIGCONT'); });
+  await until(async () => {
+    const owner = await owners.get(encodeId(session));
+    return owner?.operation === 'PUT' && (unpack(owner.value) as { node: string }).node !== `node-${staleIndex}`;
+  });
+  // The taker claims the record before it hosts the session: the paused owner's revision is stale now.
+  await until(async () => (await writerNow()) !== firstWriter);
+  const renamed = await other.post(`/api/v1/sessions/${session}/rename`, { name: 'by the taker' });
+  t.equal(renamed.body.name, 'by the taker', 'renamed on its new owner');
+  process.kill(pid, 'SIGCONT');
+  continued = true;
+
+  // Whether the continued node has heard of the move yet or not, what it is asked lands on the taker.
+  const again = await stale.post(`/api/v1/sessions/${session}/rename`, { name: 'through the old owner' });
+  t.equal(again.status, 200, 'a rename sent to the old owner succeeds');
+  t.equal(again.body.name, 'through the old owner');
+  const stored = unpackSession((await sessions.get(key))!.value);
+  t.equal(stored.record.name, 'through the old owner', 'and is the stored record');
+  t.not(stored.writer, firstWriter, 'written by the taker, not by the old owner');
+  t.comment(`the old owner's session writes refused as fenced: ${cluster.nodes[staleIndex]!.stderr().split('commit of session').length - 1}`);
+  for (const node of cluster.nodes) {
+    const seen = await HttpClient.of(node).get(`/api/v1/sessions/${session}`);
+    t.equal(seen.status, 200, 'every node still finds the session');
+  }
 });
