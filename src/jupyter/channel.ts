@@ -4,8 +4,8 @@
  * around each; and, as its feed's connection, the derived messages of the kernel's executions.
  */
 import { ProtocolError } from '../../protocol/errors.js';
-import { isIncomplete } from '../cli/incomplete.js';
 import { SendResult } from '../events/subscription-hub.js';
+import { isIncomplete } from '../sandbox/incomplete.js';
 import type { RouteHandler, RouteSocket } from '../transport/uws-server.js';
 import type { Feed, FeedConnection } from './feed.js';
 import type { Kernels } from './kernels.js';
