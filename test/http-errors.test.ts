@@ -170,6 +170,7 @@ t.test('500 INTERNAL: an error that is not a ProtocolError, and every code\'s st
   const response: HttpResponse = {
     aborted: false,
     ended: false,
+    backpressured: false,
     cork: (fn) => fn(),
     writeStatus: (status) => written.push(status),
     writeHeader: (name, value) => written.push(`${name}: ${value}`),
