@@ -10,11 +10,13 @@ import { SessionContext, type RunOutput, type RunStatus } from '../sandbox/sessi
 import { ItemKind, type FromWorker, type OutputItem, type ToWorker, type WorkerBootData } from './messages.js';
 import { RingReader, RingWriter } from './output-ring.js';
 import { WorkerOutput } from './shared-output.js';
+import { pokeStuckWatch } from './stuck-watch.js';
 
 /** In a sandbox process: ring bytes (~300 short lines) that wake the main thread to write them. */
 const HELP_AT_BYTES = 16 * 1024;
 const port = parentPort!;
-const { limits, ring, output: link } = workerData as WorkerBootData;
+const { limits, ring, output: link, stuck } = workerData as WorkerBootData;
+const stuckWord = stuck && new Int32Array(stuck);
 const sessions = new Map<string, SessionContext>();
 const running = new Map<string, SessionContext>();
 const packr = new Packr({ useRecords: false });
@@ -38,7 +40,10 @@ function post(message: FromWorker): void {
 function push(xid: string, kind: ItemKind, a: string | number | boolean, b: string | number | boolean, c: string | number | boolean, extra = ''): void {
   const structured = extra === '' ? undefined : parseExtra(extra);
   const item: OutputItem = structured === undefined ? [xid, kind, Date.now(), a, b, c] : [xid, kind, Date.now(), a, b, c, structured];
+  // An empty ring getting a record: the main thread looks later, in case this thread gets stuck.
+  const wasEmpty = stuckWord !== undefined && !output.pending;
   output.write(packr.pack(item));
+  if (wasEmpty) pokeStuckWatch(stuckWord);
   if (selfOutput && !flushQueued) {
     flushQueued = true;
     // At the end of this turn's check phase, not of this task: the runs a message started end in

@@ -15,6 +15,7 @@ import type { FromWorker, ToWorker, WorkerBootData } from './messages.js';
 import { readOutputItem } from './output-item.js';
 import { createRing, RingReader } from './output-ring.js';
 import type { MainOutput } from './shared-output.js';
+import { createStuckWord, StuckWatch } from './stuck-watch.js';
 
 export interface PoolOptions {
   size: number;
@@ -48,12 +49,6 @@ const READ_PER_TURN = 4096;
 const FIRST_READ = 64;
 /** A completion always answers: empty when the worker is stuck or gone for this long. */
 const COMPLETE_TIMEOUT_MS = 1000;
-/**
- * With `output`: how often the rings are checked for records their stuck workers cannot write (a
- * run that printed, then loops: its lines arrive this late). An idle sandbox process pays ~50
- * timer wake-ups a second for it, until it is reclaimed.
- */
-const STUCK_CHECK_MS = 20;
 const packr = new Packr({ useRecords: false });
 
 /** One place for a worker; it outlives the worker, and gets a new one (with a new ring) when it dies. */
@@ -93,13 +88,15 @@ export class WorkerPool implements Sandbox {
   readonly #completions = new Map<number, PendingCompletion>();
   #nextRequest = 0;
   #closing = false;
-  readonly #stuckCheck: NodeJS.Timeout | null;
+  /** With `output`: finds the rings of workers stuck after printing (stuck-watch.ts). */
+  readonly #stuckWord = createStuckWord();
+  readonly #stuckWatch: StuckWatch | null;
 
   constructor(options: PoolOptions, listener: SandboxListener) {
     this.#options = options;
     this.#listener = listener;
     const output = options.output;
-    this.#stuckCheck = output ? setInterval(() => this.#slots.forEach((slot) => output.drain(slot.reader)), STUCK_CHECK_MS).unref() : null;
+    this.#stuckWatch = output ? new StuckWatch(this.#stuckWord, () => this.#drainPending(output)) : null;
     for (let index = 0; index < options.size; index++) {
       const slot = new Slot(index);
       slot.worker = this.#spawn(slot);
@@ -179,9 +176,20 @@ export class WorkerPool implements Sandbox {
 
   async shutdown(): Promise<void> {
     this.#closing = true;
-    if (this.#stuckCheck) clearInterval(this.#stuckCheck);
+    this.#stuckWatch?.stop();
     for (const id of [...this.#completions.keys()]) this.#answer(id, null);
     await Promise.all(this.#slots.map((slot) => slot.worker.terminate()));
+  }
+
+  /** Writes out what the rings hold (their workers have not); whether any held something. */
+  #drainPending(output: MainOutput): boolean {
+    let pending = false;
+    for (const slot of this.#slots) {
+      if (!slot.reader.pending) continue;
+      pending = true;
+      output.drain(slot.reader);
+    }
+    return pending;
   }
 
   #slotOf(sessionId: string): Slot {
@@ -213,7 +221,8 @@ export class WorkerPool implements Sandbox {
   }
 
   #spawn(slot: Slot): Worker {
-    const boot: WorkerBootData = { limits: this.#options.limits, ring: slot.ring, ...(this.#options.output ? { output: this.#options.output.link(slot.index) } : {}) };
+    const output = this.#options.output;
+    const boot: WorkerBootData = { limits: this.#options.limits, ring: slot.ring, ...(output ? { output: output.link(slot.index), stuck: this.#stuckWord } : {}) };
     const worker = new Worker(WORKER_URL, {
       workerData: boot,
       // Nothing of the server's environment or arguments reaches the thread that runs user code.

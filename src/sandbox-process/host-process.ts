@@ -50,6 +50,7 @@ export class HostProcess {
   #yielded = false;
   /** Why we killed it, when we did. */
   #killReason: string | null = null;
+  #killedRuns = true;
   #violation: string | null = null;
   #exit = '';
   online = false;
@@ -93,9 +94,13 @@ export class HostProcess {
     if (!this.#yielded) this.#output.resume();
   }
 
-  /** Ends it now (SIGKILL): reported as `reason`, killed. */
-  kill(reason: string): void {
+  /**
+   * Ends it now (SIGKILL): reported as `reason`, and as killed (the runs it held were collateral of
+   * a stop) unless `killed` is false (they end as crashed, with `reason`).
+   */
+  kill(reason: string, killed = true): void {
     this.#killReason ??= reason;
+    this.#killedRuns &&= killed;
     this.#child.kill('SIGKILL');
   }
 
@@ -154,7 +159,7 @@ export class HostProcess {
   }
 
   #closed(): void {
-    const killed = this.#killReason !== null && this.#violation === null;
+    const killed = this.#killReason !== null && this.#killedRuns && this.#violation === null;
     const reason = this.#killReason ?? (OUT_OF_MEMORY.test(this.#stderrTail) ? 'out_of_memory' : 'sandbox_exit');
     const detail = [this.#exit, this.#violation && `protocol violation: ${this.#violation}`, this.#stderrTail.trim().slice(-1000)].filter(Boolean).join('; ');
     this.#events.onExit(this, reason, killed, detail);

@@ -175,6 +175,14 @@ export class ProcessSandbox implements Sandbox {
     host.process.send({ t: 'kill', sid: sessionId, reason });
   }
 
+  /**
+   * The tenant's token was revoked: its process ends now, not when reclaimed, and the runs it held
+   * end `crashed` with reason `sandbox_exit`, as for any process that died under them.
+   */
+  revoke(tenant: string): void {
+    this.#tenants.get(tenant)?.host?.process.kill('sandbox_exit', false);
+  }
+
   /** Resolves once every process started so far has booted or ended (the server listens after it). */
   booted(): Promise<void> {
     return new Promise((resolve) => {
