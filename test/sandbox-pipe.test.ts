@@ -69,6 +69,7 @@ t.test('only messages of a known shape are read, as fresh objects', async (t) =>
   t.same(readFromHost(['x', 0, 1, 2, 'cut', true]), { t: 'out', o: { kind: 'console', executionId: 'x', ts: 1, payload: { level: 'warn', text: 'cut', truncated: true } } });
   t.same(readFromHost(['x', 3, 1, 'timeout', 0, 0]), { t: 'out', o: { kind: 'done', executionId: 'x', ts: 1, status: 'timeout' } });
   t.same(readFromHost({ t: 'restoring', sid: 's', replayed: 2, inputs: 5, extra: 1 }), { t: 'restoring', sid: 's', replayed: 2, inputs: 5 });
+  t.same(readFromHost({ t: 'lost', slot: 1, gen: 2, reason: 'worker_exit', killed: false, sids: ['s'] }), { t: 'lost', slot: 1, gen: 2, reason: 'worker_exit', killed: false });
   for (const bad of [
     null, 'ready', [], { t: 'nope' },
     // an `out` message is what the server makes of a record, never what a process may send
@@ -86,7 +87,9 @@ t.test('only messages of a known shape are read, as fresh objects', async (t) =>
     { t: 'restored', sid: 's', result: { ok: 'yes', replayed: 1 } },
     { t: 'restoring', sid: 's', replayed: 6, inputs: 5 },
     { t: 'restoring', sid: 's', replayed: -1, inputs: 5 },
-    { t: 'lost', sids: ['s', 1], reason: 'x', killed: false },
+    { t: 'lost', sids: ['s'], reason: 'x', killed: false },
+    { t: 'lost', slot: -1, gen: 1, reason: 'x', killed: false },
+    { t: 'lost', slot: 0, gen: 1.5, reason: 'x', killed: false },
     { t: 'completion', id: 1, completion: { matches: 'a', start: 0, end: 0 } },
   ]) {
     t.equal(readFromHost(bad), null, JSON.stringify(bad));
@@ -96,8 +99,9 @@ t.test('only messages of a known shape are read, as fresh objects', async (t) =>
 interface Lost { sessionIds: string[]; reason: string; killed: boolean }
 
 /**
- * A ProcessSandbox over a fake sandbox process that boots, then answers a run with `onRun` (an
- * expression over `writer`, or nothing); the session `s1` of alice runs `mine`.
+ * A ProcessSandbox over a fake sandbox process that boots, then answers a run (read from its one
+ * worker slot's request pipe) with `onRun` (an expression over `writer`, or nothing); the session
+ * `s1` of alice runs `mine`.
  */
 function overFake(t: Test, onRun: string, then: (sandbox: ProcessSandbox) => void = () => {}) {
   const fake = `
@@ -106,10 +110,11 @@ function overFake(t: Test, onRun: string, then: (sandbox: ProcessSandbox) => voi
     const writer = new FrameWriter(new net.Socket({ fd: 3, readable: false, writable: true }));
     const reader = new FrameReader(1 << 20);
     process.stdin.on('data', (chunk) => {
-      for (const message of reader.push(chunk)) {
-        if (message.t === 'boot') writer.push({ t: 'ready' });
-        if (message.t === 'run') { ${onRun} }
-      }
+      for (const message of reader.push(chunk)) if (message.t === 'boot') writer.push({ t: 'ready' });
+    });
+    const requests = new FrameReader(1 << 20);
+    new net.Socket({ fd: 4, readable: true, writable: false }).on('data', (chunk) => {
+      for (const message of requests.push(chunk)) if (message.t === 'run') { ${onRun} }
     });`;
   const outputs: SandboxOutput[] = [];
   const lost = new Promise<Lost>((resolve) => {

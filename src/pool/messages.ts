@@ -16,6 +16,8 @@ export interface WorkerBootData {
   output?: OutputLink;
   /** With `output`: the word to wake the main thread on when the ring gets records (stuck-watch.ts). */
   stuck?: SharedArrayBuffer;
+  /** In a sandbox process, a slot's first worker: the fd it reads the server's requests from itself. */
+  requests?: number;
 }
 
 export type ToWorker =

@@ -35,6 +35,22 @@ export interface PoolOptions {
    * check phase: in a sandbox process a turn is one frame of the server's requests already.
    */
   flushInMicrotask?: boolean;
+  /** In a sandbox process: the server places sessions on slots, and writes their requests itself. */
+  placedBy?: ServerPlacement;
+}
+
+/**
+ * The server places sessions on slots and writes each slot's requests to an fd that the slot's
+ * first worker reads itself (the process's main thread is off a run's way: that hop cost a trivial
+ * run ~45 µs). A worker's end closes its fd, so a slot's later workers get their requests through
+ * `relay`. A worker's death is reported by slot (`onSlotLost`, with the slot's new generation),
+ * its replacement starting empty; its workers' answers go to `onAnswer`, as they are.
+ */
+export interface ServerPlacement {
+  /** The request fd of each slot (their number is the pool's size). */
+  fds: number[];
+  onSlotLost(slot: number, generation: number, reason: string, killed: boolean): void;
+  onAnswer(message: Exclude<FromWorker, { t: 'out' }>): void;
 }
 
 const WORKER_URL = new URL('./worker-main.js', import.meta.url);
@@ -54,7 +70,9 @@ const packr = new Packr({ useRecords: false });
 /** One place for a worker; it outlives the worker, and gets a new one (with a new ring) when it dies. */
 class Slot {
   worker!: Worker;
-  constructor(readonly index: number) {}
+  constructor(readonly index: number, public requestFd: number | undefined) {}
+  /** Its workers' deaths so far: requests relayed for an earlier one are dropped. */
+  generation = 0;
   /** The worker's output ring (output-ring.ts). */
   ring = createRing();
   reader = new RingReader(this.ring);
@@ -97,8 +115,9 @@ export class WorkerPool implements Sandbox {
     this.#listener = listener;
     const output = options.output;
     this.#stuckWatch = output ? new StuckWatch(this.#stuckWord, () => this.#drainPending(output)) : null;
-    for (let index = 0; index < options.size; index++) {
-      const slot = new Slot(index);
+    const size = options.placedBy?.fds.length ?? options.size;
+    for (let index = 0; index < size; index++) {
+      const slot = new Slot(index, options.placedBy?.fds[index]);
       slot.worker = this.#spawn(slot);
       this.#slots.push(slot);
     }
@@ -165,6 +184,21 @@ export class WorkerPool implements Sandbox {
     void slot.worker.terminate();
   }
 
+  /** Placed by the server: requests for the slot's current worker, unless it has died since they were sent. */
+  relay(slot: number, generation: number, messages: ToWorker[]): void {
+    const target = this.#slots[slot];
+    if (target?.generation !== generation) return;
+    for (const message of messages) this.#send(target, message);
+  }
+
+  /** Placed by the server: ends the slot's worker, unless it has died since the kill was asked for. */
+  killSlot(slot: number, generation: number, reason: string): void {
+    const target = this.#slots[slot];
+    if (target?.generation !== generation || target.terminateReason !== null) return;
+    target.terminateReason = reason;
+    void target.worker.terminate();
+  }
+
   /** Reads output again after the listener said it was not accepting any. */
   resumeOutput(): void {
     for (const slot of this.#slots) {
@@ -222,7 +256,11 @@ export class WorkerPool implements Sandbox {
 
   #spawn(slot: Slot): Worker {
     const output = this.#options.output;
-    const boot: WorkerBootData = { limits: this.#options.limits, ring: slot.ring, ...(output ? { output: output.link(slot.index), stuck: this.#stuckWord } : {}) };
+    const boot: WorkerBootData = {
+      limits: this.#options.limits, ring: slot.ring,
+      ...(output ? { output: output.link(slot.index), stuck: this.#stuckWord } : {}),
+      ...(slot.requestFd === undefined ? {} : { requests: slot.requestFd }),
+    };
     const worker = new Worker(WORKER_URL, {
       workerData: boot,
       // Nothing of the server's environment or arguments reaches the thread that runs user code.
@@ -237,10 +275,9 @@ export class WorkerPool implements Sandbox {
     worker.on('message', (message: FromWorker) => {
       // A message of a worker already replaced speaks of contexts that are gone.
       if (slot.worker !== worker) return;
+      if (message.t === 'out') return this.#read(slot, FIRST_READ);
+      if (this.#options.placedBy) return this.#options.placedBy.onAnswer(message);
       switch (message.t) {
-        case 'out':
-          this.#read(slot, FIRST_READ);
-          break;
         case 'restoring':
           if (this.#placement.get(message.sid) === slot) this.#listener.onRestoreProgress?.(message.sid, message.replayed, message.inputs);
           break;
@@ -311,7 +348,12 @@ export class WorkerPool implements Sandbox {
     slot.reader = new RingReader(slot.ring);
     slot.stalled = false;
     slot.online = false;
+    // Its fd closed with it: the next worker's requests are relayed.
+    slot.requestFd = undefined;
+    slot.generation++;
     slot.worker = this.#spawn(slot);
+    const placedBy = this.#options.placedBy;
+    if (placedBy) return placedBy.onSlotLost(slot.index, slot.generation, reason, killed);
     const lost = [...slot.sessions];
     for (const sessionId of lost) this.#send(slot, { t: 'open', sid: sessionId });
     this.#listener.onLost(lost, reason, killed);
