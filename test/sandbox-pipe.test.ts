@@ -12,7 +12,9 @@ import t, { type Test } from 'tap';
 import { Packr } from 'msgpackr';
 import { createRing, RingReader, RingWriter } from '../src/pool/output-ring.js';
 import { FrameError, FrameReader, FrameWriter } from '../src/sandbox-process/frames.js';
-import { readFromHost } from '../src/sandbox-process/messages.js';
+import { HostSlots, type SlotPipes } from '../src/sandbox-process/host-slots.js';
+import { readFromHost, type ToHost } from '../src/sandbox-process/messages.js';
+import type { ToWorker } from '../src/pool/messages.js';
 import { ProcessSandbox } from '../src/sandbox-process/process-sandbox.js';
 import type { SandboxOutput } from '../src/sandbox/sandbox.js';
 
@@ -94,6 +96,34 @@ t.test('only messages of a known shape are read, as fresh objects', async (t) =>
   ]) {
     t.equal(readFromHost(bad), null, JSON.stringify(bad));
   }
+});
+
+t.test('requests go straight to the slot\'s first worker; once it is lost, relayed for the new generation only', async (t) => {
+  const direct: [number, ToWorker][] = [];
+  const relayed: ToHost[] = [];
+  const open = new Set([0, 1]);
+  const pipes: SlotPipes = {
+    sendTo: (slot, message) => open.has(slot) && direct.push([slot, message]) > 0,
+    send: (message) => void relayed.push(message),
+    closeSlot: (slot) => void open.delete(slot),
+  };
+  const slots = new HostSlots(pipes, 2);
+  for (const sid of ['a', 'b', 'c']) slots.open(sid);
+  t.same(direct, [[0, { t: 'open', sid: 'a' }], [1, { t: 'open', sid: 'b' }], [0, { t: 'open', sid: 'c' }]], 'each on the slot with the fewest');
+  slots.send('c', { t: 'abort', xid: 'x', status: 'cancelled' });
+  t.same(direct.at(-1), [0, { t: 'abort', xid: 'x', status: 'cancelled' }]);
+
+  t.equal(slots.lost(0, 2), null, 'a loss that skips a generation is refused');
+  t.equal(slots.lost(2, 1), null, 'so is one of a slot it does not have');
+  slots.close('a');
+  t.same(slots.lost(0, 1), ['c'], 'its sessions, those closed before excepted');
+  slots.kill('c', 'timeout');
+  slots.send('b', { t: 'abort', xid: 'y', status: 'timeout' });
+  t.same(relayed, [
+    { t: 'relay', slot: 0, gen: 1, messages: [{ t: 'open', sid: 'c' }] },
+    { t: 'kill', slot: 0, gen: 1, reason: 'timeout' },
+  ], 'opened again on the new worker, through the main thread, as are its kills');
+  t.same(direct.at(-1), [1, { t: 'abort', xid: 'y', status: 'timeout' }], 'the other slot keeps its pipe');
 });
 
 interface Lost { sessionIds: string[]; reason: string; killed: boolean }

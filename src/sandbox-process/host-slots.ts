@@ -14,12 +14,15 @@ interface Slot {
   generation: number;
 }
 
+/** What of a sandbox process's pipes the slots write to. */
+export type SlotPipes = Pick<HostProcess, 'send' | 'sendTo' | 'closeSlot'>;
+
 export class HostSlots {
-  readonly #process: HostProcess;
+  readonly #process: SlotPipes;
   readonly #slots: Slot[];
   readonly #placement = new Map<string, Slot>();
 
-  constructor(process: HostProcess, workers: number) {
+  constructor(process: SlotPipes, workers: number) {
     this.#process = process;
     this.#slots = Array.from({ length: workers }, () => ({ sessions: new Set<string>(), generation: 0 }));
   }
