@@ -179,9 +179,7 @@ export class WorkerPool implements Sandbox {
   /** Ends the worker hosting `sessionId`; its exit is reported with `reason` and `killed`. */
   kill(sessionId: string, reason: string): void {
     const slot = this.#placement.get(sessionId);
-    if (!slot || slot.terminateReason !== null) return;
-    slot.terminateReason = reason;
-    void slot.worker.terminate();
+    if (slot) this.#terminate(slot, reason);
   }
 
   /** Placed by the server: requests for the slot's current worker, unless it has died since they were sent. */
@@ -194,9 +192,14 @@ export class WorkerPool implements Sandbox {
   /** Placed by the server: ends the slot's worker, unless it has died since the kill was asked for. */
   killSlot(slot: number, generation: number, reason: string): void {
     const target = this.#slots[slot];
-    if (target?.generation !== generation || target.terminateReason !== null) return;
-    target.terminateReason = reason;
-    void target.worker.terminate();
+    if (target?.generation === generation) this.#terminate(target, reason);
+  }
+
+  /** Ends the slot's worker, once; its exit is reported with `reason`, as killed. */
+  #terminate(slot: Slot, reason: string): void {
+    if (slot.terminateReason !== null) return;
+    slot.terminateReason = reason;
+    void slot.worker.terminate();
   }
 
   /** Reads output again after the listener said it was not accepting any. */
