@@ -5,17 +5,15 @@
  * while they are empty: an idle sandbox process wakes for nothing (a timer that always ran cost it
  * ~50 wake-ups a second). Between looks at empty rings, the main thread sleeps on a shared word
  * (Atomics.waitAsync, no timeout), and a worker whose ring goes from empty to holding a record wakes
- * it (`StuckPoke`): under load, about one wake-up per CHECK_MS; idle, none.
+ * it (`pokeStuckWatch`): under load, about one wake-up per CHECK_MS; idle, none.
  */
+
+import { whenChanged } from './wait-async.js';
 
 /** The word the main thread sleeps on: 1 while it sleeps (a poke takes it back to 0 and wakes it). */
 const ASLEEP = 0;
 /** How long a ring may hold records its worker has not written before the main thread writes them. */
 const CHECK_MS = 20;
-
-/** Atomics.waitAsync: in Node since 16, in TypeScript's lib only from es2024 (newer than this project's). */
-type WaitAsync = (word: Int32Array, index: number, value: number) => { async: false } | { async: true; value: Promise<string> };
-const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
 
 export function createStuckWord(): SharedArrayBuffer {
   return new SharedArrayBuffer(4);
@@ -50,9 +48,7 @@ export class StuckWatch {
       Atomics.store(this.#word, ASLEEP, 0);
       return this.#later();
     }
-    const waiting = waitAsync(this.#word, ASLEEP, 1);
-    if (!waiting.async) return this.#later();
-    void waiting.value.then(() => this.#later());
+    whenChanged(this.#word, ASLEEP, 1, () => this.#later());
   }
 
   /** A ring has records: looked at again in CHECK_MS, and so on while any has. */
