@@ -35,6 +35,8 @@ export interface PreparedSandbox {
   report: SandboxReport;
   /** Resolves once the processes started with the sandbox (the shared token's tenant's) are up. */
   booted(): Promise<void>;
+  /** Ends the tenant's process, if it has one (its token was revoked). */
+  revoke(tenant: string): void;
 }
 
 /**
@@ -65,6 +67,7 @@ export function prepareSandbox(config: Config, sharedTenant: string | null, log:
     factory: (listener) => (sandbox = new ProcessSandbox(options, listener)),
     report: { confinement: confinement.kind, confined: confinement.kind !== 'none', detail: confinement.detail },
     booted: () => sandbox?.booted() ?? Promise.resolve(),
+    revoke: (tenant) => sandbox?.revoke(tenant),
   };
 }
 
