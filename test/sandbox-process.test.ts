@@ -196,6 +196,19 @@ t.test('where nothing can confine user code: loopback only, and said loudly', as
   t.match((await readyz(explicit)).sandbox, { confinement: 'none', detail: 'VMSTREAM_SANDBOX=unconfined' }, 'VMSTREAM_SANDBOX=unconfined runs anywhere');
 });
 
+t.test('VMSTREAM_SANDBOX=in-process: the server\'s own threads run the code, on a loopback bind only, said loudly', async (t) => {
+  const env = { VMSTREAM_SANDBOX: 'in-process' };
+  const server = await serverFor(t, { env });
+  t.match((await readyz(server)).sandbox, { confinement: 'in-process', confined: false }, '/readyz says it');
+  t.match(server.stderr(), /USER CODE IS NOT CONFINED/, 'the log says it');
+  const client = await TestClient.connect(server.url, server.token);
+  t.teardown(() => client.close());
+  t.equal((await runRepl(client, await client.createSession(), '6 * 7')).done.payload.status, 'ok', 'it runs code');
+  t.same(sandboxPids(server.process.pid!), [], 'in no process but the server');
+  const refused = await serverFor(t, { env: { ...env, VMSTREAM_HOST: '0.0.0.0' } }).then(() => null, (error: Error) => error.message);
+  t.match(refused, /VMSTREAM_SANDBOX=in-process .*loopback binds only/, 'a non-loopback bind is refused');
+});
+
 /** Waits until the server's log has a line with all of `parts`. */
 async function logged(server: TestServer, ...parts: string[]): Promise<void> {
   const found = () => server.stderr().split('\n').some((line) => parts.every((part) => line.includes(part)));
