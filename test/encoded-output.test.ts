@@ -27,8 +27,9 @@ function eventBytes(frames: Buffer[], executionId: string): Map<number, Buffer> 
   return bySeq;
 }
 
-t.test('live and replayed frames are byte-identical; seqs contiguous across worker- and server-encoded events', async (t) => {
-  const server = await serverFor(t, { env: { VMSTREAM_MAX_TEXT_CHARS: '64' } });
+// Through a sandbox process's pipe (the default), and read from the worker's ring by the server itself.
+for (const sandbox of ['auto', 'in-process']) t.test(`${sandbox}: live and replayed frames are byte-identical; seqs contiguous across worker- and server-encoded events`, async (t) => {
+  const server = await serverFor(t, { env: { VMSTREAM_MAX_TEXT_CHARS: '64', VMSTREAM_SANDBOX: sandbox } });
   const live = await clientFor(t, server);
   const liveRaw = rawFrames(live);
   const session = await live.createSession('encoded');
