@@ -60,8 +60,8 @@ class UsageError extends Error {}
 
 /**
  * `--server-env KEY=VALUE`, repeatable: settings every vmstream server of the run gets, over the
- * bench's own (the harness strips the shell's VMSTREAM_*), e.g. VMSTREAM_SANDBOX=unconfined to
- * measure the in-process pool. Only VMSTREAM_* keys: nothing else reaches a server.
+ * bench's own (the harness strips the shell's VMSTREAM_*), e.g. VMSTREAM_SANDBOX=unconfined (sandbox
+ * processes without bubblewrap) or VMSTREAM_WORKERS=4. Only VMSTREAM_* keys: nothing else reaches a server.
  */
 function parseServerEnv(pairs: readonly string[]): Record<string, string> {
   const env: Record<string, string> = {};
