@@ -56,19 +56,23 @@ export function encodeEvents(frames: readonly Uint8Array[], start: number, end: 
     size += 1 + frame.length - idEnd;
   }
   const out = new Uint8Array(size);
-  out.set(EVENTS_HEAD, 0);
-  let at = EVENTS_HEAD.length;
-  out.set(frames[start]!.subarray(idStart, idEnd), at);
-  at += idEnd - idStart;
-  out.set(EVENTS_KEY, at);
-  at += EVENTS_KEY.length;
-  at = writeArrayHeader(out, at, end - start);
-  for (let index = start; index < end; index++) {
+  // Items from the last back: each frame is copied whole so that its tail lands in place (a
+  // subarray per frame cost more than the copy), its first idEnd bytes landing where the item
+  // before it and the head go, which are written after it. The head is longer than idEnd.
+  let at = size;
+  for (let index = end - 1; index >= start; index--) {
     const frame = frames[index]!;
-    out[at++] = ITEM_HEAD;
-    out.set(frame.subarray(idEnd), at);
-    at += frame.length - idEnd;
+    at -= frame.length - idEnd;
+    out.set(frame, at - idEnd);
+    out[--at] = ITEM_HEAD;
   }
+  out.set(EVENTS_HEAD, 0);
+  let head = EVENTS_HEAD.length;
+  out.set(frames[start]!.subarray(idStart, idEnd), head);
+  head += idEnd - idStart;
+  out.set(EVENTS_KEY, head);
+  head += EVENTS_KEY.length;
+  writeArrayHeader(out, head, end - start);
   return out;
 }
 

@@ -20,6 +20,7 @@ import { Cluster } from './cluster/cluster.js';
 import { ClusterRouter } from './cluster/router.js';
 import { Takeover } from './cluster/takeover.js';
 import { CachedEventStore } from './store/cached-store.js';
+import { SendBudget } from './transport/send-budget.js';
 import type { EventStore } from './store/event-store.js';
 import { JetStreamEventStore } from './store/jetstream/jetstream-store.js';
 import { LevelEventStore } from './store/level-store.js';
@@ -65,7 +66,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   // A node joins its cluster before it touches the store: a second process with its id is refused first.
   const cluster = config.store === 'jetstream' ? await joinCluster(config, logger) : null;
   const { store: backing, reachable } = storeFor(config);
-  const store = config.replayCacheBytes > 0 ? new CachedEventStore(backing, config.replayCacheBytes) : backing;
+  const cache = config.replayCacheBytes > 0 ? new CachedEventStore(backing, config.replayCacheBytes) : null;
+  const store = cache ?? backing;
   await store.open();
   const metrics = new Metrics();
   const router = cluster ? new ClusterRouter(cluster, config.forwardTimeoutMs, (error) => logger.error({ err: error }, 'forwarded request failed')) : undefined;
@@ -115,9 +117,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   if (recovered.crashed > 0) logger.info({ crashed: recovered.crashed }, 'marked executions left unfinished by the previous process as crashed');
   const authenticator = new Authenticator(shared?.token ?? null, directory);
   const onInternalError = (error: unknown) => logger.error({ err: error }, 'request failed');
+  // One bound on the bytes waiting in every socket's buffer: WebSockets, event streams, Jupyter channels.
+  const sendBudget = new SendBudget(config.sendBudgetBytes);
   const http = new HttpApi(service, {
     authenticator,
     logger,
+    sendBudget,
     onInternalError,
     operator: {
       readiness: () => {
@@ -144,7 +149,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       logger.info({ tenant, tool, outcome, duration_ms: Math.round(ms) }, 'mcp call');
     },
   });
-  const jupyter = await openJupyter({ service, authenticator, dataDir: config.dataDir, backpressureBytes: config.backpressureBytes, maxQueued: config.maxQueuedPerSession, onError: onInternalError });
+  const jupyter = await openJupyter({ service, authenticator, dataDir: config.dataDir, backpressureBytes: config.backpressureBytes, sendBudget, maxQueued: config.maxQueuedPerSession, onError: onInternalError });
   const consoleFiles = config.console ? await ConsoleFiles.load() : null;
   if (config.console && !consoleFiles) logger.warn('the web console is not built (npm run build builds it): / answers 404');
   const transport = new UwsTransport(service, {
@@ -152,7 +157,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     port: config.port,
     maxFrameBytes: config.maxFrameBytes,
     backpressureBytes: config.backpressureBytes,
-    sendBudgetBytes: config.sendBudgetBytes,
+    sendBudget,
     maxFramesPerSecond: config.maxFramesPerSecond,
     authenticator,
     allowedOrigins: config.allowedOrigins,
@@ -167,6 +172,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     storeFailures: () => service.stats().store.failures,
     storeItemsWaiting: () => service.stats().store.waiting,
     replayReads: () => service.stats().replayReads,
+    replayCacheHits: () => cache?.hits ?? 0,
+    replayCacheMisses: () => cache?.misses ?? 0,
+    replayCacheBytes: () => cache?.cachedBytes ?? 0,
+    sendBudgetBytes: () => sendBudget.used,
+    sendBudgetWaiting: () => sendBudget.waiting,
     backpressurePauses: () => service.stats().backpressurePauses,
     liveExecutions: () => service.stats().liveExecutions,
     openSessions: () => service.stats().openSessions,

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { parse } from 'yaml';
 import { ERROR_CODES } from '../protocol/errors.js';
 import { HTTP_OPERATIONS, type HttpOperation, type ObjectSchema } from '../protocol/http.js';
@@ -68,7 +68,7 @@ t.test('openapi.yaml: every operation, route, body and parameter as the server h
   t.strictSame([...doc.components.schemas.ErrorCode.enum].sort(), errorCodes, 'error codes, both ways');
 });
 
-function checkParameters(t: Tap.Test, id: string, where: 'path' | 'query', documented: Json[], schema: ObjectSchema | undefined): void {
+function checkParameters(t: Test, id: string, where: 'path' | 'query', documented: Json[], schema: ObjectSchema | undefined): void {
   const listed = documented.filter((parameter) => parameter.in === where);
   const expected = schema?.properties ?? {};
   t.strictSame(listed.map((p) => p.name).sort(), Object.keys(expected).sort(), `${id}: ${where} parameters, both ways`);

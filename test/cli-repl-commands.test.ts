@@ -5,7 +5,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { MAIN, removeDir, tempDir } from './helpers/server.js';
 import { serverFor } from './helpers/util.js';
 import { Terminal, tmuxAvailable } from './helpers/terminal.js';
@@ -16,7 +16,7 @@ const server = await serverFor(t);
 const dir = tempDir('repl-files');
 t.teardown(() => removeDir(dir));
 
-function repl(t: Tap.Test): Promise<Terminal> {
+function repl(t: Test): Promise<Terminal> {
   const terminal = Terminal.start([process.execPath, MAIN, 'repl', server.url, '--token', server.token], { VMSTREAM_REPL_HISTORY: '' });
   t.teardown(() => terminal.kill());
   return terminal.waitFor((screen) => terminal.atPrompt(screen)).then(() => terminal);

@@ -5,7 +5,7 @@
  * lease kills nobody (observers pause their timers while their own connection is down); closing
  * leaves nothing running, whether NATS is down or a watch is being reopened.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { Cluster, type ClusterOptions } from '../src/cluster/cluster.js';
@@ -19,7 +19,7 @@ interface Seen {
   dead: Array<[string, string]>;
 }
 
-async function node(t: Tap, nats: TestNats, prefix: string, nodeId: string, options: Partial<ClusterOptions> = {}): Promise<{ cluster: Cluster; seen: Seen }> {
+async function node(t: Test, nats: TestNats, prefix: string, nodeId: string, options: Partial<ClusterOptions> = {}): Promise<{ cluster: Cluster; seen: Seen }> {
   const cluster = await Cluster.open({
     servers: [nats.url],
     prefix,
@@ -39,8 +39,6 @@ async function node(t: Tap, nats: TestNats, prefix: string, nodeId: string, opti
   t.teardown(() => cluster.close().catch(() => undefined));
   return { cluster, seen };
 }
-
-type Tap = Parameters<Parameters<typeof t.test>[1]>[0];
 
 /** Polls a condition (each look is immediate; only the waiting between looks is timed). */
 async function until(condition: () => boolean): Promise<void> {

@@ -6,11 +6,12 @@
  * what B delivers is byte for byte what A's own socket got, in `events` frames to a subscriber
  * that asks for them (protocol v1.1).
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { natsFor } from './helpers/nats.js';
 import { TestClient } from './helpers/client.js';
 import { clientFor, doneProblems, maxSeq, plain, replay, seqProblem, serverFor, startExecution, waitEvent } from './helpers/util.js';
 import type { EventFrame } from '../protocol/types.js';
+import type { TestServer } from './helpers/server.js';
 
 /** Streams until told to stop (a cancel), so that what B sees is seen while it runs. */
 const ENDLESS = [
@@ -20,13 +21,17 @@ const ENDLESS = [
   '}',
 ].join('\n');
 
-t.test('a subscriber on another node gets an execution live, every event once, in order, as its owner sent it', async (t) => {
+/** Nodes A and B of one cluster (one nats-server, one JetStream prefix), and a client on each. */
+async function twoNodes(t: Test, prefix: string): Promise<{ nodeB: TestServer; onA: TestClient; onB: TestClient }> {
   const nats = await natsFor(t);
-  const env = { VMSTREAM_STORE: 'jetstream', VMSTREAM_NATS_URL: nats.url, VMSTREAM_JS_PREFIX: 'tail', VMSTREAM_NODE_LEASE_MS: '1500', VMSTREAM_NODE_HEARTBEAT_MS: '300' };
+  const env = { VMSTREAM_STORE: 'jetstream', VMSTREAM_NATS_URL: nats.url, VMSTREAM_JS_PREFIX: prefix, VMSTREAM_NODE_LEASE_MS: '1500', VMSTREAM_NODE_HEARTBEAT_MS: '300' };
   const nodeA = await serverFor(t, { env: { ...env, VMSTREAM_NODE_ID: 'node-a' } });
   const nodeB = await serverFor(t, { env: { ...env, VMSTREAM_NODE_ID: 'node-b' } });
-  const onA = await clientFor(t, nodeA);
-  const early = await clientFor(t, nodeB);
+  return { nodeB, onA: await clientFor(t, nodeA), onB: await clientFor(t, nodeB) };
+}
+
+t.test('a subscriber on another node gets an execution live, every event once, in order, as its owner sent it', async (t) => {
+  const { nodeB, onA, onB: early } = await twoNodes(t, 'tail');
   const session = await onA.createSession('streams on A');
 
   const reply = await startExecution(onA, session, ENDLESS, { timeout_ms: 120_000 });
@@ -75,12 +80,7 @@ t.test('a subscriber on another node gets an execution live, every event once, i
 });
 
 t.test('a subscriber on another node joins before the execution wrote anything', async (t) => {
-  const nats = await natsFor(t);
-  const env = { VMSTREAM_STORE: 'jetstream', VMSTREAM_NATS_URL: nats.url, VMSTREAM_JS_PREFIX: 'early', VMSTREAM_NODE_LEASE_MS: '1500', VMSTREAM_NODE_HEARTBEAT_MS: '300' };
-  const nodeA = await serverFor(t, { env: { ...env, VMSTREAM_NODE_ID: 'node-a' } });
-  const nodeB = await serverFor(t, { env: { ...env, VMSTREAM_NODE_ID: 'node-b' } });
-  const onA = await clientFor(t, nodeA);
-  const onB = await clientFor(t, nodeB);
+  const { onA, onB } = await twoNodes(t, 'early');
   const session = await onA.createSession();
   // Queued behind a run that holds the session, so its log has no key yet when B subscribes.
   const blocker = await startExecution(onA, session, 'await new Promise((r) => setTimeout(r, 1500)); 1', { timeout_ms: 60_000 });

@@ -5,16 +5,14 @@
  * KV get, and a request for a session whose owner is gone waits for the owner key to move and goes
  * to the new owner, or fails INTERNAL once the forward timeout has passed.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ProtocolError } from '../protocol/errors.js';
 import { Cluster } from '../src/cluster/cluster.js';
 import { ClusterRouter } from '../src/cluster/router.js';
 import type { ForwardedRequest } from '../src/cluster/routing.js';
 import { natsFor, type TestNats } from './helpers/nats.js';
 
-type Tap = Parameters<Parameters<typeof t.test>[1]>[0];
-
-async function open(t: Tap, nats: TestNats, prefix: string, nodeId: string, forwardTimeoutMs = 5_000): Promise<{ cluster: Cluster; router: ClusterRouter }> {
+async function open(t: Test, nats: TestNats, prefix: string, nodeId: string, forwardTimeoutMs = 5_000): Promise<{ cluster: Cluster; router: ClusterRouter }> {
   const cluster = await Cluster.open({
     servers: [nats.url],
     prefix,

@@ -19,6 +19,13 @@ function target(id: string): CommitTarget & { assigned: number } {
   return { record, committedSeq: 0, assigned: 0 };
 }
 
+/** Ends `execution` (ok) and hands its terminal record to the log. */
+function end(log: CommitLog, execution: ReturnType<typeof target>): void {
+  execution.record.status = 'ok';
+  execution.record.ended_at = 5;
+  log.saveExecution(execution);
+}
+
 /** Appends `count` more events to `execution`. */
 function emit(log: CommitLog, execution: ReturnType<typeof target>, count: number): void {
   for (let i = 0; i < count; i++) log.appendEvent(execution, ++execution.assigned, frame(execution.record.execution_id, execution.assigned));
@@ -33,6 +40,8 @@ interface Harness {
   dropped: Array<{ id: string; code: StoreErrorCode }>;
   /** The first seq of every chunk the store was asked to write, per execution. */
   offered: Map<string, number[]>;
+  /** Every batch the store was asked to write (recordBatches). */
+  batches: string[];
   /** Resolves once `ready()` holds, re-checked whenever the log reports anything. */
   until(ready: () => boolean): Promise<void>;
   /** Sets which items fail; null lets everything land. */
@@ -68,7 +77,7 @@ async function harness(t: Test): Promise<Harness> {
     onDropped(id: string, error: StoreError) { dropped.push({ id, code: error.code }); notify(); },
   });
   return {
-    store, log, delivered, retries, dropped, offered,
+    store, log, delivered, retries, dropped, offered, batches: recordBatches(store),
     until: (ready) => new Promise<void>((resolve) => {
       const check = () => { if (ready()) { checks = checks.filter((c) => c !== check); resolve(); } };
       checks.push(check);
@@ -148,9 +157,7 @@ t.test('a transient failure: retried exactly, newer events wait behind it, the o
   // More output of both while the slow one waits: the fast one's goes out, the slow one's waits.
   emit(h.log, slow, 2);
   emit(h.log, fast, 2);
-  slow.record.status = 'ok';
-  slow.record.ended_at = 5;
-  h.log.saveExecution(slow);
+  end(h.log, slow);
   await h.until(() => (h.delivered.get('fast')?.length ?? 0) === 5);
   t.equal(h.delivered.get('slow'), undefined, 'nothing of the slow one yet');
   await flushed;
@@ -184,9 +191,7 @@ t.test('an execution\'s first commit is small and starts at once; its later comm
   const h = await harness(t);
   const big = target('big');
   emit(h.log, big, 1000);
-  big.record.status = 'ok';
-  big.record.ended_at = 5;
-  h.log.saveExecution(big);
+  end(h.log, big);
   await null;
   t.equal(h.store.commits, 1, 'the first write began before the next turn of the event loop');
   await h.log.flushed();
@@ -234,32 +239,26 @@ function recordBatches(store: MemoryEventStore): string[] {
 
 t.test('a create goes out with its run\'s first events and its end: one store write', async (t) => {
   const h = await harness(t);
-  const batches = recordBatches(h.store);
   const a = target('a');
   const created = h.log.create(a);
   emit(h.log, a, 2);
-  a.record.status = 'ok';
-  a.record.ended_at = 5;
-  h.log.saveExecution(a);
+  end(h.log, a);
   await created;
-  t.same(batches, ['creates [a] executions [] events [a]'], 'create, events and terminal record in one batch');
+  t.same(h.batches, ['creates [a] executions [] events [a]'], 'create, events and terminal record in one batch');
   t.same(h.delivered.get('a'), seqs('a', 1, 2), 'delivered');
   t.same(await h.store.getExecution('a'), { ...a.record, last_seq: 2 }, 'the terminal record as created');
 });
 
 t.test('a create whose run says nothing goes out alone, after its linger', async (t) => {
   const h = await harness(t);
-  const batches = recordBatches(h.store);
   const a = target('a');
   await h.log.create(a);
-  t.same(batches, ['creates [a] executions [] events []'], 'written alone');
+  t.same(h.batches, ['creates [a] executions [] events []'], 'written alone');
   t.equal((await h.store.getExecution('a'))?.status, 'running', 'durable when the promise resolves');
   emit(h.log, a, 1);
-  a.record.status = 'ok';
-  a.record.ended_at = 5;
-  h.log.saveExecution(a);
+  end(h.log, a);
   await h.log.flushed();
-  t.same(batches.at(-1), 'creates [] executions [a] events [a]', 'its end is an update');
+  t.same(h.batches.at(-1), 'creates [] executions [a] events [a]', 'its end is an update');
 });
 
 t.test('flushed() does not wait out a create\'s linger', async (t) => {
@@ -274,20 +273,19 @@ t.test('flushed() does not wait out a create\'s linger', async (t) => {
 
 t.test('a create discarded while it lingers (another node owns the execution now): settled, nothing written', async (t) => {
   const h = await harness(t);
-  const batches = recordBatches(h.store);
   const a = target('a');
   const created = h.log.create(a);
   emit(h.log, a, 2);
   h.log.discard('a');
   await created;
   await h.log.flushed();
-  t.same(batches, [], 'no store write');
+  t.same(h.batches, [], 'no store write');
   t.equal(await h.store.getExecution('a'), undefined, 'no record');
   t.equal(h.log.backlogBytes, 0, 'its frames no longer count');
   t.same(h.dropped, [], 'nothing reported as dropped');
   emit(h.log, a, 1);
   await h.log.flushed();
-  t.same(batches, [], 'what it appends afterwards is not written either');
+  t.same(h.batches, [], 'what it appends afterwards is not written either');
 });
 
 t.test('a create that fails: none of its events is delivered before it lands', async (t) => {
@@ -314,18 +312,15 @@ t.test('a create that fails: none of its events is delivered before it lands', a
 
 t.test('a create whose run printed past the first commit\'s cap goes with the first frames, not yet ended', async (t) => {
   const h = await harness(t);
-  const batches = recordBatches(h.store);
   const a = target('a');
   a.record.started_at = 1;
   const created = h.log.create(a);
   emit(h.log, a, 100);
-  a.record.status = 'ok';
-  a.record.ended_at = 5;
-  h.log.saveExecution(a);
+  end(h.log, a);
   await created;
   const first = structuredClone(h.store.location.executions.get('a'));
   await h.log.flushed();
-  t.same(batches, ['creates [a] executions [] events [a]', 'creates [] executions [a] events [a]'], 'the create with the first frames, the end with the rest');
+  t.same(h.batches, ['creates [a] executions [] events [a]', 'creates [] executions [a] events [a]'], 'the create with the first frames, the end with the rest');
   t.match(first, { status: 'running', last_seq: 64 }, 'the create counts the first frames and has not ended');
   t.equal(first?.ended_at, undefined);
   t.match(await h.store.getExecution('a'), { status: 'ok', ended_at: 5, last_seq: 100 }, 'then the end');

@@ -11,6 +11,8 @@ import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import { decodeValue } from '../protocol/codec.js';
+import type { ServerFrame } from '../protocol/types.js';
 import { FrameProxy, seqsOf } from './helpers/proxy.js';
 import { linesCode, loggedLines, restart, startOnFixedPort } from './helpers/sdk.js';
 import { ROOT, startServer, tempDir } from './helpers/server.js';
@@ -26,15 +28,55 @@ async function browser(t: Test, viewport = { width: 1200, height: 900 }): Promis
   return context;
 }
 
-/** A page of the console that records its errors (CSP violations included) for the end of the test. */
-async function consolePage(context: BrowserContext, errors: string[]): Promise<Page> {
+/**
+ * A page of the console that records its errors (CSP violations included) for the end of the test,
+ * and what it did for a failure's report.
+ */
+async function consolePage(t: Test, context: BrowserContext, errors: string[], serverLog: () => string): Promise<Page> {
   const page = context.pages().find((p) => p.url() === 'about:blank') ?? (await context.newPage());
+  recordForFailure(t, page, serverLog);
   page.on('pageerror', (error) => errors.push(error.message));
   page.on('console', (message) => {
     // Chromium logs each socket that cannot connect: the restart test causes those on purpose.
     if (message.type() === 'error' && !/^WebSocket connection to .* failed/.test(message.text())) errors.push(message.text());
   });
   return page;
+}
+
+/**
+ * Keeps the last things `page` did (console lines, page errors, socket frames) and prints them with
+ * the tail of the server's log when the test fails: a flake's cause is in there, not in a rerun.
+ */
+function recordForFailure(t: Test, page: Page, serverLog: () => string): void {
+  const lines: string[] = [];
+  const add = (line: string) => {
+    lines.push(`${new Date().toISOString().slice(11, 23)} ${line}`);
+    if (lines.length > 400) lines.shift();
+  };
+  page.on('console', (message) => add(`console.${message.type()}: ${message.text()}`));
+  page.on('pageerror', (error) => add(`pageerror: ${error.message}`));
+  page.on('websocket', (socket) => {
+    add(`socket opened: ${socket.url().replace(/token=[^&]*/, 'token=…')}`);
+    socket.on('framesent', ({ payload }) => add(`sent ${describeFrame(payload)}`));
+    socket.on('framereceived', ({ payload }) => add(`received ${describeFrame(payload)}`));
+    socket.on('socketerror', (error) => add(`socket error: ${error}`));
+    socket.on('close', () => add('socket closed'));
+  });
+  t.teardown(() => {
+    if (t.passing()) return;
+    const log = serverLog().split('\n').slice(-60).join('\n');
+    process.stderr.write(`--- ${t.name}: the page, last ${lines.length} lines ---\n${lines.join('\n')}\n--- the server's log, its tail ---\n${log}\n---\n`);
+  });
+}
+
+/** A frame as one line: its op, request id, execution and seqs (payloads left out). */
+function describeFrame(payload: string | Buffer): string {
+  if (typeof payload === 'string') return `text ${payload.slice(0, 80)}`;
+  const frame = decodeValue(payload) as Record<string, unknown>;
+  const seqs = (frame.op === 'events' ? (frame.events as Array<{ seq: number; type: string }>) : frame.op === 'event' ? [frame as { seq: number; type: string }] : [])
+    .map((event) => `${event.seq}:${event.type}`);
+  const execution = (frame.execution_id ?? (frame.execution as { execution_id?: string } | undefined)?.execution_id) as string | undefined;
+  return [frame.op, frame.id === undefined ? '' : `#${String(frame.id)}`, execution ? `exec ${execution.slice(0, 8)}` : '', seqs.length ? `[${seqs.join(' ')}]` : ''].filter(Boolean).join(' ');
 }
 
 /** What the editor holds (its placeholder, shown when it is empty, is not text). */
@@ -71,7 +113,7 @@ t.test('the editor, values, sessions, tabs and cancelling one execution', async 
   t.teardown(() => server.stop());
   const context = await browser(t);
   const errors: string[] = [];
-  const page = await consolePage(context, errors);
+  const page = await consolePage(t, context, errors, () => server.stderr());
   const answers = ['second', 'renamed'];
   page.on('dialog', (dialog) => void dialog.accept(dialog.type() === 'prompt' ? answers.shift() : undefined));
   await page.goto(`http://127.0.0.1:${server.port}/?token=${server.token}`);
@@ -187,7 +229,7 @@ t.test('the editor, values, sessions, tabs and cancelling one execution', async 
   t.match(await page.locator(`#sessions li[data-id="${firstSession}"] small`).innerText(), /ready · \d+ runs/, 'the sidebar says status and runs');
 
   // A second tab on the link sees what the first one runs, live.
-  const other = await consolePage(context, errors);
+  const other = await consolePage(t, context, errors, () => server.stderr());
   await other.goto(`http://127.0.0.1:${server.port}/?token=${server.token}&session=${firstSession}`);
   await other.waitForSelector('#status[data-status="connected"]');
   t.equal(new URL(other.url()).searchParams.get('session'), firstSession, 'the link reopens the session');
@@ -228,7 +270,7 @@ t.test('the console runs code and resumes, line for line, after a cut connection
   t.teardown(() => proxy.close());
   const context = await browser(t);
   const errors: string[] = [];
-  const page = await consolePage(context, errors);
+  const page = await consolePage(t, context, errors, () => server.stderr());
   const blocks = page.locator('#output .execution');
 
   await page.goto(`http://127.0.0.1:${proxy.port}/?token=${server.token}`);
@@ -295,6 +337,46 @@ t.test('the console runs code and resumes, line for line, after a cut connection
   t.same(errors, [], 'no error in the page');
 });
 
+t.test('code run before the page has opened its session runs there once it has', async (t) => {
+  // The page says "connected" and takes input a few round trips before its first session is open
+  // (list, create, list): a run in that window was dropped without a word. The create reply is
+  // held here until Shift+Enter has been pressed, as a slow disk (the record is flushed first) does.
+  const server = await startServer({ env: { VMSTREAM_CONSOLE: '1' } });
+  t.teardown(() => server.stop());
+  const context = await browser(t);
+  const errors: string[] = [];
+  const page = await consolePage(t, context, errors, () => server.stderr());
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let createHeld!: () => void;
+  const held = new Promise<void>((resolve) => (createHeld = resolve));
+  await page.routeWebSocket(/\/v1\/ws/, (socket) => {
+    const upstream = socket.connectToServer();
+    // Kept in order: once the create reply is held, whatever follows it waits behind it.
+    let forwarding = Promise.resolve();
+    upstream.onMessage((message) => {
+      const frame = decodeValue(Buffer.from(message as Buffer)) as ServerFrame;
+      if (frame.op === 'session') {
+        createHeld();
+        forwarding = forwarding.then(() => released);
+      }
+      forwarding = forwarding.then(() => socket.send(message));
+    });
+  });
+  await page.goto(`http://127.0.0.1:${server.port}/?token=${server.token}`);
+  await page.waitForSelector('#status[data-status="connected"]');
+  await held;
+  const block = await run(page, '"ran in " + typeof globalThis');
+  t.equal(await page.locator('#output .execution').count(), 0, 'no session yet: nothing shown');
+  release();
+  await page.waitForFunction(() => new URL(location.href).searchParams.has('session'));
+  await block.locator('.done').waitFor();
+  t.equal(await block.getAttribute('data-status'), 'ok');
+  t.same(await block.locator('.line').allInnerTexts(), ["'ran in object'"], 'it ran in the session opened meanwhile');
+  t.equal(await editorText(page), '', 'the editor was emptied');
+  t.same(errors, [], 'no error in the page');
+});
+
 t.test('a refused token says so, before any socket', async (t) => {
   const server = await startServer({ env: { VMSTREAM_CONSOLE: '1' } });
   t.teardown(() => server.stop());
@@ -316,7 +398,7 @@ t.test('at 360 px wide nothing overflows, the sessions are a drawer, and code ru
   t.teardown(() => server.stop());
   const context = await browser(t, { width: 360, height: 740 });
   const errors: string[] = [];
-  const page = await consolePage(context, errors);
+  const page = await consolePage(t, context, errors, () => server.stderr());
   await page.goto(`http://127.0.0.1:${server.port}/?token=${server.token}`);
   await page.waitForSelector('#status[data-status="connected"]');
   const block = await run(page, 'console.table({ alpha: { n: 1, label: "a fairly long label that must not push the page wider" }, beta: { n: 2 } }); ({ a: [1, 2, 3], b: "text" })');

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { startServer } from './helpers/server.js';
-import { TestClient } from './helpers/client.js';
+import { payloadOf, TestClient } from './helpers/client.js';
 
 t.test('repl state persists across executions and events stream in order', async (t) => {
   const server = await startServer();
@@ -13,5 +13,5 @@ t.test('repl state persists across executions and events stream in order', async
   t.same(first.events.map((e) => e.seq), [1, 2, 3]);
   t.equal(first.done.payload.status, 'ok');
   const second = await client.run(session, 'x + 1');
-  t.equal(second.events[0]!.payload.preview, '42');
+  t.equal(payloadOf(second.events[0], 'value').preview, '42');
 });

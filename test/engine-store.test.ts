@@ -22,7 +22,7 @@ async function rig(t: Pick<typeof import('tap').default, 'teardown'>, options: {
   const config: Config = { ...DEFAULTS, dataDir: dir, workspaceDir: dir };
   const errors: string[] = [];
   let fake!: FakeSandbox;
-  const engine = new Engine(config, store, new Workspace(dir, config.maxRunFileBytes), (listener) => (fake = new FakeSandbox(listener)), {
+  const engine = new Engine(config, store, Workspace.of(config), (listener) => (fake = new FakeSandbox(listener)), {
     onError: (context) => errors.push(context),
   });
   t.teardown(async () => {
@@ -164,7 +164,7 @@ t.test('after a crash that left the session record behind its executions, number
   await store.open();
   const config: Config = { ...DEFAULTS, dataDir: dir, workspaceDir: dir };
   let fake!: FakeSandbox;
-  const engine = new Engine(config, store, new Workspace(dir, config.maxRunFileBytes), (listener) => (fake = new FakeSandbox(listener)), { onError: () => undefined });
+  const engine = new Engine(config, store, Workspace.of(config), (listener) => (fake = new FakeSandbox(listener)), { onError: () => undefined });
   t.teardown(async () => {
     await engine.shutdown(0);
     await store.close();

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { pack, TestClient } from './helpers/client.js';
+import { doneOf, pack, payloadOf, TestClient } from './helpers/client.js';
 import { clientFor, doneProblems, serverFor, startExecution, STATUSES, sync, TERMINAL, waitEvent, sharedServer } from './helpers/util.js';
 import type { EventFrame } from '../protocol/types.js';
 
@@ -34,13 +34,13 @@ t.test('event shapes: console levels, value, exception, done; seqs from 1; ts ep
     { level: 'error', text: 'd' },
     { level: 'debug', text: 'e' },
   ]);
-  const value = events[5]!;
-  t.equal(value.payload.type, 'string');
-  t.match(value.payload.preview, /done-42/);
-  const done = events[6]!;
-  t.equal(done.payload.status, 'ok');
-  t.type(done.payload.duration_ms, 'number');
-  t.ok(done.payload.duration_ms >= 0);
+  const value = payloadOf(events[5], 'value');
+  t.equal(value.type, 'string');
+  t.match(value.preview, /done-42/);
+  const done = payloadOf(events[6], 'done');
+  t.equal(done.status, 'ok');
+  t.type(done.duration_ms, 'number');
+  t.ok(done.duration_ms >= 0);
   for (const event of events) {
     t.equal(event.op, 'event');
     t.equal(event.execution_id, record.execution_id);
@@ -49,11 +49,11 @@ t.test('event shapes: console levels, value, exception, done; seqs from 1; ts ep
 
   const thrown = await client.run(session, 'throw new TypeError("boom")');
   t.same(thrown.events.map((e) => e.type), ['exception', 'done']);
-  const exception = thrown.events[0]!;
-  t.equal(exception.payload.name, 'TypeError');
-  t.equal(exception.payload.message, 'boom');
-  t.type(exception.payload.stack, 'string');
-  t.match(exception.payload.stack, /boom/);
+  const exception = payloadOf(thrown.events[0], 'exception');
+  t.equal(exception.name, 'TypeError');
+  t.equal(exception.message, 'boom');
+  t.type(exception.stack, 'string');
+  t.match(exception.stack, /boom/);
   t.equal(thrown.done.payload.status, 'error');
   t.same(thrown.events.map((e) => e.seq), [1, 2], 'every execution has its own seqs from 1');
 
@@ -166,7 +166,7 @@ t.test('requests pipelined right after an execute with a client-chosen execution
     await client.expect('execution', { op: 'cancel', execution_id: 'pipe-1' });
   }
   const events = await client.untilDone('pipe-1');
-  t.equal(events[events.length - 1]!.payload.status, 'cancelled', 'the pipelined cancel took effect');
+  t.equal(doneOf(events).status, 'cancelled', 'the pipelined cancel took effect');
 });
 
 t.test('cancel: queued, running async, running sync; unknown → NOT_FOUND', async (t) => {
@@ -186,14 +186,14 @@ t.test('cancel: queued, running async, running sync; unknown → NOT_FOUND', asy
   t.equal(cancelledQueued.execution.status, 'cancelled', 'cancel reply carries the record after cancelling');
   const queuedEvents = await client.untilDone(queuedId);
   t.same(queuedEvents.map((e) => e.type), ['done']);
-  t.equal(queuedEvents[0]!.payload.status, 'cancelled');
+  t.equal(payloadOf(queuedEvents[0], 'done').status, 'cancelled');
 
   await waitEvent(client, slowId, (e) => e.type === 'console');
   const cancelledSlow = await client.expect('execution', { op: 'cancel', execution_id: slowId });
   t.equal(cancelledSlow.execution.status, 'cancelled');
   const slowEvents = await client.untilDone(slowId);
   t.equal(doneProblems(slowEvents), null);
-  t.equal(slowEvents[slowEvents.length - 1]!.payload.status, 'cancelled');
+  t.equal(doneOf(slowEvents).status, 'cancelled');
   t.notOk(slowEvents.some((e) => e.type === 'value'), 'the cancelled execution produced no value');
 
   const sync1 = await startExecution(client, session, 'console.log("spin"); while (true) {}', { timeout_ms: 120000 });
@@ -204,7 +204,7 @@ t.test('cancel: queued, running async, running sync; unknown → NOT_FOUND', asy
   t.equal(cancelledSync.execution.status, 'cancelled');
   const syncEvents = await client.untilDone(syncId);
   t.equal(doneProblems(syncEvents), null);
-  t.equal(syncEvents[syncEvents.length - 1]!.payload.status, 'cancelled');
+  t.equal(doneOf(syncEvents).status, 'cancelled');
 
   // The session still works and kept its state; the queued code never ran.
   const after = await client.run(session, 'kept + " / " + typeof queuedRan');

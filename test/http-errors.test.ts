@@ -4,7 +4,7 @@
  * request can provoke on purpose: its mapping is checked on src/http/respond.ts directly.
  */
 import http from 'node:http';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ERROR_CODES, ProtocolError, wireError, type ErrorCode } from '../protocol/errors.js';
 import type { HttpResponse } from '../src/http/port.js';
 import { sendError, statusLine } from '../src/http/respond.js';
@@ -17,7 +17,7 @@ t.teardown(() => server.stop());
 const api = HttpClient.of(server);
 const session = await api.createSession('errors');
 
-function isError(t: Tap.Test, reply: ApiResponse, status: number, code: ErrorCode, message?: RegExp): void {
+function isError(t: Test, reply: ApiResponse, status: number, code: ErrorCode, message?: RegExp): void {
   t.equal(reply.status, status, `status ${status}`);
   t.equal(ERROR_CODES[code].http, status, `${code} is ${status} in the table`);
   t.match(reply.headers.get('content-type'), /^application\/json/);
@@ -53,7 +53,7 @@ t.test('400 BAD_REQUEST: bad JSON, not an object, fields named as on the socket'
 });
 
 t.test('401 UNAUTHORIZED: no token, a wrong one, another scheme', async (t) => {
-  for (const headers of [{}, { authorization: 'Bearer not-the-token' }, { authorization: `Basic ${server.token}` }]) {
+  for (const headers of [{}, { authorization: 'Bearer not-the-token' }, { authorization: `Basic ${server.token}` }] as Array<Record<string, string>>) {
     const reply = await api.get('/api/v1/sessions', { token: null, headers });
     isError(t, reply, 401, 'UNAUTHORIZED', /token/);
     t.equal(reply.headers.get('www-authenticate'), 'Bearer');
@@ -114,7 +114,7 @@ t.test('413 PAYLOAD_TOO_LARGE past the frame limit, by Content-Length or counted
     method: 'POST', body, duplex: 'half', headers: { authorization: `Bearer ${server.token}` },
   } as RequestInit);
   t.equal(response.status, 413);
-  t.equal((await response.json()).error.code, 'PAYLOAD_TOO_LARGE');
+  t.equal(((await response.json()) as { error: { code: string } }).error.code, 'PAYLOAD_TOO_LARGE');
   const fits = await api.post('/api/v1/executions/repl', { session_id: session, code: `"${'y'.repeat(MAX_BODY - 100)}".length` });
   t.equal(fits.status, 201, 'a body under the limit passes');
 });
@@ -170,6 +170,7 @@ t.test('500 INTERNAL: an error that is not a ProtocolError, and every code\'s st
   const response: HttpResponse = {
     aborted: false,
     ended: false,
+    backpressured: false,
     cork: (fn) => fn(),
     writeStatus: (status) => written.push(status),
     writeHeader: (name, value) => written.push(`${name}: ${value}`),

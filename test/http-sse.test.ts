@@ -4,7 +4,7 @@
  * that does not read gets paused (backpressure) and still receives every event, in order.
  */
 import http from 'node:http';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { HttpClient, openSse, type SseMessage } from './helpers/http.js';
 import { startServer } from './helpers/server.js';
 
@@ -15,7 +15,7 @@ const session = await api.createSession('sse');
 const eventsUrl = (id: string, query = '') => `${api.base}/api/v1/executions/${id}/events${query}`;
 
 /** Each message's id is its event's seq, and they run on from `from` without a gap to a `done`. */
-function checkMessages(t: Tap.Test, messages: SseMessage[], from: number): void {
+function checkMessages(t: Test, messages: SseMessage[], from: number): void {
   const events = messages.map((message) => JSON.parse(message.data));
   t.same(messages.map((m) => Number(m.id)), events.map((e) => e.seq), 'id: is the seq');
   t.same(messages.map((m) => m.event), events.map((e) => e.type), 'event: is the event type');

@@ -21,7 +21,7 @@ const server = await serverFor(t, {
 });
 const alice = HttpClient.of(server, aliceLine.token);
 const bob = HttpClient.of(server, bobLine.token);
-const put = (api: HttpClient, file: string, text: string) => api.request('PUT', `/api/v1/workspace/${file}`, { body: text });
+const put = (api: HttpClient, file: string, text: string | Uint8Array) => api.request('PUT', `/api/v1/workspace/${file}`, { body: text });
 
 t.test('put, get, list, replace, delete', async (t) => {
   const created = await put(alice, 'lib/double.js', 'globalThis.doubled = 21 * 2;\nconsole.log("doubled")');

@@ -49,6 +49,11 @@ t.test('/metrics: Prometheus text that follows what the server does', async (t) 
     'vmstream_executions_total{status="crashed"}',
     'vmstream_events_appended_total',
     'vmstream_replay_reads_total',
+    'vmstream_replay_cache_hits_total',
+    'vmstream_replay_cache_misses_total',
+    'vmstream_replay_cache_bytes',
+    'vmstream_send_budget_bytes',
+    'vmstream_send_budget_waiting',
     'vmstream_sockets_open',
     'vmstream_event_streams_open',
     'vmstream_executions_live',
@@ -82,6 +87,10 @@ t.test('/metrics: Prometheus text that follows what the server does', async (t) 
   t.ok(grew('vmstream_store_batch_items_count') >= 1, 'batches observed');
   t.ok(after.get('vmstream_store_batch_items_sum')! >= 3, 'batch sizes observed');
   t.ok(grew('vmstream_replay_reads_total') >= 1, 'the late subscribe read the store');
+  t.ok(grew('vmstream_replay_cache_misses_total') >= 1, 'through the replay cache, which read the block from the store');
+  t.ok(after.get('vmstream_replay_cache_bytes')! > 0, 'and holds it');
+  t.equal(after.get('vmstream_send_budget_bytes'), 0, 'a closed socket holds nothing of the send budget');
+  t.equal(after.get('vmstream_send_budget_waiting'), 0, 'nothing waits for it');
   // A healthy store: nothing failed, nothing waits (the commit log's own test makes a store fail).
   t.equal(after.get('vmstream_store_commit_failures_total'), 0, 'no failed store writes');
   t.equal(after.get('vmstream_store_items_waiting'), 0, 'no items waiting for a retry');

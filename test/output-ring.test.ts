@@ -10,11 +10,21 @@ import { Writable } from 'node:stream';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createRing, RingReader, RingWriter } from '../src/pool/output-ring.js';
 import { MainOutput } from '../src/pool/shared-output.js';
 
 const bytes = (n: number, fill: number) => new Uint8Array(n).fill(fill);
+
+/** The main thread's output to a file of its own (read back by the test), gone with the test. */
+function fileOutput(t: Test): { file: string; output: MainOutput } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'vmstream-shared-output-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'out');
+  const fd = openSync(file, 'w');
+  t.teardown(() => closeSync(fd));
+  return { file, output: new MainOutput(fd, createWriteStream('', { fd, autoClose: false })) };
+}
 
 t.test('records keep their bytes and order across the wrap-around', async (t) => {
   const ring = createRing(64);
@@ -96,12 +106,7 @@ t.test('drain hands the bytes over as they lie, and one that stopped mid-record 
 });
 
 t.test('a worker that died holding the shared output: its frame is finished from its ring before anything else', async (t) => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'vmstream-shared-output-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const file = path.join(dir, 'out');
-  const fd = openSync(file, 'w');
-  t.teardown(() => closeSync(fd));
-  const output = new MainOutput(fd, createWriteStream('', { fd, autoClose: false }));
+  const { file, output } = fileOutput(t);
   const link = output.link(0);
   const ring = createRing(256);
   new RingWriter(ring, () => {}).write(bytes(5, 9));
@@ -115,12 +120,7 @@ t.test('a worker that died holding the shared output: its frame is finished from
 });
 
 t.test('a dead worker\'s ring is written to its end before what was asked for after its death', async (t) => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'vmstream-shared-output-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const file = path.join(dir, 'out');
-  const fd = openSync(file, 'w');
-  t.teardown(() => closeSync(fd));
-  const output = new MainOutput(fd, createWriteStream('', { fd, autoClose: false }));
+  const { file, output } = fileOutput(t);
   const ring = createRing(256);
   const writer = new RingWriter(ring, () => {});
   const reader = new RingReader(ring);
@@ -138,12 +138,7 @@ t.test('frames queued behind a write under way each leave once, in order', async
   // MainOutput has written it. Its done() writes the next queued frame at once; that one must be
   // written, and the one just done not again (it was: `restored` and `lost` frames went missing,
   // and the server waited for them for ever).
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'vmstream-shared-output-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const file = path.join(dir, 'out');
-  const fd = openSync(file, 'w');
-  t.teardown(() => closeSync(fd));
-  const output = new MainOutput(fd, createWriteStream('', { fd, autoClose: false }));
+  const { file, output } = fileOutput(t);
   const frames = new Writable({
     write(chunk: Buffer, _encoding, done) {
       output.send(chunk, () => done());

@@ -4,7 +4,7 @@
  * needs a session's context runs on its owner, whichever node was asked; the rest is served where
  * it is asked.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ProtocolError } from '../protocol/errors.js';
 import { DEFAULTS, type Config } from '../src/config.js';
 import { NotOwnerError } from '../src/cluster/routing.js';
@@ -14,11 +14,9 @@ import { FakeCluster } from './helpers/fake-routing.js';
 import { MemoryEventStore } from './helpers/memory-store.js';
 import { removeDir, tempDir } from './helpers/server.js';
 
-type Tap = Parameters<Parameters<typeof t.test>[1]>[0];
-
 interface Node { service: ExecutionService; sandbox: FakeSandbox }
 
-async function twoNodes(t: Tap, overrides: Partial<Config> = {}): Promise<{ a: Node; b: Node; cluster: FakeCluster }> {
+async function twoNodes(t: Test, overrides: Partial<Config> = {}): Promise<{ a: Node; b: Node; cluster: FakeCluster }> {
   const dir = tempDir('routing');
   const config: Config = { ...DEFAULTS, dataDir: dir, workspaceDir: dir, shutdownGraceMs: 0, ...overrides };
   const first = new MemoryEventStore();

@@ -171,6 +171,43 @@ t.test('a trickling log (a chunk per event) reads whole and from any point', asy
   t.same(await store.readEvents('slow', events, 1_000), [], 'nothing past the end');
 });
 
+t.test('a deep read starts at the event asked for, at any depth and page boundary, whatever the chunking', async (t) => {
+  const store = await openStore(t, nats, 'deep');
+  const events = 10 * 1_024 + 300;
+  // Chunks of uneven sizes (one event, a few, more than a page: split at page ends), beside a log
+  // whose bursts put a varying number of messages between them, so that the stream seqs of a page's
+  // chunks are not evenly spread.
+  const sizes = [1, 1, 5, 64, 1, 300, 2, 1_500, 17, 1, 1, 700, 33];
+  let other = 0;
+  for (let seq = 1, n = 0; seq <= events; n++) {
+    const size = Math.min(sizes[n % sizes.length]!, events - seq + 1);
+    const burst = Array.from({ length: n % 4 }, (_, i) => chunk('beside', other + 1 + i, 1));
+    other += burst.length;
+    const { failed } = await store.commit(batch({ events: [chunk('deep', seq, size), ...burst] }));
+    t.same(failed, [], `chunk from ${seq}`);
+    seq += size;
+  }
+  const boundaries = [1, 2, 5, 10].flatMap((page) => [page * 1_024 - 1, page * 1_024, page * 1_024 + 1]);
+  const inside = Array.from({ length: 40 }, (_, i) => Math.floor(((i + 0.5) * events) / 40));
+  for (const afterSeq of [0, 1, 2, 6, 70, 71, ...boundaries, ...inside, events - 2, events - 1]) {
+    const got = (await store.readEvents('deep', afterSeq, 3)).map((event) => `${event.seq}=${text.decode(event.frame)}`);
+    t.same(got, expected('deep', events).slice(afterSeq, afterSeq + 3), `3 after ${afterSeq}`);
+  }
+  for (const afterSeq of [events, events + 1, 11 * 1_024, 20 * 1_024]) {
+    t.same(await store.readEvents('deep', afterSeq, 3), [], `nothing after ${afterSeq} (past the end)`);
+  }
+  t.equal(await store.lastSeq('deep'), events, 'its end, read from the log');
+  // Logs of many pages, a message a page: their ends are found by probing pages, not by a scan.
+  for (const pages of [40, 300]) {
+    const id = `long${pages}`;
+    const failed: unknown[] = [];
+    for (let page = 0; page < pages; page++) failed.push(...(await store.commit(batch({ events: [chunk(id, page * 1_024 + 1, page < pages - 1 ? 1_024 : 5)] }))).failed);
+    t.same(failed, [], `${pages} pages written`);
+    t.equal(await store.lastSeq(id), (pages - 1) * 1_024 + 5, `the end of ${pages} pages`);
+    t.same((await store.readEvents(id, (pages - 1) * 1_024 - 2, 4)).map((event) => event.seq), [1, 2, 3, 4].map((i) => (pages - 1) * 1_024 - 2 + i), `read across its last page boundary`);
+  }
+});
+
 t.test('retention follows the ended queue: a stale entry expires nothing', async (t) => {
   const store = await openStore(t, nats, 'expiry');
   const record = (endedAt: number): ExecutionRecord => ({ execution_id: 'r', session_id: 's', number: 1, kind: 'repl', status: 'ok', created_at: 1, started_at: 1, ended_at: endedAt, last_seq: 0, timeout_ms: 1000, code: '1' });

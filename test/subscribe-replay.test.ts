@@ -1,5 +1,5 @@
 import t from 'tap';
-import { TestClient } from './helpers/client.js';
+import { doneOf, TestClient } from './helpers/client.js';
 import { clientFor, doneProblems, eventsAfter, maxSeq, seqProblem, serverFor, startExecution, sync, waitAfter, waitEvent, sharedServer } from './helpers/util.js';
 import type { EventFrame } from '../protocol/types.js';
 
@@ -176,7 +176,7 @@ t.test('replay hand-off under load: subscribers joining mid-stream see exactly a
   t.equal(seqProblem(all.map((e) => e.seq), 1), null, 'the producer saw 1..done');
   t.equal(all.filter((e) => e.type === 'console').length, LINES);
   t.equal(doneProblems(all), null);
-  t.equal(all[all.length - 1]!.payload.status, 'ok');
+  t.equal(doneOf(all).status, 'ok');
 
   // A last full replay after the end equals the live stream, frame for frame.
   const late = await TestClient.connect(server.url, server.token);
@@ -221,7 +221,7 @@ for (const { batch, shape } of SHAPES) {
     t.equal(seqProblem(whole.map((e) => e.seq), 1), null, 'nothing missing, nothing twice');
     t.equal(whole.filter((e) => e.type === 'console').length, 400);
     t.equal(doneProblems(whole), null);
-    t.equal(whole[whole.length - 1]!.payload.status, 'ok');
+    t.equal(doneOf(whole).status, 'ok');
   });
 }
 

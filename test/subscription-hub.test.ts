@@ -135,3 +135,43 @@ t.test('LocalFeed: live here, ended, or left unfinished by a dead process (its l
   t.equal(await feed.locate('nobody'), null, 'unknown');
   t.equal(feed.committedSeq('ended'), undefined, 'nothing but live executions has a committed seq');
 });
+
+/** Counts catch-up reads: where each began, and how many were under way at most. */
+class CountingStore extends MemoryEventStore {
+  started: number[] = [];
+  inFlight = 0;
+  maxInFlight = 0;
+  protected override async _readEvents(executionId: string, afterSeq: number, limit: number) {
+    this.started.push(afterSeq);
+    this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
+    try {
+      return await super._readEvents(executionId, afterSeq, limit);
+    } finally {
+      this.inFlight--;
+    }
+  }
+}
+
+t.test('a catch-up reads the next page while it sends the current one, one page ahead at most', async (t) => {
+  const store = new CountingStore();
+  await store.open();
+  t.teardown(() => store.close());
+  const feed = new RemoteFeed();
+  const hub = new SubscriptionHub(store, feed, (error) => t.fail(String(error)));
+  await feed.deliver(hub, store, 'z', 1, 3000);
+  feed.state = { lastSeq: 3000, finalSeq: 3000 };
+  const readsBegunAt: number[] = [];
+  const sink = new Sink();
+  const send = sink.send.bind(sink);
+  sink.send = (frame) => {
+    // When each page's first event goes out, how many reads have begun.
+    if (sink.received.length % 1024 === 0) readsBegunAt.push(store.started.length);
+    return send(frame);
+  };
+  hub.attach(sink, 'z', 0, null);
+  await sink.until(() => sink.ends === 1);
+  t.same(sink.received, seqs('z', 1, 3000), 'every event once, in order');
+  t.same(store.started, [0, 1024, 2048], 'each page read once, from where the one before ended');
+  t.same(readsBegunAt, [2, 3, 3], 'the next page was being read while each page was sent');
+  t.equal(store.maxInFlight, 1, 'one read at a time: never more than one page ahead of what is sent');
+});

@@ -6,7 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import t from 'tap';
 import { MAIN, startServer, tempDir } from './helpers/server.js';
-import { TestClient } from './helpers/client.js';
+import { payloadOf, TestClient } from './helpers/client.js';
 
 t.test('binds loopback by default', async (t) => {
   const server = await startServer();
@@ -35,7 +35,7 @@ t.test('TLS when a certificate is configured', async (t) => {
   const client = await TestClient.connect(server.url, server.token, { insecureTls: true });
   const session = await client.createSession();
   const run = await client.run(session, '6 * 7');
-  t.equal(run.events[0]!.payload.preview, '42');
+  t.equal(payloadOf(run.events[0], 'value').preview, '42');
   await client.close();
 });
 

@@ -31,7 +31,7 @@ t.test('a long run\'s first batch is small, later ones grow, nothing is lost', a
   });
   t.teardown(() => pool.shutdown());
   pool.open({ sessionId: 's', tenant: 't' });
-  pool.run({ sessionId: 's', executionId: 'x', kind: 'repl', code: `for (let i = 0; i < ${lines}; i++) console.log(i)` });
+  pool.run({ sessionId: 's', executionId: 'x', kind: 'repl', code: `for (let i = 0; i < ${lines}; i++) console.log(i)`, filename: 'REPL1' });
   // The run is posted on the next turn; then this thread is kept busy while the worker prints, so
   // the first read finds thousands of lines waiting (as on a loaded server), not one.
   await new Promise((resolve) => setImmediate(resolve));

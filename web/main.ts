@@ -32,6 +32,11 @@ interface SessionView {
 let client: Client;
 let view: SessionView | null = null;
 let editor: InputEditor;
+/**
+ * The first session being put on screen. The page is connected and takes input a few round trips
+ * before that (list, create, list); a run in between waits for it rather than being dropped.
+ */
+let firstOpen: Promise<void>;
 const sidebar = new SessionList(byId<HTMLUListElement>('sessions'), {
   open: (sessionId) => attempt(open(sessionId, true)),
   rename: (session) => attempt(renameSession(session)),
@@ -75,8 +80,8 @@ async function main(): Promise<void> {
   });
   window.addEventListener('popstate', () => attempt(open(new URLSearchParams(location.search).get('session'))));
   byId('app').hidden = false;
-  await refreshSessions();
-  await open(new URLSearchParams(location.search).get('session'));
+  firstOpen = refreshSessions().then(() => open(new URLSearchParams(location.search).get('session')));
+  attempt(firstOpen);
   setInterval(() => void poll(), POLL_MS);
   editor.focus();
 }
@@ -189,14 +194,30 @@ async function poll(): Promise<void> {
 }
 
 function run(code: string): void {
-  const current = view;
-  if (!current || code.trim() === '') return;
-  if (current.closed) return note('This session is closed: pick or create another one to run code.');
+  if (code.trim() === '') return;
+  if (view) {
+    if (runIn(view, code)) editor.code = '';
+    return;
+  }
+  // Taken before the first session is on screen: it runs there once it is.
+  editor.code = '';
+  const giveBack = () => {
+    if (editor.code === '') editor.code = code;
+  };
+  firstOpen.then(() => (view && runIn(view, code)) || giveBack(), giveBack);
+}
+
+/** Starts `code` in the session on screen and follows it in a new block; false (said in a note) when that session is closed. */
+function runIn(current: SessionView, code: string): boolean {
+  if (current.closed) {
+    note('This session is closed: pick or create another one to run code.');
+    return false;
+  }
   const execution = client.start(current.id, code);
   const block = addBlock(current, execution.id, code);
   execution.accepted.then(() => execution.record && block.describe(execution.record), () => {});
   void follow(current, execution, block);
-  editor.code = '';
+  return true;
 }
 
 function addBlock(current: SessionView, id: string, code: string): ExecutionBlock {

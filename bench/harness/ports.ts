@@ -1,4 +1,7 @@
-/** Loopback ports for the programs the bench starts that are not its own modules (nats-server, Jupyter). */
+/**
+ * Loopback ports for the programs the bench starts that are not its own modules (nats-server, Jupyter).
+ * The tests take their free ports from here too (test/helpers/server.ts re-exports `freePort`).
+ */
 import net from 'node:net';
 
 /** A port nothing listens on right now (the kernel's pick, released at once). */

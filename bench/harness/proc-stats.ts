@@ -127,12 +127,7 @@ export function descendantPids(pid: number): number[] {
  * each): what a server with its kernels or sandbox processes holds, read the same way for both.
  */
 export function treeRssBytes(pid: number): number {
-  let total = rssBytes(pid);
-  for (const child of descendantPids(pid)) {
-    const rss = rssBytes(child);
-    if (Number.isFinite(rss)) total += rss; // NaN: it ended meanwhile
-  }
-  return total;
+  return rssBytes(pid) + sumOver(descendantPids(pid), rssBytes);
 }
 
 /**
@@ -142,12 +137,7 @@ export function treeRssBytes(pid: number): number {
  * waited for it; sandbox processes live as long as their server, so a step loses none of theirs.
  */
 export function treeCpuSeconds(pid: number): number {
-  let total = cpuSeconds(pid);
-  for (const child of descendantPids(pid)) {
-    const seconds = cpuSeconds(child);
-    if (Number.isFinite(seconds)) total += seconds; // NaN: it ended meanwhile
-  }
-  return total;
+  return cpuSeconds(pid) + sumOver(descendantPids(pid), cpuSeconds);
 }
 
 /**
@@ -158,11 +148,15 @@ export function treeCpuSeconds(pid: number): number {
 export function orphanableCpuSeconds(pid: number | 'self' = 'self'): number {
   const root = pid === 'self' ? process.pid : pid;
   const children = new Set(childPids(root));
+  return sumOver(descendantPids(root).filter((descendant) => !children.has(descendant)), cpuSeconds);
+}
+
+/** What `read` says of each process, summed; one it cannot read (NaN: it ended meanwhile) adds nothing. */
+function sumOver(pids: number[], read: (pid: number) => number): number {
   let total = 0;
-  for (const pid of descendantPids(root)) {
-    if (children.has(pid)) continue;
-    const seconds = cpuSeconds(pid);
-    if (Number.isFinite(seconds)) total += seconds;
+  for (const pid of pids) {
+    const value = read(pid);
+    if (Number.isFinite(value)) total += value;
   }
   return total;
 }

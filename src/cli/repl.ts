@@ -11,9 +11,9 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import { AbortError, type Client } from '../client/index.js';
+import { isIncomplete } from '../sandbox/incomplete.js';
 import { connectFromArgs, CONNECTION_OPTIONS } from './connect.js';
 import { traceName } from './follow.js';
-import { isIncomplete } from './incomplete.js';
 import { Renderer } from './render.js';
 
 const HISTORY_SIZE = 1000;

@@ -12,7 +12,7 @@
 import { decodeValue } from '../../protocol/codec.js';
 import type { EventStore, LogFollow, StoreError } from '../store/event-store.js';
 import type { CommittedChunk } from './commit-log.js';
-import type { LiveFeed, LogState } from './live-feed.js';
+import { locateLog, type LiveFeed, type LogState } from './live-feed.js';
 
 /** Where a tail's chunks go: the subscription hub. */
 export interface TailTarget {
@@ -53,17 +53,13 @@ export class FollowingFeed implements LiveFeed {
    * Live here: as far as committed. Elsewhere: a terminal record is exact; a record that has not
    * ended may lag its log (and the log may hold its `done` already), so the log decides.
    */
-  async locate(executionId: string): Promise<LogState | null> {
-    const live = this.#live(executionId);
-    if (live !== undefined) return { lastSeq: live, finalSeq: null };
-    const record = await this.#store.getExecution(executionId);
-    const now = this.#live(executionId);
-    if (now !== undefined) return { lastSeq: now, finalSeq: null };
-    if (!record) return null;
-    if (record.ended_at !== undefined) return { lastSeq: record.last_seq, finalSeq: record.last_seq };
-    const lastSeq = await this.#store.lastSeq(executionId);
-    const [last] = lastSeq === 0 ? [] : await this.#store.readEvents(executionId, lastSeq - 1, 1);
-    return { lastSeq, finalSeq: last && isDone(last.frame) ? lastSeq : null };
+  locate(executionId: string): Promise<LogState | null> {
+    return locateLog(this.#store, this.#live, executionId, async (record) => {
+      if (record.ended_at !== undefined) return { lastSeq: record.last_seq, finalSeq: record.last_seq };
+      const lastSeq = await this.#store.lastSeq(executionId);
+      const [last] = lastSeq === 0 ? [] : await this.#store.readEvents(executionId, lastSeq - 1, 1);
+      return { lastSeq, finalSeq: last && isDone(last.frame) ? lastSeq : null };
+    });
   }
 
   follow(executionId: string, afterSeq: number): void {

@@ -8,6 +8,7 @@
  * The local engine is the feed of a single process (LocalFeed below): everything live is live here.
  * A clustered store adds one that follows other nodes' logs (a JetStream `follow(id, afterSeq)`).
  */
+import type { ExecutionRecord } from '../../protocol/types.js';
 import type { EventStore } from '../store/event-store.js';
 
 /** Where a log stands: its highest durable seq, and the seq of its `done` once it has ended. */
@@ -55,20 +56,34 @@ export class LocalFeed implements LiveFeed {
     return this.#live(executionId);
   }
 
-  async locate(executionId: string): Promise<LogState | null> {
-    const live = this.#live(executionId);
-    if (live !== undefined) return { lastSeq: live, finalSeq: null };
-    const record = await this.#store.getExecution(executionId);
-    // It may have been created (and be live) while the store was read.
-    const now = this.#live(executionId);
-    if (now !== undefined) return { lastSeq: now, finalSeq: null };
-    if (!record) return null;
-    const lastSeq = record.ended_at === undefined ? await this.#store.lastSeq(executionId) : record.last_seq;
-    return { lastSeq, finalSeq: lastSeq };
+  locate(executionId: string): Promise<LogState | null> {
+    return locateLog(this.#store, this.#live, executionId, async (record) => {
+      const lastSeq = record.ended_at === undefined ? await this.#store.lastSeq(executionId) : record.last_seq;
+      return { lastSeq, finalSeq: lastSeq };
+    });
   }
 
   /** Nothing runs elsewhere: every live execution's commits already reach the hub. */
   follow(): void {}
 
   unfollow(): void {}
+}
+
+/**
+ * The opening of every feed's `locate`: an execution live here stands as far as it has committed;
+ * one that is not is placed from its record by `notLive` (null when it has none).
+ */
+export async function locateLog(
+  store: EventStore,
+  live: (executionId: string) => number | undefined,
+  executionId: string,
+  notLive: (record: ExecutionRecord) => Promise<LogState>,
+): Promise<LogState | null> {
+  const seq = live(executionId);
+  if (seq !== undefined) return { lastSeq: seq, finalSeq: null };
+  const record = await store.getExecution(executionId);
+  // It may have been created (and be live) while the store was read.
+  const now = live(executionId);
+  if (now !== undefined) return { lastSeq: now, finalSeq: null };
+  return record ? notLive(record) : null;
 }

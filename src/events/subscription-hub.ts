@@ -269,6 +269,9 @@ export class SubscriptionHub {
   async #catchUp(subscription: Subscription): Promise<void> {
     if (subscription.reading) return;
     subscription.reading = true;
+    // The next page, read while this one is sent: one page ahead at most, so a subscription that
+    // pauses has read no more than a page it did not send (the replay cache keeps it for the resume).
+    let ahead: { afterSeq: number; page: Promise<StoredEvent[]> } | null = null;
     try {
       while (subscription.mode === 'catching-up') {
         const target = subscription.finalSeq ?? this.#feed.committedSeq(subscription.executionId);
@@ -285,15 +288,19 @@ export class SubscriptionHub {
           else subscription.mode = 'live';
           return;
         }
-        this.reads++;
-        const events = await this.#store.readEvents(subscription.executionId, subscription.cursor, PAGE_EVENTS);
+        const page = ahead?.afterSeq === subscription.cursor ? ahead.page : this.#readPage(subscription.executionId, subscription.cursor);
+        ahead = null;
+        const events = await page;
         if (subscription.mode !== 'catching-up') return;
         if (events.length === 0) {
           // The log was deleted under us (retention): nothing more will come.
           this.#end(subscription);
           return;
         }
-        subscription.sink.cork(() => this.#sendRun(subscription, subscription.cursor + 1, framesAfter(subscription.cursor, events)));
+        const frames = framesAfter(subscription.cursor, events);
+        const pageEnd = subscription.cursor + frames.length;
+        if (pageEnd < target) ahead = { afterSeq: pageEnd, page: this.#readPage(subscription.executionId, pageEnd) };
+        subscription.sink.cork(() => this.#sendRun(subscription, subscription.cursor + 1, frames));
       }
     } catch (error) {
       this.#onReadError(error);
@@ -303,6 +310,14 @@ export class SubscriptionHub {
     } finally {
       subscription.reading = false;
     }
+  }
+
+  /** A catch-up page; a read nobody awaits (its subscription stopped first) fails silently. */
+  #readPage(executionId: string, afterSeq: number): Promise<StoredEvent[]> {
+    this.reads++;
+    const page = this.#store.readEvents(executionId, afterSeq, PAGE_EVENTS);
+    page.catch(() => {});
+    return page;
   }
 
   #end(subscription: Subscription): void {

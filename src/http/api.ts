@@ -23,6 +23,7 @@ import type { HttpHandler, HttpRequest, HttpResponse } from './port.js';
 import { sendError, sendJson, sendText, statusLine } from './respond.js';
 import { Router } from './router.js';
 import { EventStreams } from './sse.js';
+import type { SendBudget } from '../transport/send-budget.js';
 import { EventCollector, requestedWait } from './wait.js';
 
 /** What the operator's endpoints report; server.ts knows where each figure lives. */
@@ -35,6 +36,8 @@ export interface HttpApiOptions {
   authenticator: Authenticator;
   operator: OperatorView;
   logger: Logger;
+  /** The server's bound on bytes waiting in socket buffers: event streams count against it too. */
+  sendBudget: SendBudget;
   onInternalError(error: unknown): void;
 }
 
@@ -59,12 +62,13 @@ export class HttpApi implements HttpHandler {
   readonly #options: HttpApiOptions;
   readonly #handlers: Readonly<Record<HttpOperationId, Handler>>;
   readonly #onInternalError: (error: unknown) => void;
-  readonly #streams = new EventStreams();
+  readonly #streams: EventStreams;
 
   constructor(service: ExecutionService, options: HttpApiOptions) {
     this.#service = service;
     this.#options = options;
     this.#onInternalError = options.onInternalError;
+    this.#streams = new EventStreams(options.sendBudget);
     this.#handlers = {
       createSession: async ({ tenant, body }) => ({ status: 201, body: await service.createSession(tenant, body.name as string | undefined) }),
       listSessions: async ({ tenant }) => ok({ items: service.listSessions(tenant) }),

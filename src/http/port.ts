@@ -26,6 +26,11 @@ export interface HttpResponse {
   /** end() was called; writing is a no-op from then on. */
   readonly ended: boolean;
   /**
+   * A streamed write was left (partly) buffered, and onWritable has not followed yet. Read after a
+   * cork: false means everything written so far has gone to the socket.
+   */
+  readonly backpressured: boolean;
+  /**
    * Runs `fn` with the socket corked, so its writes leave in one syscall. Every write that follows
    * an await must be made inside one (uWS corks only the handler's synchronous part).
    */

@@ -6,12 +6,19 @@
  * EventSource listens with addEventListener), `id:` its seq (so a browser's reconnect sends it back
  * as Last-Event-ID), `data:` the event frame as JSON. The response ends after `done`, or after an
  * `error` message when its tenant's token is revoked. Each server has its own EventStreams.
+ *
+ * The bytes a stream has written that its socket has not taken count against the server's one send
+ * budget (transport/send-budget.ts), as a WebSocket's buffer does: a thousand slow readers wait
+ * their turn instead of each holding a page in memory. uWS does not say how much an HTTP response
+ * holds, so a stream counts what it wrote since its socket last took everything (a cork that ended
+ * without backpressure, or onWritable): never less than what is buffered.
  */
 import { decodeValue } from '../../protocol/codec.js';
 import { errorEnvelope, type WireError } from '../../protocol/errors.js';
 import type { EventFrame } from '../../protocol/types.js';
 import type { ExecutionService } from '../sessions/service.js';
 import { SendResult, type EventSink } from '../events/subscription-hub.js';
+import type { BudgetMember, SendBudget } from '../transport/send-budget.js';
 import type { HttpResponse } from './port.js';
 import { statusLine } from './respond.js';
 
@@ -23,38 +30,69 @@ const RETRY_MS = 1000;
  */
 const HEARTBEAT_MS = 15_000;
 
-class EventStream implements EventSink {
+class EventStream implements EventSink, BudgetMember {
   readonly tenant: string;
   readonly #response: HttpResponse;
   readonly #service: ExecutionService;
+  readonly #budget: SendBudget;
   readonly #onClose: (stream: EventStream) => void;
   #closed = false;
+  /** Bytes written since the socket last took everything: what the budget counts for this stream. */
+  #unsent = 0;
 
-  constructor(tenant: string, response: HttpResponse, service: ExecutionService, onClose: (stream: EventStream) => void) {
+  constructor(tenant: string, response: HttpResponse, service: ExecutionService, budget: SendBudget, onClose: (stream: EventStream) => void) {
     this.tenant = tenant;
     this.#response = response;
     this.#service = service;
+    this.#budget = budget;
     this.#onClose = onClose;
     response.onAborted(() => this.close());
-    response.onWritable(() => {
-      if (!this.#closed) service.resume(this);
-    });
+    response.onWritable(() => this.#drained());
   }
 
   send(frame: Uint8Array): SendResult {
     if (this.#closed) return SendResult.DROPPED;
     const event = decodeValue(frame) as EventFrame;
     // JSON.stringify escapes line breaks, so the frame is always a single `data:` line.
-    const flushed = this.#response.write(`event: ${event.type}\nid: ${event.seq}\ndata: ${JSON.stringify(event)}\n\n`);
+    const text = `event: ${event.type}\nid: ${event.seq}\ndata: ${JSON.stringify(event)}\n\n`;
+    const flushed = this.#response.write(text);
     if (event.type === 'done') {
       this.close();
       return SendResult.SENT;
     }
-    return flushed ? SendResult.SENT : SendResult.SENT_FULL;
+    this.#unsent += Buffer.byteLength(text);
+    const room = this.#budget.hold(this, this.#unsent);
+    // Full on its own: onWritable resumes it. Full with all the others: it waits its turn.
+    if (!flushed) return SendResult.SENT_FULL;
+    if (room) return SendResult.SENT;
+    this.#budget.wait(this);
+    return SendResult.SENT_FULL;
   }
 
   cork(fn: () => void): void {
-    if (!this.#closed) this.#response.cork(fn);
+    if (this.#closed) return;
+    this.#response.cork(fn);
+    // The cork's writes are out: if the socket took them all, this stream holds nothing.
+    if (this.#unsent > 0 && !this.#response.backpressured) this.#taken();
+  }
+
+  /** Its turn (BudgetMember): its paused subscription catches up; the budget hears when it stopped. */
+  proceed(): void {
+    void this.#service.resume(this).then(() => this.#budget.settle(this));
+  }
+
+  /** The socket took what was buffered: go on, unless other streams or sockets wait for room before it. */
+  #drained(): void {
+    if (this.#closed) return;
+    this.#taken();
+    if (this.#budget.isWaiting(this)) return;
+    if (this.#budget.open) this.proceed();
+    else this.#budget.wait(this);
+  }
+
+  #taken(): void {
+    this.#unsent = 0;
+    this.#budget.hold(this, 0);
   }
 
   ended(): void {
@@ -74,6 +112,7 @@ class EventStream implements EventSink {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#budget.remove(this);
     this.#service.detachAll(this);
     this.#response.cork(() => this.#response.end());
     this.#onClose(this);
@@ -86,7 +125,13 @@ class EventStream implements EventSink {
  */
 export class EventStreams {
   readonly #open = new Set<EventStream>();
+  readonly #budget: SendBudget;
   #heartbeat: NodeJS.Timeout | null = null;
+
+  /** `budget`: the server's one bound on bytes waiting in socket buffers, shared with its WebSockets. */
+  constructor(budget: SendBudget) {
+    this.#budget = budget;
+  }
 
   get size(): number {
     return this.#open.size;
@@ -124,7 +169,7 @@ export class EventStreams {
       return;
     }
     log.opened();
-    const stream = new EventStream(tenant, response, service, (closed) => {
+    const stream = new EventStream(tenant, response, service, this.#budget, (closed) => {
       this.#remove(closed);
       log.closed();
     });

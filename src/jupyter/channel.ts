@@ -4,8 +4,9 @@
  * around each; and, as its feed's connection, the derived messages of the kernel's executions.
  */
 import { ProtocolError } from '../../protocol/errors.js';
-import { isIncomplete } from '../cli/incomplete.js';
 import { SendResult } from '../events/subscription-hub.js';
+import { isIncomplete } from '../sandbox/incomplete.js';
+import type { BudgetMember, SendBudget } from '../transport/send-budget.js';
 import type { RouteHandler, RouteSocket } from '../transport/uws-server.js';
 import type { Feed, FeedConnection } from './feed.js';
 import type { Kernels } from './kernels.js';
@@ -26,6 +27,8 @@ let keepalive: NodeJS.Timeout | null = null;
 
 export interface ChannelOptions {
   backpressureBytes: number;
+  /** The server's one bound on bytes waiting in socket buffers, shared with the protocol's sockets and event streams. */
+  sendBudget: SendBudget;
   onError(error: unknown): void;
 }
 
@@ -46,7 +49,7 @@ export const KERNEL_INFO = Object.freeze({
   help_links: [],
 });
 
-export class KernelChannel implements RouteHandler, FeedConnection {
+export class KernelChannel implements RouteHandler, FeedConnection, BudgetMember {
   open = true;
   readonly #socket: RouteSocket;
   readonly #kernels: Kernels;
@@ -88,7 +91,18 @@ export class KernelChannel implements RouteHandler, FeedConnection {
       for (const message of messages) if (this.#socket.send(encodeMessage(message, this.#binary), this.#binary) === 2) dropped = true;
     });
     if (dropped) return SendResult.DROPPED;
-    return this.#socket.bufferedAmount() > this.#options.backpressureBytes ? SendResult.SENT_FULL : SendResult.SENT;
+    const buffered = this.#socket.bufferedAmount();
+    const room = this.#options.sendBudget.hold(this, buffered);
+    // Full on its own: its drain resumes it. Full with all the others: it waits its turn.
+    if (buffered > this.#options.backpressureBytes) return SendResult.SENT_FULL;
+    if (room) return SendResult.SENT;
+    this.#options.sendBudget.wait(this);
+    return SendResult.SENT_FULL;
+  }
+
+  /** Its turn (BudgetMember): its paused subscription catches up; the budget hears when it stopped. */
+  proceed(): void {
+    void (this.#feed?.drained() ?? Promise.resolve()).then(() => this.#options.sendBudget.settle(this));
   }
 
   ping(payload: string): void {
@@ -121,13 +135,20 @@ export class KernelChannel implements RouteHandler, FeedConnection {
     this.#feed?.pong(Buffer.from(payload).toString('utf8'));
   }
 
+  /** Its buffer shrank: the feed goes on, unless other sockets wait for room before it. */
   drain(): void {
-    this.#feed?.drained();
+    const budget = this.#options.sendBudget;
+    const buffered = this.#socket.bufferedAmount();
+    budget.hold(this, buffered);
+    if (buffered > this.#options.backpressureBytes || budget.isWaiting(this)) return;
+    if (budget.open) this.proceed();
+    else budget.wait(this);
   }
 
   close(): void {
     if (!this.open) return;
     this.open = false;
+    this.#options.sendBudget.remove(this);
     openChannels.delete(this);
     if (openChannels.size === 0 && keepalive) {
       clearInterval(keepalive);

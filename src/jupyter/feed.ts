@@ -132,8 +132,8 @@ export class Feed {
   }
 
   /** The connection's buffer drained: a paused subscription goes on. */
-  drained(): void {
-    if (this.#sink) this.#context.service.resume(this.#sink);
+  drained(): Promise<void> {
+    return this.#sink ? this.#context.service.resume(this.#sink) : Promise.resolve();
   }
 
   /** Goes on to the next execution, as often as asked while it was busy. */

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { HttpHandler } from '../http/port.js';
 import type { ExecutionService } from '../sessions/service.js';
 import { tokenFromRequest, type Authenticator } from '../auth/tokens.js';
+import type { SendBudget } from '../transport/send-budget.js';
 import type { RouteAcceptance, SocketRoute, UpgradeRequest } from '../transport/uws-server.js';
 import { KernelChannel } from './channel.js';
 import { ANONYMOUS } from './feed.js';
@@ -24,6 +25,8 @@ export interface JupyterOptions {
   authenticator: Authenticator;
   dataDir: string;
   backpressureBytes: number;
+  /** The server's one bound on bytes waiting in socket buffers (transport/send-budget.ts). */
+  sendBudget: SendBudget;
   /** Execute requests a kernel holds (running, queued, or waiting for the one before), as the session's queue limit. */
   maxQueued: number;
   onError(error: unknown): void;

@@ -20,6 +20,13 @@ export interface MetricSources {
   /** Items waiting for a retry after a failed write. */
   storeItemsWaiting(): number;
   replayReads(): number;
+  /** The replay cache (store/cached-store.ts), in blocks of 256 events; all 0 when it is off. */
+  replayCacheHits(): number;
+  replayCacheMisses(): number;
+  replayCacheBytes(): number;
+  /** The send budget (transport/send-budget.ts): bytes counted against it, and sockets waiting for room. */
+  sendBudgetBytes(): number;
+  sendBudgetWaiting(): number;
   backpressurePauses(): number;
   liveExecutions(): number;
   openSessions(): number;
@@ -52,6 +59,11 @@ const ZERO: MetricSources = {
   storeFailures: () => 0,
   storeItemsWaiting: () => 0,
   replayReads: () => 0,
+  replayCacheHits: () => 0,
+  replayCacheMisses: () => 0,
+  replayCacheBytes: () => 0,
+  sendBudgetBytes: () => 0,
+  sendBudgetWaiting: () => 0,
   backpressurePauses: () => 0,
   liveExecutions: () => 0,
   openSessions: () => 0,
@@ -106,6 +118,11 @@ export class Metrics {
     scraped(registers, Counter, 'vmstream_store_commit_failures_total', 'Item writes (an execution\'s events or record, a session) the store failed; each is retried or dropped', () => sources().storeFailures());
     scraped(registers, Gauge, 'vmstream_store_items_waiting', 'Items waiting for a retry after a failed store write', () => sources().storeItemsWaiting());
     scraped(registers, Counter, 'vmstream_replay_reads_total', 'Store reads made to replay events (catch-up and HTTP pages)', () => sources().replayReads());
+    scraped(registers, Counter, 'vmstream_replay_cache_hits_total', 'Blocks of 256 events a replay read took from the replay cache, or from another reader\'s store read under way', () => sources().replayCacheHits());
+    scraped(registers, Counter, 'vmstream_replay_cache_misses_total', 'Blocks of 256 events the replay cache read from the store', () => sources().replayCacheMisses());
+    scraped(registers, Gauge, 'vmstream_replay_cache_bytes', 'Bytes the replay cache holds (frames and per-event overhead), at most VMSTREAM_REPLAY_CACHE_BYTES', () => sources().replayCacheBytes());
+    scraped(registers, Gauge, 'vmstream_send_budget_bytes', 'Event bytes waiting in socket and event-stream buffers, counted against VMSTREAM_SEND_BUDGET_BYTES (with reservations of sockets let go)', () => sources().sendBudgetBytes());
+    scraped(registers, Gauge, 'vmstream_send_budget_waiting', 'Sockets and event streams waiting for room in the send budget', () => sources().sendBudgetWaiting());
     scraped(registers, Counter, 'vmstream_backpressure_pauses_total', 'Times a subscriber was paused because its socket or stream buffer was full', () => sources().backpressurePauses());
     scraped(registers, Gauge, 'vmstream_executions_live', 'Executions queued or running', () => sources().liveExecutions());
     scraped(registers, Gauge, 'vmstream_sessions_open', 'Sessions open (all tenants)', () => sources().openSessions());

@@ -52,6 +52,10 @@ export class CachedEventStore extends EventStore {
   /** Store reads under way, under the key of every block they will fill. */
   readonly #reads = new Map<string, Promise<StoredEvent[]>>();
   #bytes = 0;
+  /** Blocks a read took from the cache, or from another reader's store read under way (metrics). */
+  hits = 0;
+  /** Blocks read from the store (metrics). */
+  misses = 0;
   /** Store reads begun so far: each is numbered. */
   #readsBegun = 0;
   /** Bumped when the cache is emptied: a read begun before it is not cached. */
@@ -104,6 +108,7 @@ export class CachedEventStore extends EventStore {
       const offset = next - firstSeqOf(block);
       const cached = this.#hit(executionId, block);
       if (cached && offset < cached.events.length) {
+        this.hits++;
         const end = Math.min(cached.events.length, offset + limit - events.length);
         for (let index = offset; index < end; index++) events.push(cached.events[index]!);
         next = firstSeqOf(block) + end;
@@ -113,6 +118,7 @@ export class CachedEventStore extends EventStore {
       const under = this.#reads.get(keyOf(executionId, block));
       if (under) {
         // Someone is reading this block: its read may hold `next`, or may have begun before it was stored.
+        this.hits++;
         await under;
         continue;
       }
@@ -176,6 +182,7 @@ export class CachedEventStore extends EventStore {
    */
   #read(executionId: string, block: number, count: number): Promise<StoredEvent[]> {
     const blocks = count / BLOCK_EVENTS;
+    this.misses += blocks;
     const generation = this.#generation;
     const number = ++this.#readsBegun;
     const read = this.#inner.readEvents(executionId, firstSeqOf(block) - 1, count).then((events) => {

@@ -40,6 +40,12 @@ import {
 type Operation = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
 
 const CHUNK_EVENTS = 256;
+/**
+ * What one `nextv` of an events read may hold. classic-level's default (16 KiB) stops at the first
+ * chunk of 256 frames, so a page of 1 024 events took four round trips to LevelDB's thread; this
+ * lets a page come in one (the count asked for still bounds it).
+ */
+const READ_BYTES = 1024 * 1024;
 /** A terminal record carries its last chunk when that chunk is this small (a short run's value and done). */
 const TAIL_EVENTS = 16;
 const TAIL_BYTES = 4096;
@@ -162,7 +168,7 @@ export class LevelEventStore extends EventStore {
   protected async _readEvents(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
     const events: StoredEvent[] = [];
     // The first chunk whose last seq passes afterSeq holds afterSeq + 1.
-    const iterator = this.#db.iterator({ gt: eventKey(executionId, afterSeq), lt: prefixEnd(eventPrefix(executionId)) });
+    const iterator = this.#db.iterator({ gt: eventKey(executionId, afterSeq), lt: prefixEnd(eventPrefix(executionId)), highWaterMarkBytes: READ_BYTES });
     try {
       while (events.length < limit) {
         const entries = await iterator.nextv(Math.max(1, Math.ceil((limit - events.length) / CHUNK_EVENTS)));

@@ -61,6 +61,11 @@ export class SendBudget {
     return this.#waiting.size === 0 && this.used <= this.#limit;
   }
 
+  /** Sockets waiting for their turn. */
+  get waiting(): number {
+    return this.#waiting.size;
+  }
+
   isWaiting(member: BudgetMember): boolean {
     return this.#waiting.has(member);
   }

@@ -75,6 +75,10 @@ export class UwsExchange implements HttpRequest, HttpResponse {
     return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
   }
 
+  get backpressured(): boolean {
+    return this.#backpressure;
+  }
+
   cork(fn: () => void): void {
     if (this.aborted || this.ended) return;
     if (this.#batch) return fn();

@@ -16,15 +16,15 @@ import { sendError } from '../http/respond.js';
 import type { ExecutionService } from '../sessions/service.js';
 import { Connection } from './connection.js';
 import { UwsExchange } from './uws-exchange.js';
-import { SendBudget } from './send-budget.js';
+import type { SendBudget } from './send-budget.js';
 
 export interface TransportOptions {
   host: string;
   port: number;
   maxFrameBytes: number;
   backpressureBytes: number;
-  /** The event bytes all protocol sockets' buffers may hold together (send-budget.ts). */
-  sendBudgetBytes: number;
+  /** The event bytes all sockets' buffers (and the server's event streams) may hold together (send-budget.ts). */
+  sendBudget: SendBudget;
   maxFramesPerSecond: number;
   authenticator: Authenticator;
   allowedOrigins: string[];
@@ -105,7 +105,7 @@ export class UwsTransport {
   constructor(service: ExecutionService, options: TransportOptions) {
     this.#service = service;
     this.#options = options;
-    this.#budget = new SendBudget(options.sendBudgetBytes);
+    this.#budget = options.sendBudget;
     this.#app = options.tls ? uWS.SSLApp({ cert_file_name: options.tls.cert, key_file_name: options.tls.key }) : uWS.App();
     this.#app.ws<SocketData>(WS_PATH, {
       ...socketLimits(options),

@@ -7,7 +7,7 @@
 import WebSocket from 'ws';
 import { eventsOf } from '../../protocol/batch.js';
 import { decodeValue, encodeFrame } from '../../protocol/codec.js';
-import type { EventFrame, EventsFrame, ServerFrame } from '../../protocol/types.js';
+import type { DonePayload, EventFrame, EventPayloads, EventsFrame, EventType, ServerFrame } from '../../protocol/types.js';
 
 type Frame = ServerFrame & Record<string, any>;
 
@@ -91,7 +91,8 @@ export class TestClient {
   async run(sessionId: string, code: string, extra: Record<string, unknown> = {}) {
     const reply = await this.expect('execution', { op: 'execute', session_id: sessionId, kind: 'repl', code, ...extra });
     const events = await this.untilDone(reply.execution.execution_id);
-    return { execution: reply.execution, events, done: events[events.length - 1]! };
+    // untilDone resolved on it: the last event is the done.
+    return { execution: reply.execution, events, done: events[events.length - 1]! as EventFrame<'done'> };
   }
 
   close(): Promise<{ code: number; reason: string }> {
@@ -118,6 +119,17 @@ export class TestClient {
 /** Any value as msgpack, through the protocol's codec: tests also send values that are no frame. */
 export function pack(value: unknown): Buffer {
   return encodeFrame(value as object) as Buffer;
+}
+
+/** The payload of an event of type `type`; any other event (or none) throws. */
+export function payloadOf<K extends EventType>(event: EventFrame | undefined, type: K): EventPayloads[K] {
+  if (event?.type !== type) throw new Error(`expected a ${type} event, got ${event?.type ?? 'nothing'}`);
+  return event.payload as EventPayloads[K];
+}
+
+/** The payload of the `done` that ends `events` (what untilDone waits for). */
+export function doneOf(events: readonly EventFrame[]): DonePayload {
+  return payloadOf(events[events.length - 1], 'done');
 }
 
 /** Seqs of events, for checking order and contiguity. */

@@ -80,7 +80,7 @@ export class FrameProxy {
     client.pipe(upstream);
     let connection = 0;
     let head: Buffer | null = Buffer.alloc(0);
-    let frames = Buffer.alloc(0);
+    let frames: Buffer = Buffer.alloc(0);
     upstream.on('data', (chunk: Buffer) => {
       if (head !== null) {
         head = Buffer.concat([head, chunk]);

@@ -4,12 +4,13 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startClusterServer } from './cluster.js';
 import { TestNats } from './nats.js';
+
+export { freePort } from '../../bench/harness/ports.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const MAIN = path.join(ROOT, 'dist/src/cli/main.js');
@@ -36,15 +37,6 @@ export interface TestServer {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   /** kill -9, and waits for the exit. */
   kill(): Promise<void>;
-}
-
-/** A TCP port nothing listens on right now (the kernel's pick, released for the caller to bind). */
-export async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const port = (probe.address() as net.AddressInfo).port;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 export function tempDir(prefix: string): string {

@@ -58,7 +58,9 @@ export function seqProblem(values: number[], from: number): string | null {
   return null;
 }
 
-/** Waits until the client has an event of `executionId` matching `predicate`. */
+/** Waits until the client has an event of `executionId` matching `predicate` (a type guard such as `(e) => e.type === 'done'` narrows it). */
+export function waitEvent<F extends EventFrame>(client: TestClient, executionId: string, predicate: (event: EventFrame) => event is F, timeoutMs?: number): Promise<F>;
+export function waitEvent(client: TestClient, executionId: string, predicate: (event: EventFrame) => boolean, timeoutMs?: number): Promise<EventFrame>;
 export function waitEvent(client: TestClient, executionId: string, predicate: (event: EventFrame) => boolean, timeoutMs?: number) {
   return client.waitFor((f) => f.op === 'event' && f.execution_id === executionId && predicate(f as unknown as EventFrame), timeoutMs) as unknown as Promise<EventFrame>;
 }

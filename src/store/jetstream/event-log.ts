@@ -14,7 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { headers, type MsgHdrs } from '@nats-io/transport-node';
-import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type MsgRequest, type StoredMsg } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { Packr } from 'msgpackr';
 import { StoreError, type EventChunk, type FollowListener, type LogFollow, type StoredEvent } from '../event-store.js';
@@ -57,14 +57,17 @@ export class EventLog {
   #streamSeq: number;
   /** This instance as a writer, in its Msg-Ids: only its own resends are its duplicates. */
   readonly #writer = randomBytes(6).toString('base64url');
+  /** Lookups go to the stream's leader, not to whichever replica answers a direct get (see jetstream-store.ts). */
+  readonly #leaderReads: boolean;
 
-  constructor(names: Names, jsm: JetStreamManager, logs: KV, publisher: AckPublisher, streamSeq: number) {
+  constructor(names: Names, jsm: JetStreamManager, logs: KV, publisher: AckPublisher, streamSeq: number, leaderReads: boolean) {
     this.#names = names;
     this.#jsm = jsm;
     this.#js = jsm.jetstream();
     this.#logs = logs;
     this.#publisher = publisher;
     this.#streamSeq = streamSeq;
+    this.#leaderReads = leaderReads;
   }
 
   /**
@@ -110,15 +113,15 @@ export class EventLog {
   }
 
   /**
-   * Events with seq > afterSeq, at most `limit`: from the page holding afterSeq + 1, by direct gets
-   * chunk by chunk; when many chunks are still wanted (a trickling log holds an event a chunk), by
-   * one consumer from there instead, which costs a few ms to create and then streams.
+   * Events with seq > afterSeq, at most `limit`: from the chunk holding afterSeq + 1 (#seek), by
+   * direct gets chunk by chunk; when many chunks are still wanted (a trickling log holds an event a
+   * chunk), by one consumer from there instead, which costs a few ms to create and then streams.
    */
   async read(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
     const log = await this.#getKey(executionId);
     if (!log) return [];
     const events: StoredEvent[] = [];
-    let message = await this.#next(log, executionId, pageOf(afterSeq + 1), log.floor);
+    let message = await this.#seek(log, executionId, afterSeq + 1);
     let consumed = false;
     while (message && events.length < limit) {
       const { lastSeq, frames } = collect(message.header.get(FIRST_SEQ), message.data, afterSeq, limit, events);
@@ -233,7 +236,7 @@ export class EventLog {
     const filter = this.#names.logSubjects(executionId, log.incarnation);
     const end = await this.#end(executionId, log);
     if (end.lastSeq <= afterSeq) return { filter, startSeq: Math.max(end.lastStreamSeq, log.floor) + 1 };
-    const holding = await this.#next(log, executionId, pageOf(afterSeq + 1), log.floor);
+    const holding = await this.#seek(log, executionId, afterSeq + 1);
     return { filter, startSeq: holding ? holding.seq : log.floor + 1 };
   }
 
@@ -293,6 +296,60 @@ export class EventLog {
     return { lastSeq: Number(found.header.get(LAST_SEQ)), lastStreamSeq: found.seq };
   }
 
+  /**
+   * The message holding `seq`, or null when the log does not reach its page; for a seq past the
+   * log's end on its last page, that page's last message. A fixed number of lookups whatever the
+   * depth, each starting near what it looks for: the page's last message (exact `last_by_subj`,
+   * ~0.2 ms at any subject count) holds `seq` when the page was written in a few big chunks or
+   * `seq` is near its end; otherwise the chunk is searched for between the previous page's last
+   * message and that one. A `next_by_subj` from the log's floor instead costs nats-server a walk
+   * over every block in between (per-subject state loaded from disk for each cold one), and walking
+   * the page chunk by chunk costs a round trip per chunk (up to 1 023 for a trickling log).
+   */
+  async #seek(log: LogKey, executionId: string, seq: number): Promise<StoredMsg | null> {
+    const page = pageOf(seq);
+    // The log's first event: its first message, which is just past the floor.
+    if (seq === 1) return this.#next(log, executionId, 0, log.floor);
+    const last = (p: number) => this.#direct({ last_by_subj: this.#names.pageSubject(executionId, log.incarnation, p) });
+    const pageLast = await last(page);
+    if (!pageLast || firstSeqOf(pageLast) <= seq) return pageLast;
+    // Asked only now, not beside the first: a page written as one message (a busy execution's commits
+    // fill whole pages) then costs one lookup, and lookups cost CPU on both sides more than waiting.
+    const previous = page > 0 ? await last(page - 1) : null;
+    return this.#search(log, executionId, seq, { streamSeq: previous?.seq ?? log.floor, lastSeq: page * PAGE_EVENTS }, pageLast);
+  }
+
+  /**
+   * The chunk of `seq`'s page holding it, known to lie strictly between two stream seqs: `low`, a
+   * message ending before `seq` (or the floor), and `high`'s, a chunk of the page starting after it.
+   * Each probe is one `next_by_subj` on the page from a guess in between: interpolated from the
+   * seqs at both ends (exact when the page's chunks are evenly spread, as a lone execution's are),
+   * then halving, so that a page spread over many stream seqs costs at most ~log2 of that.
+   */
+  async #search(log: LogKey, executionId: string, seq: number, low: { streamSeq: number; lastSeq: number }, high: StoredMsg): Promise<StoredMsg | null> {
+    const upper = { streamSeq: high.seq, firstSeq: firstSeqOf(high) };
+    for (let probes = 0; upper.streamSeq - low.streamSeq > 1; probes++) {
+      const span = upper.streamSeq - low.streamSeq - 1;
+      const share = (seq - low.lastSeq - 1) / Math.max(1, upper.firstSeq - low.lastSeq - 1);
+      const offset = probes === 0 ? Math.floor(share * span) : Math.floor(span / 2);
+      const guess = low.streamSeq + 1 + Math.min(span - 1, Math.max(0, offset));
+      const found = await this.#next(log, executionId, pageOf(seq), guess - 1);
+      if (!found || found.seq >= upper.streamSeq) {
+        // No chunk of the page from the guess up to the upper bound: the one sought is below it.
+        upper.streamSeq = guess;
+        continue;
+      }
+      const firstSeq = firstSeqOf(found);
+      const lastSeq = Number(found.header.get(LAST_SEQ));
+      if (firstSeq <= seq && seq <= lastSeq) return found;
+      if (firstSeq > seq) Object.assign(upper, { streamSeq: found.seq, firstSeq });
+      else low = { streamSeq: found.seq, lastSeq };
+    }
+    // The page's chunks continue one another, so this is reached only if the log changed under the
+    // search (its incarnation ended): nothing to read.
+    return null;
+  }
+
   /** The first message on a page subject at or after a stream seq, or null. */
   #next(log: LogKey, executionId: string, page: number, afterStreamSeq: number): Promise<StoredMsg | null> {
     return this.#direct({ seq: afterStreamSeq + 1, next_by_subj: this.#names.pageSubject(executionId, log.incarnation, page) });
@@ -300,6 +357,8 @@ export class EventLog {
 
   async #direct(query: { seq: number; next_by_subj: string } | { last_by_subj: string }): Promise<StoredMsg | null> {
     try {
+      // nats-server 2.9 answers next_by_subj on the leader's API too; the client's type only lacks it.
+      if (this.#leaderReads) return await this.#jsm.streams.getMessage(this.#names.eventStream, query as MsgRequest);
       return await this.#jsm.direct.getMessage(this.#names.eventStream, query);
     } catch (error) {
       throw new StoreError('STORE_UNAVAILABLE', `could not read the event stream: ${(error as Error).message}`, { cause: error });
@@ -334,6 +393,10 @@ export class EventLog {
     h.set(LAST_SEQ, String(lastSeq));
     return h;
   }
+}
+
+function firstSeqOf(message: StoredMsg): number {
+  return Number(message.header.get(FIRST_SEQ));
 }
 
 /** Appends a chunk's events past afterSeq to `events`, up to `limit`; says where the chunk ends. */

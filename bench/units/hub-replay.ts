@@ -1,0 +1,109 @@
+/**
+ * Unit bench of cold replay without sockets: a stored execution read back by a subscription's
+ * catch-up (`SubscriptionHub.attach` after its end, src/events/subscription-hub.ts) through the
+ * replay cache (src/store/cached-store.ts) from LevelDB reopened for each round (its caches empty,
+ * as after a restart), to a sink that accepts everything, as the `replay` scenario's server does
+ * before uWS's send.
+ *
+ *   node dist/bench/units/hub-replay.js [--events 200000] [--rounds 3] [--cache-bytes 33554432]
+ *
+ * Each round replays once with single `event` frames and once with `events` frames (v1.1), and
+ * prints the wall time and the process's CPU per event (all threads: LevelDB reads on libuv's pool
+ * count). CPU per event is the figure that survives a busy machine; wall time shows what pipelining
+ * the reads buys only on a quiet one.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { LocalFeed } from '../../src/events/live-feed.js';
+import { SendResult, SubscriptionHub, type EventSink } from '../../src/events/subscription-hub.js';
+import { CachedEventStore } from '../../src/store/cached-store.js';
+import { LevelEventStore } from '../../src/store/level-store.js';
+import { encodeFrame } from '../../protocol/codec.js';
+import type { ExecutionRecord } from '../../protocol/types.js';
+import { eventFrame, EXECUTION_ID } from '../harness/frames.js';
+
+const { values } = parseArgs({
+  options: {
+    events: { type: 'string', default: '200000' },
+    rounds: { type: 'string', default: '3' },
+    'cache-bytes': { type: 'string', default: String(32 * 1024 * 1024) },
+  },
+});
+const events = Number(values.events);
+const rounds = Number(values.rounds);
+const cacheBytes = Number(values['cache-bytes']);
+/** What the server commits at once when a run prints fast (level-store.ts cuts it to 256 per entry). */
+const COMMIT_EVENTS = 4096;
+
+/** Counts what it is sent; ends the round when the subscription ends. */
+class CountingSink implements EventSink {
+  frames = 0;
+  bytes = 0;
+  readonly done: Promise<void>;
+  #end!: () => void;
+  constructor(readonly batch: boolean) {
+    this.done = new Promise((resolve) => (this.#end = resolve));
+  }
+  batched(): boolean {
+    return this.batch;
+  }
+  send(frame: Uint8Array): SendResult {
+    this.frames++;
+    this.bytes += frame.length;
+    return SendResult.SENT;
+  }
+  cork(fn: () => void): void {
+    fn();
+  }
+  ended(): void {
+    this.#end();
+  }
+}
+
+async function write(location: string): Promise<void> {
+  const store = new LevelEventStore(location);
+  await store.open();
+  const now = Date.now();
+  const record = { execution_id: EXECUTION_ID, session_id: 'bench', number: 1, status: 'running', created_at: now, last_seq: 0 } as unknown as ExecutionRecord;
+  await store.createExecution(record);
+  for (let first = 1; first <= events; first += COMMIT_EVENTS) {
+    const count = Math.min(COMMIT_EVENTS, events - first + 1);
+    const frames = Array.from({ length: count }, (_, i) => encodeFrame(eventFrame(first + i, now)));
+    const ended = first + count > events ? { ...record, status: 'ok', ended_at: now, last_seq: events } : undefined;
+    await store.commit({ sessions: [], executions: ended ? [ended as ExecutionRecord] : [], events: [{ executionId: EXECUTION_ID, firstSeq: first, frames }] });
+  }
+  await store.close();
+}
+
+async function replayOnce(location: string, batch: boolean): Promise<void> {
+  const store = new CachedEventStore(new LevelEventStore(location), cacheBytes);
+  await store.open();
+  const hub = new SubscriptionHub(store, new LocalFeed(store, () => undefined), (error) => { throw error; });
+  const sink = new CountingSink(batch);
+  const cpu = process.cpuUsage();
+  const t0 = performance.now();
+  hub.attach(sink, EXECUTION_ID, 0, events);
+  await sink.done;
+  const seconds = (performance.now() - t0) / 1000;
+  const used = process.cpuUsage(cpu);
+  await store.close();
+  if (!batch && sink.frames !== events) throw new Error(`sent ${sink.frames} frames, expected ${events}`);
+  const usPerEvent = (used.user + used.system) / events;
+  const shape = batch ? `events frames (${sink.frames})` : 'event frames';
+  console.log(`${shape.padEnd(22)} ${Math.round(events / seconds).toLocaleString('en-US').padStart(11)} events/s wall, ${usPerEvent.toFixed(3)} µs CPU/event, reads ${hub.reads}`);
+}
+
+const location = mkdtempSync(path.join(tmpdir(), 'vmstream-hub-replay-'));
+try {
+  await write(location);
+  console.log(`${events} stored events, replayed cold (LevelDB reopened) ${rounds} × 2, interleaved`);
+  for (let round = 0; round < rounds; round++) {
+    await replayOnce(location, false);
+    await replayOnce(location, true);
+  }
+} finally {
+  rmSync(location, { recursive: true, force: true });
+}
