@@ -46,7 +46,7 @@ run_tap
 # on two cores), with a longer file timeout.
 cluster_files=(
   test/execute.test.ts test/subscribe-replay.test.ts test/sessions.test.ts test/semantics.test.ts
-  test/errors-frames.test.ts test/http-api.test.ts test/faults-cancel.test.ts test/limits-quotas.test.ts
+  test/errors-frames.test.ts test/http-api.test.ts test/http-sse.test.ts test/faults-cancel.test.ts test/limits-quotas.test.ts
   test/tenants.test.ts test/client-execute.test.ts test/retention-sweep.test.ts test/restart.test.ts
   test/crash-kill9-replay.test.ts
 )

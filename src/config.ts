@@ -215,6 +215,9 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
     }
     config.sandbox = env.VMSTREAM_SANDBOX as SandboxMode;
   }
+  if (config.sandbox === 'in-process' && !isLoopback(config.host)) {
+    throw new ConfigError(`VMSTREAM_SANDBOX=in-process runs user code in the server's own threads, for benchmarks and debugging: loopback binds only, not VMSTREAM_HOST=${config.host}`);
+  }
   if (env.VMSTREAM_TLS_CERT) config.tlsCert = env.VMSTREAM_TLS_CERT;
   if (env.VMSTREAM_TLS_KEY) config.tlsKey = env.VMSTREAM_TLS_KEY;
   if ((config.tlsCert === null) !== (config.tlsKey === null)) {
@@ -241,7 +244,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
   return config;
 }
 
-const SANDBOX_MODES = ['auto', 'confined', 'unconfined'] as const;
+const SANDBOX_MODES = ['auto', 'confined', 'unconfined', 'in-process'] as const;
 
 /**
  * About twice what a sandbox process needs to start: V8 reserves address space far beyond what it

@@ -27,7 +27,7 @@ function runBench(args: string[]): Promise<{ code: number | null; output: string
   });
 }
 
-// Five baselines and fifteen scenarios, three of them booting a 3-node cluster or Python kernels:
+// Five baselines and eighteen scenarios, three of them booting a 3-node cluster or Python kernels:
 // minutes on a busy 2-core machine, past the suite's 120 s per file.
 t.setTimeout(600_000);
 

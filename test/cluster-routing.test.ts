@@ -9,7 +9,7 @@ import t, { type Test } from 'tap';
 import { ProtocolError } from '../protocol/errors.js';
 import { Cluster } from '../src/cluster/cluster.js';
 import { ClusterRouter } from '../src/cluster/router.js';
-import type { ForwardedRequest } from '../src/cluster/routing.js';
+import { NotOwnerError, type ForwardedRequest } from '../src/cluster/routing.js';
 import { natsFor, type TestNats } from './helpers/nats.js';
 
 async function open(t: Test, nats: TestNats, prefix: string, nodeId: string, forwardTimeoutMs = 5_000): Promise<{ cluster: Cluster; router: ClusterRouter }> {
@@ -81,6 +81,24 @@ t.test('a request for a session whose owner is gone waits for the move, then goe
   // A routes by its own view: once the watch brought the move there.
   await a.cluster.directory.ownerChanged('s-1', back.revision - 1, 5_000);
   t.same(await a.router.route('s-1', request, async () => ({ closed: 'here' })), { closed: 'here' }, 'a session this node owns runs here');
+});
+
+t.test('a request run here whose write was fenced (the session moved, the view lags) goes to the new owner', async (t) => {
+  const nats = await natsFor(t);
+  const a = await open(t, nats, 'fenced', 'node-a');
+  const b = await open(t, nats, 'fenced', 'node-b');
+  b.router.serve(async (received) => ({ closed: received.args.session_id, by: 'node-b' }));
+  const owner = await a.cluster.directory.claim('s-1', { node: 'node-a', epoch: a.cluster.epoch });
+  let tries = 0;
+  const answer = await a.router.route('s-1', request, async () => {
+    tries++;
+    // Taken over while this node ran it: its store refused the write (ExecutionService turns that into NotOwnerError).
+    await b.cluster.directory.transfer('s-1', { node: 'node-b', epoch: b.cluster.epoch }, owner.revision);
+    throw new NotOwnerError('fenced');
+  });
+  t.same(answer, { closed: 's-1', by: 'node-b' }, 'answered by the new owner');
+  t.equal(tries, 1, 'run here once');
+  t.equal(a.router.stats.forwarded, 1, 'then forwarded');
 });
 
 t.test('no owner answers within the forward timeout: INTERNAL', async (t) => {

@@ -288,6 +288,31 @@ t.test('a create discarded while it lingers (another node owns the execution now
   t.same(h.batches, [], 'what it appends afterwards is not written either');
 });
 
+for (const second of ['lands', 'fails'] as const) {
+  t.test(`a retry discarded while it is being written (${second}): its bytes leave the backlog once, it is not retried`, async (t) => {
+    const h = await harness(t);
+    const x = target('x');
+    let attempts = 0;
+    h.failWith((item) => {
+      if (item.id !== 'x' || item.kind !== 'events') return null;
+      // Another node took the execution over while its retry is under way.
+      if (++attempts === 2) h.log.discard('x');
+      return attempts === 1 || second === 'fails' ? 'STORE_UNAVAILABLE' : null;
+    });
+    emit(h.log, x, 3);
+    t.ok(h.log.backlogBytes > 0, 'its frames count as backlog');
+    await h.until(() => h.retries.length === 1);
+    await h.log.flushed();
+    t.equal(attempts, 2, 'its retry was written once');
+    t.equal(h.log.backlogBytes, 0, 'nothing counts as backlog any more, and no less than nothing');
+    t.equal(h.log.waiting, 0, 'nothing waits for a retry');
+    t.same(h.offered.get('x'), [1, 1], 'no write after the discard');
+    t.same(h.dropped, [], 'nothing reported as dropped');
+    emit(h.log, x, 1);
+    t.equal(h.log.backlogBytes, 0, 'what it appends afterwards is not counted either');
+  });
+}
+
 t.test('a create that fails: none of its events is delivered before it lands', async (t) => {
   const h = await harness(t);
   const a = target('a');

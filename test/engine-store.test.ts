@@ -197,3 +197,12 @@ t.test('after a crash that left the session record behind its executions, number
   fake.restored('s1', { ok: true, replayed: 0 });
   t.equal((await fake.take('run')).filename, 'REPL2');
 });
+
+t.test('a session record the store refuses as fenced (another node writes it now): not retried, and the change is refused', async (t) => {
+  const { engine, store, errors } = await rig(t);
+  store.fault = (item) => (item.kind === 'session' && item.id === 's1' ? 'STORE_FENCED' : null);
+  await t.rejects(engine.renameSession('s1', 'renamed'), { code: 'STORE_FENCED' }, 'the rename did not happen: the caller hears so');
+  t.same(errors, ['commit of session s1 (dropped)'], 'reported once, as dropped');
+  t.equal(engine.stats().store.waiting, 0, 'not waiting for a retry that cannot succeed');
+  t.equal((await engine.renameSession('s2', 'fine'))?.name, 'fine', "another session's record is written");
+});

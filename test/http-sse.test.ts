@@ -23,10 +23,15 @@ function checkMessages(t: Test, messages: SseMessage[], from: number): void {
   t.equal(events.at(-1)?.type, 'done', 'ends with done');
 }
 
+/** A gauge of the server; on a cluster, summed over its nodes (each counts only what it serves). */
 async function metric(name: string): Promise<number> {
-  const text = (await api.get('/metrics', { token: null })).body as string;
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return Number(line?.split(' ')[1]);
+  let sum = 0;
+  for (const node of server.nodes ?? [server]) {
+    const text = (await HttpClient.of(node).get('/metrics', { token: null })).body as string;
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+    sum += Number(line?.split(' ')[1]);
+  }
+  return sum;
 }
 
 t.test('live: events as they happen, then the stream ends after done', async (t) => {

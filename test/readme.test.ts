@@ -42,10 +42,10 @@ function run(file: string, args: string[], options: { env?: Record<string, strin
   });
 }
 
-t.test('the two commands: npm start prints the URLs as shown; npm test is tap after the install step', async (t) => {
+t.test('the two commands: npm start prints the URLs as shown; npm test is the whole suite after the install step', async (t) => {
   const { code } = block(/^npm start/m);
   t.match(code, /^npm test/m);
-  t.equal(pkg.scripts.test, 'tap');
+  t.equal(pkg.scripts.test, 'bash scripts/test.sh', 'npm test runs scripts/test.sh: every file, the cluster rerun, smoke and e2e');
   t.equal(pkg.scripts.pretest, 'node scripts/prepare.mjs --test', 'npm test installs, builds and installs what the tests need');
   const example = block(/^vmstream listening on /m).code.split('\n').filter(Boolean);
   t.match(example[0], new RegExp(`^vmstream ${pkg.version.replaceAll('.', '\\.')} · \\d+ workers · data in \\S+ · files in \\S+ · logs at info`), 'the banner, with this version');

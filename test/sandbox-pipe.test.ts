@@ -12,7 +12,9 @@ import t, { type Test } from 'tap';
 import { Packr } from 'msgpackr';
 import { createRing, RingReader, RingWriter } from '../src/pool/output-ring.js';
 import { FrameError, FrameReader, FrameWriter } from '../src/sandbox-process/frames.js';
-import { readFromHost } from '../src/sandbox-process/messages.js';
+import { HostSlots, type SlotPipes } from '../src/sandbox-process/host-slots.js';
+import { readFromHost, type ToHost } from '../src/sandbox-process/messages.js';
+import type { ToWorker } from '../src/pool/messages.js';
 import { ProcessSandbox } from '../src/sandbox-process/process-sandbox.js';
 import type { SandboxOutput } from '../src/sandbox/sandbox.js';
 
@@ -69,6 +71,7 @@ t.test('only messages of a known shape are read, as fresh objects', async (t) =>
   t.same(readFromHost(['x', 0, 1, 2, 'cut', true]), { t: 'out', o: { kind: 'console', executionId: 'x', ts: 1, payload: { level: 'warn', text: 'cut', truncated: true } } });
   t.same(readFromHost(['x', 3, 1, 'timeout', 0, 0]), { t: 'out', o: { kind: 'done', executionId: 'x', ts: 1, status: 'timeout' } });
   t.same(readFromHost({ t: 'restoring', sid: 's', replayed: 2, inputs: 5, extra: 1 }), { t: 'restoring', sid: 's', replayed: 2, inputs: 5 });
+  t.same(readFromHost({ t: 'lost', slot: 1, gen: 2, reason: 'worker_exit', killed: false, sids: ['s'] }), { t: 'lost', slot: 1, gen: 2, reason: 'worker_exit', killed: false });
   for (const bad of [
     null, 'ready', [], { t: 'nope' },
     // an `out` message is what the server makes of a record, never what a process may send
@@ -86,18 +89,49 @@ t.test('only messages of a known shape are read, as fresh objects', async (t) =>
     { t: 'restored', sid: 's', result: { ok: 'yes', replayed: 1 } },
     { t: 'restoring', sid: 's', replayed: 6, inputs: 5 },
     { t: 'restoring', sid: 's', replayed: -1, inputs: 5 },
-    { t: 'lost', sids: ['s', 1], reason: 'x', killed: false },
+    { t: 'lost', sids: ['s'], reason: 'x', killed: false },
+    { t: 'lost', slot: -1, gen: 1, reason: 'x', killed: false },
+    { t: 'lost', slot: 0, gen: 1.5, reason: 'x', killed: false },
     { t: 'completion', id: 1, completion: { matches: 'a', start: 0, end: 0 } },
   ]) {
     t.equal(readFromHost(bad), null, JSON.stringify(bad));
   }
 });
 
+t.test('requests go straight to the slot\'s first worker; once it is lost, relayed for the new generation only', async (t) => {
+  const direct: [number, ToWorker][] = [];
+  const relayed: ToHost[] = [];
+  const open = new Set([0, 1]);
+  const pipes: SlotPipes = {
+    sendTo: (slot, message) => open.has(slot) && direct.push([slot, message]) > 0,
+    send: (message) => void relayed.push(message),
+    closeSlot: (slot) => void open.delete(slot),
+  };
+  const slots = new HostSlots(pipes, 2);
+  for (const sid of ['a', 'b', 'c']) slots.open(sid);
+  t.same(direct, [[0, { t: 'open', sid: 'a' }], [1, { t: 'open', sid: 'b' }], [0, { t: 'open', sid: 'c' }]], 'each on the slot with the fewest');
+  slots.send('c', { t: 'abort', xid: 'x', status: 'cancelled' });
+  t.same(direct.at(-1), [0, { t: 'abort', xid: 'x', status: 'cancelled' }]);
+
+  t.equal(slots.lost(0, 2), null, 'a loss that skips a generation is refused');
+  t.equal(slots.lost(2, 1), null, 'so is one of a slot it does not have');
+  slots.close('a');
+  t.same(slots.lost(0, 1), ['c'], 'its sessions, those closed before excepted');
+  slots.kill('c', 'timeout');
+  slots.send('b', { t: 'abort', xid: 'y', status: 'timeout' });
+  t.same(relayed, [
+    { t: 'relay', slot: 0, gen: 1, messages: [{ t: 'open', sid: 'c' }] },
+    { t: 'kill', slot: 0, gen: 1, reason: 'timeout' },
+  ], 'opened again on the new worker, through the main thread, as are its kills');
+  t.same(direct.at(-1), [1, { t: 'abort', xid: 'y', status: 'timeout' }], 'the other slot keeps its pipe');
+});
+
 interface Lost { sessionIds: string[]; reason: string; killed: boolean }
 
 /**
- * A ProcessSandbox over a fake sandbox process that boots, then answers a run with `onRun` (an
- * expression over `writer`, or nothing); the session `s1` of alice runs `mine`.
+ * A ProcessSandbox over a fake sandbox process that boots, then answers a run (read from its one
+ * worker slot's request pipe) with `onRun` (an expression over `writer`, or nothing); the session
+ * `s1` of alice runs `mine`.
  */
 function overFake(t: Test, onRun: string, then: (sandbox: ProcessSandbox) => void = () => {}) {
   const fake = `
@@ -106,10 +140,11 @@ function overFake(t: Test, onRun: string, then: (sandbox: ProcessSandbox) => voi
     const writer = new FrameWriter(new net.Socket({ fd: 3, readable: false, writable: true }));
     const reader = new FrameReader(1 << 20);
     process.stdin.on('data', (chunk) => {
-      for (const message of reader.push(chunk)) {
-        if (message.t === 'boot') writer.push({ t: 'ready' });
-        if (message.t === 'run') { ${onRun} }
-      }
+      for (const message of reader.push(chunk)) if (message.t === 'boot') writer.push({ t: 'ready' });
+    });
+    const requests = new FrameReader(1 << 20);
+    new net.Socket({ fd: 4, readable: true, writable: false }).on('data', (chunk) => {
+      for (const message of requests.push(chunk)) if (message.t === 'run') { ${onRun} }
     });`;
   const outputs: SandboxOutput[] = [];
   const lost = new Promise<Lost>((resolve) => {

@@ -6,14 +6,14 @@
  * tenant's process leaves another tenant's running execution untouched.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { addTenant, tempDir, type TestServer } from './helpers/server.js';
 import { TestClient } from './helpers/client.js';
 import { serverFor } from './helpers/util.js';
 import { afterRestoring, last, runRepl, type AnyEvent } from './helpers/loose.js';
-import { newSandboxPid, procInfo, spinning } from './helpers/proc.js';
+import { newSandboxPid, procInfo, sandboxPids, spinning } from './helpers/proc.js';
 
 const SPIN = 'console.log("spinning"); for (;;) {}';
 
@@ -194,6 +194,46 @@ t.test('where nothing can confine user code: loopback only, and said loudly', as
   t.match(confined, /VMSTREAM_SANDBOX=confined, but user code cannot be confined here/, 'VMSTREAM_SANDBOX=confined is refused');
   const explicit = await serverFor(t, { env: { ...env, VMSTREAM_HOST: '0.0.0.0', VMSTREAM_SANDBOX: 'unconfined' } });
   t.match((await readyz(explicit)).sandbox, { confinement: 'none', detail: 'VMSTREAM_SANDBOX=unconfined' }, 'VMSTREAM_SANDBOX=unconfined runs anywhere');
+});
+
+t.test('VMSTREAM_SANDBOX=in-process: the server\'s own threads run the code, on a loopback bind only, said loudly', async (t) => {
+  const env = { VMSTREAM_SANDBOX: 'in-process' };
+  const server = await serverFor(t, { env });
+  t.match((await readyz(server)).sandbox, { confinement: 'in-process', confined: false }, '/readyz says it');
+  t.match(server.stderr(), /USER CODE IS NOT CONFINED/, 'the log says it');
+  const client = await TestClient.connect(server.url, server.token);
+  t.teardown(() => client.close());
+  t.equal((await runRepl(client, await client.createSession(), '6 * 7')).done.payload.status, 'ok', 'it runs code');
+  t.same(sandboxPids(server.process.pid!), [], 'in no process but the server');
+  const refused = await serverFor(t, { env: { ...env, VMSTREAM_HOST: '0.0.0.0' } }).then(() => null, (error: Error) => error.message);
+  t.match(refused, /VMSTREAM_SANDBOX=in-process .*loopback binds only/, 'a non-loopback bind is refused');
+});
+
+/** Waits until the server's log has a line with all of `parts`. */
+async function logged(server: TestServer, ...parts: string[]): Promise<void> {
+  const found = () => server.stderr().split('\n').some((line) => parts.every((part) => line.includes(part)));
+  while (!found()) await new Promise((resolve) => server.process.stderr!.once('data', resolve));
+}
+
+t.test('a revoked tenant\'s process ends at once, its running execution with it; the other tenant carries on', async (t) => {
+  const { server, alice, bob, tokensFile } = await twoTenants(t);
+  const serverPid = server.process.pid!;
+  const bobSession = await bob.createSession();
+  t.equal(last((await runRepl(bob, bobSession, 'let count = 1')).events).payload.status, 'ok');
+  const bobPid = await newSandboxPid(serverPid, []);
+  const aliceSession = await alice.createSession();
+  const spinRun = await spin(alice, aliceSession);
+  const alicePid = await newSandboxPid(serverPid, [bobPid]);
+
+  const kept = readFileSync(tokensFile, 'utf8').split('\n').filter((line) => !line.startsWith('alice:')).join('\n');
+  writeFileSync(`${tokensFile}.new`, kept, { mode: 0o600 });
+  renameSync(`${tokensFile}.new`, tokensFile);
+  t.equal((await alice.closed).code, 4401, 'her socket is closed');
+  await logged(server, '"sandbox process ended"', '"tenant":"alice"', '"reason":"sandbox_exit"');
+  await logged(server, '"execution ended"', `"execution_id":"${spinRun}"`, '"status":"crashed"', '"reason":"sandbox_exit"');
+  t.notOk(sandboxPids(serverPid).includes(alicePid), 'her process is gone');
+  t.ok(sandboxPids(serverPid).includes(bobPid), 'his is not');
+  t.equal((await runRepl(bob, bobSession, 'count + 1')).events.find((e) => e.type === 'value')?.payload.preview, '2', 'and still holds his session');
 });
 
 t.test('an idle tenant\'s process is reclaimed, and its session rebuilt on the next run', async (t) => {

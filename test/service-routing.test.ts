@@ -60,15 +60,24 @@ t.test('close and rename through B happen on A; A refuses what it does not own',
   const { a, b } = await twoNodes(t);
   const session = await a.service.createSession('t', 'before');
   t.equal((await b.service.renameSession('t', session.session_id, 'after')).name, 'after', 'renamed through B');
-  t.equal(a.service.getSession('t', session.session_id).name, 'after', 'on A');
+  t.equal((await a.service.getSession('t', session.session_id)).name, 'after', 'on A');
   t.equal((await b.service.closeSession('t', session.session_id)).status, 'closed', 'closed through B');
-  t.equal(a.service.getSession('t', session.session_id).status, 'closed', 'on A');
+  t.equal((await a.service.getSession('t', session.session_id)).status, 'closed', 'on A');
   await t.rejects(b.service.execute('t', { session_id: session.session_id, kind: 'repl', code: '1' }), { code: 'SESSION_CLOSED' }, 'A refuses new work in it');
 
   const other = await a.service.createSession('t');
   await t.rejects(b.service.serveForwarded({ op: 'session.close', tenant: 't', args: { session_id: other.session_id } }), NotOwnerError, 'B does not own A\'s session');
   await t.rejects(a.service.serveForwarded({ op: 'session.close', tenant: 'u', args: { session_id: other.session_id } }), { code: 'NOT_FOUND' }, 'nor is it another tenant\'s');
   await t.rejects(b.service.closeSession('u', other.session_id), { code: 'NOT_FOUND' }, 'another tenant gets NOT_FOUND through B');
+});
+
+t.test('getSession on B finds a session of A that B\'s view does not hold yet (no NOT_FOUND window)', async (t) => {
+  const { a, b, cluster } = await twoNodes(t);
+  const session = await a.service.createSession('t', 'just made');
+  cluster.unseen.add(session.session_id);
+  t.equal((await b.service.getSession('t', session.session_id)).name, 'just made', 'found through the KV get');
+  await t.rejects(b.service.getSession('other', session.session_id), { code: 'NOT_FOUND' }, "another tenant's is NOT_FOUND");
+  await t.rejects(b.service.getSession('t', 'no-such-session'), { code: 'NOT_FOUND' }, 'and so is one that does not exist');
 });
 
 t.test('the session limit counts every node\'s sessions', async (t) => {

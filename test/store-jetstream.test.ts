@@ -6,6 +6,7 @@
 import t, { type Test } from 'tap';
 import type { ExecutionRecord, SessionRecord } from '../protocol/types.js';
 import type { CommitBatch, EventChunk } from '../src/store/event-store.js';
+import { CachedEventStore } from '../src/store/cached-store.js';
 import { JetStreamEventStore } from '../src/store/jetstream/jetstream-store.js';
 import { natsFor, type TestNats } from './helpers/nats.js';
 import { runStoreSuite } from './store/suite.js';
@@ -122,6 +123,23 @@ t.test('a record ended by another instance (a taker) cannot be overwritten by it
   t.same(await taker.listUnfinished({ sessionId: 's' }), [], 'and it is not listed unfinished again');
 });
 
+t.test('a session record claimed by another instance (a taker) cannot be overwritten by its writer (a stale owner)', async (t) => {
+  const owner = await openStore(t, nats, 'session-fence');
+  const taker = await openStore(t, nats, 'session-fence');
+  const session: SessionRecord = { session_id: 's', tenant: 't', name: 'first', status: 'ready', created_at: 1, execution_count: 0 };
+  t.same((await owner.commit(batch({ sessions: [session] }))).failed, [], 'created by its owner');
+  t.same((await owner.commit(batch({ sessions: [{ ...session, name: 'renamed' }] }))).failed, [], 'and written again by it');
+  const claimed = await taker.claimSession({ ...session, name: 'a stale copy' });
+  t.equal(claimed.name, 'renamed', 'the taker claims the record as stored, not its own copy');
+  const stale = await owner.commit(batch({ sessions: [{ ...session, name: 'stale' }] }));
+  t.same(stale.failed.map((failure) => `${failure.kind} ${failure.error.code}`), ['session STORE_FENCED'], "the owner's next write is fenced");
+  t.same((await taker.commit(batch({ sessions: [{ ...claimed, status: 'closed', closed_at: 2 }] }))).failed, [], 'the taker writes it');
+  t.same((await owner.commit(batch({ sessions: [{ ...session, name: 'later' }] }))).failed.map((failure) => failure.error.code), ['STORE_FENCED'], 'and the owner stays fenced');
+  t.same((await owner.listSessions({ tenant: 't' })).map((record) => [record.name, record.status]), [['renamed', 'closed']], "the taker's record stands");
+  const other = await openStore(t, nats, 'session-fence');
+  t.same((await other.commit(batch({ sessions: [{ ...session, name: 'unclaimed' }] }))).failed.map((failure) => failure.error.code), ['STORE_FENCED'], 'an instance that never claimed it cannot write it either');
+});
+
 t.test('ids with `.`, `:` and `/` in tenants, sessions and executions stay apart', async (t) => {
   const store = await openStore(t, nats, 'ids');
   const tenants = ['a', 'a.b', 'a:b', 'a/b', 'a.>', '*'];
@@ -218,6 +236,30 @@ t.test('retention follows the ended queue: a stale entry expires nothing', async
   t.ok(await store.getExecution('r'), 'the record that ended at 110 stays');
   t.equal(await store.expireEndedBefore(200, 10), 1, 'it goes when its own end passes the cutoff');
   t.equal(await store.expireEndedBefore(200, 10), 0, 'and the queue is empty');
+});
+
+t.test("another node's retention sweep empties this node's replay cache: a reused id is not served its old events", async (t) => {
+  const sweeper = await openStore(t, nats, 'remote-expiry');
+  const reader = new CachedEventStore(new JetStreamEventStore({ servers: [nats.url], prefix: 'remote-expiry' }), 1 << 20);
+  t.teardown(() => reader.close());
+  await reader.open();
+  const record: ExecutionRecord = { execution_id: 'reused', session_id: 's', number: 1, kind: 'repl', status: 'queued', created_at: 1, last_seq: 0, timeout_ms: 1000, code: '1' };
+  const run = async (writer: string) => {
+    t.equal((await sweeper.createExecution(record)).created, true, `${writer}: created`);
+    const ended = { ...record, status: 'ok' as const, started_at: 2, ended_at: 3, last_seq: 4 };
+    t.same((await sweeper.commit(batch({ executions: [ended], events: [chunk('reused', 1, 4, writer)] }))).failed, [], `${writer}: run and ended`);
+  };
+  await run('first');
+  t.same((await reader.readEvents('reused', 0, 10)).map((event) => text.decode(event.frame)), expected('first', 4).map((line) => line.slice(2)), 'read on the other node');
+  t.ok(reader.cachedBytes > 0, 'and cached there');
+
+  const told = new Promise<void>((resolve) => reader.onRemoteExpiry(resolve));
+  t.equal(await sweeper.expireEndedBefore(10, 10), 1, 'swept by the first node');
+  await told;
+  t.equal(reader.cachedBytes, 0, 'the other node dropped what it had cached');
+  t.same(await reader.readEvents('reused', 0, 10), [], 'and reads nothing for the deleted execution');
+  await run('second');
+  t.same((await reader.readEvents('reused', 0, 10)).map((event) => text.decode(event.frame)), expected('second', 4).map((line) => line.slice(2)), 'the id reused: its new events, not the old ones');
 });
 
 t.test('a chunk stored without its ack, resent after the dedupe window: recognised as the writer\'s own', async (t) => {

@@ -7,6 +7,7 @@ import type { Scenario } from '../harness/types.js';
 import { connections } from './connections.js';
 import { executeTrivial, executeTrivialPlain } from './execute-trivial.js';
 import { fanout } from './fanout.js';
+import { inProcess } from './in-process.js';
 import { forward } from './forward.js';
 import { jupyter } from './jupyter.js';
 import { latency } from './latency.js';
@@ -20,8 +21,11 @@ import { takeover } from './takeover.js';
 export const scenarios: Scenario[] = [
   executeTrivial,
   executeTrivialPlain,
+  inProcess(executeTrivial),
   latency,
+  inProcess(latency),
   stream,
+  inProcess(stream),
   onJetStream(stream, { against: 'publish_events_per_s' }),
   replay,
   onJetStream(replay, { against: 'replay_events_per_s', drop: ['ratio_to_storage_iterator'] }),

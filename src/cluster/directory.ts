@@ -13,6 +13,7 @@ import type { KV, KvEntry } from '@nats-io/kv';
 import { Packr } from 'msgpackr';
 import type { SessionRecord } from '../../protocol/types.js';
 import { decodeId, encodeId, sessionKey } from '../store/jetstream/names.js';
+import { unpackSession } from '../store/jetstream/records.js';
 
 /** Who hosts a session: a node id, and the run (epoch) of that node that took it. */
 export interface Owner {
@@ -53,7 +54,7 @@ export class SessionDirectory {
   /** A revision of a `sessions` key, from its watch. */
   observeSession(entry: KvEntry): void {
     if (entry.operation !== 'PUT') return;
-    const record = packr.unpack(entry.value) as SessionRecord;
+    const { record } = unpackSession(entry.value);
     this.#sessions.set(record.session_id, record);
   }
 
@@ -79,6 +80,13 @@ export class SessionDirectory {
       if (owner.node === nodeId && (epoch === undefined || owner.epoch === epoch)) owned.push({ sessionId, owner });
     }
     return owned;
+  }
+
+  /** Open sessions the view holds no owner for (takeover.ts adopts those KV has none for either). */
+  ownerless(): string[] {
+    const ids: string[] = [];
+    for (const record of this.#sessions.values()) if (record.status !== 'closed' && !this.#ownerOf.has(record.session_id)) ids.push(record.session_id);
+    return ids;
   }
 
   /** Every node that owns a session, as far as the view knows. */

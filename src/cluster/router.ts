@@ -70,8 +70,22 @@ export class ClusterRouter implements SessionRouting {
     let owner = directory.owner(sessionId) ?? (await directory.refreshOwner(sessionId));
     let sent = false;
     for (;;) {
-      // A session without an owner key predates clustering or lost its key: it is served where it is asked.
-      if (!owner || owner.node === this.nodeId) return local();
+      if (!owner) {
+        // No owner key (its creator crashed before writing it, or it was lost): a node adopts it (takeover.ts).
+        owner = await directory.ownerChanged(sessionId, 0, Math.max(0, deadline - performance.now()));
+        if (!owner) throw new ProtocolError('INTERNAL', `session \`${sessionId}\` has no owner, and no node adopted it in time`);
+      }
+      if (owner.node === this.nodeId) {
+        try {
+          return await local();
+        } catch (error) {
+          // This node's write was fenced: the session moved, and this node's view is behind.
+          if (!(error instanceof NotOwnerError) || performance.now() >= deadline) throw error;
+          this.stats.forwardRetries++;
+          owner = await this.#nextOwner(sessionId, owner, true, deadline);
+          continue;
+        }
+      }
       const remaining = deadline - performance.now();
       if (!sent) this.stats.forwarded++;
       sent = true;

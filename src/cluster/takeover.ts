@@ -11,6 +11,12 @@
  * unfinished executions (`done {status: "crashed", reason: "node_lost"}`, fenced: see
  * sessions/orphans.ts) and hosts the session, to be rebuilt from its inputs before its next run.
  *
+ * A session can also have no owner at all (its creator crashed between its session record and its
+ * owner key, or the key was lost): nobody's death will ever be reported for it. Every lease each node
+ * looks for open sessions without an owner key and claims them as above, except that the claim is
+ * the key's create (again exactly one wins): the preferred node at once, the others once the session
+ * has stayed ownerless for a whole lease.
+ *
  * The other side: a node that sees a session of its own move to another node (it was paused or cut
  * off past its lease, and was taken over) drops it without writing anything more. Before that can
  * happen, a node whose own heartbeat has not been acknowledged for 0.6 × lease (it may be declared
@@ -62,6 +68,10 @@ export class Takeover {
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #unsubscribe: Array<() => void> = [];
   #watchdog: NodeJS.Timeout | undefined;
+  #ownerlessScan: NodeJS.Timeout | undefined;
+  /** Sessions the last scan found without an owner: the next scan lets any node claim them. */
+  #ownerlessBefore = new Set<string>();
+  #scanning = false;
   #suspended = false;
 
   constructor(cluster: Cluster, target: TakeoverTarget, hooks: TakeoverHooks) {
@@ -87,7 +97,34 @@ export class Takeover {
     );
     const lease = membership.leaseMs;
     this.#watchdog = setInterval(() => this.#checkHeartbeat(), Math.max(10, Math.floor(lease / 10)));
+    this.#ownerlessScan = setInterval(() => void this.#ownerless(), lease);
     this.#later(() => this.#unseenOwners(), lease);
+  }
+
+  /** Claims open sessions that have no owner key (see the header); those this node is preferred for at once. */
+  async #ownerless(): Promise<void> {
+    const { membership, directory } = this.#cluster;
+    if (this.#scanning || !this.#cluster.ready) return;
+    this.#scanning = true;
+    try {
+      const alive = membership.alive().map((node) => node.nodeId);
+      const ownerless = new Set<string>();
+      const mine: Claim[] = [];
+      for (const sessionId of directory.ownerless()) {
+        // The owners watch may only be behind the sessions watch: KV says.
+        if (await directory.refreshOwner(sessionId)) continue;
+        ownerless.add(sessionId);
+        if (this.#ownerlessBefore.has(sessionId) || preferredTaker(sessionId, alive) === this.#cluster.nodeId) {
+          mine.push({ sessionId, take: () => directory.claim(sessionId, { node: this.#cluster.nodeId, epoch: membership.epoch }) });
+        }
+      }
+      this.#ownerlessBefore = ownerless;
+      await this.#claim('(no owner)', mine, performance.now());
+    } catch (error) {
+      this.#hooks.onError('adoption of sessions without an owner', error);
+    } finally {
+      this.#scanning = false;
+    }
   }
 
   /**
@@ -116,6 +153,7 @@ export class Takeover {
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     clearInterval(this.#watchdog);
+    clearInterval(this.#ownerlessScan);
   }
 
   #checkHeartbeat(): void {
@@ -135,22 +173,26 @@ export class Takeover {
     const mine: Array<{ sessionId: string; owner: OwnerEntry }> = [];
     const others: Array<{ sessionId: string; owner: OwnerEntry }> = [];
     for (const owned of directory.ownedBy(nodeId)) (preferredTaker(owned.sessionId, alive) === this.#cluster.nodeId ? mine : others).push(owned);
-    void this.#claim(nodeId, mine, started);
+    // From the revision in which the lost node owned it: a claim after any other move fails.
+    const transfers = (owned: typeof mine): Claim[] => owned.map(({ sessionId, owner }) => ({
+      sessionId,
+      take: () => directory.transfer(sessionId, { node: this.#cluster.nodeId, epoch: membership.epoch }, owner.revision),
+    }));
+    void this.#claim(nodeId, transfers(mine), started);
     if (others.length === 0) return;
     this.#later(() => {
       if (membership.isAlive(nodeId)) return;
       // Still the lost node's at the revision seen then: its preferred taker did not take it.
       const left = others.filter(({ sessionId, owner }) => directory.owner(sessionId)?.revision === owner.revision);
-      void this.#claim(nodeId, left, performance.now());
+      void this.#claim(nodeId, transfers(left), performance.now());
     }, membership.leaseMs);
   }
 
   /** Claims each session; the ones this node wins, it adopts (told before the claim is sent). */
-  async #claim(nodeId: string, sessions: Array<{ sessionId: string; owner: OwnerEntry }>, started: number): Promise<void> {
+  async #claim(nodeId: string, sessions: Claim[], started: number): Promise<void> {
     if (sessions.length === 0) return;
-    const { directory, membership } = this.#cluster;
-    const results = await Promise.all(sessions.map(async ({ sessionId, owner }) => {
-      const claim = directory.transfer(sessionId, { node: this.#cluster.nodeId, epoch: membership.epoch }, owner.revision);
+    const results = await Promise.all(sessions.map(async ({ sessionId, take }) => {
+      const claim = take();
       const adoption = this.#target.adopt([sessionId], 'node_lost', claim);
       try {
         await claim;
@@ -174,6 +216,12 @@ export class Takeover {
     this.stats.executionsEnded += crashed;
     this.#hooks.onTakeover?.(nodeId, won.length, crashed, performance.now() - started);
   }
+}
+
+/** A session to claim, and the compare-and-set of its owner key that claims it. */
+interface Claim {
+  sessionId: string;
+  take(): Promise<OwnerEntry>;
 }
 
 /** The node that should take a session over: the highest hash of (session, node) among the live nodes. */

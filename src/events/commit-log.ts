@@ -42,6 +42,8 @@ export interface CommitLogHooks {
   onRetry(error: StoreError, attempt: number): void;
   /** The store refused an execution's item for good: it and its later events are dropped. */
   onDropped(executionId: string, error: StoreError): void;
+  /** The store refused a session's record for good (fenced: another node writes it now): it is not retried. */
+  onSessionDropped?(sessionId: string, error: StoreError): void;
   onBatch?: BatchObserver;
 }
 
@@ -63,6 +65,8 @@ interface Retry<T> {
   value: T;
   attempts: number;
   due: number;
+  /** Taken into the write under way: its bytes count in #writingBytes until that write ends. */
+  writing?: true;
 }
 
 const RETRY_FIRST_MS = 200;
@@ -147,7 +151,7 @@ export class CommitLog {
    */
   discard(executionId: string): void {
     const retry = this.#retrying.get(executionId);
-    if (retry) this.#retryBytes -= bytesOf(retry.value.frames);
+    if (retry && !retry.writing) this.#retryBytes -= bytesOf(retry.value.frames);
     this.#forget(executionId);
   }
 
@@ -246,6 +250,8 @@ export class CommitLog {
         item.target.record.last_seq = item.target.committedSeq;
         committed.push({ executionId: id, firstSeq: item.firstSeq, frames: item.frames });
       }
+      // Discarded while this write was under way: a failed part is neither retried nor reported.
+      if (failure !== undefined && this.#dropped.has(id)) continue;
       if (failure === undefined) {
         this.#retrying.delete(id);
         written += item.record ? 1 : 0;
@@ -264,6 +270,10 @@ export class CommitLog {
       if (failure === undefined) {
         this.#retryingSessions.delete(record.session_id);
         written++;
+      } else if (permanent(failure)) {
+        this.#retryingSessions.delete(record.session_id);
+        this.failures++;
+        this.#hooks.onSessionDropped?.(record.session_id, failure);
       } else {
         this.#fail(this.#retryingSessions, record.session_id, record, failure, now);
       }
@@ -300,6 +310,7 @@ export class CommitLog {
       }
       this.#retryBytes -= bytesOf(retried.frames);
       this.#writingBytes += bytesOf(retried.frames);
+      retry.writing = true;
       items.push(retried);
     }
     for (const [id, item] of this.#pending) {

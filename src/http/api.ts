@@ -72,7 +72,7 @@ export class HttpApi implements HttpHandler {
     this.#handlers = {
       createSession: async ({ tenant, body }) => ({ status: 201, body: await service.createSession(tenant, body.name as string | undefined) }),
       listSessions: async ({ tenant }) => ok({ items: service.listSessions(tenant) }),
-      getSession: async ({ tenant, params }) => ok(await service.findSession(tenant, params.session_id!)),
+      getSession: async ({ tenant, params }) => ok(await service.getSession(tenant, params.session_id!)),
       closeSession: async ({ tenant, params }) => ok(await service.closeSession(tenant, params.session_id!)),
       renameSession: async ({ tenant, params, body }) => ok(await service.renameSession(tenant, params.session_id!, body.name as string)),
       executeRepl: (call) => this.#execute(call, 'repl'),

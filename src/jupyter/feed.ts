@@ -149,19 +149,20 @@ export class Feed {
     const { service, tenant, kernelId } = this.#context;
     const connection = this.#connection;
     if (!connection || this.#sink) return;
+    const session = await service.getSession(tenant, kernelId);
     // Newest first: only as many as came since the cursor's execution (and that one) are read.
-    const since = service.getSession(tenant, kernelId).execution_count - this.#sent.number + 1;
+    const since = session.execution_count - this.#sent.number + 1;
     if (since <= 0) return;
     const records = await service.listExecutions(tenant, kernelId, Math.min(since, LOOKBACK));
     // A new connection meanwhile asked for a walk of its own (`#again`).
     if (this.#connection !== connection || this.#sink) return;
     const next = records.reverse().find((record) => before(this.#sent, { number: record.number, seq: END }));
-    if (next) this.#deliver(connection, next);
+    if (next) this.#deliver(connection, next, session.replay_from ?? 1);
   }
 
   /** Sends an execution's units after the cursor: its start now, its events through a subscription. */
-  #deliver(connection: FeedConnection, record: ExecutionRecord): void {
-    const derivation = new Derivation(this.#context.identity, this.#view(record));
+  #deliver(connection: FeedConnection, record: ExecutionRecord, replayFrom: number): void {
+    const derivation = new Derivation(this.#context.identity, this.#view(record, replayFrom));
     const skipThrough = record.number === this.#sent.number ? this.#sent.seq : -1;
     if (skipThrough < 0) this.#wrote(connection, record.number, 0, derivation.start());
     const sink = new UnitSink(this, connection, derivation, skipThrough);
@@ -192,9 +193,8 @@ export class Feed {
     this.walk();
   }
 
-  #view(record: ExecutionRecord): ExecutionView {
-    const { service, tenant, kernelId } = this.#context;
-    const replayFrom = service.getSession(tenant, kernelId).replay_from ?? 1;
+  /** `replayFrom`: the session's first input replayed on a rebuild (Jupyter counts from there after a restart). */
+  #view(record: ExecutionRecord, replayFrom: number): ExecutionView {
     return {
       executionId: record.execution_id,
       number: record.number,

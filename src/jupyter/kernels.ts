@@ -57,13 +57,13 @@ export class Kernels {
 
   /** The kernel's model; NOT_FOUND when it does not exist, belongs to another tenant, or was shut down. */
   async model(tenant: string, kernelId: string): Promise<KernelModel> {
-    const session = this.#open(tenant, kernelId);
+    const session = await this.#open(tenant, kernelId);
     return this.#model(session, await this.#service.listExecutions(tenant, kernelId, 1));
   }
 
   /** Shuts the kernel down (closes its session); its feeds and their confirmed points go with it. */
   async shutdown(tenant: string, kernelId: string): Promise<void> {
-    this.#open(tenant, kernelId);
+    await this.#open(tenant, kernelId);
     await this.#service.closeSession(tenant, kernelId);
     const prefix = feedPrefix(tenant, kernelId);
     for (const key of [...this.#feeds.keys()]) if (key.startsWith(prefix)) this.#feeds.delete(key);
@@ -72,7 +72,7 @@ export class Kernels {
 
   /** Stops what the kernel runs and everything queued behind it; resolves once all of it ended. */
   async interrupt(tenant: string, kernelId: string): Promise<void> {
-    this.#open(tenant, kernelId);
+    await this.#open(tenant, kernelId);
     const pending = (await this.#service.listExecutions(tenant, kernelId, RECENT)).filter((record) => record.status === 'queued' || record.status === 'running');
     // Queued ones first, so that none starts in the moment the running one stops.
     pending.sort((a, b) => b.number - a.number);
@@ -81,14 +81,14 @@ export class Kernels {
 
   /** Restarts the kernel: what runs or waits is cancelled, and it goes on in a fresh, empty context. */
   async restart(tenant: string, kernelId: string): Promise<KernelModel> {
-    this.#open(tenant, kernelId);
+    await this.#open(tenant, kernelId);
     const session = await this.#service.resetSession(tenant, kernelId);
     return this.#model(session, await this.#service.listExecutions(tenant, kernelId, 1));
   }
 
   /** Completions at a cursor, counted in code points as Jupyter counts them. */
   async complete(tenant: string, kernelId: string, code: string, cursorPos: number): Promise<{ matches: string[]; cursor_start: number; cursor_end: number }> {
-    this.#open(tenant, kernelId);
+    await this.#open(tenant, kernelId);
     const units = [...code].slice(0, Math.max(0, cursorPos)).join('').length;
     const { matches, start, end } = await this.#service.complete(tenant, kernelId, code, units);
     const points = (offset: number) => [...code.slice(0, offset)].length;
@@ -101,7 +101,6 @@ export class Kernels {
    * every request received behind it `aborted` without running, as a Jupyter kernel does.
    */
   async execute(tenant: string, kernelId: string, request: Message): Promise<'submitted' | 'aborted'> {
-    this.#open(tenant, kernelId);
     const key = feedPrefix(tenant, kernelId);
     const waiting = this.#waiting.get(key) ?? 0;
     if (waiting >= this.#maxWaiting) {
@@ -119,6 +118,8 @@ export class Kernels {
       else this.#waiting.delete(key);
     });
     try {
+      // Looked up once the request has its place in line: a lookup that asks KV must not reorder requests.
+      await this.#open(tenant, kernelId);
       if (previous && (await previous)) {
         settle(true);
         return 'aborted';
@@ -154,7 +155,7 @@ export class Kernels {
 
   /** Executions of the kernel, oldest first: for history_request. */
   async history(tenant: string, kernelId: string): Promise<ExecutionRecord[]> {
-    this.#open(tenant, kernelId);
+    await this.#open(tenant, kernelId);
     return (await this.#service.listExecutions(tenant, kernelId, RECENT)).reverse();
   }
 
@@ -163,7 +164,7 @@ export class Kernels {
    * from now on is theirs), known ones from their last confirmed message, even after a restart.
    */
   async feed(tenant: string, kernelId: string, client: string): Promise<Feed> {
-    this.#open(tenant, kernelId);
+    await this.#open(tenant, kernelId);
     const key = `${feedPrefix(tenant, kernelId)}${client}`;
     const known = this.#feeds.get(key);
     if (known) return known;
@@ -207,8 +208,8 @@ export class Kernels {
     return { number: latest.number, seq: latest.status === 'queued' || latest.status === 'running' ? latest.last_seq : END };
   }
 
-  #open(tenant: string, kernelId: string): SessionRecord {
-    const session = this.#service.getSession(tenant, kernelId);
+  async #open(tenant: string, kernelId: string): Promise<SessionRecord> {
+    const session = await this.#service.getSession(tenant, kernelId);
     if (session.status === 'closed') throw new ProtocolError('NOT_FOUND', `no kernel \`${kernelId}\``);
     return session;
   }

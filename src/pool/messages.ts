@@ -14,6 +14,10 @@ export interface WorkerBootData {
   ring: SharedArrayBuffer;
   /** In a sandbox process: the fd this worker writes its ring's records to itself (shared-output.ts). */
   output?: OutputLink;
+  /** With `output`: the word to wake the main thread on when the ring gets records (stuck-watch.ts). */
+  stuck?: SharedArrayBuffer;
+  /** In a sandbox process, a slot's first worker: the fd it reads the server's requests from itself. */
+  requests?: number;
 }
 
 export type ToWorker =

@@ -11,8 +11,9 @@
  *   are reported lost, so that nothing it wrote comes after).
  *
  * A lock in shared memory keeps every frame whole: its holder writes until all it began is written.
- * The fd is non-blocking: when the pipe is full (the server is not reading) a worker waits in short
- * slices, so that it can still be terminated, and the main thread's write waits in its event loop. A worker
+ * The fd is non-blocking: when the pipe is full (the server is not reading) a worker tries again
+ * every SLICE_MS (nothing tells it when the server reads), and the main thread's write waits in its
+ * event loop. A thread waiting for the lock sleeps until it is let go (no polling). A worker
  * terminated while holding the lock leaves the rest of its frame in its ring, and the main thread
  * takes the lock over and drains that ring first. (Terminated in the instant between a write
  * returning and the ring counting it taken, it would have those bytes written twice: the server
@@ -21,12 +22,14 @@
 import { writeSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import type { RingReader } from './output-ring.js';
+import { whenChanged } from './wait-async.js';
 
 const LOCK = 0;
 /** A word nobody notifies: waiting on it is a sleep that termination can interrupt. */
 const NAP = 1;
 const FREE = 0;
 const MAIN = 1;
+/** How often a worker whose write found the pipe full tries again. */
 const SLICE_MS = 1;
 
 /** What a worker needs to write to the process's output (in its workerData). */
@@ -80,7 +83,8 @@ export class WorkerOutput {
     for (;;) {
       const holder = Atomics.compareExchange(this.#lock, LOCK, FREE, this.#owner);
       if (holder === FREE) return;
-      Atomics.wait(this.#lock, LOCK, holder, SLICE_MS);
+      // No timeout: whoever lets the lock go notifies, and terminating this thread interrupts the wait.
+      Atomics.wait(this.#lock, LOCK, holder);
     }
   }
 }
@@ -101,7 +105,8 @@ export class MainOutput {
   readonly #jobs: Job[] = [];
   /** A write of ours is under way (the lock is ours until it completes). */
   #writing = false;
-  #retry: NodeJS.Timeout | null = null;
+  /** Waiting for a worker to let the lock go. */
+  #waiting = false;
 
   constructor(fd: number, stream: Writable) {
     this.#fd = fd;
@@ -147,16 +152,18 @@ export class MainOutput {
   }
 
   #pump(): void {
-    if (this.#writing || this.#retry) return;
+    if (this.#writing || this.#waiting) return;
     const job = this.#jobs[0];
     if (!job) return;
     const holder = Atomics.compareExchange(this.#lock, LOCK, FREE, MAIN);
     if (holder !== FREE && holder !== MAIN) {
-      // A worker is writing: its turn is short, unless the pipe is full.
-      this.#retry = setTimeout(() => {
-        this.#retry = null;
+      // A worker is writing (for long only when the pipe is full): this thread's loop carries on, and
+      // pumps again when the worker lets the lock go.
+      this.#waiting = true;
+      whenChanged(this.#lock, LOCK, holder, () => {
+        this.#waiting = false;
         this.#pump();
-      }, SLICE_MS);
+      });
       return;
     }
     const bytes = 'ring' in job ? job.ring.span() : job.frame;

@@ -4,17 +4,21 @@
  * writes to the server. It opens nothing, neither files nor the network; run-file code arrives
  * already read by the main thread.
  */
+import net from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Packr } from 'msgpackr';
 import { SessionContext, type RunOutput, type RunStatus } from '../sandbox/session-context.js';
 import { ItemKind, type FromWorker, type OutputItem, type ToWorker, type WorkerBootData } from './messages.js';
 import { RingReader, RingWriter } from './output-ring.js';
 import { WorkerOutput } from './shared-output.js';
+import { pokeStuckWatch } from './stuck-watch.js';
+import { FrameReader, MAX_SERVER_FRAME_BYTES } from '../sandbox-process/frames.js';
 
 /** In a sandbox process: ring bytes (~300 short lines) that wake the main thread to write them. */
 const HELP_AT_BYTES = 16 * 1024;
 const port = parentPort!;
-const { limits, ring, output: link } = workerData as WorkerBootData;
+const { limits, ring, output: link, stuck, requests } = workerData as WorkerBootData;
+const stuckWord = stuck && new Int32Array(stuck);
 const sessions = new Map<string, SessionContext>();
 const running = new Map<string, SessionContext>();
 const packr = new Packr({ useRecords: false });
@@ -40,7 +44,10 @@ function post(message: FromWorker): void {
 function push(xid: string, kind: ItemKind, a: string | number | boolean, b: string | number | boolean, c: string | number | boolean, extra = ''): void {
   const structured = extra === '' ? undefined : parseExtra(extra);
   const item: OutputItem = structured === undefined ? [xid, kind, Date.now(), a, b, c] : [xid, kind, Date.now(), a, b, c, structured];
+  // An empty ring getting a record: the main thread looks later, in case this thread gets stuck.
+  const wasEmpty = stuckWord !== undefined && !output.pending;
   output.write(packr.pack(item));
+  if (wasEmpty) pokeStuckWatch(stuckWord);
   if (selfOutput && !flushQueued) {
     flushQueued = true;
     // At the end of this turn's check phase, not of this task: the runs a message started end in
@@ -100,6 +107,19 @@ async function restore(sid: string, inputs: Extract<ToWorker, { t: 'restore' }>[
 port.on('message', (messages: ToWorker[]) => {
   for (const message of messages) handle(message);
 });
+
+/** The server's requests, read from the fd it writes them to (sandbox-process/messages.ts's REQUEST_FD). */
+function readRequests(fd: number): void {
+  const reader = new FrameReader(MAX_SERVER_FRAME_BYTES);
+  const socket = new net.Socket({ fd, readable: true, writable: false });
+  socket.on('data', (chunk: Buffer) => {
+    for (const message of reader.push(chunk)) handle(message as ToWorker);
+  });
+  // The server is gone: the process's main thread ends everything.
+  socket.on('error', () => {});
+}
+
+if (requests !== undefined) readRequests(requests);
 
 function handle(message: ToWorker): void {
   switch (message.t) {

@@ -15,6 +15,7 @@ import type { FromWorker, ToWorker, WorkerBootData } from './messages.js';
 import { readOutputItem } from './output-item.js';
 import { createRing, RingReader } from './output-ring.js';
 import type { MainOutput } from './shared-output.js';
+import { createStuckWord, StuckWatch } from './stuck-watch.js';
 
 export interface PoolOptions {
   size: number;
@@ -34,6 +35,22 @@ export interface PoolOptions {
    * check phase: in a sandbox process a turn is one frame of the server's requests already.
    */
   flushInMicrotask?: boolean;
+  /** In a sandbox process: the server places sessions on slots, and writes their requests itself. */
+  placedBy?: ServerPlacement;
+}
+
+/**
+ * The server places sessions on slots and writes each slot's requests to an fd that the slot's
+ * first worker reads itself (the process's main thread is off a run's way: that hop cost a trivial
+ * run ~45 µs). A worker's end closes its fd, so a slot's later workers get their requests through
+ * `relay`. A worker's death is reported by slot (`onSlotLost`, with the slot's new generation),
+ * its replacement starting empty; its workers' answers go to `onAnswer`, as they are.
+ */
+export interface ServerPlacement {
+  /** The request fd of each slot (their number is the pool's size). */
+  fds: number[];
+  onSlotLost(slot: number, generation: number, reason: string, killed: boolean): void;
+  onAnswer(message: Exclude<FromWorker, { t: 'out' }>): void;
 }
 
 const WORKER_URL = new URL('./worker-main.js', import.meta.url);
@@ -48,18 +65,14 @@ const READ_PER_TURN = 4096;
 const FIRST_READ = 64;
 /** A completion always answers: empty when the worker is stuck or gone for this long. */
 const COMPLETE_TIMEOUT_MS = 1000;
-/**
- * With `output`: how often the rings are checked for records their stuck workers cannot write (a
- * run that printed, then loops: its lines arrive this late). An idle sandbox process pays ~50
- * timer wake-ups a second for it, until it is reclaimed.
- */
-const STUCK_CHECK_MS = 20;
 const packr = new Packr({ useRecords: false });
 
 /** One place for a worker; it outlives the worker, and gets a new one (with a new ring) when it dies. */
 class Slot {
   worker!: Worker;
-  constructor(readonly index: number) {}
+  constructor(readonly index: number, public requestFd: number | undefined) {}
+  /** Its workers' deaths so far: requests relayed for an earlier one are dropped. */
+  generation = 0;
   /** The worker's output ring (output-ring.ts). */
   ring = createRing();
   reader = new RingReader(this.ring);
@@ -93,15 +106,18 @@ export class WorkerPool implements Sandbox {
   readonly #completions = new Map<number, PendingCompletion>();
   #nextRequest = 0;
   #closing = false;
-  readonly #stuckCheck: NodeJS.Timeout | null;
+  /** With `output`: finds the rings of workers stuck after printing (stuck-watch.ts). */
+  readonly #stuckWord = createStuckWord();
+  readonly #stuckWatch: StuckWatch | null;
 
   constructor(options: PoolOptions, listener: SandboxListener) {
     this.#options = options;
     this.#listener = listener;
     const output = options.output;
-    this.#stuckCheck = output ? setInterval(() => this.#slots.forEach((slot) => output.drain(slot.reader)), STUCK_CHECK_MS).unref() : null;
-    for (let index = 0; index < options.size; index++) {
-      const slot = new Slot(index);
+    this.#stuckWatch = output ? new StuckWatch(this.#stuckWord, () => this.#drainPending(output)) : null;
+    const size = options.placedBy?.fds.length ?? options.size;
+    for (let index = 0; index < size; index++) {
+      const slot = new Slot(index, options.placedBy?.fds[index]);
       slot.worker = this.#spawn(slot);
       this.#slots.push(slot);
     }
@@ -163,7 +179,25 @@ export class WorkerPool implements Sandbox {
   /** Ends the worker hosting `sessionId`; its exit is reported with `reason` and `killed`. */
   kill(sessionId: string, reason: string): void {
     const slot = this.#placement.get(sessionId);
-    if (!slot || slot.terminateReason !== null) return;
+    if (slot) this.#terminate(slot, reason);
+  }
+
+  /** Placed by the server: requests for the slot's current worker, unless it has died since they were sent. */
+  relay(slot: number, generation: number, messages: ToWorker[]): void {
+    const target = this.#slots[slot];
+    if (target?.generation !== generation) return;
+    for (const message of messages) this.#send(target, message);
+  }
+
+  /** Placed by the server: ends the slot's worker, unless it has died since the kill was asked for. */
+  killSlot(slot: number, generation: number, reason: string): void {
+    const target = this.#slots[slot];
+    if (target?.generation === generation) this.#terminate(target, reason);
+  }
+
+  /** Ends the slot's worker, once; its exit is reported with `reason`, as killed. */
+  #terminate(slot: Slot, reason: string): void {
+    if (slot.terminateReason !== null) return;
     slot.terminateReason = reason;
     void slot.worker.terminate();
   }
@@ -179,9 +213,20 @@ export class WorkerPool implements Sandbox {
 
   async shutdown(): Promise<void> {
     this.#closing = true;
-    if (this.#stuckCheck) clearInterval(this.#stuckCheck);
+    this.#stuckWatch?.stop();
     for (const id of [...this.#completions.keys()]) this.#answer(id, null);
     await Promise.all(this.#slots.map((slot) => slot.worker.terminate()));
+  }
+
+  /** Writes out what the rings hold (their workers have not); whether any held something. */
+  #drainPending(output: MainOutput): boolean {
+    let pending = false;
+    for (const slot of this.#slots) {
+      if (!slot.reader.pending) continue;
+      pending = true;
+      output.drain(slot.reader);
+    }
+    return pending;
   }
 
   #slotOf(sessionId: string): Slot {
@@ -213,7 +258,12 @@ export class WorkerPool implements Sandbox {
   }
 
   #spawn(slot: Slot): Worker {
-    const boot: WorkerBootData = { limits: this.#options.limits, ring: slot.ring, ...(this.#options.output ? { output: this.#options.output.link(slot.index) } : {}) };
+    const output = this.#options.output;
+    const boot: WorkerBootData = {
+      limits: this.#options.limits, ring: slot.ring,
+      ...(output ? { output: output.link(slot.index), stuck: this.#stuckWord } : {}),
+      ...(slot.requestFd === undefined ? {} : { requests: slot.requestFd }),
+    };
     const worker = new Worker(WORKER_URL, {
       workerData: boot,
       // Nothing of the server's environment or arguments reaches the thread that runs user code.
@@ -228,10 +278,9 @@ export class WorkerPool implements Sandbox {
     worker.on('message', (message: FromWorker) => {
       // A message of a worker already replaced speaks of contexts that are gone.
       if (slot.worker !== worker) return;
+      if (message.t === 'out') return this.#read(slot, FIRST_READ);
+      if (this.#options.placedBy) return this.#options.placedBy.onAnswer(message);
       switch (message.t) {
-        case 'out':
-          this.#read(slot, FIRST_READ);
-          break;
         case 'restoring':
           if (this.#placement.get(message.sid) === slot) this.#listener.onRestoreProgress?.(message.sid, message.replayed, message.inputs);
           break;
@@ -302,7 +351,12 @@ export class WorkerPool implements Sandbox {
     slot.reader = new RingReader(slot.ring);
     slot.stalled = false;
     slot.online = false;
+    // Its fd closed with it: the next worker's requests are relayed.
+    slot.requestFd = undefined;
+    slot.generation++;
     slot.worker = this.#spawn(slot);
+    const placedBy = this.#options.placedBy;
+    if (placedBy) return placedBy.onSlotLost(slot.index, slot.generation, reason, killed);
     const lost = [...slot.sessions];
     for (const sessionId of lost) this.#send(slot, { t: 'open', sid: sessionId });
     this.#listener.onLost(lost, reason, killed);

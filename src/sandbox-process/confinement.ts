@@ -20,7 +20,8 @@ import { accessSync, constants, existsSync, lstatSync, readlinkSync, realpathSyn
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type SandboxMode = 'confined' | 'unconfined' | 'auto';
+/** `in-process` is not a confinement: start.ts gives the engine the server's own worker pool. */
+export type SandboxMode = 'confined' | 'unconfined' | 'auto' | 'in-process';
 export type ConfinementKind = 'bwrap' | 'unshare' | 'none';
 
 export interface ConfinementOptions {

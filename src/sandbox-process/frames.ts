@@ -10,6 +10,8 @@ import type { Writable } from 'node:stream';
 import { Packr } from 'msgpackr';
 
 const HEADER_BYTES = 4;
+/** What a sandbox process takes in one frame from the server: it is trusted; this only bounds what a broken frame could make it hold. */
+export const MAX_SERVER_FRAME_BYTES = 256 * 1024 * 1024;
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 /** A frame that breaks the format: the other side is broken or hostile, and is ended. */

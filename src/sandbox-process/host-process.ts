@@ -1,13 +1,15 @@
 /**
  * The server's end of one sandbox process: starts it (confinement.ts's command, an empty
- * environment), writes it one frame of requests per turn, reads its frames, and reports its end
+ * environment), writes it one frame of requests per turn (on stdin, or on a worker slot's own
+ * pipe: messages.ts's REQUEST_FD), reads its frames, and reports its end
  * once everything it wrote before dying has been read. What it writes is untrusted: a frame that
  * is too big or malformed, or a message of no known shape, ends the process.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { FrameError, FrameReader, FrameWriter } from './frames.js';
-import { OUTPUT_FD, readFromHost, type FromHost, type HostBoot, type ToHost } from './messages.js';
+import { OUTPUT_FD, readFromHost, REQUEST_FD, type FromHost, type HostBoot, type ToHost } from './messages.js';
+import type { ToWorker } from '../pool/messages.js';
 import type { LaunchCommand } from './confinement.js';
 
 /** Larger than any honest batch (a turn's records at their size limits), small beside the server's heap. */
@@ -41,6 +43,9 @@ export class HostProcess {
   readonly #input: Writable;
   readonly #output: Readable;
   readonly #writer: FrameWriter<ToHost>;
+  /** Each worker slot's request pipe, while its first worker lives (null after: `closeSlot`). */
+  readonly #slots: (FrameWriter<ToWorker> | null)[];
+  readonly #slotPipes: Writable[];
   readonly #reader = new FrameReader(MAX_FRAME_BYTES);
   readonly #events: HostEvents;
   #stderrTail = '';
@@ -50,6 +55,7 @@ export class HostProcess {
   #yielded = false;
   /** Why we killed it, when we did. */
   #killReason: string | null = null;
+  #killedRuns = true;
   #violation: string | null = null;
   #exit = '';
   online = false;
@@ -57,10 +63,18 @@ export class HostProcess {
   constructor(command: LaunchCommand, tenant: string, boot: HostBoot, events: HostEvents) {
     this.tenant = tenant;
     this.#events = events;
-    this.#child = spawn(command.file, command.args, { env: {}, stdio: ['pipe', 'ignore', 'pipe', 'pipe'] });
+    const slotPipes = Array.from({ length: boot.workers }, () => 'pipe' as const);
+    this.#child = spawn(command.file, command.args, { env: {}, stdio: ['pipe', 'ignore', 'pipe', 'pipe', ...slotPipes] });
     this.#input = this.#child.stdin!;
     this.#output = this.#child.stdio[OUTPUT_FD] as Readable;
     this.#writer = new FrameWriter(this.#input);
+    this.#slotPipes = slotPipes.map((_, slot) => {
+      const pipe = this.#child.stdio[REQUEST_FD + slot] as Readable & Writable;
+      // Nothing comes back on it; flowing, it sees the process's end (and so lets 'close' come).
+      pipe.on('error', () => {}).resume();
+      return pipe;
+    });
+    this.#slots = this.#slotPipes.map((pipe) => new FrameWriter(pipe));
     // A dead process's pipe refuses writes: its end is reported by 'close', not by these.
     this.#input.on('error', () => {});
     this.#output.on('data', (chunk: Buffer) => this.#read(chunk));
@@ -86,6 +100,20 @@ export class HostProcess {
     this.#writer.push(message);
   }
 
+  /** Writes a request to the pipe of `slot`'s first worker; false when that worker is gone (relay it instead). */
+  sendTo(slot: number, message: ToWorker): boolean {
+    const writer = this.#slots[slot];
+    if (!writer) return false;
+    writer.push(message);
+    return true;
+  }
+
+  /** The slot's first worker is gone, and its pipe with it: what was not read yet meant its contexts. */
+  closeSlot(slot: number): void {
+    this.#slots[slot] = null;
+    this.#slotPipes[slot]?.destroy();
+  }
+
   /** Reads again after `acceptingOutput` said no. */
   resume(): void {
     if (!this.#paused) return;
@@ -93,9 +121,13 @@ export class HostProcess {
     if (!this.#yielded) this.#output.resume();
   }
 
-  /** Ends it now (SIGKILL): reported as `reason`, killed. */
-  kill(reason: string): void {
+  /**
+   * Ends it now (SIGKILL): reported as `reason`, and as killed (the runs it held were collateral of
+   * a stop) unless `killed` is false (they end as crashed, with `reason`).
+   */
+  kill(reason: string, killed = true): void {
     this.#killReason ??= reason;
+    this.#killedRuns &&= killed;
     this.#child.kill('SIGKILL');
   }
 
@@ -154,7 +186,7 @@ export class HostProcess {
   }
 
   #closed(): void {
-    const killed = this.#killReason !== null && this.#violation === null;
+    const killed = this.#killReason !== null && this.#killedRuns && this.#violation === null;
     const reason = this.#killReason ?? (OUT_OF_MEMORY.test(this.#stderrTail) ? 'out_of_memory' : 'sandbox_exit');
     const detail = [this.#exit, this.#violation && `protocol violation: ${this.#violation}`, this.#stderrTail.trim().slice(-1000)].filter(Boolean).join('; ');
     this.#events.onExit(this, reason, killed, detail);

@@ -5,12 +5,18 @@
  * escaped): `readFromHost` checks each message's shape before the server looks at it, and
  * process-sandbox.ts checks that it speaks only of that process's own sessions and executions.
  */
-import type { ExecutionKind } from '../../protocol/types.js';
-import type { AbortStatus, Completion, ReplayInput, RestoreResult, SandboxLimits, SandboxOutput } from '../sandbox/sandbox.js';
+import type { Completion, RestoreResult, SandboxLimits, SandboxOutput } from '../sandbox/sandbox.js';
+import type { ToWorker } from '../pool/messages.js';
 import { readOutputItem } from '../pool/output-item.js';
 
 /** The sandbox process writes its frames to this fd (stdin carries the server's; stdout is unused). */
 export const OUTPUT_FD = 3;
+/**
+ * Worker slot `n`'s requests arrive on fd REQUEST_FD + n, read by the slot's first worker itself:
+ * frames of pool/messages.ts's ToWorker, which the server places on slots. A worker's end closes
+ * its fd, so a slot's later workers get theirs relayed by the process's main thread (`relay`).
+ */
+export const REQUEST_FD = 4;
 
 /** The first message a sandbox process reads: what its pool looks like. */
 export interface HostBoot {
@@ -20,15 +26,16 @@ export interface HostBoot {
   limits: SandboxLimits;
 }
 
+/**
+ * What the server writes to a sandbox process's stdin. A slot's generation counts its workers'
+ * deaths (`lost`): a request for an earlier one meant contexts that are gone, and is dropped.
+ */
 export type ToHost =
   | HostBoot
-  | { t: 'open'; sid: string }
-  | { t: 'close'; sid: string }
-  | { t: 'run'; sid: string; xid: string; kind: ExecutionKind; code: string; filename: string }
-  | { t: 'abort'; sid: string; xid: string; status: AbortStatus }
-  | { t: 'restore'; sid: string; inputs: ReplayInput[] }
-  | { t: 'complete'; id: number; sid: string; code: string; cursor: number }
-  | { t: 'kill'; sid: string; reason: string };
+  /** Requests for a slot whose first worker is gone (its request fd with it). */
+  | { t: 'relay'; slot: number; gen: number; messages: ToWorker[] }
+  /** Ends the slot's worker (a runaway, a rebuild too long): answered by `lost`. */
+  | { t: 'kill'; slot: number; gen: number; reason: string };
 
 /**
  * What the server reads from a sandbox process. On the pipe, output is not an `out` message: it is
@@ -42,7 +49,8 @@ export type FromHost =
   | { t: 'restored'; sid: string; result: RestoreResult }
   /** A rebuild under way has re-run `replayed` of its `inputs`. */
   | { t: 'restoring'; sid: string; replayed: number; inputs: number }
-  | { t: 'lost'; sids: string[]; reason: string; killed: boolean }
+  /** The slot's worker is gone (its sessions' contexts with it); a new one, generation `gen`, has started empty. */
+  | { t: 'lost'; slot: number; gen: number; reason: string; killed: boolean }
   | { t: 'completion'; id: number; completion: Completion };
 
 const isString = (value: unknown): value is string => typeof value === 'string';
@@ -76,8 +84,8 @@ export function readFromHost(message: unknown): FromHost | null {
       if (!isString(message.sid) || !isCount(message.replayed) || !isCount(message.inputs) || message.replayed > message.inputs) return null;
       return { t: 'restoring', sid: message.sid, replayed: message.replayed, inputs: message.inputs };
     case 'lost':
-      if (!isStringArray(message.sids) || !isString(message.reason) || typeof message.killed !== 'boolean') return null;
-      return { t: 'lost', sids: message.sids, reason: message.reason, killed: message.killed };
+      if (!isCount(message.slot) || !isCount(message.gen) || !isString(message.reason) || typeof message.killed !== 'boolean') return null;
+      return { t: 'lost', slot: message.slot, gen: message.gen, reason: message.reason, killed: message.killed };
     case 'completion': {
       const completion = message.completion;
       if (!Number.isSafeInteger(message.id) || !isObject(completion) || !isStringArray(completion.matches)) return null;

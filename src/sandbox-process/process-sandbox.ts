@@ -17,7 +17,9 @@ import type {
 } from '../sandbox/sandbox.js';
 import type { LaunchCommand } from './confinement.js';
 import { HostProcess } from './host-process.js';
-import type { FromHost, HostBoot, ToHost } from './messages.js';
+import { HostSlots } from './host-slots.js';
+import type { FromHost, HostBoot } from './messages.js';
+import type { ToWorker } from '../pool/messages.js';
 
 export interface ProcessSandboxOptions {
   command: LaunchCommand;
@@ -53,10 +55,12 @@ interface Tenant {
 }
 
 /** The requests that need a live context, and so a process. */
-type ContextRequest = Extract<ToHost, { t: 'run' | 'restore' }>;
+type ContextRequest = Extract<ToWorker, { t: 'run' | 'restore' }>;
 
 interface Host {
   process: HostProcess;
+  /** Which worker slot holds each of the tenant's sessions. */
+  slots: HostSlots;
   tenant: Tenant;
   /** Runs sent and not yet done: execution id → session id. */
   running: Map<string, string>;
@@ -108,7 +112,7 @@ export class ProcessSandbox implements Sandbox {
     tenant.sessions.add(sessionId);
     this.#sessions.set(sessionId, tenant);
     if (tenant.host) {
-      tenant.host.process.send({ t: 'open', sid: sessionId });
+      tenant.host.slots.open(sessionId);
     } else if (!tenant.backlog && this.#hosts.size < this.#options.maxProcesses) {
       // Started now, while there is room, so the session's first run does not wait for a process to
       // boot (a few hundred ms); it opens all the tenant's sessions, this one included. At the cap,
@@ -122,7 +126,7 @@ export class ProcessSandbox implements Sandbox {
     if (!tenant) return;
     this.#sessions.delete(sessionId);
     tenant.sessions.delete(sessionId);
-    tenant.host?.process.send({ t: 'close', sid: sessionId });
+    tenant.host?.slots.close(sessionId);
     if (tenant.sessions.size === 0 && !tenant.host && !tenant.backlog) this.#tenants.delete(tenant.name);
   }
 
@@ -141,7 +145,7 @@ export class ProcessSandbox implements Sandbox {
       setImmediate(() => this.#listener.onOutput({ kind: 'done', executionId, ts: Date.now(), status }));
       return;
     }
-    tenant.host?.process.send({ t: 'abort', sid: sessionId, xid: executionId, status });
+    tenant.host?.slots.send(sessionId, { t: 'abort', xid: executionId, status });
   }
 
   restore(sessionId: string, inputs: ReplayInput[]): void {
@@ -155,7 +159,7 @@ export class ProcessSandbox implements Sandbox {
     return new Promise((resolve) => {
       const timer = setTimeout(() => answer(host, id, null), COMPLETE_TIMEOUT_MS);
       host.completions.set(id, { resolve, timer, cursor });
-      host.process.send({ t: 'complete', id, sid: sessionId, code, cursor });
+      host.slots.send(sessionId, { t: 'complete', id, sid: sessionId, code, cursor });
     });
   }
 
@@ -172,7 +176,15 @@ export class ProcessSandbox implements Sandbox {
     }
     if (host.kills.has(sessionId)) return;
     host.kills.set(sessionId, setTimeout(() => host.process.kill(reason), this.#options.killGraceMs));
-    host.process.send({ t: 'kill', sid: sessionId, reason });
+    host.slots.kill(sessionId, reason);
+  }
+
+  /**
+   * The tenant's token was revoked: its process ends now, not when reclaimed, and the runs it held
+   * end `crashed` with reason `sandbox_exit`, as for any process that died under them.
+   */
+  revoke(tenant: string): void {
+    this.#tenants.get(tenant)?.host?.process.kill('sandbox_exit', false);
   }
 
   /** Resolves once every process started so far has booted or ended (the server listens after it). */
@@ -221,7 +233,7 @@ export class ProcessSandbox implements Sandbox {
     if (message.t === 'run') host.running.set(message.xid, sessionId);
     else host.restoring.add(sessionId);
     host.lastUsed = Date.now();
-    host.process.send(message);
+    host.slots.send(sessionId, message);
   }
 
   /** A process for `tenant`, or null when the cap is reached and none is idle (the tenant then waits). */
@@ -238,17 +250,18 @@ export class ProcessSandbox implements Sandbox {
     }
     const { command, workers, heapMb, limits } = this.#options;
     const boot: HostBoot = { t: 'boot', workers, heapMb, limits };
+    const child = new HostProcess(command, tenant.name, boot, {
+      onMessage: (_process, message) => this.#onMessage(host, message),
+      acceptingOutput: () => this.#listener.acceptingOutput(),
+      onExit: (_process, reason, killed, detail) => this.#onExit(host, reason, killed, detail),
+    });
     const host: Host = {
-      process: new HostProcess(command, tenant.name, boot, {
-        onMessage: (_process, message) => this.#onMessage(host, message),
-        acceptingOutput: () => this.#listener.acceptingOutput(),
-        onExit: (_process, reason, killed, detail) => this.#onExit(host, reason, killed, detail),
-      }),
+      process: child, slots: new HostSlots(child, workers),
       tenant, running: new Map(), restoring: new Set(), completions: new Map(), kills: new Map(), lastUsed: Date.now(),
     };
     this.#hosts.add(host);
     tenant.host = host;
-    for (const sid of tenant.sessions) host.process.send({ t: 'open', sid });
+    for (const sid of tenant.sessions) host.slots.open(sid);
     this.#options.log?.started(tenant.name, host.process.pid);
     return host;
   }
@@ -305,7 +318,8 @@ export class ProcessSandbox implements Sandbox {
         this.#listener.onRestoreProgress?.(message.sid, message.replayed, message.inputs);
         break;
       case 'lost': {
-        const sids = message.sids.filter((sid) => host.tenant.sessions.has(sid));
+        const sids = host.slots.lost(message.slot, message.gen);
+        if (!sids) return host.process.violated('the loss of a worker it does not have');
         this.#forget(host, sids);
         this.#restarts++;
         this.#listener.onLost(sids, message.reason, message.killed);

@@ -6,10 +6,15 @@
  * - `auto` (the default): confined where possible; otherwise the server runs unconfined, saying so
  *   loudly, but only on a loopback bind.
  * - `unconfined`: sandbox processes without OS confinement, by the operator's explicit choice.
+ * - `in-process`: no sandbox processes: the server's own worker threads host every tenant's
+ *   contexts, and node:vm is the only wall (a fatal out-of-memory ends the server). For benchmarks
+ *   (what the sandbox processes cost, against the same server without them) and debugging; config.ts
+ *   refuses it on a non-loopback bind.
  */
 import type { Config } from '../config.js';
 import { isLoopback } from '../config.js';
-import type { SandboxFactory } from '../sandbox/sandbox.js';
+import type { SandboxFactory, SandboxLimits } from '../sandbox/sandbox.js';
+import { WorkerPool } from '../pool/worker-pool.js';
 import { detectConfinement, type Confinement, type ConfinementKind } from './confinement.js';
 import { ProcessSandbox, type ProcessLog } from './process-sandbox.js';
 
@@ -18,7 +23,7 @@ const KILL_GRACE_MS = 2000;
 
 /** What /readyz and the log say about the sandbox. */
 export interface SandboxReport {
-  confinement: ConfinementKind;
+  confinement: ConfinementKind | 'in-process';
   confined: boolean;
   detail: string;
 }
@@ -35,6 +40,8 @@ export interface PreparedSandbox {
   report: SandboxReport;
   /** Resolves once the processes started with the sandbox (the shared token's tenant's) are up. */
   booted(): Promise<void>;
+  /** Ends the tenant's process, if it has one (its token was revoked). */
+  revoke(tenant: string): void;
 }
 
 /**
@@ -45,13 +52,14 @@ export function prepareSandbox(config: Config, sharedTenant: string | null, log:
   if (process.getuid?.() === 0 && (config.sandboxUid === 0 || config.sandboxGid === 0)) {
     throw new SandboxRefused('VMSTREAM_SANDBOX_UID and VMSTREAM_SANDBOX_GID must not be root');
   }
+  if (config.sandbox === 'in-process') return inProcess(config);
   const confinement = detectConfinement({ mode: config.sandbox, uid: config.sandboxUid, gid: config.sandboxGid, memoryMb: config.sandboxMemoryMb });
   refuseIfForbidden(config, confinement);
   const options = {
     command: confinement.command,
     workers: config.workers,
     heapMb: config.workerHeapMb,
-    limits: { maxText: config.maxTextChars, maxPreview: config.maxPreviewChars },
+    limits: sandboxLimits(config),
     maxProcesses: config.sandboxProcesses,
     idleMs: config.sandboxIdleMs,
     killGraceMs: KILL_GRACE_MS,
@@ -65,6 +73,22 @@ export function prepareSandbox(config: Config, sharedTenant: string | null, log:
     factory: (listener) => (sandbox = new ProcessSandbox(options, listener)),
     report: { confinement: confinement.kind, confined: confinement.kind !== 'none', detail: confinement.detail },
     booted: () => sandbox?.booted() ?? Promise.resolve(),
+    revoke: (tenant) => sandbox?.revoke(tenant),
+  };
+}
+
+function sandboxLimits(config: Config): SandboxLimits {
+  return { maxText: config.maxTextChars, maxPreview: config.maxPreviewChars };
+}
+
+function inProcess(config: Config): PreparedSandbox {
+  const options = { size: config.workers, heapMb: config.workerHeapMb, limits: sandboxLimits(config) };
+  return {
+    factory: (listener) => new WorkerPool(options, listener),
+    report: { confinement: 'in-process', confined: false, detail: "VMSTREAM_SANDBOX=in-process: the server's own worker threads" },
+    booted: () => Promise.resolve(),
+    // The tenant's sockets are closed by the server; its contexts share the pool with everyone's.
+    revoke: () => {},
   };
 }
 

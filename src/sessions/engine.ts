@@ -12,7 +12,7 @@
 import type { Config } from '../config.js';
 import type { ExecutionKind, ExecutionRecord, SessionRecord, SessionState, TerminalStatus } from '../../protocol/types.js';
 import type { Completion, RestoreResult, Sandbox, SandboxFactory, SandboxOutput } from '../sandbox/sandbox.js';
-import type { CreateResult, EventStore, StoredEvent, StoreError } from '../store/event-store.js';
+import { StoreError, type CreateResult, type EventStore, type StoredEvent } from '../store/event-store.js';
 import { CommitLog, type BatchObserver, type CommittedChunk } from '../events/commit-log.js';
 import { FollowingFeed } from '../events/following-feed.js';
 import { LocalFeed, type LiveFeed, type LogState } from '../events/live-feed.js';
@@ -83,6 +83,8 @@ export class Engine {
   readonly #disowned = new Map<string, { sessionId: string; timer: NodeJS.Timeout }>();
   /** Executions whose writes were fenced off (another writer has their log): see `#release`. */
   readonly #fenced = new Set<string>();
+  /** Sessions whose record the store refused as fenced (another node writes it now): see `#saveSession`. */
+  readonly #fencedSessions = new Set<string>();
   /** Set while this node may have been declared dead (see `suspend`). */
   #suspended = false;
 
@@ -101,6 +103,12 @@ export class Engine {
       onCommitted: (chunks) => this.#onCommitted(chunks),
       onRetry: (error) => hooks.onError('commit (retrying)', error),
       onDropped: (id, error) => this.#onDropped(id, error),
+      onSessionDropped: (sessionId, error) => {
+        hooks.onError(`commit of session ${sessionId} (dropped)`, error);
+        if (error.code !== 'STORE_FENCED') return;
+        this.#fencedSessions.add(sessionId);
+        hooks.onFenced?.(sessionId);
+      },
       ...(hooks.onCommit ? { onBatch: hooks.onCommit } : {}),
     });
     this.#events = new EventWriter(config, this.#commits, {
@@ -143,7 +151,8 @@ export class Engine {
       : await this.#store.listUnfinished({});
     // The sessions are back before their orphans are ended: on a cluster, requests for them arrive
     // as soon as this node owns them (the orphans were listed first, so a new execution is not one).
-    const records = owned ?? (await this.#store.listSessions({}));
+    // Claimed: their records as stored now, and a node that wrote them before (a lost owner) is fenced off.
+    const records = await Promise.all((owned ?? (await this.#store.listSessions({}))).map((record) => this.#store.claimSession(record)));
     // The session record may lag its executions (submit does not wait for it): the counter
     // resumes after the newest number the store has indexed, so no number is given twice.
     await Promise.all(records.filter((record) => record.status !== 'closed').map(async (record) => {
@@ -176,6 +185,7 @@ export class Engine {
       const session = this.#sessions.get(sessionId);
       if (!session) continue;
       this.#sessions.delete(sessionId);
+      this.#fencedSessions.delete(sessionId);
       this.#rebuild.abandon(session);
       const running = session.running;
       for (const execution of [...session.queue, ...(running ? [running] : [])]) {
@@ -226,8 +236,7 @@ export class Engine {
     const session = new LiveSession(record, false);
     this.#sessions.set(record.session_id, session);
     this.#host(session);
-    this.#commits.saveSession(record);
-    await this.#commits.flushed();
+    await this.#saveSession(record);
   }
 
   /** Closes a session: its queued and running executions are cancelled, its context is dropped. */
@@ -240,8 +249,7 @@ export class Engine {
     for (const execution of pending) this.#stop(execution, 'cancelled', 'session_closed');
     // A run being stopped keeps its context until it ends, so that its host can still be killed.
     if (!session.running) this.#unhost(session);
-    this.#commits.saveSession(session.record);
-    await this.#commits.flushed();
+    await this.#saveSession(session.record);
     return session.record;
   }
 
@@ -250,8 +258,7 @@ export class Engine {
     const session = this.#sessions.get(sessionId);
     if (!session) return undefined;
     session.record.name = name;
-    this.#commits.saveSession(session.record);
-    await this.#commits.flushed();
+    await this.#saveSession(session.record);
     return session.record;
   }
 
@@ -276,9 +283,20 @@ export class Engine {
     session.announcement = null;
     this.#unhost(session);
     this.#host(session);
-    this.#commits.saveSession(session.record);
-    await this.#commits.flushed();
+    await this.#saveSession(session.record);
     return session.record;
+  }
+
+  /**
+   * Makes a session's record durable; rejects with STORE_FENCED when the store refused it because
+   * another node writes it now (this one lost the session): what was asked did not happen here.
+   */
+  async #saveSession(record: SessionRecord): Promise<void> {
+    this.#commits.saveSession(record);
+    await this.#commits.flushed();
+    if (this.#fencedSessions.delete(record.session_id)) {
+      throw new StoreError('STORE_FENCED', `the record of session ${record.session_id} is written by another node now`);
+    }
   }
 
   /** The session's live record (open or closed), if this process knows it. */

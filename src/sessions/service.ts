@@ -21,7 +21,7 @@ import { LIST_LIMIT_DEFAULT } from '../../protocol/schemas.js';
 import type { ExecuteRequest, ExecutionRecord, SessionRecord } from '../../protocol/types.js';
 import type { Config } from '../config.js';
 import type { Completion, SandboxFactory } from '../sandbox/sandbox.js';
-import type { EventStore, StoredEvent } from '../store/event-store.js';
+import { StoreError, type EventStore, type StoredEvent } from '../store/event-store.js';
 import { Engine, type EngineHooks, type EngineStats } from './engine.js';
 import { publicExecutionId, storedExecutionId } from './live.js';
 import type { EventSink } from '../events/subscription-hub.js';
@@ -142,6 +142,10 @@ export class ExecutionService {
     }
     // The forwarding node checked the tenant against its view; the owner holds the session itself.
     this.#ownSession(tenant, sessionId);
+    return notOwnerIfFenced(sessionId, this.#serveHere(op, tenant, sessionId, args));
+  }
+
+  #serveHere(op: Exclude<ForwardedRequest['op'], 'cancel'>, tenant: string, sessionId: string, args: Record<string, unknown>): Promise<unknown> {
     switch (op) {
       case 'execute':
         return this.#execute(tenant, args as unknown as ExecuteInput, undefined, false);
@@ -179,12 +183,11 @@ export class ExecutionService {
     return [...open.values()].sort(newestFirst);
   }
 
-  getSession(tenant: string, sessionId: string): SessionRecord {
-    return this.#ownSession(tenant, sessionId);
-  }
-
-  /** As getSession, but on a cluster also finds a session created a moment ago on another node (one KV get). */
-  findSession(tenant: string, sessionId: string): Promise<SessionRecord> {
+  /**
+   * A session of the tenant (open or closed). On a cluster, one created a moment ago on another node
+   * that the watched view does not hold yet is read from KV (one get) before it is NOT_FOUND.
+   */
+  getSession(tenant: string, sessionId: string): Promise<SessionRecord> {
     return this.#findSession(tenant, sessionId);
   }
 
@@ -402,7 +405,12 @@ export class ExecutionService {
 
   /** Runs `local` when this node owns the session (always, off a cluster), else forwards `request` to the owner. */
   #route<T>(sessionId: string, request: ForwardedRequest, local: () => Promise<T>): Promise<T> {
-    return this.#routing ? this.#routing.route(sessionId, request, local) : local();
+    if (!this.#routing) return local();
+    // Owned here may mean being adopted here: run once the session is hosted.
+    return this.#routing.route(sessionId, request, async () => {
+      await this.#adopted(sessionId);
+      return notOwnerIfFenced(sessionId, local());
+    });
   }
 
   /** A session of this tenant, here or (on a cluster) anywhere, looked up in KV before it is NOT_FOUND. */
@@ -477,6 +485,19 @@ async function held(sessionId: string, change: Promise<SessionRecord | undefined
   const record = await change;
   if (!record) throw new ProtocolError('NOT_FOUND', `no session \`${sessionId}\``);
   return record;
+}
+
+/**
+ * A write of the session refused as fenced: another node took the session over, and this one has
+ * not heard yet. What was asked did not happen here; the router sends it to the new owner.
+ */
+async function notOwnerIfFenced<T>(sessionId: string, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    if (error instanceof StoreError && error.code === 'STORE_FENCED') throw new NotOwnerError(`session \`${sessionId}\` was taken over by another node`);
+    throw error;
+  }
 }
 
 /** The record as its tenant sees it: the execution_id they chose or were given. */

@@ -9,8 +9,9 @@
  * block read at the end of a log that is still growing is cached as far as it went; a reader
  * that needs more reads that block again. Stored events never change, so a block goes stale only
  * when its log is deleted: a retention sweep that deleted anything empties the cache (the store
- * does not say which executions it deleted; sweeps are minutes apart, storms seconds long), and a
- * read that began before the sweep is not cached. Everything else passes straight through.
+ * does not say which executions it deleted; sweeps are minutes apart, storms seconds long), and so
+ * does one run by another node sharing the store (`onRemoteExpiry`); a read that began before the
+ * sweep is not cached. Everything else passes straight through.
  */
 import type { ExecutionRecord, SessionRecord } from '../../protocol/types.js';
 import {
@@ -65,6 +66,7 @@ export class CachedEventStore extends EventStore {
     super();
     this.#inner = inner;
     this.#maxBytes = maxBytes;
+    inner.onRemoteExpiry(() => this.#clear());
   }
 
   get supports(): StoreSupports {
@@ -149,6 +151,10 @@ export class CachedEventStore extends EventStore {
     return this.#inner.getExecution(executionId);
   }
 
+  protected override _claimSession(record: SessionRecord): Promise<SessionRecord> {
+    return this.#inner.claimSession(record);
+  }
+
   protected _listSessions(filter: SessionFilter): Promise<SessionRecord[]> {
     return this.#inner.listSessions(filter);
   }
@@ -159,6 +165,10 @@ export class CachedEventStore extends EventStore {
 
   protected _listUnfinished(filter: UnfinishedFilter): Promise<ExecutionRecord[]> {
     return this.#inner.listUnfinished(filter);
+  }
+
+  override onRemoteExpiry(listener: () => void): () => void {
+    return this.#inner.onRemoteExpiry(listener);
   }
 
   protected async _expireEndedBefore(endedBefore: number, limit: number): Promise<number> {

@@ -267,6 +267,16 @@ export abstract class EventStore {
     return this._getExecution(executionId);
   }
 
+  /**
+   * Makes this instance the writer of a session's record (taking a session over, or back after a
+   * restart): returns the record as stored now (`record` when none is), and on a store that fences,
+   * the session's previous writer has its next write of the record refused with STORE_FENCED.
+   */
+  async claimSession(record: SessionRecord): Promise<SessionRecord> {
+    this.#assertOpen();
+    return this._claimSession(record);
+  }
+
   async listSessions(filter: SessionFilter): Promise<SessionRecord[]> {
     this.#assertOpen();
     return this._listSessions(filter);
@@ -295,6 +305,16 @@ export abstract class EventStore {
     return this._expireEndedBefore(endedBefore, limit);
   }
 
+  /**
+   * Calls `listener` whenever another instance sharing this store's location (another node) may have
+   * deleted executions (its retention sweep), so that whatever was read of them and kept (a cache) is
+   * dropped: a deleted id may come back as a new execution with other events. A store one process
+   * owns has no such deletions. Returns what stops the calls.
+   */
+  onRemoteExpiry(_listener: () => void): () => void {
+    return () => undefined;
+  }
+
   #assertOpen(): void {
     if (this.#state !== 'open') throw new StoreError('STORE_NOT_OPEN', `store is ${this.#state}`);
   }
@@ -316,6 +336,10 @@ export abstract class EventStore {
     throw badArgument('this store has no logs written elsewhere to follow');
   }
   protected abstract _getExecution(executionId: string): Promise<ExecutionRecord | undefined>;
+  /** A store one process owns has no other writer to fence: the record is its own. */
+  protected async _claimSession(record: SessionRecord): Promise<SessionRecord> {
+    return record;
+  }
   protected abstract _listSessions(filter: SessionFilter): Promise<SessionRecord[]>;
   protected abstract _listExecutions(sessionId: string, limit: number, order: 'newest' | 'oldest'): Promise<ExecutionRecord[]>;
   protected abstract _listUnfinished(filter: UnfinishedFilter): Promise<ExecutionRecord[]>;

@@ -105,6 +105,7 @@ export async function startClusterServer(options: ServerOptions): Promise<TestSe
     dataDir: cluster.dataDir,
     workspaceDir: cluster.workspaceDir,
     process: cluster.nodes[0]!.process,
+    nodes: cluster.nodes,
     stderr: () => cluster.stderr(),
     stop: (signal) => cluster.stop(signal),
     kill: () => cluster.kill(),

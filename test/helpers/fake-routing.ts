@@ -15,6 +15,8 @@ export class FakeCluster {
   readonly owners = new Map<string, string>();
   readonly handlers = new Map<string, Handler>();
   readonly down = new Set<string>();
+  /** Sessions no node's view holds yet (created a moment ago elsewhere): only `findSession`, the KV get, finds them. */
+  readonly unseen = new Set<string>();
   /** Every forward, in order. */
   readonly forwarded: Array<{ from: string; to: string; request: ForwardedRequest }> = [];
 
@@ -33,11 +35,11 @@ export class FakeRouting implements SessionRouting {
   }
 
   session(sessionId: string): SessionRecord | undefined {
-    return this.cluster.location.sessions.get(sessionId);
+    return this.cluster.unseen.has(sessionId) ? undefined : this.cluster.location.sessions.get(sessionId);
   }
 
   async findSession(tenant: string, sessionId: string): Promise<SessionRecord | undefined> {
-    const record = this.session(sessionId);
+    const record = this.cluster.location.sessions.get(sessionId);
     return record?.tenant === tenant ? record : undefined;
   }
 

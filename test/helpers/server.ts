@@ -32,6 +32,8 @@ export interface TestServer {
   dataDir: string;
   workspaceDir: string;
   process: ChildProcess;
+  /** On a cluster (VMSTREAM_TEST_TARGET=cluster), its nodes: for what each node answers of itself alone (/metrics). */
+  nodes?: TestServer[];
   stderr(): string;
   /** Sends a signal and waits for the exit; resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;

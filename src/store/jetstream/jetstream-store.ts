@@ -6,19 +6,20 @@
  *   <P>_executions     <xid>                 execution record; `create` is the idempotency point
  *   <P>_session_execs  <sid>.<number:8>      the session's executions, in order (value: execution id)
  *   <P>_active         <sid>.<xid>           executions not yet terminal
- *   <P>_sessions       <tenant>.<sid>        session record
+ *   <P>_sessions       <tenant>.<sid>        session record and its writer (fenced like execution records)
  *   <P>_logs           <xid>                 the log's incarnation (event-log.ts)
  *   <P>_code           <xid>.<hash>.<part>   code too large to sit in its record (records.ts)
  *
  * and the stream <P>_ENDED queues terminal executions in end order for retention (ended-queue.ts).
+ * A sweep that deleted executions says so on <P>.expired (core NATS), for the other nodes' caches.
  *
  * Ids are base64url tokens (names.ts). Nothing is atomic across keys: a commit publishes events
  * first and writes the records that count them only once those are acked.
  */
+import { randomBytes } from 'node:crypto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
-import { Packr } from 'msgpackr';
 import type { ExecutionRecord, SessionRecord } from '../../../protocol/types.js';
 import {
   EventStore,
@@ -38,7 +39,7 @@ import { EndedQueue } from './ended-queue.js';
 import { EventLog } from './event-log.js';
 import { decodeId, encodeId, hex, Names, sessionKey } from './names.js';
 import { AckPublisher } from './publisher.js';
-import { RecordCodec } from './records.js';
+import { packSession, RecordCodec, unpackSession } from './records.js';
 
 export interface JetStreamStoreOptions {
   /** nats://host:port, one or more (a NATS cluster). */
@@ -61,7 +62,6 @@ export interface JetStreamStoreOptions {
 
 type Bucket = 'executions' | 'session_execs' | 'active' | 'sessions';
 
-const packr = new Packr({ useRecords: false });
 /** JetStream's "wrong last sequence": a conditional write whose expected revision was not the key's. */
 const WRONG_LAST_SEQUENCE = 10071;
 
@@ -93,6 +93,11 @@ export class JetStreamEventStore extends EventStore {
   #connected = false;
   /** The KV revision of each record this instance created and has not ended yet (see #writeRecord). */
   readonly #recordRevisions = new Map<string, number>();
+  /** The KV revision of each session record this instance wrote last (see #putSession). */
+  readonly #sessionRevisions = new Map<string, number>();
+  /** This instance as the writer of session records, and as the sender of its expiry notices. */
+  readonly #writer = randomBytes(6).toString('base64url');
+  readonly #expiryListeners = new Set<() => void>();
 
   protected async _open(): Promise<void> {
     // Until NATS answers the store is not open, so the server does not listen (nothing to serve from).
@@ -100,6 +105,11 @@ export class JetStreamEventStore extends EventStore {
     this.#nc = nc;
     this.#connected = true;
     void this.#watchStatus(nc);
+    nc.subscribe(this.#names.expiredSubject, {
+      callback: (error, message) => {
+        if (!error && message.string() !== this.#writer) this.#remoteExpiry();
+      },
+    });
     const replicas = this.options.replicas ?? 1;
     const jsm = await jetstreamManager(nc);
     const stream = await this.#ensureStream(jsm, replicas);
@@ -157,8 +167,21 @@ export class JetStreamEventStore extends EventStore {
   async #watchStatus(nc: NatsConnection): Promise<void> {
     for await (const status of nc.status()) {
       if (status.type === 'disconnect') this.#connected = false;
-      if (status.type === 'reconnect') this.#connected = true;
+      if (status.type === 'reconnect') {
+        this.#connected = true;
+        // Notices sent while this instance was away are lost: as if one had come.
+        this.#remoteExpiry();
+      }
     }
+  }
+
+  override onRemoteExpiry(listener: () => void): () => void {
+    this.#expiryListeners.add(listener);
+    return () => this.#expiryListeners.delete(listener);
+  }
+
+  #remoteExpiry(): void {
+    for (const listener of this.#expiryListeners) listener();
   }
 
   protected async _commit(batch: CommitBatch): Promise<CommitFailure[]> {
@@ -224,7 +247,29 @@ export class JetStreamEventStore extends EventStore {
 
   protected async _listSessions(filter: SessionFilter): Promise<SessionRecord[]> {
     const keys = await this.#keys('sessions', filter.tenant === undefined ? '>' : `${encodeId(filter.tenant)}.>`);
-    return this.#getValues<SessionRecord>('sessions', keys);
+    const entries = await Promise.all(keys.map((key) => this.#kv!.sessions.get(key)));
+    return entries.flatMap((entry) => (entry?.operation === 'PUT' ? [unpackSession(entry.value).record] : []));
+  }
+
+  /**
+   * Rewrites the stored record unchanged, as this instance's, by compare-and-set: the previous
+   * writer's next write then finds another revision, and another writer's name on it, and is fenced.
+   */
+  protected override async _claimSession(record: SessionRecord): Promise<SessionRecord> {
+    const kv = this.#kv!.sessions;
+    const key = sessionKey(record.tenant, record.session_id);
+    for (;;) {
+      const stored = await kv.get(key);
+      if (stored?.operation !== 'PUT') return record;
+      const current = unpackSession(stored.value).record;
+      try {
+        this.#sessionRevisions.set(record.session_id, await kv.update(key, packSession(current, this.#writer), stored.revision));
+        return current;
+      } catch (error) {
+        // Written meanwhile (by its previous writer, not fenced yet): claimed again over that write.
+        if ((error as { code?: number }).code !== WRONG_LAST_SEQUENCE) throw asStoreError(error);
+      }
+    }
   }
 
   protected async _listExecutions(sessionId: string, limit: number, order: 'newest' | 'oldest'): Promise<ExecutionRecord[]> {
@@ -242,14 +287,16 @@ export class JetStreamEventStore extends EventStore {
     return records.filter((record): record is ExecutionRecord => record !== undefined && record.ended_at === undefined);
   }
 
-  protected _expireEndedBefore(endedBefore: number, limit: number): Promise<number> {
-    return this.#ended!.sweep(endedBefore, limit, async (executionId, endedAt) => {
+  protected async _expireEndedBefore(endedBefore: number, limit: number): Promise<number> {
+    const deleted = await this.#ended!.sweep(endedBefore, limit, async (executionId, endedAt) => {
       const record = await this._getExecution(executionId);
       // The record may be gone already, or belong to a later execution that reused the id.
       if (!record || record.ended_at !== endedAt) return false;
       await this.#delete(record);
       return true;
     });
+    if (deleted > 0) this.#nc!.publish(this.#names.expiredSubject, this.#writer);
+    return deleted;
   }
 
   async #delete(record: ExecutionRecord): Promise<void> {
@@ -264,8 +311,31 @@ export class JetStreamEventStore extends EventStore {
     ]);
   }
 
+  /**
+   * Writes a session record as an update of the revision this instance wrote last (a new session's
+   * first write is a create), so that a node that lost the session (paused past its lease, and
+   * claimed by its taker: `claimSession`) cannot overwrite the taker's record: STORE_FENCED. A
+   * refused write that finds this instance's own write stored (its ack was lost) goes on over it.
+   */
   async #putSession(session: SessionRecord): Promise<void> {
-    await this.#kv!.sessions.put(sessionKey(session.tenant, session.session_id), packr.pack(session));
+    const kv = this.#kv!.sessions;
+    const key = sessionKey(session.tenant, session.session_id);
+    const value = packSession(session, this.#writer);
+    let expected = this.#sessionRevisions.get(session.session_id);
+    for (;;) {
+      try {
+        this.#sessionRevisions.set(session.session_id, await (expected === undefined ? kv.create(key, value) : kv.update(key, value, expected)));
+        return;
+      } catch (error) {
+        if ((error as { code?: number }).code !== WRONG_LAST_SEQUENCE) throw error;
+        const stored = await kv.get(key);
+        if (stored?.operation !== 'PUT' || unpackSession(stored.value).writer !== this.#writer) {
+          this.#sessionRevisions.delete(session.session_id);
+          throw new StoreError('STORE_FENCED', `the record of session ${session.session_id} is written by another node (this one lost the session)`);
+        }
+        expected = stored.revision;
+      }
+    }
   }
 
   async #putExecution(record: ExecutionRecord): Promise<void> {
@@ -325,15 +395,6 @@ export class JetStreamEventStore extends EventStore {
     return keys;
   }
 
-  async #getValue<T>(bucket: Bucket, key: string): Promise<T | undefined> {
-    const entry = await this.#kv![bucket].get(key);
-    return entry && entry.operation === 'PUT' ? (packr.unpack(entry.value) as T) : undefined;
-  }
-
-  async #getValues<T>(bucket: Bucket, keys: string[]): Promise<T[]> {
-    const values = await Promise.all(keys.map((key) => this.#getValue<T>(bucket, key)));
-    return values.filter((value): value is Awaited<T> => value !== undefined) as T[];
-  }
 }
 
 const indexKey = (record: ExecutionRecord) => `${encodeId(record.session_id)}.${hex(record.number, 8)}`;

@@ -57,6 +57,11 @@ export class Names {
     return `${this.prefix}.ended`;
   }
 
+  /** Where a store tells the others sharing its prefix that its retention deleted executions (jetstream-store.ts). */
+  get expiredSubject(): string {
+    return `${this.prefix}.expired`;
+  }
+
   bucket(name: 'executions' | 'session_execs' | 'active' | 'sessions' | 'logs' | 'code' | 'nodes' | 'owners'): string {
     return `${this.prefix}_${name}`;
   }

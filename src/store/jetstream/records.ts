@@ -1,14 +1,20 @@
 /**
- * Execution records as KV values. A record carries its code, which may be as large as a client
+ * Records as KV values.
+ *
+ * Execution records: a record carries its code, which may be as large as a client
  * frame (1 MiB): more than nats-server takes in one message by default (max_payload 1 MiB, headers
  * included). Code past CODE_INLINE_BYTES is kept beside the record, in parts under a `code` bucket
  * key named after its hash, and the record holds a reference; identical code gives identical keys,
  * so racing creates and repeated puts of one record never overwrite each other's parts.
+ *
+ * Session records are stored with their writer (one store instance: one node's run), so that a
+ * write refused for its expected revision can tell this instance's own earlier write, landed without
+ * its ack, from another writer's (jetstream-store.ts: #putSession).
  */
 import { createHash } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
 import { Packr } from 'msgpackr';
-import type { ExecutionRecord } from '../../../protocol/types.js';
+import type { ExecutionRecord, SessionRecord } from '../../../protocol/types.js';
 import { encodeId } from './names.js';
 
 const CODE_INLINE_BYTES = 256 * 1024;
@@ -62,4 +68,18 @@ export class RecordCodec {
 
 function partKey(record: { execution_id: string }, hash: string, part: number): string {
   return `${encodeId(record.execution_id)}.${hash}.${part}`;
+}
+
+/** A session record as stored: the record, and the store instance that wrote it. */
+export interface StoredSession {
+  record: SessionRecord;
+  writer: string;
+}
+
+export function packSession(record: SessionRecord, writer: string): Uint8Array {
+  return packr.pack({ record, writer } satisfies StoredSession);
+}
+
+export function unpackSession(value: Uint8Array): StoredSession {
+  return packr.unpack(value) as StoredSession;
 }
