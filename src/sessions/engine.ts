@@ -304,17 +304,28 @@ export class Engine {
     return this.#sessions.get(sessionId)?.record;
   }
 
-  /** The tenant's open sessions, in no particular order. */
   #openSessionCount(): number {
     let open = 0;
     for (const session of this.#sessions.values()) if (!session.closed) open++;
     return open;
   }
 
+  /** The tenant's open sessions, in no particular order. */
   openSessions(tenant: string): SessionRecord[] {
     const open: SessionRecord[] = [];
     for (const session of this.#sessions.values()) if (!session.closed && session.record.tenant === tenant) open.push(session.record);
     return open;
+  }
+
+  /**
+   * The tenant's token was revoked: what waits in its sessions' queues is cancelled, so that ending
+   * its sandbox process (server.ts, next) does not start them in a new one. What runs ends with it.
+   */
+  revokeTenant(tenant: string): void {
+    for (const session of this.#sessions.values()) {
+      if (session.record.tenant !== tenant) continue;
+      for (const execution of [...session.queue]) this.#stop(execution, 'cancelled', 'tenant_revoked');
+    }
   }
 
   /** How many executions wait in the session's queue (not counting a running one). */

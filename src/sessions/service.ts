@@ -124,6 +124,11 @@ export class ExecutionService {
     this.#engine.disown(sessionIds);
   }
 
+  /** The tenant's token was revoked: its queued executions are cancelled (`tenant_revoked`). */
+  revokeTenant(tenant: string): void {
+    this.#engine.revokeTenant(tenant);
+  }
+
   /** This node may be declared dead (its heartbeat is overdue): it starts no runs and produces no events until it is current. */
   suspend(suspended: boolean): void {
     this.#engine.suspend(suspended);
