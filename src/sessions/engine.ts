@@ -47,6 +47,8 @@ export interface NewExecution {
   /** …and the source to run (the file as read now, for run-file). */
   source: string;
   timeoutMs: number;
+  /** The service made the id up for this request (a random UUID): no other create of it can exist. */
+  fresh?: boolean;
 }
 
 /** What /readyz and /metrics read of the engine. */
@@ -353,7 +355,7 @@ export class Engine {
     // Decided before the code can run; written by the store now, or by the commit log with the run's
     // first events (never after them). The session's counter is not written: recover reads it back
     // from the session's index.
-    const { created, record: winner, written } = await this.#store.reserveExecution(record);
+    const { created, record: winner, written } = await this.#store.reserveExecution(record, { fresh: input.fresh === true });
     if (!created) {
       // Another create of this id won: its number is given back unless a later one was taken.
       if (session.record.execution_count === record.number) session.record.execution_count--;
