@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- [--quick] [--out DIR] [NAME...]]`: measures the baselines the selection needs,
+ * `npm run bench [-- [--quick] [--out DIR] [--server-env KEY=VALUE]... [NAME...]]`: measures the baselines the selection needs,
  * runs the selected scenarios against them, prints the tables and writes latest.json / latest.svg
  * (quick.json / quick.svg for --quick, so a smoke run never overwrites a measurement).
  *
@@ -58,6 +58,22 @@ function select(names: string[]): Selection {
 
 class UsageError extends Error {}
 
+/**
+ * `--server-env KEY=VALUE`, repeatable: settings every vmstream server of the run gets, over the
+ * bench's own (the harness strips the shell's VMSTREAM_*), e.g. VMSTREAM_SANDBOX=unconfined (sandbox
+ * processes without bubblewrap) or VMSTREAM_WORKERS=4. Only VMSTREAM_* keys: nothing else reaches a server.
+ */
+function parseServerEnv(pairs: readonly string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf('=');
+    const key = at > 0 ? pair.slice(0, at) : '';
+    if (!key.startsWith('VMSTREAM_')) throw new UsageError(`--server-env takes VMSTREAM_KEY=VALUE, got ${JSON.stringify(pair)}`);
+    env[key] = pair.slice(at + 1);
+  }
+  return env;
+}
+
 /** Profiles written since the last call: each summarised beside it (`.txt`) and on stderr. */
 function summarizeNewProfiles(dir: string): void {
   for (const name of readdirSync(dir).filter((n) => n.endsWith('.cpuprofile')).sort()) {
@@ -80,14 +96,16 @@ async function main(): Promise<number> {
       quick: { type: 'boolean', default: false },
       out: { type: 'string' },
       profile: { type: 'string' },
+      'server-env': { type: 'string', multiple: true, default: [] },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    process.stdout.write(`usage: node dist/bench/run.js [--quick] [--out DIR] [--profile DIR] [${[...baselines.map((b) => b.name), ...scenarios.map((s) => s.name)].join('|')}|baselines|scenarios|all ...]\n`);
+    process.stdout.write(`usage: node dist/bench/run.js [--quick] [--out DIR] [--profile DIR] [--server-env VMSTREAM_KEY=VALUE]... [${[...baselines.map((b) => b.name), ...scenarios.map((s) => s.name)].join('|')}|baselines|scenarios|all ...]\n`);
     return 0;
   }
   const quick = values.quick;
+  const serverEnv = parseServerEnv(values['server-env']);
   if (values.profile) mkdirSync(values.profile, { recursive: true });
   const selection = select(positionals);
   const procs = new Procs();
@@ -108,6 +126,7 @@ async function main(): Promise<number> {
     loadgen: (job, processes, hooks) => runLoadgen(procs, job, processes, hooks),
     log,
     profileDir: values.profile ? resolve(values.profile) : null,
+    serverEnv,
   };
   const stepMs = quick ? STEP_TIMEOUT_MS.quick : STEP_TIMEOUT_MS.full;
   let failures = 0;

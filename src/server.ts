@@ -199,11 +199,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   }
   if (takeover) metrics.attachTakeover(takeover.stats, () => takeover.suspended);
   directory?.watch((tenant) => {
-    logger.warn({ tenant }, 'tenant revoked (gone from the tokens file, or its line replaced): closing its sockets and event streams, ending its sandbox process');
+    logger.warn({ tenant }, 'tenant revoked (gone from the tokens file, or its line replaced): closing its sockets and event streams, cancelling its queued executions, ending its sandbox process');
     const reason = `the token of tenant ${tenant} was revoked`;
     transport.revokeTenant(tenant, reason);
     http.revokeTenant(tenant, reason);
     mcp.revokeTenant(tenant, reason);
+    service.revokeTenant(tenant);
     sandbox.revoke(tenant);
   }, (error) => logger.error({ err: error }, 'cannot read the tokens file; keeping the tenants last read'));
   const retention = config.retentionMs > 0

@@ -112,6 +112,21 @@ t.test('a store that reserves creates: a short run is one store write, its reply
   t.equal(fake.calls.filter((call) => call.op === 'run' && call.executionId === 't/twice').length, 1, 'it ran once');
 });
 
+t.test('an id the service made up (fresh): reserved without a lookup, and still one commit, the reply once it is durable', async (t) => {
+  const { engine, fake, store } = await rig(t, { reserve: true });
+  const before = store.commits;
+  const submitted = engine.submit({ ...input('t/fresh', 's1'), fresh: true });
+  const events = follow(engine, 't/fresh');
+  await fake.take('run');
+  t.equal(await store.getExecution('t/fresh'), undefined, 'running before its record is written');
+  fake.value('t/fresh', { preview: '1', type: 'number' });
+  fake.done('t/fresh');
+  t.ok((await submitted).created);
+  t.equal((await store.getExecution('t/fresh'))?.status, 'ok', 'durable, ended, when the reply is');
+  t.same((await events.all).map((event) => event.type), ['value', 'done']);
+  t.equal(store.commits - before, 1, 'create, events and end in one commit');
+});
+
 t.test('an execution the store refuses for good is stopped alone; its subscribers end at what was stored', async (t) => {
   const { engine, fake, store, errors } = await rig(t);
   await engine.submit(input('t/bad', 's1'));

@@ -215,7 +215,7 @@ async function logged(server: TestServer, ...parts: string[]): Promise<void> {
   while (!found()) await new Promise((resolve) => server.process.stderr!.once('data', resolve));
 }
 
-t.test('a revoked tenant\'s process ends at once, its running execution with it; the other tenant carries on', async (t) => {
+t.test('a revoked tenant\'s process ends at once, its running execution with it, its queued one cancelled; the other tenant carries on', async (t) => {
   const { server, alice, bob, tokensFile } = await twoTenants(t);
   const serverPid = server.process.pid!;
   const bobSession = await bob.createSession();
@@ -223,6 +223,7 @@ t.test('a revoked tenant\'s process ends at once, its running execution with it;
   const bobPid = await newSandboxPid(serverPid, []);
   const aliceSession = await alice.createSession();
   const spinRun = await spin(alice, aliceSession);
+  const queuedRun = await start(alice, aliceSession, '1 + 1');
   const alicePid = await newSandboxPid(serverPid, [bobPid]);
 
   const kept = readFileSync(tokensFile, 'utf8').split('\n').filter((line) => !line.startsWith('alice:')).join('\n');
@@ -231,8 +232,9 @@ t.test('a revoked tenant\'s process ends at once, its running execution with it;
   t.equal((await alice.closed).code, 4401, 'her socket is closed');
   await logged(server, '"sandbox process ended"', '"tenant":"alice"', '"reason":"sandbox_exit"');
   await logged(server, '"execution ended"', `"execution_id":"${spinRun}"`, '"status":"crashed"', '"reason":"sandbox_exit"');
+  await logged(server, '"execution ended"', `"execution_id":"${queuedRun}"`, '"status":"cancelled"', '"reason":"tenant_revoked"');
   t.notOk(sandboxPids(serverPid).includes(alicePid), 'her process is gone');
-  t.ok(sandboxPids(serverPid).includes(bobPid), 'his is not');
+  t.same(sandboxPids(serverPid), [bobPid], 'his is not, and her queued run started no other');
   t.equal((await runRepl(bob, bobSession, 'count + 1')).events.find((e) => e.type === 'value')?.payload.preview, '2', 'and still holds his session');
 });
 

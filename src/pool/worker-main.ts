@@ -31,6 +31,8 @@ const consoleRecords = new ConsoleRecordEncoder();
 const output = new RingWriter(ring, () => post({ t: 'out' }), { wakeAtBytes: link === undefined ? 0 : HELP_AT_BYTES });
 const selfOutput = link && new WorkerOutput(link, new RingReader(ring));
 let flushQueued = false;
+/** True while a run's synchronous part runs (`context.start`): see push. */
+let starting = false;
 
 function flushOutput(): void {
   flushQueued = false;
@@ -66,7 +68,11 @@ function write(record: Uint8Array): void {
     flushQueued = true;
     // At the end of this turn's check phase, not of this task: the runs a message started end in
     // immediates of one phase (session-context.ts), and their records then leave in one write.
-    setImmediate(flushOutput);
+    // Records a run wrote while it started (a trivial run's value) wait for the phase after that
+    // one, in which the `done` of a run that ended at once is written: one write, one commit of
+    // the whole run on the server, instead of its value and its end apart.
+    if (starting) setImmediate(() => setImmediate(flushOutput));
+    else setImmediate(flushOutput);
   }
 }
 
@@ -150,7 +156,12 @@ function handle(message: ToWorker): void {
         break;
       }
       running.set(message.xid, context);
-      context.start(message.kind, message.code, message.filename, outputFor(message.xid));
+      starting = true;
+      try {
+        context.start(message.kind, message.code, message.filename, outputFor(message.xid));
+      } finally {
+        starting = false;
+      }
       break;
     }
     case 'restore':

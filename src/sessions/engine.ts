@@ -47,6 +47,8 @@ export interface NewExecution {
   /** …and the source to run (the file as read now, for run-file). */
   source: string;
   timeoutMs: number;
+  /** The service made the id up for this request (a random UUID): no other create of it can exist. */
+  fresh?: boolean;
 }
 
 /** What /readyz and /metrics read of the engine. */
@@ -302,17 +304,28 @@ export class Engine {
     return this.#sessions.get(sessionId)?.record;
   }
 
-  /** The tenant's open sessions, in no particular order. */
   #openSessionCount(): number {
     let open = 0;
     for (const session of this.#sessions.values()) if (!session.closed) open++;
     return open;
   }
 
+  /** The tenant's open sessions, in no particular order. */
   openSessions(tenant: string): SessionRecord[] {
     const open: SessionRecord[] = [];
     for (const session of this.#sessions.values()) if (!session.closed && session.record.tenant === tenant) open.push(session.record);
     return open;
+  }
+
+  /**
+   * The tenant's token was revoked: what waits in its sessions' queues is cancelled, so that ending
+   * its sandbox process (server.ts, next) does not start them in a new one. What runs ends with it.
+   */
+  revokeTenant(tenant: string): void {
+    for (const session of this.#sessions.values()) {
+      if (session.record.tenant !== tenant) continue;
+      for (const execution of [...session.queue]) this.#stop(execution, 'cancelled', 'tenant_revoked');
+    }
   }
 
   /** How many executions wait in the session's queue (not counting a running one). */
@@ -342,7 +355,7 @@ export class Engine {
     // Decided before the code can run; written by the store now, or by the commit log with the run's
     // first events (never after them). The session's counter is not written: recover reads it back
     // from the session's index.
-    const { created, record: winner, written } = await this.#store.reserveExecution(record);
+    const { created, record: winner, written } = await this.#store.reserveExecution(record, { fresh: input.fresh === true });
     if (!created) {
       // Another create of this id won: its number is given back unless a later one was taken.
       if (session.record.execution_count === record.number) session.record.execution_count--;

@@ -124,6 +124,11 @@ export class ExecutionService {
     this.#engine.disown(sessionIds);
   }
 
+  /** The tenant's token was revoked: its queued executions are cancelled (`tenant_revoked`). */
+  revokeTenant(tenant: string): void {
+    this.#engine.revokeTenant(tenant);
+  }
+
   /** This node may be declared dead (its heartbeat is overdue): it starts no runs and produces no events until it is current. */
   suspend(suspended: boolean): void {
     this.#engine.suspend(suspended);
@@ -231,7 +236,7 @@ export class ExecutionService {
   /** `routed`: sent to the session's owner when that is another node (false: it is this one, asked by another). */
   async #execute(tenant: string, input: ExecuteInput, sink: EventSink | undefined, routed: boolean): Promise<ExecuteResult> {
     if (input.execution_id === undefined) {
-      if (!routed) return this.#create(tenant, input, storedExecutionId(tenant, randomUUID()), sink);
+      if (!routed) return this.#create(tenant, input, storedExecutionId(tenant, randomUUID()), sink, true);
       // Chosen here, before it may be forwarded: a resent forward then cannot create a second execution.
       input = { ...input, execution_id: randomUUID() };
     }
@@ -433,7 +438,8 @@ export class ExecutionService {
     return this.#routing.session(sessionId) ?? local;
   }
 
-  async #create(tenant: string, input: ExecuteInput, id: string, sink?: EventSink): Promise<ExecuteResult> {
+  /** `fresh`: `id` was made up here for this request (see NewExecution). */
+  async #create(tenant: string, input: ExecuteInput, id: string, sink?: EventSink, fresh = false): Promise<ExecuteResult> {
     await this.#adopted(input.session_id);
     this.#liveSession(tenant, input.session_id);
     const source = input.kind === 'repl' ? input.code! : await this.#workspace.read(tenant, input.path!);
@@ -449,6 +455,7 @@ export class ExecutionService {
       ...(input.kind === 'repl' ? { code: input.code!, ...(input.filename === undefined ? {} : { filename: input.filename }) } : { path: input.path! }),
       source,
       timeoutMs: Math.min(input.timeout_ms ?? this.#config.defaultTimeoutMs, this.#config.maxTimeoutMs),
+      fresh,
     }, sink);
     return { record: publicRecord(record), created };
   }

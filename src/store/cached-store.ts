@@ -22,6 +22,7 @@ import {
   type FollowListener,
   type LogFollow,
   type Reservation,
+  type ReserveOptions,
   type SessionFilter,
   type StoredEvent,
   type StoreSupports,
@@ -95,8 +96,8 @@ export class CachedEventStore extends EventStore {
   }
 
   // The inner store's own answer: a create it can defer (LevelDB) stays deferred behind the cache.
-  protected override _reserveExecution(record: ExecutionRecord): Promise<Reservation> {
-    return this.#inner.reserveExecution(record);
+  protected override _reserveExecution(record: ExecutionRecord, options: ReserveOptions): Promise<Reservation> {
+    return this.#inner.reserveExecution(record, options);
   }
 
   protected async _readEvents(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {

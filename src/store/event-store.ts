@@ -75,6 +75,14 @@ export interface Reservation extends CreateResult {
   written: boolean;
 }
 
+export interface ReserveOptions {
+  /**
+   * The caller made the id up just now (a random UUID nobody else has seen), so no other create of
+   * it can exist: a backend that decides by reading may win it without the read.
+   */
+  fresh?: boolean;
+}
+
 export interface ListExecutionsOptions {
   limit: number;
   /** Newest first (the default, for listings) or oldest first (for replaying a session's inputs). */
@@ -221,12 +229,12 @@ export abstract class EventStore {
    * next commit (`written: false`): the winner then commits the record in `creates`, before or with
    * the execution's first events, and until that lands the id stays taken here. A backend that can
    * only decide by writing (several writers share its location) writes now (`written: true`), and
-   * the winner commits later states as updates.
+   * the winner commits later states as updates. `fresh`: see ReserveOptions.
    */
-  async reserveExecution(record: ExecutionRecord): Promise<Reservation> {
+  async reserveExecution(record: ExecutionRecord, options: ReserveOptions = {}): Promise<Reservation> {
     this.#assertOpen();
     if (record.ended_at !== undefined) throw badArgument('a new execution cannot have ended');
-    return this._reserveExecution(record);
+    return this._reserveExecution(record, options);
   }
 
   /** Events of one execution with seq > afterSeq, in order, at most `limit` of them. */
@@ -317,8 +325,8 @@ export abstract class EventStore {
   protected abstract _commit(batch: CommitBatch): Promise<CommitFailure[]>;
   protected abstract _createExecution(record: ExecutionRecord): Promise<CreateResult>;
 
-  /** By default a reservation is a create: decided by writing. */
-  protected async _reserveExecution(record: ExecutionRecord): Promise<Reservation> {
+  /** By default a reservation is a create: decided by writing (a fresh id too, so every node can read it at once). */
+  protected async _reserveExecution(record: ExecutionRecord, _options: ReserveOptions): Promise<Reservation> {
     return { ...(await this._createExecution(record)), written: true };
   }
   protected abstract _readEvents(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]>;

@@ -30,6 +30,7 @@ import {
   type EventChunk,
   type CreateResult,
   type Reservation,
+  type ReserveOptions,
   type SessionFilter,
   type StoredEvent,
   type StoreSupports,
@@ -116,7 +117,7 @@ export class LevelEventStore extends EventStore {
   }
 
   protected async _createExecution(record: ExecutionRecord): Promise<CreateResult> {
-    const reservation = await this._reserveExecution(record);
+    const reservation = await this._reserveExecution(record, {});
     if (!reservation.created) return { created: false, record: reservation.record };
     const operations: Operation[] = [];
     pushRecord(operations, record, undefined, true);
@@ -128,7 +129,10 @@ export class LevelEventStore extends EventStore {
     return { created: true, record };
   }
 
-  protected override _reserveExecution(record: ExecutionRecord): Promise<Reservation> {
+  protected override _reserveExecution(record: ExecutionRecord, { fresh = false }: ReserveOptions): Promise<Reservation> {
+    // Nobody else has the id, so there is nothing to read, and nothing to claim against (a read here
+    // is a turn and a trip to LevelDB's thread pool before the run can start: ~0.1 ms of `execute`).
+    if (fresh) return Promise.resolve({ created: true, record, written: false });
     const id = record.execution_id;
     const claim = this.#claims.get(id);
     if (claim) return claim.then((winner) => ({ created: false, record: winner.record, written: false }));

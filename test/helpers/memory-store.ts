@@ -18,6 +18,7 @@ import {
   type CommitFailure,
   type CreateResult,
   type Reservation,
+  type ReserveOptions,
   type SessionFilter,
   type StoredEvent,
   type StoreErrorCode,
@@ -54,9 +55,10 @@ export class MemoryEventStore extends EventStore {
     this.#reserved = options.reserve ? new Map() : null;
   }
 
-  protected override async _reserveExecution(record: ExecutionRecord): Promise<Reservation> {
-    if (!this.#reserved) return super._reserveExecution(record);
-    const existing = this.#reserved.get(record.execution_id) ?? this.location.executions.get(record.execution_id);
+  protected override async _reserveExecution(record: ExecutionRecord, options: ReserveOptions): Promise<Reservation> {
+    if (!this.#reserved) return super._reserveExecution(record, options);
+    // As LevelDB: an id its caller made up is won without looking.
+    const existing = options.fresh ? undefined : this.#reserved.get(record.execution_id) ?? this.location.executions.get(record.execution_id);
     if (existing) return { created: false, record: structuredClone(existing), written: false };
     this.#reserved.set(record.execution_id, record);
     return { created: true, record, written: false };

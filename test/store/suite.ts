@@ -284,6 +284,20 @@ export function runStoreSuite(t: Test, name: string, factory: StoreFactory): voi
       await t.rejects(store.reserveExecution(ended('r2', 's', 9, T0)), { code: 'STORE_BAD_ARGUMENT' }, 'a record that has ended is not new');
     });
 
+    t.test('reserveExecution of a fresh id (made up by its caller): won, and written as any winner\'s', async (t) => {
+      const store = await openStore(t);
+      const record = execution('fresh1', 's', 1);
+      const won = await store.reserveExecution(record, { fresh: true });
+      t.ok(won.created, 'won');
+      t.same(won.record, record, 'with the caller\'s record');
+      const short = { ...ended('fresh1', 's', 1, T0 + 5), last_seq: 2 };
+      const written = await store.commit(batch(won.written ? { executions: [short], events: [chunk('fresh1', 1, 2)] } : { creates: [short], events: [chunk('fresh1', 1, 2)] }));
+      t.same(written.failed, [], 'its create (or end) committed with its events');
+      t.same(await store.getExecution('fresh1'), short, 'stored');
+      t.same(ids(await store.listExecutions('s', { limit: 10 })), ['fresh1'], 'in its session\'s list');
+      t.same((await store.reserveExecution(execution('fresh1', 'late', 9))).created, false, 'the id is taken like any other');
+    });
+
     t.test('a short run: its create, events and end in one commit', async (t) => {
       const store = await openStore(t);
       const short = { ...ended('short', 's', 1, T0 + 5), last_seq: 2 };
