@@ -57,7 +57,7 @@ t.test('an endless await chain, aborted in the same message: not reported over, 
   // (and then not printed at all: a run reported over has no output).
   sandbox.run({ sessionId: 's', executionId: 'x1', kind: 'repl', code: "await null; console.log('chained'); for (;;) await null", filename: 'REPL1' });
   sandbox.abort('s', 'x1', 'timeout');
-  await output('console', 'x1');
+  await output('encoded', 'x1');
   // What the engine does when a stopped run does not end within its grace.
   sandbox.kill('s', 'timeout');
   t.same(await lost, { sessionIds: ['s'], reason: 'timeout', killed: true });

@@ -171,6 +171,33 @@ t.test('a sandbox process that forges output for an execution it is not running 
   t.same(outputs, [], 'nothing it forged was delivered');
 });
 
+/** Fake-host code that writes console records (pool/console-frame.ts) for `xids`, each cut to `cut` bytes when given, straight to its output fd. */
+function consoleRecords(records: Array<{ xid: string; cut?: number }>): string {
+  return `Promise.all([import('node:fs'), import(${JSON.stringify(path.join(ROOT, 'dist/src/pool/console-frame.js'))})]).then(([fs, { ConsoleRecordEncoder }]) => {
+    const encoder = new ConsoleRecordEncoder();
+    for (const { xid, cut } of ${JSON.stringify(records)}) {
+      const body = encoder.encode(encoder.prefix(xid), 0, 'hi', false, 1).slice(0, cut);
+      const frame = Buffer.alloc(4 + body.length);
+      frame.writeUInt32LE(body.length, 0);
+      frame.set(body, 4);
+      fs.writeSync(3, frame);
+    }
+  });`;
+}
+
+t.test('console records: a well-formed one is delivered as bytes; a broken one ends its process', async (t) => {
+  const { outputs, lost } = overFake(t, consoleRecords([{ xid: 'mine' }, { xid: 'mine', cut: 20 }]));
+  t.same(await lost, { sessionIds: ['s1'], reason: 'sandbox_exit', killed: false });
+  t.match(outputs, [{ kind: 'encoded', executionId: 'mine', type: 'console' }], 'the whole one came through, the broken one did not');
+  t.equal(outputs.length, 1);
+});
+
+t.test('a console record forged for an execution the process is not running ends it', async (t) => {
+  const { outputs, lost } = overFake(t, consoleRecords([{ xid: 'theirs' }]));
+  t.same(await lost, { sessionIds: ['s1'], reason: 'sandbox_exit', killed: false });
+  t.same(outputs, [], 'nothing it forged was delivered');
+});
+
 t.test('a sandbox process that does not answer a kill is killed whole', async (t) => {
   // It never answers anything: as if its main thread were stuck.
   const { lost } = overFake(t, '', (sandbox) => sandbox.kill('s1', 'timeout'));

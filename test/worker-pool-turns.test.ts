@@ -6,6 +6,8 @@
  * counted from an output until the microtasks after it run.
  */
 import t from 'tap';
+import { decodeValue } from '../protocol/codec.js';
+import type { EventFrame } from '../protocol/types.js';
 import type { SandboxOutput } from '../src/sandbox/sandbox.js';
 import { DEFAULTS } from '../src/config.js';
 
@@ -22,7 +24,8 @@ t.test('a long run\'s first batch is small, later ones grow, nothing is lost', a
   const pool = new WorkerPool({ size: 1, heapMb: DEFAULTS.workerHeapMb, limits: { maxText: DEFAULTS.maxTextChars, maxPreview: DEFAULTS.maxPreviewChars } }, {
     onOutput(output: SandboxOutput) {
       if (batch++ === 0) queueMicrotask(() => { batches.push(batch); batch = 0; });
-      if (output.kind === 'console') texts.push(output.payload.text);
+      // Plain lines come as their encoded event frames (pool/console-frame.ts).
+      if (output.kind === 'encoded') texts.push((decodeValue(output.frame) as EventFrame<'console'>).payload.text);
       if (output.kind === 'done') finished();
     },
     acceptingOutput: () => true,

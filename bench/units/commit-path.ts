@@ -121,6 +121,7 @@ async function streaming(): Promise<void> {
   const operationsBefore = operations;
   const perTick = 256;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   let appended = 0;
   while (appended < streamEvents) {
     for (const target of targets) {
@@ -132,7 +133,8 @@ async function streaming(): Promise<void> {
   }
   await log.flushed();
   const seconds = (performance.now() - t0) / 1000;
-  console.log(`streaming: ${streamEvents} events of ${frame.length} B over ${streams} executions: ${Math.round(streamEvents / seconds)} events/s`);
+  const cpu = process.cpuUsage(cpu0);
+  console.log(`streaming: ${streamEvents} events of ${frame.length} B over ${streams} executions: ${Math.round(streamEvents / seconds)} events/s, ${((cpu.user + cpu.system) / streamEvents).toFixed(2)} µs of CPU/event`);
   console.log(`  LevelDB: ${writes - writesBefore} writes, ${operations - operationsBefore} operations (${((operations - operationsBefore) / streamEvents * 1000).toFixed(1)} per 1 000 events)`);
 }
 

@@ -139,6 +139,9 @@ export class MainOutput {
   drainDead(link: OutputLink, ring: RingReader): void {
     if (Atomics.compareExchange(this.#lock, LOCK, link.owner, MAIN) === link.owner) {
       this.#jobs.unshift({ ring, whole: true });
+      // A pump waiting for the dead holder to let go (#pump's whenChanged) is woken: the lock
+      // changed hands without the notify a release makes, and it would wait for ever.
+      Atomics.notify(this.#lock, LOCK);
     } else {
       const queued = this.#jobFor(ring);
       if (queued) queued.whole = true;

@@ -8,6 +8,7 @@ import net from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Packr } from 'msgpackr';
 import { SessionContext, type RunOutput, type RunStatus } from '../sandbox/session-context.js';
+import { ConsoleRecordEncoder, type RecordPrefix } from './console-frame.js';
 import { ItemKind, type FromWorker, type OutputItem, type ToWorker, type WorkerBootData } from './messages.js';
 import { RingReader, RingWriter } from './output-ring.js';
 import { WorkerOutput } from './shared-output.js';
@@ -22,6 +23,7 @@ const stuckWord = stuck && new Int32Array(stuck);
 const sessions = new Map<string, SessionContext>();
 const running = new Map<string, SessionContext>();
 const packr = new Packr({ useRecords: false });
+const consoleRecords = new ConsoleRecordEncoder();
 // Output goes straight to shared memory, where the main thread reads it even while this thread is
 // stuck in a user's loop (output-ring.ts). In a sandbox process, this thread also writes it out
 // itself once per turn of its event loop (shared-output.ts), and the main thread is woken only
@@ -44,9 +46,23 @@ function post(message: FromWorker): void {
 function push(xid: string, kind: ItemKind, a: string | number | boolean, b: string | number | boolean, c: string | number | boolean, extra = ''): void {
   const structured = extra === '' ? undefined : parseExtra(extra);
   const item: OutputItem = structured === undefined ? [xid, kind, Date.now(), a, b, c] : [xid, kind, Date.now(), a, b, c, structured];
+  write(packr.pack(item));
+}
+
+/**
+ * A plain console line (no structured fields) goes as its wire frame (console-frame.ts): the
+ * server stores and sends those bytes without decoding them. Anything else is an OutputItem.
+ */
+function pushConsole(xid: string, prefix: RecordPrefix | null, level: number, text: string, truncated: boolean, extra: string): void {
+  const record = prefix && extra === '' ? consoleRecords.encode(prefix, level, text, truncated, Date.now()) : null;
+  if (record) write(record);
+  else push(xid, ItemKind.Console, level, text, truncated, extra);
+}
+
+function write(record: Uint8Array): void {
   // An empty ring getting a record: the main thread looks later, in case this thread gets stuck.
   const wasEmpty = stuckWord !== undefined && !output.pending;
-  output.write(packr.pack(item));
+  output.write(record);
   if (wasEmpty) pokeStuckWatch(stuckWord);
   if (selfOutput && !flushQueued) {
     flushQueued = true;
@@ -70,8 +86,10 @@ function parseExtra(extra: string): unknown {
 }
 
 function outputFor(xid: string): RunOutput {
+  // Made at the run's first console line: most runs print nothing.
+  let prefix: RecordPrefix | null | undefined;
   return {
-    console: (level, text, truncated, extra) => push(xid, ItemKind.Console, level, text, truncated, extra),
+    console: (level, text, truncated, extra) => pushConsole(xid, prefix === undefined ? (prefix = consoleRecords.prefix(xid)) : prefix, level, text, truncated, extra),
     value: (type, preview, extra) => push(xid, ItemKind.Value, type, preview, 0, extra),
     exception: (name, message, stack) => push(xid, ItemKind.Exception, name, message, stack),
     done: (status) => {

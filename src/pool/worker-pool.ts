@@ -12,6 +12,7 @@ import type {
   AbortStatus, Completion, ReplayInput, RunRequest, Sandbox, SandboxLimits, SandboxListener, SandboxOutput, SessionPlacement,
 } from '../sandbox/sandbox.js';
 import type { FromWorker, ToWorker, WorkerBootData } from './messages.js';
+import { isConsoleRecord, readConsoleRecord } from './console-frame.js';
 import { readOutputItem } from './output-item.js';
 import { createRing, RingReader } from './output-ring.js';
 import type { MainOutput } from './shared-output.js';
@@ -326,7 +327,7 @@ export class WorkerPool implements Sandbox {
   readonly #deliver = (record: Uint8Array): void => {
     let output: SandboxOutput | null = null;
     try {
-      output = readOutputItem(packr.unpack(record));
+      output = isConsoleRecord(record) ? readConsoleRecord(record) : readOutputItem(packr.unpack(record));
     } catch {
       // not msgpack: dropped as well
     }

@@ -8,6 +8,7 @@
  */
 import type { Writable } from 'node:stream';
 import { Packr } from 'msgpackr';
+import { isConsoleRecord } from '../pool/console-frame.js';
 
 const HEADER_BYTES = 4;
 /** What a sandbox process takes in one frame from the server: it is trusted; this only bounds what a broken frame could make it hold. */
@@ -55,7 +56,7 @@ export class FrameWriter<T> {
 
 /**
  * Cuts a byte stream into frames and decodes each into its array of messages (a record frame is
- * one message: the record). `maxFrameBytes` bounds what one frame may make the reader hold: past
+ * one message: the record; a console record stays bytes, a Uint8Array message). `maxFrameBytes` bounds what one frame may make the reader hold: past
  * it, or on bytes that are not msgpack, or a frame that is not an array, `push` throws a FrameError.
  */
 export class FrameReader {
@@ -80,6 +81,14 @@ export class FrameReader {
       if (buffer.length - offset - HEADER_BYTES < length) break;
       const start = offset + HEADER_BYTES;
       offset = start + length;
+      // A console record (pool/console-frame.ts) is kept as bytes, copied out of the chunk: its
+      // reader checks it, and the server stores and sends them. A plain Uint8Array, not a Buffer:
+      // Buffer's constructor (what `slice` and `subarray` of a Buffer call) cost more than the
+      // record's check, and the reader's loops stay on one kind of array.
+      if (length > 0 && isConsoleRecord(buffer, start)) {
+        messages.push(new Uint8Array(buffer.buffer.slice(buffer.byteOffset + start, buffer.byteOffset + offset)));
+        continue;
+      }
       let decoded: unknown;
       try {
         decoded = packr.unpack(buffer.subarray(start, offset));

@@ -6,6 +6,7 @@
  * process-sandbox.ts checks that it speaks only of that process's own sessions and executions.
  */
 import type { Completion, RestoreResult, SandboxLimits, SandboxOutput } from '../sandbox/sandbox.js';
+import { readConsoleRecord } from '../pool/console-frame.js';
 import type { ToWorker } from '../pool/messages.js';
 import { readOutputItem } from '../pool/output-item.js';
 
@@ -39,8 +40,9 @@ export type ToHost =
 
 /**
  * What the server reads from a sandbox process. On the pipe, output is not an `out` message: it is
- * a worker's output record (pool/messages.ts's OutputItem, an array) forwarded as the worker
- * encoded it, and `readFromHost` turns a well-formed one into `out`.
+ * a worker's output record (pool/messages.ts's OutputItem, an array, or a console line's bytes:
+ * pool/console-frame.ts) forwarded as the worker wrote it, and `readFromHost` turns a well-formed
+ * one into `out`.
  */
 export type FromHost =
   /** The pool is up: for readiness. */
@@ -64,6 +66,10 @@ const isObject = (value: unknown): value is Record<string, unknown> => typeof va
  * preview-data.ts finds them well formed), else null.
  */
 export function readFromHost(message: unknown): FromHost | null {
+  if (message instanceof Uint8Array) {
+    const output = readConsoleRecord(message);
+    return output && { t: 'out', o: output };
+  }
   if (Array.isArray(message)) {
     const output = readOutputItem(message);
     return output && { t: 'out', o: output };

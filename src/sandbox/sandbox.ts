@@ -42,7 +42,13 @@ export type SandboxOutput =
   | { kind: 'console'; executionId: string; ts: number; payload: EventPayloads['console'] }
   | { kind: 'value'; executionId: string; ts: number; payload: EventPayloads['value'] }
   | { kind: 'exception'; executionId: string; ts: number; payload: EventPayloads['exception'] }
-  | { kind: 'done'; executionId: string; ts: number; status: RunStatus };
+  | { kind: 'done'; executionId: string; ts: number; status: RunStatus }
+  /**
+   * A console line its worker already encoded as its `event` frame (pool/console-frame.ts, checked
+   * against the template): the server writes the seq it assigns into the 4 bytes at `seqAt`, then
+   * stores and sends these bytes as they are.
+   */
+  | { kind: 'encoded'; executionId: string; ts: number; type: 'console'; frame: Uint8Array; seqAt: number };
 
 export interface RestoreResult {
   ok: boolean;

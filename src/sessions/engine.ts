@@ -584,6 +584,8 @@ export class Engine {
     switch (output.kind) {
       case 'console':
         return this.#events.emit(execution, 'console', output.payload, output.ts);
+      case 'encoded':
+        return this.#events.emitEncoded(execution, output.frame, output.seqAt);
       case 'value':
         return this.#events.emit(execution, 'value', output.payload, output.ts);
       case 'exception':

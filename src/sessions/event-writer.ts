@@ -3,10 +3,13 @@
  * frame, goes to the group commit, and counts against the execution's output limits. Past a limit
  * one marker is appended and the engine is told to stop the run; `done` is always appended last.
  */
-import type { DonePayload, EventPayloads, EventType, ExecutionRecord, SessionState, TerminalStatus } from '../../protocol/types.js';
-import { encodeFrame } from '../../protocol/codec.js';
+import type { DonePayload, EventFrame, EventPayloads, EventType, ExecutionRecord, SessionState, TerminalStatus } from '../../protocol/types.js';
+import { decodeValue, encodeFrame } from '../../protocol/codec.js';
 import type { CommitLog } from '../events/commit-log.js';
 import type { LiveExecution } from './live.js';
+
+/** The largest seq an encoded frame's slot (a uint32) holds. */
+const MAX_SLOT_SEQ = 0xffff_ffff;
 
 export interface OutputLimits {
   maxEventsPerExecution: number;
@@ -42,6 +45,24 @@ export class EventWriter {
     }
     this.#append(execution, seq, frame);
     if (type === 'done') execution.terminal = true;
+  }
+
+  /**
+   * Appends an event its sandbox already encoded (a console line: pool/console-frame.ts, checked
+   * there to be this execution's): the seq is written into the frame's 4-byte slot at `seqAt`, and
+   * these bytes are what is stored and sent, live and on replay alike.
+   */
+  emitEncoded(execution: LiveExecution, frame: Uint8Array, seqAt: number): void {
+    if (execution.terminal || execution.outputCut) return;
+    if (this.#overLimit(execution, frame.length)) {
+      this.#cutOutput(execution);
+      return;
+    }
+    const seq = execution.assignedSeq + 1;
+    // Past what the slot holds (only with a limit set above 4 billion events): encoded the slow way.
+    if (seq > MAX_SLOT_SEQ) return this.emit(execution, 'console', (decodeValue(frame) as EventFrame<'console'>).payload);
+    new DataView(frame.buffer, frame.byteOffset + seqAt, 4).setUint32(0, seq);
+    this.#append(execution, seq, frame);
   }
 
   /** Appends the terminal `done` and the record's final state. */

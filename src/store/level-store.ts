@@ -36,6 +36,7 @@ import {
   type StoreSupports,
   type UnfinishedFilter,
 } from './event-store.js';
+import { packFrames } from './frame-chunk.js';
 
 type Operation = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
 
@@ -290,8 +291,8 @@ function pushChunk(operations: Operation[], chunk: EventChunk, tails: Map<string
     return;
   }
   for (let start = 0; start < chunk.frames.length; start += CHUNK_EVENTS) {
-    const frames = chunk.frames.slice(start, start + CHUNK_EVENTS);
-    operations.push({ type: 'put', key: eventKey(chunk.executionId, chunk.firstSeq + start + frames.length - 1), value: packr.pack(frames) });
+    const end = Math.min(chunk.frames.length, start + CHUNK_EVENTS);
+    operations.push({ type: 'put', key: eventKey(chunk.executionId, chunk.firstSeq + end - 1), value: packFrames(chunk.frames, start, end) });
   }
 }
 

@@ -18,6 +18,7 @@ import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type MsgReq
 import type { KV } from '@nats-io/kv';
 import { Packr } from 'msgpackr';
 import { StoreError, type EventChunk, type FollowListener, type LogFollow, type StoredEvent } from '../event-store.js';
+import { packFrames } from '../frame-chunk.js';
 import { encodeId, pageOf, PAGE_EVENTS, type Names } from './names.js';
 import type { AckPublisher } from './publisher.js';
 
@@ -94,7 +95,7 @@ export class EventLog {
       const messageId = this.#names.messageId(executionId, head.incarnation, message.firstSeq, this.#writer);
       let ack;
       try {
-        ack = await this.#publisher.publish(subject, packr.pack(message.frames), this.#headers(messageId, message.firstSeq, lastSeq, expected));
+        ack = await this.#publisher.publish(subject, packFrames(message.frames), this.#headers(messageId, message.firstSeq, lastSeq, expected));
       } catch (error) {
         if (!(error instanceof StoreError) || error.code !== 'STORE_FENCED') throw error;
         // Past the dedupe window (NATS was down longer), a resend of a chunk that was stored

@@ -1,0 +1,273 @@
+/**
+ * Console lines leave the worker as wire bytes (issue 15: encode once, where the event is born). A
+ * worker writes a plain console line (no structured `data`/`table`: those stay output records,
+ * messages.ts's OutputItem) as one ring record:
+ *
+ *   [xid: msgpack str][the line's `event` frame, as protocol v1 sends it, with a 4-byte seq slot]
+ *
+ * The frame is {op: "event", execution_id, seq, type: "console", ts, payload: {level, text,
+ * truncated?}} in protocol/batch.ts's key order, `seq` a uint32 (0xce) whose value the worker
+ * leaves 0, `ts` a float64 (as msgpackr writes Date.now()). The server checks the record against
+ * this template byte by byte (`readConsoleRecord`), writes the seq it assigns into the slot, and
+ * stores and sends those bytes: no decode, no payload object, no re-encode. Seq stays the server's
+ * to give, so events it makes itself (session.restoring, the output-limit marker, done) interleave
+ * as before.
+ *
+ * The record's writer runs user code and may have been escaped: anything that is not exactly the
+ * template (an unknown level, a length that does not end the record, text that is not UTF-8, a
+ * frame naming another execution than the record's xid) is refused, never half-read.
+ */
+import { isUtf8 } from 'node:buffer';
+import type { SandboxOutput } from '../sandbox/sandbox.js';
+import { CONSOLE_LEVELS } from './messages.js';
+
+const ascii = (text: string) => [...text].map((char) => char.charCodeAt(0));
+const fixstr = (text: string) => [0xa0 | text.length, ...ascii(text)];
+/** A str header (fixstr or str8) for an ASCII string of `length` < 256 bytes. */
+const strHeader = (length: number) => (length < 32 ? [0xa0 | length] : [0xd9, length]);
+
+/**
+ * A map of 6 pairs, `op: "event"`, and the key `execution_id` (its value follows). The map's header
+ * is a map16, as msgpackr writes it for the server's own frames: every frame of a log then has one
+ * layout, which protocol/batch.ts splices without decoding.
+ */
+const HEAD = Uint8Array.from([0xde, 0x00, 0x06, ...fixstr('op'), ...fixstr('event'), ...fixstr('execution_id')]);
+/** From the key `seq` to the seq slot's tag. */
+const SEQ = Uint8Array.from([...fixstr('seq'), 0xce]);
+/** From the key `type` to the ts's tag. */
+const TYPE_TS = Uint8Array.from([...fixstr('type'), ...fixstr('console'), ...fixstr('ts'), 0xcb]);
+const PAYLOAD_KEY = Uint8Array.from(fixstr('payload'));
+const LEVEL_KEY = Uint8Array.from(fixstr('level'));
+const TEXT_KEY = Uint8Array.from(fixstr('text'));
+const TRUNCATED = Uint8Array.from([...fixstr('truncated'), 0xc3]);
+/** Each level's encoded value, by its index in CONSOLE_LEVELS. */
+const LEVELS = CONSOLE_LEVELS.map((level) => Uint8Array.from(fixstr(level)));
+/** What a line adds to its prefix besides its text: seq value, type, ts, the payload's keys, level, text header. */
+const FIXED_BYTES = 4 + TYPE_TS.length + 8 + PAYLOAD_KEY.length + 1 + LEVEL_KEY.length + 6 + TEXT_KEY.length + 5 + TRUNCATED.length;
+/** Ids are ASCII (protocol/schemas.ts ID_PATTERN, tenants' TENANT_PATTERN): printable ASCII is all a record may hold. */
+const PRINTABLE = /^[\x20-\x7e]+$/;
+
+/** Bytes of a str header for a string of `bytes` bytes. */
+const strHeaderSize = (bytes: number) => (bytes < 32 ? 1 : bytes < 0x100 ? 2 : bytes < 0x10000 ? 3 : 5);
+
+function writeStrHeader(out: Uint8Array, view: DataView, at: number, bytes: number, size: number): number {
+  if (size === 1) out[at] = 0xa0 | bytes;
+  else if (size === 2) (out[at] = 0xd9), (out[at + 1] = bytes);
+  else if (size === 3) (out[at] = 0xda), view.setUint16(at + 1, bytes);
+  else (out[at] = 0xdb), view.setUint32(at + 1, bytes);
+  return at + size;
+}
+
+/** The record's bytes up to the seq slot's value: the same for every line of an execution. */
+export type RecordPrefix = Uint8Array;
+
+/**
+ * The worker's side: `prefix` once per execution, then `encode` per line into one scratch buffer,
+ * grown as lines need; its result is a view of it, valid until the next call (the ring copies it).
+ */
+export class ConsoleRecordEncoder {
+  #buffer = Buffer.allocUnsafe(4096);
+  #view = new DataView(this.#buffer.buffer, this.#buffer.byteOffset, this.#buffer.length);
+
+  /** The prefix of `xid`'s records; null for an id the template cannot hold (its lines go as OutputItems). */
+  prefix(xid: string): RecordPrefix | null {
+    const publicId = publicIdOf(xid);
+    if (xid.length > 0xff || !PRINTABLE.test(xid)) return null;
+    return Uint8Array.from([...strHeader(xid.length), ...ascii(xid), ...HEAD, ...strHeader(publicId.length), ...ascii(publicId), ...SEQ]);
+  }
+
+  /** The record of one line; null for arguments no honest context passes (its line then goes as an OutputItem, which the server refuses). */
+  encode(prefix: RecordPrefix, level: number, text: string, truncated: boolean, ts: number): Uint8Array | null {
+    const levelBytes = LEVELS[level];
+    if (levelBytes === undefined || typeof text !== 'string') return null;
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: the text's header is sized for that bound, and
+    // is written exactly once the text's real length is known.
+    const textRoom = text.length * 3;
+    const textHeader = strHeaderSize(textRoom);
+    this.#reserve(prefix.length + FIXED_BYTES + textHeader + textRoom);
+    const out = this.#buffer;
+    const view = this.#view;
+    out.set(prefix, 0);
+    let at = prefix.length;
+    view.setUint32(at, 0);
+    at += 4;
+    out.set(TYPE_TS, at);
+    at += TYPE_TS.length;
+    view.setFloat64(at, ts);
+    at += 8;
+    out.set(PAYLOAD_KEY, at);
+    at += PAYLOAD_KEY.length;
+    out[at++] = truncated ? 0x83 : 0x82;
+    out.set(LEVEL_KEY, at);
+    at += LEVEL_KEY.length;
+    out.set(levelBytes, at);
+    at += levelBytes.length;
+    out.set(TEXT_KEY, at);
+    at += TEXT_KEY.length;
+    if (text.length <= SHORT_TEXT && writeAscii(out, text, at + strHeaderSize(text.length))) {
+      at = writeStrHeader(out, view, at, text.length, strHeaderSize(text.length)) + text.length;
+    } else {
+      const textBytes = out.write(text, at + textHeader, 'utf8');
+      // Shorter than the bound: the smallest header for the real length, the text moved up to it.
+      const header = strHeaderSize(textBytes);
+      if (header !== textHeader) out.copyWithin(at + header, at + textHeader, at + textHeader + textBytes);
+      at = writeStrHeader(out, view, at, textBytes, header) + textBytes;
+    }
+    if (truncated) {
+      out.set(TRUNCATED, at);
+      at += TRUNCATED.length;
+    }
+    return out.subarray(0, at);
+  }
+
+  #reserve(bytes: number): void {
+    if (bytes <= this.#buffer.length) return;
+    this.#buffer = Buffer.allocUnsafe(Math.max(bytes, this.#buffer.length * 2));
+    this.#view = new DataView(this.#buffer.buffer, this.#buffer.byteOffset, this.#buffer.length);
+  }
+}
+
+/** Lines up to this long are tried as ASCII first, copied by a loop: cheaper than a call into Buffer's UTF-8 writer. */
+const SHORT_TEXT = 128;
+
+/** Writes `text` at `at` when it is all ASCII (its bytes are then its UTF-16 units); false as soon as it is not. */
+function writeAscii(out: Uint8Array, text: string, at: number): boolean {
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if (code >= 0x80) return false;
+    out[at + index] = code;
+  }
+  return true;
+}
+
+/** Whether the record at `at` of `bytes` (a ring record, or a pipe frame's body) is a console record rather than an OutputItem array. */
+export function isConsoleRecord(bytes: Uint8Array, at = 0): boolean {
+  const tag = bytes[at]!;
+  return (tag >= 0xa0 && tag <= 0xbf) || tag === 0xd9;
+}
+
+/**
+ * The server's side: `record` as the console output it stands for, its `frame` a view of the
+ * record's bytes with its seq slot at `seqAt`; null unless it is exactly the template. Plain
+ * offsets, every read bounds-checked (-1 is "not the template"): it runs once per printed line.
+ */
+export function readConsoleRecord(record: Uint8Array): Extract<SandboxOutput, { kind: 'encoded' }> | null {
+  const frameStart = idEnd(record, 0);
+  const xidStart = frameStart < 0 ? -1 : idHeader(record, 0);
+  const idAt = frameStart < 0 ? -1 : expect(record, frameStart, HEAD);
+  const seqKey = idAt < 0 ? -1 : idEnd(record, idAt);
+  if (seqKey < 0) return null;
+  const publicStart = idAt + idHeader(record, idAt);
+  // The frame's execution_id is the public form of the record's xid, byte for byte.
+  const xidPublic = xidStart + publicOffset(record, xidStart, frameStart);
+  if (seqKey - publicStart !== frameStart - xidPublic || !sameBytes(record, publicStart, record, xidPublic, seqKey - publicStart)) return null;
+  const seqAt = expect(record, seqKey, SEQ);
+  const tsAt = seqAt < 0 ? -1 : expect(record, seqAt + 4, TYPE_TS);
+  if (tsAt < 0 || tsAt + 8 > record.length) return null;
+  const ts = readFloat64(record, tsAt);
+  const pairsAt = expect(record, tsAt + 8, PAYLOAD_KEY);
+  if (!Number.isFinite(ts) || pairsAt < 0) return null;
+  const pairs = record[pairsAt];
+  let at = pairs === 0x82 || pairs === 0x83 ? expect(record, pairsAt + 1, LEVEL_KEY) : -1;
+  at = at < 0 ? -1 : expectLevel(record, at);
+  at = at < 0 ? -1 : expect(record, at, TEXT_KEY);
+  const textStart = at < 0 ? -1 : strStart(record, at);
+  if (textStart < 0) return null;
+  const textEnd = textStart + strLength(record, at);
+  if (textEnd > record.length || !isText(record, textStart, textEnd)) return null;
+  const end = pairs === 0x83 ? expect(record, textEnd, TRUNCATED) : textEnd;
+  if (end !== record.length) return null;
+  const executionId = idString(record, xidStart, frameStart);
+  return { kind: 'encoded', executionId, ts, type: 'console', frame: record.subarray(frameStart), seqAt: seqAt - frameStart };
+}
+
+/** The last id read, as bytes and as a string: a run's lines come in a row, and one string serves them all. */
+let lastId = { bytes: new Uint8Array(0), text: '' };
+
+/** The ASCII id in bytes [start, end) as a string. */
+function idString(bytes: Uint8Array, start: number, end: number): string {
+  const { bytes: last, text } = lastId;
+  if (last.length === end - start && sameBytes(last, 0, bytes, start, end - start)) return text;
+  let id = '';
+  for (let index = start; index < end; index++) id += String.fromCharCode(bytes[index]!);
+  lastId = { bytes: bytes.slice(start, end), text: id };
+  return id;
+}
+
+/** Bytes of the header of the id str at `at` (fixstr: 1, str8: 2). */
+const idHeader = (bytes: Uint8Array, at: number) => (bytes[at] === 0xd9 ? 2 : 1);
+
+/** Offset past a printable-ASCII id (fixstr or str8) at `at`; -1 when `at` holds none. */
+function idEnd(bytes: Uint8Array, at: number): number {
+  const tag = bytes[at];
+  if (tag === undefined || !(tag === 0xd9 || (tag >= 0xa0 && tag <= 0xbf)) || at + 2 > bytes.length) return -1;
+  const start = at + idHeader(bytes, at);
+  const end = start + (tag === 0xd9 ? bytes[at + 1]! : tag & 0x1f);
+  if (end > bytes.length) return -1;
+  for (let index = start; index < end; index++) if (bytes[index]! < 0x20 || bytes[index]! > 0x7e) return -1;
+  return end;
+}
+
+/** Offset in the xid [start, end) of its public part (after the first '/'): publicIdOf's rule on bytes. */
+function publicOffset(bytes: Uint8Array, start: number, end: number): number {
+  for (let index = start; index < end; index++) if (bytes[index] === 0x2f) return index + 1 - start;
+  return 0;
+}
+
+/** Offset past `pattern` when it comes at `at`; -1 otherwise. */
+function expect(bytes: Uint8Array, at: number, pattern: Uint8Array): number {
+  if (at < 0 || at + pattern.length > bytes.length) return -1;
+  for (let index = 0; index < pattern.length; index++) if (bytes[at + index] !== pattern[index]) return -1;
+  return at + pattern.length;
+}
+
+function expectLevel(bytes: Uint8Array, at: number): number {
+  for (const level of LEVELS) {
+    const end = expect(bytes, at, level);
+    if (end >= 0) return end;
+  }
+  return -1;
+}
+
+function sameBytes(a: Uint8Array, aAt: number, b: Uint8Array, bAt: number, length: number): boolean {
+  for (let index = 0; index < length; index++) if (a[aAt + index] !== b[bAt + index]) return false;
+  return true;
+}
+
+/** Where a str's bytes start (any of its four forms); -1 when `at` holds no str header. */
+function strStart(bytes: Uint8Array, at: number): number {
+  const tag = bytes[at];
+  const start = tag === undefined ? -1 : tag >= 0xa0 && tag <= 0xbf ? at + 1 : tag === 0xd9 ? at + 2 : tag === 0xda ? at + 3 : tag === 0xdb ? at + 5 : -1;
+  return start <= bytes.length ? start : -1;
+}
+
+/** The length of the str whose header (checked by strStart) is at `at`. */
+function strLength(bytes: Uint8Array, at: number): number {
+  const tag = bytes[at]!;
+  if (tag <= 0xbf) return tag & 0x1f;
+  if (tag === 0xd9) return bytes[at + 1]!;
+  if (tag === 0xda) return (bytes[at + 1]! << 8) | bytes[at + 2]!;
+  return ((bytes[at + 1]! << 24) >>> 0) + ((bytes[at + 2]! << 16) | (bytes[at + 3]! << 8) | bytes[at + 4]!);
+}
+
+/** Whether bytes [start, end) are UTF-8: ASCII checked here (short lines), the rest natively. */
+function isText(bytes: Uint8Array, start: number, end: number): boolean {
+  let index = start;
+  while (index < end && bytes[index]! < 0x80) index++;
+  return index === end || isUtf8(bytes.subarray(index, end));
+}
+
+const float64 = new Float64Array(1);
+const float64Bytes = new Uint8Array(float64.buffer);
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** The big-endian float64 at `at` (bounds checked by the caller). */
+function readFloat64(bytes: Uint8Array, at: number): number {
+  for (let index = 0; index < 8; index++) float64Bytes[littleEndian ? 7 - index : index] = bytes[at + index]!;
+  return float64[0]!;
+}
+
+/** The id a client knows an execution by: its stored id without the tenant (sessions/live.ts's publicExecutionId). */
+function publicIdOf(xid: string): string {
+  return xid.slice(xid.indexOf('/') + 1);
+}

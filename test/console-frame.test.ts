@@ -1,0 +1,111 @@
+/**
+ * Console lines encoded in the worker (src/pool/console-frame.ts): what the template writes is an
+ * `event` frame any msgpack decoder reads as the server would have encoded it, protocol/batch.ts
+ * splices it without decoding, and the server's reader takes exactly the template: every byte of
+ * a hostile record that strays from it (cut short, a wrong level, a length past the end, text that
+ * is not UTF-8, a frame naming another execution than its record) is refused, never half-read,
+ * never a throw. (Whether the sandbox runs the execution a record names is its reader's check:
+ * process-sandbox.ts's, as for every record.)
+ */
+import fc from 'fast-check';
+import t from 'tap';
+import { decodeValue, encodeFrame } from '../protocol/codec.js';
+import { encodeEvents } from '../protocol/batch.js';
+import { ConsoleRecordEncoder, isConsoleRecord, readConsoleRecord } from '../src/pool/console-frame.js';
+import { CONSOLE_LEVELS } from '../src/pool/messages.js';
+import { FrameReader } from '../src/sandbox-process/frames.js';
+import { readFromHost } from '../src/sandbox-process/messages.js';
+
+const XID = 'acme/ex_7Kp2';
+const encoder = new ConsoleRecordEncoder();
+const prefix = encoder.prefix(XID)!;
+const record = (text: string, level = 0, truncated = false, ts = 1_764_620_000_123) => Uint8Array.from(encoder.encode(prefix, level, text, truncated, ts)!);
+
+/** The frame of a record read back, with `seq` written into its slot as the event writer does. */
+function frameOf(bytes: Uint8Array, seq: number): Uint8Array {
+  const read = readConsoleRecord(bytes);
+  if (!read) throw new Error('refused');
+  new DataView(read.frame.buffer, read.frame.byteOffset + read.seqAt, 4).setUint32(0, seq);
+  return read.frame;
+}
+
+t.test('a record is the event frame the server would have sent, seq written in by the server', async (t) => {
+  for (const [text, level, truncated] of [['hi', 0, false], ['', 4, false], ['é✓ 𝄞 \u{d800}', 2, true], ['ascii first, then ✓', 0, false], ['x'.repeat(31), 1, false], ['y'.repeat(40), 3, false], ['z'.repeat(70_000), 0, true]] as const) {
+    const bytes = record(text, level, truncated);
+    t.ok(isConsoleRecord(bytes));
+    const read = readConsoleRecord(bytes);
+    t.match(read, { kind: 'encoded', executionId: XID, ts: 1_764_620_000_123, type: 'console' });
+    const frame = frameOf(bytes, 70_000);
+    const expected = { op: 'event', execution_id: 'ex_7Kp2', seq: 70_000, type: 'console', ts: 1_764_620_000_123, payload: { level: CONSOLE_LEVELS[level], text: Buffer.from(text).toString(), ...(truncated ? { truncated: true } : {}) } };
+    t.same(decodeValue(frame), expected, `${text.slice(0, 8)}: decodes as the server's own frame`);
+    const { op: _op, execution_id: _id, ...event } = expected;
+    const spliced = encodeEvents([frame, encodeFrame({ ...expected, seq: 70_001 })], 0, 2);
+    // The fast path writes each item as a fixmap where msgpackr (the slow path, decoding) writes a map16.
+    t.ok(spliced.length < encodeFrame({ op: 'events', execution_id: 'ex_7Kp2', events: [event, { ...event, seq: 70_001 }] }).length, 'spliced from the bytes');
+    t.same(decodeValue(spliced), { op: 'events', execution_id: 'ex_7Kp2', events: [event, { ...event, seq: 70_001 }] }, 'spliced into an events frame beside a server-encoded one');
+  }
+});
+
+t.test('an id the template cannot hold, a bad level or a non-string text is left to the OutputItem path', async (t) => {
+  t.equal(encoder.prefix('acme/ex\u00e9'), null);
+  t.equal(encoder.prefix(`acme/${'x'.repeat(300)}`), null);
+  t.equal(encoder.encode(prefix, 5, 'x', false, 1), null);
+  t.equal(encoder.encode(prefix, 0, 12 as unknown as string, false, 1), null);
+});
+
+t.test('every cut and every changed byte of a record is refused or still exactly the template', async (t) => {
+  const bytes = record('hello', 1, true);
+  for (let length = 0; length < bytes.length; length++) t.equal(readConsoleRecord(bytes.subarray(0, length)), null, `cut at ${length}`);
+  t.equal(readConsoleRecord(Uint8Array.from([...bytes, 0])), null, 'a trailing byte');
+  // The bytes a record may vary in: the seq slot, the ts, and the text's bytes (to other UTF-8).
+  const read = readConsoleRecord(bytes)!;
+  const frameStart = bytes.length - read.frame.length;
+  fc.assert(fc.property(fc.integer({ min: 0, max: bytes.length - 1 }), fc.integer({ min: 0, max: 255 }), (at, value) => {
+    const changed = Uint8Array.from(bytes);
+    changed[at] = value;
+    const result = readConsoleRecord(changed);
+    if (result === null || value === bytes[at]) return true;
+    const decoded = decodeValue(result.frame) as { execution_id: string; payload: { level: string } };
+    // Accepted: a console event with a known level, of the execution the record names (a changed
+    // tenant names another: the sandbox's owner checks it runs that one, as for any record).
+    const named = result.executionId === XID ? at >= frameStart : at < frameStart;
+    return decoded.execution_id === result.executionId.slice(result.executionId.indexOf('/') + 1) && CONSOLE_LEVELS.includes(decoded.payload.level as never) && named;
+  }), { numRuns: 5000 });
+});
+
+t.test('text that is not UTF-8, a frame naming another execution, a level of another name: refused', async (t) => {
+  const bytes = record('hello');
+  const text = Buffer.from(bytes).lastIndexOf(Buffer.from('hello'));
+  const notUtf8 = Uint8Array.from(bytes);
+  notUtf8[text] = 0xff;
+  t.equal(readConsoleRecord(notUtf8), null, 'invalid UTF-8');
+  const other = Uint8Array.from(bytes);
+  other[Buffer.from(bytes).lastIndexOf(Buffer.from('ex_7Kp2'))] = 'f'.charCodeAt(0);
+  t.equal(readConsoleRecord(other), null, "the frame's execution_id is not the record's");
+  const otherXid = Uint8Array.from(bytes);
+  otherXid[1] = 'b'.charCodeAt(0);
+  t.equal(readConsoleRecord(otherXid)?.executionId, 'bcme/ex_7Kp2', 'another tenant\'s xid is what the record names: whoever reads it checks the sandbox runs that execution');
+  const level = Uint8Array.from(bytes);
+  level[Buffer.from(bytes).indexOf(Buffer.from('log')) + 1] = 'a'.charCodeAt(0);
+  t.equal(readConsoleRecord(level), null, 'an unknown level');
+});
+
+t.test("a sandbox process's pipe carries records as bytes; a broken one is refused, not thrown on", async (t) => {
+  const reader = new FrameReader(1 << 20);
+  const good = record('piped');
+  const bad = Uint8Array.from(good.subarray(0, good.length - 1));
+  const frame = (body: Uint8Array) => {
+    const out = Buffer.alloc(4 + body.length);
+    out.writeUInt32LE(body.length, 0);
+    out.set(body, 4);
+    return out;
+  };
+  const chunk = Buffer.concat([frame(good), frame(bad)]);
+  const messages = reader.push(chunk);
+  t.equal(messages.length, 2);
+  chunk.fill(0);
+  const first = readFromHost(messages[0]);
+  t.match(first, { t: 'out', o: { kind: 'encoded', executionId: XID } }, 'its own copy: the chunk may be reused');
+  t.same((decodeValue((first as { o: { frame: Uint8Array } }).o.frame) as { payload: unknown }).payload, { level: 'log', text: 'piped' });
+  t.equal(readFromHost(messages[1]), null);
+});
