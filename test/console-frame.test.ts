@@ -13,7 +13,7 @@ import { decodeValue, encodeFrame } from '../protocol/codec.js';
 import { encodeEvents } from '../protocol/batch.js';
 import { ConsoleRecordEncoder, isConsoleRecord, readConsoleRecord } from '../src/pool/console-frame.js';
 import { CONSOLE_LEVELS } from '../src/pool/messages.js';
-import { FrameReader } from '../src/sandbox-process/frames.js';
+import { FrameReader } from '../src/pool/pipe-frames.js';
 import { readFromHost } from '../src/sandbox-process/messages.js';
 
 const XID = 'acme/ex_7Kp2';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 import { Packr } from 'msgpackr';
 import { createRing, RingReader, RingWriter } from '../src/pool/output-ring.js';
-import { FrameError, FrameReader, FrameWriter } from '../src/sandbox-process/frames.js';
+import { FrameError, FrameReader, FrameWriter } from '../src/pool/pipe-frames.js';
 import { HostSlots, type SlotPipes } from '../src/sandbox-process/host-slots.js';
 import { readFromHost, type ToHost } from '../src/sandbox-process/messages.js';
 import type { ToWorker } from '../src/pool/messages.js';
@@ -136,7 +136,7 @@ interface Lost { sessionIds: string[]; reason: string; killed: boolean }
 function overFake(t: Test, onRun: string, then: (sandbox: ProcessSandbox) => void = () => {}) {
   const fake = `
     import net from 'node:net';
-    import { FrameReader, FrameWriter } from ${JSON.stringify(path.join(ROOT, 'dist/src/sandbox-process/frames.js'))};
+    import { FrameReader, FrameWriter } from ${JSON.stringify(path.join(ROOT, 'dist/src/pool/pipe-frames.js'))};
     const writer = new FrameWriter(new net.Socket({ fd: 3, readable: false, writable: true }));
     const reader = new FrameReader(1 << 20);
     process.stdin.on('data', (chunk) => {

@@ -7,10 +7,10 @@
  *
  *   node dist/bench/units/codec.js [--seconds 2] [--quick]
  */
-import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { decodeFrame, decodeValue, encodeFrame } from '../../protocol/codec.js';
 import { eventFrame } from '../harness/frames.js';
+import { operationsPerSecond } from '../harness/rate.js';
 
 const { values } = parseArgs({
   options: {
@@ -70,22 +70,9 @@ const cases: Case[] = [
   decodeCase('execute request (decodeFrame)', execute, decodeFrame),
 ];
 
-/** Runs batches until `seconds` have passed (after a warm-up of the same length); returns ops/s. */
-function measure(test: Case): number {
-  const batch = 1000;
-  for (const end = performance.now() + seconds * 1000; performance.now() < end;) test.run(batch);
-  let count = 0;
-  const start = performance.now();
-  const end = start + seconds * 1000;
-  while (performance.now() < end) {
-    test.run(batch);
-    count += batch;
-  }
-  return count / ((performance.now() - start) / 1000);
-}
 
 process.stdout.write(`codec: node ${process.version}, ${seconds} s per case${values.quick ? ' (--quick: not a measurement)' : ''}\n`);
 for (const test of cases) {
-  const rate = measure(test);
+  const rate = operationsPerSecond((count) => test.run(count), seconds, 1000);
   process.stdout.write(`${test.name.padEnd(40)} ${String(test.bytes).padStart(5)} B  ${Math.round(rate).toLocaleString('en-US').padStart(11)} frames/s  ${(1e9 / rate).toFixed(0).padStart(6)} ns each\n`);
 }

@@ -10,7 +10,6 @@
  *
  *   node dist/bench/units/encoder.js [--seconds 2] [--quick]
  */
-import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Packr } from 'msgpackr';
 import { encodeFrame } from '../../protocol/codec.js';
@@ -18,6 +17,7 @@ import { ConsoleRecordEncoder, readConsoleRecord } from '../../src/pool/console-
 import { ItemKind, type OutputItem } from '../../src/pool/messages.js';
 import { readOutputItem } from '../../src/pool/output-item.js';
 import { packFrames } from '../../src/store/frame-chunk.js';
+import { operationsPerSecond } from '../harness/rate.js';
 
 const { values } = parseArgs({
   options: {
@@ -89,24 +89,11 @@ function cases(label: string, text: string): Array<[Case, Case]> {
   ];
 }
 
-/** Frames per second of `test`, after a warm-up as long as the measurement. */
-function measure(test: Case): number {
-  const batch = 1024;
-  for (const end = performance.now() + seconds * 1000; performance.now() < end;) test.run(batch);
-  let count = 0;
-  const start = performance.now();
-  const end = start + seconds * 1000;
-  while (performance.now() < end) {
-    test.run(batch);
-    count += batch;
-  }
-  return count / ((performance.now() - start) / 1000);
-}
 
 process.stdout.write(`encoder: node ${process.version}, ${seconds} s per case${values.quick ? ' (--quick: not a measurement)' : ''}; µs per frame, before → after\n`);
 for (const [label, text] of [['short line', 'hello from the bench'], ['1 KiB line', 'x'.repeat(1024)]] as const) {
   for (const [before, after] of cases(label, text)) {
-    const [a, b] = [1e6 / measure(before), 1e6 / measure(after)];
+    const [a, b] = [before, after].map((test) => 1e6 / operationsPerSecond((count) => test.run(count), seconds, 1024)) as [number, number];
     process.stdout.write(`${before.name.padEnd(46)} ${a.toFixed(3).padStart(7)} → ${b.toFixed(3).padStart(7)} µs  (${after.name.slice(after.name.indexOf(':') + 2)}, ${(a / b).toFixed(1)}x)\n`);
   }
 }

@@ -143,7 +143,7 @@ export class RingReader extends RingView {
   /**
    * Hands the ring's bytes over as they lie, oldest first, to `write`, which returns how many it
    * took: every record is `[length: u32 LE][msgpack]`, which is also a frame of the sandbox
-   * process's pipe (sandbox-process/frames.ts), so a drained ring is a run of whole frames.
+   * process's pipe (pool/pipe-frames.ts), so a drained ring is a run of whole frames.
    * Returns true once the ring is empty, false when `write` took less than it was offered (the
    * caller drains again later; what was taken is gone from the ring, what was not is still there,
    * so whoever drains next carries on mid-record). Only one thread may drain a ring at a time.

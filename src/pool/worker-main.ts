@@ -13,7 +13,7 @@ import { ItemKind, type FromWorker, type OutputItem, type ToWorker, type WorkerB
 import { RingReader, RingWriter } from './output-ring.js';
 import { WorkerOutput } from './shared-output.js';
 import { pokeStuckWatch } from './stuck-watch.js';
-import { FrameReader, MAX_SERVER_FRAME_BYTES } from '../sandbox-process/frames.js';
+import { FrameReader, MAX_SERVER_FRAME_BYTES } from './pipe-frames.js';
 
 /** In a sandbox process: ring bytes (~300 short lines) that wake the main thread to write them. */
 const HELP_AT_BYTES = 16 * 1024;

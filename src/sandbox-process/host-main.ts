@@ -20,7 +20,7 @@ import { MainOutput } from '../pool/shared-output.js';
 import { WorkerPool } from '../pool/worker-pool.js';
 import type { FromWorker } from '../pool/messages.js';
 import type { SandboxListener } from '../sandbox/sandbox.js';
-import { FrameReader, FrameWriter, MAX_SERVER_FRAME_BYTES } from './frames.js';
+import { FrameReader, FrameWriter, MAX_SERVER_FRAME_BYTES } from '../pool/pipe-frames.js';
 import { OUTPUT_FD, REQUEST_FD, type FromHost, type ToHost } from './messages.js';
 
 // libuv makes the fd non-blocking, as the workers' writes need it; this thread writes through it.

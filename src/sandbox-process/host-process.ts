@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import { FrameError, FrameReader, FrameWriter } from './frames.js';
+import { FrameError, FrameReader, FrameWriter } from '../pool/pipe-frames.js';
 import { OUTPUT_FD, readFromHost, REQUEST_FD, type FromHost, type HostBoot, type ToHost } from './messages.js';
 import type { ToWorker } from '../pool/messages.js';
 import type { LaunchCommand } from './confinement.js';
