@@ -90,6 +90,62 @@ t.test('a full ring blocks the writing thread until the reader makes room', asyn
   t.same(received, Array.from({ length: 200 }, (_v, i) => i), 'in order');
 });
 
+t.test('a record landing in a ring emptied while its writer waited for room is reported as filling an empty ring', async (t) => {
+  // A sandbox worker's record in an empty ring wakes the main thread's stuck-ring check. Looking
+  // before the write said "not empty" for a write that then waited out a full ring the main thread
+  // emptied: that record and the rest of the flood woke nobody, and the run hung until it was killed.
+  const ring = createRing(64);
+  const reader = new RingReader(ring);
+  const compiled = new URL('../dist/src/pool/output-ring.js', import.meta.url).href;
+  // Wakes only from a full ring (the threshold is never reached): 'wake' says the fifth write is waiting for room.
+  const source = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    import(workerData.module).then(({ RingWriter }) => {
+      const writer = new RingWriter(workerData.ring, () => parentPort.postMessage('wake'), {
+        wakeAtBytes: Infinity, filled: () => parentPort.postMessage('filled'),
+      });
+      for (let i = 0; i < 5; i++) writer.write(new Uint8Array(12).fill(i));
+      parentPort.postMessage('finished');
+    });`;
+  const worker = new Worker(source, { eval: true, workerData: { ring, module: compiled } });
+  t.teardown(() => worker.terminate());
+  const heard: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    worker.on('error', reject);
+    worker.on('message', (message: string) => {
+      heard.push(message);
+      if (message === 'wake') {
+        // Four records of 16 bytes fill the ring exactly: one span, emptied at once.
+        const span = reader.span()!;
+        t.equal(span.length, 64, 'the ring was full');
+        reader.consume(span.length);
+      }
+      if (message === 'finished') resolve();
+    });
+  });
+  t.same(heard, ['filled', 'wake', 'filled', 'finished'], 'the first record, and the one that waited and landed in the emptied ring');
+  t.equal(reader.span()?.length, 16, 'the fifth record is in the ring');
+});
+
+t.test('a ring the main thread drained to empty asks for help again when its writer next needs it', async (t) => {
+  // The wake-up flag is cleared only by a reader that finds the ring empty. Left set after the
+  // main thread drained a looping worker's ring, it kept that worker from ever asking again.
+  const { file, output } = fileOutput(t);
+  const ring = createRing(256);
+  let wakes = 0;
+  const writer = new RingWriter(ring, () => wakes++, { wakeAtBytes: 16 });
+  const reader = new RingReader(ring);
+  writer.write(bytes(20, 1));
+  t.equal(wakes, 1, 'a record past the threshold asks for help');
+  output.drain(reader);
+  // Queued behind the ring's bytes: written once they are.
+  await new Promise<void>((resolve) => output.send(Uint8Array.of(9), resolve));
+  t.notOk(reader.pending, 'drained');
+  writer.write(bytes(20, 2));
+  t.equal(wakes, 2, 'the next record past the threshold asks again');
+  t.equal(readFileSync(file).length, 4 + 20 + 1);
+});
+
 t.test('drain hands the bytes over as they lie, and one that stopped mid-record is carried on by the next', async (t) => {
   const ring = createRing(64);
   const writer = new RingWriter(ring, () => {});

@@ -61,6 +61,7 @@ class RingView {
 export class RingWriter extends RingView {
   readonly #wake: () => void;
   readonly #wakeAtBytes: number;
+  readonly #filled: (() => void) | undefined;
   readonly #length = new Uint8Array(4);
   readonly #lengthView = new DataView(this.#length.buffer);
 
@@ -68,12 +69,15 @@ export class RingWriter extends RingView {
    * `wake` tells the reader there is something to read; it is called only when none is pending.
    * With `wakeAtBytes`, only a ring holding that much (or full) wakes the reader: the writer's
    * thread empties the ring itself (`drain`) whenever it is free to, and the reader helps only a
-   * writer busy printing (a loop that prints without yielding).
+   * writer busy printing (a loop that prints without yielding). `filled` is called each time a
+   * record lands in an empty ring (told by the count it was published into, not by a look before
+   * the write: a write that waited for room may land in a ring the reader emptied meanwhile).
    */
-  constructor(buffer: SharedArrayBuffer, wake: () => void, { wakeAtBytes = 0 } = {}) {
+  constructor(buffer: SharedArrayBuffer, wake: () => void, { wakeAtBytes = 0, filled }: { wakeAtBytes?: number; filled?: () => void } = {}) {
     super(buffer);
     this.#wake = wake;
     this.#wakeAtBytes = wakeAtBytes;
+    this.#filled = filled;
   }
 
   /** Appends one record, blocking while the ring is too full to take it. */
@@ -90,7 +94,9 @@ export class RingWriter extends RingView {
     head = this.copyIn(head, record);
     Atomics.store(this.header, HEAD, head);
     // Publishing USED last: the reader trusts no byte it has not seen counted here.
-    if (Atomics.add(this.header, USED, need) + need >= this.#wakeAtBytes) this.#wakeReader();
+    const before = Atomics.add(this.header, USED, need);
+    if (before === 0) this.#filled?.();
+    if (before + need >= this.#wakeAtBytes) this.#wakeReader();
   }
 
   #wakeReader(): void {

@@ -124,9 +124,14 @@ export class MainOutput {
     this.#pump();
   }
 
-  /** Writes what `ring` holds now, after everything asked for before. */
+  /**
+   * Writes what `ring` holds now, after everything asked for before. An empty ring's wake-up is
+   * taken as answered (`span` clears the flag): its writer asks again when it next needs help,
+   * where a flag left set would have it ask nobody, and a loop printing into a full ring would wait
+   * for ever.
+   */
   drain(ring: RingReader): void {
-    if (!ring.pending || this.#jobFor(ring)) return;
+    if (this.#jobFor(ring) || ring.span() === null) return;
     this.#jobs.push({ ring, whole: false });
     this.#pump();
   }
@@ -188,7 +193,7 @@ export class MainOutput {
       // is not, as nothing of it may come after what was asked for after it.
       if (job.whole || job.ring.atWrap(bytes)) return this.#pump();
       this.#finish();
-      if (job.ring.pending) this.drain(job.ring);
+      this.drain(job.ring);
     });
   }
 

@@ -28,7 +28,12 @@ const consoleRecords = new ConsoleRecordEncoder();
 // stuck in a user's loop (output-ring.ts). In a sandbox process, this thread also writes it out
 // itself once per turn of its event loop (shared-output.ts), and the main thread is woken only
 // when a loop prints without yielding (its first lines then wait for no more than this much).
-const output = new RingWriter(ring, () => post({ t: 'out' }), { wakeAtBytes: link === undefined ? 0 : HELP_AT_BYTES });
+// A record landing in an empty ring wakes the main thread's check for stuck rings (stuck-watch.ts),
+// in case this thread gets stuck before it writes the record out itself.
+const output = new RingWriter(ring, () => post({ t: 'out' }), {
+  wakeAtBytes: link === undefined ? 0 : HELP_AT_BYTES,
+  ...(stuckWord ? { filled: () => pokeStuckWatch(stuckWord) } : {}),
+});
 const selfOutput = link && new WorkerOutput(link, new RingReader(ring));
 let flushQueued = false;
 /** True while a run's synchronous part runs (`context.start`): see push. */
@@ -60,10 +65,7 @@ function pushConsole(xid: string, prefix: RecordPrefix | null, level: number, te
 }
 
 function write(record: Uint8Array): void {
-  // An empty ring getting a record: the main thread looks later, in case this thread gets stuck.
-  const wasEmpty = stuckWord !== undefined && !output.pending;
   output.write(record);
-  if (wasEmpty) pokeStuckWatch(stuckWord);
   if (selfOutput && !flushQueued) {
     flushQueued = true;
     // At the end of this turn's check phase, not of this task: the runs a message started end in
