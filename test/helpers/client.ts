@@ -43,7 +43,11 @@ export class TestClient {
     await new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve());
       socket.once('error', reject);
-      socket.once('unexpected-response', (_request, response) => reject(new Error(`HTTP ${response.statusCode}`)));
+      // With a listener, ws leaves the refused request's connection open: it is ours to end.
+      socket.once('unexpected-response', (request, response) => {
+        request.destroy();
+        reject(new Error(`HTTP ${response.statusCode}`));
+      });
     });
     return new TestClient(socket);
   }
