@@ -390,9 +390,11 @@ export class JetStreamEventStore extends EventStore {
   }
 
   async #keys(bucket: Bucket, filter: string): Promise<string[]> {
-    const keys: string[] = [];
-    for await (const key of await this.#kv![bucket].keys(filter)) keys.push(key);
-    return keys;
+    // A key written again while the listing runs (an index entry rewritten at its execution's end)
+    // can be delivered twice: a session's listing showed one execution twice on a cluster.
+    const keys = new Set<string>();
+    for await (const key of await this.#kv![bucket].keys(filter)) keys.add(key);
+    return [...keys];
   }
 
 }
