@@ -118,7 +118,12 @@ export class HostProcess {
   resume(): void {
     if (!this.#paused) return;
     this.#paused = false;
-    if (!this.#yielded) this.#output.resume();
+    // In the check phase, after the frames of the commit that let it resume are written (they are
+    // queued for it first: transport/outbox.ts): the stream hands over what it buffered while
+    // paused at once, and that chunk's processing (~1 000 events) went ahead of a run's first line.
+    setImmediate(() => {
+      if (!this.#paused && !this.#yielded) this.#output.resume();
+    });
   }
 
   /**
