@@ -316,8 +316,8 @@ function socketLimits(options: TransportOptions) {
  * state out of memory that now belongs to the WebSocket or to the allocator. When the stray bits
  * read as "connection: close, response done", it shuts the socket down right after `open`: the
  * client sees 1006 and no frame (uNetworking/uWebSockets#1928, fixed upstream by #1929, fe7c01a,
- * in no uWS.js build we can install). Whatever the heap held decided it, which is why a refused
- * upgrade just before made it likelier. Outside a cork the upgrade writes its 101 uncorked and uWS
+ * in no uWS.js build we can install). Whatever the heap held decided it (test/upgrade-async.test.ts
+ * makes glibc fill freed memory so that it always does). Outside a cork the upgrade writes its 101 uncorked and uWS
  * prints its "writes must be made from within a corked callback" warning once per such upgrade;
  * an upgrade decided within uWS's own upgrade callback (a remembered token: the awaits settle
  * before uWS regains control) is corked by uWS and prints nothing.
