@@ -316,11 +316,12 @@ function socketLimits(options: TransportOptions) {
  * state out of memory that now belongs to the WebSocket or to the allocator. When the stray bits
  * read as "connection: close, response done", it shuts the socket down right after `open`: the
  * client sees 1006 and no frame (uNetworking/uWebSockets#1928, fixed upstream by #1929, fe7c01a,
- * in no uWS.js build we can install). Whatever the heap held decided it (test/upgrade-async.test.ts
- * makes glibc fill freed memory so that it always does). Outside a cork the upgrade writes its 101 uncorked and uWS
- * prints its "writes must be made from within a corked callback" warning once per such upgrade;
- * an upgrade decided within uWS's own upgrade callback (a remembered token: the awaits settle
- * before uWS regains control) is corked by uWS and prints nothing.
+ * in no uWS.js build we can install). Whatever the heap held decided it: test/upgrade-async.test.ts
+ * makes glibc fill freed memory so that it always does. Outside a cork the 101 is written uncorked
+ * and uWS prints its "writes must be made from within a corked callback" warning for each such
+ * upgrade (a tenants-file token: its check awaits a stat; a Jupyter channel). One decided before
+ * uWS regains control (the shared token: only promises settle on the way) is corked by uWS's own
+ * upgrade callback and prints nothing.
  */
 function upgrade<T>(res: uWS.HttpResponse, data: T, headers: Readonly<Record<string, string>>, protocol: string, context: uWS.us_socket_context_t): void {
   res.upgrade(data, headers['sec-websocket-key'] ?? '', protocol, headers['sec-websocket-extensions'] ?? '', context);
