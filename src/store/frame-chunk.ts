@@ -18,12 +18,20 @@ export function packFrames(frames: readonly Uint8Array[], start = 0, end = frame
   if (count < 16) at = out.writeUInt8(0x90 | count, 0);
   else if (count < 0x10000) at = out.writeUInt16BE(count, out.writeUInt8(0xdc, 0));
   else at = out.writeUInt32BE(count, out.writeUInt8(0xdd, 0));
+  // Header bytes written by index: Buffer's write methods cost more than the frame's copy.
   for (let index = start; index < end; index++) {
     const frame = frames[index]!;
     const length = frame.length;
-    if (length < 0x100) at = out.writeUInt8(length, out.writeUInt8(0xc4, at));
-    else if (length < 0x10000) at = out.writeUInt16BE(length, out.writeUInt8(0xc5, at));
-    else at = out.writeUInt32BE(length, out.writeUInt8(0xc6, at));
+    if (length < 0x100) {
+      out[at] = 0xc4;
+      out[at + 1] = length;
+      at += 2;
+    } else if (length < 0x10000) {
+      out[at] = 0xc5;
+      out[at + 1] = length >>> 8;
+      out[at + 2] = length & 0xff;
+      at += 3;
+    } else at = out.writeUInt32BE(length, out.writeUInt8(0xc6, at));
     out.set(frame, at);
     at += length;
   }
