@@ -49,11 +49,6 @@ interface Block {
    */
   chunk: Uint8Array;
   count: number;
-  /**
-   * The views of its last unpacking, while any reader still holds them: the 1 000 readers of a
-   * storm share one set per block instead of making their own (an object per event per reader).
-   */
-  frames?: WeakRef<Uint8Array[]>;
   bytes: number;
   /** The number of the store read that filled it: one past a reader's start saw the log after it began. */
   read: number;
@@ -129,7 +124,9 @@ export class CachedEventStore extends EventStore {
       const cached = this.#hit(executionId, block);
       if (cached && offset < cached.count) {
         this.hits++;
-        const blockFrames = framesOf(cached);
+        // Views made for this reader and dropped after its send: young garbage, cheap to collect. (Kept
+        // behind a WeakRef for the next reader, they cost a warm replay twice its CPU per event.)
+        const blockFrames = unpackFrames(cached.chunk);
         const end = Math.min(cached.count, offset + limit - frames.length);
         for (let index = offset; index < end; index++) frames.push(blockFrames[index]!);
         next = firstSeqOf(block) + end;
@@ -255,13 +252,4 @@ export class CachedEventStore extends EventStore {
     this.#bytes = 0;
     this.#generation++;
   }
-}
-
-function framesOf(block: Block): Uint8Array[] {
-  let frames = block.frames?.deref();
-  if (!frames) {
-    frames = unpackFrames(block.chunk);
-    block.frames = new WeakRef(frames);
-  }
-  return frames;
 }
