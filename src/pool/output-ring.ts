@@ -138,11 +138,13 @@ export class RingWriter extends RingView {
   }
 
   #wakeReader(): void {
-    if (Atomics.compareExchange(this.header, WAKE, 0, 1) === 0) this.#wake();
+    // A load first: past wakeAtBytes every record asks, and the flag is nearly always set already.
+    if (Atomics.load(this.header, WAKE) === 0 && Atomics.compareExchange(this.header, WAKE, 0, 1) === 0) this.#wake();
   }
 }
 
 export class RingReader extends RingView {
+  readonly #view = new DataView(this.data.buffer, this.data.byteOffset, this.capacity);
   readonly #length = new Uint8Array(4);
   readonly #lengthView = new DataView(this.#length.buffer);
 
@@ -166,9 +168,8 @@ export class RingReader extends RingView {
         if (count > 0) Atomics.notify(this.header, USED);
         return true;
       }
-      tail = this.copyOut(tail, this.#length);
-      const record = new Uint8Array(this.#lengthView.getUint32(0, true));
-      tail = this.copyOut(tail, record);
+      let record: Uint8Array;
+      [record, tail] = this.#take(tail);
       Atomics.store(this.header, TAIL, tail);
       Atomics.sub(this.header, USED, 4 + record.length);
       onRecord(record);
@@ -176,6 +177,23 @@ export class RingReader extends RingView {
     }
     if (count > 0) Atomics.notify(this.header, USED);
     return false;
+  }
+
+  /** A copy of the record at `tail`, and where the next one starts; no views made unless it wraps. */
+  #take(tail: number): [Uint8Array, number] {
+    let length: number;
+    if (tail + 4 <= this.capacity) {
+      length = this.#view.getUint32(tail, true);
+      tail = (tail + 4) % this.capacity;
+    } else {
+      tail = this.copyOut(tail, this.#length);
+      length = this.#lengthView.getUint32(0, true);
+    }
+    if (tail + length > this.capacity) {
+      const record = new Uint8Array(length);
+      return [record, this.copyOut(tail, record)];
+    }
+    return [this.data.slice(tail, tail + length), (tail + length) % this.capacity];
   }
 
   /**
