@@ -179,17 +179,10 @@ export function isConsoleRecord(bytes: Uint8Array, at = 0): boolean {
  * offsets, every read bounds-checked (-1 is "not the template"): it runs once per printed line.
  */
 export function readConsoleRecord(record: Uint8Array): Extract<SandboxOutput, { kind: 'encoded' }> | null {
-  const frameStart = idEnd(record, 0);
-  const xidStart = frameStart < 0 ? -1 : idHeader(record, 0);
-  const idAt = frameStart < 0 ? -1 : expect(record, frameStart, HEAD);
-  const seqKey = idAt < 0 ? -1 : idEnd(record, idAt);
-  if (seqKey < 0) return null;
-  const publicStart = idAt + idHeader(record, idAt);
-  // The frame's execution_id is the public form of the record's xid, byte for byte.
-  const xidPublic = xidStart + publicOffset(record, xidStart, frameStart);
-  if (seqKey - publicStart !== frameStart - xidPublic || !sameBytes(record, publicStart, record, xidPublic, seqKey - publicStart)) return null;
-  const seqAt = expect(record, seqKey, SEQ);
-  const tsAt = seqAt < 0 ? -1 : expect(record, seqAt + 4, TYPE_TS);
+  const prefix = checkedPrefix(record);
+  if (prefix === null) return null;
+  const seqAt = prefix.bytes.length;
+  const tsAt = expect(record, seqAt + 4, TYPE_TS);
   if (tsAt < 0 || tsAt + 8 > record.length) return null;
   const ts = readFloat64(record, tsAt);
   const pairsAt = expect(record, tsAt + 8, PAYLOAD_KEY);
@@ -204,21 +197,38 @@ export function readConsoleRecord(record: Uint8Array): Extract<SandboxOutput, { 
   if (textEnd > record.length || !isText(record, textStart, textEnd)) return null;
   const end = pairs === 0x83 ? expect(record, textEnd, TRUNCATED) : textEnd;
   if (end !== record.length) return null;
-  const executionId = idString(record, xidStart, frameStart);
-  return { kind: 'encoded', executionId, ts, type: 'console', frame: record.subarray(frameStart), seqAt: seqAt - frameStart };
+  return { kind: 'encoded', executionId: prefix.executionId, ts, type: 'console', frame: record.subarray(prefix.frameStart), seqAt: seqAt - prefix.frameStart };
 }
 
-/** The last id read, as bytes and as a string: a run's lines come in a row, and one string serves them all. */
-let lastId = { bytes: new Uint8Array(0), text: '' };
+/** A record's bytes up to its seq slot's value, checked: its xid, and where its frame starts. */
+interface CheckedPrefix { bytes: Uint8Array; executionId: string; frameStart: number }
 
-/** The ASCII id in bytes [start, end) as a string. */
-function idString(bytes: Uint8Array, start: number, end: number): string {
-  const { bytes: last, text } = lastId;
-  if (last.length === end - start && sameBytes(last, 0, bytes, start, end - start)) return text;
-  let id = '';
-  for (let index = start; index < end; index++) id += String.fromCharCode(bytes[index]!);
-  lastId = { bytes: bytes.slice(start, end), text: id };
-  return id;
+/**
+ * The last prefix that passed its check: a run's lines come in a row, and a record whose first
+ * bytes are exactly these passes the same checks (they read nothing past them), so one compare
+ * stands for them, and one id string serves every line.
+ */
+let lastPrefix: CheckedPrefix = { bytes: new Uint8Array(0), executionId: '', frameStart: 0 };
+
+/** The prefix of `record` (up to the seq slot's value), or null unless it is exactly the template's. */
+function checkedPrefix(record: Uint8Array): CheckedPrefix | null {
+  const known = lastPrefix;
+  if (known.bytes.length > 0 && record.length > known.bytes.length && sameBytes(record, 0, known.bytes, 0, known.bytes.length)) return known;
+  const frameStart = idEnd(record, 0);
+  const xidStart = frameStart < 0 ? -1 : idHeader(record, 0);
+  const idAt = frameStart < 0 ? -1 : expect(record, frameStart, HEAD);
+  const seqKey = idAt < 0 ? -1 : idEnd(record, idAt);
+  if (seqKey < 0) return null;
+  const publicStart = idAt + idHeader(record, idAt);
+  // The frame's execution_id is the public form of the record's xid, byte for byte.
+  const xidPublic = xidStart + publicOffset(record, xidStart, frameStart);
+  if (seqKey - publicStart !== frameStart - xidPublic || !sameBytes(record, publicStart, record, xidPublic, seqKey - publicStart)) return null;
+  const seqAt = expect(record, seqKey, SEQ);
+  if (seqAt < 0) return null;
+  let executionId = '';
+  for (let index = xidStart; index < frameStart; index++) executionId += String.fromCharCode(record[index]!);
+  lastPrefix = { bytes: record.slice(0, seqAt), executionId, frameStart };
+  return lastPrefix;
 }
 
 /** Bytes of the header of the id str at `at` (fixstr: 1, str8: 2). */
