@@ -10,7 +10,8 @@
  * unit. That point is also kept in JupyterState, so it survives a restart.
  */
 import { ProtocolError } from '../../protocol/errors.js';
-import type { EventFrame, ExecutionRecord } from '../../protocol/types.js';
+import { eventsOf } from '../../protocol/batch.js';
+import type { EventFrame, EventsFrame, ExecutionRecord } from '../../protocol/types.js';
 import { decodeValue } from '../../protocol/codec.js';
 import { SendResult, type EventSink } from '../events/subscription-hub.js';
 import type { ExecutionService } from '../sessions/service.js';
@@ -246,7 +247,12 @@ export class Feed {
   }
 }
 
-/** One execution's subscription for one connection: each stored event becomes its unit's messages. */
+/**
+ * One execution's subscription for one connection: each stored event becomes its unit's messages.
+ * It asks for `events` frames, so that a tick's events (up to protocol/batch.ts's bounds) arrive in
+ * one call, become their messages together (a burst of lines, one `stream` message) and leave in
+ * one write; the cursor then moves to the last of them.
+ */
 class UnitSink implements EventSink {
   constructor(
     readonly feed: Feed,
@@ -256,14 +262,22 @@ class UnitSink implements EventSink {
     readonly skipThrough: number,
   ) {}
 
+  batched(): boolean {
+    return true;
+  }
+
   send(frame: Uint8Array): SendResult {
-    const event = decodeValue(frame) as EventFrame;
-    const messages = this.derivation.event(event);
-    if (event.seq <= this.skipThrough) return SendResult.SENT;
+    const decoded = decodeValue(frame) as EventFrame | EventsFrame;
+    const events = decoded.op === 'events' ? eventsOf(decoded) : [decoded];
+    let fresh = 0;
+    // Units delivered before are derived for the state they carry (an exception's error), not sent.
+    for (; fresh < events.length && events[fresh]!.seq <= this.skipThrough; fresh++) this.derivation.event(events[fresh]!);
+    if (fresh === events.length) return SendResult.SENT;
+    const messages = this.derivation.events(fresh === 0 ? events : events.slice(fresh));
     const origin = this.derivation.execution.origin;
     // The shell reply is for the client that asked; an execution without a known asker replies to all.
     const mine = messages.filter((message) => message.channel !== 'shell' || !origin?.session || this.feed.answers(origin.session));
-    return this.feed.wrote(this, event.seq, mine);
+    return this.feed.wrote(this, events[events.length - 1]!.seq, mine);
   }
 
   cork(fn: () => void): void {
