@@ -281,6 +281,8 @@ class UnitSink implements EventSink {
 
   /** Events of a write that ends at a cut not delivered yet (they are stored: the cut was written). */
   #pending: EventFrame[] = [];
+  /** The first of `cuts` not passed yet. */
+  #nextCut = 0;
 
   batched(): boolean {
     return true;
@@ -297,13 +299,14 @@ class UnitSink implements EventSink {
     this.#pending = [];
     let result = SendResult.SENT;
     while (events.length > 0) {
-      while (this.cuts.length > 0 && this.cuts[0]! < events[0]!.seq) this.cuts.shift();
-      const cut = this.cuts[0];
+      while (this.#nextCut < this.cuts.length && this.cuts[this.#nextCut]! < events[0]!.seq) this.#nextCut++;
+      const cut = this.cuts[this.#nextCut];
       const end = cut === undefined ? events.length : events.findIndex((event) => event.seq === cut) + 1;
       if (end === 0) {
         this.#pending = events;
         return result;
       }
+      // The subscription hears the worst of its writes: SENT_FULL pauses it.
       result = Math.max(result, this.#write(events.slice(0, end)));
       if (result === SendResult.DROPPED) return result;
       events = events.slice(end);
