@@ -58,12 +58,37 @@ function writeStrHeader(out: Uint8Array, view: DataView, at: number, bytes: numb
   return at + size;
 }
 
-/** The record's bytes up to the seq slot's value: the same for every line of an execution. */
-export type RecordPrefix = Uint8Array;
+/**
+ * An execution's records' common bytes: up to the seq slot's value, and for each level (made at
+ * its first line) up to the text's header, with the ts left 0 and the payload's size for a line
+ * not cut. A line is then one copy of its level's head, its ts and its text.
+ */
+export class RecordPrefix {
+  readonly #bytes: Uint8Array;
+  readonly #heads: Array<Uint8Array | undefined> = [];
+
+  constructor(bytes: Uint8Array) {
+    this.#bytes = bytes;
+  }
+
+  get length(): number {
+    return this.#bytes.length;
+  }
+
+  /** The head of a line of `level` (an index in LEVELS, checked by the caller). */
+  head(level: number): Uint8Array {
+    return this.#heads[level] ??= Uint8Array.from([...this.#bytes, 0, 0, 0, 0, ...TYPE_TS, 0, 0, 0, 0, 0, 0, 0, 0, ...PAYLOAD_KEY, 0x82, ...LEVEL_KEY, ...LEVELS[level]!, ...TEXT_KEY]);
+  }
+}
+
+/** Offsets in a head, from the seq slot's end: the ts's value, the payload map's header. */
+const TS_AFTER_SEQ = TYPE_TS.length;
+const PAIRS_AFTER_SEQ = TS_AFTER_SEQ + 8 + PAYLOAD_KEY.length;
 
 /**
- * The worker's side: `prefix` once per execution, then `encode` per line into one scratch buffer,
- * grown as lines need; its result is a view of it, valid until the next call (the ring copies it).
+ * The worker's side: `prefix` once per execution, then per line either `encodeInto` a buffer the
+ * caller holds room in (`maxBytes` of it: the output ring, written in place), or `encode` into one
+ * scratch buffer, grown as lines need; its result is a view of it, valid until the next call.
  */
 export class ConsoleRecordEncoder {
   #buffer = Buffer.allocUnsafe(4096);
@@ -73,37 +98,39 @@ export class ConsoleRecordEncoder {
   prefix(xid: string): RecordPrefix | null {
     const publicId = publicIdOf(xid);
     if (xid.length > 0xff || !PRINTABLE.test(xid)) return null;
-    return Uint8Array.from([...strHeader(xid.length), ...ascii(xid), ...HEAD, ...strHeader(publicId.length), ...ascii(publicId), ...SEQ]);
+    return new RecordPrefix(Uint8Array.from([...strHeader(xid.length), ...ascii(xid), ...HEAD, ...strHeader(publicId.length), ...ascii(publicId), ...SEQ]));
+  }
+
+  /** The most bytes the record of a line of `text` takes (UTF-8 is at most 3 bytes per UTF-16 unit). */
+  maxBytes(prefix: RecordPrefix, text: string): number {
+    return prefix.length + FIXED_BYTES + strHeaderSize(text.length * 3) + text.length * 3;
   }
 
   /** The record of one line; null for arguments no honest context passes (its line then goes as an OutputItem, which the server refuses). */
   encode(prefix: RecordPrefix, level: number, text: string, truncated: boolean, ts: number): Uint8Array | null {
-    const levelBytes = LEVELS[level];
-    if (levelBytes === undefined || typeof text !== 'string') return null;
-    // UTF-8 takes at most 3 bytes per UTF-16 unit: the text's header is sized for that bound, and
-    // is written exactly once the text's real length is known.
+    if (typeof text !== 'string') return null;
+    this.#reserve(this.maxBytes(prefix, text));
+    const end = this.encodeInto(this.#buffer, this.#view, 0, prefix, level, text, truncated, ts);
+    return end < 0 ? null : this.#buffer.subarray(0, end);
+  }
+
+  /**
+   * Writes the record of one line at `at` of `out` (`view` over the same bytes, offsets alike),
+   * which must have `maxBytes` of room there; returns where it ends, or -1 for arguments no honest
+   * context passes (nothing is then to be published).
+   */
+  encodeInto(out: Buffer, view: DataView, at: number, prefix: RecordPrefix, level: number, text: string, truncated: boolean, ts: number): number {
+    if (LEVELS[level] === undefined || typeof text !== 'string') return -1;
+    // The text's header is sized for the bound (maxBytes), and is written exactly once the text's
+    // real length is known.
     const textRoom = text.length * 3;
     const textHeader = strHeaderSize(textRoom);
-    this.#reserve(prefix.length + FIXED_BYTES + textHeader + textRoom);
-    const out = this.#buffer;
-    const view = this.#view;
-    out.set(prefix, 0);
-    let at = prefix.length;
-    view.setUint32(at, 0);
-    at += 4;
-    out.set(TYPE_TS, at);
-    at += TYPE_TS.length;
-    view.setFloat64(at, ts);
-    at += 8;
-    out.set(PAYLOAD_KEY, at);
-    at += PAYLOAD_KEY.length;
-    out[at++] = truncated ? 0x83 : 0x82;
-    out.set(LEVEL_KEY, at);
-    at += LEVEL_KEY.length;
-    out.set(levelBytes, at);
-    at += levelBytes.length;
-    out.set(TEXT_KEY, at);
-    at += TEXT_KEY.length;
+    const head = prefix.head(level);
+    out.set(head, at);
+    const seqEnd = at + prefix.length + 4;
+    view.setFloat64(seqEnd + TS_AFTER_SEQ, ts);
+    if (truncated) out[seqEnd + PAIRS_AFTER_SEQ] = 0x83;
+    at += head.length;
     if (text.length <= SHORT_TEXT && writeAscii(out, text, at + strHeaderSize(text.length))) {
       at = writeStrHeader(out, view, at, text.length, strHeaderSize(text.length)) + text.length;
     } else {
@@ -117,7 +144,7 @@ export class ConsoleRecordEncoder {
       out.set(TRUNCATED, at);
       at += TRUNCATED.length;
     }
-    return out.subarray(0, at);
+    return at;
   }
 
   #reserve(bytes: number): void {
@@ -152,17 +179,10 @@ export function isConsoleRecord(bytes: Uint8Array, at = 0): boolean {
  * offsets, every read bounds-checked (-1 is "not the template"): it runs once per printed line.
  */
 export function readConsoleRecord(record: Uint8Array): Extract<SandboxOutput, { kind: 'encoded' }> | null {
-  const frameStart = idEnd(record, 0);
-  const xidStart = frameStart < 0 ? -1 : idHeader(record, 0);
-  const idAt = frameStart < 0 ? -1 : expect(record, frameStart, HEAD);
-  const seqKey = idAt < 0 ? -1 : idEnd(record, idAt);
-  if (seqKey < 0) return null;
-  const publicStart = idAt + idHeader(record, idAt);
-  // The frame's execution_id is the public form of the record's xid, byte for byte.
-  const xidPublic = xidStart + publicOffset(record, xidStart, frameStart);
-  if (seqKey - publicStart !== frameStart - xidPublic || !sameBytes(record, publicStart, record, xidPublic, seqKey - publicStart)) return null;
-  const seqAt = expect(record, seqKey, SEQ);
-  const tsAt = seqAt < 0 ? -1 : expect(record, seqAt + 4, TYPE_TS);
+  const prefix = checkedPrefix(record);
+  if (prefix === null) return null;
+  const seqAt = prefix.bytes.length;
+  const tsAt = expect(record, seqAt + 4, TYPE_TS);
   if (tsAt < 0 || tsAt + 8 > record.length) return null;
   const ts = readFloat64(record, tsAt);
   const pairsAt = expect(record, tsAt + 8, PAYLOAD_KEY);
@@ -177,21 +197,38 @@ export function readConsoleRecord(record: Uint8Array): Extract<SandboxOutput, { 
   if (textEnd > record.length || !isText(record, textStart, textEnd)) return null;
   const end = pairs === 0x83 ? expect(record, textEnd, TRUNCATED) : textEnd;
   if (end !== record.length) return null;
-  const executionId = idString(record, xidStart, frameStart);
-  return { kind: 'encoded', executionId, ts, type: 'console', frame: record.subarray(frameStart), seqAt: seqAt - frameStart };
+  return { kind: 'encoded', executionId: prefix.executionId, ts, type: 'console', frame: record.subarray(prefix.frameStart), seqAt: seqAt - prefix.frameStart };
 }
 
-/** The last id read, as bytes and as a string: a run's lines come in a row, and one string serves them all. */
-let lastId = { bytes: new Uint8Array(0), text: '' };
+/** A record's bytes up to its seq slot's value, checked: its xid, and where its frame starts. */
+interface CheckedPrefix { bytes: Uint8Array; executionId: string; frameStart: number }
 
-/** The ASCII id in bytes [start, end) as a string. */
-function idString(bytes: Uint8Array, start: number, end: number): string {
-  const { bytes: last, text } = lastId;
-  if (last.length === end - start && sameBytes(last, 0, bytes, start, end - start)) return text;
-  let id = '';
-  for (let index = start; index < end; index++) id += String.fromCharCode(bytes[index]!);
-  lastId = { bytes: bytes.slice(start, end), text: id };
-  return id;
+/**
+ * The last prefix that passed its check: a run's lines come in a row, and a record whose first
+ * bytes are exactly these passes the same checks (they read nothing past them), so one compare
+ * stands for them, and one id string serves every line.
+ */
+let lastPrefix: CheckedPrefix = { bytes: new Uint8Array(0), executionId: '', frameStart: 0 };
+
+/** The prefix of `record` (up to the seq slot's value), or null unless it is exactly the template's. */
+function checkedPrefix(record: Uint8Array): CheckedPrefix | null {
+  const known = lastPrefix;
+  if (known.bytes.length > 0 && record.length > known.bytes.length && sameBytes(record, 0, known.bytes, 0, known.bytes.length)) return known;
+  const frameStart = idEnd(record, 0);
+  const xidStart = frameStart < 0 ? -1 : idHeader(record, 0);
+  const idAt = frameStart < 0 ? -1 : expect(record, frameStart, HEAD);
+  const seqKey = idAt < 0 ? -1 : idEnd(record, idAt);
+  if (seqKey < 0) return null;
+  const publicStart = idAt + idHeader(record, idAt);
+  // The frame's execution_id is the public form of the record's xid, byte for byte.
+  const xidPublic = xidStart + publicOffset(record, xidStart, frameStart);
+  if (seqKey - publicStart !== frameStart - xidPublic || !sameBytes(record, publicStart, record, xidPublic, seqKey - publicStart)) return null;
+  const seqAt = expect(record, seqKey, SEQ);
+  if (seqAt < 0) return null;
+  let executionId = '';
+  for (let index = xidStart; index < frameStart; index++) executionId += String.fromCharCode(record[index]!);
+  lastPrefix = { bytes: record.slice(0, seqAt), executionId, frameStart };
+  return lastPrefix;
 }
 
 /** Bytes of the header of the id str at `at` (fixstr: 1, str8: 2). */

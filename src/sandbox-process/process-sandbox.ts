@@ -296,7 +296,9 @@ export class ProcessSandbox implements Sandbox {
 
   #onMessage(host: Host, message: FromHost): void {
     if (!this.#hosts.has(host)) return;
-    host.lastUsed = Date.now();
+    // A running execution's lines need no stamp (once per printed line): its process is not idle
+    // before its `done`, which is stamped.
+    if (message.t !== 'out' || message.o.kind === 'done') host.lastUsed = Date.now();
     switch (message.t) {
       case 'ready':
         host.process.online = true;
