@@ -6,7 +6,9 @@
  * expired KV key sends watchers no event on nats-server 2.9): a timer per node, reset by every new
  * revision of its key; a node whose key has not moved for `leaseMs` is dead to this observer
  * (`nodeDead`). While this node's own NATS connection is down it cannot see anyone's heartbeat, so
- * the timers are paused, and restarted from zero on reconnect: a NATS restart is not everyone's death.
+ * the timers are paused, and restarted from zero once this node's own first heartbeat after the
+ * reconnect is acknowledged (a restarted NATS takes a while to serve JetStream again, and the
+ * others reconnect at their own pace): a NATS restart is not everyone's death.
  *
  * One process per node id: at start a node refuses an id whose heartbeat is still moving (another
  * live process has it), waiting up to a lease to find out when a recently renewed key of another
@@ -76,6 +78,8 @@ export class Membership {
   #revision = 0;
   #lastAck: number | undefined;
   #connected = true;
+  /** Reconnected, and no heartbeat of ours acknowledged since: peers' timers stay paused. */
+  #resuming = false;
   #beating: NodeJS.Timeout | undefined;
   #inFlight = false;
   #stopped = false;
@@ -200,15 +204,19 @@ export class Membership {
     }
   }
 
-  /** Back: every live peer gets a full lease from now. */
+  /** Back: once our own heartbeat lands again, every live peer gets a full lease from then. */
   resume(): void {
     this.#connected = true;
+    this.#resuming = true;
     if (this.#stopped) return;
+    void this.#beat();
+  }
+
+  #restartTimers(): void {
     for (const [nodeId, peer] of this.#peers) {
       clearTimeout(peer.timer);
       peer.timer = peer.dead ? undefined : this.#timer(nodeId);
     }
-    void this.#beat();
   }
 
   #timer(nodeId: string): NodeJS.Timeout | undefined {
@@ -241,6 +249,10 @@ export class Membership {
       this.#revision = await this.#kv.update(this.#key, this.#value(), this.#revision);
       this.#lastAck = performance.now();
       this.heartbeats++;
+      if (this.#resuming) {
+        this.#resuming = false;
+        this.#restartTimers();
+      }
     } catch (error) {
       this.heartbeatFailures++;
       await this.#recoverRevision(error);
