@@ -152,17 +152,10 @@ export function isConsoleRecord(bytes: Uint8Array, at = 0): boolean {
  * offsets, every read bounds-checked (-1 is "not the template"): it runs once per printed line.
  */
 export function readConsoleRecord(record: Uint8Array): Extract<SandboxOutput, { kind: 'encoded' }> | null {
-  const frameStart = idEnd(record, 0);
-  const xidStart = frameStart < 0 ? -1 : idHeader(record, 0);
-  const idAt = frameStart < 0 ? -1 : expect(record, frameStart, HEAD);
-  const seqKey = idAt < 0 ? -1 : idEnd(record, idAt);
-  if (seqKey < 0) return null;
-  const publicStart = idAt + idHeader(record, idAt);
-  // The frame's execution_id is the public form of the record's xid, byte for byte.
-  const xidPublic = xidStart + publicOffset(record, xidStart, frameStart);
-  if (seqKey - publicStart !== frameStart - xidPublic || !sameBytes(record, publicStart, record, xidPublic, seqKey - publicStart)) return null;
-  const seqAt = expect(record, seqKey, SEQ);
-  const tsAt = seqAt < 0 ? -1 : expect(record, seqAt + 4, TYPE_TS);
+  const head = lastHead !== null && startsWith(record, lastHead.bytes) ? lastHead : readHead(record);
+  if (head === null) return null;
+  const seqAt = head.bytes.length;
+  const tsAt = expect(record, seqAt + 4, TYPE_TS);
   if (tsAt < 0 || tsAt + 8 > record.length) return null;
   const ts = readFloat64(record, tsAt);
   const pairsAt = expect(record, tsAt + 8, PAYLOAD_KEY);
@@ -177,21 +170,48 @@ export function readConsoleRecord(record: Uint8Array): Extract<SandboxOutput, { 
   if (textEnd > record.length || !isText(record, textStart, textEnd)) return null;
   const end = pairs === 0x83 ? expect(record, textEnd, TRUNCATED) : textEnd;
   if (end !== record.length) return null;
-  const executionId = idString(record, xidStart, frameStart);
-  return { kind: 'encoded', executionId, ts, type: 'console', frame: record.subarray(frameStart), seqAt: seqAt - frameStart };
+  return { kind: 'encoded', executionId: head.executionId, ts, type: 'console', frame: record.subarray(head.frameStart), seqAt: seqAt - head.frameStart };
 }
 
-/** The last id read, as bytes and as a string: a run's lines come in a row, and one string serves them all. */
-let lastId = { bytes: new Uint8Array(0), text: '' };
+/** A record's bytes up to its seq slot (xid, map header, op, execution_id, the key `seq`), checked. */
+interface RecordHead {
+  /** A copy (the record's own bytes may be a ring's, written again later). */
+  bytes: Uint8Array;
+  executionId: string;
+  /** Where the frame starts, after the xid. */
+  frameStart: number;
+}
 
-/** The ASCII id in bytes [start, end) as a string. */
-function idString(bytes: Uint8Array, start: number, end: number): string {
-  const { bytes: last, text } = lastId;
-  if (last.length === end - start && sameBytes(last, 0, bytes, start, end - start)) return text;
-  let id = '';
-  for (let index = start; index < end; index++) id += String.fromCharCode(bytes[index]!);
-  lastId = { bytes: bytes.slice(start, end), text: id };
-  return id;
+/**
+ * The head last checked: a run's lines come in a row with the same head, so a record that starts
+ * with exactly these bytes needs no other check of them (one compare instead of several passes).
+ */
+let lastHead: RecordHead | null = null;
+
+/** Checks the head of `record` against the template; null unless it is exactly that. */
+function readHead(record: Uint8Array): RecordHead | null {
+  const frameStart = idEnd(record, 0);
+  const xidStart = frameStart < 0 ? -1 : idHeader(record, 0);
+  const idAt = frameStart < 0 ? -1 : expect(record, frameStart, HEAD);
+  const seqKey = idAt < 0 ? -1 : idEnd(record, idAt);
+  if (seqKey < 0) return null;
+  const publicStart = idAt + idHeader(record, idAt);
+  // The frame's execution_id is the public form of the record's xid, byte for byte.
+  const xidPublic = xidStart + publicOffset(record, xidStart, frameStart);
+  if (seqKey - publicStart !== frameStart - xidPublic || !sameBytes(record, publicStart, record, xidPublic, seqKey - publicStart)) return null;
+  const seqAt = expect(record, seqKey, SEQ);
+  if (seqAt < 0) return null;
+  let executionId = '';
+  for (let index = xidStart; index < frameStart; index++) executionId += String.fromCharCode(record[index]!);
+  const bytes = new Uint8Array(seqAt);
+  bytes.set(record.subarray(0, seqAt));
+  lastHead = { bytes, executionId, frameStart };
+  return lastHead;
+}
+
+/** Whether `bytes` starts with `head` (and has more after it). */
+function startsWith(bytes: Uint8Array, head: Uint8Array): boolean {
+  return bytes.length > head.length && sameBytes(bytes, 0, head, 0, head.length);
 }
 
 /** Bytes of the header of the id str at `at` (fixstr: 1, str8: 2). */

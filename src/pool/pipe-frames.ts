@@ -74,6 +74,7 @@ export class FrameReader {
     this.#pendingBytes += chunk.length;
     const messages: unknown[] = [];
     let buffer = this.#pending.length === 1 ? chunk : Buffer.concat(this.#pending, this.#pendingBytes);
+    const records = new RecordRun(buffer, messages);
     let offset = 0;
     while (buffer.length - offset >= HEADER_BYTES) {
       const length = buffer.readUInt32LE(offset);
@@ -81,14 +82,13 @@ export class FrameReader {
       if (buffer.length - offset - HEADER_BYTES < length) break;
       const start = offset + HEADER_BYTES;
       offset = start + length;
-      // A console record (pool/console-frame.ts) is kept as bytes, copied out of the chunk: its
-      // reader checks it, and the server stores and sends them. A plain Uint8Array, not a Buffer:
-      // Buffer's constructor (what `slice` and `subarray` of a Buffer call) cost more than the
-      // record's check, and the reader's loops stay on one kind of array.
+      // A console record (pool/console-frame.ts) is kept as bytes: its reader checks it, and the
+      // server stores and sends them.
       if (length > 0 && isConsoleRecord(buffer, start)) {
-        messages.push(new Uint8Array(buffer.buffer.slice(buffer.byteOffset + start, buffer.byteOffset + offset)));
+        records.add(start, offset);
         continue;
       }
+      records.copy();
       let decoded: unknown;
       try {
         decoded = packr.unpack(buffer.subarray(start, offset));
@@ -99,9 +99,47 @@ export class FrameReader {
       if (typeof decoded[0] === 'string') messages.push(decoded);
       else for (const message of decoded) messages.push(message);
     }
+    records.copy();
     buffer = buffer.subarray(offset);
     this.#pending = buffer.length > 0 ? [buffer] : [];
     this.#pendingBytes = buffer.length;
     return messages;
+  }
+}
+
+/**
+ * Console records in a row of a chunk, copied out together: one copy (and one allocation) per run of
+ * records instead of one per record, each record a view of it. Plain Uint8Arrays, not Buffers:
+ * Buffer's constructor (what `slice` and `subarray` of a Buffer call) cost more than the record's
+ * check, and the reader's loops stay on one kind of array. A copy, not a view of the chunk: what a
+ * record keeps alive is its run's bytes (records and their 4-byte headers), never the rest of a
+ * chunk that the output backlog does not count.
+ */
+class RecordRun {
+  readonly #bytes: Uint8Array;
+  readonly #messages: unknown[];
+  /** Where each record of the run goes in `messages`, and its bytes: [index, start, end]… */
+  #records: number[] = [];
+
+  constructor(buffer: Buffer, messages: unknown[]) {
+    this.#bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
+    this.#messages = messages;
+  }
+
+  add(start: number, end: number): void {
+    this.#records.push(this.#messages.length, start, end);
+    this.#messages.push(null);
+  }
+
+  /** Copies the run so far and puts its records in their places. */
+  copy(): void {
+    const records = this.#records;
+    if (records.length === 0) return;
+    const first = records[1]!;
+    const run = this.#bytes.slice(first, records[records.length - 1]);
+    for (let index = 0; index < records.length; index += 3) {
+      this.#messages[records[index]!] = run.subarray(records[index + 1]! - first, records[index + 2]! - first);
+    }
+    this.#records = [];
   }
 }
