@@ -8,7 +8,7 @@
  */
 import type { Writable } from 'node:stream';
 import { Packr } from 'msgpackr';
-import { isConsoleRecord } from '../pool/console-frame.js';
+import { isConsoleRecord, RecordSpan } from '../pool/console-frame.js';
 
 const HEADER_BYTES = 4;
 /** What a sandbox process takes in one frame from the server: it is trusted; this only bounds what a broken frame could make it hold. */
@@ -56,7 +56,7 @@ export class FrameWriter<T> {
 
 /**
  * Cuts a byte stream into frames and decodes each into its array of messages (a record frame is
- * one message: the record; a console record stays bytes, a Uint8Array message). `maxFrameBytes` bounds what one frame may make the reader hold: past
+ * one message: the record; a console record stays bytes, a RecordSpan message). `maxFrameBytes` bounds what one frame may make the reader hold: past
  * it, or on bytes that are not msgpack, or a frame that is not an array, `push` throws a FrameError.
  */
 export class FrameReader {
@@ -109,11 +109,10 @@ export class FrameReader {
 
 /**
  * Console records in a row of a chunk, copied out together: one copy (and one allocation) per run of
- * records instead of one per record, each record a view of it. Plain Uint8Arrays, not Buffers:
- * Buffer's constructor (what `slice` and `subarray` of a Buffer call) cost more than the record's
- * check, and the reader's loops stay on one kind of array. A copy, not a view of the chunk: what a
+ * records instead of one per record, each record a span of it (console-frame.ts's RecordSpan: a
+ * typed array per record cost about as much as the record's check). A copy, not the chunk: what a
  * record keeps alive is its run's bytes (records and their 4-byte headers), never the rest of a
- * chunk that the output backlog does not count.
+ * chunk that the output backlog does not count; and the bytes are the server's own to write seqs into.
  */
 class RecordRun {
   readonly #bytes: Uint8Array;
@@ -138,7 +137,7 @@ class RecordRun {
     const first = records[1]!;
     const run = this.#bytes.slice(first, records[records.length - 1]);
     for (let index = 0; index < records.length; index += 3) {
-      this.#messages[records[index]!] = run.subarray(records[index + 1]! - first, records[index + 2]! - first);
+      this.#messages[records[index]!] = new RecordSpan(run, records[index + 1]! - first, records[index + 2]! - first);
     }
     this.#records = [];
   }

@@ -296,7 +296,9 @@ export class ProcessSandbox implements Sandbox {
 
   #onMessage(host: Host, message: FromHost): void {
     if (!this.#hosts.has(host)) return;
-    host.lastUsed = Date.now();
+    // A run's output is not stamped (a clock read per printed line): a host with a run is never
+    // idle, and the run's `done` stamps it.
+    if (message.t !== 'out' || message.o.kind === 'done') host.lastUsed = Date.now();
     switch (message.t) {
       case 'ready':
         host.process.online = true;
