@@ -161,12 +161,13 @@ export class RecordSpan {
  * template"): it runs once per printed line.
  */
 export function readConsoleRecord(record: Uint8Array, start = 0, end = record.length): Extract<SandboxOutput, { kind: 'encoded' }> | null {
-  const head = lastHead !== null && startsWith(record, start, end, lastHead.bytes) ? lastHead : readHead(record, start, end);
+  const view = viewOf(record);
+  const head = lastHead !== null && startsWith(record, view, start, end, lastHead) ? lastHead : readHead(record, start, end);
   if (head === null) return null;
   const seqAt = start + head.bytes.length;
   const tsAt = expect(record, end, seqAt + 4, TYPE_TS);
   if (tsAt < 0 || tsAt + 8 > end) return null;
-  const ts = readFloat64(record, tsAt);
+  const ts = view.getFloat64(tsAt);
   const pairsAt = expect(record, end, tsAt + 8, PAYLOAD_KEY);
   if (!Number.isFinite(ts) || pairsAt < 0) return null;
   const pairs = record[pairsAt];
@@ -187,6 +188,8 @@ export function readConsoleRecord(record: Uint8Array, start = 0, end = record.le
 interface RecordHead {
   /** A copy (the record's own bytes may be a ring's, written again later). */
   bytes: Uint8Array;
+  /** Its bytes as big-endian uint32s, as many as it holds whole: compared four bytes at a time. */
+  words: Uint32Array;
   executionId: string;
   /** Where the frame starts, after the xid, from the record's start. */
   frameStart: number;
@@ -215,21 +218,34 @@ function readHead(record: Uint8Array, start: number, end: number): RecordHead | 
   for (let index = xidStart; index < frameStart; index++) executionId += String.fromCharCode(record[index]!);
   const bytes = new Uint8Array(seqAt - start);
   bytes.set(record.subarray(start, seqAt));
-  lastHead = { bytes, executionId, frameStart: frameStart - start };
+  const view = new DataView(bytes.buffer);
+  const words = new Uint32Array(bytes.length >> 2);
+  for (let index = 0; index < words.length; index++) words[index] = view.getUint32(index * 4);
+  lastHead = { bytes, words, executionId, frameStart: frameStart - start };
   return lastHead;
 }
 
-/** Whether the record at [start, end) starts with `head` (and has more after it): four bytes a step (~1.6x a byte a step). */
-function startsWith(bytes: Uint8Array, start: number, end: number, head: Uint8Array): boolean {
-  const length = head.length;
-  if (end - start <= length) return false;
-  let index = 0;
-  for (; index + 4 <= length; index += 4) {
-    const at = start + index;
-    if ((bytes[at]! ^ head[index]!) | (bytes[at + 1]! ^ head[index + 1]!) | (bytes[at + 2]! ^ head[index + 2]!) | (bytes[at + 3]! ^ head[index + 3]!)) return false;
-  }
-  for (; index < length; index++) if (bytes[start + index] !== head[index]) return false;
+/**
+ * Whether the record at [start, end) starts with `head` (and has more after it): four bytes at a
+ * time through a DataView (~2x a byte at a time), the last few one by one.
+ */
+function startsWith(bytes: Uint8Array, view: DataView, start: number, end: number, head: RecordHead): boolean {
+  const { bytes: expected, words } = head;
+  if (end - start <= expected.length) return false;
+  for (let index = 0; index < words.length; index++) if (view.getUint32(start + index * 4) !== words[index]) return false;
+  for (let index = words.length * 4; index < expected.length; index++) if (bytes[start + index] !== expected[index]) return false;
   return true;
+}
+
+/**
+ * A DataView of `bytes`, kept while the records read are spans of the same run (pipe-frames.ts):
+ * one per run, not one per line.
+ */
+let lastView: { bytes: Uint8Array; view: DataView } | null = null;
+
+function viewOf(bytes: Uint8Array): DataView {
+  if (lastView?.bytes !== bytes) lastView = { bytes, view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
+  return lastView.view;
 }
 
 /** Bytes of the header of the id str at `at` (fixstr: 1, str8: 2). */
@@ -293,16 +309,6 @@ function isText(bytes: Uint8Array, start: number, end: number): boolean {
   let index = start;
   while (index < end && bytes[index]! < 0x80) index++;
   return index === end || isUtf8(bytes.subarray(index, end));
-}
-
-const float64 = new Float64Array(1);
-const float64Bytes = new Uint8Array(float64.buffer);
-const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
-/** The big-endian float64 at `at` (bounds checked by the caller). */
-function readFloat64(bytes: Uint8Array, at: number): number {
-  for (let index = 0; index < 8; index++) float64Bytes[littleEndian ? 7 - index : index] = bytes[at + index]!;
-  return float64[0]!;
 }
 
 /** The id a client knows an execution by: its stored id without the tenant (sessions/live.ts's publicExecutionId). */
