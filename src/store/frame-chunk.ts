@@ -20,9 +20,17 @@ export function packFrames(frames: readonly Uint8Array[], start = 0, end = frame
   for (let index = start; index < end; index++) {
     const frame = frames[index]!;
     const length = frame.length;
-    if (length < 0x100) at = out.writeUInt8(length, out.writeUInt8(0xc4, at));
-    else if (length < 0x10000) at = out.writeUInt16BE(length, out.writeUInt8(0xc5, at));
-    else at = out.writeUInt32BE(length, out.writeUInt8(0xc6, at));
+    // Headers written as plain bytes: Buffer's write methods check their arguments on every call.
+    if (length < 0x100) {
+      out[at++] = 0xc4;
+      out[at++] = length;
+    } else if (length < 0x10000) {
+      out[at++] = 0xc5;
+      out[at++] = length >>> 8;
+      out[at++] = length & 0xff;
+    } else {
+      at = out.writeUInt32BE(length, out.writeUInt8(0xc6, at));
+    }
     out.set(frame, at);
     at += length;
   }
