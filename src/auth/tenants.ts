@@ -14,8 +14,9 @@ export const TENANT_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 } as const;
 const CACHE_LIMIT = 10_000;
 /**
- * How often `watch` looks at the file: revocation takes effect within this and one read. A stat on
- * a timer, not fs.watch, which loses track of a file that an editor replaces by renaming.
+ * How often `watch` looks at the file, to close what a revoked tenant has open within this and one
+ * read (a new use of a token looks itself). A stat on a timer, not fs.watch, which loses track of a
+ * file that an editor replaces by renaming.
  */
 const WATCH_MS = 250;
 
@@ -65,6 +66,8 @@ export class TenantDirectory {
   /** Digest of a verified token → its tenant. */
   readonly #verified = new Map<string, string>();
   #reloading: Promise<void> | null = null;
+  /** The reload that starts when `#reloading` ends, for callers that came during it. */
+  #queued: Promise<void> | null = null;
   #onRevoked: (tenant: string) => void = () => {};
   #timer: NodeJS.Timeout | null = null;
 
@@ -102,15 +105,20 @@ export class TenantDirectory {
     this.#timer = null;
   }
 
-  /** The tenant a token belongs to, or null. */
+  /**
+   * The tenant a token belongs to, or null. The file's version is checked (one `stat`, shared by
+   * the callers of the moment) before a remembered token is trusted: a revocation takes effect at
+   * the token's next use, not at the next tick of `watch`, which matters when several servers
+   * read one file and each has its own tick.
+   */
   async tenantOf(token: string): Promise<string | null> {
+    await this.#reloadIfChanged().catch(() => undefined);
     const digest = createHash('sha256').update(token).digest('base64url');
     const known = this.#verified.get(digest);
     if (known !== undefined) return known;
     const dot = token.indexOf('.');
     if (dot < 1) return null;
     const tenant = token.slice(0, dot);
-    await this.#reloadIfChanged().catch(() => undefined);
     const entry = this.#tenants.get(tenant);
     if (!entry) return null;
     const hash = await scryptAsync(token.slice(dot + 1), entry.salt, entry.hash.length, { N: entry.N, r: entry.r, p: entry.p, maxmem: 256 * entry.N * entry.r });
@@ -122,9 +130,21 @@ export class TenantDirectory {
     return tenant;
   }
 
-  /** One reload at a time; callers during one share it. */
+  /**
+   * One reload at a time. A caller arriving while one runs waits for the next, which starts after
+   * it: the running one may have looked at the file before this caller's moment. Callers arriving
+   * together share that next one.
+   */
   #reloadIfChanged(): Promise<void> {
-    return (this.#reloading ??= this.#reload().finally(() => (this.#reloading = null)));
+    if (!this.#reloading) return this.#startReload();
+    return (this.#queued ??= this.#reloading.catch(() => undefined).then(() => {
+      this.#queued = null;
+      return this.#reloading ?? this.#startReload();
+    }));
+  }
+
+  #startReload(): Promise<void> {
+    return (this.#reloading = this.#reload().finally(() => (this.#reloading = null)));
   }
 
   async #reload(): Promise<void> {
