@@ -168,11 +168,11 @@ export class UwsTransport {
     // The exchange copies everything out of req now: it is invalid after this callback returns.
     const exchange = new UwsExchange(res, req, this.#options.maxFrameBytes);
     const { headers } = exchange;
-    const origin = headers.origin ?? '';
     const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
     const refuse = (error: unknown) => sendError(exchange, error, this.#options.onInternalError);
-    if (origin !== '' && this.#options.allowedOrigins.length > 0 && !this.#options.allowedOrigins.includes(origin)) {
-      refuse(new ProtocolError('FORBIDDEN', `origin ${origin} is not allowed`));
+    const problem = this.#handshakeProblem(headers);
+    if (problem) {
+      refuse(problem);
       return;
     }
     this.#options.authenticator.tenantOf(tokenFromRequest(headers.authorization ?? '', exchange.query)).then(
@@ -183,7 +183,7 @@ export class UwsTransport {
           return;
         }
         const data: SocketData = { tenant, remote, connection: null };
-        res.cork(() => res.upgrade(data, headers['sec-websocket-key'] ?? '', headers['sec-websocket-protocol'] ?? '', headers['sec-websocket-extensions'] ?? '', context));
+        upgrade(res, data, headers, headers['sec-websocket-protocol'] ?? '', context);
       },
       refuse,
     );
@@ -228,20 +228,38 @@ export class UwsTransport {
     // The exchange copies everything out of req now: it is invalid after this callback returns.
     const exchange = new UwsExchange(res, req, this.#options.maxFrameBytes);
     const { headers } = exchange;
-    const origin = headers.origin ?? '';
     const refuse = (error: unknown) => sendError(exchange, error, this.#options.onInternalError);
-    if (origin !== '' && this.#options.allowedOrigins.length > 0 && !this.#options.allowedOrigins.includes(origin)) {
-      refuse(new ProtocolError('FORBIDDEN', `origin ${origin} is not allowed`));
+    const problem = this.#handshakeProblem(headers);
+    if (problem) {
+      refuse(problem);
       return;
     }
     route.upgrade({ params, query: exchange.query, headers }).then(
       ({ tenant, protocol, attach }) => {
         if (exchange.aborted) return;
         const data: RouteSocketData = { tenant, handler: null, attach };
-        res.cork(() => res.upgrade(data, headers['sec-websocket-key'] ?? '', protocol ?? '', headers['sec-websocket-extensions'] ?? '', context));
+        upgrade(res, data, headers, protocol ?? '', context);
       },
       refuse,
     );
+  }
+
+  /**
+   * Why an upgrade is refused before its token is looked at: an Origin not allowed, or a handshake
+   * whose Connection header lacks `Upgrade` (RFC 6455 §4.2.1). uWS marks a request whose Connection
+   * is `close` to be closed once answered, and an upgrade answered after an await (see upgrade()
+   * below) would then open a socket on a connection uWS has already closed: one that never
+   * closes for us.
+   */
+  #handshakeProblem(headers: Readonly<Record<string, string>>): ProtocolError | null {
+    const origin = headers.origin ?? '';
+    if (origin !== '' && this.#options.allowedOrigins.length > 0 && !this.#options.allowedOrigins.includes(origin)) {
+      return new ProtocolError('FORBIDDEN', `origin ${origin} is not allowed`);
+    }
+    if (!/(?:^|,)\s*upgrade\s*(?:,|$)/i.test(headers.connection ?? '')) {
+      return new ProtocolError('BAD_REQUEST', 'connection: a WebSocket handshake carries `Connection: Upgrade`');
+    }
+    return null;
   }
 
   #open(ws: uWS.WebSocket<SocketData>): void {
@@ -288,6 +306,25 @@ function socketLimits(options: TransportOptions) {
     closeOnBackpressureLimit: 0,
     compression: uWS.DISABLED,
   };
+}
+
+/**
+ * Answers an upgrade whose decision was awaited, deliberately outside res.cork. In uWS up to 20.79,
+ * HttpResponse::cork() checks after its callback whether the callback upgraded the socket by
+ * comparing addresses; the upgrade reallocates the socket in place (a WebSocket's data is smaller
+ * than an HTTP response's), so cork() takes the new socket for the old response and reads its HTTP
+ * state out of memory that now belongs to the WebSocket or to the allocator. When the stray bits
+ * read as "connection: close, response done", it shuts the socket down right after `open`: the
+ * client sees 1006 and no frame (uNetworking/uWebSockets#1928, fixed upstream by #1929, fe7c01a,
+ * in no uWS.js build we can install). Whatever the heap held decided it: test/upgrade-async.test.ts
+ * makes glibc fill freed memory so that it always does. Outside a cork the 101 is written uncorked
+ * and uWS prints its "writes must be made from within a corked callback" warning for each such
+ * upgrade (a tenants-file token: its check awaits a stat; a Jupyter channel). One decided before
+ * uWS regains control (the shared token: only promises settle on the way) is corked by uWS's own
+ * upgrade callback and prints nothing.
+ */
+function upgrade<T>(res: uWS.HttpResponse, data: T, headers: Readonly<Record<string, string>>, protocol: string, context: uWS.us_socket_context_t): void {
+  res.upgrade(data, headers['sec-websocket-key'] ?? '', protocol, headers['sec-websocket-extensions'] ?? '', context);
 }
 
 /** Ends a socket with the close code protocol/errors.ts gives the error. */
