@@ -241,11 +241,15 @@ function startsWith(bytes: Uint8Array, view: DataView, start: number, end: numbe
  * A DataView of `bytes`, kept while the records read are spans of the same run (pipe-frames.ts):
  * one per run, not one per line.
  */
-let lastView: { bytes: Uint8Array; view: DataView } | null = null;
+let viewed: Uint8Array | null = null;
+let lastView: DataView = new DataView(new ArrayBuffer(0));
 
 function viewOf(bytes: Uint8Array): DataView {
-  if (lastView?.bytes !== bytes) lastView = { bytes, view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
-  return lastView.view;
+  if (bytes !== viewed) {
+    viewed = bytes;
+    lastView = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  return lastView;
 }
 
 /** Bytes of the header of the id str at `at` (fixstr: 1, str8: 2). */
