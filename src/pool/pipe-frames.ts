@@ -70,15 +70,43 @@ export class FrameReader {
 
   /** The messages of every frame `chunk` completes, in order. */
   push(chunk: Buffer): unknown[] {
-    this.#pending.push(chunk);
-    this.#pendingBytes += chunk.length;
-    const messages: unknown[] = [];
-    let buffer = this.#pending.length === 1 ? chunk : Buffer.concat(this.#pending, this.#pendingBytes);
+    if (this.#pendingBytes === 0) return this.#read(chunk, []);
+    // The frame earlier chunks began is completed from this one, and only its bytes are copied
+    // (a pipe's reads end mid-frame nearly every time: copying the whole chunk doubled the bytes copied).
+    const frameBytes = this.#pendingFrameBytes(chunk);
+    if (frameBytes < 0 || this.#pendingBytes + chunk.length < frameBytes) {
+      this.#pending.push(chunk);
+      this.#pendingBytes += chunk.length;
+      return [];
+    }
+    const used = frameBytes - this.#pendingBytes;
+    const frame = Buffer.concat([...this.#pending, chunk.subarray(0, used)], frameBytes);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    return this.#read(chunk.subarray(used), this.#read(frame, []));
+  }
+
+  /** Bytes of the frame the pending bytes begin (header included), once its header is whole with `chunk`; -1 before. */
+  #pendingFrameBytes(chunk: Buffer): number {
+    const header: number[] = [];
+    for (const piece of [...this.#pending, chunk]) {
+      for (let index = 0; index < piece.length && header.length < HEADER_BYTES; index++) header.push(piece[index]!);
+    }
+    if (header.length < HEADER_BYTES) return -1;
+    return HEADER_BYTES + this.#checkLength(Buffer.from(header).readUInt32LE(0));
+  }
+
+  #checkLength(length: number): number {
+    if (length > this.#maxFrameBytes) throw new FrameError(`a frame of ${length} bytes is over the limit of ${this.#maxFrameBytes}`);
+    return length;
+  }
+
+  /** Appends the messages of the whole frames of `buffer` to `messages`; what follows them is kept pending. */
+  #read(buffer: Buffer, messages: unknown[]): unknown[] {
     const records = new RecordRun(buffer, messages);
     let offset = 0;
     while (buffer.length - offset >= HEADER_BYTES) {
-      const length = buffer.readUInt32LE(offset);
-      if (length > this.#maxFrameBytes) throw new FrameError(`a frame of ${length} bytes is over the limit of ${this.#maxFrameBytes}`);
+      const length = this.#checkLength(buffer.readUInt32LE(offset));
       if (buffer.length - offset - HEADER_BYTES < length) break;
       const start = offset + HEADER_BYTES;
       offset = start + length;
@@ -100,9 +128,10 @@ export class FrameReader {
       else for (const message of decoded) messages.push(message);
     }
     records.copy();
-    buffer = buffer.subarray(offset);
-    this.#pending = buffer.length > 0 ? [buffer] : [];
-    this.#pendingBytes = buffer.length;
+    if (offset < buffer.length) {
+      this.#pending = [buffer.subarray(offset)];
+      this.#pendingBytes = buffer.length - offset;
+    }
     return messages;
   }
 }
