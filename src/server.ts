@@ -47,7 +47,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   await chmod(config.dataDir, 0o700);
   const directory = config.tokensFile ? new TenantDirectory(config.tokensFile) : null;
-  const tenants = directory ? await directory.load() : 0;
+  const tenants = directory ? directory.load() : 0;
   // With a tokens file and no VMSTREAM_TOKEN there is no shared token, and none is generated.
   const shared = directory && config.token === null ? null : await resolveToken(config.token, config.dataDir);
   const sandbox = prepareSandbox(config, shared ? DEFAULT_TENANT : null, {

@@ -145,3 +145,18 @@ t.test('a record that repeats the last head but breaks the template after it is 
   const read = readConsoleRecord(bytes);
   t.equal(read?.executionId, XID);
 });
+
+t.test('records of executions in turn are each read with their own id, and a forged frame id after a good record is still refused', async (t) => {
+  const other = encoder.prefix('acme/ex_other')!;
+  for (let index = 0; index < 4; index++) {
+    t.match(readConsoleRecord(record(`mine ${index}`)), { executionId: XID }, `mine ${index}`);
+    const theirs = Uint8Array.from(encoder.encode(other, 0, `theirs ${index}`, false, 1)!);
+    t.match(readConsoleRecord(theirs), { executionId: 'acme/ex_other' }, `theirs ${index}`);
+  }
+  const good = record('good');
+  t.ok(readConsoleRecord(good));
+  // The frame's execution_id changed by one byte, the xid left alone: another execution's line.
+  const forged = Uint8Array.from(good);
+  forged[forged.indexOf(0x4b, 20)] = 0x4c;
+  t.equal(readConsoleRecord(forged), null);
+});

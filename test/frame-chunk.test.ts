@@ -1,12 +1,13 @@
 /**
  * A stored chunk built by concatenation (src/store/frame-chunk.ts) is byte for byte what msgpackr's
  * `pack` of the frames writes, so stores written before and after read the same, at every header
- * width (array: fix/16/32; bin: 8/16/32).
+ * width (array: fix/16/32; bin: 8/16/32). Read back by walking its headers (`unpackFrames`), it
+ * gives what msgpackr's `unpack` gives, and a value of any other shape goes to msgpackr.
  */
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import t from 'tap';
-import { packFrames } from '../src/store/frame-chunk.js';
+import { packFrames, unpackFrames } from '../src/store/frame-chunk.js';
 
 const packr = new Packr({ useRecords: false });
 const same = (frames: Uint8Array[], start = 0, end = frames.length) => Buffer.from(packFrames(frames, start, end)).equals(Buffer.from(packr.pack(frames.slice(start, end))));
@@ -27,4 +28,35 @@ t.test('any frames, any run of them', async (t) => {
     return same(frames, start, end);
   }));
   t.pass('byte-identical to msgpackr');
+});
+
+const sameFrames = (actual: Uint8Array[], expected: Uint8Array[]) =>
+  actual.length === expected.length && actual.every((frame, index) => Buffer.from(frame).equals(Buffer.from(expected[index]!)));
+
+t.test('unpackFrames reads what packFrames and msgpackr write, as views of the chunk', async (t) => {
+  const sized = (lengths: number[]) => lengths.map((length, index) => new Uint8Array(length).fill(index));
+  for (const frames of [sized([]), sized([0, 255, 256, 65_535, 65_536]), sized(Array.from({ length: 16 }, () => 3)), sized(Array.from({ length: 65_536 }, () => 1))]) {
+    t.ok(sameFrames(unpackFrames(packr.pack(frames)), frames), `${frames.length} frames written by msgpackr`);
+  }
+  // A chunk inside a larger buffer (as LevelDB and NATS hand values over): views at the right offsets.
+  const frames = sized([3, 300, 7]);
+  const chunk = packFrames(frames);
+  const inside = new Uint8Array(chunk.length + 20);
+  inside.set(chunk, 10);
+  const read = unpackFrames(inside.subarray(10, 10 + chunk.length));
+  t.ok(sameFrames(read, frames), 'read from inside a larger buffer');
+  t.equal(read[1]!.buffer, inside.buffer, 'a view, not a copy');
+  fc.assert(fc.property(fc.array(fc.uint8Array({ maxLength: 600 }), { maxLength: 40 }), (any) => sameFrames(unpackFrames(packFrames(any)), any)));
+});
+
+t.test('unpackFrames leaves any other value to msgpackr: what it can read, or its error', async (t) => {
+  t.ok(sameFrames(unpackFrames(packr.pack([])), []), 'an empty chunk');
+  const extension = new Packr({ useRecords: false, moreTypes: true }).pack([new Uint8Array([1, 2])]);
+  t.ok(sameFrames(unpackFrames(extension), [new Uint8Array([1, 2])]), 'a Uint8Array msgpackr wrote as an extension');
+  const chunk = packFrames([new Uint8Array(10), new Uint8Array(300)]);
+  t.throws(() => unpackFrames(chunk.subarray(0, chunk.length - 1)), 'a chunk cut short');
+  t.throws(() => unpackFrames(chunk.subarray(0, 4)), 'a header cut short');
+  t.throws(() => unpackFrames(packr.pack({ not: 'frames' })), 'a value that is not frames');
+  t.throws(() => unpackFrames(packr.pack(['text'])), 'an array of something else');
+  t.throws(() => unpackFrames(new Uint8Array(0)), 'no bytes at all');
 });

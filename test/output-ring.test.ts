@@ -46,6 +46,35 @@ t.test('records keep their bytes and order across the wrap-around', async (t) =>
   t.equal(wakes, 20, 'one wake-up per read, not per record');
 });
 
+t.test('records written in place keep their bytes and order beside copied ones, and are never asked to wrap', async (t) => {
+  const ring = createRing(64);
+  const writer = new RingWriter(ring, () => {});
+  const reader = new RingReader(ring);
+  const seen: number[][] = [];
+  let inPlace = 0;
+  for (let round = 0; round < 30; round++) {
+    const length = 5 + (round % 7);
+    const start = writer.reserve(length + 3);
+    if (start < 0) {
+      writer.write(bytes(length, round));
+    } else {
+      inPlace++;
+      t.ok(start + length + 3 <= 64, `round ${round}: the room reserved lies in one piece`);
+      writer.bytes.fill(round, start, start + length);
+      writer.commit(start, start + length);
+    }
+    writer.write(bytes(9, 200 + round));
+    reader.read(Infinity, (record) => seen.push([record.length, record[0]!, record[record.length - 1]!]));
+  }
+  t.ok(inPlace > 0 && inPlace < 30, `both ways taken (${inPlace} in place)`);
+  t.equal(seen.length, 60);
+  seen.forEach(([length, first, last], index) => {
+    const round = Math.floor(index / 2);
+    const expected = index % 2 === 0 ? [5 + (round % 7), round, round] : [9, 200 + round, 200 + round];
+    t.same([length, first, last], expected, `record ${index}`);
+  });
+});
+
 t.test('read hands over at most `limit` records and says more are waiting', async (t) => {
   const ring = createRing(1024);
   const writer = new RingWriter(ring, () => {});

@@ -259,3 +259,22 @@ t.test('the decoder keeps only well-formed structured fields', async (t) => {
   t.strictSame(consoleExtras({ data: { kind: 'null' } }), {}, 'console data is a list');
   t.strictSame(valueExtras(undefined), {});
 });
+
+t.test('a line of one string or number (the short way through the console shim) is what the general way makes of it', async (t) => {
+  const context = new SessionContext({ maxText: 8, maxPreview: LIMITS.maxPreview });
+  const logged = await run(context, "console.log('short'); console.log(-0); console.log(1e21); console.log(NaN); console.log('123456789'); console.log(-1234567.5); console.log(''); console.info('%s'); console.warn(7)");
+  t.equal(logged.status, 'ok');
+  t.strictSame(logged.console.map(({ level, text, truncated }) => [level, text, truncated]), [
+    [0, 'short', false],
+    [0, '-0', false],
+    [0, '1e+21', false],
+    [0, 'NaN', false],
+    // Past maxText (8): cut as any line is.
+    [0, '12345678… [1 more characters cut]', true],
+    [0, '-1234567… [2 more characters cut]', true],
+    [0, '', false],
+    [1, '%s', false],
+    [2, '7', false],
+  ]);
+  t.ok(logged.console.every((line) => line.data === undefined), 'primitives carry no structured data');
+});

@@ -175,3 +175,19 @@ t.test('a catch-up reads the next page while it sends the current one, one page 
   t.same(readsBegunAt, [2, 3, 3], 'the next page was being read while each page was sent');
   t.equal(store.maxInFlight, 1, 'one read at a time: never more than one page ahead of what is sent');
 });
+
+t.test('a log with a gap (a store should never have one): sent up to the gap, then the subscription ends, no spin', async (t) => {
+  const store = new CountingStore();
+  await store.open();
+  t.teardown(() => store.close());
+  const feed = new RemoteFeed();
+  const hub = new SubscriptionHub(store, feed, (error) => t.fail(String(error)));
+  // Seqs 1–3 and 6–8: 4 and 5 are missing.
+  await store.commit({ sessions: [], executions: [], events: [{ executionId: 'g', firstSeq: 1, frames: frames('g', 1, 3) }, { executionId: 'g', firstSeq: 6, frames: frames('g', 6, 3) }] });
+  feed.state = { lastSeq: 8, finalSeq: 8 };
+  const sink = new Sink();
+  hub.attach(sink, 'g', 0, null);
+  await sink.until(() => sink.ends === 1);
+  t.same(sink.received, seqs('g', 1, 3), 'the events before the gap, nothing after it');
+  t.same(store.started, [0, 3], 'one read to the gap, one that found it');
+});

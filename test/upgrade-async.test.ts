@@ -1,6 +1,6 @@
 /**
- * Socket upgrades answered after an await (a tenant token's check awaits a stat, and scrypt the
- * first time): the socket must stay open once the client saw it open. uWS's res.cork() used to
+ * Socket upgrades answered after an await (a tenant token's first check awaits scrypt, a Jupyter
+ * channel its kernel): the socket must stay open once the client saw it open. uWS's res.cork() used to
  * read a just-upgraded socket's memory as HTTP response state and could close it right after
  * `open` (1006, no frame), as CI saw after a refused upgrade (see upgrade() in
  * src/transport/uws-server.ts). What it read was whatever the heap held; here glibc fills freed
@@ -101,4 +101,17 @@ t.test('a socket opened right after a refused upgrade stays open and answers', a
     }
     await client.close();
   }
+});
+
+t.test('a remembered token is answered inside uWS\'s own cork: its sockets stay open, uWS warns only the first time', async (t) => {
+  const { file, tokens } = await tenants(1);
+  const server = await startWithTenants(t, file, STRAY_HEAP);
+  const warnings = () => server.stderr().split('\n').filter((line) => line.includes('corked callback')).length;
+  for (let round = 0; round < 5; round++) {
+    const client = await TestClient.connect(server.url, tokens[0]!);
+    const outcome = await Promise.race([client.request({ op: 'ping' }), client.closed]);
+    t.equal((outcome as { op?: string }).op, 'pong', `socket ${round} answers`);
+    await client.close();
+  }
+  t.equal(warnings(), 1, 'one warning: the first socket, whose token went through scrypt');
 });

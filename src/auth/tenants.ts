@@ -8,7 +8,7 @@
  * are forgotten and the server is told, to close what the tenant has open.
  */
 import { createHash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { readFileSync, statSync } from 'node:fs';
 
 export const TENANT_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 } as const;
@@ -65,9 +65,6 @@ export class TenantDirectory {
   #version = '';
   /** Digest of a verified token → its tenant. */
   readonly #verified = new Map<string, string>();
-  #reloading: Promise<void> | null = null;
-  /** The reload that starts when `#reloading` ends, for callers that came during it. */
-  #queued: Promise<void> | null = null;
   #onRevoked: (tenant: string) => void = () => {};
   #timer: NodeJS.Timeout | null = null;
 
@@ -76,8 +73,8 @@ export class TenantDirectory {
   }
 
   /** Reads the file now: a missing or malformed file stops start-up with its reason. */
-  async load(): Promise<number> {
-    await this.#reloadIfChanged();
+  load(): number {
+    this.#reloadIfChanged();
     return this.#tenants.size;
   }
 
@@ -90,13 +87,13 @@ export class TenantDirectory {
     this.#onRevoked = onRevoked;
     let failing = false;
     this.#timer = setInterval(() => {
-      this.#reloadIfChanged().then(
-        () => (failing = false),
-        (error: unknown) => {
-          if (!failing) onError(error);
-          failing = true;
-        },
-      );
+      try {
+        this.#reloadIfChanged();
+        failing = false;
+      } catch (error) {
+        if (!failing) onError(error);
+        failing = true;
+      }
     }, WATCH_MS).unref();
   }
 
@@ -106,13 +103,19 @@ export class TenantDirectory {
   }
 
   /**
-   * The tenant a token belongs to, or null. The file's version is checked (one `stat`, shared by
-   * the callers of the moment) before a remembered token is trusted: a revocation takes effect at
-   * the token's next use, not at the next tick of `watch`, which matters when several servers
-   * read one file and each has its own tick.
+   * The tenant a token belongs to, or null. The file's version is checked (one `stat`) before a
+   * remembered token is trusted: a revocation takes effect at the token's next use, not at the next
+   * tick of `watch`, which matters when several servers read one file and each has its own tick.
+   * The check is synchronous on purpose: a remembered token is then answered before uWS regains
+   * control, inside its own cork of the upgrade (see upgrade() in transport/uws-server.ts), and a
+   * stat of a small local file costs a few microseconds, less than a trip through libuv's pool.
    */
   async tenantOf(token: string): Promise<string | null> {
-    await this.#reloadIfChanged().catch(() => undefined);
+    try {
+      this.#reloadIfChanged();
+    } catch {
+      // Unreadable or malformed: the tenants last read stand (watch's onError reports it).
+    }
     const digest = createHash('sha256').update(token).digest('base64url');
     const known = this.#verified.get(digest);
     if (known !== undefined) return known;
@@ -123,6 +126,11 @@ export class TenantDirectory {
     if (!entry) return null;
     const hash = await scryptAsync(token.slice(dot + 1), entry.salt, entry.hash.length, { N: entry.N, r: entry.r, p: entry.p, maxmem: 256 * entry.N * entry.r });
     if (!timingSafeEqual(hash, entry.hash)) return null;
+    try {
+      this.#reloadIfChanged();
+    } catch {
+      // As above.
+    }
     // Revoked while scrypt ran: the line it passed is gone.
     if (this.#tenants.get(tenant) !== entry) return null;
     if (this.#verified.size >= CACHE_LIMIT) this.#verified.clear();
@@ -130,28 +138,11 @@ export class TenantDirectory {
     return tenant;
   }
 
-  /**
-   * One reload at a time. A caller arriving while one runs waits for the next, which starts after
-   * it: the running one may have looked at the file before this caller's moment. Callers arriving
-   * together share that next one.
-   */
-  #reloadIfChanged(): Promise<void> {
-    if (!this.#reloading) return this.#startReload();
-    return (this.#queued ??= this.#reloading.catch(() => undefined).then(() => {
-      this.#queued = null;
-      return this.#reloading ?? this.#startReload();
-    }));
-  }
-
-  #startReload(): Promise<void> {
-    return (this.#reloading = this.#reload().finally(() => (this.#reloading = null)));
-  }
-
-  async #reload(): Promise<void> {
-    const info = await stat(this.#file);
+  #reloadIfChanged(): void {
+    const info = statSync(this.#file);
     const version = `${info.mtimeMs}:${info.size}:${info.ino}`;
     if (version === this.#version) return;
-    const read = parseTokensFile(await readFile(this.#file, 'utf8'));
+    const read = parseTokensFile(readFileSync(this.#file, 'utf8'));
     const revoked: string[] = [];
     for (const [tenant, entry] of this.#tenants) {
       const next = read.get(tenant);

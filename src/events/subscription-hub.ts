@@ -23,7 +23,7 @@
  * follow of its log through the same `deliver`.
  */
 import { batchEnd, encodeEvents } from '../../protocol/batch.js';
-import { StoreError, type EventStore, type StoredEvent } from '../store/event-store.js';
+import { StoreError, type EventChunk, type EventStore, type StoredEvent } from '../store/event-store.js';
 import type { CommittedChunk } from './commit-log.js';
 import type { LiveFeed, LogState } from './live-feed.js';
 
@@ -271,7 +271,7 @@ export class SubscriptionHub {
     subscription.reading = true;
     // The next page, read while this one is sent: one page ahead at most, so a subscription that
     // pauses has read no more than a page it did not send (the replay cache keeps it for the resume).
-    let ahead: { afterSeq: number; page: Promise<StoredEvent[]> } | null = null;
+    let ahead: { afterSeq: number; page: Promise<EventChunk> } | null = null;
     try {
       while (subscription.mode === 'catching-up') {
         const target = subscription.finalSeq ?? this.#feed.committedSeq(subscription.executionId);
@@ -288,16 +288,15 @@ export class SubscriptionHub {
           else subscription.mode = 'live';
           return;
         }
-        const page = ahead?.afterSeq === subscription.cursor ? ahead.page : this.#readPage(subscription.executionId, subscription.cursor);
+        const page: Promise<EventChunk> = ahead?.afterSeq === subscription.cursor ? ahead.page : this.#readPage(subscription.executionId, subscription.cursor);
         ahead = null;
-        const events = await page;
+        const { frames } = await page;
         if (subscription.mode !== 'catching-up') return;
-        if (events.length === 0) {
-          // The log was deleted under us (retention): nothing more will come.
+        if (frames.length === 0) {
+          // The log was deleted under us (retention), or has a gap (it never should): nothing more will come.
           this.#end(subscription);
           return;
         }
-        const frames = framesAfter(subscription.cursor, events);
         const pageEnd = subscription.cursor + frames.length;
         if (pageEnd < target) ahead = { afterSeq: pageEnd, page: this.#readPage(subscription.executionId, pageEnd) };
         subscription.sink.cork(() => this.#sendRun(subscription, subscription.cursor + 1, frames));
@@ -313,9 +312,9 @@ export class SubscriptionHub {
   }
 
   /** A catch-up page; a read nobody awaits (its subscription stopped first) fails silently. */
-  #readPage(executionId: string, afterSeq: number): Promise<StoredEvent[]> {
+  #readPage(executionId: string, afterSeq: number): Promise<EventChunk> {
     this.reads++;
-    const page = this.#store.readEvents(executionId, afterSeq, PAGE_EVENTS);
+    const page = this.#store.readRun(executionId, afterSeq, PAGE_EVENTS);
     page.catch(() => {});
     return page;
   }
@@ -334,18 +333,4 @@ export class SubscriptionHub {
     }
     subscription.sink.ended?.(subscription.executionId);
   }
-}
-
-/**
- * The frames of a page read after `cursor`, from seq cursor + 1 on, as a run: a page the store
- * returned with a gap (it never should) is cut there, and the next read starts at the gap.
- */
-function framesAfter(cursor: number, events: StoredEvent[]): Uint8Array[] {
-  const frames: Uint8Array[] = [];
-  for (const event of events) {
-    if (event.seq <= cursor) continue;
-    if (event.seq !== cursor + 1 + frames.length) break;
-    frames.push(event.frame);
-  }
-  return frames;
 }

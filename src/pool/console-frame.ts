@@ -58,12 +58,37 @@ function writeStrHeader(out: Uint8Array, view: DataView, at: number, bytes: numb
   return at + size;
 }
 
-/** The record's bytes up to the seq slot's value: the same for every line of an execution. */
-export type RecordPrefix = Uint8Array;
+/**
+ * An execution's records' common bytes: up to the seq slot's value, and for each level (made at
+ * its first line) up to the text's header, with the ts left 0 and the payload's size for a line
+ * not cut. A line is then one copy of its level's head, its ts and its text.
+ */
+export class RecordPrefix {
+  readonly #bytes: Uint8Array;
+  readonly #heads: Array<Uint8Array | undefined> = [];
+
+  constructor(bytes: Uint8Array) {
+    this.#bytes = bytes;
+  }
+
+  get length(): number {
+    return this.#bytes.length;
+  }
+
+  /** The head of a line of `level` (an index in LEVELS, checked by the caller). */
+  head(level: number): Uint8Array {
+    return this.#heads[level] ??= Uint8Array.from([...this.#bytes, 0, 0, 0, 0, ...TYPE_TS, 0, 0, 0, 0, 0, 0, 0, 0, ...PAYLOAD_KEY, 0x82, ...LEVEL_KEY, ...LEVELS[level]!, ...TEXT_KEY]);
+  }
+}
+
+/** Offsets in a head, from the seq slot's end: the ts's value, the payload map's header. */
+const TS_AFTER_SEQ = TYPE_TS.length;
+const PAIRS_AFTER_SEQ = TS_AFTER_SEQ + 8 + PAYLOAD_KEY.length;
 
 /**
- * The worker's side: `prefix` once per execution, then `encode` per line into one scratch buffer,
- * grown as lines need; its result is a view of it, valid until the next call (the ring copies it).
+ * The worker's side: `prefix` once per execution, then per line either `encodeInto` a buffer the
+ * caller holds room in (`maxBytes` of it: the output ring, written in place), or `encode` into one
+ * scratch buffer, grown as lines need; its result is a view of it, valid until the next call.
  */
 export class ConsoleRecordEncoder {
   #buffer = Buffer.allocUnsafe(4096);
@@ -73,37 +98,39 @@ export class ConsoleRecordEncoder {
   prefix(xid: string): RecordPrefix | null {
     const publicId = publicIdOf(xid);
     if (xid.length > 0xff || !PRINTABLE.test(xid)) return null;
-    return Uint8Array.from([...strHeader(xid.length), ...ascii(xid), ...HEAD, ...strHeader(publicId.length), ...ascii(publicId), ...SEQ]);
+    return new RecordPrefix(Uint8Array.from([...strHeader(xid.length), ...ascii(xid), ...HEAD, ...strHeader(publicId.length), ...ascii(publicId), ...SEQ]));
+  }
+
+  /** The most bytes the record of a line of `text` takes (UTF-8 is at most 3 bytes per UTF-16 unit). */
+  maxBytes(prefix: RecordPrefix, text: string): number {
+    return prefix.length + FIXED_BYTES + strHeaderSize(text.length * 3) + text.length * 3;
   }
 
   /** The record of one line; null for arguments no honest context passes (its line then goes as an OutputItem, which the server refuses). */
   encode(prefix: RecordPrefix, level: number, text: string, truncated: boolean, ts: number): Uint8Array | null {
-    const levelBytes = LEVELS[level];
-    if (levelBytes === undefined || typeof text !== 'string') return null;
-    // UTF-8 takes at most 3 bytes per UTF-16 unit: the text's header is sized for that bound, and
-    // is written exactly once the text's real length is known.
+    if (typeof text !== 'string') return null;
+    this.#reserve(this.maxBytes(prefix, text));
+    const end = this.encodeInto(this.#buffer, this.#view, 0, prefix, level, text, truncated, ts);
+    return end < 0 ? null : this.#buffer.subarray(0, end);
+  }
+
+  /**
+   * Writes the record of one line at `at` of `out` (`view` over the same bytes, offsets alike),
+   * which must have `maxBytes` of room there; returns where it ends, or -1 for arguments no honest
+   * context passes (nothing is then to be published).
+   */
+  encodeInto(out: Buffer, view: DataView, at: number, prefix: RecordPrefix, level: number, text: string, truncated: boolean, ts: number): number {
+    if (LEVELS[level] === undefined || typeof text !== 'string') return -1;
+    // The text's header is sized for the bound (maxBytes), and is written exactly once the text's
+    // real length is known.
     const textRoom = text.length * 3;
     const textHeader = strHeaderSize(textRoom);
-    this.#reserve(prefix.length + FIXED_BYTES + textHeader + textRoom);
-    const out = this.#buffer;
-    const view = this.#view;
-    out.set(prefix, 0);
-    let at = prefix.length;
-    view.setUint32(at, 0);
-    at += 4;
-    out.set(TYPE_TS, at);
-    at += TYPE_TS.length;
-    view.setFloat64(at, ts);
-    at += 8;
-    out.set(PAYLOAD_KEY, at);
-    at += PAYLOAD_KEY.length;
-    out[at++] = truncated ? 0x83 : 0x82;
-    out.set(LEVEL_KEY, at);
-    at += LEVEL_KEY.length;
-    out.set(levelBytes, at);
-    at += levelBytes.length;
-    out.set(TEXT_KEY, at);
-    at += TEXT_KEY.length;
+    const head = prefix.head(level);
+    out.set(head, at);
+    const seqEnd = at + prefix.length + 4;
+    view.setFloat64(seqEnd + TS_AFTER_SEQ, ts);
+    if (truncated) out[seqEnd + PAIRS_AFTER_SEQ] = 0x83;
+    at += head.length;
     if (text.length <= SHORT_TEXT && writeAscii(out, text, at + strHeaderSize(text.length))) {
       at = writeStrHeader(out, view, at, text.length, strHeaderSize(text.length)) + text.length;
     } else {
@@ -117,7 +144,7 @@ export class ConsoleRecordEncoder {
       out.set(TRUNCATED, at);
       at += TRUNCATED.length;
     }
-    return out.subarray(0, at);
+    return at;
   }
 
   #reserve(bytes: number): void {

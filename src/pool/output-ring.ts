@@ -59,6 +59,9 @@ class RingView {
 }
 
 export class RingWriter extends RingView {
+  /** The ring's data as a Buffer and a DataView, for a record written in place (`reserve`, `commit`). */
+  readonly bytes: Buffer;
+  readonly view: DataView;
   readonly #wake: () => void;
   readonly #wakeAtBytes: number;
   readonly #filled: (() => void) | undefined;
@@ -75,6 +78,8 @@ export class RingWriter extends RingView {
    */
   constructor(buffer: SharedArrayBuffer, wake: () => void, { wakeAtBytes = 0, filled }: { wakeAtBytes?: number; filled?: () => void } = {}) {
     super(buffer);
+    this.bytes = Buffer.from(buffer, HEADER_BYTES, this.capacity);
+    this.view = new DataView(buffer, HEADER_BYTES, this.capacity);
     this.#wake = wake;
     this.#wakeAtBytes = wakeAtBytes;
     this.#filled = filled;
@@ -84,14 +89,47 @@ export class RingWriter extends RingView {
   write(record: Uint8Array): void {
     const need = 4 + record.length;
     if (need > this.capacity) throw new RangeError(`an output record of ${record.length} bytes does not fit the ring`);
+    this.#waitForRoom(need);
+    let head = Atomics.load(this.header, HEAD);
+    if (head + need <= this.capacity) {
+      // In one piece (all but one record per lap of the ring): no views made, no scratch copied.
+      this.view.setUint32(head, record.length, true);
+      this.data.set(record, head + 4);
+      head = (head + need) % this.capacity;
+    } else {
+      this.#lengthView.setUint32(0, record.length, true);
+      head = this.copyIn(head, this.#length);
+      head = this.copyIn(head, record);
+    }
+    this.#publish(head, need);
+  }
+
+  /**
+   * Where a record of at most `maxBytes` bytes starts when its writer writes it in place (into
+   * `bytes`/`view`, then `commit`), once the ring has room for it: the copy `write` makes is
+   * saved. -1 when it would not lie in one piece (where the ring wraps): `write` it instead.
+   */
+  reserve(maxBytes: number): number {
+    const head = Atomics.load(this.header, HEAD);
+    if (head + 4 + maxBytes > this.capacity) return -1;
+    this.#waitForRoom(4 + maxBytes);
+    return head + 4;
+  }
+
+  /** Publishes the record written in place from `start` (from `reserve`) to `end`. */
+  commit(start: number, end: number): void {
+    this.view.setUint32(start - 4, end - start, true);
+    this.#publish(end % this.capacity, end - start + 4);
+  }
+
+  #waitForRoom(need: number): void {
     for (let used = Atomics.load(this.header, USED); used + need > this.capacity; used = Atomics.load(this.header, USED)) {
       this.#wakeReader();
       Atomics.wait(this.header, USED, used, WAIT_SLICE_MS);
     }
-    this.#lengthView.setUint32(0, record.length, true);
-    let head = Atomics.load(this.header, HEAD);
-    head = this.copyIn(head, this.#length);
-    head = this.copyIn(head, record);
+  }
+
+  #publish(head: number, need: number): void {
     Atomics.store(this.header, HEAD, head);
     // Publishing USED last: the reader trusts no byte it has not seen counted here.
     const before = Atomics.add(this.header, USED, need);
@@ -100,11 +138,13 @@ export class RingWriter extends RingView {
   }
 
   #wakeReader(): void {
-    if (Atomics.compareExchange(this.header, WAKE, 0, 1) === 0) this.#wake();
+    // A load first: past wakeAtBytes every record asks, and the flag is nearly always set already.
+    if (Atomics.load(this.header, WAKE) === 0 && Atomics.compareExchange(this.header, WAKE, 0, 1) === 0) this.#wake();
   }
 }
 
 export class RingReader extends RingView {
+  readonly #view = new DataView(this.data.buffer, this.data.byteOffset, this.capacity);
   readonly #length = new Uint8Array(4);
   readonly #lengthView = new DataView(this.#length.buffer);
 
@@ -128,9 +168,8 @@ export class RingReader extends RingView {
         if (count > 0) Atomics.notify(this.header, USED);
         return true;
       }
-      tail = this.copyOut(tail, this.#length);
-      const record = new Uint8Array(this.#lengthView.getUint32(0, true));
-      tail = this.copyOut(tail, record);
+      let record: Uint8Array;
+      [record, tail] = this.#take(tail);
       Atomics.store(this.header, TAIL, tail);
       Atomics.sub(this.header, USED, 4 + record.length);
       onRecord(record);
@@ -138,6 +177,23 @@ export class RingReader extends RingView {
     }
     if (count > 0) Atomics.notify(this.header, USED);
     return false;
+  }
+
+  /** A copy of the record at `tail`, and where the next one starts; no views made unless it wraps. */
+  #take(tail: number): [Uint8Array, number] {
+    let length: number;
+    if (tail + 4 <= this.capacity) {
+      length = this.#view.getUint32(tail, true);
+      tail = (tail + 4) % this.capacity;
+    } else {
+      tail = this.copyOut(tail, this.#length);
+      length = this.#lengthView.getUint32(0, true);
+    }
+    if (tail + length > this.capacity) {
+      const record = new Uint8Array(length);
+      return [record, this.copyOut(tail, record)];
+    }
+    return [this.data.slice(tail, tail + length), (tail + length) % this.capacity];
   }
 
   /**

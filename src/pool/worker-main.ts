@@ -6,11 +6,10 @@
  */
 import net from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
-import { Packr } from 'msgpackr';
 import { SessionContext, type RunOutput, type RunStatus } from '../sandbox/session-context.js';
-import { ConsoleRecordEncoder, type RecordPrefix } from './console-frame.js';
-import { ItemKind, type FromWorker, type OutputItem, type ToWorker, type WorkerBootData } from './messages.js';
+import { ItemKind, type FromWorker, type ToWorker, type WorkerBootData } from './messages.js';
 import { RingReader, RingWriter } from './output-ring.js';
+import { RunOutputs } from './run-output.js';
 import { WorkerOutput } from './shared-output.js';
 import { pokeStuckWatch } from './stuck-watch.js';
 import { FrameReader, MAX_SERVER_FRAME_BYTES } from './pipe-frames.js';
@@ -22,8 +21,6 @@ const { limits, ring, output: link, stuck, requests } = workerData as WorkerBoot
 const stuckWord = stuck && new Int32Array(stuck);
 const sessions = new Map<string, SessionContext>();
 const running = new Map<string, SessionContext>();
-const packr = new Packr({ useRecords: false });
-const consoleRecords = new ConsoleRecordEncoder();
 // Output goes straight to shared memory, where the main thread reads it even while this thread is
 // stuck in a user's loop (output-ring.ts). In a sandbox process, this thread also writes it out
 // itself once per turn of its event loop (shared-output.ts), and the main thread is woken only
@@ -35,8 +32,9 @@ const output = new RingWriter(ring, () => post({ t: 'out' }), {
   ...(stuckWord ? { filled: () => pokeStuckWatch(stuckWord) } : {}),
 });
 const selfOutput = link && new WorkerOutput(link, new RingReader(ring));
+const outputs = new RunOutputs(output, written);
 let flushQueued = false;
-/** True while a run's synchronous part runs (`context.start`): see push. */
+/** True while a run's synchronous part runs (`context.start`): see written. */
 let starting = false;
 
 function flushOutput(): void {
@@ -48,24 +46,8 @@ function post(message: FromWorker): void {
   port.postMessage(message);
 }
 
-function push(xid: string, kind: ItemKind, a: string | number | boolean, b: string | number | boolean, c: string | number | boolean, extra = ''): void {
-  const structured = extra === '' ? undefined : parseExtra(extra);
-  const item: OutputItem = structured === undefined ? [xid, kind, Date.now(), a, b, c] : [xid, kind, Date.now(), a, b, c, structured];
-  write(packr.pack(item));
-}
-
-/**
- * A plain console line (no structured fields) goes as its wire frame (console-frame.ts): the
- * server stores and sends those bytes without decoding them. Anything else is an OutputItem.
- */
-function pushConsole(xid: string, prefix: RecordPrefix | null, level: number, text: string, truncated: boolean, extra: string): void {
-  const record = prefix && extra === '' ? consoleRecords.encode(prefix, level, text, truncated, Date.now()) : null;
-  if (record) write(record);
-  else push(xid, ItemKind.Console, level, text, truncated, extra);
-}
-
-function write(record: Uint8Array): void {
-  output.write(record);
+/** A record landed in the ring: in a sandbox process, this thread writes it out at the end of the turn. */
+function written(): void {
   if (selfOutput && !flushQueued) {
     flushQueued = true;
     // At the end of this turn's check phase, not of this task: the runs a message started end in
@@ -78,27 +60,8 @@ function write(record: Uint8Array): void {
   }
 }
 
-/** `extra` is JSON the context wrote (in-context-preview.ts); parsed here, it is plain host data. */
-function parseExtra(extra: string): unknown {
-  try {
-    return JSON.parse(extra);
-  } catch {
-    return undefined;
-  }
-}
-
-function outputFor(xid: string): RunOutput {
-  // Made at the run's first console line: most runs print nothing.
-  let prefix: RecordPrefix | null | undefined;
-  return {
-    console: (level, text, truncated, extra) => pushConsole(xid, prefix === undefined ? (prefix = consoleRecords.prefix(xid)) : prefix, level, text, truncated, extra),
-    value: (type, preview, extra) => push(xid, ItemKind.Value, type, preview, 0, extra),
-    exception: (name, message, stack) => push(xid, ItemKind.Exception, name, message, stack),
-    done: (status) => {
-      running.delete(xid);
-      push(xid, ItemKind.Done, status, 0, 0);
-    },
-  };
+function ended(xid: string): void {
+  running.delete(xid);
 }
 
 const SILENT: Omit<RunOutput, 'done'> = { console() {}, value() {}, exception() {} };
@@ -153,14 +116,14 @@ function handle(message: ToWorker): void {
     case 'run': {
       const context = sessions.get(message.sid);
       if (!context) {
-        push(message.xid, ItemKind.Exception, 'Error', 'session context is gone', '');
-        push(message.xid, ItemKind.Done, 'error', 0, 0);
+        outputs.push(message.xid, ItemKind.Exception, 'Error', 'session context is gone', '');
+        outputs.push(message.xid, ItemKind.Done, 'error', 0, 0);
         break;
       }
       running.set(message.xid, context);
       starting = true;
       try {
-        context.start(message.kind, message.code, message.filename, outputFor(message.xid));
+        context.start(message.kind, message.code, message.filename, outputs.for(message.xid, ended));
       } finally {
         starting = false;
       }

@@ -296,8 +296,8 @@ export class ProcessSandbox implements Sandbox {
 
   #onMessage(host: Host, message: FromHost): void {
     if (!this.#hosts.has(host)) return;
-    // A run's output is not stamped (a clock read per printed line): a host with a run is never
-    // idle, and the run's `done` stamps it.
+    // A running execution's lines need no stamp (once per printed line): its process is not idle
+    // before its `done`, which is stamped.
     if (message.t !== 'out' || message.o.kind === 'done') host.lastUsed = Date.now();
     switch (message.t) {
       case 'ready':

@@ -134,6 +134,13 @@ export function inContextBootstrap(host: HostBridge, limits: ContextLimits, safe
    * the parts past it only count towards the cut note.
    */
   function format(args: unknown[]): Line {
+    // The common line, one string or number that fits, as the general path below would make it
+    // (no printf, nothing previewed, nothing cut): it runs once per line of a printing loop.
+    if (args.length === 1) {
+      const only = args[0];
+      const text = typeof only === 'string' ? only : typeof only === 'number' ? primitiveText(only, false, limits.maxText) : null;
+      if (text !== null && text.length <= limits.maxText) return { text, truncated: false, extra: '' };
+    }
     const describedBefore = described;
     let wantData = false;
     for (let index = 0; index < args.length && index <= MAX_DATA_PARTS; index++) if (isObjectLike(args[index])) wantData = true;

@@ -16,9 +16,11 @@
 import type { ExecutionRecord, SessionRecord } from '../../protocol/types.js';
 import {
   EventStore,
+  eventsOf,
   type CommitBatch,
   type CommitFailure,
   type CreateResult,
+  type EventChunk,
   type FollowListener,
   type LogFollow,
   type Reservation,
@@ -28,18 +30,25 @@ import {
   type StoreSupports,
   type UnfinishedFilter,
 } from './event-store.js';
+import { packFrames, unpackFrames } from './frame-chunk.js';
 
 /** Seqs per block: LevelDB's chunk size (level-store.ts), so a block is one or two entries. */
 const BLOCK_EVENTS = 256;
-/** Counted per cached event beside its frame's bytes: the object and its slot in the block. */
-const EVENT_OVERHEAD_BYTES = 64;
+/** Counted per cached block beside its chunk's bytes: the block, its key, its map entry. */
+const BLOCK_OVERHEAD_BYTES = 256;
 
 const blockOf = (seq: number) => Math.floor((seq - 1) / BLOCK_EVENTS);
 const firstSeqOf = (block: number) => block * BLOCK_EVENTS + 1;
 const keyOf = (executionId: string, block: number) => `${executionId}\n${block}`;
 
 interface Block {
-  events: StoredEvent[];
+  /**
+   * Its frames (seqs from the block's first on) packed into one chunk (frame-chunk.ts), read back
+   * as views on a hit: a view per cached event was an object per event the GC had to keep moving
+   * (issue 15: scavenges that kept ~90 % of what they scanned, a fifth of a cold replay's thread).
+   */
+  chunk: Uint8Array;
+  count: number;
   bytes: number;
   /** The number of the store read that filled it: one past a reader's start saw the log after it began. */
   read: number;
@@ -51,7 +60,7 @@ export class CachedEventStore extends EventStore {
   /** Cached blocks, least recently used first (a hit moves its block to the end). */
   readonly #blocks = new Map<string, Block>();
   /** Store reads under way, under the key of every block they will fill. */
-  readonly #reads = new Map<string, Promise<StoredEvent[]>>();
+  readonly #reads = new Map<string, Promise<EventChunk>>();
   #bytes = 0;
   /** Blocks a read took from the cache, or from another reader's store read under way (metrics). */
   hits = 0;
@@ -101,18 +110,25 @@ export class CachedEventStore extends EventStore {
   }
 
   protected async _readEvents(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
+    return eventsOf(await this._readRun(executionId, afterSeq, limit));
+  }
+
+  protected override async _readRun(executionId: string, afterSeq: number, limit: number): Promise<EventChunk> {
     // A store read numbered past this began after this call did: what it did not find, this call need not look for.
     const since = this.#readsBegun;
-    const events: StoredEvent[] = [];
+    const frames: Uint8Array[] = [];
     let next = afterSeq + 1;
-    while (events.length < limit) {
+    while (frames.length < limit) {
       const block = blockOf(next);
       const offset = next - firstSeqOf(block);
       const cached = this.#hit(executionId, block);
-      if (cached && offset < cached.events.length) {
+      if (cached && offset < cached.count) {
         this.hits++;
-        const end = Math.min(cached.events.length, offset + limit - events.length);
-        for (let index = offset; index < end; index++) events.push(cached.events[index]!);
+        // Views made for this reader and dropped after its send: young garbage, cheap to collect. (Kept
+        // behind a WeakRef for the next reader, they cost a warm replay twice its CPU per event.)
+        const blockFrames = unpackFrames(cached.chunk);
+        const end = Math.min(cached.count, offset + limit - frames.length);
+        for (let index = offset; index < end; index++) frames.push(blockFrames[index]!);
         next = firstSeqOf(block) + end;
         continue;
       }
@@ -124,18 +140,14 @@ export class CachedEventStore extends EventStore {
         await under;
         continue;
       }
-      const wanted = Math.ceil((offset + limit - events.length) / BLOCK_EVENTS) * BLOCK_EVENTS;
+      const wanted = Math.ceil((offset + limit - frames.length) / BLOCK_EVENTS) * BLOCK_EVENTS;
       // Taken from what was read, not from the cache, which may have evicted it already.
       const read = await this.#read(executionId, block, wanted);
-      for (const event of read) {
-        if (event.seq < next) continue;
-        if (events.length === limit) break;
-        events.push(event);
-        next = event.seq + 1;
-      }
-      if (read.length < wanted) break;
+      for (let index = next - read.firstSeq; index < read.frames.length && frames.length < limit; index++) frames.push(read.frames[index]!);
+      next = afterSeq + 1 + frames.length;
+      if (read.frames.length < wanted) break;
     }
-    return events;
+    return { executionId, firstSeq: afterSeq + 1, frames };
   }
 
   protected _lastSeq(executionId: string): Promise<number> {
@@ -190,14 +202,14 @@ export class CachedEventStore extends EventStore {
    * Reads `count` events from the start of `block` in one store read, and caches them; readers of
    * any of the blocks it covers wait for it meanwhile, instead of reading them too.
    */
-  #read(executionId: string, block: number, count: number): Promise<StoredEvent[]> {
+  #read(executionId: string, block: number, count: number): Promise<EventChunk> {
     const blocks = count / BLOCK_EVENTS;
     this.misses += blocks;
     const generation = this.#generation;
     const number = ++this.#readsBegun;
-    const read = this.#inner.readEvents(executionId, firstSeqOf(block) - 1, count).then((events) => {
-      if (generation === this.#generation) this.#fill(executionId, block, events, number);
-      return events;
+    const read = this.#inner.readRun(executionId, firstSeqOf(block) - 1, count).then((run) => {
+      if (generation === this.#generation) this.#fill(executionId, block, run.frames, number);
+      return run;
     });
     const settled = read.finally(() => {
       for (let index = block; index < block + blocks; index++) {
@@ -209,19 +221,18 @@ export class CachedEventStore extends EventStore {
     return settled;
   }
 
-  /** Caches what a read from the start of `block` returned, cut into blocks. */
-  #fill(executionId: string, block: number, events: StoredEvent[], read: number): void {
-    for (let start = 0; start < events.length; start += BLOCK_EVENTS, block++) {
-      const slice = events.slice(start, start + BLOCK_EVENTS);
-      // Stores return a log without gaps; anything else is not cached, and is read again when needed.
-      if (slice[0]!.seq !== firstSeqOf(block) || slice[slice.length - 1]!.seq !== firstSeqOf(block) + slice.length - 1) return;
+  /** Caches what a read from the start of `block` returned (a run: no gap), cut into blocks. */
+  #fill(executionId: string, block: number, frames: Uint8Array[], read: number): void {
+    for (let start = 0; start < frames.length; start += BLOCK_EVENTS, block++) {
+      const count = Math.min(BLOCK_EVENTS, frames.length - start);
       const key = keyOf(executionId, block);
       const old = this.#blocks.get(key);
       // A read that began earlier may end later, with less: the longer (or as long and later) block stays.
-      if (old && (old.events.length > slice.length || (old.events.length === slice.length && old.read > read))) continue;
+      if (old && (old.count > count || (old.count === count && old.read > read))) continue;
       if (old) this.#bytes -= old.bytes;
       this.#blocks.delete(key);
-      const entry = { events: slice, bytes: bytesOf(slice), read };
+      const chunk = packFrames(frames, start, start + count);
+      const entry = { chunk, count, bytes: chunk.length + BLOCK_OVERHEAD_BYTES, read };
       this.#blocks.set(key, entry);
       this.#bytes += entry.bytes;
     }
@@ -241,10 +252,4 @@ export class CachedEventStore extends EventStore {
     this.#bytes = 0;
     this.#generation++;
   }
-}
-
-function bytesOf(events: StoredEvent[]): number {
-  let bytes = 0;
-  for (const event of events) bytes += event.frame.length + EVENT_OVERHEAD_BYTES;
-  return bytes;
 }

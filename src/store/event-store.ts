@@ -245,6 +245,18 @@ export abstract class EventStore {
     return this._readEvents(executionId, afterSeq, limit);
   }
 
+  /**
+   * The events `readEvents` returns, as one run of consecutive frames from seq afterSeq + 1 (no
+   * frames: none stored there), cut before a gap should a backend's log have one. Replay reads
+   * this way: a backend that overrides `_readRun` makes no object per event (issue 15).
+   */
+  async readRun(executionId: string, afterSeq: number, limit: number): Promise<EventChunk> {
+    this.#assertOpen();
+    if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw badArgument('afterSeq must be a non-negative integer');
+    if (!Number.isSafeInteger(limit) || limit < 1) throw badArgument('limit must be a positive integer');
+    return this._readRun(executionId, afterSeq, limit);
+  }
+
   /** The highest seq in an execution's log (0 when it has none), read from the log, not the record. */
   async lastSeq(executionId: string): Promise<number> {
     this.#assertOpen();
@@ -330,6 +342,9 @@ export abstract class EventStore {
     return { ...(await this._createExecution(record)), written: true };
   }
   protected abstract _readEvents(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]>;
+  protected async _readRun(executionId: string, afterSeq: number, limit: number): Promise<EventChunk> {
+    return runOf(executionId, afterSeq, await this._readEvents(executionId, afterSeq, limit));
+  }
   protected abstract _lastSeq(executionId: string): Promise<number>;
   /** Only backends that declare `supports.follow` are asked. */
   protected _follow(_executionId: string, _afterSeq: number, _listener: FollowListener): LogFollow {
@@ -344,6 +359,22 @@ export abstract class EventStore {
   protected abstract _listExecutions(sessionId: string, limit: number, order: 'newest' | 'oldest'): Promise<ExecutionRecord[]>;
   protected abstract _listUnfinished(filter: UnfinishedFilter): Promise<ExecutionRecord[]>;
   protected abstract _expireEndedBefore(endedBefore: number, limit: number): Promise<number>;
+}
+
+/** Events read after `afterSeq` as a run from afterSeq + 1, up to the first one out of line. */
+export function runOf(executionId: string, afterSeq: number, events: readonly StoredEvent[]): EventChunk {
+  const frames: Uint8Array[] = [];
+  for (const event of events) {
+    if (event.seq <= afterSeq) continue;
+    if (event.seq !== afterSeq + 1 + frames.length) break;
+    frames.push(event.frame);
+  }
+  return { executionId, firstSeq: afterSeq + 1, frames };
+}
+
+/** A run's events, each with its seq: for the callers that read pages (`readEvents`). */
+export function eventsOf(run: EventChunk): StoredEvent[] {
+  return run.frames.map((frame, index) => ({ seq: run.firstSeq + index, frame }));
 }
 
 function chunkProblem(chunk: EventChunk): string | null {

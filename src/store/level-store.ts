@@ -25,6 +25,7 @@ import { Packr } from 'msgpackr';
 import type { ExecutionRecord, SessionRecord } from '../../protocol/types.js';
 import {
   EventStore,
+  eventsOf,
   type CommitBatch,
   type CommitFailure,
   type EventChunk,
@@ -36,7 +37,7 @@ import {
   type StoreSupports,
   type UnfinishedFilter,
 } from './event-store.js';
-import { packFrames } from './frame-chunk.js';
+import { packFrames, unpackFrames } from './frame-chunk.js';
 
 type Operation = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
 
@@ -167,37 +168,34 @@ export class LevelEventStore extends EventStore {
   }
 
   protected async _readEvents(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
-    const events: StoredEvent[] = [];
+    return eventsOf(await this._readRun(executionId, afterSeq, limit));
+  }
+
+  /** The chunks' frames as views into the values LevelDB returned: no copy, no object per event but the view. */
+  protected override async _readRun(executionId: string, afterSeq: number, limit: number): Promise<EventChunk> {
+    const frames: Uint8Array[] = [];
     // The first chunk whose last seq passes afterSeq holds afterSeq + 1.
     const iterator = this.#db.iterator({ gt: eventKey(executionId, afterSeq), lt: prefixEnd(eventPrefix(executionId)), highWaterMarkBytes: READ_BYTES });
+    let gap = false;
     try {
-      while (events.length < limit) {
-        const entries = await iterator.nextv(Math.max(1, Math.ceil((limit - events.length) / CHUNK_EVENTS)));
+      while (frames.length < limit && !gap) {
+        const entries = await iterator.nextv(Math.max(1, Math.ceil((limit - frames.length) / CHUNK_EVENTS)));
         if (entries.length === 0) break;
         for (const [key, value] of entries) {
-          const frames = packr.unpack(value) as Uint8Array[];
+          const chunk = unpackFrames(value);
           const lastSeq = Number.parseInt(key.slice(key.lastIndexOf('!') + 1), 16);
-          const firstSeq = lastSeq - frames.length + 1;
-          for (let i = Math.max(0, afterSeq + 1 - firstSeq); i < frames.length && events.length < limit; i++) {
-            events.push({ seq: firstSeq + i, frame: frames[i]! });
-          }
+          gap = !appendRun(frames, afterSeq + 1 + frames.length, lastSeq - chunk.length + 1, chunk, limit);
+          if (gap || frames.length === limit) break;
         }
       }
     } finally {
       await iterator.close();
     }
-    if (events.length < limit) this.#readTail(await this.#getEntry(executionId), afterSeq, limit, events);
-    return events;
-  }
-
-  /** The frames a terminal record carries follow its stored chunks: those past what was read go on `events`. */
-  #readTail(stored: StoredRecord | undefined, afterSeq: number, limit: number, events: StoredEvent[]): void {
-    if (!stored?.tail) return;
-    const after = Math.max(afterSeq, events.at(-1)?.seq ?? 0);
-    const firstSeq = stored.record.last_seq - stored.tail.length + 1;
-    for (let i = Math.max(0, after + 1 - firstSeq); i < stored.tail.length && events.length < limit; i++) {
-      events.push({ seq: firstSeq + i, frame: stored.tail[i]! });
+    if (frames.length < limit && !gap) {
+      const stored = await this.#getEntry(executionId);
+      if (stored?.tail) appendRun(frames, afterSeq + 1 + frames.length, stored.record.last_seq - stored.tail.length + 1, stored.tail, limit);
     }
+    return { executionId, firstSeq: afterSeq + 1, frames };
   }
 
   protected async _getExecution(executionId: string): Promise<ExecutionRecord | undefined> {
@@ -306,6 +304,16 @@ function pushRecord(operations: Operation[], record: ExecutionRecord, tail: Uint
     if (!created) operations.push({ type: 'del', key: activeKey(record.execution_id) });
     operations.push({ type: 'put', key: endedKey(record), value: EMPTY });
   }
+}
+
+/**
+ * Appends to `run` (which goes on at seq `next`) the frames of `chunk` (from seq `firstSeq`) from
+ * `next` on, up to `limit` in all; false when the chunk starts past `next` (a gap: nothing taken).
+ */
+function appendRun(run: Uint8Array[], next: number, firstSeq: number, chunk: Uint8Array[], limit: number): boolean {
+  if (firstSeq > next) return false;
+  for (let index = next - firstSeq; index < chunk.length && run.length < limit; index++) run.push(chunk[index]!);
+  return true;
 }
 
 function bytesOf(frames: Uint8Array[]): number {

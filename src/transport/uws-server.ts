@@ -319,9 +319,9 @@ function socketLimits(options: TransportOptions) {
  * in no uWS.js build we can install). Whatever the heap held decided it: test/upgrade-async.test.ts
  * makes glibc fill freed memory so that it always does. Outside a cork the 101 is written uncorked
  * and uWS prints its "writes must be made from within a corked callback" warning for each such
- * upgrade (a tenants-file token: its check awaits a stat; a Jupyter channel). One decided before
- * uWS regains control (the shared token: only promises settle on the way) is corked by uWS's own
- * upgrade callback and prints nothing.
+ * upgrade (a tenants-file token seen for the first time: its scrypt check; a Jupyter channel).
+ * One decided before uWS regains control (the shared token, a remembered tenants-file token: only
+ * promises settle on the way) is corked by uWS's own upgrade callback and prints nothing.
  */
 function upgrade<T>(res: uWS.HttpResponse, data: T, headers: Readonly<Record<string, string>>, protocol: string, context: uWS.us_socket_context_t): void {
   res.upgrade(data, headers['sec-websocket-key'] ?? '', protocol, headers['sec-websocket-extensions'] ?? '', context);

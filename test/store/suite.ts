@@ -330,6 +330,22 @@ export function runStoreSuite(t: Test, name: string, factory: StoreFactory): voi
       t.same(await store.listUnfinished({}), [], 'no longer unfinished');
     });
 
+    t.test('readRun: the events readEvents returns, as one run from afterSeq + 1', async (t) => {
+      const store = await openStore(t);
+      // Chunks over several commits, a chunk cut into entries, and a last chunk carried by the terminal record.
+      await store.commit(batch({ creates: [execution('run', 's', 1)], events: [chunk('run', 1, 3)] }));
+      await store.commit(batch({ events: [chunk('run', 4, 300)] }));
+      await store.commit(batch({ executions: [{ ...ended('run', 's', 1, T0 + 9), last_seq: 305 }], events: [chunk('run', 304, 2)] }));
+      for (const [afterSeq, limit] of [[0, 10_000], [0, 1], [2, 3], [3, 256], [250, 60], [302, 10], [304, 1], [305, 10], [400, 10]] as const) {
+        const run = await store.readRun('run', afterSeq, limit);
+        t.equal(run.firstSeq, afterSeq + 1, `after ${afterSeq}, at most ${limit}: it starts at afterSeq + 1`);
+        t.same(run.frames.map((frame) => text.decode(frame)), decoded(await store.readEvents('run', afterSeq, limit)), `after ${afterSeq}, at most ${limit}: readEvents' frames`);
+      }
+      t.same((await store.readRun('nobody', 0, 10)).frames, [], 'an unknown execution: no frames');
+      await t.rejects(store.readRun('run', -1, 10), { code: 'STORE_BAD_ARGUMENT' }, 'a negative afterSeq');
+      await t.rejects(store.readRun('run', 0, 0), { code: 'STORE_BAD_ARGUMENT' }, 'a limit of 0');
+    });
+
     t.test('lastSeq: read from the log, whatever the record says', async (t) => {
       const store = await openStore(t);
       t.equal(await store.lastSeq('nobody'), 0, 'no log: 0');

@@ -18,7 +18,7 @@ import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type MsgReq
 import type { KV } from '@nats-io/kv';
 import { Packr } from 'msgpackr';
 import { StoreError, type EventChunk, type FollowListener, type LogFollow, type StoredEvent } from '../event-store.js';
-import { packFrames } from '../frame-chunk.js';
+import { packFrames, unpackFrames } from '../frame-chunk.js';
 import { encodeId, pageOf, PAGE_EVENTS, type Names } from './names.js';
 import type { AckPublisher } from './publisher.js';
 
@@ -204,7 +204,7 @@ export class EventLog {
       let next = afterSeq + 1;
       for await (const message of messages) {
         const firstSeq = Number(message.headers?.get(FIRST_SEQ));
-        const frames = packr.unpack(message.data) as Uint8Array[];
+        const frames = unpackFrames(message.data);
         if (firstSeq + frames.length <= next) continue;
         if (firstSeq > next) throw new StoreError('STORE_UNAVAILABLE', `the log of ${executionId} skipped from ${next - 1} to ${firstSeq}`);
         listener.chunk({ executionId, firstSeq: next, frames: frames.slice(next - firstSeq) });
@@ -403,7 +403,7 @@ function firstSeqOf(message: StoredMsg): number {
 /** Appends a chunk's events past afterSeq to `events`, up to `limit`; says where the chunk ends. */
 function collect(firstSeqHeader: string, data: Uint8Array, afterSeq: number, limit: number, events: StoredEvent[]): { lastSeq: number; frames: number } {
   const firstSeq = Number(firstSeqHeader);
-  const frames = packr.unpack(data) as Uint8Array[];
+  const frames = unpackFrames(data);
   for (let i = Math.max(0, afterSeq + 1 - firstSeq); i < frames.length && events.length < limit; i++) {
     events.push({ seq: firstSeq + i, frame: frames[i]! });
   }
