@@ -201,6 +201,41 @@ t.test('an execution\'s first commit is small and starts at once; its later comm
   t.equal(h.log.backlogBytes, 0);
 });
 
+t.test('a flooding run\'s first lines hold output reading back until their commit is written; a short run\'s do not', async (t) => {
+  const h = await harness(t);
+  const short = target('short');
+  emit(h.log, short, 3);
+  t.notOk(h.log.firstLinesWaiting, 'a few first events: output is read on');
+  const big = target('big');
+  emit(h.log, big, 1000);
+  t.ok(h.log.firstLinesWaiting, 'more first events than a first commit takes: reading waits');
+  await null;
+  t.equal(h.store.commits, 1, 'the first commit is under way');
+  t.ok(h.log.firstLinesWaiting, 'reading still waits for it');
+  let waitingAtDelivery: boolean | undefined;
+  await h.until(() => {
+    if (!h.delivered.has('big')) return false;
+    waitingAtDelivery ??= h.log.firstLinesWaiting;
+    return true;
+  });
+  t.same(h.delivered.get('big'), seqs('big', 1, 64), 'its first 64 lines are delivered first');
+  t.equal(waitingAtDelivery, false, 'reading goes on once they are durable, with 936 still to write');
+  await h.log.flushed();
+  t.same(h.delivered.get('big'), seqs('big', 1, 1000), 'every event once, in order');
+});
+
+t.test('a flooding run\'s first commit that fails holds nothing back while it waits for its retry', async (t) => {
+  const h = await harness(t);
+  let failuresLeft = 1;
+  h.failWith((item) => (item.id === 'big' && item.kind === 'events' && failuresLeft-- > 0 ? 'STORE_UNAVAILABLE' : null));
+  const big = target('big');
+  emit(h.log, big, 1000);
+  await h.until(() => h.retries.length === 1);
+  t.notOk(h.log.firstLinesWaiting, 'output is read on during the retry\'s backoff');
+  await h.until(() => (h.delivered.get('big')?.length ?? 0) === 1000);
+  t.same(h.delivered.get('big'), seqs('big', 1, 1000), 'every event once, in order, after the retry');
+});
+
 t.test('a store that keeps failing: stalled, counted, waiting; it recovers when the store does', async (t) => {
   const h = await harness(t);
   const x = target('x');

@@ -83,6 +83,35 @@ t.test('a kernel runs cells: stream, result, error, idle, reply, state across ce
   t.equal(failed.types.at(-1), 'status');
 });
 
+t.test('a burst of lines: stream messages carry consecutive lines of one stream, all of them, in order', async (t) => {
+  const manager = await kernelManager(server);
+  t.teardown(() => manager.dispose());
+  const kernel = await manager.startNew();
+  t.teardown(() => kernel.shutdown().catch(() => undefined));
+
+  const lines = 5000;
+  // Every 997th line to stderr: a burst of one stream is cut where the other stream comes between.
+  const cell = await run(kernel, `for (let i = 0; i < ${lines}; i++) { if (i % 997 === 0) console.warn('e' + i); else console.log('o' + i) }`);
+  t.equal(cell.reply.status, 'ok');
+  const got = cell.streams.flatMap(({ name, text }) => {
+    t.ok(text.endsWith('\n'), 'each message holds whole lines');
+    return text.split('\n').slice(0, -1).map((line) => `${name}:${line}`);
+  });
+  const expected = Array.from({ length: lines }, (_, i) => (i % 997 === 0 ? `stderr:e${i}` : `stdout:o${i}`));
+  t.same(got, expected, 'every line once, in order, each on its stream');
+  t.ok(cell.streams.length < lines, `${lines} lines came in ${cell.streams.length} stream messages`);
+  t.ok(cell.streams.every(({ name, text }) => text.split('\n').slice(0, -1).every((line) => line.startsWith(name === 'stderr' ? 'e' : 'o'))), 'no message mixes the streams');
+
+  // Each stream message's id names the seqs of the lines it carries (first-last, or one seq), and
+  // together they cover the run's console events once each, in order.
+  const seqs = cell.iopub.filter((message) => message.header.msg_type === 'stream').map((message) => {
+    const [, first, last] = /_(\d+)(?:-(\d+))?_0$/.exec(message.header.msg_id)!;
+    return [Number(first), Number(last ?? first)] as const;
+  });
+  t.same(seqs.map(([first, last]) => last - first + 1), cell.streams.map(({ text }) => text.split('\n').length - 1), 'an id counts its lines');
+  t.ok(seqs.every(([first], index) => index === 0 || first === seqs[index - 1]![1] + 1), 'the seqs run on from one message to the next');
+});
+
 t.test('output streams while the cell runs; interrupt stops a waiting run and a synchronous loop', async (t) => {
   const manager = await kernelManager(server);
   t.teardown(() => manager.dispose());

@@ -36,7 +36,7 @@ export const ipykernel: Baseline = {
         settleMs: ctx.quick ? 200 : 1_000,
       });
       return {
-        shown: ['execute_p50_ms', 'execute_p99_ms', 'lines_per_s', 'lines_messages', 'mb_per_instance', 'tree_rss_mb'],
+        shown: ['execute_p50_ms', 'execute_p99_ms', 'lines_per_s', 'lines_messages', 'server_cpu_us_per_line', 'mb_per_instance', 'tree_rss_mb'],
         setup: `Jupyter Notebook 6.4 + ipykernel 6: ${executes} executes of 1 + 1 one at a time; ${lines} printed lines; memory of ${kernels} kernel(s)`,
         figures,
       };

@@ -7,7 +7,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Histogram } from './histogram.js';
-import { treeRssBytes } from './proc-stats.js';
+import { cpuSeconds, treeCpuSeconds, treeRssBytes } from './proc-stats.js';
 import type { Figure } from './types.js';
 
 export interface Executed {
@@ -46,7 +46,7 @@ export async function measureInteractive(job: InteractiveJob): Promise<Record<st
   for (let i = 0; i < Math.min(10, job.executes); i++) await first.execute(job.trivial);
   const hist = new Histogram();
   for (let i = 0; i < job.executes; i++) hist.record((await first.execute(job.trivial)).ms * 1000);
-  const printed = await first.execute(job.print(job.lines));
+  const { result: printed, cpu } = await cpuDuring(job.pid, () => first.execute(job.print(job.lines)));
   if (printed.lines !== job.lines) throw new Error(`printed ${printed.lines} lines of ${job.lines}`);
   for (let i = 1; i < job.instances; i++) await (await job.open()).execute(job.trivial);
   await sleep(job.settleMs);
@@ -57,10 +57,27 @@ export async function measureInteractive(job: InteractiveJob): Promise<Record<st
     execute_p99_ms: { value: ms.p99, unit: 'ms' },
     lines_per_s: { value: job.lines / (printed.ms / 1000), unit: 'lines/s' },
     lines_seconds: { value: printed.ms / 1000, unit: 's' },
-    // ipykernel sends ~0.2 s of stdout per message, vmstream a frame per line: the gap's first cause.
+    // The stdout messages (or frames) that carried them: ipykernel sends ~0.2 s of stdout per message.
     lines_messages: { value: printed.messages, unit: 'messages' },
+    ...cpuPerLine(cpu, job.lines),
     mb_per_instance: { value: (after - before) / job.instances / (1024 * 1024), unit: 'MB' },
     instances: { value: job.instances, unit: '' },
     tree_rss_mb: { value: after / (1024 * 1024), unit: 'MB' },
+  };
+}
+
+/** CPU seconds of a server while `fn` runs: its whole tree (kernels, sandbox processes) and its main thread alone. */
+export async function cpuDuring<T>(pid: number, fn: () => Promise<T>): Promise<{ result: T; cpu: { tree: number; main: number } }> {
+  const tree0 = treeCpuSeconds(pid);
+  const main0 = cpuSeconds(pid, false, pid);
+  const result = await fn();
+  return { result, cpu: { tree: treeCpuSeconds(pid) - tree0, main: cpuSeconds(pid, false, pid) - main0 } };
+}
+
+/** CPU per printed line, in µs: unlike lines/s, this barely moves when a neighbour takes a core. */
+export function cpuPerLine(cpu: { tree: number; main: number }, lines: number, prefix = ''): Record<string, Figure> {
+  return {
+    [`${prefix}server_cpu_us_per_line`]: { value: (cpu.tree / lines) * 1e6, unit: 'µs' },
+    [`${prefix}server_main_thread_us_per_line`]: { value: (cpu.main / lines) * 1e6, unit: 'µs' },
   };
 }

@@ -106,6 +106,8 @@ export class CommitLog {
   /** Waiters whose commit left items to retry: they resolve once nothing is left to retry. */
   #blocked: Array<() => void> = [];
   #writing = false;
+  /** The write under way holds an execution's capped first commit (see firstLinesWaiting). */
+  #writingFirstLines = false;
   #scheduled = false;
   /** Wakes the log when the earliest retry or create linger is due (`#timerDue`, performance.now()). */
   #timer: NodeJS.Timeout | null = null;
@@ -126,6 +128,21 @@ export class CommitLog {
   /** Bytes of frames appended but not yet durable: what the pool looks at before reading more output. */
   get backlogBytes(): number {
     return this.#pendingBytes + this.#writingBytes + this.#retryBytes;
+  }
+
+  /**
+   * True from the moment an execution's first events are more than its first commit takes (a run
+   * printing a flood) until that commit has been written (or has failed: a retry does not hold
+   * anything back). Output read meanwhile only delays the answer that lets the first line out (the
+   * commit's completion waits behind that reading in the event loop: traced, 1.5–10 ms), so the
+   * engine reads none until then: once per such run.
+   */
+  get firstLinesWaiting(): boolean {
+    if (this.#writingFirstLines) return true;
+    for (const [id, item] of this.#pending) {
+      if (item.target.committedSeq === 0 && item.frames.length > FIRST_COMMIT_EVENTS && !this.#retrying.has(id)) return true;
+    }
+    return false;
   }
 
   /** Items waiting for a retry after a failed write. */
@@ -229,6 +246,7 @@ export class CommitLog {
     const waiters = this.#hasReady(now) ? [] : this.#waiters;
     if (waiters.length > 0) this.#waiters = [];
     const batch = toBatch(items, sessions);
+    this.#writingFirstLines = items.some((item) => item.front === true && item.target.committedSeq === 0 && !this.#retrying.has(item.target.record.execution_id));
 
     const started = performance.now();
     // Nothing may be due (a linger's timer fires on the loop's clock, which can run a little ahead).
@@ -279,6 +297,7 @@ export class CommitLog {
       }
     }
     this.#writing = false;
+    this.#writingFirstLines = false;
     this.#writingBytes = 0;
     if (written > 0) this.#hooks.onBatch?.(written, (performance.now() - started) / 1000);
     // Deliver before anything else can run, so delivery order is commit order.

@@ -1,9 +1,11 @@
 /**
  * The Jupyter messages an execution's stored events become. It is a pure function of the execution
- * and its events, with ids made from (execution_id, seq, part), so a replay after a reconnect or a
- * restart sends the very messages the first delivery sent. Each execution is a list of units: unit
- * 0 (busy, execute_input), then one per stored event; `done` becomes the error a stopped run needs,
- * the shell execute_reply and `status: idle`. A unit is what delivery confirms and replays.
+ * and its events, with ids made from (execution_id, seq, part), so the same events always give the
+ * same messages. Each execution is a list of units: unit 0 (busy, execute_input), then one per
+ * stored event; `done` becomes the error a stopped run needs, the shell execute_reply and `status:
+ * idle`. A unit is what delivery confirms and replays. Consecutive console lines of one stream that
+ * are delivered together go out as one `stream` message (a Jupyter kernel buffers its stdout so
+ * too), whose id names its first and last seq: the same lines, the same message.
  */
 import { parseExpressionAt, type Expression } from 'acorn';
 import type { DonePayload, EventFrame, ExceptionPayload, ValuePayload } from '../../protocol/types.js';
@@ -39,15 +41,40 @@ export class Derivation {
     return messages;
   }
 
+  /**
+   * The units of a run of consecutive stored events, in order: each console line that follows one
+   * of the same stream joins its message, so a burst of output is one `stream` message.
+   */
+  events(events: readonly EventFrame[]): Message[] {
+    const messages: Message[] = [];
+    let index = 0;
+    while (index < events.length) {
+      const event = events[index]!;
+      if (event.type !== 'console') {
+        messages.push(...this.event(event));
+        index++;
+        continue;
+      }
+      const name = streamOf(event);
+      let text = `${event.payload.text}\n`;
+      let last = event;
+      for (index++; index < events.length; index++) {
+        const next = events[index]!;
+        if (next.type !== 'console' || streamOf(next) !== name) break;
+        last = next;
+        text += `${next.payload.text}\n`;
+      }
+      messages.push(this.#stream(event, last, name, text));
+    }
+    return messages;
+  }
+
   /** The unit of one stored event. */
   event(event: EventFrame): Message[] {
     const { seq, ts } = event;
     switch (event.type) {
-      case 'console': {
-        const { level, text } = event.payload as EventFrame<'console'>['payload'];
-        const name = level === 'warn' || level === 'error' ? 'stderr' : 'stdout';
-        return [this.#iopub(seq, 0, 'stream', { name, text: `${text}\n` }, ts)];
-      }
+      case 'console':
+        return [this.#stream(event, event, streamOf(event), `${event.payload.text}\n`)];
       case 'value':
         return this.#value(event.payload as ValuePayload, seq, ts);
       case 'exception': {
@@ -102,13 +129,25 @@ export class Derivation {
     return messages;
   }
 
-  #iopub(seq: number, part: number, type: string, content: Record<string, unknown>, ts: number): Message {
+  #iopub(seq: number | string, part: number, type: string, content: Record<string, unknown>, ts: number): Message {
     return makeMessage(this.kernel, 'iopub', type, content, this.parent, { msgId: this.#id(seq, part), date: ts });
   }
 
-  #id(seq: number, part: number): string {
+  /** The `stream` message of console lines first…last (one line: first is last), dated by its last line. */
+  #stream(first: EventFrame<'console'>, last: EventFrame<'console'>, name: string, text: string): Message {
+    const seqs = first === last ? first.seq : `${first.seq}-${last.seq}`;
+    return this.#iopub(seqs, 0, 'stream', { name, text }, last.ts);
+  }
+
+  #id(seq: number | string, part: number): string {
     return `${this.kernel.session}_${this.execution.executionId}_${seq}_${part}`;
   }
+}
+
+/** The Jupyter stream a console line goes to: stderr for warn and error, stdout for the rest. */
+function streamOf(event: EventFrame<'console'>): 'stdout' | 'stderr' {
+  const { level } = event.payload;
+  return level === 'warn' || level === 'error' ? 'stderr' : 'stdout';
 }
 
 /** The execute_request an execution answers: as the client sent it, or as a native one is named. */

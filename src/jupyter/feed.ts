@@ -8,9 +8,15 @@
  * payload confirms everything up to it. A new connection of the same client session replaces the
  * old one (which may be half-open and still look alive) and starts again after the last confirmed
  * unit. That point is also kept in JupyterState, so it survives a restart.
+ *
+ * A write carries the units of a run of events delivered together (a burst of lines is one `stream`
+ * message). Where each write written since the confirmed point ended is remembered, so that a new
+ * connection is sent the same runs, cut at the same places: the very messages, with the same ids,
+ * while the server runs (after a restart the unconfirmed lines come again, grouped as they are read).
  */
 import { ProtocolError } from '../../protocol/errors.js';
-import type { EventFrame, ExecutionRecord } from '../../protocol/types.js';
+import { eventsOf } from '../../protocol/batch.js';
+import type { EventFrame, EventsFrame, ExecutionRecord } from '../../protocol/types.js';
 import { decodeValue } from '../../protocol/codec.js';
 import { SendResult, type EventSink } from '../events/subscription-hub.js';
 import type { ExecutionService } from '../sessions/service.js';
@@ -24,6 +30,8 @@ export const ANONYMOUS = 'anonymous-';
 export const END = Number.MAX_SAFE_INTEGER;
 /** How many earlier executions a feed looks back over (after a long absence, older ones are skipped). */
 const LOOKBACK = 1000;
+/** Ends of unconfirmed writes remembered (a client that reads but never answers a ping gets regrouped messages past this). */
+const MAX_CUTS = 10_000;
 
 /** What a feed writes to: the channel of its current connection. */
 export interface FeedConnection {
@@ -55,6 +63,8 @@ export class Feed {
   #confirmed: Cursor;
   /** The last unit written to the current connection. */
   #sent: Cursor;
+  /** Where each write since the confirmed point ended, in order: a new connection's writes end there too. */
+  #cuts: Cursor[] = [];
   #connection: FeedConnection | null = null;
   #sink: UnitSink | null = null;
   #walking = false;
@@ -127,6 +137,8 @@ export class Feed {
     }
     if (!before(this.#confirmed, cursor)) return;
     this.#confirmed = cursor;
+    const kept = this.#cuts.findIndex((cut) => before(cursor, cut));
+    this.#cuts.splice(0, kept < 0 ? this.#cuts.length : kept);
     this.#save();
     if (before(this.#confirmed, this.#sent)) this.#schedulePing();
   }
@@ -165,7 +177,8 @@ export class Feed {
     const derivation = new Derivation(this.#context.identity, this.#view(record, replayFrom));
     const skipThrough = record.number === this.#sent.number ? this.#sent.seq : -1;
     if (skipThrough < 0) this.#wrote(connection, record.number, 0, derivation.start());
-    const sink = new UnitSink(this, connection, derivation, skipThrough);
+    const cuts = this.#cuts.filter((cut) => cut.number === record.number && cut.seq > skipThrough).map((cut) => cut.seq);
+    const sink = new UnitSink(this, connection, derivation, skipThrough, cuts);
     this.#sink = sink;
     this.#context.service.subscribe(sink, this.#context.tenant, record.execution_id, 0, null);
   }
@@ -180,6 +193,9 @@ export class Feed {
     const result = connection.write(messages);
     if (result === SendResult.DROPPED) return result;
     this.#sent = { number, seq };
+    const last = this.#cuts.at(-1);
+    // A write sent again ends where the first one did: only a write past them all is a new cut.
+    if ((!last || before(last, this.#sent)) && this.#cuts.length < MAX_CUTS) this.#cuts.push(this.#sent);
     this.#schedulePing();
     return result;
   }
@@ -246,7 +262,12 @@ export class Feed {
   }
 }
 
-/** One execution's subscription for one connection: each stored event becomes its unit's messages. */
+/**
+ * One execution's subscription for one connection: each stored event becomes its unit's messages.
+ * It asks for `events` frames, so that a tick's events (up to protocol/batch.ts's bounds) arrive in
+ * one call, become their messages together (a burst of lines, one `stream` message) and leave in
+ * one write; the cursor then moves to the last of them.
+ */
 class UnitSink implements EventSink {
   constructor(
     readonly feed: Feed,
@@ -254,16 +275,52 @@ class UnitSink implements EventSink {
     readonly derivation: Derivation,
     /** Units up to this seq were delivered before: derived (for the state they carry), not sent. */
     readonly skipThrough: number,
+    /** Seqs where an earlier connection's writes ended, ascending: these writes end there too. */
+    readonly cuts: number[],
   ) {}
 
+  /** Events of a write that ends at a cut not delivered yet (they are stored: the cut was written). */
+  #pending: EventFrame[] = [];
+  /** The first of `cuts` not passed yet. */
+  #nextCut = 0;
+
+  batched(): boolean {
+    return true;
+  }
+
   send(frame: Uint8Array): SendResult {
-    const event = decodeValue(frame) as EventFrame;
-    const messages = this.derivation.event(event);
-    if (event.seq <= this.skipThrough) return SendResult.SENT;
+    const decoded = decodeValue(frame) as EventFrame | EventsFrame;
+    let events = decoded.op === 'events' ? eventsOf(decoded) : [decoded];
+    let fresh = 0;
+    // Units delivered before are derived for the state they carry (an exception's error), not sent.
+    for (; fresh < events.length && events[fresh]!.seq <= this.skipThrough; fresh++) this.derivation.event(events[fresh]!);
+    if (fresh === events.length) return SendResult.SENT;
+    events = this.#pending.concat(fresh === 0 ? events : events.slice(fresh));
+    this.#pending = [];
+    let result = SendResult.SENT;
+    while (events.length > 0) {
+      while (this.#nextCut < this.cuts.length && this.cuts[this.#nextCut]! < events[0]!.seq) this.#nextCut++;
+      const cut = this.cuts[this.#nextCut];
+      const end = cut === undefined ? events.length : events.findIndex((event) => event.seq === cut) + 1;
+      if (end === 0) {
+        this.#pending = events;
+        return result;
+      }
+      // The subscription hears the worst of its writes: SENT_FULL pauses it.
+      result = Math.max(result, this.#write(events.slice(0, end)));
+      if (result === SendResult.DROPPED) return result;
+      events = events.slice(end);
+    }
+    return result;
+  }
+
+  /** Writes the units of consecutive events as one write. */
+  #write(events: EventFrame[]): SendResult {
+    const messages = this.derivation.events(events);
     const origin = this.derivation.execution.origin;
     // The shell reply is for the client that asked; an execution without a known asker replies to all.
     const mine = messages.filter((message) => message.channel !== 'shell' || !origin?.session || this.feed.answers(origin.session));
-    return this.feed.wrote(this, event.seq, mine);
+    return this.feed.wrote(this, events[events.length - 1]!.seq, mine);
   }
 
   cork(fn: () => void): void {
@@ -271,6 +328,8 @@ class UnitSink implements EventSink {
   }
 
   ended(): void {
+    // Held for a cut that never came (the log was cut short): written as they are.
+    if (this.#pending.length > 0) this.#write(this.#pending.splice(0));
     this.feed.ended(this);
   }
 }

@@ -101,7 +101,11 @@ export class Engine {
     this.#hub = new SubscriptionHub(store, feed, (error) => hooks.onError('replay', error));
     this.#commits = new CommitLog(store, {
       onCommitted: (chunks) => this.#onCommitted(chunks),
-      onRetry: (error) => hooks.onError('commit (retrying)', error),
+      onRetry: (error) => {
+        hooks.onError('commit (retrying)', error);
+        // Output held back for a first commit (acceptingOutput) is read again: that commit failed.
+        this.#sandbox.resumeOutput();
+      },
       onDropped: (id, error) => this.#onDropped(id, error),
       onSessionDropped: (sessionId, error) => {
         hooks.onError(`commit of session ${sessionId} (dropped)`, error);
@@ -117,7 +121,8 @@ export class Engine {
     });
     this.#sandbox = sandbox({
       onOutput: (output) => this.#onOutput(output),
-      acceptingOutput: () => !this.#suspended && this.#commits.backlogBytes < OUTPUT_BACKLOG_BYTES,
+      // Not while a flooding run's first lines wait for their commit (commit-log.ts's firstLinesWaiting).
+      acceptingOutput: () => !this.#suspended && !this.#commits.firstLinesWaiting && this.#commits.backlogBytes < OUTPUT_BACKLOG_BYTES,
       onRestored: (sessionId, result) => this.#onRestored(sessionId, result),
       onRestoreProgress: (sessionId, replayed, inputs) => {
         const session = this.#sessions.get(sessionId);
@@ -207,6 +212,8 @@ export class Engine {
       this.#sandbox.abort(sessionId, executionId, 'cancelled');
       this.#disowned.set(executionId, { sessionId, timer: setTimeout(() => this.#sandbox.kill(sessionId, 'node_lost'), this.#config.stopGraceMs) });
     }
+    // Output held back for a discarded run's first commit (acceptingOutput) is read again.
+    this.#sandbox.resumeOutput();
   }
 
   /** A disowned session's run is over (it ended, or its host is gone): its context goes. */
@@ -550,6 +557,8 @@ export class Engine {
    */
   #onDropped(executionId: string, error: StoreError): void {
     this.#hooks.onError(`commit of ${executionId} (dropped)`, error);
+    // As on a retry: output held back for its first commit is read again.
+    this.#sandbox.resumeOutput();
     const execution = this.#executions.get(executionId);
     if (!execution) return;
     if (error.code === 'STORE_FENCED') {

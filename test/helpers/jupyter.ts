@@ -84,10 +84,11 @@ export class RawChannel {
     });
   }
 
-  static async connect(port: number, kernelId: string, options: { token: string; session?: string; protocols?: string[] }): Promise<RawChannel> {
+  /** `autoPong: false`: a client that never answers a ping, so confirms nothing it received. */
+  static async connect(port: number, kernelId: string, options: { token: string; session?: string; protocols?: string[]; autoPong?: boolean }): Promise<RawChannel> {
     const session = options.session ?? randomUUID();
     const url = `ws://127.0.0.1:${port}/api/kernels/${kernelId}/channels?session_id=${encodeURIComponent(session)}`;
-    const socket = new WebSocket(url, options.protocols ?? [], { headers: { authorization: `token ${options.token}` } });
+    const socket = new WebSocket(url, options.protocols ?? [], { headers: { authorization: `token ${options.token}` }, autoPong: options.autoPong ?? true });
     await new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve());
       socket.once('error', reject);
