@@ -110,6 +110,42 @@ t.test("a sandbox process's pipe carries records as bytes; a broken one is refus
   t.equal(readFromHost(messages[1]), null);
 });
 
+t.test('records of one chunk, between batches and of several executions, each read as its own', async (t) => {
+  const other = new ConsoleRecordEncoder();
+  const otherPrefix = other.prefix('acme/ex_other')!;
+  const frame = (body: Uint8Array) => {
+    const out = Buffer.alloc(4 + body.length);
+    out.writeUInt32LE(body.length, 0);
+    out.set(body, 4);
+    return out;
+  };
+  const bodies = [record('one'), record('two'), Uint8Array.from(other.encode(otherPrefix, 1, 'three', false, 5)!), record('four')];
+  const batch = new Uint8Array(encodeFrame([{ t: 'ready' }]));
+  const chunk = Buffer.concat([frame(bodies[0]!), frame(bodies[1]!), frame(batch), frame(bodies[2]!), frame(bodies[3]!)]);
+  const messages = new FrameReader(1 << 20).push(chunk);
+  chunk.fill(0);
+  t.equal(messages.length, 5);
+  t.same(messages[2], { t: 'ready' }, 'the batch between them');
+  const read = [messages[0], messages[1], messages[3], messages[4]].map((message) => readFromHost(message) as { o: { executionId: string; frame: Uint8Array; seqAt: number } });
+  t.same(read.map(({ o }) => o.executionId), [XID, XID, 'acme/ex_other', XID], 'a head read before is not taken for another execution\'s');
+  // Seqs written into each frame's slot land in that frame only.
+  read.forEach(({ o }, index) => new DataView(o.frame.buffer, o.frame.byteOffset + o.seqAt, 4).setUint32(0, index + 1));
+  t.same(read.map(({ o }) => decodeValue(o.frame)), [
+    { op: 'event', execution_id: 'ex_7Kp2', seq: 1, type: 'console', ts: 1_764_620_000_123, payload: { level: 'log', text: 'one' } },
+    { op: 'event', execution_id: 'ex_7Kp2', seq: 2, type: 'console', ts: 1_764_620_000_123, payload: { level: 'log', text: 'two' } },
+    { op: 'event', execution_id: 'ex_other', seq: 3, type: 'console', ts: 5, payload: { level: CONSOLE_LEVELS[1], text: 'three' } },
+    { op: 'event', execution_id: 'ex_7Kp2', seq: 4, type: 'console', ts: 1_764_620_000_123, payload: { level: 'log', text: 'four' } },
+  ]);
+});
+
+t.test('a record that repeats the last head but breaks the template after it is still refused', async (t) => {
+  t.ok(readConsoleRecord(record('first')), 'its head is now the last one read');
+  const bytes = record('second');
+  for (let length = 0; length < bytes.length; length++) t.equal(readConsoleRecord(bytes.subarray(0, length)), null, `cut at ${length}`);
+  const read = readConsoleRecord(bytes);
+  t.equal(read?.executionId, XID);
+});
+
 t.test('records of executions in turn are each read with their own id, and a forged frame id after a good record is still refused', async (t) => {
   const other = encoder.prefix('acme/ex_other')!;
   for (let index = 0; index < 4; index++) {

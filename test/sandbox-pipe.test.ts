@@ -53,6 +53,17 @@ t.test('a broken frame is refused', async (t) => {
   t.throws(() => new FrameReader(100).push(Buffer.concat([header(notBatch.length), notBatch])), FrameError, 'not a batch');
 });
 
+t.test('a frame begun in one chunk is finished from the next, the frames after it read from that chunk', async (t) => {
+  const header = (length: number) => Buffer.from(Uint32Array.of(length).buffer);
+  const reader = new FrameReader(100);
+  t.same(reader.push(header(101).subarray(0, 3)), [], 'a header not yet whole');
+  t.throws(() => reader.push(header(101).subarray(3)), FrameError, 'over the limit once the header is whole, before the frame\'s bytes');
+  const bytes = await framed([[{ t: 'a', text: 'x'.repeat(40) }], [{ t: 'b' }], [{ t: 'c' }]]);
+  const pieces = new FrameReader(1024);
+  const messages = [bytes.subarray(0, 2), bytes.subarray(2, 20), bytes.subarray(20, 30), bytes.subarray(30)].flatMap((piece) => pieces.push(piece));
+  t.same(messages, [{ t: 'a', text: 'x'.repeat(40) }, { t: 'b' }, { t: 'c' }], 'across four chunks');
+});
+
 t.test('a record written by a worker to its ring is a frame of its own, read as one message', async (t) => {
   const ring = createRing(1024);
   const writer = new RingWriter(ring, () => {});

@@ -11,7 +11,7 @@ import path from 'node:path';
 import t from 'tap';
 import { decodeValue } from '../protocol/codec.js';
 import type { EventFrame } from '../protocol/types.js';
-import { readConsoleRecord } from '../src/pool/console-frame.js';
+import { readConsoleRecord, type RecordSpan } from '../src/pool/console-frame.js';
 import { FrameReader } from '../src/pool/pipe-frames.js';
 import { MainOutput } from '../src/pool/shared-output.js';
 import { DEFAULTS } from '../src/config.js';
@@ -47,7 +47,8 @@ t.test('a run printing in a loop writes its first lines itself, while the main t
   const bytes = readFileSync(file);
   t.ok(bytes.length > 0, 'the first lines reached the output while the main thread never ran');
   const texts = new FrameReader(1 << 20).push(bytes).map((record) => {
-    const encoded = readConsoleRecord(record as Uint8Array);
+    const { bytes: run, start, end } = record as RecordSpan;
+    const encoded = readConsoleRecord(run, start, end);
     return encoded && (decodeValue(encoded.frame) as EventFrame<'console'>).payload.text;
   });
   t.ok(texts.length > 0 && texts.length < 2000, `the first lines, before the run's end (${texts.length})`);

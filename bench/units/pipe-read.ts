@@ -9,7 +9,7 @@
  *   node dist/bench/units/pipe-read.js [--records 400000] [--rounds 5] [--text 'line 12345'] [--keep 16384]
  */
 import { parseArgs } from 'node:util';
-import { ConsoleRecordEncoder, readConsoleRecord } from '../../src/pool/console-frame.js';
+import { ConsoleRecordEncoder, readConsoleRecord, type RecordSpan } from '../../src/pool/console-frame.js';
 import { FrameReader, MAX_SERVER_FRAME_BYTES } from '../../src/pool/pipe-frames.js';
 
 const { values } = parseArgs({
@@ -50,7 +50,8 @@ function round(): number {
   const before = process.cpuUsage();
   for (const chunk of input) {
     for (const message of reader.push(chunk)) {
-      const output = readConsoleRecord(message as Uint8Array);
+      const { bytes, start, end } = message as RecordSpan;
+      const output = readConsoleRecord(bytes, start, end);
       if (!output) throw new Error('a record was refused');
       kept[count++ % keep] = output;
     }

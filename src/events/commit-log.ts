@@ -327,8 +327,9 @@ export class CommitLog {
         retried.record ||= newer.record;
         this.#pending.delete(id);
       }
-      this.#retryBytes -= bytesOf(retried.frames);
-      this.#writingBytes += bytesOf(retried.frames);
+      const bytes = bytesOf(retried.frames);
+      this.#retryBytes -= bytes;
+      this.#writingBytes += bytes;
       retry.writing = true;
       items.push(retried);
     }
@@ -336,8 +337,9 @@ export class CommitLog {
       if (this.#retrying.has(id) || (!hurry && lingering(item, now))) continue;
       const taken = takeFront(item);
       if (taken === item) this.#pending.delete(id);
-      this.#pendingBytes -= bytesOf(taken.frames);
-      this.#writingBytes += bytesOf(taken.frames);
+      const bytes = bytesOf(taken.frames);
+      this.#pendingBytes -= bytes;
+      this.#writingBytes += bytes;
       items.push(taken);
     }
     return items;

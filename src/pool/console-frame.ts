@@ -174,73 +174,121 @@ export function isConsoleRecord(bytes: Uint8Array, at = 0): boolean {
 }
 
 /**
- * The server's side: `record` as the console output it stands for, its `frame` a view of the
- * record's bytes with its seq slot at `seqAt`; null unless it is exactly the template. Plain
- * offsets, every read bounds-checked (-1 is "not the template"): it runs once per printed line.
+ * A console record read off a pipe: bytes [start, end) of `bytes`, a copy its records share (one
+ * typed array per record cost more than the record's check: pipe-frames.ts).
  */
-export function readConsoleRecord(record: Uint8Array): Extract<SandboxOutput, { kind: 'encoded' }> | null {
-  const prefix = checkedPrefix(record);
-  if (prefix === null) return null;
-  const seqAt = prefix.bytes.length;
-  const tsAt = expect(record, seqAt + 4, TYPE_TS);
-  if (tsAt < 0 || tsAt + 8 > record.length) return null;
-  const ts = readFloat64(record, tsAt);
-  const pairsAt = expect(record, tsAt + 8, PAYLOAD_KEY);
-  if (!Number.isFinite(ts) || pairsAt < 0) return null;
-  const pairs = record[pairsAt];
-  let at = pairs === 0x82 || pairs === 0x83 ? expect(record, pairsAt + 1, LEVEL_KEY) : -1;
-  at = at < 0 ? -1 : expectLevel(record, at);
-  at = at < 0 ? -1 : expect(record, at, TEXT_KEY);
-  const textStart = at < 0 ? -1 : strStart(record, at);
-  if (textStart < 0) return null;
-  const textEnd = textStart + strLength(record, at);
-  if (textEnd > record.length || !isText(record, textStart, textEnd)) return null;
-  const end = pairs === 0x83 ? expect(record, textEnd, TRUNCATED) : textEnd;
-  if (end !== record.length) return null;
-  return { kind: 'encoded', executionId: prefix.executionId, ts, type: 'console', frame: record.subarray(prefix.frameStart), seqAt: seqAt - prefix.frameStart };
+export class RecordSpan {
+  constructor(readonly bytes: Uint8Array, readonly start: number, readonly end: number) {}
 }
 
-/** A record's bytes up to its seq slot's value, checked: its xid, and where its frame starts. */
-interface CheckedPrefix { bytes: Uint8Array; executionId: string; frameStart: number }
+/**
+ * The server's side: the record in bytes [start, end) of `record` as the console output it stands
+ * for, its `frame` a view of the record's bytes with its seq slot at `seqAt`; null unless it is
+ * exactly the template. Plain offsets, every read bounds-checked against `end` (-1 is "not the
+ * template"): it runs once per printed line.
+ */
+export function readConsoleRecord(record: Uint8Array, start = 0, end = record.length): Extract<SandboxOutput, { kind: 'encoded' }> | null {
+  const view = viewOf(record);
+  const head = lastHead !== null && startsWith(record, view, start, end, lastHead) ? lastHead : readHead(record, start, end);
+  if (head === null) return null;
+  const seqAt = start + head.bytes.length;
+  const tsAt = expect(record, end, seqAt + 4, TYPE_TS);
+  if (tsAt < 0 || tsAt + 8 > end) return null;
+  const ts = view.getFloat64(tsAt);
+  const pairsAt = expect(record, end, tsAt + 8, PAYLOAD_KEY);
+  if (!Number.isFinite(ts) || pairsAt < 0) return null;
+  const pairs = record[pairsAt];
+  let at = pairs === 0x82 || pairs === 0x83 ? expect(record, end, pairsAt + 1, LEVEL_KEY) : -1;
+  at = at < 0 ? -1 : expectLevel(record, end, at);
+  at = at < 0 ? -1 : expect(record, end, at, TEXT_KEY);
+  const textStart = at < 0 ? -1 : strStart(record, end, at);
+  if (textStart < 0) return null;
+  const textEnd = textStart + strLength(record, at);
+  if (textEnd > end || !isText(record, textStart, textEnd)) return null;
+  const recordEnd = pairs === 0x83 ? expect(record, end, textEnd, TRUNCATED) : textEnd;
+  if (recordEnd !== end) return null;
+  const frameStart = start + head.frameStart;
+  return { kind: 'encoded', executionId: head.executionId, ts, type: 'console', frame: record.subarray(frameStart, end), seqAt: seqAt - frameStart };
+}
+
+/** A record's bytes up to its seq slot (xid, map header, op, execution_id, the key `seq`), checked. */
+interface RecordHead {
+  /** A copy (the record's own bytes may be a ring's, written again later). */
+  bytes: Uint8Array;
+  /** Its bytes as big-endian uint32s, as many as it holds whole: compared four bytes at a time. */
+  words: Uint32Array;
+  executionId: string;
+  /** Where the frame starts, after the xid, from the record's start. */
+  frameStart: number;
+}
 
 /**
- * The last prefix that passed its check: a run's lines come in a row, and a record whose first
- * bytes are exactly these passes the same checks (they read nothing past them), so one compare
- * stands for them, and one id string serves every line.
+ * The head last checked: a run's lines come in a row with the same head, so a record that starts
+ * with exactly these bytes needs no other check of them (one compare instead of several passes).
  */
-let lastPrefix: CheckedPrefix = { bytes: new Uint8Array(0), executionId: '', frameStart: 0 };
+let lastHead: RecordHead | null = null;
 
-/** The prefix of `record` (up to the seq slot's value), or null unless it is exactly the template's. */
-function checkedPrefix(record: Uint8Array): CheckedPrefix | null {
-  const known = lastPrefix;
-  if (known.bytes.length > 0 && record.length > known.bytes.length && sameBytes(record, 0, known.bytes, 0, known.bytes.length)) return known;
-  const frameStart = idEnd(record, 0);
-  const xidStart = frameStart < 0 ? -1 : idHeader(record, 0);
-  const idAt = frameStart < 0 ? -1 : expect(record, frameStart, HEAD);
-  const seqKey = idAt < 0 ? -1 : idEnd(record, idAt);
+/** Checks the head of the record at [start, end) against the template; null unless it is exactly that. */
+function readHead(record: Uint8Array, start: number, end: number): RecordHead | null {
+  const frameStart = idEnd(record, end, start);
+  const xidStart = frameStart < 0 ? -1 : start + idHeader(record, start);
+  const idAt = frameStart < 0 ? -1 : expect(record, end, frameStart, HEAD);
+  const seqKey = idAt < 0 ? -1 : idEnd(record, end, idAt);
   if (seqKey < 0) return null;
   const publicStart = idAt + idHeader(record, idAt);
   // The frame's execution_id is the public form of the record's xid, byte for byte.
   const xidPublic = xidStart + publicOffset(record, xidStart, frameStart);
   if (seqKey - publicStart !== frameStart - xidPublic || !sameBytes(record, publicStart, record, xidPublic, seqKey - publicStart)) return null;
-  const seqAt = expect(record, seqKey, SEQ);
+  const seqAt = expect(record, end, seqKey, SEQ);
   if (seqAt < 0) return null;
   let executionId = '';
   for (let index = xidStart; index < frameStart; index++) executionId += String.fromCharCode(record[index]!);
-  lastPrefix = { bytes: record.slice(0, seqAt), executionId, frameStart };
-  return lastPrefix;
+  const bytes = new Uint8Array(seqAt - start);
+  bytes.set(record.subarray(start, seqAt));
+  const view = new DataView(bytes.buffer);
+  const words = new Uint32Array(bytes.length >> 2);
+  for (let index = 0; index < words.length; index++) words[index] = view.getUint32(index * 4);
+  lastHead = { bytes, words, executionId, frameStart: frameStart - start };
+  return lastHead;
+}
+
+/**
+ * Whether the record at [start, end) starts with `head` (and has more after it): four bytes at a
+ * time through a DataView (~2x a byte at a time), the last few one by one.
+ */
+function startsWith(bytes: Uint8Array, view: DataView, start: number, end: number, head: RecordHead): boolean {
+  const { bytes: expected, words } = head;
+  if (end - start <= expected.length) return false;
+  for (let index = 0; index < words.length; index++) if (view.getUint32(start + index * 4) !== words[index]) return false;
+  for (let index = words.length * 4; index < expected.length; index++) if (bytes[start + index] !== expected[index]) return false;
+  return true;
+}
+
+/**
+ * A DataView of `bytes`, kept while the records read are spans of the same run (pipe-frames.ts):
+ * one per run, not one per line.
+ */
+let viewed: Uint8Array | null = null;
+let lastView: DataView = new DataView(new ArrayBuffer(0));
+
+function viewOf(bytes: Uint8Array): DataView {
+  if (bytes !== viewed) {
+    viewed = bytes;
+    lastView = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  return lastView;
 }
 
 /** Bytes of the header of the id str at `at` (fixstr: 1, str8: 2). */
 const idHeader = (bytes: Uint8Array, at: number) => (bytes[at] === 0xd9 ? 2 : 1);
 
-/** Offset past a printable-ASCII id (fixstr or str8) at `at`; -1 when `at` holds none. */
-function idEnd(bytes: Uint8Array, at: number): number {
+/** Offset past a printable-ASCII id (fixstr or str8) at `at`, within `limit`; -1 when `at` holds none. */
+function idEnd(bytes: Uint8Array, limit: number, at: number): number {
   const tag = bytes[at];
-  if (tag === undefined || !(tag === 0xd9 || (tag >= 0xa0 && tag <= 0xbf)) || at + 2 > bytes.length) return -1;
+  if (at >= limit || tag === undefined || !(tag === 0xd9 || (tag >= 0xa0 && tag <= 0xbf)) || at + 2 > limit) return -1;
   const start = at + idHeader(bytes, at);
   const end = start + (tag === 0xd9 ? bytes[at + 1]! : tag & 0x1f);
-  if (end > bytes.length) return -1;
+  if (end > limit) return -1;
   for (let index = start; index < end; index++) if (bytes[index]! < 0x20 || bytes[index]! > 0x7e) return -1;
   return end;
 }
@@ -251,16 +299,16 @@ function publicOffset(bytes: Uint8Array, start: number, end: number): number {
   return 0;
 }
 
-/** Offset past `pattern` when it comes at `at`; -1 otherwise. */
-function expect(bytes: Uint8Array, at: number, pattern: Uint8Array): number {
-  if (at < 0 || at + pattern.length > bytes.length) return -1;
+/** Offset past `pattern` when it comes at `at`, within `limit`; -1 otherwise. */
+function expect(bytes: Uint8Array, limit: number, at: number, pattern: Uint8Array): number {
+  if (at < 0 || at + pattern.length > limit) return -1;
   for (let index = 0; index < pattern.length; index++) if (bytes[at + index] !== pattern[index]) return -1;
   return at + pattern.length;
 }
 
-function expectLevel(bytes: Uint8Array, at: number): number {
+function expectLevel(bytes: Uint8Array, limit: number, at: number): number {
   for (const level of LEVELS) {
-    const end = expect(bytes, at, level);
+    const end = expect(bytes, limit, at, level);
     if (end >= 0) return end;
   }
   return -1;
@@ -271,11 +319,11 @@ function sameBytes(a: Uint8Array, aAt: number, b: Uint8Array, bAt: number, lengt
   return true;
 }
 
-/** Where a str's bytes start (any of its four forms); -1 when `at` holds no str header. */
-function strStart(bytes: Uint8Array, at: number): number {
-  const tag = bytes[at];
+/** Where a str's bytes start (any of its four forms), within `limit`; -1 when `at` holds no str header. */
+function strStart(bytes: Uint8Array, limit: number, at: number): number {
+  const tag = at < limit ? bytes[at] : undefined;
   const start = tag === undefined ? -1 : tag >= 0xa0 && tag <= 0xbf ? at + 1 : tag === 0xd9 ? at + 2 : tag === 0xda ? at + 3 : tag === 0xdb ? at + 5 : -1;
-  return start <= bytes.length ? start : -1;
+  return start <= limit ? start : -1;
 }
 
 /** The length of the str whose header (checked by strStart) is at `at`. */
@@ -292,16 +340,6 @@ function isText(bytes: Uint8Array, start: number, end: number): boolean {
   let index = start;
   while (index < end && bytes[index]! < 0x80) index++;
   return index === end || isUtf8(bytes.subarray(index, end));
-}
-
-const float64 = new Float64Array(1);
-const float64Bytes = new Uint8Array(float64.buffer);
-const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
-/** The big-endian float64 at `at` (bounds checked by the caller). */
-function readFloat64(bytes: Uint8Array, at: number): number {
-  for (let index = 0; index < 8; index++) float64Bytes[littleEndian ? 7 - index : index] = bytes[at + index]!;
-  return float64[0]!;
 }
 
 /** The id a client knows an execution by: its stored id without the tenant (sessions/live.ts's publicExecutionId). */

@@ -8,14 +8,9 @@
  */
 import type { Writable } from 'node:stream';
 import { Packr } from 'msgpackr';
-import { isConsoleRecord } from '../pool/console-frame.js';
+import { isConsoleRecord, RecordSpan } from '../pool/console-frame.js';
 
 const HEADER_BYTES = 4;
-/**
- * Console records are copied into slabs of this size: a record lives until it is committed and
- * sent (milliseconds), and holds its slab until then, as a small Buffer holds Node's pool.
- */
-const SLAB_BYTES = 16 * 1024;
 /** What a sandbox process takes in one frame from the server: it is trusted; this only bounds what a broken frame could make it hold. */
 export const MAX_SERVER_FRAME_BYTES = 256 * 1024 * 1024;
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
@@ -61,71 +56,67 @@ export class FrameWriter<T> {
 
 /**
  * Cuts a byte stream into frames and decodes each into its array of messages (a record frame is
- * one message: the record; a console record stays bytes, a Uint8Array message). `maxFrameBytes` bounds what one frame may make the reader hold: past
+ * one message: the record; a console record stays bytes, a RecordSpan message). `maxFrameBytes` bounds what one frame may make the reader hold: past
  * it, or on bytes that are not msgpack, or a frame that is not an array, `push` throws a FrameError.
  */
 export class FrameReader {
   readonly #maxFrameBytes: number;
   #pending: Buffer[] = [];
   #pendingBytes = 0;
-  /** Where console records are copied to, one after the other (`#copy`). */
-  #slab = new Uint8Array(0);
-  #slabUsed = 0;
-  #chunk: Buffer | null = null;
-  #chunkView: Uint8Array = new Uint8Array(0);
 
   constructor(maxFrameBytes: number) {
     this.#maxFrameBytes = maxFrameBytes;
   }
 
-  /**
-   * Bytes [start, end) of `buffer`, copied: a plain Uint8Array, not a Buffer (Buffer's constructor,
-   * what `slice` and `subarray` of a Buffer call, cost more than the record's check, and the
-   * record's reader stays on one kind of array), and a view of a slab shared with the records
-   * read next to it: an ArrayBuffer of its own per record (a malloc, and GC work to free it) cost
-   * ~4x the copy (bench/units/pipe-read.ts).
-   */
-  #copy(buffer: Buffer, start: number, end: number): Uint8Array {
-    const length = end - start;
-    if (length > SLAB_BYTES / 4) return this.#view(buffer).slice(start, end);
-    if (this.#slabUsed + length > this.#slab.length) {
-      this.#slab = new Uint8Array(SLAB_BYTES);
-      this.#slabUsed = 0;
-    }
-    const at = this.#slabUsed;
-    this.#slab.set(this.#view(buffer).subarray(start, end), at);
-    this.#slabUsed = at + length;
-    return this.#slab.subarray(at, at + length);
-  }
-
-  /** `buffer` as a plain Uint8Array (its subarray makes no Buffer). */
-  #view(buffer: Buffer): Uint8Array {
-    if (this.#chunk !== buffer) {
-      this.#chunk = buffer;
-      this.#chunkView = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
-    }
-    return this.#chunkView;
-  }
-
   /** The messages of every frame `chunk` completes, in order. */
   push(chunk: Buffer): unknown[] {
-    this.#pending.push(chunk);
-    this.#pendingBytes += chunk.length;
-    const messages: unknown[] = [];
-    let buffer = this.#pending.length === 1 ? chunk : Buffer.concat(this.#pending, this.#pendingBytes);
+    if (this.#pendingBytes === 0) return this.#read(chunk, []);
+    // The frame earlier chunks began is completed from this one, and only its bytes are copied
+    // (a pipe's reads end mid-frame nearly every time: copying the whole chunk doubled the bytes copied).
+    const frameBytes = this.#pendingFrameBytes(chunk);
+    if (frameBytes < 0 || this.#pendingBytes + chunk.length < frameBytes) {
+      this.#pending.push(chunk);
+      this.#pendingBytes += chunk.length;
+      return [];
+    }
+    const used = frameBytes - this.#pendingBytes;
+    const frame = Buffer.concat([...this.#pending, chunk.subarray(0, used)], frameBytes);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    return this.#read(chunk.subarray(used), this.#read(frame, []));
+  }
+
+  /** Bytes of the frame the pending bytes begin (header included), once its header is whole with `chunk`; -1 before. */
+  #pendingFrameBytes(chunk: Buffer): number {
+    const header: number[] = [];
+    for (const piece of [...this.#pending, chunk]) {
+      for (let index = 0; index < piece.length && header.length < HEADER_BYTES; index++) header.push(piece[index]!);
+    }
+    if (header.length < HEADER_BYTES) return -1;
+    return HEADER_BYTES + this.#checkLength(Buffer.from(header).readUInt32LE(0));
+  }
+
+  #checkLength(length: number): number {
+    if (length > this.#maxFrameBytes) throw new FrameError(`a frame of ${length} bytes is over the limit of ${this.#maxFrameBytes}`);
+    return length;
+  }
+
+  /** Appends the messages of the whole frames of `buffer` to `messages`; what follows them is kept pending. */
+  #read(buffer: Buffer, messages: unknown[]): unknown[] {
+    const records = new RecordRun(buffer, messages);
     let offset = 0;
     while (buffer.length - offset >= HEADER_BYTES) {
-      const length = buffer.readUInt32LE(offset);
-      if (length > this.#maxFrameBytes) throw new FrameError(`a frame of ${length} bytes is over the limit of ${this.#maxFrameBytes}`);
+      const length = this.#checkLength(buffer.readUInt32LE(offset));
       if (buffer.length - offset - HEADER_BYTES < length) break;
       const start = offset + HEADER_BYTES;
       offset = start + length;
-      // A console record (pool/console-frame.ts) is kept as bytes, copied out of the chunk: its
-      // reader checks it, and the server stores and sends them.
+      // A console record (pool/console-frame.ts) is kept as bytes: its reader checks it, and the
+      // server stores and sends them.
       if (length > 0 && isConsoleRecord(buffer, start)) {
-        messages.push(this.#copy(buffer, start, offset));
+        records.add(start, offset);
         continue;
       }
+      records.copy();
       let decoded: unknown;
       try {
         decoded = packr.unpack(buffer.subarray(start, offset));
@@ -136,9 +127,47 @@ export class FrameReader {
       if (typeof decoded[0] === 'string') messages.push(decoded);
       else for (const message of decoded) messages.push(message);
     }
-    buffer = buffer.subarray(offset);
-    this.#pending = buffer.length > 0 ? [buffer] : [];
-    this.#pendingBytes = buffer.length;
+    records.copy();
+    if (offset < buffer.length) {
+      this.#pending = [buffer.subarray(offset)];
+      this.#pendingBytes = buffer.length - offset;
+    }
     return messages;
+  }
+}
+
+/**
+ * Console records in a row of a chunk, copied out together: one copy (and one allocation) per run of
+ * records instead of one per record, each record a span of it (console-frame.ts's RecordSpan: a
+ * typed array per record cost about as much as the record's check). A copy, not the chunk: what a
+ * record keeps alive is its run's bytes (records and their 4-byte headers), never the rest of a
+ * chunk that the output backlog does not count; and the bytes are the server's own to write seqs into.
+ */
+class RecordRun {
+  readonly #bytes: Uint8Array;
+  readonly #messages: unknown[];
+  /** Where each record of the run goes in `messages`, and its bytes: [index, start, end]… */
+  #records: number[] = [];
+
+  constructor(buffer: Buffer, messages: unknown[]) {
+    this.#bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
+    this.#messages = messages;
+  }
+
+  add(start: number, end: number): void {
+    this.#records.push(this.#messages.length, start, end);
+    this.#messages.push(null);
+  }
+
+  /** Copies the run so far and puts its records in their places. */
+  copy(): void {
+    const records = this.#records;
+    if (records.length === 0) return;
+    const first = records[1]!;
+    const run = this.#bytes.slice(first, records[records.length - 1]);
+    for (let index = 0; index < records.length; index += 3) {
+      this.#messages[records[index]!] = new RecordSpan(run, records[index + 1]! - first, records[index + 2]! - first);
+    }
+    this.#records = [];
   }
 }

@@ -6,7 +6,7 @@
  * process-sandbox.ts checks that it speaks only of that process's own sessions and executions.
  */
 import type { Completion, RestoreResult, SandboxLimits, SandboxOutput } from '../sandbox/sandbox.js';
-import { readConsoleRecord } from '../pool/console-frame.js';
+import { readConsoleRecord, RecordSpan } from '../pool/console-frame.js';
 import type { ToWorker } from '../pool/messages.js';
 import { readOutputItem } from '../pool/output-item.js';
 
@@ -66,8 +66,8 @@ const isObject = (value: unknown): value is Record<string, unknown> => typeof va
  * preview-data.ts finds them well formed), else null.
  */
 export function readFromHost(message: unknown): FromHost | null {
-  if (message instanceof Uint8Array) {
-    const output = readConsoleRecord(message);
+  if (message instanceof RecordSpan) {
+    const output = readConsoleRecord(message.bytes, message.start, message.end);
     return output && { t: 'out', o: output };
   }
   if (Array.isArray(message)) {

@@ -61,7 +61,7 @@ export class EventWriter {
     const seq = execution.assignedSeq + 1;
     // Past what the slot holds (only with a limit set above 4 billion events): encoded the slow way.
     if (seq > MAX_SLOT_SEQ) return this.emit(execution, 'console', (decodeValue(frame) as EventFrame<'console'>).payload);
-    new DataView(frame.buffer, frame.byteOffset + seqAt, 4).setUint32(0, seq);
+    writeSlot(frame, seqAt, seq);
     this.#append(execution, seq, frame);
   }
 
@@ -103,4 +103,12 @@ export class EventWriter {
     this.#append(execution, seq, encodeFrame({ op: 'event', execution_id: execution.publicId, seq, type: 'console', ts: Date.now(), payload: { level: 'warn', text } }));
     this.#hooks.onLimit(execution);
   }
+}
+
+/** Writes `seq` (big-endian uint32) into the slot at `at`: byte by byte, no DataView made per event. */
+function writeSlot(frame: Uint8Array, at: number, seq: number): void {
+  frame[at] = seq >>> 24;
+  frame[at + 1] = (seq >>> 16) & 0xff;
+  frame[at + 2] = (seq >>> 8) & 0xff;
+  frame[at + 3] = seq & 0xff;
 }

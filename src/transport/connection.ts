@@ -42,6 +42,8 @@ export class Connection implements EventSink, BudgetMember {
   readonly #outbox = new Outbox({ flush: (frames) => this.#write(frames) });
   /** A send found the socket over its threshold: its subscriptions paused until it drains. */
   #full = false;
+  /** What the socket's buffer held when this turn's first frame was queued. */
+  #socketBytes = 0;
   /** Executions (stored ids) whose subscription on this socket asked for `events` frames, until it ends. */
   readonly #batching = new Set<string>();
   /** The execution whose subscription is being started: the end of the one it replaces keeps its flag. */
@@ -64,8 +66,12 @@ export class Connection implements EventSink, BudgetMember {
 
   send(frame: Uint8Array): SendResult {
     if (!this.#open) return SendResult.DROPPED;
+    // The socket's own buffer grows only when the outbox writes to it: read once per turn, not per
+    // event (a call into uWS). A drain meanwhile only makes it smaller, so the figure errs high,
+    // and the turn's write (#write) corrects it.
+    if (this.#outbox.bytes === 0) this.#socketBytes = this.#socket.bufferedAmount();
     this.#outbox.push(frame);
-    const buffered = this.#buffered();
+    const buffered = this.#socketBytes + this.#outbox.bytes;
     const room = this.#options.budget.hold(this, buffered);
     // Full on its own: its drain (or the end of the turn's write) resumes it. Full with all the others: it waits its turn.
     if (buffered > this.#options.backpressureBytes) {

@@ -27,6 +27,8 @@ export class Outbox {
   readonly #target: OutboxTarget;
   #frames: Uint8Array[] = [];
   #bytes = 0;
+  /** In `waiting`: a flag, so that a push costs no lookup in the set. */
+  #queued = false;
 
   constructor(target: OutboxTarget) {
     this.#target = target;
@@ -40,7 +42,8 @@ export class Outbox {
   push(frame: Uint8Array): void {
     this.#frames.push(frame);
     this.#bytes += frame.length;
-    if (waiting.has(this)) return;
+    if (this.#queued) return;
+    this.#queued = true;
     waiting.add(this);
     if (!scheduled) {
       scheduled = true;
@@ -51,6 +54,7 @@ export class Outbox {
   /** Writes what is queued now (the scheduled flush, or a caller that cannot wait for it). */
   flush(): void {
     waiting.delete(this);
+    this.#queued = false;
     if (this.#frames.length === 0) return;
     const frames = this.#frames;
     this.#frames = [];
@@ -61,6 +65,7 @@ export class Outbox {
   /** The socket is gone: what is queued is dropped. */
   discard(): void {
     waiting.delete(this);
+    this.#queued = false;
     this.#frames = [];
     this.#bytes = 0;
   }
