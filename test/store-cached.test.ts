@@ -84,3 +84,20 @@ t.test('on a store that can follow: its supports, its follows, and no stale end 
   t.same(seqs(await after), from(301, 400), 'the later reader gets what was appended meanwhile');
   t.same(seqs(await cached.readEvents('x', 0, 1024)), from(1, 400), 'and the whole log reads through');
 });
+
+t.test('readers of a cached block share its views: a storm of readers holds references, not a view each', async (t) => {
+  const inner = new MemoryEventStore();
+  const store = new CachedEventStore(inner, 1024 * 1024);
+  await store.open();
+  t.teardown(() => store.close());
+  const { failed } = await store.commit({ sessions: [], executions: [], events: [{ executionId: 'x', firstSeq: 1, frames: from(1, 600).map(frameOf) }] });
+  t.same(failed, [], 'stored');
+  await store.readRun('x', 0, 600); // a miss: fills the cache
+  const hits = store.hits;
+  const readers = await Promise.all(Array.from({ length: 100 }, (_, index) => store.readRun('x', index, 400)));
+  t.equal(store.hits - hits, 100 * 2, 'every reader was served from the cache (two blocks each)');
+  const first = readers[0]!;
+  t.ok(readers.every((run) => run.frames.every((frame, index) => frame === first.frames[index + run.firstSeq - first.firstSeq] || run.firstSeq + index > first.firstSeq + first.frames.length - 1)),
+    'the same seq is the same view object for every reader');
+  t.same(new TextDecoder().decode(readers[42]!.frames[0]), 'e43', 'and the right frame');
+});
