@@ -16,7 +16,7 @@
 import type { ExecutionRecord, SessionRecord } from '../../protocol/types.js';
 import {
   EventStore,
-  eventsOf,
+  storedEventsOf,
   type CommitBatch,
   type CommitFailure,
   type CreateResult,
@@ -120,7 +120,7 @@ export class CachedEventStore extends EventStore {
   }
 
   protected async _readEvents(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
-    return eventsOf(await this._readRun(executionId, afterSeq, limit));
+    return storedEventsOf(await this._readRun(executionId, afterSeq, limit));
   }
 
   protected override async _readRun(executionId: string, afterSeq: number, limit: number): Promise<EventChunk> {
