@@ -38,6 +38,8 @@ interface Harness {
   delivered: Map<string, string[]>;
   retries: Array<{ code: StoreErrorCode; attempt: number }>;
   dropped: Array<{ id: string; code: StoreErrorCode }>;
+  /** Writes that ended with nothing committed (onWrittenNothing). */
+  writtenNothing: number;
   /** The first seq of every chunk the store was asked to write, per execution. */
   offered: Map<string, number[]>;
   /** Every batch the store was asked to write (recordBatches). */
@@ -75,9 +77,10 @@ async function harness(t: Test): Promise<Harness> {
     },
     onRetry(error: StoreError, attempt: number) { retries.push({ code: error.code, attempt }); notify(); },
     onDropped(id: string, error: StoreError) { dropped.push({ id, code: error.code }); notify(); },
+    onWrittenNothing() { harnessed.writtenNothing++; notify(); },
   });
-  return {
-    store, log, delivered, retries, dropped, offered, batches: recordBatches(store),
+  const harnessed: Harness = {
+    store, log, delivered, retries, dropped, offered, writtenNothing: 0, batches: recordBatches(store),
     until: (ready) => new Promise<void>((resolve) => {
       const check = () => { if (ready()) { checks = checks.filter((c) => c !== check); resolve(); } };
       checks.push(check);
@@ -85,6 +88,7 @@ async function harness(t: Test): Promise<Harness> {
     }),
     failWith(next) { fault = next; },
   };
+  return harnessed;
 }
 
 /** The contract's promise, checked before every item the store writes: no record counts events it does not hold. */
@@ -234,6 +238,21 @@ t.test('a flooding run\'s first commit that fails holds nothing back while it wa
   t.notOk(h.log.firstLinesWaiting, 'output is read on during the retry\'s backoff');
   await h.until(() => (h.delivered.get('big')?.length ?? 0) === 1000);
   t.same(h.delivered.get('big'), seqs('big', 1, 1000), 'every event once, in order, after the retry');
+});
+
+t.test('a flooding run\'s first commit discarded and failed while under way (its session moved): output is read again', async (t) => {
+  const h = await harness(t);
+  h.failWith((item) => {
+    if (item.id !== 'big' || item.kind !== 'events') return null;
+    h.log.discard('big'); // another node took the session over while its first commit was being written
+    return 'STORE_FENCED';
+  });
+  emit(h.log, target('big'), 1000);
+  t.ok(h.log.firstLinesWaiting, 'its first lines hold reading back');
+  await h.until(() => h.writtenNothing === 1);
+  t.notOk(h.log.firstLinesWaiting, 'no longer once that write ended');
+  t.same(h.dropped, [], 'neither retried nor reported as dropped');
+  t.equal(h.delivered.get('big'), undefined, 'nothing of it delivered');
 });
 
 t.test('a store that keeps failing: stalled, counted, waiting; it recovers when the store does', async (t) => {

@@ -63,6 +63,9 @@ export class TenantDirectory {
   #tenants = new Map<string, TenantEntry>();
   /** mtime, size and inode of the file as last read: a rename-write changes the inode. */
   #version = '';
+  /** The version of the file that could not be read or parsed, and why: kept until the file changes. */
+  #badVersion = '';
+  #badReason: unknown = null;
   /** Digest of a verified token → its tenant. */
   readonly #verified = new Map<string, string>();
   #onRevoked: (tenant: string) => void = () => {};
@@ -142,7 +145,16 @@ export class TenantDirectory {
     const info = statSync(this.#file);
     const version = `${info.mtimeMs}:${info.size}:${info.ino}`;
     if (version === this.#version) return;
-    const read = parseTokensFile(readFileSync(this.#file, 'utf8'));
+    if (version === this.#badVersion) throw this.#badReason;
+    let read: Map<string, TenantEntry>;
+    try {
+      read = parseTokensFile(readFileSync(this.#file, 'utf8'));
+    } catch (error) {
+      // Not read again until it changes: every token's use would otherwise read and parse it anew.
+      this.#badVersion = version;
+      this.#badReason = error;
+      throw error;
+    }
     const revoked: string[] = [];
     for (const [tenant, entry] of this.#tenants) {
       const next = read.get(tenant);

@@ -220,13 +220,13 @@ export class Membership {
   }
 
   #timer(nodeId: string): NodeJS.Timeout | undefined {
-    if (!this.#connected) return undefined;
+    if (!this.#connected || this.#resuming) return undefined;
     return setTimeout(() => this.#expire(nodeId), this.#options.leaseMs);
   }
 
   #expire(nodeId: string): void {
     const peer = this.#peers.get(nodeId);
-    if (!peer || peer.dead || !this.#connected) return;
+    if (!peer || peer.dead || !this.#connected || this.#resuming) return;
     peer.dead = true;
     peer.timer = undefined;
     this.#emit((listener) => listener.dead?.(nodeId, peer.epoch));

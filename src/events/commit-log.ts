@@ -44,6 +44,13 @@ export interface CommitLogHooks {
   onDropped(executionId: string, error: StoreError): void;
   /** The store refused a session's record for good (fenced: another node writes it now): it is not retried. */
   onSessionDropped?(sessionId: string, error: StoreError): void;
+  /**
+   * A write ended with no chunk committed (onCommitted said nothing): what held output back (its
+   * bytes, a flood's first lines: firstLinesWaiting) may be gone, so output is to be read again.
+   * Without it, a first commit discarded and failed while under way (a session moved to another
+   * node) left output unread until some other commit landed.
+   */
+  onWrittenNothing?(): void;
   onBatch?: BatchObserver;
 }
 
@@ -302,6 +309,7 @@ export class CommitLog {
     if (written > 0) this.#hooks.onBatch?.(written, (performance.now() - started) / 1000);
     // Deliver before anything else can run, so delivery order is commit order.
     if (committed.length > 0) this.#hooks.onCommitted(committed);
+    else this.#hooks.onWrittenNothing?.();
     this.#settle(waiters);
     this.#next();
   }

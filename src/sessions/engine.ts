@@ -63,7 +63,12 @@ export interface EngineStats {
   store: { failures: number; waiting: number; stalled: boolean };
 }
 
-/** Frames waiting for the store past which sandbox output is left where it is (and hosts wait). */
+/**
+ * Frames waiting for the store past which sandbox output is left where it is (and hosts wait). It
+ * counts frame bytes; what they keep alive is somewhat more: a pipe record's frame is a view of its
+ * run's copy (pool/pipe-frames.ts's RecordRun), which holds the records' pipe headers too and lives
+ * until the last of its frames is written.
+ */
 const OUTPUT_BACKLOG_BYTES = 8 * 1024 * 1024;
 
 export class Engine {
@@ -107,6 +112,7 @@ export class Engine {
         this.#sandbox.resumeOutput();
       },
       onDropped: (id, error) => this.#onDropped(id, error),
+      onWrittenNothing: () => this.#sandbox.resumeOutput(),
       onSessionDropped: (sessionId, error) => {
         hooks.onError(`commit of session ${sessionId} (dropped)`, error);
         if (error.code !== 'STORE_FENCED') return;

@@ -16,7 +16,7 @@
 import type { ExecutionRecord, SessionRecord } from '../../protocol/types.js';
 import {
   EventStore,
-  eventsOf,
+  storedEventsOf,
   type CommitBatch,
   type CommitFailure,
   type CreateResult,
@@ -120,7 +120,7 @@ export class CachedEventStore extends EventStore {
   }
 
   protected async _readEvents(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
-    return eventsOf(await this._readRun(executionId, afterSeq, limit));
+    return storedEventsOf(await this._readRun(executionId, afterSeq, limit));
   }
 
   protected override async _readRun(executionId: string, afterSeq: number, limit: number): Promise<EventChunk> {
@@ -209,7 +209,12 @@ export class CachedEventStore extends EventStore {
   /** The block's frames as views, shared with the block's other readers of the moment. */
   #viewsOf(block: Block): Uint8Array[] {
     let views = this.#views.get(block);
-    if (views) return views;
+    if (views) {
+      // Hit last: moved to the end, so the blocks a storm keeps reading keep their views.
+      this.#views.delete(block);
+      this.#views.set(block, views);
+      return views;
+    }
     views = unpackFrames(block.chunk);
     this.#views.set(block, views);
     if (this.#views.size > VIEWED_BLOCKS) this.#views.delete(this.#views.keys().next().value!);

@@ -373,7 +373,7 @@ export function runOf(executionId: string, afterSeq: number, events: readonly St
 }
 
 /** A run's events, each with its seq: for the callers that read pages (`readEvents`). */
-export function eventsOf(run: EventChunk): StoredEvent[] {
+export function storedEventsOf(run: EventChunk): StoredEvent[] {
   return run.frames.map((frame, index) => ({ seq: run.firstSeq + index, frame }));
 }
 

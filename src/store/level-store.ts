@@ -25,7 +25,7 @@ import { Packr } from 'msgpackr';
 import type { ExecutionRecord, SessionRecord } from '../../protocol/types.js';
 import {
   EventStore,
-  eventsOf,
+  storedEventsOf,
   type CommitBatch,
   type CommitFailure,
   type EventChunk,
@@ -168,7 +168,7 @@ export class LevelEventStore extends EventStore {
   }
 
   protected async _readEvents(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
-    return eventsOf(await this._readRun(executionId, afterSeq, limit));
+    return storedEventsOf(await this._readRun(executionId, afterSeq, limit));
   }
 
   /** The chunks' frames as views into the values LevelDB returned: no copy, no object per event but the view. */

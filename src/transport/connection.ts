@@ -42,8 +42,8 @@ export class Connection implements EventSink, BudgetMember {
   readonly #outbox = new Outbox({ flush: (frames) => this.#write(frames) });
   /** A send found the socket over its threshold: its subscriptions paused until it drains. */
   #full = false;
-  /** What the socket's buffer held when this turn's first frame was queued. */
-  #socketBytes = 0;
+  /** What the socket's buffer held at the first send after the last write (-1: to be read). */
+  #socketBytes = -1;
   /** Executions (stored ids) whose subscription on this socket asked for `events` frames, until it ends. */
   readonly #batching = new Set<string>();
   /** The execution whose subscription is being started: the end of the one it replaces keeps its flag. */
@@ -66,10 +66,10 @@ export class Connection implements EventSink, BudgetMember {
 
   send(frame: Uint8Array): SendResult {
     if (!this.#open) return SendResult.DROPPED;
-    // The socket's own buffer grows only when the outbox writes to it: read once per turn, not per
-    // event (a call into uWS). A drain meanwhile only makes it smaller, so the figure errs high,
-    // and the turn's write (#write) corrects it.
-    if (this.#outbox.bytes === 0) this.#socketBytes = this.#socket.bufferedAmount();
+    // The socket's own buffer grows only when the outbox writes to it: read once after each write
+    // (#write marks the figure stale), not per event (a call into uWS). A drain meanwhile only makes
+    // it smaller, so the figure errs high.
+    if (this.#socketBytes < 0) this.#socketBytes = this.#socket.bufferedAmount();
     this.#outbox.push(frame);
     const buffered = this.#socketBytes + this.#outbox.bytes;
     const room = this.#options.budget.hold(this, buffered);
@@ -229,6 +229,7 @@ export class Connection implements EventSink, BudgetMember {
   /** The turn's frames, in one corked write. */
   #write(frames: Uint8Array[]): void {
     if (!this.#open) return;
+    this.#socketBytes = -1;
     let refused = false;
     try {
       this.#socket.cork(() => {
