@@ -38,6 +38,20 @@ t.test('complete: declared bindings, globals and properties after a dot', async 
   t.same(none.matches, []);
 });
 
+// The context is made when the session is opened, not by its first execute (issue 15: the first
+// event of a fresh session's first run should not wait for a context to be built). A completion
+// goes to the same worker, in order after the session's `open`, and answers from the context.
+t.test('complete: a new session\'s context exists before its first execute', async (t) => {
+  const server = await shared();
+  const client = await clientFor(t, server);
+  const session = await client.createSession('no-run-yet');
+  const globals = await client.expect('completion', { op: 'complete', session_id: session, code: 'JSO', cursor: 3 });
+  t.same(globals.matches, ['JSON'], 'the new context\'s global answers before any run');
+  const first = await runRepl(client, session, '40 + 2');
+  t.equal(first.done.payload.status, 'ok');
+  t.equal(first.events.find((e) => e.type === 'value')?.payload.preview, '42');
+});
+
 t.test('complete: a hostile object answers nothing, and the session still works', async (t) => {
   const server = await shared();
   const client = await clientFor(t, server);
