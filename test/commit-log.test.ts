@@ -38,8 +38,8 @@ interface Harness {
   delivered: Map<string, string[]>;
   retries: Array<{ code: StoreErrorCode; attempt: number }>;
   dropped: Array<{ id: string; code: StoreErrorCode }>;
-  /** Writes that ended with nothing committed (onWrittenNothing). */
-  writtenNothing: number;
+  /** Writes that ended (onWritten). */
+  written: number;
   /** The first seq of every chunk the store was asked to write, per execution. */
   offered: Map<string, number[]>;
   /** Every batch the store was asked to write (recordBatches). */
@@ -77,10 +77,10 @@ async function harness(t: Test): Promise<Harness> {
     },
     onRetry(error: StoreError, attempt: number) { retries.push({ code: error.code, attempt }); notify(); },
     onDropped(id: string, error: StoreError) { dropped.push({ id, code: error.code }); notify(); },
-    onWrittenNothing() { harnessed.writtenNothing++; notify(); },
+    onWritten() { harnessed.written++; notify(); },
   });
   const harnessed: Harness = {
-    store, log, delivered, retries, dropped, offered, writtenNothing: 0, batches: recordBatches(store),
+    store, log, delivered, retries, dropped, offered, written: 0, batches: recordBatches(store),
     until: (ready) => new Promise<void>((resolve) => {
       const check = () => { if (ready()) { checks = checks.filter((c) => c !== check); resolve(); } };
       checks.push(check);
@@ -249,7 +249,7 @@ t.test('a flooding run\'s first commit discarded and failed while under way (its
   });
   emit(h.log, target('big'), 1000);
   t.ok(h.log.firstLinesWaiting, 'its first lines hold reading back');
-  await h.until(() => h.writtenNothing === 1);
+  await h.until(() => h.written === 1);
   t.notOk(h.log.firstLinesWaiting, 'no longer once that write ended');
   t.same(h.dropped, [], 'neither retried nor reported as dropped');
   t.equal(h.delivered.get('big'), undefined, 'nothing of it delivered');

@@ -45,12 +45,12 @@ export interface CommitLogHooks {
   /** The store refused a session's record for good (fenced: another node writes it now): it is not retried. */
   onSessionDropped?(sessionId: string, error: StoreError): void;
   /**
-   * A write ended with no chunk committed (onCommitted said nothing): what held output back (its
+   * A write ended, after its onCommitted, onRetry and onDropped: what held output back (backlog
    * bytes, a flood's first lines: firstLinesWaiting) may be gone, so output is to be read again.
-   * Without it, a first commit discarded and failed while under way (a session moved to another
-   * node) left output unread until some other commit landed.
+   * Every write, whatever it committed: a first commit discarded and failed while under way (a
+   * session moved to another node) says nothing else.
    */
-  onWrittenNothing?(): void;
+  onWritten?(): void;
   onBatch?: BatchObserver;
 }
 
@@ -309,7 +309,7 @@ export class CommitLog {
     if (written > 0) this.#hooks.onBatch?.(written, (performance.now() - started) / 1000);
     // Deliver before anything else can run, so delivery order is commit order.
     if (committed.length > 0) this.#hooks.onCommitted(committed);
-    else this.#hooks.onWrittenNothing?.();
+    this.#hooks.onWritten?.();
     this.#settle(waiters);
     this.#next();
   }

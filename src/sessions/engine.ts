@@ -106,13 +106,10 @@ export class Engine {
     this.#hub = new SubscriptionHub(store, feed, (error) => hooks.onError('replay', error));
     this.#commits = new CommitLog(store, {
       onCommitted: (chunks) => this.#onCommitted(chunks),
-      onRetry: (error) => {
-        hooks.onError('commit (retrying)', error);
-        // Output held back for a first commit (acceptingOutput) is read again: that commit failed.
-        this.#sandbox.resumeOutput();
-      },
+      onRetry: (error) => hooks.onError('commit (retrying)', error),
       onDropped: (id, error) => this.#onDropped(id, error),
-      onWrittenNothing: () => this.#sandbox.resumeOutput(),
+      // Output held back (acceptingOutput: the backlog, a flood's first lines) is read again.
+      onWritten: () => this.#sandbox.resumeOutput(),
       onSessionDropped: (sessionId, error) => {
         hooks.onError(`commit of session ${sessionId} (dropped)`, error);
         if (error.code !== 'STORE_FENCED') return;
@@ -539,7 +536,6 @@ export class Engine {
 
   #onCommitted(chunks: CommittedChunk[]): void {
     this.#hub.deliver(chunks);
-    this.#sandbox.resumeOutput();
     for (const chunk of chunks) {
       const execution = this.#executions.get(chunk.executionId);
       if (execution?.terminal && execution.committedSeq === execution.assignedSeq) {
@@ -563,8 +559,6 @@ export class Engine {
    */
   #onDropped(executionId: string, error: StoreError): void {
     this.#hooks.onError(`commit of ${executionId} (dropped)`, error);
-    // As on a retry: output held back for its first commit is read again.
-    this.#sandbox.resumeOutput();
     const execution = this.#executions.get(executionId);
     if (!execution) return;
     if (error.code === 'STORE_FENCED') {
