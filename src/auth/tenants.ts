@@ -114,11 +114,7 @@ export class TenantDirectory {
    * stat of a small local file costs a few microseconds, less than a trip through libuv's pool.
    */
   async tenantOf(token: string): Promise<string | null> {
-    try {
-      this.#reloadIfChanged();
-    } catch {
-      // Unreadable or malformed: the tenants last read stand (watch's onError reports it).
-    }
+    this.#reloadOrKeep();
     const digest = createHash('sha256').update(token).digest('base64url');
     const known = this.#verified.get(digest);
     if (known !== undefined) return known;
@@ -129,16 +125,21 @@ export class TenantDirectory {
     if (!entry) return null;
     const hash = await scryptAsync(token.slice(dot + 1), entry.salt, entry.hash.length, { N: entry.N, r: entry.r, p: entry.p, maxmem: 256 * entry.N * entry.r });
     if (!timingSafeEqual(hash, entry.hash)) return null;
-    try {
-      this.#reloadIfChanged();
-    } catch {
-      // As above.
-    }
+    this.#reloadOrKeep();
     // Revoked while scrypt ran: the line it passed is gone.
     if (this.#tenants.get(tenant) !== entry) return null;
     if (this.#verified.size >= CACHE_LIMIT) this.#verified.clear();
     this.#verified.set(digest, tenant);
     return tenant;
+  }
+
+  /** As #reloadIfChanged; a file unreadable or malformed keeps the tenants last read (watch's onError reports it). */
+  #reloadOrKeep(): void {
+    try {
+      this.#reloadIfChanged();
+    } catch {
+      // The tenants last read stand.
+    }
   }
 
   #reloadIfChanged(): void {
