@@ -208,8 +208,7 @@ export class WorkerPool implements Sandbox {
     for (const slot of this.#slots) {
       if (!slot.stalled) continue;
       slot.stalled = false;
-      // Once the frames of the commit that let it resume are written (see host-process.ts's resume).
-      setImmediate(() => setImmediate(() => this.#read(slot, READ_PER_TURN)));
+      this.#read(slot, READ_PER_TURN);
     }
   }
 

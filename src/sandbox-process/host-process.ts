@@ -118,14 +118,7 @@ export class HostProcess {
   resume(): void {
     if (!this.#paused) return;
     this.#paused = false;
-    // Only once the frames of the commit that let it resume are written (transport/outbox.ts, in
-    // the check phase after that commit's callback): the stream hands over what it buffered while
-    // paused at once, and that chunk's processing (~1 000 events) went ahead of a run's first line.
-    // Two immediates: a new execution's reply, which its first frames follow, is queued a few
-    // microtasks after the commit's callback, behind a single one.
-    setImmediate(() => setImmediate(() => {
-      if (!this.#paused && !this.#yielded) this.#output.resume();
-    }));
+    if (!this.#yielded) this.#output.resume();
   }
 
   /**

@@ -108,8 +108,13 @@ export class Engine {
       onCommitted: (chunks) => this.#onCommitted(chunks),
       onRetry: (error) => hooks.onError('commit (retrying)', error),
       onDropped: (id, error) => this.#onDropped(id, error),
-      // Output held back (acceptingOutput: the backlog, a flood's first lines) is read again.
-      onWritten: () => this.#sandbox.resumeOutput(),
+      // Output held back (acceptingOutput: the backlog, a flood's first lines) is read again, once
+      // this write's frames are on the sockets (transport/outbox.ts writes them in the check phase
+      // after the commit's callback): a sandbox hands over what it buffered while paused at once,
+      // and that chunk's processing (~1 000 events) went ahead of a run's first line. Two
+      // immediates: a new execution's reply, which its first frames follow, is queued a few
+      // microtasks after the commit's callback, behind a single one.
+      onWritten: () => setImmediate(() => setImmediate(() => this.#sandbox.resumeOutput())),
       onSessionDropped: (sessionId, error) => {
         hooks.onError(`commit of session ${sessionId} (dropped)`, error);
         if (error.code !== 'STORE_FENCED') return;
