@@ -252,7 +252,7 @@ export class ProcessSandbox implements Sandbox {
     const boot: HostBoot = { t: 'boot', workers, heapMb, limits };
     const child = new HostProcess(command, tenant.name, boot, {
       onMessage: (_process, message) => this.#onMessage(host, message),
-      acceptingOutput: () => this.#listener.acceptingOutput(),
+      acceptingOutput: () => this.#listener.acceptingOutput(tenant.name),
       onExit: (_process, reason, killed, detail) => this.#onExit(host, reason, killed, detail),
     });
     const host: Host = {
