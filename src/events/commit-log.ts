@@ -120,7 +120,7 @@ export class CommitLog {
   #blocked: Array<() => void> = [];
   #writing = false;
   /** Executions whose capped first commit is in the write under way (see firstLinesWaiting). */
-  #writingFirstLines = new Set<string>();
+  readonly #writingFirstLines = new Set<string>();
   /** Executions whose first lines hold output reading back, each with its group (see firstLinesWaiting). */
   readonly #flooding = new Map<string, string>();
   /** How many of #flooding each group has: what firstLinesWaiting reads, once per output read. */
@@ -135,7 +135,7 @@ export class CommitLog {
    * What the last timer was set for: whatever was due by then is due when it fires. Timers run on the
    * event loop's clock, which can lag performance.now() by the callback under way when one was set,
    * so one can fire before its due (traced: a linger's write found nothing due, and its create went
-   * a timer later, 1.7 ms past its linger).
+   * a timer later, 1.4 ms past its linger).
    */
   #timerFiredFor = 0;
   #pendingBytes = 0;
@@ -282,7 +282,7 @@ export class CommitLog {
     }
 
     const started = performance.now();
-    // Nothing may be due (a linger's timer fires on the loop's clock, which can run a little ahead).
+    // Nothing may be due (a flush while only retries wait for their time, a timer's item gone meanwhile).
     const { failed } = items.length + sessions.length === 0 ? { failed: [] } : await this.#store.commit(batch);
     const byId = failuresById(failed);
     const committed: CommittedChunk[] = [];
