@@ -253,7 +253,7 @@ export class ProcessSandbox implements Sandbox {
     const child = new HostProcess(command, tenant.name, boot, {
       onMessage: (_process, message) => this.#onMessage(host, message),
       onOutput: (_process, output) => this.#onOutput(host, output),
-      acceptingOutput: () => this.#listener.acceptingOutput(),
+      acceptingOutput: () => this.#listener.acceptingOutput(tenant.name),
       onExit: (_process, reason, killed, detail) => this.#onExit(host, reason, killed, detail),
     });
     const host: Host = {
