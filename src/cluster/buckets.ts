@@ -5,7 +5,7 @@
  * Why: nats-server 2.9 puts every replica of a bucket that has caught up once (90 % is enough) into
  * the queue group that answers direct gets, keeps it there however far it falls behind, and hands
  * each get to a member at random. With replicas, a get right after another node's write can then
- * be answered by a follower that has not applied it (5–14 of 24 gets through a server held
+ * be answered by a follower that has not applied it (5–16 of 24 gets through a server held
  * behind, R3 buckets: test/cluster-leader-reads.test.ts). A session created a moment ago on another
  * node would then be NOT_FOUND here (directory.ts `lookup`), a session just taken over would still
  * show its lost owner (`refreshOwner`: forwards wait for the watch instead), and a restarted node
