@@ -13,8 +13,8 @@
  * Keys and subject tokens are base64url ids (store/jetstream/names.ts).
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Kvm, type KV } from '@nats-io/kv';
 import { Names } from '../store/jetstream/names.js';
+import { openBuckets } from './buckets.js';
 import { SessionDirectory } from './directory.js';
 import { KvMirror } from './kv-mirror.js';
 import { Membership } from './membership.js';
@@ -58,12 +58,10 @@ export class Cluster {
     const names = new Names(options.prefix);
     const nc = await connect({ servers: options.servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, waitOnFirstConnect: true, name: `vmstream ${options.nodeId}` });
     try {
-      const kvm = new Kvm(nc);
-      const bucket = (name: 'nodes' | 'owners' | 'sessions', ttl?: number): Promise<KV> =>
-        kvm.create(names.bucket(name), { history: 1, replicas: options.replicas, ...(ttl ? { ttl } : {}) });
-      const [nodes, owners, sessions] = await Promise.all([bucket('nodes', Math.max(NODE_KEY_TTL_MS, 3 * options.leaseMs)), bucket('owners'), bucket('sessions')]);
-      const directory = new SessionDirectory(owners!, sessions!);
-      const membership = new Membership(nodes!, {
+      // Their gets go to each bucket's leader: a follower may answer behind the acks (buckets.ts).
+      const { nodes, owners, sessions } = await openBuckets(nc, names, options.replicas, Math.max(NODE_KEY_TTL_MS, 3 * options.leaseMs));
+      const directory = new SessionDirectory(owners, sessions);
+      const membership = new Membership(nodes, {
         nodeId: options.nodeId,
         heartbeatMs: options.heartbeatMs,
         leaseMs: options.leaseMs,
@@ -74,9 +72,9 @@ export class Cluster {
       await membership.join();
       const watchError = (what: string) => (error: unknown) => options.onError(`watch of ${what}`, error);
       const mirrors = [
-        new KvMirror(nodes!, (entry) => membership.observe(entry), watchError('nodes')),
-        new KvMirror(owners!, (entry) => directory.observeOwner(entry), watchError('owners')),
-        new KvMirror(sessions!, (entry) => directory.observeSession(entry), watchError('sessions')),
+        new KvMirror(nodes, (entry) => membership.observe(entry), watchError('nodes')),
+        new KvMirror(owners, (entry) => directory.observeOwner(entry), watchError('owners')),
+        new KvMirror(sessions, (entry) => directory.observeSession(entry), watchError('sessions')),
       ];
       await Promise.all(mirrors.map((mirror) => mirror.start()));
       const cluster = new Cluster(nc, names, membership, directory, mirrors);

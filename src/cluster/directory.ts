@@ -4,7 +4,9 @@
  * `<P>_owners` (`<sid>` → {node, epoch}: the node whose sandbox hosts the session, created at
  * `session.create`, changed only by a takeover's compare-and-set). A session created on one node
  * shows here on the others as soon as the watch brings it (milliseconds); a request that names a
- * session not here yet asks KV once (`lookup`) before anyone answers NOT_FOUND.
+ * session not here yet asks KV once (`lookup`) before anyone answers NOT_FOUND. KV is asked through
+ * each bucket's leader (buckets.ts): a replica may answer from before a write another node has had
+ * acknowledged.
  *
  * Revisions are kept with owners, so that a takeover can claim with `transfer(sid, to, revision)`:
  * of several nodes claiming the same revision exactly one succeeds.
