@@ -119,6 +119,7 @@ export const reconnectStorm: Scenario = {
       frames: { value: r.frames, unit: 'events' },
       push_storm_ms: { value: pushed.seconds * 1000, unit: 'ms' },
       push_storm_client_cpu_pct: pct(pushed.clientCpuPct),
+      push_storm_reconnect_retries: { value: pushed.retries, unit: 'retries' },
       push_time_for_same_frames_ms: { value: pushMs(r.frames, push), unit: 'ms' },
       time_over_push_time: { value: (r.seconds * 1000) / pushMs(r.frames, push), unit: '×' },
       reconnect_retries: { value: r.retries, unit: 'retries' },
