@@ -6,6 +6,10 @@
  *
  * A refused or reset connection is retried after a short jittered delay, as a real client's
  * reconnect loop would; the retries are counted, since each is a client that waited.
+ *
+ * Against the bare server (`ask: 'push'`), the same clients drop and reconnect the same way and each
+ * asks for its gap's count of frames (numbered from 0, read as the seqs after its after_seq): push's
+ * time for the storm's frames in the storm's shape, handshakes included.
  */
 import { decodeValue, encodeFrame } from '../../protocol/codec.js';
 import { performance } from 'node:perf_hooks';
@@ -30,12 +34,36 @@ interface Client {
   caughtUpAt: number;
 }
 
+/** What a client sends for its gap, and the seq a received event stands for. */
+interface Ask {
+  /** Before the drop: what a client at the head does (subscribes; nothing, on the bare server). */
+  atHead(ws: WebSocket): Promise<unknown>;
+  request(client: Client, id: number): Uint8Array;
+  seqOf(client: Client, frame: { seq: number }): number;
+}
+
+function askOf(job: StormJob): Ask {
+  if (job.ask === 'push') {
+    return {
+      atHead: async () => {},
+      request: (client) => encodeFrame({ op: 'push', count: job.lastSeq - client.afterSeq, ms: job.timeoutMs }),
+      seqOf: (client, frame) => client.afterSeq + 1 + frame.seq,
+    };
+  }
+  return {
+    atHead: (ws) => subscribe(ws, job.executionId, job.lastSeq),
+    request: (client, id) => encodeFrame({ op: 'subscribe', id, execution_id: job.executionId, after_seq: client.afterSeq }),
+    seqOf: (_client, frame) => frame.seq,
+  };
+}
+
 export async function runStorm(job: StormJob): Promise<StormResult> {
   await warmClient(job.warmClientFrames ?? 0, decodeUntilEnd);
-  // Before: every client subscribed at the head, where nothing flows.
+  const ask = askOf(job);
+  // Before: every client at the head, where nothing flows.
   const before = await connectAll(job.url, job.clients, job.token, job.connectConcurrency ?? 50);
   try {
-    await Promise.all(before.map((ws) => subscribe(ws, job.executionId, job.lastSeq)));
+    await Promise.all(before.map((ws) => ask.atHead(ws)));
   } catch (error) {
     for (const ws of before) ws.terminate();
     throw error;
@@ -87,11 +115,12 @@ export async function runStorm(job: StormJob): Promise<StormResult> {
         }
         if (frame.op !== 'event' || !Number.isNaN(client.caughtUpAt)) return;
         client.frames++;
-        if (frame.seq !== client.cursor + 1) client.seqErrors++;
-        client.cursor = frame.seq;
+        const seq = ask.seqOf(client, frame);
+        if (seq !== client.cursor + 1) client.seqErrors++;
+        client.cursor = seq;
         if (client.cursor >= job.lastSeq) onCaughtUp(client);
       });
-      ws.send(encodeFrame({ op: 'subscribe', id: first + index, execution_id: job.executionId, after_seq: client.afterSeq }));
+      ws.send(ask.request(client, first + index));
       return;
     }
   };

@@ -132,6 +132,12 @@ export interface StormJob extends JobBase {
   executionId: string;
   lastSeq: number;
   timeoutMs: number;
+  /**
+   * How a client asks for its gap: `subscribe` (vmstream, resuming after_seq), or `push` (the bare
+   * uWS server of the push baseline sends it the gap's count of frames: the storm's shape, with a
+   * server that costs nothing). Subscribe when absent.
+   */
+  ask?: 'subscribe' | 'push';
 }
 
 export interface StormResult {

@@ -4,11 +4,15 @@
  * execution has produced, so the server replays that many different gaps from the store while it
  * accepts that many handshakes). A client is caught up when it holds the newest event.
  *
- * Two storms, each on a fresh server (so its peak memory is the storm's):
- * - 1 000 clients, in one process: the headline is the rate at which their replayed events arrive,
- *   from the drop until the last client is caught up, held against push's rate for one client.
- *   The issue's goal, catching up within 1.2 × the time push takes for the same frames, is that
- *   rate at ≥ 1 / 1.2 of push's.
+ * Three storms, each on a fresh server (so its peak memory is the storm's):
+ * - 1 000 clients, in one process, against the bare uWS server of the push baseline: the same
+ *   drop, the same reconnects, each client pushed its gap's count of frames. Push's time for the
+ *   storm's frames in the storm's shape: what the clients take with a server that costs nothing.
+ * - The same 1 000 clients against vmstream. The headline is its time over that push storm's: the
+ *   issue's goal is catching up within 1.2 × push's time for the same frames. Push's steady rate
+ *   on one connection (the push baseline) is beside it, but it is not those frames' time: it
+ *   leaves out the 1 000 handshakes the clients make, which cost the client process (the bound in
+ *   both) about a fifth of the frames' own time (bench/README.md, "The storm's comparison").
  * - 10 000 clients, over 4 processes (each drops its share on the same go): the server's peak
  *   resident memory, which the issue bounds at 1 GB, and the same times.
  */
@@ -16,12 +20,15 @@ import type { Figure, Ctx, Scenario } from '../harness/types.js';
 import { ControlClient } from '../harness/control.js';
 import { openFilesLimit, rssFigure } from '../harness/proc-stats.js';
 import { startVmstream } from '../harness/vmstream.js';
-import type { StormResult } from '../loadgen/types.js';
+import { startBareServer } from '../baselines/bare-server.js';
+import type { StormJob, StormResult } from '../loadgen/types.js';
 import { check, cpuPer, latencyFigures, pct, type ServerCpu, serverCpuFigures, warmFrames } from './common.js';
 
 const EXECUTION_ID = 'bench-storm';
 /** The issue's bound on the server's memory while 10 000 clients resume. */
 const LARGE_STORM_RSS_GOAL_MB = 1024;
+/** The issue's bound on 1 000 clients' catch-up time, over push's for the same frames. */
+const TIME_OVER_PUSH_GOAL = 1.2;
 
 interface Storm {
   r: StormResult;
@@ -52,19 +59,39 @@ async function storm(ctx: Ctx, clients: number, processes: number, lastSeq: numb
 
     let serverBusy: () => ServerCpu = () => ({ process: NaN, main: NaN });
     const r = await ctx.loadgen(
-      // 10 000 clients replay ~10M events: client-bound, tens of seconds on 2 cores.
-      { driver: 'storm', url: server.url, token: server.token, clients, executionId: EXECUTION_ID, lastSeq, timeoutMs: clients > 1_000 ? 100_000 : 60_000, connectConcurrency: 50, warmClientFrames: warmFrames(ctx) },
+      { ...stormJob(ctx, server.url, clients, lastSeq), token: server.token },
       processes,
       { onReady: () => void (serverBusy = server.cpuMeter()), timeoutMs: 150_000 },
     );
     const cpu = serverBusy();
-    check(r.caughtUp === clients, `${clients - r.caughtUp} of ${clients} clients did not catch up within the time bound`);
-    check(r.seqErrors === 0, `${r.seqErrors} events out of seq order`);
+    checkStorm(r, clients);
     return { r, cpu, peakRssBytes: server.peakRssBytes() };
   } finally {
     control.close();
     await server.stop();
   }
+}
+
+/** The same storm against the bare uWS server: each client pushed its gap's count of frames. */
+async function pushStorm(ctx: Ctx, clients: number, lastSeq: number): Promise<StormResult> {
+  const { server, url } = await startBareServer(ctx);
+  try {
+    const r = await ctx.loadgen({ ...stormJob(ctx, url, clients, lastSeq), ask: 'push' }, 1, { timeoutMs: 150_000 });
+    checkStorm(r, clients);
+    return r;
+  } finally {
+    await server.stop();
+  }
+}
+
+function stormJob(ctx: Ctx, url: string, clients: number, lastSeq: number): StormJob {
+  // 10 000 clients replay ~10M events: client-bound, tens of seconds on 2 cores.
+  return { driver: 'storm', url, clients, executionId: EXECUTION_ID, lastSeq, timeoutMs: clients > 1_000 ? 100_000 : 60_000, connectConcurrency: 50, warmClientFrames: warmFrames(ctx) };
+}
+
+function checkStorm(r: StormResult, clients: number): void {
+  check(r.caughtUp === clients, `${clients - r.caughtUp} of ${clients} clients did not catch up within the time bound`);
+  check(r.seqErrors === 0, `${r.seqErrors} events out of seq order`);
 }
 
 function pushMs(frames: number, pushFramesPerS: number): number {
@@ -73,20 +100,29 @@ function pushMs(frames: number, pushFramesPerS: number): number {
 
 export const reconnectStorm: Scenario = {
   name: 'reconnect-storm',
-  headline: 'catch_up_events_per_s',
-  against: { baseline: 'push', figure: 'frames_per_s' },
-  goal: { ratio: Math.round(1000 / 1.2) / 1000, better: 'higher' },
+  headline: 'time_over_push_storm',
+  alsoNeeds: ['push'],
+  goal: { value: TIME_OVER_PUSH_GOAL, unit: '×', better: 'lower' },
+  // Three storms and three servers: the push storm made the quick step pass the default 30 s on a
+  // loaded machine (bench-smoke), and the 10 000-client storm alone took 45–75 s at load 8.
+  stepTimeoutMs: { quick: 60_000, full: 300_000 },
   async run(ctx) {
     const lastSeq = ctx.quick ? 200 : 2_000;
     const [clients, largeClients, largeProcesses] = ctx.quick ? [50, 500, 2] : [1_000, 10_000, 4];
     const push = ctx.baselines.get('push')?.figures.frames_per_s?.value ?? NaN;
 
+    const pushed = await pushStorm(ctx, clients, lastSeq);
     const { r, cpu, peakRssBytes } = await storm(ctx, clients, 1, lastSeq);
     const large = await storm(ctx, largeClients, largeProcesses, lastSeq);
+    check(pushed.frames === r.frames, `the push storm carried ${pushed.frames} frames, the storm ${r.frames}`);
     const figures: Record<string, Figure> = {
+      catch_up_events_per_s: { value: r.frames / r.seconds, unit: 'events/s' },
       all_caught_up_ms: { value: r.seconds * 1000, unit: 'ms' },
       ...latencyFigures(r.hist, 'client_caught_up_'),
       frames: { value: r.frames, unit: 'events' },
+      push_storm_ms: { value: pushed.seconds * 1000, unit: 'ms' },
+      push_storm_client_cpu_pct: pct(pushed.clientCpuPct),
+      push_storm_reconnect_retries: { value: pushed.retries, unit: 'retries' },
       push_time_for_same_frames_ms: { value: pushMs(r.frames, push), unit: 'ms' },
       time_over_push_time: { value: (r.seconds * 1000) / pushMs(r.frames, push), unit: '×' },
       reconnect_retries: { value: r.retries, unit: 'retries' },
@@ -102,14 +138,15 @@ export const reconnectStorm: Scenario = {
       large_server_peak_rss_goal_mb: { value: LARGE_STORM_RSS_GOAL_MB, unit: 'MB' },
     };
     return {
-      figure: { value: r.frames / r.seconds, unit: 'events/s' },
+      figure: { value: r.seconds / pushed.seconds, unit: '×' },
       figures,
       shown: [
-        'all_caught_up_ms', 'client_caught_up_p50_ms', 'client_caught_up_p99_ms', 'push_time_for_same_frames_ms', 'time_over_push_time',
-        'reconnect_retries', 'server_cpu_pct', 'server_main_thread_cpu_pct', 'server_cpu_us_per_event', 'client_cpu_pct', 'server_peak_rss_mb',
+        'all_caught_up_ms', 'push_storm_ms', 'catch_up_events_per_s', 'client_caught_up_p50_ms', 'client_caught_up_p99_ms', 'push_time_for_same_frames_ms', 'time_over_push_time',
+        'reconnect_retries', 'server_cpu_pct', 'server_main_thread_cpu_pct', 'server_cpu_us_per_event', 'client_cpu_pct', 'push_storm_client_cpu_pct', 'server_peak_rss_mb',
         'large_all_caught_up_ms', 'large_client_caught_up_p50_ms', 'large_time_over_push_time', 'large_reconnect_retries', 'large_server_peak_rss_mb', 'large_server_peak_rss_goal_mb',
       ],
-      setup: `${clients} clients drop and resubscribe at once, resuming over ${lastSeq} stored events (${r.frames} replayed in all); `
+      setup: `${clients} clients drop and resubscribe at once, resuming over ${lastSeq} stored events (${r.frames} replayed in all), `
+        + `after the same storm against the bare uWS server (each pushed its gap); `
         + `then ${largeClients} over ${largeProcesses} client processes on a fresh server (${large.r.frames} replayed)`,
     };
   },
