@@ -103,7 +103,8 @@ t.test('on buckets an earlier version made with direct gets, B reads what A wrot
   const create = (bucket: keyof ClusterBuckets): Promise<KV> =>
     // As cluster.ts opened them before: no allow_direct given, so the client turned it on.
     kvm.create(names.bucket(bucket), { history: 1, replicas: 3, ...(bucket === 'nodes' ? { ttl: NODE_TTL_MS } : {}) });
-  const old = Object.fromEntries(await Promise.all(BUCKETS.map(async (bucket) => [bucket, await create(bucket)] as const))) as ClusterBuckets;
+  const [nodes, owners, sessions] = await Promise.all([create('nodes'), create('owners'), create('sessions')]);
+  const old: ClusterBuckets = { nodes: nodes!, owners: owners!, sessions: sessions! };
   for (const bucket of BUCKETS) {
     const { config } = await jsmA.streams.info(streamOf(names, bucket));
     t.ok(config.allow_direct && config.num_replicas === 3, `${bucket}: R3 with direct gets, as on disk before`);
@@ -122,7 +123,7 @@ t.test('on buckets an earlier version made with direct gets, B reads what A wrot
   const onB = () => directoriesB[next++ % READS]!;
 
   // A session created on A a moment ago, looked up on B before B's watch brings it.
-  const record = { session_id: 's-1', tenant: 'acme', name: '', status: 'idle' as const, created_at: Date.now(), execution_count: 0 };
+  const record = { session_id: 's-1', tenant: 'acme', name: '', status: 'ready' as const, created_at: Date.now(), execution_count: 0 };
   let claimed = 0;
   const found = await behind(
     b,
