@@ -30,11 +30,11 @@ import {
   type StoreSupports,
   type UnfinishedFilter,
 } from './event-store.js';
-import { packFrames, unpackFrames } from './frame-chunk.js';
+import { copyRun, readBinRun, sliceRuns, type BinRun } from './frame-chunk.js';
 
 /** Seqs per block: LevelDB's chunk size (level-store.ts), so a block is one or two entries. */
 const BLOCK_EVENTS = 256;
-/** Counted per cached block beside its chunk's bytes: the block, its key, its map entry. */
+/** Counted per cached block beside the bytes it keeps: the block, its runs, its key, its map entry. */
 const BLOCK_OVERHEAD_BYTES = 256;
 /**
  * Blocks whose views are kept after a hit, shared by the next readers of the block. A reconnect
@@ -44,6 +44,13 @@ const BLOCK_OVERHEAD_BYTES = 256;
  * event was.
  */
 const VIEWED_BLOCKS = 64;
+/**
+ * Blocks one store read takes when the block before it is cached: a reader going through a log in
+ * order (a replay) makes a quarter of the LevelDB iterators and reads it would in pages of 1 024
+ * events (their opening, closing and the hand-offs to LevelDB's thread were ~8 % of a cold replay's
+ * main thread). Within VIEWED_BLOCKS, so the read's views are still kept when its next pages come.
+ */
+const STREAMING_READ_BLOCKS = 16;
 
 const blockOf = (seq: number) => Math.floor((seq - 1) / BLOCK_EVENTS);
 const firstSeqOf = (block: number) => block * BLOCK_EVENTS + 1;
@@ -51,13 +58,14 @@ const keyOf = (executionId: string, block: number) => `${executionId}\n${block}`
 
 interface Block {
   /**
-   * Its frames (seqs from the block's first on) packed into one chunk (frame-chunk.ts), read back
-   * as views on a hit: a view per cached event was an object per event the GC had to keep moving
+   * Its frames (seqs from the block's first on) as runs of bins (frame-chunk.ts), read back as
+   * views on a hit: a view per cached event was an object per event the GC had to keep moving
    * (issue 15: scavenges that kept ~90 % of what they scanned, a fifth of a cold replay's thread).
+   * Mostly slices of the values the store returned, so a read caches its frames without copying
+   * them; the bytes a block keeps are those values whole (`#kept`).
    */
-  chunk: Uint8Array;
+  runs: BinRun[];
   count: number;
-  bytes: number;
   /** The number of the store read that filled it: one past a reader's start saw the log after it began. */
   read: number;
 }
@@ -69,6 +77,12 @@ export class CachedEventStore extends EventStore {
   readonly #blocks = new Map<string, Block>();
   /** The views of the blocks hit last, oldest first (VIEWED_BLOCKS at most). */
   readonly #views = new Map<Block, Uint8Array[]>();
+  /**
+   * The buffers the cached blocks' runs are slices of, and how many runs keep each: a buffer counts
+   * its whole length once, however many blocks keep part of it (a stored chunk of 256 frames is
+   * most often cut across two blocks), and until the last of them is gone.
+   */
+  readonly #kept = new Map<ArrayBufferLike, number>();
   /** Store reads under way, under the key of every block they will fill. */
   readonly #reads = new Map<string, Promise<EventChunk>>();
   #bytes = 0;
@@ -92,7 +106,7 @@ export class CachedEventStore extends EventStore {
     return this.#inner.supports;
   }
 
-  /** Bytes the cached blocks count (frames and per-event overhead); at most `maxBytes`. */
+  /** Bytes the cached blocks keep (the buffers their frames lie in, and per-block overhead); at most `maxBytes`. */
   get cachedBytes(): number {
     return this.#bytes;
   }
@@ -148,7 +162,8 @@ export class CachedEventStore extends EventStore {
         await under;
         continue;
       }
-      const wanted = Math.ceil((offset + limit - frames.length) / BLOCK_EVENTS) * BLOCK_EVENTS;
+      const streaming = this.#blocks.has(keyOf(executionId, block - 1));
+      const wanted = Math.max(Math.ceil((offset + limit - frames.length) / BLOCK_EVENTS), streaming ? STREAMING_READ_BLOCKS : 0) * BLOCK_EVENTS;
       // Taken from what was read, not from the cache, which may have evicted it already.
       const read = await this.#read(executionId, block, wanted);
       for (let index = next - read.firstSeq; index < read.frames.length && frames.length < limit; index++) frames.push(read.frames[index]!);
@@ -215,10 +230,15 @@ export class CachedEventStore extends EventStore {
       this.#views.set(block, views);
       return views;
     }
-    views = unpackFrames(block.chunk);
+    views = [];
+    for (const run of block.runs) readBinRun(run, views);
+    this.#viewed(block, views);
+    return views;
+  }
+
+  #viewed(block: Block, views: Uint8Array[]): void {
     this.#views.set(block, views);
     if (this.#views.size > VIEWED_BLOCKS) this.#views.delete(this.#views.keys().next().value!);
-    return views;
   }
 
   /**
@@ -231,7 +251,7 @@ export class CachedEventStore extends EventStore {
     const generation = this.#generation;
     const number = ++this.#readsBegun;
     const read = this.#inner.readRun(executionId, firstSeqOf(block) - 1, count).then((run) => {
-      if (generation === this.#generation) this.#fill(executionId, block, run.frames, number);
+      if (generation === this.#generation) this.#fill(executionId, block, run, number);
       return run;
     });
     const settled = read.finally(() => {
@@ -244,8 +264,11 @@ export class CachedEventStore extends EventStore {
     return settled;
   }
 
-  /** Caches what a read from the start of `block` returned (a run: no gap), cut into blocks. */
-  #fill(executionId: string, block: number, frames: Uint8Array[], read: number): void {
+  /**
+   * Caches what a read from the start of `block` returned (a run: no gap), cut into blocks: the bins
+   * it was read from when the store gave them, a copy of its frames when not.
+   */
+  #fill(executionId: string, block: number, { frames, runs = [copyRun(frames, 0, frames.length)] }: EventChunk, read: number): void {
     for (let start = 0; start < frames.length; start += BLOCK_EVENTS, block++) {
       const count = Math.min(BLOCK_EVENTS, frames.length - start);
       const key = keyOf(executionId, block);
@@ -254,10 +277,11 @@ export class CachedEventStore extends EventStore {
       if (old && (old.count > count || (old.count === count && old.read > read))) continue;
       if (old) this.#forget(old);
       this.#blocks.delete(key);
-      const chunk = packFrames(frames, start, start + count);
-      const entry = { chunk, count, bytes: chunk.length + BLOCK_OVERHEAD_BYTES, read };
+      const entry = { runs: sliceRuns(runs, start, start + count), count, read };
       this.#blocks.set(key, entry);
-      this.#bytes += entry.bytes;
+      this.#keep(entry);
+      // The read's own views, for the readers of its blocks to come (its next pages, a storm's others).
+      this.#viewed(entry, frames.slice(start, start + count));
     }
     this.#evict();
   }
@@ -270,13 +294,31 @@ export class CachedEventStore extends EventStore {
     }
   }
 
+  #keep(block: Block): void {
+    this.#bytes += BLOCK_OVERHEAD_BYTES;
+    for (const { bytes } of block.runs) {
+      const runs = this.#kept.get(bytes.buffer) ?? 0;
+      if (runs === 0) this.#bytes += bytes.buffer.byteLength;
+      this.#kept.set(bytes.buffer, runs + 1);
+    }
+  }
+
   #forget(block: Block): void {
-    this.#bytes -= block.bytes;
+    this.#bytes -= BLOCK_OVERHEAD_BYTES;
+    for (const { bytes } of block.runs) {
+      const runs = this.#kept.get(bytes.buffer)!;
+      if (runs > 1) this.#kept.set(bytes.buffer, runs - 1);
+      else {
+        this.#kept.delete(bytes.buffer);
+        this.#bytes -= bytes.buffer.byteLength;
+      }
+    }
     this.#views.delete(block);
   }
 
   #clear(): void {
     this.#blocks.clear();
+    this.#kept.clear();
     this.#views.clear();
     this.#bytes = 0;
     this.#generation++;

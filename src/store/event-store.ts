@@ -19,12 +19,18 @@
  * short run's create, events and terminal record are one write.
  */
 import type { ExecutionRecord, SessionRecord } from '../../protocol/types.js';
+import type { BinRun } from './frame-chunk.js';
 
 /** A run of consecutive events of one execution: frames[i] has seq firstSeq + i. */
 export interface EventChunk {
   executionId: string;
   firstSeq: number;
   frames: Uint8Array[];
+  /**
+   * The same frames as the bins they were read from (a store that reads packed chunks, `readRun`):
+   * what the replay cache keeps of them, without a copy.
+   */
+  runs?: BinRun[];
 }
 
 export interface StoredEvent {

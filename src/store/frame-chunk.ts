@@ -3,22 +3,42 @@
  * exactly what msgpackr's `pack(frames)` writes, so every reader (`unpack` → Uint8Array[]) is
  * unchanged. Built by concatenation: a header per frame and one copy of its bytes, nothing
  * inspected or re-encoded (issue 15 measured packing at ~4x the cost per frame).
+ *
+ * The bins of a chunk without its array header, `count` of them back to back, are a `BinRun`: what
+ * the replay cache keeps of a block, often a slice of the chunk it was read from (`binRuns`).
  */
 import { Packr } from 'msgpackr';
+
+/** `count` msgpack bins back to back in `bytes`, and nothing else. */
+export interface BinRun {
+  bytes: Uint8Array;
+  count: number;
+}
+
+const EMPTY = new Uint8Array(0);
 
 /** Bytes of the bin header of a frame of `length` bytes. */
 const binHeaderSize = (length: number) => (length < 0x100 ? 2 : length < 0x10000 ? 3 : 5);
 
 export function packFrames(frames: readonly Uint8Array[], start = 0, end = frames.length): Uint8Array {
   const count = end - start;
-  let size = count < 16 ? 1 : count < 0x10000 ? 3 : 5;
+  const header = count < 16 ? 1 : count < 0x10000 ? 3 : 5;
+  const out = Buffer.allocUnsafe(header + binsSize(frames, start, end));
+  if (count < 16) out.writeUInt8(0x90 | count, 0);
+  else if (count < 0x10000) out.writeUInt16BE(count, out.writeUInt8(0xdc, 0));
+  else out.writeUInt32BE(count, out.writeUInt8(0xdd, 0));
+  writeBins(frames, start, end, out, header);
+  return out;
+}
+
+function binsSize(frames: readonly Uint8Array[], start: number, end: number): number {
+  let size = 0;
   for (let index = start; index < end; index++) size += binHeaderSize(frames[index]!.length) + frames[index]!.length;
-  const out = Buffer.allocUnsafe(size);
-  let at: number;
-  if (count < 16) at = out.writeUInt8(0x90 | count, 0);
-  else if (count < 0x10000) at = out.writeUInt16BE(count, out.writeUInt8(0xdc, 0));
-  else at = out.writeUInt32BE(count, out.writeUInt8(0xdd, 0));
-  // Header bytes written by index: Buffer's write methods cost more than the frame's copy.
+  return size;
+}
+
+/** Writes frames start to end as bins from `at` on. Header bytes by index: Buffer's write methods cost more than the frame's copy. */
+function writeBins(frames: readonly Uint8Array[], start: number, end: number, out: Buffer, at: number): void {
   for (let index = start; index < end; index++) {
     const frame = frames[index]!;
     const length = frame.length;
@@ -35,7 +55,6 @@ export function packFrames(frames: readonly Uint8Array[], start = 0, end = frame
     out.set(frame, at);
     at += length;
   }
-  return out;
 }
 
 /**
@@ -45,42 +64,128 @@ export function packFrames(frames: readonly Uint8Array[], start = 0, end = frame
  * of bins) is left to msgpackr, which reads any msgpack and throws on bytes that are not.
  */
 export function unpackFrames(chunk: Uint8Array): Uint8Array[] {
+  const frames: Uint8Array[] = [];
+  readFrames(chunk, frames);
+  return frames;
+}
+
+/**
+ * Appends to `out` views of a stored chunk's frames from index `from` up to (not with) `to`, and
+ * returns their bins, a slice of the chunk (`BinRun`): a reader that wants part of a chunk makes no
+ * view, and no array, for the rest. Every header is checked, whether its frame is taken or not.
+ */
+export function readFrames(chunk: Uint8Array, out: Uint8Array[], from = 0, to = Infinity): BinRun {
+  const header = arrayHeader(chunk);
+  const before = out.length;
+  if (header) {
+    const span = { start: -1, end: -1 };
+    if (walkBins(chunk, header[1], header[0], out, from, to, span) === chunk.length) {
+      return { bytes: span.start < 0 ? EMPTY : chunk.subarray(span.start, span.end), count: out.length - before };
+    }
+    // Not an array of bins after all: what was taken goes, and msgpackr reads it (or says why not).
+    out.length = before;
+  }
+  readOther(chunk, out, from, to);
+  return copyRun(out, before, out.length);
+}
+
+/** How many frames a stored chunk holds, read from its header (a chunk of another shape: unpacked). */
+export function frameCount(chunk: Uint8Array): number {
+  return arrayHeader(chunk)?.[0] ?? readOther(chunk, [], 0, 0);
+}
+
+/** An array header's element count and the byte after it; null for a value that does not start with one. */
+function arrayHeader(chunk: Uint8Array): [count: number, at: number] | null {
   const tag = chunk[0];
-  let count: number;
-  let at: number;
-  if (tag !== undefined && tag >= 0x90 && tag <= 0x9f) [count, at] = [tag & 0x0f, 1];
-  else if (tag === 0xdc && chunk.length >= 3) [count, at] = [(chunk[1]! << 8) | chunk[2]!, 3];
-  else if (tag === 0xdd && chunk.length >= 5) [count, at] = [readUInt32(chunk, 1), 5];
-  else return unpackOther(chunk);
-  const frames = new Array<Uint8Array>(count);
-  const { buffer, byteOffset } = chunk;
+  if (tag !== undefined && tag >= 0x90 && tag <= 0x9f) return [tag & 0x0f, 1];
+  if (tag === 0xdc && chunk.length >= 3) return [(chunk[1]! << 8) | chunk[2]!, 3];
+  if (tag === 0xdd && chunk.length >= 5) return [readUInt32(chunk, 1), 5];
+  return null;
+}
+
+/** Appends views of a run's frames to `out`. The run was checked when it was made (`binRuns`). */
+export function readBinRun(run: BinRun, out: Uint8Array[]): void {
+  if (walkBins(run.bytes, 0, run.count, out, 0, run.count) !== run.bytes.length) throw new TypeError('a bin run must hold its count of bins and nothing else');
+}
+
+/**
+ * Walks `count` bins from byte `at`, appending views of bins `from` to `to` to `out` (and where
+ * their bins start and end to `span`); returns the byte after the last bin, or -1 when a header is
+ * not a bin's or a bin ends past the bytes.
+ */
+function walkBins(bytes: Uint8Array, at: number, count: number, out: Uint8Array[], from: number, to: number, span?: { start: number; end: number }): number {
+  const { buffer, byteOffset } = bytes;
   for (let index = 0; index < count; index++) {
-    const bin = chunk[at];
+    if (index === from && span) span.start = at;
+    const bin = bytes[at];
     let length: number;
     if (bin === 0xc4) {
-      length = chunk[at + 1]!;
+      length = bytes[at + 1]!;
       at += 2;
     } else if (bin === 0xc5) {
-      length = (chunk[at + 1]! << 8) | chunk[at + 2]!;
+      length = (bytes[at + 1]! << 8) | bytes[at + 2]!;
       at += 3;
     } else if (bin === 0xc6) {
-      length = readUInt32(chunk, at + 1);
+      length = readUInt32(bytes, at + 1);
       at += 5;
-    } else return unpackOther(chunk);
-    // A header or frame cut short by the end of the chunk ends past it.
-    if (!(at + length <= chunk.length)) return unpackOther(chunk);
-    frames[index] = new Uint8Array(buffer, byteOffset + at, length);
+    } else return -1;
+    // A header or frame cut short by the end of the bytes ends past it.
+    if (!(at + length <= bytes.length)) return -1;
+    if (index >= from && index < to) {
+      out.push(new Uint8Array(buffer, byteOffset + at, length));
+      if (span) span.end = at + length;
+    }
     at += length;
   }
-  return at === chunk.length ? frames : unpackOther(chunk);
+  return at;
+}
+
+/**
+ * The bins of frames `start` to `end` of a run of frames held as `runs` (in order, back to back in
+ * seq), as slices of those runs: no frame copied, no view made, only headers walked to the cuts.
+ */
+export function sliceRuns(runs: readonly BinRun[], start: number, end: number): BinRun[] {
+  const slices: BinRun[] = [];
+  let first = 0;
+  for (const run of runs) {
+    const from = Math.max(start, first);
+    const to = Math.min(end, first + run.count);
+    if (from < to) {
+      const at = skipBins(run.bytes, 0, from - first);
+      const bytes = from === first && to === first + run.count ? run.bytes : run.bytes.subarray(at, skipBins(run.bytes, at, to - from));
+      slices.push({ bytes, count: to - from });
+    }
+    first += run.count;
+    if (first >= end) break;
+  }
+  return slices;
+}
+
+/** The byte after `count` bins from `at` (bins already checked: a run's). */
+function skipBins(bytes: Uint8Array, at: number, count: number): number {
+  for (let index = 0; index < count; index++) {
+    const bin = bytes[at];
+    if (bin === 0xc4) at += 2 + bytes[at + 1]!;
+    else if (bin === 0xc5) at += 3 + ((bytes[at + 1]! << 8) | bytes[at + 2]!);
+    else at += 5 + readUInt32(bytes, at + 1);
+  }
+  return at;
+}
+
+/** Frames start to end copied into one run. */
+export function copyRun(frames: readonly Uint8Array[], start: number, end: number): BinRun {
+  const bytes = Buffer.allocUnsafe(binsSize(frames, start, end));
+  writeBins(frames, start, end, bytes, 0);
+  return { bytes, count: end - start };
 }
 
 const readUInt32 = (bytes: Uint8Array, at: number) => ((bytes[at]! << 24) >>> 0) + ((bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!);
 
 const packr = new Packr({ useRecords: false });
 
-function unpackOther(chunk: Uint8Array): Uint8Array[] {
+function readOther(chunk: Uint8Array, out: Uint8Array[], from: number, to: number): number {
   const value = packr.unpack(chunk) as unknown;
   if (!Array.isArray(value) || !value.every((frame) => frame instanceof Uint8Array)) throw new TypeError('a stored chunk must be an array of frames');
-  return value as Uint8Array[];
+  for (let index = from; index < Math.min(to, value.length); index++) out.push(value[index] as Uint8Array);
+  return value.length;
 }

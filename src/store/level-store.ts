@@ -37,7 +37,7 @@ import {
   type StoreSupports,
   type UnfinishedFilter,
 } from './event-store.js';
-import { packFrames, unpackFrames } from './frame-chunk.js';
+import { copyRun, frameCount, packFrames, readFrames, type BinRun } from './frame-chunk.js';
 
 type Operation = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
 
@@ -171,9 +171,10 @@ export class LevelEventStore extends EventStore {
     return storedEventsOf(await this._readRun(executionId, afterSeq, limit));
   }
 
-  /** The chunks' frames as views into the values LevelDB returned: no copy, no object per event but the view. */
+  /** The chunks' frames as views into the values LevelDB returned: no copy, no object per event but the view, no array per chunk. */
   protected override async _readRun(executionId: string, afterSeq: number, limit: number): Promise<EventChunk> {
     const frames: Uint8Array[] = [];
+    const runs: BinRun[] = [];
     // The first chunk whose last seq passes afterSeq holds afterSeq + 1.
     const iterator = this.#db.iterator({ gt: eventKey(executionId, afterSeq), lt: prefixEnd(eventPrefix(executionId)), highWaterMarkBytes: READ_BYTES });
     let gap = false;
@@ -182,9 +183,10 @@ export class LevelEventStore extends EventStore {
         const entries = await iterator.nextv(Math.max(1, Math.ceil((limit - frames.length) / CHUNK_EVENTS)));
         if (entries.length === 0) break;
         for (const [key, value] of entries) {
-          const chunk = unpackFrames(value);
           const lastSeq = Number.parseInt(key.slice(key.lastIndexOf('!') + 1), 16);
-          gap = !appendRun(frames, afterSeq + 1 + frames.length, lastSeq - chunk.length + 1, chunk, limit);
+          const run = appendChunk(frames, afterSeq + 1 + frames.length, lastSeq, value, limit);
+          gap = run === null;
+          if (run) runs.push(run);
           if (gap || frames.length === limit) break;
         }
       }
@@ -193,9 +195,12 @@ export class LevelEventStore extends EventStore {
     }
     if (frames.length < limit && !gap) {
       const stored = await this.#getEntry(executionId);
-      if (stored?.tail) appendRun(frames, afterSeq + 1 + frames.length, stored.record.last_seq - stored.tail.length + 1, stored.tail, limit);
+      const before = frames.length;
+      if (stored?.tail && appendRun(frames, afterSeq + 1 + frames.length, stored.record.last_seq - stored.tail.length + 1, stored.tail, limit)) {
+        runs.push(copyRun(frames, before, frames.length));
+      }
     }
-    return { executionId, firstSeq: afterSeq + 1, frames };
+    return { executionId, firstSeq: afterSeq + 1, frames, runs };
   }
 
   protected async _getExecution(executionId: string): Promise<ExecutionRecord | undefined> {
@@ -307,9 +312,17 @@ function pushRecord(operations: Operation[], record: ExecutionRecord, tail: Uint
 }
 
 /**
- * Appends to `run` (which goes on at seq `next`) the frames of `chunk` (from seq `firstSeq`) from
- * `next` on, up to `limit` in all; false when the chunk starts past `next` (a gap: nothing taken).
+ * Appends to `run` (which goes on at seq `next`) views of the frames of the stored chunk that ends at
+ * `lastSeq`, from `next` on, up to `limit` in all, and returns their bins; null when the chunk starts
+ * past `next` (a gap: nothing taken). Only the frames taken get a view.
  */
+function appendChunk(run: Uint8Array[], next: number, lastSeq: number, chunk: Uint8Array, limit: number): BinRun | null {
+  const from = next - (lastSeq - frameCount(chunk) + 1);
+  if (from < 0) return null;
+  return readFrames(chunk, run, from, from + limit - run.length);
+}
+
+/** As appendChunk, for frames already apart (a terminal record's tail), from seq `firstSeq`. */
 function appendRun(run: Uint8Array[], next: number, firstSeq: number, chunk: Uint8Array[], limit: number): boolean {
   if (firstSeq > next) return false;
   for (let index = next - firstSeq; index < chunk.length && run.length < limit; index++) run.push(chunk[index]!);
