@@ -30,7 +30,7 @@ import {
   type StoreSupports,
   type UnfinishedFilter,
 } from './event-store.js';
-import { copyRun, readBinRun, sliceRuns, type BinRun } from './frame-chunk.js';
+import { copyRun, readRuns, runsOver, type BinRun } from './frame-chunk.js';
 
 /** Seqs per block: LevelDB's chunk size (level-store.ts), so a block is one or two entries. */
 const BLOCK_EVENTS = 256;
@@ -65,6 +65,8 @@ interface Block {
    * them; the bytes a block keeps are those values whole (`#kept`).
    */
   runs: BinRun[];
+  /** Frames of its first run before the block's first seq (a stored chunk cut across two blocks). */
+  skip: number;
   count: number;
   /** The number of the store read that filled it: one past a reader's start saw the log after it began. */
   read: number;
@@ -231,7 +233,7 @@ export class CachedEventStore extends EventStore {
       return views;
     }
     views = [];
-    for (const run of block.runs) readBinRun(run, views);
+    readRuns(block.runs, block.skip, block.count, views);
     this.#viewed(block, views);
     return views;
   }
@@ -277,7 +279,7 @@ export class CachedEventStore extends EventStore {
       if (old && (old.count > count || (old.count === count && old.read > read))) continue;
       if (old) this.#forget(old);
       this.#blocks.delete(key);
-      const entry = { runs: sliceRuns(runs, start, start + count), count, read };
+      const entry = { ...runsOver(runs, start, start + count), count, read };
       this.#blocks.set(key, entry);
       this.#keep(entry);
       // The read's own views, for the readers of its blocks to come (its next pages, a storm's others).

@@ -103,9 +103,14 @@ function arrayHeader(chunk: Uint8Array): [count: number, at: number] | null {
   return null;
 }
 
-/** Appends views of a run's frames to `out`. The run was checked when it was made (`binRuns`). */
-export function readBinRun(run: BinRun, out: Uint8Array[]): void {
-  if (walkBins(run.bytes, 0, run.count, out, 0, run.count) !== run.bytes.length) throw new TypeError('a bin run must hold its count of bins and nothing else');
+/** Appends to `out` views of `count` frames of `runs` (checked when they were read), after the first `skip`. */
+export function readRuns(runs: readonly BinRun[], skip: number, count: number, out: Uint8Array[]): void {
+  for (const run of runs) {
+    const before = out.length;
+    if (walkBins(run.bytes, 0, run.count, out, skip, skip + count) !== run.bytes.length) throw new TypeError('a bin run must hold its count of bins and nothing else');
+    count -= out.length - before;
+    skip = Math.max(0, skip - run.count);
+  }
 }
 
 /**
@@ -141,35 +146,21 @@ function walkBins(bytes: Uint8Array, at: number, count: number, out: Uint8Array[
 }
 
 /**
- * The bins of frames `start` to `end` of a run of frames held as `runs` (in order, back to back in
- * seq), as slices of those runs: no frame copied, no view made, only headers walked to the cuts.
+ * The runs that hold frames `start` to `end` of a run of frames held as `runs` (in order, back to
+ * back in seq), and how many frames of the first come before `start`: no frame copied, no view made.
  */
-export function sliceRuns(runs: readonly BinRun[], start: number, end: number): BinRun[] {
-  const slices: BinRun[] = [];
+export function runsOver(runs: readonly BinRun[], start: number, end: number): { runs: BinRun[]; skip: number } {
+  const over: BinRun[] = [];
+  let skip = 0;
   let first = 0;
   for (const run of runs) {
-    const from = Math.max(start, first);
-    const to = Math.min(end, first + run.count);
-    if (from < to) {
-      const at = skipBins(run.bytes, 0, from - first);
-      const bytes = from === first && to === first + run.count ? run.bytes : run.bytes.subarray(at, skipBins(run.bytes, at, to - from));
-      slices.push({ bytes, count: to - from });
+    if (first + run.count > start && first < end) {
+      if (over.length === 0) skip = start - first;
+      over.push(run);
     }
     first += run.count;
-    if (first >= end) break;
   }
-  return slices;
-}
-
-/** The byte after `count` bins from `at` (bins already checked: a run's). */
-function skipBins(bytes: Uint8Array, at: number, count: number): number {
-  for (let index = 0; index < count; index++) {
-    const bin = bytes[at];
-    if (bin === 0xc4) at += 2 + bytes[at + 1]!;
-    else if (bin === 0xc5) at += 3 + ((bytes[at + 1]! << 8) | bytes[at + 2]!);
-    else at += 5 + readUInt32(bytes, at + 1);
-  }
-  return at;
+  return { runs: over, skip };
 }
 
 /** Frames start to end copied into one run. */
