@@ -17,6 +17,7 @@ import type { ExecutionRecord, SessionRecord } from '../../protocol/types.js';
 import {
   EventStore,
   storedEventsOf,
+  type BinChunk,
   type CommitBatch,
   type CommitFailure,
   type CreateResult,
@@ -30,7 +31,7 @@ import {
   type StoreSupports,
   type UnfinishedFilter,
 } from './event-store.js';
-import { copyRun, readRuns, runsOver, type BinRun } from './frame-chunk.js';
+import { readRuns, runsOver, type BinRun } from './frame-chunk.js';
 
 /** Seqs per block: LevelDB's chunk size (level-store.ts), so a block is one or two entries. */
 const BLOCK_EVENTS = 256;
@@ -48,7 +49,7 @@ const VIEWED_BLOCKS = 64;
  * Blocks one store read takes when the block before it is cached: a reader going through a log in
  * order (a replay) makes a quarter of the LevelDB iterators and reads it would in pages of 1 024
  * events (their opening, closing and the hand-offs to LevelDB's thread were ~8 % of a cold replay's
- * main thread). Within VIEWED_BLOCKS, so the read's views are still kept when its next pages come.
+ * main thread). Read as bins, no view made: the next pages make theirs as they are read.
  */
 const STREAMING_READ_BLOCKS = 16;
 
@@ -68,6 +69,8 @@ interface Block {
   /** Frames of its first run before the block's first seq (a stored chunk cut across two blocks). */
   skip: number;
   count: number;
+  /** Reads that took it from the cache: its views are kept from the second on. */
+  hits: number;
   /** The number of the store read that filled it: one past a reader's start saw the log after it began. */
   read: number;
 }
@@ -86,7 +89,7 @@ export class CachedEventStore extends EventStore {
    */
   readonly #kept = new Map<ArrayBufferLike, number>();
   /** Store reads under way, under the key of every block they will fill. */
-  readonly #reads = new Map<string, Promise<EventChunk>>();
+  readonly #reads = new Map<string, Promise<BinChunk>>();
   #bytes = 0;
   /** Blocks a read took from the cache, or from another reader's store read under way (metrics). */
   hits = 0;
@@ -166,11 +169,14 @@ export class CachedEventStore extends EventStore {
       }
       const streaming = this.#blocks.has(keyOf(executionId, block - 1));
       const wanted = Math.max(Math.ceil((offset + limit - frames.length) / BLOCK_EVENTS), streaming ? STREAMING_READ_BLOCKS : 0) * BLOCK_EVENTS;
-      // Taken from what was read, not from the cache, which may have evicted it already.
+      // Taken from what was read, not from the cache, which may have evicted it already: views of
+      // what this reader takes only (the rest waits in the cache as bins, for its next pages).
       const read = await this.#read(executionId, block, wanted);
-      for (let index = next - read.firstSeq; index < read.frames.length && frames.length < limit; index++) frames.push(read.frames[index]!);
+      const start = next - read.firstSeq;
+      const taken = runsOver(read.runs, start, Math.min(read.count, start + limit - frames.length));
+      readRuns(taken.runs, taken.skip, Math.min(read.count - start, limit - frames.length), frames);
       next = afterSeq + 1 + frames.length;
-      if (read.frames.length < wanted) break;
+      if (read.count < wanted) break;
     }
     return { executionId, firstSeq: afterSeq + 1, frames };
   }
@@ -234,25 +240,25 @@ export class CachedEventStore extends EventStore {
     }
     views = [];
     readRuns(block.runs, block.skip, block.count, views);
-    this.#viewed(block, views);
-    return views;
-  }
-
-  #viewed(block: Block, views: Uint8Array[]): void {
+    // A block read once (a replay going through a log) leaves its views to the reader, young garbage
+    // once sent: kept here, 64 blocks' worth outlived every scavenge of a cold replay (three to ten
+    // times the GC). A second reader is a storm's: from then on its readers share them.
+    if (++block.hits < 2) return views;
     this.#views.set(block, views);
     if (this.#views.size > VIEWED_BLOCKS) this.#views.delete(this.#views.keys().next().value!);
+    return views;
   }
 
   /**
    * Reads `count` events from the start of `block` in one store read, and caches them; readers of
    * any of the blocks it covers wait for it meanwhile, instead of reading them too.
    */
-  #read(executionId: string, block: number, count: number): Promise<EventChunk> {
+  #read(executionId: string, block: number, count: number): Promise<BinChunk> {
     const blocks = count / BLOCK_EVENTS;
     this.misses += blocks;
     const generation = this.#generation;
     const number = ++this.#readsBegun;
-    const read = this.#inner.readRun(executionId, firstSeqOf(block) - 1, count).then((run) => {
+    const read = this.#inner.readBins(executionId, firstSeqOf(block) - 1, count).then((run) => {
       if (generation === this.#generation) this.#fill(executionId, block, run, number);
       return run;
     });
@@ -266,24 +272,19 @@ export class CachedEventStore extends EventStore {
     return settled;
   }
 
-  /**
-   * Caches what a read from the start of `block` returned (a run: no gap), cut into blocks: the bins
-   * it was read from when the store gave them, a copy of its frames when not.
-   */
-  #fill(executionId: string, block: number, { frames, runs = [copyRun(frames, 0, frames.length)] }: EventChunk, read: number): void {
-    for (let start = 0; start < frames.length; start += BLOCK_EVENTS, block++) {
-      const count = Math.min(BLOCK_EVENTS, frames.length - start);
+  /** Caches what a read from the start of `block` returned (a run: no gap), cut into blocks. */
+  #fill(executionId: string, block: number, { count: stored, runs }: BinChunk, read: number): void {
+    for (let start = 0; start < stored; start += BLOCK_EVENTS, block++) {
+      const count = Math.min(BLOCK_EVENTS, stored - start);
       const key = keyOf(executionId, block);
       const old = this.#blocks.get(key);
       // A read that began earlier may end later, with less: the longer (or as long and later) block stays.
       if (old && (old.count > count || (old.count === count && old.read > read))) continue;
       if (old) this.#forget(old);
       this.#blocks.delete(key);
-      const entry = { ...runsOver(runs, start, start + count), count, read };
+      const entry = { ...runsOver(runs, start, start + count), count, read, hits: 0 };
       this.#blocks.set(key, entry);
       this.#keep(entry);
-      // The read's own views, for the readers of its blocks to come (its next pages, a storm's others).
-      this.#viewed(entry, frames.slice(start, start + count));
     }
     this.#evict();
   }

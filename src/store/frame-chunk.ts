@@ -15,8 +15,6 @@ export interface BinRun {
   count: number;
 }
 
-const EMPTY = new Uint8Array(0);
-
 /** Bytes of the bin header of a frame of `length` bytes. */
 const binHeaderSize = (length: number) => (length < 0x100 ? 2 : length < 0x10000 ? 3 : 5);
 
@@ -64,34 +62,32 @@ function writeBins(frames: readonly Uint8Array[], start: number, end: number, ou
  * of bins) is left to msgpackr, which reads any msgpack and throws on bytes that are not.
  */
 export function unpackFrames(chunk: Uint8Array): Uint8Array[] {
-  const frames: Uint8Array[] = [];
-  readFrames(chunk, frames);
-  return frames;
+  const header = arrayHeader(chunk);
+  if (header) {
+    const frames: Uint8Array[] = [];
+    if (walkBins(chunk, header[1], header[0], frames, 0, header[0], null) === chunk.length) return frames;
+  }
+  return readOther(chunk);
 }
 
 /**
- * Appends to `out` views of a stored chunk's frames from index `from` up to (not with) `to`, and
- * returns their bins, a slice of the chunk (`BinRun`): a reader that wants part of a chunk makes no
- * view, and no array, for the rest. Every header is checked, whether its frame is taken or not.
+ * The bins of a stored chunk's frames from index `from` up to (not with) `to`, as a slice of the
+ * chunk: no view made, no byte copied (a chunk of another shape: its frames copied). Every header
+ * is checked, whether its frame is taken or not.
  */
-export function readFrames(chunk: Uint8Array, out: Uint8Array[], from = 0, to = Infinity): BinRun {
+export function sliceBins(chunk: Uint8Array, from = 0, to = Infinity): BinRun {
   const header = arrayHeader(chunk);
-  const before = out.length;
   if (header) {
-    const span = { start: -1, end: -1 };
-    if (walkBins(chunk, header[1], header[0], out, from, to, span) === chunk.length) {
-      return { bytes: span.start < 0 ? EMPTY : chunk.subarray(span.start, span.end), count: out.length - before };
-    }
-    // Not an array of bins after all: what was taken goes, and msgpackr reads it (or says why not).
-    out.length = before;
+    const span = { start: 0, end: 0, count: 0 };
+    if (walkBins(chunk, header[1], header[0], null, from, to, span) === chunk.length) return { bytes: chunk.subarray(span.start, span.end), count: span.count };
   }
-  readOther(chunk, out, from, to);
-  return copyRun(out, before, out.length);
+  const frames = readOther(chunk).slice(from, to);
+  return copyRun(frames, 0, frames.length);
 }
 
 /** How many frames a stored chunk holds, read from its header (a chunk of another shape: unpacked). */
 export function frameCount(chunk: Uint8Array): number {
-  return arrayHeader(chunk)?.[0] ?? readOther(chunk, [], 0, 0);
+  return arrayHeader(chunk)?.[0] ?? readOther(chunk).length;
 }
 
 /** An array header's element count and the byte after it; null for a value that does not start with one. */
@@ -107,21 +103,21 @@ function arrayHeader(chunk: Uint8Array): [count: number, at: number] | null {
 export function readRuns(runs: readonly BinRun[], skip: number, count: number, out: Uint8Array[]): void {
   for (const run of runs) {
     const before = out.length;
-    if (walkBins(run.bytes, 0, run.count, out, skip, skip + count) !== run.bytes.length) throw new TypeError('a bin run must hold its count of bins and nothing else');
+    if (walkBins(run.bytes, 0, run.count, out, skip, skip + count, null) !== run.bytes.length) throw new TypeError('a bin run must hold its count of bins and nothing else');
     count -= out.length - before;
     skip = Math.max(0, skip - run.count);
   }
 }
 
 /**
- * Walks `count` bins from byte `at`, appending views of bins `from` to `to` to `out` (and where
- * their bins start and end to `span`); returns the byte after the last bin, or -1 when a header is
- * not a bin's or a bin ends past the bytes.
+ * Walks `count` bins from byte `at`, appending views of bins `from` to `to` to `out` (where their
+ * bins start and end, and how many, to `span`); returns the byte after the last bin, or -1 when a
+ * header is not a bin's or a bin ends past the bytes.
  */
-function walkBins(bytes: Uint8Array, at: number, count: number, out: Uint8Array[], from: number, to: number, span?: { start: number; end: number }): number {
+function walkBins(bytes: Uint8Array, at: number, count: number, out: Uint8Array[] | null, from: number, to: number, span: { start: number; end: number; count: number } | null): number {
   const { buffer, byteOffset } = bytes;
   for (let index = 0; index < count; index++) {
-    if (index === from && span) span.start = at;
+    if (index === from && span) span.start = span.end = at;
     const bin = bytes[at];
     let length: number;
     if (bin === 0xc4) {
@@ -137,8 +133,11 @@ function walkBins(bytes: Uint8Array, at: number, count: number, out: Uint8Array[
     // A header or frame cut short by the end of the bytes ends past it.
     if (!(at + length <= bytes.length)) return -1;
     if (index >= from && index < to) {
-      out.push(new Uint8Array(buffer, byteOffset + at, length));
-      if (span) span.end = at + length;
+      out?.push(new Uint8Array(buffer, byteOffset + at, length));
+      if (span) {
+        span.end = at + length;
+        span.count++;
+      }
     }
     at += length;
   }
@@ -174,9 +173,8 @@ const readUInt32 = (bytes: Uint8Array, at: number) => ((bytes[at]! << 24) >>> 0)
 
 const packr = new Packr({ useRecords: false });
 
-function readOther(chunk: Uint8Array, out: Uint8Array[], from: number, to: number): number {
+function readOther(chunk: Uint8Array): Uint8Array[] {
   const value = packr.unpack(chunk) as unknown;
   if (!Array.isArray(value) || !value.every((frame) => frame instanceof Uint8Array)) throw new TypeError('a stored chunk must be an array of frames');
-  for (let index = from; index < Math.min(to, value.length); index++) out.push(value[index] as Uint8Array);
-  return value.length;
+  return value as Uint8Array[];
 }
