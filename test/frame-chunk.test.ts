@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import t from 'tap';
-import { packFrames, unpackFrames } from '../src/store/frame-chunk.js';
+import { packFrames, readRuns, runsOver, sliceBins, unpackFrames, type BinRun } from '../src/store/frame-chunk.js';
 
 const packr = new Packr({ useRecords: false });
 const same = (frames: Uint8Array[], start = 0, end = frames.length) => Buffer.from(packFrames(frames, start, end)).equals(Buffer.from(packr.pack(frames.slice(start, end))));
@@ -59,4 +59,37 @@ t.test('unpackFrames leaves any other value to msgpackr: what it can read, or it
   t.throws(() => unpackFrames(packr.pack({ not: 'frames' })), 'a value that is not frames');
   t.throws(() => unpackFrames(packr.pack(['text'])), 'an array of something else');
   t.throws(() => unpackFrames(new Uint8Array(0)), 'no bytes at all');
+});
+
+t.test('sliceBins takes part of a chunk as its bins; runsOver and readRuns read any stretch of such runs back', async (t) => {
+  const sized = (lengths: number[]) => lengths.map((length, index) => new Uint8Array(length).fill(index));
+  const frames = sized([3, 300, 0, 70_000, 9]);
+  const chunk = packFrames(frames);
+  const run = sliceBins(chunk, 1, 4);
+  t.equal(run.count, 3, 'the bins of the frames asked for, counted');
+  t.equal(run.bytes.buffer, chunk.buffer, 'as a slice of the chunk, not a copy');
+  const back: Uint8Array[] = [];
+  readRuns([run], 0, 3, back);
+  t.ok(sameFrames(back, frames.slice(1, 4)), 'read back from the slice');
+  t.equal(back[0]!.buffer, chunk.buffer, 'as views of the chunk');
+  t.same(sliceBins(chunk, 5, 9).count, 0, 'nothing past the end');
+  t.throws(() => sliceBins(chunk.subarray(0, chunk.length - 1), 0, 1), 'a chunk cut short, though the frame taken is whole');
+  const extension = new Packr({ useRecords: false, moreTypes: true }).pack([new Uint8Array([1, 2]), new Uint8Array([3])]);
+  const copied: Uint8Array[] = [];
+  readRuns([sliceBins(extension, 1)], 0, 1, copied);
+  t.ok(sameFrames(copied, [new Uint8Array([3])]), 'a chunk msgpackr reads: its frames copied into a run');
+  // Chunks of any sizes read as runs, then any stretch of the whole read back through runsOver.
+  fc.assert(fc.property(fc.array(fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 12 }), { maxLength: 6 }), fc.nat(), fc.nat(), (chunks, a, b) => {
+    const all = chunks.flat();
+    const runs: BinRun[] = chunks.map((chunkFrames) => sliceBins(packFrames(chunkFrames)));
+    const start = all.length === 0 ? 0 : a % all.length;
+    const end = start + (all.length - start === 0 ? 0 : b % (all.length - start + 1));
+    const over = runsOver(runs, start, end);
+    const read: Uint8Array[] = [];
+    readRuns(over.runs, over.skip, end - start, read);
+    // Or skipping from the first run on, past as many runs as it takes.
+    const skipped: Uint8Array[] = [];
+    readRuns(runs, start, end - start, skipped);
+    return sameFrames(read, all.slice(start, end)) && sameFrames(skipped, all.slice(start, end));
+  }));
 });

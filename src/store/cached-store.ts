@@ -17,6 +17,7 @@ import type { ExecutionRecord, SessionRecord } from '../../protocol/types.js';
 import {
   EventStore,
   storedEventsOf,
+  type BinChunk,
   type CommitBatch,
   type CommitFailure,
   type CreateResult,
@@ -30,11 +31,11 @@ import {
   type StoreSupports,
   type UnfinishedFilter,
 } from './event-store.js';
-import { packFrames, unpackFrames } from './frame-chunk.js';
+import { readRuns, runsOver, type BinRun } from './frame-chunk.js';
 
 /** Seqs per block: LevelDB's chunk size (level-store.ts), so a block is one or two entries. */
 const BLOCK_EVENTS = 256;
-/** Counted per cached block beside its chunk's bytes: the block, its key, its map entry. */
+/** Counted per cached block beside the bytes it keeps: the block, its runs, its key, its map entry. */
 const BLOCK_OVERHEAD_BYTES = 256;
 /**
  * Blocks whose views are kept after a hit, shared by the next readers of the block. A reconnect
@@ -44,6 +45,13 @@ const BLOCK_OVERHEAD_BYTES = 256;
  * event was.
  */
 const VIEWED_BLOCKS = 64;
+/**
+ * Blocks one store read takes when the block before it is cached: a reader going through a log in
+ * order (a replay) makes a quarter of the LevelDB iterators and reads it would in pages of 1 024
+ * events (their opening, closing and the hand-offs to LevelDB's thread were ~8 % of a cold replay's
+ * main thread). Read as bins, no view made: the next pages make theirs as they are read.
+ */
+const STREAMING_READ_BLOCKS = 16;
 
 const blockOf = (seq: number) => Math.floor((seq - 1) / BLOCK_EVENTS);
 const firstSeqOf = (block: number) => block * BLOCK_EVENTS + 1;
@@ -51,13 +59,18 @@ const keyOf = (executionId: string, block: number) => `${executionId}\n${block}`
 
 interface Block {
   /**
-   * Its frames (seqs from the block's first on) packed into one chunk (frame-chunk.ts), read back
-   * as views on a hit: a view per cached event was an object per event the GC had to keep moving
+   * Its frames (seqs from the block's first on) as runs of bins (frame-chunk.ts), read back as
+   * views on a hit: a view per cached event was an object per event the GC had to keep moving
    * (issue 15: scavenges that kept ~90 % of what they scanned, a fifth of a cold replay's thread).
+   * Mostly slices of the values the store returned, so a read caches its frames without copying
+   * them; the bytes a block keeps are those values whole (`#kept`).
    */
-  chunk: Uint8Array;
+  runs: BinRun[];
+  /** Frames of its first run before the block's first seq (a stored chunk cut across two blocks). */
+  skip: number;
   count: number;
-  bytes: number;
+  /** Reads that took it from the cache: its views are kept from the second on. */
+  hits: number;
   /** The number of the store read that filled it: one past a reader's start saw the log after it began. */
   read: number;
 }
@@ -69,8 +82,14 @@ export class CachedEventStore extends EventStore {
   readonly #blocks = new Map<string, Block>();
   /** The views of the blocks hit last, oldest first (VIEWED_BLOCKS at most). */
   readonly #views = new Map<Block, Uint8Array[]>();
+  /**
+   * The buffers the cached blocks' runs are slices of, and how many runs keep each: a buffer counts
+   * its whole length once, however many blocks keep part of it (a stored chunk of 256 frames is
+   * most often cut across two blocks), and until the last of them is gone.
+   */
+  readonly #kept = new Map<ArrayBufferLike, number>();
   /** Store reads under way, under the key of every block they will fill. */
-  readonly #reads = new Map<string, Promise<EventChunk>>();
+  readonly #reads = new Map<string, Promise<BinChunk>>();
   #bytes = 0;
   /** Blocks a read took from the cache, or from another reader's store read under way (metrics). */
   hits = 0;
@@ -92,7 +111,7 @@ export class CachedEventStore extends EventStore {
     return this.#inner.supports;
   }
 
-  /** Bytes the cached blocks count (frames and per-event overhead); at most `maxBytes`. */
+  /** Bytes the cached blocks keep (the buffers their frames lie in, and per-block overhead); at most `maxBytes`. */
   get cachedBytes(): number {
     return this.#bytes;
   }
@@ -134,9 +153,8 @@ export class CachedEventStore extends EventStore {
       const cached = this.#hit(executionId, block);
       if (cached && offset < cached.count) {
         this.hits++;
-        const blockFrames = this.#viewsOf(cached);
         const end = Math.min(cached.count, offset + limit - frames.length);
-        for (let index = offset; index < end; index++) frames.push(blockFrames[index]!);
+        this.#take(cached, offset, end, frames);
         next = firstSeqOf(block) + end;
         continue;
       }
@@ -148,12 +166,16 @@ export class CachedEventStore extends EventStore {
         await under;
         continue;
       }
-      const wanted = Math.ceil((offset + limit - frames.length) / BLOCK_EVENTS) * BLOCK_EVENTS;
-      // Taken from what was read, not from the cache, which may have evicted it already.
+      const streaming = this.#blocks.has(keyOf(executionId, block - 1));
+      const wanted = Math.max(Math.ceil((offset + limit - frames.length) / BLOCK_EVENTS), streaming ? STREAMING_READ_BLOCKS : 0) * BLOCK_EVENTS;
+      // Taken from what was read, not from the cache, which may have evicted it already: views of
+      // what this reader takes only (the rest waits in the cache as bins, for its next pages).
       const read = await this.#read(executionId, block, wanted);
-      for (let index = next - read.firstSeq; index < read.frames.length && frames.length < limit; index++) frames.push(read.frames[index]!);
+      const start = next - read.firstSeq;
+      const taken = runsOver(read.runs, start, Math.min(read.count, start + limit - frames.length));
+      readRuns(taken.runs, taken.skip, Math.min(read.count - start, limit - frames.length), frames);
       next = afterSeq + 1 + frames.length;
-      if (read.frames.length < wanted) break;
+      if (read.count < wanted) break;
     }
     return { executionId, firstSeq: afterSeq + 1, frames };
   }
@@ -206,32 +228,42 @@ export class CachedEventStore extends EventStore {
     return cached;
   }
 
-  /** The block's frames as views, shared with the block's other readers of the moment. */
-  #viewsOf(block: Block): Uint8Array[] {
+  /**
+   * Appends views of the block's frames `from` to `to` to `out`: the views its other readers of the
+   * moment share, or, for its first reader (a replay going through a log reads each block once),
+   * views of its own of what it takes, young garbage once sent. Kept at once, 64 blocks' worth of a
+   * cold replay's views outlived every scavenge (three to ten times the GC); from a block's second
+   * reader on (a storm's) they are kept, and shared.
+   */
+  #take(block: Block, from: number, to: number, out: Uint8Array[]): void {
     let views = this.#views.get(block);
     if (views) {
       // Hit last: moved to the end, so the blocks a storm keeps reading keep their views.
       this.#views.delete(block);
       this.#views.set(block, views);
-      return views;
+    } else if (++block.hits < 2) {
+      readRuns(block.runs, block.skip + from, to - from, out);
+      return;
+    } else {
+      views = [];
+      readRuns(block.runs, block.skip, block.count, views);
+      this.#views.set(block, views);
+      if (this.#views.size > VIEWED_BLOCKS) this.#views.delete(this.#views.keys().next().value!);
     }
-    views = unpackFrames(block.chunk);
-    this.#views.set(block, views);
-    if (this.#views.size > VIEWED_BLOCKS) this.#views.delete(this.#views.keys().next().value!);
-    return views;
+    for (let index = from; index < to; index++) out.push(views[index]!);
   }
 
   /**
    * Reads `count` events from the start of `block` in one store read, and caches them; readers of
    * any of the blocks it covers wait for it meanwhile, instead of reading them too.
    */
-  #read(executionId: string, block: number, count: number): Promise<EventChunk> {
+  #read(executionId: string, block: number, count: number): Promise<BinChunk> {
     const blocks = count / BLOCK_EVENTS;
     this.misses += blocks;
     const generation = this.#generation;
     const number = ++this.#readsBegun;
-    const read = this.#inner.readRun(executionId, firstSeqOf(block) - 1, count).then((run) => {
-      if (generation === this.#generation) this.#fill(executionId, block, run.frames, number);
+    const read = this.#inner.readBins(executionId, firstSeqOf(block) - 1, count).then((run) => {
+      if (generation === this.#generation) this.#fill(executionId, block, run, number);
       return run;
     });
     const settled = read.finally(() => {
@@ -245,19 +277,18 @@ export class CachedEventStore extends EventStore {
   }
 
   /** Caches what a read from the start of `block` returned (a run: no gap), cut into blocks. */
-  #fill(executionId: string, block: number, frames: Uint8Array[], read: number): void {
-    for (let start = 0; start < frames.length; start += BLOCK_EVENTS, block++) {
-      const count = Math.min(BLOCK_EVENTS, frames.length - start);
+  #fill(executionId: string, block: number, { count: stored, runs }: BinChunk, read: number): void {
+    for (let start = 0; start < stored; start += BLOCK_EVENTS, block++) {
+      const count = Math.min(BLOCK_EVENTS, stored - start);
       const key = keyOf(executionId, block);
       const old = this.#blocks.get(key);
       // A read that began earlier may end later, with less: the longer (or as long and later) block stays.
       if (old && (old.count > count || (old.count === count && old.read > read))) continue;
       if (old) this.#forget(old);
       this.#blocks.delete(key);
-      const chunk = packFrames(frames, start, start + count);
-      const entry = { chunk, count, bytes: chunk.length + BLOCK_OVERHEAD_BYTES, read };
+      const entry = { ...runsOver(runs, start, start + count), count, read, hits: 0 };
       this.#blocks.set(key, entry);
-      this.#bytes += entry.bytes;
+      this.#keep(entry);
     }
     this.#evict();
   }
@@ -270,13 +301,31 @@ export class CachedEventStore extends EventStore {
     }
   }
 
+  #keep(block: Block): void {
+    this.#bytes += BLOCK_OVERHEAD_BYTES;
+    for (const { bytes } of block.runs) {
+      const runs = this.#kept.get(bytes.buffer) ?? 0;
+      if (runs === 0) this.#bytes += bytes.buffer.byteLength;
+      this.#kept.set(bytes.buffer, runs + 1);
+    }
+  }
+
   #forget(block: Block): void {
-    this.#bytes -= block.bytes;
+    this.#bytes -= BLOCK_OVERHEAD_BYTES;
+    for (const { bytes } of block.runs) {
+      const runs = this.#kept.get(bytes.buffer)!;
+      if (runs > 1) this.#kept.set(bytes.buffer, runs - 1);
+      else {
+        this.#kept.delete(bytes.buffer);
+        this.#bytes -= bytes.buffer.byteLength;
+      }
+    }
     this.#views.delete(block);
   }
 
   #clear(): void {
     this.#blocks.clear();
+    this.#kept.clear();
     this.#views.clear();
     this.#bytes = 0;
     this.#generation++;

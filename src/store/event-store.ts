@@ -19,12 +19,21 @@
  * short run's create, events and terminal record are one write.
  */
 import type { ExecutionRecord, SessionRecord } from '../../protocol/types.js';
+import { copyRun, type BinRun } from './frame-chunk.js';
 
 /** A run of consecutive events of one execution: frames[i] has seq firstSeq + i. */
 export interface EventChunk {
   executionId: string;
   firstSeq: number;
   frames: Uint8Array[];
+}
+
+/** The same as the bins they are stored in (frame-chunk.ts): `count` frames from seq firstSeq, in `runs`. */
+export interface BinChunk {
+  executionId: string;
+  firstSeq: number;
+  count: number;
+  runs: BinRun[];
 }
 
 export interface StoredEvent {
@@ -239,9 +248,7 @@ export abstract class EventStore {
 
   /** Events of one execution with seq > afterSeq, in order, at most `limit` of them. */
   async readEvents(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
-    this.#assertOpen();
-    if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw badArgument('afterSeq must be a non-negative integer');
-    if (!Number.isSafeInteger(limit) || limit < 1) throw badArgument('limit must be a positive integer');
+    this.#assertRead(afterSeq, limit);
     return this._readEvents(executionId, afterSeq, limit);
   }
 
@@ -251,10 +258,24 @@ export abstract class EventStore {
    * this way: a backend that overrides `_readRun` makes no object per event (issue 15).
    */
   async readRun(executionId: string, afterSeq: number, limit: number): Promise<EventChunk> {
+    this.#assertRead(afterSeq, limit);
+    return this._readRun(executionId, afterSeq, limit);
+  }
+
+  /**
+   * The events `readRun` returns, as the bins they are stored in, with no view of any: what the
+   * replay cache keeps, and makes views of only as its readers need them. A backend that stores
+   * packed chunks hands over slices of what it read (no copy); by default the frames are copied.
+   */
+  async readBins(executionId: string, afterSeq: number, limit: number): Promise<BinChunk> {
+    this.#assertRead(afterSeq, limit);
+    return this._readBins(executionId, afterSeq, limit);
+  }
+
+  #assertRead(afterSeq: number, limit: number): void {
     this.#assertOpen();
     if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw badArgument('afterSeq must be a non-negative integer');
     if (!Number.isSafeInteger(limit) || limit < 1) throw badArgument('limit must be a positive integer');
-    return this._readRun(executionId, afterSeq, limit);
   }
 
   /** The highest seq in an execution's log (0 when it has none), read from the log, not the record. */
@@ -344,6 +365,10 @@ export abstract class EventStore {
   protected abstract _readEvents(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]>;
   protected async _readRun(executionId: string, afterSeq: number, limit: number): Promise<EventChunk> {
     return runOf(executionId, afterSeq, await this._readEvents(executionId, afterSeq, limit));
+  }
+  protected async _readBins(executionId: string, afterSeq: number, limit: number): Promise<BinChunk> {
+    const { frames } = await this._readRun(executionId, afterSeq, limit);
+    return { executionId, firstSeq: afterSeq + 1, count: frames.length, runs: frames.length === 0 ? [] : [copyRun(frames, 0, frames.length)] };
   }
   protected abstract _lastSeq(executionId: string): Promise<number>;
   /** Only backends that declare `supports.follow` are asked. */

@@ -26,6 +26,7 @@ import type { ExecutionRecord, SessionRecord } from '../../protocol/types.js';
 import {
   EventStore,
   storedEventsOf,
+  type BinChunk,
   type CommitBatch,
   type CommitFailure,
   type EventChunk,
@@ -37,7 +38,7 @@ import {
   type StoreSupports,
   type UnfinishedFilter,
 } from './event-store.js';
-import { packFrames, unpackFrames } from './frame-chunk.js';
+import { copyRun, frameCount, packFrames, readRuns, sliceBins, type BinRun } from './frame-chunk.js';
 
 type Operation = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
 
@@ -173,29 +174,48 @@ export class LevelEventStore extends EventStore {
 
   /** The chunks' frames as views into the values LevelDB returned: no copy, no object per event but the view. */
   protected override async _readRun(executionId: string, afterSeq: number, limit: number): Promise<EventChunk> {
+    const { count, runs } = await this._readBins(executionId, afterSeq, limit);
     const frames: Uint8Array[] = [];
+    readRuns(runs, 0, count, frames);
+    return { executionId, firstSeq: afterSeq + 1, frames };
+  }
+
+  /** Slices of the values LevelDB returned: their headers checked, no view made, nothing copied. */
+  protected override async _readBins(executionId: string, afterSeq: number, limit: number): Promise<BinChunk> {
+    const runs: BinRun[] = [];
+    let count = 0;
     // The first chunk whose last seq passes afterSeq holds afterSeq + 1.
     const iterator = this.#db.iterator({ gt: eventKey(executionId, afterSeq), lt: prefixEnd(eventPrefix(executionId)), highWaterMarkBytes: READ_BYTES });
     let gap = false;
     try {
-      while (frames.length < limit && !gap) {
-        const entries = await iterator.nextv(Math.max(1, Math.ceil((limit - frames.length) / CHUNK_EVENTS)));
+      while (count < limit && !gap) {
+        const entries = await iterator.nextv(Math.max(1, Math.ceil((limit - count) / CHUNK_EVENTS)));
         if (entries.length === 0) break;
         for (const [key, value] of entries) {
-          const chunk = unpackFrames(value);
           const lastSeq = Number.parseInt(key.slice(key.lastIndexOf('!') + 1), 16);
-          gap = !appendRun(frames, afterSeq + 1 + frames.length, lastSeq - chunk.length + 1, chunk, limit);
-          if (gap || frames.length === limit) break;
+          // Where seq afterSeq + 1 + count is in this chunk: before its start is a gap (nothing taken).
+          const from = afterSeq + 1 + count - (lastSeq - frameCount(value) + 1);
+          gap = from < 0;
+          if (gap) break;
+          const run = sliceBins(value, from, from + limit - count);
+          runs.push(run);
+          count += run.count;
+          if (count === limit) break;
         }
       }
     } finally {
       await iterator.close();
     }
-    if (frames.length < limit && !gap) {
+    if (count < limit && !gap) {
       const stored = await this.#getEntry(executionId);
-      if (stored?.tail) appendRun(frames, afterSeq + 1 + frames.length, stored.record.last_seq - stored.tail.length + 1, stored.tail, limit);
+      const from = stored?.tail ? afterSeq + 1 + count - (stored.record.last_seq - stored.tail.length + 1) : -1;
+      if (stored?.tail && from >= 0 && from < stored.tail.length) {
+        const run = copyRun(stored.tail, from, Math.min(stored.tail.length, from + limit - count));
+        runs.push(run);
+        count += run.count;
+      }
     }
-    return { executionId, firstSeq: afterSeq + 1, frames };
+    return { executionId, firstSeq: afterSeq + 1, count, runs };
   }
 
   protected async _getExecution(executionId: string): Promise<ExecutionRecord | undefined> {
@@ -304,16 +324,6 @@ function pushRecord(operations: Operation[], record: ExecutionRecord, tail: Uint
     if (!created) operations.push({ type: 'del', key: activeKey(record.execution_id) });
     operations.push({ type: 'put', key: endedKey(record), value: EMPTY });
   }
-}
-
-/**
- * Appends to `run` (which goes on at seq `next`) the frames of `chunk` (from seq `firstSeq`) from
- * `next` on, up to `limit` in all; false when the chunk starts past `next` (a gap: nothing taken).
- */
-function appendRun(run: Uint8Array[], next: number, firstSeq: number, chunk: Uint8Array[], limit: number): boolean {
-  if (firstSeq > next) return false;
-  for (let index = next - firstSeq; index < chunk.length && run.length < limit; index++) run.push(chunk[index]!);
-  return true;
 }
 
 function bytesOf(frames: Uint8Array[]): number {
