@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- [--quick] [--out DIR] [--server-env KEY=VALUE]... [NAME...]]`: measures the baselines the selection needs,
+ * `npm run bench [-- [--quick] [--rounds N] [--out DIR] [--server-env KEY=VALUE]... [NAME...]]`: measures the baselines the selection needs,
  * runs the selected scenarios, each between two measurements of the baseline figure it is held
  * against (harness/bracket.ts), prints the tables and writes latest.json / latest.svg
  * (quick.json / quick.svg for --quick, so a smoke run never overwrites a measurement).
@@ -78,6 +78,16 @@ function parseServerEnv(pairs: readonly string[]): Record<string, string> {
   return env;
 }
 
+/**
+ * `--rounds N`: each scenario held against a baseline runs N times, between measurements of it
+ * (A B A B … A), and the round with the median ratio is reported; every round's ratio is kept.
+ */
+function parseRounds(text: string): number {
+  const rounds = Number(text);
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 9) throw new UsageError(`--rounds takes a whole number from 1 to 9, got ${JSON.stringify(text)}`);
+  return rounds;
+}
+
 /** Profiles written since the last call: each summarised beside it (`.txt`) and on stderr. */
 function summarizeNewProfiles(dir: string): void {
   for (const name of readdirSync(dir).filter((n) => n.endsWith('.cpuprofile')).sort()) {
@@ -101,15 +111,17 @@ async function main(): Promise<number> {
       out: { type: 'string' },
       profile: { type: 'string' },
       'server-env': { type: 'string', multiple: true, default: [] },
+      rounds: { type: 'string', default: '1' },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    process.stdout.write(`usage: node dist/bench/run.js [--quick] [--out DIR] [--profile DIR] [--server-env VMSTREAM_KEY=VALUE]... [${[...baselines.map((b) => b.name), ...scenarios.map((s) => s.name)].join('|')}|baselines|scenarios|all ...]\n`);
+    process.stdout.write(`usage: node dist/bench/run.js [--quick] [--rounds N] [--out DIR] [--profile DIR] [--server-env VMSTREAM_KEY=VALUE]... [${[...baselines.map((b) => b.name), ...scenarios.map((s) => s.name)].join('|')}|baselines|scenarios|all ...]\n`);
     return 0;
   }
   const quick = values.quick;
   const serverEnv = parseServerEnv(values['server-env']);
+  const rounds = parseRounds(values.rounds);
   if (values.profile) mkdirSync(values.profile, { recursive: true });
   const selection = select(positionals);
   const procs = new Procs();
@@ -185,7 +197,7 @@ async function main(): Promise<number> {
       const baseline = selection.baselines.find((b) => b.name === against?.baseline);
       const tableResult = against ? measured.get(against.baseline) : undefined;
       const table = against && tableResult ? { id: tabled.get(against.baseline)!, result: tableResult } : undefined;
-      const { value: outcome, use: base } = await brackets.around(scenario, baseline, table, (before) => {
+      const { outcome, use: base, rounds: roundRecords } = await brackets.around(scenario, baseline, table, rounds, (before) => {
         log(`scenario ${scenario.name}…`);
         const scenarioCtx = { ...ctx, baselines: withBefore(measured, against?.baseline, before) };
         return runStep(procs, scenario.name, scenarioMs, () => scenario.run(scenarioCtx));
@@ -202,6 +214,7 @@ async function main(): Promise<number> {
         baseline: base,
         ratio,
         tableRatio: result && base?.table ? ratioOf(result.figure.value, base.table.value) : null,
+        rounds: roundRecords,
         goal: scenario.goal ?? null,
         met: goalMet(ratio, result?.figure ?? null, scenario.goal ?? null),
         otherCpuPct: outcome.otherCpuPct,
@@ -219,6 +232,7 @@ async function main(): Promise<number> {
       cpus: { count: cpuList.length, model: cpuList[0]?.model.trim() ?? 'unknown' },
       frameBytes: encodedEventSize(),
       seconds: (performance.now() - t0) / 1000,
+      rounds,
       baselines: baselineRecords,
       measurements: brackets.records,
       scenarios: scenarioRecords,

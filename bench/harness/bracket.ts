@@ -13,7 +13,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { StepOutcome } from './step.js';
-import type { Baseline, BaselineName, BaselineResult, Figure, Scenario } from './types.js';
+import { ratioOf } from './report.js';
+import type { Baseline, BaselineName, BaselineResult, Figure, Scenario, ScenarioResult } from './types.js';
 
 /** One measurement of a baseline, opening table or bracket: what a ratio names as the one it used. */
 export interface MeasurementRef {
@@ -63,7 +64,27 @@ interface Taken {
   record: MeasurementRecord | null;
 }
 
+/** One round of a scenario held against its baseline (`--rounds N`: N of them, the median reported). */
+export interface RoundRecord {
+  ratio: number | null;
+  figure: Figure | null;
+  /** The mean of `used`: what `ratio` divides by. */
+  baseline: number;
+  used: MeasurementRef[];
+}
+
 export type MeasureStep = (baseline: Baseline, figure: string) => Promise<StepOutcome<BaselineResult>>;
+/** Runs the scenario's step, given its baseline's figures measured just before it. */
+export type RunScenario = (before: BaselineResult | undefined) => Promise<StepOutcome<ScenarioResult>>;
+type TableMeasurement = { id: string; result: BaselineResult };
+
+export interface Bracketed {
+  /** The scenario's step: the median round's, or the failed one's. */
+  outcome: StepOutcome<ScenarioResult>;
+  use: BaselineUse | null;
+  /** Every round, in order; empty for a scenario held against no baseline. */
+  rounds: RoundRecord[];
+}
 
 export class Brackets {
   readonly records: MeasurementRecord[] = [];
@@ -90,25 +111,49 @@ export class Brackets {
 
   /**
    * Runs `scenario` (through `run`, given the baseline figures measured just before it) between two
-   * measurements of the baseline figure it is held against. `table` is the opening table's result of
-   * that baseline: without it (failed, skipped, or no baseline) nothing is measured around it.
+   * measurements of the baseline figure it is held against, `rounds` times in a row (A B A B … A, each
+   * measurement shared by the rounds either side of it). `table` is the opening table's result of that
+   * baseline: without it (failed, skipped, or no baseline) the scenario runs once, nothing around it.
    */
-  async around<T>(
+  async around(
     scenario: Scenario,
     baseline: Baseline | undefined,
-    table: { id: string; result: BaselineResult } | undefined,
-    run: (before: BaselineResult | undefined) => Promise<T>,
-  ): Promise<{ value: T; use: BaselineUse | null }> {
+    table: TableMeasurement | undefined,
+    rounds: number,
+    run: RunScenario,
+  ): Promise<Bracketed> {
     const against = scenario.against;
     if (!against || !baseline || !table) {
       this.#last = null;
-      return { value: await run(undefined), use: null };
+      return { outcome: await run(undefined), use: null, rounds: [] };
     }
-    const before = this.#adjacent(against.baseline, against.figure, `before ${scenario.name}`)
-      ?? (await this.#measure(baseline, against.figure, `before ${scenario.name}`));
+    const done: { outcome: StepOutcome<ScenarioResult>; use: BaselineUse; ratio: number | null }[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      const label = rounds > 1 ? `${scenario.name} (round ${round}/${rounds})` : scenario.name;
+      const { outcome, use } = await this.#once(against, baseline, table, label, run);
+      done.push({ outcome, use, ratio: outcome.value ? ratioOf(outcome.value.figure.value, use.value) : null });
+      if (!outcome.value) break; // a failed round is the scenario's failure: no more rounds of it
+    }
+    const records = done.map(({ outcome, use, ratio }) => ({ ratio, figure: outcome.value?.figure ?? null, baseline: use.value, used: use.used }));
+    // The round with the median ratio (the lower one of the middle two for an even count), reported whole.
+    const order = done.map((_, i) => i).sort((a, b) => (done[a]!.ratio ?? Infinity) - (done[b]!.ratio ?? Infinity));
+    const chosen = done.some((d) => !d.outcome.value) ? done.length - 1 : order[Math.floor((order.length - 1) / 2)]!;
+    return { outcome: done[chosen]!.outcome, use: done[chosen]!.use, rounds: records };
+  }
+
+  /** One round: the scenario between a measurement before it and one after it. */
+  async #once(
+    against: NonNullable<Scenario['against']>,
+    baseline: Baseline,
+    table: TableMeasurement,
+    label: string,
+    run: RunScenario,
+  ): Promise<{ outcome: StepOutcome<ScenarioResult>; use: BaselineUse }> {
+    const before = this.#adjacent(against.baseline, against.figure, `before ${label}`)
+      ?? (await this.#measure(baseline, against.figure, `before ${label}`));
     this.#last = null;
-    const value = await run(before?.result);
-    const after = await this.#measure(baseline, against.figure, `after ${scenario.name}`);
+    const outcome = await run(before?.result);
+    const after = await this.#measure(baseline, against.figure, `after ${label}`);
     const tableFigure = table.result.figures[against.figure];
     const used = [before, after].flatMap((m) => {
       const figure = m?.result.figures[against.figure];
@@ -119,7 +164,7 @@ export class Brackets {
     // Both bracket measurements failed: the opening table's figure, named as such, rather than no ratio.
     const chosen = used.length > 0 ? used : tableRef ? [tableRef] : [];
     const mean = chosen.length > 0 ? chosen.reduce((sum, m) => sum + m.value, 0) / chosen.length : NaN;
-    return { value, use: { name: against.baseline, figure: against.figure, value: mean, unit, used: chosen, table: tableRef } };
+    return { outcome, use: { name: against.baseline, figure: against.figure, value: mean, unit, used: chosen, table: tableRef } };
   }
 
   /** The last step's measurement, if it holds `figure` of `name`: nothing ran between it and the scenario. */

@@ -4,7 +4,7 @@
  */
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BaselineUse, MeasurementRecord } from './bracket.js';
+import type { BaselineUse, MeasurementRecord, RoundRecord } from './bracket.js';
 import type { Figure, Goal } from './types.js';
 
 export interface BaselineRecord {
@@ -37,6 +37,8 @@ export interface ScenarioRecord {
   ratio: number | null;
   /** figure / the opening table's baseline figure: the ratio as measured before brackets, for comparison. */
   tableRatio: number | null;
+  /** `--rounds N`: each round's ratio; the record's figures are the median round's. One for a single run. */
+  rounds: RoundRecord[];
   /** null: the issue sets no goal for this scenario; its figures are reported, not judged. */
   goal: Goal | null;
   met: boolean | null;
@@ -53,6 +55,8 @@ export interface RunRecord {
   frameBytes: number;
   /** The whole run, wall clock. */
   seconds: number;
+  /** `--rounds`: how many times each scenario held against a baseline ran between measurements of it. */
+  rounds: number;
   baselines: BaselineRecord[];
   /** The baseline measurements taken next to scenarios, in run order. */
   measurements: MeasurementRecord[];
@@ -146,6 +150,9 @@ export function scenarioTable(records: ScenarioRecord[]): string {
     ]);
     for (const key of s.shown) rows.push(['', key, formatFigure(s.figures[key]), '', '', '', '', '', '']);
     notes.push(`${s.name}: ${s.setup ?? ''}; other load on the machine: ${formatNumber(s.otherCpuPct)} % of a core`);
+    if (s.rounds.length > 1) {
+      notes.push(`  ${s.rounds.length} rounds, ratios ${s.rounds.map((r) => (r.ratio === null ? '—' : r.ratio.toFixed(3))).join(', ')}: the median one's figures above`);
+    }
   }
   return [
     table(['scenario', 'figure', 'this run', 'baseline (mean of the two next to it)', 'measured', 'ratio', 'ratio to table', 'goal', 'met?'], rows),
