@@ -78,6 +78,8 @@ async function harness(t: Test): Promise<Harness> {
     onRetry(error: StoreError, attempt: number) { retries.push({ code: error.code, attempt }); notify(); },
     onDropped(id: string, error: StoreError) { dropped.push({ id, code: error.code }); notify(); },
     onWritten() { harnessed.written++; notify(); },
+    // Ids are `<tenant>/<id>`, as the engine's are (an id without one is a group of its own).
+    groupOf: (id: string) => id.split('/')[0]!,
   });
   const harnessed: Harness = {
     store, log, delivered, retries, dropped, offered, written: 0, batches: recordBatches(store),
@@ -209,23 +211,50 @@ t.test('a flooding run\'s first lines hold output reading back until their commi
   const h = await harness(t);
   const short = target('short');
   emit(h.log, short, 3);
-  t.notOk(h.log.firstLinesWaiting, 'a few first events: output is read on');
+  t.notOk(h.log.firstLinesWaiting(), 'a few first events: output is read on');
   const big = target('big');
   emit(h.log, big, 1000);
-  t.ok(h.log.firstLinesWaiting, 'more first events than a first commit takes: reading waits');
+  t.ok(h.log.firstLinesWaiting(), 'more first events than a first commit takes: reading waits');
   await null;
   t.equal(h.store.commits, 1, 'the first commit is under way');
-  t.ok(h.log.firstLinesWaiting, 'reading still waits for it');
+  t.ok(h.log.firstLinesWaiting(), 'reading still waits for it');
   let waitingAtDelivery: boolean | undefined;
   await h.until(() => {
     if (!h.delivered.has('big')) return false;
-    waitingAtDelivery ??= h.log.firstLinesWaiting;
+    waitingAtDelivery ??= h.log.firstLinesWaiting();
     return true;
   });
   t.same(h.delivered.get('big'), seqs('big', 1, 64), 'its first 64 lines are delivered first');
   t.equal(waitingAtDelivery, false, 'reading goes on once they are durable, with 936 still to write');
   await h.log.flushed();
   t.same(h.delivered.get('big'), seqs('big', 1, 1000), 'every event once, in order');
+});
+
+t.test('a flood\'s first lines hold back its own tenant\'s output reading only', async (t) => {
+  const h = await harness(t);
+  emit(h.log, target('b/short'), 3);
+  emit(h.log, target('a/big'), 1000);
+  t.ok(h.log.firstLinesWaiting('a'), 'the flooding tenant\'s reading waits');
+  t.notOk(h.log.firstLinesWaiting('b'), 'another tenant\'s goes on');
+  t.ok(h.log.firstLinesWaiting(), 'a reader of every tenant\'s output (in-process workers) waits');
+  await null;
+  t.equal(h.store.commits, 1, 'the first commit is under way');
+  t.ok(h.log.firstLinesWaiting('a'), 'while it is under way');
+  t.notOk(h.log.firstLinesWaiting('b'));
+  let waitingAtDelivery: boolean | undefined;
+  await h.until(() => {
+    if (!h.delivered.has('a/big')) return false;
+    waitingAtDelivery ??= h.log.firstLinesWaiting();
+    return true;
+  });
+  t.equal(waitingAtDelivery, false, 'nobody waits once its first lines are durable');
+  emit(h.log, target('b/big'), 1000);
+  t.ok(h.log.firstLinesWaiting('b'), 'a flood of the other tenant holds back its own reading');
+  t.notOk(h.log.firstLinesWaiting('a'), 'a run past its first commit holds nothing back');
+  await h.log.flushed();
+  t.notOk(h.log.firstLinesWaiting(), 'nothing waits once everything is written');
+  t.same(h.delivered.get('a/big'), seqs('a/big', 1, 1000), 'every event once, in order');
+  t.same(h.delivered.get('b/big'), seqs('b/big', 1, 1000));
 });
 
 t.test('a flooding run\'s first commit that fails holds nothing back while it waits for its retry', async (t) => {
@@ -235,7 +264,7 @@ t.test('a flooding run\'s first commit that fails holds nothing back while it wa
   const big = target('big');
   emit(h.log, big, 1000);
   await h.until(() => h.retries.length === 1);
-  t.notOk(h.log.firstLinesWaiting, 'output is read on during the retry\'s backoff');
+  t.notOk(h.log.firstLinesWaiting(), 'output is read on during the retry\'s backoff');
   await h.until(() => (h.delivered.get('big')?.length ?? 0) === 1000);
   t.same(h.delivered.get('big'), seqs('big', 1, 1000), 'every event once, in order, after the retry');
 });
@@ -248,9 +277,9 @@ t.test('a flooding run\'s first commit discarded and failed while under way (its
     return 'STORE_FENCED';
   });
   emit(h.log, target('big'), 1000);
-  t.ok(h.log.firstLinesWaiting, 'its first lines hold reading back');
+  t.ok(h.log.firstLinesWaiting(), 'its first lines hold reading back');
   await h.until(() => h.written === 1);
-  t.notOk(h.log.firstLinesWaiting, 'no longer once that write ended');
+  t.notOk(h.log.firstLinesWaiting(), 'no longer once that write ended');
   t.same(h.dropped, [], 'neither retried nor reported as dropped');
   t.equal(h.delivered.get('big'), undefined, 'nothing of it delivered');
 });
@@ -313,6 +342,31 @@ t.test('a create whose run says nothing goes out alone, after its linger', async
   end(h.log, a);
   await h.log.flushed();
   t.same(h.batches.at(-1), 'creates [] executions [a] events [a]', 'its end is an update');
+});
+
+t.test('first events that come while their create is written alone go in a write begun the moment it ends', async (t) => {
+  const h = await harness(t);
+  const commit = h.store.commit.bind(h.store);
+  let goneAlone!: () => void;
+  const alone = new Promise<void>((resolve) => (goneAlone = resolve));
+  h.store.commit = (batch: CommitBatch) => {
+    const result = commit(batch);
+    goneAlone();
+    return result;
+  };
+  const a = target('a');
+  const created = h.log.create(a);
+  await alone;
+  emit(h.log, a, 1);
+  // The memory store ends a write in the next turn's immediates; this one runs just after them: a
+  // write the log began when the create's ended has been asked for by then, one scheduled for the
+  // next turn (behind that turn's I/O) has not.
+  const commitsByThen = new Promise<number>((resolve) => setImmediate(() => resolve(h.store.commits)));
+  await created;
+  t.equal(await commitsByThen, 2, 'the first event\'s write began as the create\'s ended');
+  await h.log.flushed();
+  t.same(h.batches, ['creates [a] executions [] events []', 'creates [] executions [] events [a]'], 'the create alone, then the event');
+  t.same(h.delivered.get('a'), seqs('a', 1, 1));
 });
 
 t.test('flushed() does not wait out a create\'s linger', async (t) => {

@@ -11,10 +11,11 @@ import fc from 'fast-check';
 import t from 'tap';
 import { decodeValue, encodeFrame } from '../protocol/codec.js';
 import { encodeEvents } from '../protocol/batch.js';
-import { ConsoleRecordEncoder, isConsoleRecord, readConsoleRecord } from '../src/pool/console-frame.js';
+import { ConsoleRecordEncoder, isConsoleRecord, readConsoleRecord, RecordSpan } from '../src/pool/console-frame.js';
 import { CONSOLE_LEVELS } from '../src/pool/messages.js';
-import { FrameReader } from '../src/pool/pipe-frames.js';
-import { readFromHost } from '../src/sandbox-process/messages.js';
+import { FrameError, FrameReader } from '../src/pool/pipe-frames.js';
+import { fromHostReader, type FromHost } from '../src/sandbox-process/messages.js';
+import type { SandboxOutput } from '../src/sandbox/sandbox.js';
 
 const XID = 'acme/ex_7Kp2';
 const encoder = new ConsoleRecordEncoder();
@@ -100,14 +101,18 @@ t.test("a sandbox process's pipe carries records as bytes; a broken one is refus
     out.set(body, 4);
     return out;
   };
-  const chunk = Buffer.concat([frame(good), frame(bad)]);
-  const messages = reader.push(chunk);
+  const messages = reader.push(Buffer.concat([frame(good), frame(bad)]));
   t.equal(messages.length, 2);
+  t.ok(messages.every((message) => message instanceof RecordSpan), 'records stay bytes');
+  // As the server reads the pipe: each record checked where it lies, the bad one a protocol violation.
+  const chunk = Buffer.concat([frame(good), frame(bad)]);
+  const outputs: SandboxOutput[] = [];
+  const visitor = fromHostReader({ output: (output) => outputs.push(output), message: () => t.fail('no other message') });
+  t.throws(() => new FrameReader(1 << 20).read(chunk, visitor), FrameError, 'a record that is not the template');
   chunk.fill(0);
-  const first = readFromHost(messages[0]);
-  t.match(first, { t: 'out', o: { kind: 'encoded', executionId: XID } }, 'its own copy: the chunk may be reused');
-  t.same((decodeValue((first as { o: { frame: Uint8Array } }).o.frame) as { payload: unknown }).payload, { level: 'log', text: 'piped' });
-  t.equal(readFromHost(messages[1]), null);
+  t.equal(outputs.length, 1, 'the good record before it was handed on');
+  t.match(outputs[0], { kind: 'encoded', executionId: XID }, 'its own copy: the chunk may be reused');
+  t.same((decodeValue((outputs[0] as { frame: Uint8Array }).frame) as { payload: unknown }).payload, { level: 'log', text: 'piped' });
 });
 
 t.test('records of one chunk, between batches and of several executions, each read as its own', async (t) => {
@@ -122,15 +127,16 @@ t.test('records of one chunk, between batches and of several executions, each re
   const bodies = [record('one'), record('two'), Uint8Array.from(other.encode(otherPrefix, 1, 'three', false, 5)!), record('four')];
   const batch = new Uint8Array(encodeFrame([{ t: 'ready' }]));
   const chunk = Buffer.concat([frame(bodies[0]!), frame(bodies[1]!), frame(batch), frame(bodies[2]!), frame(bodies[3]!)]);
-  const messages = new FrameReader(1 << 20).push(chunk);
+  const order: Array<FromHost | Extract<SandboxOutput, { kind: 'encoded' }>> = [];
+  new FrameReader(1 << 20).read(chunk, fromHostReader({ output: (output) => order.push(output as Extract<SandboxOutput, { kind: 'encoded' }>), message: (message) => order.push(message) }));
   chunk.fill(0);
-  t.equal(messages.length, 5);
-  t.same(messages[2], { t: 'ready' }, 'the batch between them');
-  const read = [messages[0], messages[1], messages[3], messages[4]].map((message) => readFromHost(message) as { o: { executionId: string; frame: Uint8Array; seqAt: number } });
-  t.same(read.map(({ o }) => o.executionId), [XID, XID, 'acme/ex_other', XID], 'a head read before is not taken for another execution\'s');
+  t.equal(order.length, 5);
+  t.same(order[2], { t: 'ready' }, 'the batch between them, in its place');
+  const read = [order[0], order[1], order[3], order[4]] as Array<Extract<SandboxOutput, { kind: 'encoded' }>>;
+  t.same(read.map((o) => o.executionId), [XID, XID, 'acme/ex_other', XID], 'a head read before is not taken for another execution\'s');
   // Seqs written into each frame's slot land in that frame only.
-  read.forEach(({ o }, index) => new DataView(o.frame.buffer, o.frame.byteOffset + o.seqAt, 4).setUint32(0, index + 1));
-  t.same(read.map(({ o }) => decodeValue(o.frame)), [
+  read.forEach((o, index) => new DataView(o.frame.buffer, o.frame.byteOffset + o.seqAt, 4).setUint32(0, index + 1));
+  t.same(read.map((o) => decodeValue(o.frame)), [
     { op: 'event', execution_id: 'ex_7Kp2', seq: 1, type: 'console', ts: 1_764_620_000_123, payload: { level: 'log', text: 'one' } },
     { op: 'event', execution_id: 'ex_7Kp2', seq: 2, type: 'console', ts: 1_764_620_000_123, payload: { level: 'log', text: 'two' } },
     { op: 'event', execution_id: 'ex_other', seq: 3, type: 'console', ts: 5, payload: { level: CONSOLE_LEVELS[1], text: 'three' } },

@@ -142,7 +142,7 @@ interface Lost { sessionIds: string[]; reason: string; killed: boolean }
 /**
  * A ProcessSandbox over a fake sandbox process that boots, then answers a run (read from its one
  * worker slot's request pipe) with `onRun` (an expression over `writer`, or nothing); the session
- * `s1` of alice runs `mine`.
+ * `s1` of alice runs `mine`. `askedFor`: the tenant the first `acceptingOutput` named.
  */
 function overFake(t: Test, onRun: string, then: (sandbox: ProcessSandbox) => void = () => {}) {
   const fake = `
@@ -158,13 +158,18 @@ function overFake(t: Test, onRun: string, then: (sandbox: ProcessSandbox) => voi
       for (const message of requests.push(chunk)) if (message.t === 'run') { ${onRun} }
     });`;
   const outputs: SandboxOutput[] = [];
+  let asked!: (tenant: string | undefined) => void;
+  const askedFor = new Promise<string | undefined>((resolve) => (asked = resolve));
   const lost = new Promise<Lost>((resolve) => {
     const sandbox = new ProcessSandbox({
       command: { file: process.execPath, args: ['--input-type=module', '-e', fake] },
       workers: 1, heapMb: 64, limits: { maxText: 100, maxPreview: 100 }, maxProcesses: 2, idleMs: 0, killGraceMs: 200, prestart: [],
     }, {
       onOutput: (output) => outputs.push(output),
-      acceptingOutput: () => true,
+      acceptingOutput: (tenant) => {
+        asked(tenant);
+        return true;
+      },
       onRestored: () => {},
       onLost: (sessionIds, reason, killed) => resolve({ sessionIds, reason, killed }),
     });
@@ -173,7 +178,7 @@ function overFake(t: Test, onRun: string, then: (sandbox: ProcessSandbox) => voi
     sandbox.run({ sessionId: 's1', executionId: 'mine', kind: 'repl', code: '1', filename: 'REPL1' });
     then(sandbox);
   });
-  return { outputs, lost };
+  return { outputs, lost, askedFor };
 }
 
 t.test('a sandbox process that forges output for an execution it is not running is ended', async (t) => {
@@ -201,6 +206,11 @@ t.test('console records: a well-formed one is delivered as bytes; a broken one e
   t.same(await lost, { sessionIds: ['s1'], reason: 'sandbox_exit', killed: false });
   t.match(outputs, [{ kind: 'encoded', executionId: 'mine', type: 'console' }], 'the whole one came through, the broken one did not');
   t.equal(outputs.length, 1);
+});
+
+t.test('reading a sandbox process asks whether its own tenant\'s output is taken (another tenant\'s flood holds it not)', async (t) => {
+  const { askedFor } = overFake(t, '');
+  t.equal(await askedFor, 'alice', 'asked for alice, the tenant whose sessions it holds');
 });
 
 t.test('a console record forged for an execution the process is not running ends it', async (t) => {

@@ -1,16 +1,18 @@
 /**
  * Unit bench of the server's read of a sandbox process's output pipe during a stream (issue 15):
  * chunks as the pipe hands them over (64 KiB, frames cut across chunks), each cut into its frames
- * by `FrameReader.push` (src/pool/pipe-frames.ts), every console record copied out and checked by
- * `readConsoleRecord` (src/pool/console-frame.ts), the records of the last `--keep` kept alive as
- * the commit log keeps them until their write. CPU µs per record (process.cpuUsage: this thread
+ * by `FrameReader.read` (src/pool/pipe-frames.ts), every console record copied out and checked by
+ * `readConsoleRecord` (src/pool/console-frame.ts) where it lies, as the server's reader does
+ * (sandbox-process/messages.ts's fromHostReader), the outputs of the last `--keep` kept alive as
+ * the commit log keeps their frames until their write. CPU µs per record (process.cpuUsage: this thread
  * and V8's helpers, GC included): it survives a busy machine far better than records per second.
  *
  *   node dist/bench/units/pipe-read.js [--records 400000] [--rounds 5] [--text 'line 12345'] [--keep 16384]
  */
 import { parseArgs } from 'node:util';
-import { ConsoleRecordEncoder, readConsoleRecord, type RecordSpan } from '../../src/pool/console-frame.js';
+import { ConsoleRecordEncoder } from '../../src/pool/console-frame.js';
 import { FrameReader, MAX_SERVER_FRAME_BYTES } from '../../src/pool/pipe-frames.js';
+import { fromHostReader } from '../../src/sandbox-process/messages.js';
 
 const { values } = parseArgs({
   options: {
@@ -47,15 +49,12 @@ const kept: unknown[] = new Array(keep);
 function round(): number {
   const reader = new FrameReader(MAX_SERVER_FRAME_BYTES);
   let count = 0;
+  const visitor = fromHostReader({
+    output: (output) => void (kept[count++ % keep] = output),
+    message: () => { throw new Error('a record was read as another message'); },
+  });
   const before = process.cpuUsage();
-  for (const chunk of input) {
-    for (const message of reader.push(chunk)) {
-      const { bytes, start, end } = message as RecordSpan;
-      const output = readConsoleRecord(bytes, start, end);
-      if (!output) throw new Error('a record was refused');
-      kept[count++ % keep] = output;
-    }
-  }
+  for (const chunk of input) reader.read(chunk, visitor);
   const used = process.cpuUsage(before);
   if (count !== records) throw new Error(`read ${count} records of ${records}`);
   return (used.user + used.system) / count;

@@ -52,6 +52,12 @@ export interface CommitLogHooks {
    */
   onWritten?(): void;
   onBatch?: BatchObserver;
+  /**
+   * Which reader of output an execution's output comes through (the engine: its tenant, whose
+   * sandbox process runs it), so that a flood's first lines hold back that reader only (see
+   * firstLinesWaiting). Without it every execution is in one group.
+   */
+  groupOf?(executionId: string): string;
 }
 
 /** What one execution has waiting to be written: frames from firstSeq on, and whether its record changed. */
@@ -113,12 +119,25 @@ export class CommitLog {
   /** Waiters whose commit left items to retry: they resolve once nothing is left to retry. */
   #blocked: Array<() => void> = [];
   #writing = false;
-  /** The write under way holds an execution's capped first commit (see firstLinesWaiting). */
-  #writingFirstLines = false;
+  /** Executions whose capped first commit is in the write under way (see firstLinesWaiting). */
+  readonly #writingFirstLines = new Set<string>();
+  /** Executions whose first lines hold output reading back, each with its group (see firstLinesWaiting). */
+  readonly #flooding = new Map<string, string>();
+  /** How many of #flooding each group has: what firstLinesWaiting reads, once per output read. */
+  readonly #floodingIn = new Map<string, number>();
   #scheduled = false;
+  /** An execution's first events wait for the write under way: the next one starts the moment it ends. */
+  #firstEventsWaiting = false;
   /** Wakes the log when the earliest retry or create linger is due (`#timerDue`, performance.now()). */
   #timer: NodeJS.Timeout | null = null;
   #timerDue = Infinity;
+  /**
+   * What the last timer was set for: whatever was due by then is due when it fires. Timers run on the
+   * event loop's clock, which can lag performance.now() by the callback under way when one was set,
+   * so one can fire before its due (traced: a linger's write found nothing due, and its create went
+   * a timer later, 1.4 ms past its linger).
+   */
+  #timerFiredFor = 0;
   #pendingBytes = 0;
   #writingBytes = 0;
   #retryBytes = 0;
@@ -138,18 +157,15 @@ export class CommitLog {
   }
 
   /**
-   * True from the moment an execution's first events are more than its first commit takes (a run
-   * printing a flood) until that commit has been written (or has failed: a retry does not hold
-   * anything back). Output read meanwhile only delays the answer that lets the first line out (the
-   * commit's completion waits behind that reading in the event loop: traced, 1.5–10 ms), so the
-   * engine reads none until then: once per such run.
+   * True from the moment an execution of `group` (any group, when none is given) has first events
+   * that are more than its first commit takes (a run printing a flood) until that commit has been
+   * written (or has failed: a retry does not hold anything back). Output read meanwhile only delays
+   * the answer that lets the first line out (the commit's completion waits behind that reading in
+   * the event loop: traced, 1.5–10 ms), so the engine reads none of that group's until then: once
+   * per such run. A count kept as items change, not a scan: it is asked after every output read.
    */
-  get firstLinesWaiting(): boolean {
-    if (this.#writingFirstLines) return true;
-    for (const [id, item] of this.#pending) {
-      if (item.target.committedSeq === 0 && item.frames.length > FIRST_COMMIT_EVENTS && !this.#retrying.has(id)) return true;
-    }
-    return false;
+  firstLinesWaiting(group?: string): boolean {
+    return group === undefined ? this.#flooding.size > 0 : (this.#floodingIn.get(group) ?? 0) > 0;
   }
 
   /** Items waiting for a retry after a failed write. */
@@ -186,8 +202,14 @@ export class CommitLog {
     const item = this.#item(target);
     if (item.frames.length === 0) item.firstSeq = seq;
     item.frames.push(frame);
-    // An execution's first event is written without waiting for the rest of this turn's input.
-    this.#schedule(target.committedSeq === 0 && item.frames.length === 1);
+    if (target.committedSeq > 0) return this.#schedule();
+    // Past what its first commit takes: a flood, whose first lines hold output reading back.
+    if (item.frames.length === FIRST_COMMIT_EVENTS + 1) this.#refreshFlooding(target.record.execution_id);
+    if (item.frames.length > 1) return this.#schedule();
+    // An execution's first event is written without waiting for the rest of this turn's input, or
+    // the moment the write under way ends (it may be its create, gone alone after its linger).
+    if (this.#writing) this.#firstEventsWaiting = true;
+    this.#schedule(true);
   }
 
   /**
@@ -245,7 +267,7 @@ export class CommitLog {
     this.#scheduled = false;
     if (!this.#store.isOpen) return;
     this.#writing = true;
-    const now = performance.now();
+    const now = this.#now();
     // Someone waits for everything to be durable: creates waiting for their events go now too.
     const items = this.#takeItems(now, this.#waiters.length > 0);
     const sessions = this.#takeSessions(now);
@@ -253,10 +275,14 @@ export class CommitLog {
     const waiters = this.#hasReady(now) ? [] : this.#waiters;
     if (waiters.length > 0) this.#waiters = [];
     const batch = toBatch(items, sessions);
-    this.#writingFirstLines = items.some((item) => item.front === true && item.target.committedSeq === 0 && !this.#retrying.has(item.target.record.execution_id));
+    for (const item of items) {
+      const id = item.target.record.execution_id;
+      if (item.front === true && item.target.committedSeq === 0 && !this.#retrying.has(id)) this.#writingFirstLines.add(id);
+      this.#refreshFlooding(id);
+    }
 
     const started = performance.now();
-    // Nothing may be due (a linger's timer fires on the loop's clock, which can run a little ahead).
+    // Nothing may be due (a flush while only retries wait for their time, a timer's item gone meanwhile).
     const { failed } = items.length + sessions.length === 0 ? { failed: [] } : await this.#store.commit(batch);
     const byId = failuresById(failed);
     const committed: CommittedChunk[] = [];
@@ -304,7 +330,8 @@ export class CommitLog {
       }
     }
     this.#writing = false;
-    this.#writingFirstLines = false;
+    this.#writingFirstLines.clear();
+    for (const item of items) this.#refreshFlooding(item.target.record.execution_id);
     this.#writingBytes = 0;
     if (written > 0) this.#hooks.onBatch?.(written, (performance.now() - started) / 1000);
     // Deliver before anything else can run, so delivery order is commit order.
@@ -388,7 +415,31 @@ export class CommitLog {
     if (pending) this.#pendingBytes -= bytesOf(pending.frames);
     this.#pending.delete(id);
     this.#dropped.add(id);
+    this.#refreshFlooding(id);
     this.#created(id);
+  }
+
+  /**
+   * Whether this execution's first lines hold output reading back, counted in its group: its capped
+   * first commit is being written, or its first events waiting are more than that commit takes and
+   * not behind a retry. Called wherever one of those changes.
+   */
+  #refreshFlooding(id: string): void {
+    const item = this.#pending.get(id);
+    const flooding = this.#writingFirstLines.has(id)
+      || (item !== undefined && item.target.committedSeq === 0 && item.frames.length > FIRST_COMMIT_EVENTS && !this.#retrying.has(id));
+    const group = this.#flooding.get(id);
+    if (flooding === (group !== undefined)) return;
+    if (group === undefined) {
+      const joined = this.#hooks.groupOf?.(id) ?? '';
+      this.#flooding.set(id, joined);
+      this.#floodingIn.set(joined, (this.#floodingIn.get(joined) ?? 0) + 1);
+      return;
+    }
+    this.#flooding.delete(id);
+    const left = this.#floodingIn.get(group)! - 1;
+    if (left === 0) this.#floodingIn.delete(group);
+    else this.#floodingIn.set(group, left);
   }
 
   #created(id: string): void {
@@ -419,13 +470,22 @@ export class CommitLog {
       || [...this.#sessions.keys()].some((id) => !this.#retryingSessions.has(id));
   }
 
+  /** The time against which lingers and retries are due: a timer that fired means its due has come. */
+  #now(): number {
+    return Math.max(performance.now(), this.#timerFiredFor);
+  }
+
   /** Writes again at once if something new can go, else when the earliest retry or linger is due. */
   #next(): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     this.#timerDue = Infinity;
-    if (this.#waiters.length > 0 || this.#hasReady(performance.now())) {
-      this.#schedule();
+    const firstEvents = this.#firstEventsWaiting;
+    this.#firstEventsWaiting = false;
+    if (this.#waiters.length > 0 || this.#hasReady(this.#now())) {
+      // First events that came while this write was under way go at once, not behind the I/O
+      // callbacks of this turn (a flood's pipe, other sockets) as a next-turn write would.
+      this.#schedule(firstEvents);
       return;
     }
     let due = Infinity;
@@ -443,6 +503,7 @@ export class CommitLog {
     this.#timer = setTimeout(() => {
       this.#timer = null;
       this.#timerDue = Infinity;
+      this.#timerFiredFor = Math.max(this.#timerFiredFor, due);
       this.#schedule();
     }, Math.max(0, Math.ceil(due - performance.now())));
   }

@@ -55,6 +55,15 @@ export class FrameWriter<T> {
 }
 
 /**
+ * What `FrameReader.read` hands each frame's contents to, in the stream's order: a console record as
+ * its bytes [start, end) of a copy its run shares (pool/console-frame.ts), anything else decoded.
+ */
+export interface FrameVisitor {
+  record(bytes: Uint8Array, start: number, end: number): void;
+  message(message: unknown): void;
+}
+
+/**
  * Cuts a byte stream into frames and decodes each into its array of messages (a record frame is
  * one message: the record; a console record stays bytes, a RecordSpan message). `maxFrameBytes` bounds what one frame may make the reader hold: past
  * it, or on bytes that are not msgpack, or a frame that is not an array, `push` throws a FrameError.
@@ -68,22 +77,33 @@ export class FrameReader {
     this.#maxFrameBytes = maxFrameBytes;
   }
 
-  /** The messages of every frame `chunk` completes, in order. */
+  /** The messages of every frame `chunk` completes, in order (a console record as a RecordSpan). */
   push(chunk: Buffer): unknown[] {
-    if (this.#pendingBytes === 0) return this.#read(chunk, []);
+    const messages: unknown[] = [];
+    this.read(chunk, { record: (bytes, start, end) => messages.push(new RecordSpan(bytes, start, end)), message: (message) => messages.push(message) });
+    return messages;
+  }
+
+  /**
+   * Hands `visitor` what every frame `chunk` completes, in order: no object per console record
+   * (a stream's reader checks each where it lies: sandbox-process/host-process.ts).
+   */
+  read(chunk: Buffer, visitor: FrameVisitor): void {
+    if (this.#pendingBytes === 0) return this.#read(chunk, visitor);
     // The frame earlier chunks began is completed from this one, and only its bytes are copied
     // (a pipe's reads end mid-frame nearly every time: copying the whole chunk doubled the bytes copied).
     const frameBytes = this.#pendingFrameBytes(chunk);
     if (frameBytes < 0 || this.#pendingBytes + chunk.length < frameBytes) {
       this.#pending.push(chunk);
       this.#pendingBytes += chunk.length;
-      return [];
+      return;
     }
     const used = frameBytes - this.#pendingBytes;
     const frame = Buffer.concat([...this.#pending, chunk.subarray(0, used)], frameBytes);
     this.#pending = [];
     this.#pendingBytes = 0;
-    return this.#read(chunk.subarray(used), this.#read(frame, []));
+    this.#read(frame, visitor);
+    this.#read(chunk.subarray(used), visitor);
   }
 
   /** Bytes of the frame the pending bytes begin (header included), once its header is whole with `chunk`; -1 before. */
@@ -101,9 +121,9 @@ export class FrameReader {
     return length;
   }
 
-  /** Appends the messages of the whole frames of `buffer` to `messages`; what follows them is kept pending. */
-  #read(buffer: Buffer, messages: unknown[]): unknown[] {
-    const records = new RecordRun(buffer, messages);
+  /** Hands `visitor` the whole frames of `buffer`; what follows them is kept pending. */
+  #read(buffer: Buffer, visitor: FrameVisitor): void {
+    const records = new RecordRun(buffer, visitor);
     let offset = 0;
     while (buffer.length - offset >= HEADER_BYTES) {
       const length = this.#checkLength(buffer.readUInt32LE(offset));
@@ -124,15 +144,14 @@ export class FrameReader {
         throw new FrameError('a frame is not msgpack', { cause: error });
       }
       if (!Array.isArray(decoded)) throw new FrameError('a frame is not an array of messages');
-      if (typeof decoded[0] === 'string') messages.push(decoded);
-      else for (const message of decoded) messages.push(message);
+      if (typeof decoded[0] === 'string') visitor.message(decoded);
+      else for (const message of decoded) visitor.message(message);
     }
     records.copy();
     if (offset < buffer.length) {
       this.#pending = [buffer.subarray(offset)];
       this.#pendingBytes = buffer.length - offset;
     }
-    return messages;
   }
 }
 
@@ -145,29 +164,26 @@ export class FrameReader {
  */
 class RecordRun {
   readonly #bytes: Uint8Array;
-  readonly #messages: unknown[];
-  /** Where each record of the run goes in `messages`, and its bytes: [index, start, end]… */
+  readonly #visitor: FrameVisitor;
+  /** The run's records so far, as [start, end] pairs of the chunk's offsets. */
   #records: number[] = [];
 
-  constructor(buffer: Buffer, messages: unknown[]) {
+  constructor(buffer: Buffer, visitor: FrameVisitor) {
     this.#bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
-    this.#messages = messages;
+    this.#visitor = visitor;
   }
 
   add(start: number, end: number): void {
-    this.#records.push(this.#messages.length, start, end);
-    this.#messages.push(null);
+    this.#records.push(start, end);
   }
 
-  /** Copies the run so far and puts its records in their places. */
+  /** Copies the run so far and hands its records on (before the frame that ended the run: the stream's order). */
   copy(): void {
     const records = this.#records;
     if (records.length === 0) return;
-    const first = records[1]!;
+    const first = records[0]!;
     const run = this.#bytes.slice(first, records[records.length - 1]);
-    for (let index = 0; index < records.length; index += 3) {
-      this.#messages[records[index]!] = new RecordSpan(run, records[index + 1]! - first, records[index + 2]! - first);
-    }
     this.#records = [];
+    for (let index = 0; index < records.length; index += 2) this.#visitor.record(run, records[index]! - first, records[index + 1]! - first);
   }
 }

@@ -7,8 +7,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import { FrameError, FrameReader, FrameWriter } from '../pool/pipe-frames.js';
-import { OUTPUT_FD, readFromHost, REQUEST_FD, type FromHost, type HostBoot, type ToHost } from './messages.js';
+import { FrameReader, FrameWriter } from '../pool/pipe-frames.js';
+import type { SandboxOutput } from '../sandbox/sandbox.js';
+import { fromHostReader, OUTPUT_FD, REQUEST_FD, type FromHost, type HostBoot, type ToHost } from './messages.js';
 import type { ToWorker } from '../pool/messages.js';
 import type { LaunchCommand } from './confinement.js';
 
@@ -31,6 +32,8 @@ const OUT_OF_MEMORY = /Reached heap limit|out of memory|Allocation failed|Fatal 
 export interface HostEvents {
   /** A well-formed message; the caller still checks what it speaks of. */
   onMessage(host: HostProcess, message: FromHost): void;
+  /** A well-formed output record (an `out` message without its wrapper); the caller still checks whose it is. */
+  onOutput(host: HostProcess, output: SandboxOutput): void;
   /** Asked after each chunk read: when false, reading stops until `resume`. */
   acceptingOutput(): boolean;
   /** The process is gone and all it wrote has been delivered; `reason` as in onLost. */
@@ -47,6 +50,11 @@ export class HostProcess {
   readonly #slots: (FrameWriter<ToWorker> | null)[];
   readonly #slotPipes: Writable[];
   readonly #reader = new FrameReader(MAX_FRAME_BYTES);
+  /** Each message, checked, to the events; a console record from its bytes to `onOutput`, unwrapped. */
+  readonly #visitor = fromHostReader({
+    output: (output) => this.#events.onOutput(this, output),
+    message: (message) => this.#events.onMessage(this, message),
+  });
   readonly #events: HostEvents;
   #stderrTail = '';
   #paused = false;
@@ -148,11 +156,7 @@ export class HostProcess {
   #read(chunk: Buffer): void {
     if (this.#violation !== null) return;
     try {
-      for (const raw of this.#reader.push(chunk)) {
-        const message = readFromHost(raw);
-        if (message === null) throw new FrameError('a message of no known shape');
-        this.#events.onMessage(this, message);
-      }
+      this.#reader.read(chunk, this.#visitor);
     } catch (error) {
       this.violated((error as Error).message);
       return;

@@ -6,7 +6,8 @@
  * process-sandbox.ts checks that it speaks only of that process's own sessions and executions.
  */
 import type { Completion, RestoreResult, SandboxLimits, SandboxOutput } from '../sandbox/sandbox.js';
-import { readConsoleRecord, RecordSpan } from '../pool/console-frame.js';
+import { readConsoleRecord } from '../pool/console-frame.js';
+import { FrameError, type FrameVisitor } from '../pool/pipe-frames.js';
 import type { ToWorker } from '../pool/messages.js';
 import { readOutputItem } from '../pool/output-item.js';
 
@@ -66,10 +67,6 @@ const isObject = (value: unknown): value is Record<string, unknown> => typeof va
  * preview-data.ts finds them well formed), else null.
  */
 export function readFromHost(message: unknown): FromHost | null {
-  if (message instanceof RecordSpan) {
-    const output = readConsoleRecord(message.bytes, message.start, message.end);
-    return output && { t: 'out', o: output };
-  }
   if (Array.isArray(message)) {
     const output = readOutputItem(message);
     return output && { t: 'out', o: output };
@@ -101,4 +98,31 @@ export function readFromHost(message: unknown): FromHost | null {
     default:
       return null;
   }
+}
+
+/** Where a sandbox process's checked messages go: its outputs, and the rest. */
+export interface FromHostListener {
+  output(output: SandboxOutput): void;
+  message(message: FromHost): void;
+}
+
+/**
+ * What reads a sandbox process's pipe (FrameReader.read): each message checked and handed on in
+ * order, a console record straight from its bytes to `output` (once per printed line: no object
+ * around it on the way), anything else as readFromHost reads it. Throws a FrameError at the first
+ * message of no known shape: the process broke the protocol.
+ */
+export function fromHostReader(listener: FromHostListener): FrameVisitor {
+  return {
+    record(bytes, start, end) {
+      const output = readConsoleRecord(bytes, start, end);
+      if (output === null) throw new FrameError('a console record that is not the template');
+      listener.output(output);
+    },
+    message(raw) {
+      const message = readFromHost(raw);
+      if (message === null) throw new FrameError('a message of no known shape');
+      listener.message(message);
+    },
+  };
 }

@@ -13,7 +13,7 @@
  * answers only for its sessions and its requests. Anything else ends it.
  */
 import type {
-  AbortStatus, Completion, ReplayInput, RunRequest, Sandbox, SandboxLimits, SandboxListener, SessionPlacement,
+  AbortStatus, Completion, ReplayInput, RunRequest, Sandbox, SandboxLimits, SandboxListener, SandboxOutput, SessionPlacement,
 } from '../sandbox/sandbox.js';
 import type { LaunchCommand } from './confinement.js';
 import { HostProcess } from './host-process.js';
@@ -252,7 +252,8 @@ export class ProcessSandbox implements Sandbox {
     const boot: HostBoot = { t: 'boot', workers, heapMb, limits };
     const child = new HostProcess(command, tenant.name, boot, {
       onMessage: (_process, message) => this.#onMessage(host, message),
-      acceptingOutput: () => this.#listener.acceptingOutput(),
+      onOutput: (_process, output) => this.#onOutput(host, output),
+      acceptingOutput: () => this.#listener.acceptingOutput(tenant.name),
       onExit: (_process, reason, killed, detail) => this.#onExit(host, reason, killed, detail),
     });
     const host: Host = {
@@ -295,22 +296,14 @@ export class ProcessSandbox implements Sandbox {
   }
 
   #onMessage(host: Host, message: FromHost): void {
+    if (message.t === 'out') return this.#onOutput(host, message.o);
     if (!this.#hosts.has(host)) return;
-    // A running execution's lines need no stamp (once per printed line): its process is not idle
-    // before its `done`, which is stamped.
-    if (message.t !== 'out' || message.o.kind === 'done') host.lastUsed = Date.now();
+    host.lastUsed = Date.now();
     switch (message.t) {
       case 'ready':
         host.process.online = true;
         this.#checkBooted();
         break;
-      case 'out': {
-        const { executionId } = message.o;
-        if (!host.running.has(executionId)) return host.process.violated(`output for an execution it is not running`);
-        if (message.o.kind === 'done') host.running.delete(executionId);
-        this.#listener.onOutput(message.o);
-        break;
-      }
       case 'restored':
         if (!host.restoring.delete(message.sid)) return host.process.violated('a rebuild it was not asked for');
         this.#listener.onRestored(message.sid, message.result);
@@ -331,6 +324,20 @@ export class ProcessSandbox implements Sandbox {
         answer(host, message.id, message.completion);
         break;
     }
+    this.#handOver(host);
+  }
+
+  /** Output of a run: heard only from the process that runs that execution. */
+  #onOutput(host: Host, output: SandboxOutput): void {
+    if (!this.#hosts.has(host)) return;
+    if (!host.running.has(output.executionId)) return host.process.violated(`output for an execution it is not running`);
+    // A running execution's lines need no stamp (once per printed line): its process is not idle
+    // before its `done`, which is stamped.
+    if (output.kind === 'done') {
+      host.lastUsed = Date.now();
+      host.running.delete(output.executionId);
+    }
+    this.#listener.onOutput(output);
     this.#handOver(host);
   }
 

@@ -69,8 +69,10 @@ export interface SandboxListener {
   /**
    * Whether to take more output now. When it says no, hosts are left to fill their buffers and
    * wait, until `resumeOutput`: the end of the backpressure chain from storage back to the printer.
+   * `tenant`: a host that holds one tenant's sessions only says whose output it would read, so that
+   * what holds one tenant's output back (its flood's first lines) does not hold another's.
    */
-  acceptingOutput(): boolean;
+  acceptingOutput(tenant?: string): boolean;
   onRestored(sessionId: string, result: RestoreResult): void;
   /** A rebuild has re-run `replayed` of its `inputs` (after each one); optional for hosts that cannot say. */
   onRestoreProgress?(sessionId: string, replayed: number, inputs: number): void;

@@ -18,7 +18,7 @@ import { FollowingFeed } from '../events/following-feed.js';
 import { LocalFeed, type LiveFeed, type LogState } from '../events/live-feed.js';
 import { SubscriptionHub, type EventSink } from '../events/subscription-hub.js';
 import { EventWriter } from './event-writer.js';
-import { LiveExecution, LiveSession } from './live.js';
+import { LiveExecution, LiveSession, tenantOfExecution } from './live.js';
 import { endOrphan } from './orphans.js';
 import { filenameOf, SessionRebuilder } from './restore.js';
 import type { Workspace } from './workspace.js';
@@ -122,6 +122,8 @@ export class Engine {
         hooks.onFenced?.(sessionId);
       },
       ...(hooks.onCommit ? { onBatch: hooks.onCommit } : {}),
+      // A tenant's runs share its sandbox process: a flood's first lines hold back that reader only.
+      groupOf: tenantOfExecution,
     });
     this.#events = new EventWriter(config, this.#commits, {
       onLimit: (execution) => this.#stop(execution, 'error', 'output_limit'),
@@ -129,8 +131,9 @@ export class Engine {
     });
     this.#sandbox = sandbox({
       onOutput: (output) => this.#onOutput(output),
-      // Not while a flooding run's first lines wait for their commit (commit-log.ts's firstLinesWaiting).
-      acceptingOutput: () => !this.#suspended && !this.#commits.firstLinesWaiting && this.#commits.backlogBytes < OUTPUT_BACKLOG_BYTES,
+      // Not while a flooding run's first lines wait for their commit (commit-log.ts's firstLinesWaiting):
+      // the tenant's, when the sandbox says whose output it is reading, else anyone's.
+      acceptingOutput: (tenant) => !this.#suspended && !this.#commits.firstLinesWaiting(tenant) && this.#commits.backlogBytes < OUTPUT_BACKLOG_BYTES,
       onRestored: (sessionId, result) => this.#onRestored(sessionId, result),
       onRestoreProgress: (sessionId, replayed, inputs) => {
         const session = this.#sessions.get(sessionId);
