@@ -1,6 +1,7 @@
 /**
- * `npm run bench [-- [--quick] [--out DIR] [--server-env KEY=VALUE]... [NAME...]]`: measures the baselines the selection needs,
- * runs the selected scenarios against them, prints the tables and writes latest.json / latest.svg
+ * `npm run bench [-- [--quick] [--rounds N] [--out DIR] [--server-env KEY=VALUE]... [NAME...]]`: measures the baselines the selection needs,
+ * runs the selected scenarios, each between two measurements of the baseline figure it is held
+ * against (harness/bracket.ts), prints the tables and writes latest.json / latest.svg
  * (quick.json / quick.svg for --quick, so a smoke run never overwrites a measurement).
  *
  * NAME is a scenario, a baseline, `baselines`, `scenarios` or `all` (the default).
@@ -9,8 +10,10 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { baselines } from './baselines/index.js';
+import { Brackets, withBefore } from './harness/bracket.js';
 import { formatProfile, summarizeProfile } from './harness/cpuprofile.js';
 import { encodedEventSize } from './harness/frames.js';
 import { runLoadgen } from './harness/loadgen.js';
@@ -19,6 +22,7 @@ import { runStep } from './harness/step.js';
 import {
   baselineTable,
   goalMet,
+  measurementTable,
   noiseWarning,
   ratioOf,
   scenarioTable,
@@ -74,6 +78,16 @@ function parseServerEnv(pairs: readonly string[]): Record<string, string> {
   return env;
 }
 
+/**
+ * `--rounds N`: each scenario held against a baseline runs N times, between measurements of it
+ * (A B A B … A), and the round with the median ratio is reported; every round's ratio is kept.
+ */
+function parseRounds(text: string): number {
+  const rounds = Number(text);
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 9) throw new UsageError(`--rounds takes a whole number from 1 to 9, got ${JSON.stringify(text)}`);
+  return rounds;
+}
+
 /** Profiles written since the last call: each summarised beside it (`.txt`) and on stderr. */
 function summarizeNewProfiles(dir: string): void {
   for (const name of readdirSync(dir).filter((n) => n.endsWith('.cpuprofile')).sort()) {
@@ -97,15 +111,17 @@ async function main(): Promise<number> {
       out: { type: 'string' },
       profile: { type: 'string' },
       'server-env': { type: 'string', multiple: true, default: [] },
+      rounds: { type: 'string', default: '1' },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    process.stdout.write(`usage: node dist/bench/run.js [--quick] [--out DIR] [--profile DIR] [--server-env VMSTREAM_KEY=VALUE]... [${[...baselines.map((b) => b.name), ...scenarios.map((s) => s.name)].join('|')}|baselines|scenarios|all ...]\n`);
+    process.stdout.write(`usage: node dist/bench/run.js [--quick] [--rounds N] [--out DIR] [--profile DIR] [--server-env VMSTREAM_KEY=VALUE]... [${[...baselines.map((b) => b.name), ...scenarios.map((s) => s.name)].join('|')}|baselines|scenarios|all ...]\n`);
     return 0;
   }
   const quick = values.quick;
   const serverEnv = parseServerEnv(values['server-env']);
+  const rounds = parseRounds(values.rounds);
   if (values.profile) mkdirSync(values.profile, { recursive: true });
   const selection = select(positionals);
   const procs = new Procs();
@@ -129,25 +145,39 @@ async function main(): Promise<number> {
     serverEnv,
   };
   const stepMs = quick ? STEP_TIMEOUT_MS.quick : STEP_TIMEOUT_MS.full;
+  const baselineMs = (baseline: Baseline): number => (baseline.stepTimeoutMs ? baseline.stepTimeoutMs[quick ? 'quick' : 'full'] : stepMs);
   let failures = 0;
-  const fail = (record: { name: string; error?: string; skipped?: string }, error: Error | undefined): void => {
+  const fail = (name: string, record: { error?: string; skipped?: string }, error: Error | undefined): void => {
     if (error instanceof SkipError) {
       record.skipped = error.message;
-      log(`${record.name} skipped: ${record.skipped}`);
+      log(`${name} skipped: ${record.skipped}`);
       return;
     }
     failures++;
     record.error = error?.message ?? 'failed';
-    log(`${record.name} failed: ${record.error}`);
+    log(`${name} failed: ${record.error}`);
   };
+
+  const t0 = performance.now();
+  const brackets = new Brackets(
+    (baseline, figure) => {
+      log(`baseline ${baseline.name} ${figure}…`);
+      return runStep(procs, baseline.name, baselineMs(baseline), () => (baseline.measureFor ? baseline.measureFor(ctx, figure) : baseline.run(ctx)));
+    },
+    (record, error) => fail(record.id, record, error),
+    t0,
+  );
 
   try {
     const baselineRecords: BaselineRecord[] = [];
+    const tabled = new Map<BaselineName, string>();
     for (const baseline of selection.baselines) {
       log(`baseline ${baseline.name}…`);
-      const baselineMs = baseline.stepTimeoutMs ? baseline.stepTimeoutMs[quick ? 'quick' : 'full'] : stepMs;
-      const outcome = await runStep(procs, baseline.name, baselineMs, () => baseline.run(ctx));
+      const outcome = await runStep(procs, baseline.name, baselineMs(baseline), () => baseline.run(ctx));
+      const id = brackets.tabled(baseline.name, outcome.value);
+      tabled.set(baseline.name, id);
       const record: BaselineRecord = {
+        id,
         name: baseline.name,
         setup: outcome.value?.setup ?? '',
         shown: outcome.value?.shown ?? [],
@@ -156,17 +186,22 @@ async function main(): Promise<number> {
         otherCpuPct: outcome.otherCpuPct,
       };
       if (outcome.value) measured.set(baseline.name, outcome.value);
-      else fail(record, outcome.error);
+      else fail(record.name, record, outcome.error);
       baselineRecords.push(record);
     }
 
     const scenarioRecords: ScenarioRecord[] = [];
     for (const scenario of selection.scenarios) {
-      log(`scenario ${scenario.name}…`);
       const against = scenario.against;
-      const base = against ? measured.get(against.baseline)?.figures[against.figure] : undefined;
       const scenarioMs = scenario.stepTimeoutMs ? scenario.stepTimeoutMs[quick ? 'quick' : 'full'] : stepMs;
-      const outcome = await runStep(procs, scenario.name, scenarioMs, () => scenario.run(ctx));
+      const baseline = selection.baselines.find((b) => b.name === against?.baseline);
+      const tableResult = against ? measured.get(against.baseline) : undefined;
+      const table = against && tableResult ? { id: tabled.get(against.baseline)!, result: tableResult } : undefined;
+      const { outcome, use: base, rounds: roundRecords } = await brackets.around(scenario, baseline, table, rounds, (before) => {
+        log(`scenario ${scenario.name}…`);
+        const scenarioCtx = { ...ctx, baselines: withBefore(measured, against?.baseline, before) };
+        return runStep(procs, scenario.name, scenarioMs, () => scenario.run(scenarioCtx));
+      });
       const result = outcome.value;
       const ratio = result && base ? ratioOf(result.figure.value, base.value) : null;
       const record: ScenarioRecord = {
@@ -176,13 +211,15 @@ async function main(): Promise<number> {
         figure: result?.figure ?? null,
         figures: result?.figures ?? {},
         shown: result?.shown ?? [],
-        baseline: base && against ? { name: against.baseline, figure: against.figure, ...base } : null,
+        baseline: base,
         ratio,
+        tableRatio: result && base?.table ? ratioOf(result.figure.value, base.table.value) : null,
+        rounds: roundRecords,
         goal: scenario.goal ?? null,
         met: goalMet(ratio, result?.figure ?? null, scenario.goal ?? null),
         otherCpuPct: outcome.otherCpuPct,
       };
-      if (!result) fail(record, outcome.error);
+      if (!result) fail(record.name, record, outcome.error);
       scenarioRecords.push(record);
       if (ctx.profileDir) summarizeNewProfiles(ctx.profileDir);
     }
@@ -194,7 +231,10 @@ async function main(): Promise<number> {
       node: process.version,
       cpus: { count: cpuList.length, model: cpuList[0]?.model.trim() ?? 'unknown' },
       frameBytes: encodedEventSize(),
+      seconds: (performance.now() - t0) / 1000,
+      rounds,
       baselines: baselineRecords,
+      measurements: brackets.records,
       scenarios: scenarioRecords,
     };
     const out = values.out ?? DEFAULT_OUT;
@@ -209,8 +249,11 @@ async function main(): Promise<number> {
         '',
         scenarioTable(scenarioRecords),
         '',
+        'Baseline measurements next to the scenarios (each ratio divides by the mean of the two around its scenario):',
+        measurementTable(brackets.records),
+        '',
         ...noiseWarning(run),
-        `wrote ${join(out, `${base}.json`)} and ${base}.svg`,
+        `${Math.round(run.seconds)} s; wrote ${join(out, `${base}.json`)} and ${base}.svg`,
         '',
       ].join('\n'),
     );

@@ -54,4 +54,18 @@ t.test('bench --quick all: exits 0, and every baseline and scenario has figures'
     for (const key of s.shown) t.ok(Number.isFinite(s.figures[key]?.value), `${s.name}: ${key} is a number`);
     if (s.baseline) t.ok(s.ratio !== null && Number.isFinite(s.ratio), `${s.name}: ratio to ${s.baseline.name}`);
   }
+  // Each ratio divides by the two measurements of its baseline figure next to its scenario, named in the run
+  // (the one before may be the opening table's, when nothing ran between it and the scenario).
+  const taken = new Map([...run.baselines, ...run.measurements.map((m) => ({ ...m, name: m.baseline }))].map((m) => [m.id, m]));
+  for (const s of run.scenarios.filter((s) => s.baseline)) {
+    const { name, figure, used } = s.baseline!;
+    t.equal(used.length, 2, `${s.name}: measured before and after`);
+    for (const ref of used) {
+      const m = taken.get(ref.id);
+      t.ok(m && m.name === name && m.figures[figure]?.value === ref.value, `${s.name}: ${ref.id} is a measurement of ${name} ${figure}`);
+    }
+    t.ok(run.measurements.find((m) => m.id === used[1]?.id)?.next.includes(`after ${s.name}`), `${s.name}: the second one was taken after it`);
+    t.equal(s.baseline!.value, (used[0]!.value + used[1]!.value) / 2, `${s.name}: the ratio divides by their mean`);
+    t.equal(s.baseline!.table?.id, `${s.baseline!.name}#1`, `${s.name}: the opening table's figure kept beside them`);
+  }
 });

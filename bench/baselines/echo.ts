@@ -67,25 +67,47 @@ async function measure(ctx: Ctx, server: Child, url: string, prefix: string): Pr
   };
 }
 
+/** The variants named by `prefixes`, in order, on one bare server. */
+async function measureVariants(ctx: Ctx, prefixes: string[]): Promise<Record<string, Figure>> {
+  const { server, url } = await startBareServer(ctx);
+  try {
+    const figures: Record<string, Figure> = {};
+    for (const prefix of prefixes) Object.assign(figures, await measure(ctx, server, url, prefix));
+    figures.server_peak_rss_mb = rssFigure(server.peakRssBytes());
+    return figures;
+  } finally {
+    await server.stop();
+  }
+}
+
+/** The variant a figure belongs to: the longest prefix of its key (`plain_ws_16_` over `plain_ws_`). */
+function variantOf(figure: string): string {
+  return Object.keys(VARIANTS).filter((prefix) => figure.startsWith(prefix)).sort((a, b) => b.length - a.length)[0]!;
+}
+
 export const echo: Baseline = {
   name: 'echo',
   reference: { plain_ws_rt_per_s: { value: 100_000, unit: 'rt/s' } },
   async run(ctx) {
-    const { server, url } = await startBareServer(ctx);
-    try {
-      const figures: Record<string, Figure> = {};
-      for (const prefix of Object.keys(VARIANTS)) Object.assign(figures, await measure(ctx, server, url, prefix));
-      figures.server_peak_rss_mb = rssFigure(server.peakRssBytes());
-      return {
-        shown: [
-          'rt_per_s', 'p50_ms', 'p99_ms', 'p999_ms', 'server_cpu_pct', 'client_cpu_pct', 'plain_ws_rt_per_s', 'plain_ws_p99_ms', 'plain_ws_16_rt_per_s', 'plain_ws_16_p50_ms',
-          'single_rt_per_s', 'single_p50_ms', 'single_p99_ms', 'single_p999_ms', 'server_peak_rss_mb',
-        ],
-        setup: `${CONNECTIONS} conns × ${WINDOW} in flight, ${figures.seconds!.value.toFixed(1)} s (+ plain ws ${figures.plain_ws_seconds!.value.toFixed(1)} s, + plain ws ${CONNECTIONS} × ${PLAIN_PAIR_WINDOW} ${figures.plain_ws_16_seconds!.value.toFixed(1)} s, + 1 conn × 1 in flight ${figures.single_seconds!.value.toFixed(1)} s)`,
-        figures,
-      };
-    } finally {
-      await server.stop();
-    }
+    const figures = await measureVariants(ctx, Object.keys(VARIANTS));
+    return {
+      shown: [
+        'rt_per_s', 'p50_ms', 'p99_ms', 'p999_ms', 'server_cpu_pct', 'client_cpu_pct', 'plain_ws_rt_per_s', 'plain_ws_p99_ms', 'plain_ws_16_rt_per_s', 'plain_ws_16_p50_ms',
+        'single_rt_per_s', 'single_p50_ms', 'single_p99_ms', 'single_p999_ms', 'server_peak_rss_mb',
+      ],
+      setup: `${CONNECTIONS} conns × ${WINDOW} in flight, ${figures.seconds!.value.toFixed(1)} s (+ plain ws ${figures.plain_ws_seconds!.value.toFixed(1)} s, + plain ws ${CONNECTIONS} × ${PLAIN_PAIR_WINDOW} ${figures.plain_ws_16_seconds!.value.toFixed(1)} s, + 1 conn × 1 in flight ${figures.single_seconds!.value.toFixed(1)} s)`,
+      figures,
+    };
+  },
+  // A scenario is held against one variant: measuring the other three beside it would cost ~15 s a time.
+  async measureFor(ctx, figure) {
+    const prefix = variantOf(figure);
+    const variant = VARIANTS[prefix]!;
+    const figures = await measureVariants(ctx, [prefix]);
+    return {
+      shown: [figure],
+      setup: `${variant.connections} conns × ${variant.window} in flight${variant.coalesceWrites ? '' : ', plain ws'}, ${figures[`${prefix}seconds`]!.value.toFixed(1)} s`,
+      figures,
+    };
   },
 };

@@ -4,9 +4,12 @@
  */
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { BaselineUse, MeasurementRecord, RoundRecord } from './bracket.js';
 import type { Figure, Goal } from './types.js';
 
 export interface BaselineRecord {
+  /** `push#1`: the opening table's measurement, as the scenarios' records name it. */
+  id: string;
   name: string;
   setup: string;
   shown: string[];
@@ -28,9 +31,14 @@ export interface ScenarioRecord {
   figures: Record<string, Figure>;
   /** Keys of `figures` shown under the headline in the printed table. */
   shown: string[];
-  baseline: { name: string; figure: string; value: number; unit: string } | null;
+  /** The baseline figure the ratio divides by, and the measurements it is the mean of (harness/bracket.ts). */
+  baseline: BaselineUse | null;
   /** figure / baseline value; null when either is missing. */
   ratio: number | null;
+  /** figure / the opening table's baseline figure: the ratio as measured before brackets, for comparison. */
+  tableRatio: number | null;
+  /** `--rounds N`: each round's ratio; the record's figures are the median round's. One for a single run. */
+  rounds: RoundRecord[];
   /** null: the issue sets no goal for this scenario; its figures are reported, not judged. */
   goal: Goal | null;
   met: boolean | null;
@@ -45,7 +53,13 @@ export interface RunRecord {
   node: string;
   cpus: { count: number; model: string };
   frameBytes: number;
+  /** The whole run, wall clock. */
+  seconds: number;
+  /** `--rounds`: how many times each scenario held against a baseline ran between measurements of it. */
+  rounds: number;
   baselines: BaselineRecord[];
+  /** The baseline measurements taken next to scenarios, in run order. */
+  measurements: MeasurementRecord[];
   scenarios: ScenarioRecord[];
 }
 
@@ -120,7 +134,7 @@ export function scenarioTable(records: ScenarioRecord[]): string {
   const notes: string[] = [];
   for (const s of records) {
     if (s.error || s.skipped) {
-      rows.push([s.name, s.error ? 'FAILED' : 'SKIPPED', (s.error ?? s.skipped ?? '').split('\n')[0]!.slice(0, 160), '', '', '', '']);
+      rows.push([s.name, s.error ? 'FAILED' : 'SKIPPED', (s.error ?? s.skipped ?? '').split('\n')[0]!.slice(0, 160), '', '', '', '', '', '']);
       continue;
     }
     rows.push([
@@ -128,18 +142,40 @@ export function scenarioTable(records: ScenarioRecord[]): string {
       s.headline,
       formatFigure(s.figure),
       s.baseline ? `${s.baseline.name} ${s.baseline.figure} ${formatFigure(s.baseline)}` : '—',
+      s.baseline ? s.baseline.used.map((m) => m.id).join(' ') : '',
       s.ratio === null ? '' : s.ratio.toFixed(3),
+      s.baseline?.table ? `${s.tableRatio === null ? '—' : s.tableRatio.toFixed(3)} (${s.baseline.table.id})` : '',
       formatGoal(s.goal),
       s.met === null ? '—' : s.met ? 'yes' : 'NO',
     ]);
-    for (const key of s.shown) rows.push(['', key, formatFigure(s.figures[key]), '', '', '', '']);
+    for (const key of s.shown) rows.push(['', key, formatFigure(s.figures[key]), '', '', '', '', '', '']);
     notes.push(`${s.name}: ${s.setup ?? ''}; other load on the machine: ${formatNumber(s.otherCpuPct)} % of a core`);
+    if (s.rounds.length > 1) {
+      notes.push(`  ${s.rounds.length} rounds, ratios ${s.rounds.map((r) => (r.ratio === null ? '—' : r.ratio.toFixed(3))).join(', ')}: the median one's figures above`);
+    }
   }
   return [
-    table(['scenario', 'figure', 'this run', 'baseline (same run)', 'ratio', 'goal', 'met?'], rows),
+    table(['scenario', 'figure', 'this run', 'baseline (mean of the two next to it)', 'measured', 'ratio', 'ratio to table', 'goal', 'met?'], rows),
     '',
     ...notes,
   ].join('\n');
+}
+
+/**
+ * The baseline measurements taken next to the scenarios, in run order: the drift of the machine
+ * over the run is read down the `value` column.
+ */
+export function measurementTable(records: MeasurementRecord[]): string {
+  if (records.length === 0) return '(no baseline measured next to a scenario)';
+  const rows = records.map((m) => [
+    m.id,
+    m.figure,
+    m.error ? 'FAILED' : m.skipped ? 'SKIPPED' : formatFigure(m),
+    m.next.join(', '),
+    `${Math.round(m.endS)} s`,
+    `${formatNumber(m.otherCpuPct)} %`,
+  ]);
+  return table(['measurement', 'figure', 'value', 'next to', 'ended at', 'other load'], rows);
 }
 
 /** Above this much other load (% of one core) a step's figures are not this stack's alone. */
@@ -147,7 +183,7 @@ const NOISY_PCT = 25;
 
 /** Zero or one line, for spreading into the printout. */
 export function noiseWarning(run: RunRecord): string[] {
-  const noisy = [...run.baselines, ...run.scenarios].filter((r) => r.otherCpuPct > NOISY_PCT);
+  const noisy = [...run.baselines, ...run.measurements.map((m) => ({ ...m, name: m.id })), ...run.scenarios].filter((r) => r.otherCpuPct > NOISY_PCT);
   if (noisy.length === 0) return [];
   const list = noisy.map((r) => `${r.name} (${Math.round(r.otherCpuPct)} %)`).join(', ');
   return [`warning: something else used the CPU during ${list}; those figures are low, run again.`, ''];

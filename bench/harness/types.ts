@@ -32,6 +32,11 @@ export interface Baseline {
   /** A longer time bound than the run's default (30 s quick, 180 s full): Jupyter starts Python kernels. */
   stepTimeoutMs?: { quick: number; full: number };
   run(ctx: Ctx): Promise<BaselineResult>;
+  /**
+   * Measures only what `figure` needs, for the measurements that bracket a scenario held against it
+   * (harness/bracket.ts): echo measures one of its four client variants. Absent: `run` again.
+   */
+  measureFor?(ctx: Ctx, figure: string): Promise<BaselineResult>;
 }
 
 /** A goal on the ratio figure / baseline figure: most scenarios are held against the bare stack. */
@@ -89,7 +94,10 @@ export class SkipError extends Error {}
 export interface Ctx {
   /** Tiny sizes and short windows: a smoke run, not a measurement. */
   readonly quick: boolean;
-  /** Baselines measured earlier in this run, by name: what the selected scenarios need, at least. */
+  /**
+   * Baselines measured earlier in this run, by name: what the selected scenarios need, at least. In a
+   * scenario's step, the figures of its baseline are those measured just before it (harness/bracket.ts).
+   */
   readonly baselines: ReadonlyMap<BaselineName, BaselineResult>;
   /** Start servers and other children here: the harness stops them all, whatever happens. */
   readonly procs: Procs;
