@@ -91,16 +91,18 @@ t.test('text that is not UTF-8, a frame naming another execution, a level of ano
   t.equal(readConsoleRecord(level), null, 'an unknown level');
 });
 
+/** `body` framed as on a sandbox process's pipe: its length, then its bytes. */
+function frame(body: Uint8Array): Buffer {
+  const out = Buffer.alloc(4 + body.length);
+  out.writeUInt32LE(body.length, 0);
+  out.set(body, 4);
+  return out;
+}
+
 t.test("a sandbox process's pipe carries records as bytes; a broken one is refused, not thrown on", async (t) => {
   const reader = new FrameReader(1 << 20);
   const good = record('piped');
   const bad = Uint8Array.from(good.subarray(0, good.length - 1));
-  const frame = (body: Uint8Array) => {
-    const out = Buffer.alloc(4 + body.length);
-    out.writeUInt32LE(body.length, 0);
-    out.set(body, 4);
-    return out;
-  };
   const messages = reader.push(Buffer.concat([frame(good), frame(bad)]));
   t.equal(messages.length, 2);
   t.ok(messages.every((message) => message instanceof RecordSpan), 'records stay bytes');
@@ -115,15 +117,19 @@ t.test("a sandbox process's pipe carries records as bytes; a broken one is refus
   t.same((decodeValue((outputs[0] as { frame: Uint8Array }).frame) as { payload: unknown }).payload, { level: 'log', text: 'piped' });
 });
 
+t.test('records ahead of a frame header over the limit are handed on before it is refused', async (t) => {
+  const header = Buffer.alloc(4);
+  header.writeUInt32LE(2 << 20, 0);
+  const chunk = Buffer.concat([frame(record('one')), frame(record('two')), header]);
+  const outputs: SandboxOutput[] = [];
+  const visitor = fromHostReader({ output: (output) => outputs.push(output), message: () => t.fail('no other message') });
+  t.throws(() => new FrameReader(1 << 20).read(chunk, visitor), FrameError, 'over the limit');
+  t.equal(outputs.length, 2, 'both records, in order, as ahead of any other bad frame');
+});
+
 t.test('records of one chunk, between batches and of several executions, each read as its own', async (t) => {
   const other = new ConsoleRecordEncoder();
   const otherPrefix = other.prefix('acme/ex_other')!;
-  const frame = (body: Uint8Array) => {
-    const out = Buffer.alloc(4 + body.length);
-    out.writeUInt32LE(body.length, 0);
-    out.set(body, 4);
-    return out;
-  };
   const bodies = [record('one'), record('two'), Uint8Array.from(other.encode(otherPrefix, 1, 'three', false, 5)!), record('four')];
   const batch = new Uint8Array(encodeFrame([{ t: 'ready' }]));
   const chunk = Buffer.concat([frame(bodies[0]!), frame(bodies[1]!), frame(batch), frame(bodies[2]!), frame(bodies[3]!)]);

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { CachedEventStore } from '../src/store/cached-store.js';
 import type { BinChunk, FollowListener, LogFollow, StoredEvent } from '../src/store/event-store.js';
 import { LevelEventStore } from '../src/store/level-store.js';
@@ -111,18 +111,21 @@ t.test('readers of a cached block share its views: a storm of readers holds refe
 /** LevelDB, counting its reads. */
 class CountingLevelStore extends LevelEventStore {
   reads = 0;
+  /** The number of events each store read asked for. */
+  readonly limits: number[] = [];
   protected override _readBins(executionId: string, afterSeq: number, limit: number): Promise<BinChunk> {
     this.reads++;
+    this.limits.push(limit);
     return super._readBins(executionId, afterSeq, limit);
   }
 }
 
-t.test('a replay through the cache from LevelDB: few store reads, the bytes LevelDB returned kept as they are, counted once', async (t) => {
+/** A cache over LevelDB holding execution `x`'s 5 120 events, stored in chunks of 160 (cut across the cache's blocks of 256). */
+async function cachedLog(t: Test): Promise<{ inner: CountingLevelStore; store: CachedEventStore }> {
   const location = mkdtempSync(path.join(os.tmpdir(), 'vmstream-cached-'));
   t.teardown(() => rmSync(location, { recursive: true, force: true }));
   const writer = new LevelEventStore(location);
   await writer.open();
-  // Chunks of 160 events: cut across the cache's blocks of 256.
   for (let first = 1; first <= 5120; first += 160) {
     await writer.commit({ sessions: [], executions: [], events: [{ executionId: 'x', firstSeq: first, frames: from(first, first + 159).map(frameOf) }] });
   }
@@ -131,6 +134,11 @@ t.test('a replay through the cache from LevelDB: few store reads, the bytes Leve
   const store = new CachedEventStore(inner, 32 * 1024 * 1024);
   await store.open();
   t.teardown(() => store.close());
+  return { inner, store };
+}
+
+t.test('a replay through the cache from LevelDB: few store reads, the bytes LevelDB returned kept as they are, counted once', async (t) => {
+  const { inner, store } = await cachedLog(t);
   const pages: Uint8Array[][] = [];
   for (let afterSeq = 0; afterSeq < 5120; afterSeq += 1024) pages.push((await store.readRun('x', afterSeq, 1024)).frames);
   const frames = pages.flat();
@@ -141,4 +149,12 @@ t.test('a replay through the cache from LevelDB: few store reads, the bytes Leve
   t.ok(again.frames.every((frame, index) => frame.buffer === frames[100 + index]!.buffer), 'the frames LevelDB returned, not copies');
   // Each of the 32 values LevelDB returned counted once (160 frames of 5 to 7 bytes), though most are kept by two blocks.
   t.ok(store.cachedBytes <= 32 * 160 * 8 + 20 * 256, `counted once: ${store.cachedBytes} bytes`);
+});
+
+t.test('a reader of small pages past a cached block reads what it asks for, not sixteen blocks', async (t) => {
+  const { inner, store } = await cachedLog(t);
+  await store.readRun('x', 0, 256);
+  const page = await store.readRun('x', 256, 10);
+  t.same(page.frames.map((frame) => new TextDecoder().decode(frame)), from(257, 266).map((seq) => `e${seq}`), 'the ten events asked for');
+  t.same(inner.limits, [256, 256], 'one block each (an HTTP page of 10 is not a replay going through the log)');
 });

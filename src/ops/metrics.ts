@@ -120,7 +120,7 @@ export class Metrics {
     scraped(registers, Counter, 'vmstream_replay_reads_total', 'Store reads made to replay events (catch-up and HTTP pages)', () => sources().replayReads());
     scraped(registers, Counter, 'vmstream_replay_cache_hits_total', 'Blocks of 256 events a replay read took from the replay cache, or from another reader\'s store read under way', () => sources().replayCacheHits());
     scraped(registers, Counter, 'vmstream_replay_cache_misses_total', 'Blocks of 256 events the replay cache read from the store', () => sources().replayCacheMisses());
-    scraped(registers, Gauge, 'vmstream_replay_cache_bytes', 'Bytes the replay cache holds (frames and per-event overhead), at most VMSTREAM_REPLAY_CACHE_BYTES', () => sources().replayCacheBytes());
+    scraped(registers, Gauge, 'vmstream_replay_cache_bytes', 'Bytes the replay cache holds (the stored values its blocks keep, each counted once, and a per-block overhead), at most VMSTREAM_REPLAY_CACHE_BYTES', () => sources().replayCacheBytes());
     scraped(registers, Gauge, 'vmstream_send_budget_bytes', 'Event bytes waiting in socket and event-stream buffers, counted against VMSTREAM_SEND_BUDGET_BYTES (with reservations of sockets let go)', () => sources().sendBudgetBytes());
     scraped(registers, Gauge, 'vmstream_send_budget_waiting', 'Sockets and event streams waiting for room in the send budget', () => sources().sendBudgetWaiting());
     scraped(registers, Counter, 'vmstream_backpressure_pauses_total', 'Times a subscriber was paused because its socket or stream buffer was full', () => sources().backpressurePauses());

@@ -116,9 +116,11 @@ export class FrameReader {
     return HEADER_BYTES + this.#checkLength(Buffer.from(header).readUInt32LE(0));
   }
 
-  #checkLength(length: number): number {
-    if (length > this.#maxFrameBytes) throw new FrameError(`a frame of ${length} bytes is over the limit of ${this.#maxFrameBytes}`);
-    return length;
+  /** Throws for a frame over the limit, handing `before` on first: the records ahead of it are the stream's, as ahead of any bad frame. */
+  #checkLength(length: number, before?: RecordRun): number {
+    if (length <= this.#maxFrameBytes) return length;
+    before?.copy();
+    throw new FrameError(`a frame of ${length} bytes is over the limit of ${this.#maxFrameBytes}`);
   }
 
   /** Hands `visitor` the whole frames of `buffer`; what follows them is kept pending. */
@@ -126,7 +128,7 @@ export class FrameReader {
     const records = new RecordRun(buffer, visitor);
     let offset = 0;
     while (buffer.length - offset >= HEADER_BYTES) {
-      const length = this.#checkLength(buffer.readUInt32LE(offset));
+      const length = this.#checkLength(buffer.readUInt32LE(offset), records);
       if (buffer.length - offset - HEADER_BYTES < length) break;
       const start = offset + HEADER_BYTES;
       offset = start + length;

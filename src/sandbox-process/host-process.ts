@@ -51,9 +51,14 @@ export class HostProcess {
   readonly #slotPipes: Writable[];
   readonly #reader = new FrameReader(MAX_FRAME_BYTES);
   /** Each message, checked, to the events; a console record from its bytes to `onOutput`, unwrapped. */
+  // Once it has broken the protocol (a forged output, say), nothing more of the chunk is handed on.
   readonly #visitor = fromHostReader({
-    output: (output) => this.#events.onOutput(this, output),
-    message: (message) => this.#events.onMessage(this, message),
+    output: (output) => {
+      if (this.#violation === null) this.#events.onOutput(this, output);
+    },
+    message: (message) => {
+      if (this.#violation === null) this.#events.onMessage(this, message);
+    },
   });
   readonly #events: HostEvents;
   #stderrTail = '';

@@ -42,8 +42,8 @@ export type ToHost =
 /**
  * What the server reads from a sandbox process. On the pipe, output is not an `out` message: it is
  * a worker's output record (pool/messages.ts's OutputItem, an array, or a console line's bytes:
- * pool/console-frame.ts) forwarded as the worker wrote it, and `readFromHost` turns a well-formed
- * one into `out`.
+ * pool/console-frame.ts) forwarded as the worker wrote it: `fromHostReader` hands a well-formed console line on as
+ * output with no `out` around it, and `readFromHost` turns any other well-formed one into `out`.
  */
 export type FromHost =
   /** The pool is up: for readiness. */

@@ -166,7 +166,8 @@ export class CachedEventStore extends EventStore {
         await under;
         continue;
       }
-      const streaming = this.#blocks.has(keyOf(executionId, block - 1));
+      // A reader of small pages (an HTTP page of 10) is not taken for a replay going through the log.
+      const streaming = limit >= BLOCK_EVENTS && this.#blocks.has(keyOf(executionId, block - 1));
       const wanted = Math.max(Math.ceil((offset + limit - frames.length) / BLOCK_EVENTS), streaming ? STREAMING_READ_BLOCKS : 0) * BLOCK_EVENTS;
       // Taken from what was read, not from the cache, which may have evicted it already: views of
       // what this reader takes only (the rest waits in the cache as bins, for its next pages).
@@ -233,7 +234,7 @@ export class CachedEventStore extends EventStore {
    * moment share, or, for its first reader (a replay going through a log reads each block once),
    * views of its own of what it takes, young garbage once sent. Kept at once, 64 blocks' worth of a
    * cold replay's views outlived every scavenge (three to ten times the GC); from a block's second
-   * reader on (a storm's) they are kept, and shared.
+   * read on (a storm's second reader, or one reader's next small page) they are kept, and shared.
    */
   #take(block: Block, from: number, to: number, out: Uint8Array[]): void {
     let views = this.#views.get(block);

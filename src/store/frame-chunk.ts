@@ -5,7 +5,7 @@
  * inspected or re-encoded (issue 15 measured packing at ~4x the cost per frame).
  *
  * The bins of a chunk without its array header, `count` of them back to back, are a `BinRun`: what
- * the replay cache keeps of a block, often a slice of the chunk it was read from (`binRuns`).
+ * the replay cache keeps of a block, often a slice of the chunk it was read from (`sliceBins`).
  */
 import { Packr } from 'msgpackr';
 

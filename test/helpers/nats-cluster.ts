@@ -129,9 +129,14 @@ async function monitor(server: NatsProcess, endpoint: string): Promise<unknown> 
   return response.json();
 }
 
+/** How long a server may take to start, or a cluster to form, before the test fails saying so. */
+const UNTIL_MS = 60_000;
+
 /** Polls a monitoring endpoint until `ready` says so (a server starting, a cluster forming). */
 async function until(server: NatsProcess, ready: (body: unknown) => boolean, endpoint: string): Promise<void> {
+  const deadline = Date.now() + UNTIL_MS;
   for (;;) {
+    if (Date.now() > deadline) throw new Error(`nats-server ${server.name}: /${endpoint} not ready after ${UNTIL_MS} ms`);
     if (server.child.exitCode !== null) throw new Error(`nats-server ${server.name} exited (${server.child.exitCode}): ${server.stderr}`);
     const body = await monitor(server, endpoint).catch(() => undefined);
     if (body !== undefined && ready(body)) return;
