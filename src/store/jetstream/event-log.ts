@@ -367,7 +367,13 @@ export class EventLog {
   }
 
   async #getKey(executionId: string): Promise<LogKey | undefined> {
-    const entry = await this.#logs.get(encodeId(executionId));
+    let entry;
+    try {
+      entry = await this.#logs.get(encodeId(executionId));
+    } catch (error) {
+      // As the stream's lookups: a reader (a catch-up) asks again on STORE_UNAVAILABLE, but ends on anything else.
+      throw new StoreError('STORE_UNAVAILABLE', `could not read the log key of ${executionId}: ${(error as Error).message}`, { cause: error });
+    }
     if (!entry || entry.operation !== 'PUT') return undefined;
     const { floor } = packr.unpack(entry.value) as { floor: number };
     return { incarnation: entry.revision, floor };
