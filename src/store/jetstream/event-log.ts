@@ -180,6 +180,10 @@ export class EventLog {
         if (got === 0 && ++empty >= EMPTY_FETCHES) throw new StoreError('STORE_UNAVAILABLE', `the event stream did not deliver ${executionId}'s events`);
       }
       return at;
+    } catch (error) {
+      // A fetch that failed (the consumer lost, a request timed out) is the stream not answering, as a lookup's failure is.
+      if (error instanceof StoreError) throw error;
+      throw new StoreError('STORE_UNAVAILABLE', `could not read ${executionId}'s events: ${(error as Error).message}`, { cause: error });
     } finally {
       await consumer.delete().catch(() => undefined);
     }
