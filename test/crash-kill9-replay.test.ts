@@ -68,6 +68,16 @@ function checkLog(t: any, tracked: Tracked, replay: AnyEvent[], lastSeq: number)
   t.same(problems, [], `${label}: ${replay.length} events, ${tracked.seen.length} seen before the kill, done ${done?.payload.status}`);
 }
 
+/** The execution's events up to its `done`; a replay that stalls shows what the servers logged as failed (a stall's cause is there). */
+async function replayOf(t: any, verifier: TestClient, server: TestServer, executionId: string): Promise<AnyEvent[]> {
+  try {
+    return (await verifier.untilDone(executionId)) as AnyEvent[];
+  } catch (error) {
+    t.comment(`the servers' failures:\n${server.stderr().split('\n').filter((line) => /failed/.test(line)).slice(-40).join('\n')}`);
+    throw error;
+  }
+}
+
 t.test(`kill -9 mid-stream, ${ROUNDS} rounds over the same data`, async (t) => {
   const dataDir = tempDir('crash');
   const workspaceDir = `${dataDir}-ws`;
@@ -88,7 +98,7 @@ t.test(`kill -9 mid-stream, ${ROUNDS} rounds over the same data`, async (t) => {
     if (round > 1) {
       for (const item of tracked) {
         const sub = await verifier.expect('subscribed', { op: 'subscribe', execution_id: item.executionId, after_seq: 0 });
-        const replay = (await verifier.untilDone(item.executionId)) as AnyEvent[];
+        const replay = await replayOf(t, verifier, server, item.executionId);
         checkLog(t, item, replay, sub.last_seq);
         const record = (await verifier.expect('execution', { op: 'execution.get', execution_id: item.executionId })).execution;
         t.equal(record.last_seq, replay.length, 'the stored record agrees with its log', { diagnostic: false } as any);
@@ -151,7 +161,7 @@ t.test(`kill -9 mid-stream, ${ROUNDS} rounds over the same data`, async (t) => {
   t.teardown(() => verifier.close());
   for (const item of tracked) {
     const sub = await verifier.expect('subscribed', { op: 'subscribe', execution_id: item.executionId, after_seq: 0 });
-    checkLog(t, item, (await verifier.untilDone(item.executionId)) as AnyEvent[], sub.last_seq);
+    checkLog(t, item, await replayOf(t, verifier, server, item.executionId), sub.last_seq);
   }
   // And the sessions still work.
   const after = await runRepl(verifier, sessions[0]!, '1 + 1');

@@ -5,7 +5,7 @@
  */
 import t, { type Test } from 'tap';
 import type { ExecutionRecord, SessionRecord } from '../protocol/types.js';
-import type { CommitBatch, EventChunk } from '../src/store/event-store.js';
+import { StoreError, type CommitBatch, type EventChunk } from '../src/store/event-store.js';
 import { CachedEventStore } from '../src/store/cached-store.js';
 import { JetStreamEventStore } from '../src/store/jetstream/jetstream-store.js';
 import { natsFor, type TestNats } from './helpers/nats.js';
@@ -289,4 +289,14 @@ t.test('a chunk stored without its ack, resent after the dedupe window: recognis
   t.same(await answer(chunk('late', seq + 3, 1)), [], 'and the log goes on');
   const stored = await store.readEvents('late', 0, 1_000);
   t.same(stored.map((event) => event.seq), Array.from({ length: seq + 3 }, (_, i) => i + 1), 'each seq once');
+});
+
+t.test('a read while nats-server does not answer fails with STORE_UNAVAILABLE (a catch-up reads again), not a raw NATS error (which ended it silently)', async (t) => {
+  const own = await natsFor(t);
+  const store = await openStore(t, own, 'down');
+  await store.commit(batch({ events: [chunk('x', 1, 3)] }));
+  await own.kill();
+  const error = await store.readEvents('x', 0, 10).then(() => null, (caught: unknown) => caught);
+  t.ok(error instanceof StoreError, `a StoreError: ${String(error)}`);
+  t.equal((error as StoreError).code, 'STORE_UNAVAILABLE');
 });

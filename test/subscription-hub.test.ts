@@ -176,12 +176,13 @@ t.test('a catch-up reads the next page while it sends the current one, one page 
   t.equal(store.maxInFlight, 1, 'one read at a time: never more than one page ahead of what is sent');
 });
 
-t.test('a log with a gap (a store should never have one): sent up to the gap, then the subscription ends, no spin', async (t) => {
+t.test('a log with a gap (a store should never have one): sent up to the gap, read again a few times, reported, then ended', async (t) => {
   const store = new CountingStore();
   await store.open();
   t.teardown(() => store.close());
   const feed = new RemoteFeed();
-  const hub = new SubscriptionHub(store, feed, (error) => t.fail(String(error)));
+  const errors: string[] = [];
+  const hub = new SubscriptionHub(store, feed, (error) => errors.push(String(error)));
   // Seqs 1–3 and 6–8: 4 and 5 are missing.
   await store.commit({ sessions: [], executions: [], events: [{ executionId: 'g', firstSeq: 1, frames: frames('g', 1, 3) }, { executionId: 'g', firstSeq: 6, frames: frames('g', 6, 3) }] });
   feed.state = { lastSeq: 8, finalSeq: 8 };
@@ -189,5 +190,56 @@ t.test('a log with a gap (a store should never have one): sent up to the gap, th
   hub.attach(sink, 'g', 0, null);
   await sink.until(() => sink.ends === 1);
   t.same(sink.received, seqs('g', 1, 3), 'the events before the gap, nothing after it');
-  t.same(store.started, [0, 3], 'one read to the gap, one that found it');
+  t.same(store.started, [0, ...Array(9).fill(3)], 'one read to the gap, then the gap read again (bounded), no spin');
+  t.equal(errors.length, 9, 'each read that found nothing short of the log\'s end is reported');
+  t.match(errors[0], /after seq 3 found nothing, but its log reaches seq 8/);
+});
+
+/** Finds nothing after `emptyAfter` the first `misses` times it is asked (a read that did not see the log's end yet). */
+class LaggingStore extends CountingStore {
+  constructor(readonly emptyAfter: number, public misses: number) {
+    super();
+  }
+  protected override async _readEvents(executionId: string, afterSeq: number, limit: number) {
+    const events = await super._readEvents(executionId, afterSeq, limit);
+    if (afterSeq !== this.emptyAfter || this.misses === 0) return events;
+    this.misses--;
+    return [];
+  }
+}
+
+t.test('a catch-up read that finds nothing short of the known end is read again: the subscription does not end silently at a page boundary', async (t) => {
+  // The CI failure: seqs 1-1024 replayed, the next page read found nothing, and the subscription ended
+  // without the `done` at 1025: the client waited for it forever.
+  const store = new LaggingStore(1024, 2);
+  await store.open();
+  t.teardown(() => store.close());
+  const feed = new RemoteFeed();
+  const errors: string[] = [];
+  const hub = new SubscriptionHub(store, feed, (error) => errors.push(String(error)));
+  await feed.deliver(hub, store, 'p', 1, 1025);
+  feed.state = { lastSeq: 1025, finalSeq: 1025 };
+  const sink = new Sink();
+  hub.attach(sink, 'p', 0, 1025);
+  await sink.until(() => sink.ends === 1);
+  t.same(sink.received, seqs('p', 1, 1025), 'every event, the last page\'s too, once, in order');
+  t.same(store.started, [0, 1024, 1024, 1024], 'the empty page read again until it held the rest');
+  t.equal(errors.length, 2, 'each empty read reported');
+});
+
+t.test('a log deleted under a catch-up (retention): the empty read ends the subscription at once', async (t) => {
+  const store = new LaggingStore(1024, Infinity);
+  await store.open();
+  t.teardown(() => store.close());
+  const feed = new RemoteFeed();
+  const errors: string[] = [];
+  const hub = new SubscriptionHub(store, feed, (error) => errors.push(String(error)));
+  await feed.deliver(hub, store, 'd', 1, 1100);
+  feed.state = null;
+  const sink = new Sink();
+  hub.attach(sink, 'd', 0, 1100);
+  await sink.until(() => sink.ends === 1);
+  t.same(sink.received, seqs('d', 1, 1024), 'what was read before it went');
+  t.same(store.started, [0, 1024], 'not read again');
+  t.same(errors, [], 'a deletion is no error');
 });

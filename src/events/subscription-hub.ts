@@ -59,6 +59,8 @@ class Subscription {
   heldOverflow = false;
   /** Sends `events` frames (the sink asked for them) instead of one frame per event. */
   batched: boolean;
+  /** Catch-up reads in a row that found nothing short of where the log is known to end. */
+  emptyReads = 0;
 
   constructor(readonly sink: EventSink, readonly executionId: string, public cursor: number, finalSeq: number | null) {
     this.finalSeq = finalSeq;
@@ -69,6 +71,11 @@ class Subscription {
 const PAGE_EVENTS = 1024;
 /** A catch-up whose read found the store unavailable tries again after this. */
 const READ_RETRY_MS = 250;
+/**
+ * Reads in a row that found nothing although the log is known to go on (a store read that did not
+ * see the log's end yet), each READ_RETRY_MS apart, after which the subscription ends (a gap).
+ */
+const EMPTY_READ_RETRIES = 8;
 /** Past this many held frames, the rest is read back from the store on release. */
 const HOLD_LIMIT = 1024;
 
@@ -293,10 +300,11 @@ export class SubscriptionHub {
         const { frames } = await page;
         if (subscription.mode !== 'catching-up') return;
         if (frames.length === 0) {
-          // The log was deleted under us (retention), or has a gap (it never should): nothing more will come.
-          this.#end(subscription);
+          // Short of the seq the log is known to reach: read again, as after a store that did not answer.
+          await this.#emptyRead(subscription, target);
           return;
         }
+        subscription.emptyReads = 0;
         const pageEnd = subscription.cursor + frames.length;
         if (pageEnd < target) ahead = { afterSeq: pageEnd, page: this.#readPage(subscription.executionId, pageEnd) };
         subscription.sink.cork(() => this.#sendRun(subscription, subscription.cursor + 1, frames));
@@ -309,6 +317,22 @@ export class SubscriptionHub {
     } finally {
       subscription.reading = false;
     }
+  }
+
+  /**
+   * A catch-up read found nothing after the cursor, short of `target` (a committed or final seq, so
+   * stored). Ending there would leave the client waiting for a `done` that never comes: it is read
+   * again, unless the execution is gone (deleted by retention) or reads keep finding nothing (a
+   * gap, which a store should never have), and each miss is reported.
+   */
+  async #emptyRead(subscription: Subscription, target: number): Promise<void> {
+    const { executionId, cursor } = subscription;
+    const exists = (await this.#feed.locate(executionId)) !== null;
+    if (subscription.mode !== 'catching-up') return;
+    if (!exists) return this.#end(subscription);
+    this.#onReadError(new StoreError('STORE_UNAVAILABLE', `a read of ${executionId} after seq ${cursor} found nothing, but its log reaches seq ${target}`));
+    if (++subscription.emptyReads > EMPTY_READ_RETRIES) return this.#end(subscription);
+    setTimeout(() => void this.#catchUp(subscription), READ_RETRY_MS);
   }
 
   /** A catch-up page; a read nobody awaits (its subscription stopped first) fails silently. */

@@ -156,9 +156,14 @@ export class EventLog {
       throw new StoreError('STORE_UNAVAILABLE', `could not read the event stream: ${(error as Error).message}`, { cause: error });
     }
     try {
-      // The first chunk exists, so no fetch waits out its expiry for nothing; `pending` says when
-      // the log (as it is now) ends. A chunk holds at least one event, and at most a page's worth
-      // before afterSeq + 1 is skipped: a fetch of that many more than still wanted ends the read.
+      // The first chunk exists, so no fetch waits out its expiry for nothing; the log's end, read
+      // before the first fetch, says when the log (as it was then) has been read (read() catches up
+      // on what came later). The messages' `pending` alone was not enough on nats-server 2.9.10: a
+      // 4 096-event read of a log written around a kill -9 got every event, no message said pending
+      // 0, and the read waited out four fetches (20 s) and failed (consumer info: num_pending 0).
+      // A chunk holds at least one event, and at most a page's worth before afterSeq + 1 is skipped:
+      // a fetch of that many more than still wanted ends the read.
+      const end = (await this.#end(executionId, log)).lastSeq;
       let at = { seq: afterSeq, streamSeq: fromStreamSeq - 1 };
       for (let ended = false, empty = 0; !ended; ) {
         const messages = await consumer.fetch({ max_messages: Math.min(limit - events.length + PAGE_EVENTS, 4096), expires: FETCH_EXPIRES_MS });
@@ -170,7 +175,7 @@ export class EventLog {
           for await (const message of messages) {
             got++;
             at = { seq: collect(message.headers?.get(FIRST_SEQ) ?? '', message.data, afterSeq, limit, events).lastSeq, streamSeq: message.seq };
-            ended = events.length >= limit || message.info.pending === 0;
+            ended = events.length >= limit || at.seq >= end || message.info.pending === 0;
             if (ended) break;
           }
         } finally {
@@ -180,6 +185,10 @@ export class EventLog {
         if (got === 0 && ++empty >= EMPTY_FETCHES) throw new StoreError('STORE_UNAVAILABLE', `the event stream did not deliver ${executionId}'s events`);
       }
       return at;
+    } catch (error) {
+      // A fetch that failed (the consumer lost, a request timed out) is the stream not answering, as a lookup's failure is.
+      if (error instanceof StoreError) throw error;
+      throw new StoreError('STORE_UNAVAILABLE', `could not read ${executionId}'s events: ${(error as Error).message}`, { cause: error });
     } finally {
       await consumer.delete().catch(() => undefined);
     }
@@ -367,7 +376,13 @@ export class EventLog {
   }
 
   async #getKey(executionId: string): Promise<LogKey | undefined> {
-    const entry = await this.#logs.get(encodeId(executionId));
+    let entry;
+    try {
+      entry = await this.#logs.get(encodeId(executionId));
+    } catch (error) {
+      // As the stream's lookups: a reader (a catch-up) asks again on STORE_UNAVAILABLE, but ends on anything else.
+      throw new StoreError('STORE_UNAVAILABLE', `could not read the log key of ${executionId}: ${(error as Error).message}`, { cause: error });
+    }
     if (!entry || entry.operation !== 'PUT') return undefined;
     const { floor } = packr.unpack(entry.value) as { floor: number };
     return { incarnation: entry.revision, floor };
