@@ -3,10 +3,10 @@
  * output on stdout, vmstream's own notes on stderr, and exit with its status (0 ok, 130
  * cancelled, 1 otherwise). Ctrl-C cancels what `run` started; `tail` only stops watching.
  */
-import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { newId } from '../../protocol/ids.js';
 import { AbortError, type Client, type ExecutionRecord } from '../client/index.js';
 import { connectFromArgs, CONNECTION_OPTIONS, UsageError } from './connect.js';
 import { exitCodeOf, Renderer } from './render.js';
@@ -25,7 +25,7 @@ export async function run(args: string[]): Promise<number> {
   const source = values.workspace ? { path: file } : await readFile(file, 'utf8');
   const { client } = await connectFromArgs(values.url, values.token);
   const session = values.session ?? (await client.createSession(`run ${path.basename(file)}`)).session_id;
-  const executionId = randomUUID();
+  const executionId = newId();
   const notes = notesOn(client);
   notes.note(`execution ${executionId} (vmstream tail ${executionId} follows it)`, 'grey');
   // The final value is printed as `tail` prints it, unless it is `undefined` (a file that ends in a statement).
