@@ -1,7 +1,7 @@
 /**
- * The ids vmstream makes up: session ids (the server) and execution ids (the server, for an
- * `execute` without one; the SDK, the CLI and the web console, for the idempotent executes they
- * send). Browser-safe: `crypto.getRandomValues` only, which Node 20 and every browser have, secure
+ * The ids vmstream makes up: execution ids (the server, for an `execute` without one; the SDK, the
+ * CLI and the web console, for the idempotent executes they send) and session ids (the server).
+ * Browser-safe: `crypto.getRandomValues` only, which Node 20 and every browser have, secure
  * context or not.
  *
  * 15 characters of A-Z a-z 0-9: 62^15 ≈ 2^89.3 ids. Short, because every event frame carries its
@@ -10,7 +10,7 @@
  * README "Short ids"). Alphanumeric, because ids go on command lines (`vmstream tail ID`: one that
  * began with `-` would read as an option), in URLs and through double-click selection. Unique
  * enough: among n ids two collide with probability about n² / 2^90.3, 6.5·10⁻¹⁰ for a billion
- * executions of one tenant (protocol/README.md "Ids").
+ * (protocol/README.md "Ids").
  */
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
@@ -41,4 +41,14 @@ export function newId(): string {
     if (byte < UNBIASED_BELOW) id += ALPHABET[byte % ALPHABET.length];
   }
   return id;
+}
+
+/**
+ * A new session id: a new id in five groups of three joined by `-` (19 characters). A session is
+ * also a Jupyter kernel under the same id, and Jupyter servers that front vmstream as a gateway
+ * (Notebook 6, jupyter_server) route only kernel ids of a UUID's shape, `\w+-\w+-\w+-\w+-\w+`.
+ * Session ids are not in every event frame as execution ids are: the 4 characters cost no decode.
+ */
+export function newSessionId(): string {
+  return newId().replace(/(...)(?!$)/g, '$1-');
 }

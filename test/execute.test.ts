@@ -111,14 +111,16 @@ t.test('same execution_id twice runs once (sequential)', async (t) => {
   t.equal(listed.items.length, 3, 'no extra execution was created');
 });
 
-/** What protocol/ids.ts makes: 15 characters of A-Z a-z 0-9 (protocol/README.md, "Ids"). */
+/** What protocol/ids.ts makes (protocol/README.md, "Ids"): execution ids, 15 characters of A-Z a-z 0-9… */
 const NEW_ID = /^[A-Za-z0-9]{15}$/;
+/** …and session ids, 15 such characters in five groups of three (the shape Jupyter servers take kernel ids in). */
+const NEW_SESSION_ID = /^[A-Za-z0-9]{3}(-[A-Za-z0-9]{3}){4}$/;
 
-t.test('ids the server makes up are 15 characters of A-Z a-z 0-9, and differ', async (t) => {
+t.test('ids the server makes up are short random ones of protocol/ids.ts, and differ', async (t) => {
   const server = await shared();
   const client = await clientFor(t, server);
   const sessions = [await client.createSession('minted-1'), await client.createSession('minted-2')];
-  for (const session of sessions) t.match(session, NEW_ID, `session id ${session}`);
+  for (const session of sessions) t.match(session, NEW_SESSION_ID, `session id ${session}`);
   t.not(sessions[0], sessions[1]);
   const runs = [await client.run(sessions[0]!, 'console.log("x"); 1'), await client.run(sessions[0]!, '2')];
   for (const { execution, events } of runs) {

@@ -16,7 +16,7 @@
  * looked up in the cluster's watched view, and in KV once before a NOT_FOUND.
  */
 import { ProtocolError } from '../../protocol/errors.js';
-import { newId } from '../../protocol/ids.js';
+import { newId, newSessionId } from '../../protocol/ids.js';
 import { LIST_LIMIT_DEFAULT } from '../../protocol/schemas.js';
 import type { ExecuteRequest, ExecutionRecord, SessionRecord } from '../../protocol/types.js';
 import type { Config } from '../config.js';
@@ -171,7 +171,7 @@ export class ExecutionService {
     if (this.listSessions(tenant).length >= this.#config.maxOpenSessions) {
       throw new ProtocolError('LIMIT_EXCEEDED', `${this.#config.maxOpenSessions} sessions are open (the limit): close one first`);
     }
-    const record: SessionRecord = { session_id: newId(), tenant, name: name ?? '', status: 'ready', created_at: Date.now(), execution_count: 0 };
+    const record: SessionRecord = { session_id: newSessionId(), tenant, name: name ?? '', status: 'ready', created_at: Date.now(), execution_count: 0 };
     // Owned before it exists: any node that sees the session finds where it lives.
     await this.#routing?.claim(record.session_id);
     await this.#engine.openSession(record);
