@@ -266,18 +266,23 @@ class FailingStore extends CountingStore {
   }
 }
 
-t.test('a read that fails (not unavailable) ends the subscription as unreadable, after what was sent, reported once', async (t) => {
-  const store = new FailingStore(1024, 'STORE_BAD_ARGUMENT', Infinity);
+/** Replays `count` stored events of `id` from `store` to a new sink, until its subscription ends. */
+async function replayed(t: Test, store: CountingStore, id: string, count: number) {
   await store.open();
   t.teardown(() => store.close());
   const feed = new RemoteFeed();
   const errors: string[] = [];
   const hub = new SubscriptionHub(store, feed, (error) => errors.push(String(error)));
-  await feed.deliver(hub, store, 'f', 1, 1100);
-  feed.state = { lastSeq: 1100, finalSeq: 1100 };
+  await feed.deliver(hub, store, id, 1, count);
+  feed.state = { lastSeq: count, finalSeq: count };
   const sink = new Sink();
-  hub.attach(sink, 'f', 0, null);
+  hub.attach(sink, id, 0, null);
   await sink.until(() => sink.ends === 1);
+  return { hub, feed, sink, errors };
+}
+
+t.test('a read that fails (not unavailable) ends the subscription as unreadable, after what was sent, reported once', async (t) => {
+  const { sink, errors } = await replayed(t, new FailingStore(1024, 'STORE_BAD_ARGUMENT', Infinity), 'f', 1100);
   t.same(sink.received, seqs('f', 1, 1024), 'the page before the failure, nothing after it');
   t.same(sink.reasons, ['unreadable'], 'the sink hears its log could not be read');
   t.equal(errors.length, 1, 'the failure is reported');
@@ -285,17 +290,7 @@ t.test('a read that fails (not unavailable) ends the subscription as unreadable,
 });
 
 t.test('a store that did not answer is asked again: the subscription ends complete; a detach ends it detached', async (t) => {
-  const store = new FailingStore(1024, 'STORE_UNAVAILABLE', 1);
-  await store.open();
-  t.teardown(() => store.close());
-  const feed = new RemoteFeed();
-  const errors: string[] = [];
-  const hub = new SubscriptionHub(store, feed, (error) => errors.push(String(error)));
-  await feed.deliver(hub, store, 'u', 1, 1100);
-  feed.state = { lastSeq: 1100, finalSeq: 1100 };
-  const sink = new Sink();
-  hub.attach(sink, 'u', 0, null);
-  await sink.until(() => sink.ends === 1);
+  const { hub, feed, sink, errors } = await replayed(t, new FailingStore(1024, 'STORE_UNAVAILABLE', 1), 'u', 1100);
   t.same(sink.received, seqs('u', 1, 1100), 'every event once, in order, across the retried read');
   t.same(sink.reasons, ['complete']);
   t.equal(errors.length, 1, 'the unanswered read is reported');
