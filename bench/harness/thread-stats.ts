@@ -7,10 +7,7 @@
  * from its place in the process's creation order (checked with gdb on Node 20: see roleOf).
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { descendantPids } from './proc-stats.js';
-
-/** USER_HZ: 100 on every Linux build Node supports. */
-const CLOCK_TICKS = 100;
+import { CLOCK_TICKS, descendantPids } from './proc-stats.js';
 
 interface TaskSample {
   /** `<pid>/<tid>`: a task's identity across two samples. */
