@@ -176,6 +176,30 @@ t.test('a catch-up reads the next page while it sends the current one, one page 
   t.equal(store.maxInFlight, 1, 'one read at a time: never more than one page ahead of what is sent');
 });
 
+/** Records the seq each catch-up read said its log reaches. */
+class KnownEndStore extends MemoryEventStore {
+  readonly asked: Array<[afterSeq: number, knownEnd: number | undefined]> = [];
+  protected override _readRun(executionId: string, afterSeq: number, limit: number, knownEnd?: number) {
+    this.asked.push([afterSeq, knownEnd]);
+    return super._readRun(executionId, afterSeq, limit, knownEnd);
+  }
+}
+
+t.test('a catch-up tells the store where the log is known to reach, so the replay cache can read ahead to it', async (t) => {
+  const store = new KnownEndStore();
+  await store.open();
+  t.teardown(() => store.close());
+  const feed = new RemoteFeed();
+  const hub = new SubscriptionHub(store, feed, (error) => t.fail(String(error)));
+  await feed.deliver(hub, store, 'k', 1, 2500);
+  feed.state = { lastSeq: 2500, finalSeq: 2500 };
+  const sink = new Sink();
+  hub.attach(sink, 'k', 0, null);
+  await sink.until(() => sink.ends === 1);
+  t.same(sink.received, seqs('k', 1, 2500), 'every event once, in order');
+  t.same(store.asked, [[0, 2500], [1024, 2500], [2048, 2500]], 'each page read with the final seq');
+});
+
 t.test('a log with a gap (a store should never have one): sent up to the gap, read again a few times, reported, then ended', async (t) => {
   const store = new CountingStore();
   await store.open();

@@ -295,7 +295,7 @@ export class SubscriptionHub {
           else subscription.mode = 'live';
           return;
         }
-        const page: Promise<EventChunk> = ahead?.afterSeq === subscription.cursor ? ahead.page : this.#readPage(subscription.executionId, subscription.cursor);
+        const page: Promise<EventChunk> = ahead?.afterSeq === subscription.cursor ? ahead.page : this.#readPage(subscription.executionId, subscription.cursor, target);
         ahead = null;
         const { frames } = await page;
         if (subscription.mode !== 'catching-up') return;
@@ -306,7 +306,7 @@ export class SubscriptionHub {
         }
         subscription.emptyReads = 0;
         const pageEnd = subscription.cursor + frames.length;
-        if (pageEnd < target) ahead = { afterSeq: pageEnd, page: this.#readPage(subscription.executionId, pageEnd) };
+        if (pageEnd < target) ahead = { afterSeq: pageEnd, page: this.#readPage(subscription.executionId, pageEnd, target) };
         subscription.sink.cork(() => this.#sendRun(subscription, subscription.cursor + 1, frames));
       }
     } catch (error) {
@@ -335,10 +335,13 @@ export class SubscriptionHub {
     setTimeout(() => void this.#catchUp(subscription), READ_RETRY_MS);
   }
 
-  /** A catch-up page; a read nobody awaits (its subscription stopped first) fails silently. */
-  #readPage(executionId: string, afterSeq: number): Promise<EventChunk> {
+  /**
+   * A catch-up page; a read nobody awaits (its subscription stopped first) fails silently. The
+   * store hears where the log is known to reach (`target`), so the replay cache reads ahead to it.
+   */
+  #readPage(executionId: string, afterSeq: number, target: number): Promise<EventChunk> {
     this.reads++;
-    const page = this.#store.readRun(executionId, afterSeq, PAGE_EVENTS);
+    const page = this.#store.readRun(executionId, afterSeq, PAGE_EVENTS, target);
     page.catch(() => {});
     return page;
   }
