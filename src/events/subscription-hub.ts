@@ -32,10 +32,10 @@ export interface EventSink {
   /** Sends a frame: SENT, SENT_FULL (sent, but the buffer passed the threshold), or DROPPED (not sent). */
   send(frame: Uint8Array): SendResult;
   /**
-   * Optional: sends frames[from] to frames[to - 1] (from < to) in order, as `send` one by one would, stopping
-   * after the first whose result is not SENT; says how many were sent (SENT or SENT_FULL) and the
-   * last result. A replay's page goes in one call instead of one per frame (issue 15: the hub's
-   * and the socket's per-frame checks were a tenth of a cold replay's main thread).
+   * Optional: sends frames[from] to frames[to - 1] (from < to) in order, as `send` one by one
+   * would, stopping after the first whose result is not SENT; says how many were sent (SENT or
+   * SENT_FULL) and the last result. A replay's page goes in one call instead of one per frame
+   * (issue 15: the hub's and the socket's per-frame checks were ~8 % of a cold replay's main thread).
    */
   sendRun?(frames: readonly Uint8Array[], from: number, to: number): RunResult;
   /** Runs `fn` with the socket corked, so its sends leave in one write. */
