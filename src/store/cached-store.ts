@@ -269,14 +269,23 @@ export class CachedEventStore extends EventStore {
    * blocks waits for it as for any read under way, and a failure is that reader's to see.
    */
   #readAhead(executionId: string, next: number, end: number): void {
+    const first = blockOf(next);
     const last = blockOf(end);
-    for (let block = blockOf(next); block <= Math.min(last, blockOf(next) + READ_AHEAD_BLOCKS - 1); block++) {
-      const key = keyOf(executionId, block);
-      const cached = this.#blocks.get(key);
-      if (this.#reads.has(key) || (cached && firstSeqOf(block) + cached.count > Math.min(end, firstSeqOf(block) + BLOCK_EVENTS - 1))) continue;
+    const far = Math.min(last, first + READ_AHEAD_BLOCKS - 1);
+    // Reads fill runs of blocks: when the window's farthest block is covered, the rest (nearly always) is too, and this page looks no further.
+    if (far < first || this.#covered(executionId, far, end)) return;
+    for (let block = first; block <= far; block++) {
+      if (this.#covered(executionId, block, end)) continue;
       this.#read(executionId, block, Math.min(STREAMING_READ_BLOCKS, last - block + 1) * BLOCK_EVENTS).catch(() => {});
       return;
     }
+  }
+
+  /** Whether `block` is being read, or cached up to its last seq or `end`, whichever comes first. */
+  #covered(executionId: string, block: number, end: number): boolean {
+    const key = keyOf(executionId, block);
+    const cached = this.#blocks.get(key);
+    return this.#reads.has(key) || (cached !== undefined && firstSeqOf(block) + cached.count > Math.min(end, firstSeqOf(block) + BLOCK_EVENTS - 1));
   }
 
   /**
