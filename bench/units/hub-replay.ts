@@ -23,7 +23,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { LocalFeed } from '../../src/events/live-feed.js';
-import { SendResult, SubscriptionHub, type EventSink } from '../../src/events/subscription-hub.js';
+import { SendResult, SubscriptionHub, type EndReason, type EventSink } from '../../src/events/subscription-hub.js';
 import { CachedEventStore } from '../../src/store/cached-store.js';
 import { LevelEventStore } from '../../src/store/level-store.js';
 import { DEFAULTS } from '../../src/config.js';
@@ -103,8 +103,8 @@ class CountingConnection extends Connection {
   override batched(): boolean {
     return this.batch;
   }
-  override ended(executionId: string): void {
-    super.ended(executionId);
+  override ended(executionId: string, reason: EndReason): void {
+    super.ended(executionId, reason);
     setImmediate(this.#end);
   }
   get frames(): number {
