@@ -20,6 +20,8 @@ export const ERROR_CODES = Object.freeze({
   PAYLOAD_TOO_LARGE: { http: 413, close: 1009, meaning: 'a request body over the frame size limit (VMSTREAM_MAX_FRAME_BYTES) gets 413; a socket message over it closes the socket with 1009 (message too big)' },
   LIMIT_EXCEEDED: { http: 429, close: null, meaning: 'a configured limit was reached (open sessions per tenant, queued executions per session, frames per second per socket, run-file size); the message says which' },
   SHUTTING_DOWN: { http: 503, close: 1001, meaning: 'the server is shutting down and accepts no new work; once it is done every socket closes with 1001 (going away)' },
+  LOG_DELETED: { http: 410, close: null, meaning: 'a subscription ended without its `done`: the execution\'s log was deleted (retention) while it was read; subscribing again gets NOT_FOUND' },
+  LOG_UNREADABLE: { http: 500, close: null, meaning: 'a subscription ended without its `done`: its log could not be read (a store error, or a gap); subscribing again from the last seq received may succeed' },
   INTERNAL: { http: 500, close: null, meaning: 'the server failed in a way that is not the request\'s fault; the server keeps running' },
 } as const);
 
@@ -67,9 +69,14 @@ export function errorEnvelope(wire: WireError): { error: { code: ErrorCode; mess
   return { error: { code: wire.code, message: wire.message } };
 }
 
-/** The socket's `error` frame; `id` only when the request's id could be read. */
-export function errorFrame(wire: WireError, id: RequestId | undefined): ErrorFrame {
-  return id === undefined ? { op: 'error', code: wire.code, message: wire.message } : { op: 'error', id, code: wire.code, message: wire.message };
+/**
+ * The socket's `error` frame; `id` only when the request's id could be read; `executionId` for an
+ * error about an execution's subscription rather than a request's reply.
+ */
+export function errorFrame(wire: WireError, id: RequestId | undefined, executionId?: string): ErrorFrame {
+  const frame: ErrorFrame = id === undefined ? { op: 'error', code: wire.code, message: wire.message } : { op: 'error', id, code: wire.code, message: wire.message };
+  if (executionId !== undefined) frame.execution_id = executionId;
+  return frame;
 }
 
 /** RFC 6455 §5.5: a close frame's reason fits in 123 bytes of UTF-8. */

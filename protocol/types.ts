@@ -241,7 +241,13 @@ export interface PongReply extends ReplyBase {
   /** The protocol revision the server speaks (`"1.1"`); absent from a 1.0 server. */
   version?: string;
 }
-export interface ErrorFrame extends ReplyBase { op: 'error'; code: ErrorCode; message: string }
+export interface ErrorFrame extends ReplyBase {
+  op: 'error';
+  code: ErrorCode;
+  message: string;
+  /** The execution whose subscription ended with this error (LOG_DELETED, LOG_UNREADABLE); absent in a request's reply. */
+  execution_id?: string;
+}
 
 export type ServerFrame =
   | SessionReply

@@ -5,7 +5,8 @@
  * the feed delivers, with no gap at the hand-off.
  */
 import t, { type Test } from 'tap';
-import { SendResult, SubscriptionHub, type EventSink } from '../src/events/subscription-hub.js';
+import { SendResult, SubscriptionHub, type EndReason, type EventSink } from '../src/events/subscription-hub.js';
+import { StoreError } from '../src/store/event-store.js';
 import { LocalFeed, type LiveFeed, type LogState } from '../src/events/live-feed.js';
 import { MemoryEventStore } from './helpers/memory-store.js';
 
@@ -17,6 +18,8 @@ const seqs = (id: string, from: number, to: number) => Array.from({ length: to -
 class Sink implements EventSink {
   received: string[] = [];
   ends = 0;
+  /** Why each subscription ended, in order. */
+  reasons: EndReason[] = [];
   #onChange: () => void = () => {};
   send(frame: Uint8Array): SendResult {
     this.received.push(text.decode(frame));
@@ -26,8 +29,9 @@ class Sink implements EventSink {
   cork(fn: () => void): void {
     fn();
   }
-  ended(): void {
+  ended(_executionId: string, reason: EndReason): void {
     this.ends++;
+    this.reasons.push(reason);
     this.#onChange();
   }
   until(ready: () => boolean): Promise<void> {
@@ -94,6 +98,7 @@ t.test('an execution running elsewhere is followed, not ended; stored then live,
   await sink.until(() => sink.ends === 1);
   t.same(sink.received.slice(-1), ['x#1600'], 'the last one too');
   t.equal(sink.ends, 1, 'ended once, after the final seq');
+  t.same(sink.reasons, ['complete'], 'ended complete');
   t.same(feed.unfollowed, ['x'], 'the follow stops with its last subscriber');
 });
 
@@ -115,6 +120,7 @@ t.test('an unknown execution ends its subscription at once', async (t) => {
   hub.attach(sink, 'nobody', 0, null);
   await sink.until(() => sink.ends === 1);
   t.same(sink.received, []);
+  t.same(sink.reasons, ['deleted'], 'as a log that is gone (its subscribe found it: it was deleted since)');
 });
 
 t.test('LocalFeed: live here, ended, or left unfinished by a dead process (its log, not its record, says where it ends)', async (t) => {
@@ -193,6 +199,7 @@ t.test('a log with a gap (a store should never have one): sent up to the gap, re
   t.same(store.started, [0, ...Array(9).fill(3)], 'one read to the gap, then the gap read again (bounded), no spin');
   t.equal(errors.length, 9, 'each read that found nothing short of the log\'s end is reported');
   t.match(errors[0], /after seq 3 found nothing, but its log reaches seq 8/);
+  t.same(sink.reasons, ['gap'], 'the sink hears it ended at a gap, not at its done');
 });
 
 /** Finds nothing after `emptyAfter` the first `misses` times it is asked (a read that did not see the log's end yet). */
@@ -242,4 +249,53 @@ t.test('a log deleted under a catch-up (retention): the empty read ends the subs
   t.same(sink.received, seqs('d', 1, 1024), 'what was read before it went');
   t.same(store.started, [0, 1024], 'not read again');
   t.same(errors, [], 'a deletion is no error');
+  t.same(sink.reasons, ['deleted'], 'the sink hears its log was deleted');
+});
+
+/** Fails its reads after `failAfter` with `code`, the first `failures` times it is asked. */
+class FailingStore extends CountingStore {
+  constructor(readonly failAfter: number, readonly code: 'STORE_UNAVAILABLE' | 'STORE_BAD_ARGUMENT', public failures: number) {
+    super();
+  }
+  protected override async _readEvents(executionId: string, afterSeq: number, limit: number) {
+    if (afterSeq === this.failAfter && this.failures > 0) {
+      this.failures--;
+      throw new StoreError(this.code, `read of ${executionId} after ${afterSeq} failed`);
+    }
+    return super._readEvents(executionId, afterSeq, limit);
+  }
+}
+
+/** Replays `count` stored events of `id` from `store` to a new sink, until its subscription ends. */
+async function replayed(t: Test, store: CountingStore, id: string, count: number) {
+  await store.open();
+  t.teardown(() => store.close());
+  const feed = new RemoteFeed();
+  const errors: string[] = [];
+  const hub = new SubscriptionHub(store, feed, (error) => errors.push(String(error)));
+  await feed.deliver(hub, store, id, 1, count);
+  feed.state = { lastSeq: count, finalSeq: count };
+  const sink = new Sink();
+  hub.attach(sink, id, 0, null);
+  await sink.until(() => sink.ends === 1);
+  return { hub, feed, sink, errors };
+}
+
+t.test('a read that fails (not unavailable) ends the subscription as unreadable, after what was sent, reported once', async (t) => {
+  const { sink, errors } = await replayed(t, new FailingStore(1024, 'STORE_BAD_ARGUMENT', Infinity), 'f', 1100);
+  t.same(sink.received, seqs('f', 1, 1024), 'the page before the failure, nothing after it');
+  t.same(sink.reasons, ['unreadable'], 'the sink hears its log could not be read');
+  t.equal(errors.length, 1, 'the failure is reported');
+  t.match(errors[0], /read of f after 1024 failed/);
+});
+
+t.test('a store that did not answer is asked again: the subscription ends complete; a detach ends it detached', async (t) => {
+  const { hub, feed, sink, errors } = await replayed(t, new FailingStore(1024, 'STORE_UNAVAILABLE', 1), 'u', 1100);
+  t.same(sink.received, seqs('u', 1, 1100), 'every event once, in order, across the retried read');
+  t.same(sink.reasons, ['complete']);
+  t.equal(errors.length, 1, 'the unanswered read is reported');
+  feed.state = { lastSeq: 1100, finalSeq: null };
+  hub.attach(sink, 'u', 1100, null);
+  t.ok(hub.detach(sink, 'u'));
+  t.same(sink.reasons, ['complete', 'detached'], 'an unsubscribe is a detach');
 });

@@ -77,7 +77,7 @@ export function machineBusySeconds(): number {
 }
 
 /** USER_HZ: 100 on every Linux build Node supports. */
-const CLOCK_TICKS = 100;
+export const CLOCK_TICKS = 100;
 
 /**
  * Starts a meter of this process's CPU share, in % of one core (process.cpuUsage: finer than the

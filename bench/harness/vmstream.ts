@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Child } from './procs.js';
 import { benchModule } from './procs.js';
+import { SERVER_NODE_FLAGS } from '../../src/cli/node-flags.js';
 import type { Ctx } from './types.js';
 
 const READY_TIMEOUT_MS = 15_000;
@@ -67,9 +68,11 @@ export async function startVmstream(ctx: Ctx, options: VmstreamOptions): Promise
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('VMSTREAM_')) env[key] = value;
   Object.assign(env, BENCH_ENV, { VMSTREAM_DATA: dataDir, VMSTREAM_WORKSPACE: workspace, VMSTREAM_TOKEN: token }, ctx.serverEnv, options.env);
-  const execArgv = ctx.profileDir
-    ? ['--cpu-prof', '--cpu-prof-dir', ctx.profileDir, '--cpu-prof-name', `${options.name}-${n}.${process.pid}.cpuprofile`]
-    : [];
+  // Node's flags as the `vmstream` bin and `npm start` launch it (src/cli/node-flags.ts).
+  const execArgv = [
+    ...SERVER_NODE_FLAGS,
+    ...(ctx.profileDir ? ['--cpu-prof', '--cpu-prof-dir', ctx.profileDir, '--cpu-prof-name', `${options.name}-${n}.${process.pid}.cpuprofile`] : []),
+  ];
   const child = ctx.procs.start(`vmstream-${options.name}`, benchModule('servers/vmstream.js'), {
     env,
     execArgv,

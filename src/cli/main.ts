@@ -1,8 +1,9 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=8
 /**
  * `npm start` / `vmstream`: starts the server from the environment (see src/config.ts and the
  * README), prints one line with the URL to connect to on stdout (tools parse it: keep it exactly so),
- * logs JSON lines on stderr, and shuts down cleanly on SIGINT/SIGTERM.
+ * logs JSON lines on stderr, and shuts down cleanly on SIGINT/SIGTERM. The shebang's flags are
+ * src/cli/node-flags.ts's (why: there).
  * `vmstream repl|run|tail …` are clients instead (src/cli/commands.ts).
  */
 import { readFileSync } from 'node:fs';

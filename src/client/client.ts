@@ -314,6 +314,11 @@ export class Client {
       if (execution) for (const event of eventsOf(frame)) execution.receive(event);
       return;
     }
+    // No request's reply: the server ended this execution's subscription short of its `done`.
+    if (frame.op === 'error' && frame.id === undefined && frame.execution_id !== undefined) {
+      this.#executions.get(frame.execution_id)?.subscriptionFailed(ServerError.fromFrame(frame));
+      return;
+    }
     const pending = typeof frame.id === 'number' ? this.#inFlight.get(frame.id) : undefined;
     if (!pending) return; // its request timed out already
     this.#inFlight.delete(pending.id);

@@ -9,7 +9,7 @@
  * frames work as before.
  */
 import { TERMINAL_STATUSES, type EventFrame, type ExecuteRequest, type ExecutionRecord, type ServerFrame } from '../../protocol/types.js';
-import { AbortError, ClientClosedError, VmstreamError } from './errors.js';
+import { AbortError, ClientClosedError, VmstreamError, type ServerError } from './errors.js';
 import { QueuedIterator } from './queue.js';
 
 type Reply = Exclude<ServerFrame, { op: 'event' | 'events' | 'error' }>;
@@ -27,6 +27,14 @@ export type ExecuteInput = Omit<ExecuteRequest, 'op' | 'id'> & { execution_id: s
 /** Events held past a gap before the oldest are let go (they come again with the resync). */
 const AHEAD_LIMIT = 4096;
 const TERMINAL = new Set<string>(TERMINAL_STATUSES);
+/**
+ * Subscriptions the server ended with LOG_UNREADABLE, in a row (no event delivered in between),
+ * asked again before the execution fails with that error; the n-th is asked n × the delay later.
+ * The server has already retried what it could (a store that did not answer, an empty read), so a
+ * few tries over seconds cover a passing fault without making the caller wait long for a lasting one.
+ */
+const UNREADABLE_RETRIES = 3;
+const UNREADABLE_DELAY_MS = 1000;
 
 export class Execution implements AsyncIterable<EventFrame> {
   readonly id: string;
@@ -47,6 +55,8 @@ export class Execution implements AsyncIterable<EventFrame> {
   #resyncing = false;
   #finished = false;
   #aborted = false;
+  /** LOG_UNREADABLE ends in a row, without an event delivered in between. */
+  #unreadable = 0;
   readonly #ahead = new Map<number, EventFrame>();
   #settleAccepted!: { resolve(): void; reject(error: unknown): void };
   #settleResult!: { resolve(record: ExecutionRecord): void; reject(error: unknown): void };
@@ -149,6 +159,20 @@ export class Execution implements AsyncIterable<EventFrame> {
     if (this.#ahead.size > 0) for (const seq of this.#ahead.keys()) if (seq <= this.#lastSeq) this.#ahead.delete(seq);
   }
 
+  /**
+   * The server ended its subscription short of `done` (an `error` frame with its execution_id). A
+   * deleted log fails it at once: asking again would get NOT_FOUND. A log that could not be read is
+   * asked again from the last delivered seq, UNREADABLE_RETRIES times in a row, then fails it.
+   */
+  subscriptionFailed(error: ServerError): void {
+    if (this.#finished || this.#aborted) return;
+    if (error.code !== 'LOG_UNREADABLE' || ++this.#unreadable > UNREADABLE_RETRIES) {
+      this.fail(error);
+      return;
+    }
+    setTimeout(() => this.#resync(), UNREADABLE_DELAY_MS * this.#unreadable);
+  }
+
   /** Ends it with `error`: the client closed, the server refused it, or the application stopped. */
   fail(error: unknown): void {
     if (this.#finished) return;
@@ -161,6 +185,7 @@ export class Execution implements AsyncIterable<EventFrame> {
 
   #deliver(event: EventFrame): void {
     this.#lastSeq = event.seq;
+    this.#unreadable = 0;
     if (this.#onEvent) {
       try {
         this.#onEvent(event);

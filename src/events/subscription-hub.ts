@@ -34,10 +34,11 @@ export interface EventSink {
   /** Runs `fn` with the socket corked, so its sends leave in one write. */
   cork(fn: () => void): void;
   /**
-   * A subscription of this sink ended: its last event was sent, its log is gone, or it was detached.
-   * A sink that serves one subscription (an HTTP event stream) ends its response here.
+   * A subscription of this sink ended, and why (`reason`). A sink that serves one subscription (an
+   * HTTP event stream) ends its response here; one that ended short of its `done` (`deleted`,
+   * `unreadable`, `gap`) tells its client (events/end-reason.ts).
    */
-  ended?(executionId: string): void;
+  ended?(executionId: string, reason: EndReason): void;
   /**
    * Whether this sink wants the execution's events as `events` frames (protocol v1.1). Asked when a
    * subscription starts (attach, release); absent means single `event` frames.
@@ -46,6 +47,15 @@ export interface EventSink {
 }
 
 export const enum SendResult { SENT = 0, SENT_FULL = 1, DROPPED = 2 }
+
+/**
+ * Why a subscription ended. `complete`: it sent the log's last seq (the execution's `done`).
+ * `detached`: unsubscribed, replaced by a new subscription of its sink, or its sink closed. The
+ * others end it short of its `done`: `deleted`, the log was deleted (retention) while it was read;
+ * `unreadable`, a store read failed (not STORE_UNAVAILABLE, which is retried); `gap`, reads kept
+ * finding nothing where the log is known to go on.
+ */
+export type EndReason = 'complete' | 'detached' | 'deleted' | 'unreadable' | 'gap';
 
 type Mode = 'live' | 'held' | 'catching-up' | 'paused' | 'ended';
 
@@ -141,14 +151,14 @@ export class SubscriptionHub {
   detach(sink: EventSink, executionId: string): boolean {
     const subscription = this.#bySink.get(sink)?.get(executionId);
     if (!subscription) return false;
-    this.#end(subscription);
+    this.#end(subscription, 'detached');
     return true;
   }
 
   detachAll(sink: EventSink): void {
     const forSink = this.#bySink.get(sink);
     if (!forSink) return;
-    for (const subscription of [...forSink.values()]) this.#end(subscription);
+    for (const subscription of [...forSink.values()]) this.#end(subscription, 'detached');
     this.#bySink.delete(sink);
   }
 
@@ -194,7 +204,7 @@ export class SubscriptionHub {
   finish(executionId: string, finalSeq: number): void {
     for (const subscription of [...(this.#byExecution.get(executionId) ?? [])]) {
       subscription.finalSeq = finalSeq;
-      if (subscription.cursor >= finalSeq && subscription.mode !== 'held') this.#end(subscription);
+      if (subscription.cursor >= finalSeq && subscription.mode !== 'held') this.#end(subscription, 'complete');
     }
   }
 
@@ -264,7 +274,7 @@ export class SubscriptionHub {
     if (subscription.mode === 'ended') return false;
     if (result !== SendResult.DROPPED) subscription.cursor = lastSeq;
     if (subscription.finalSeq !== null && subscription.cursor >= subscription.finalSeq) {
-      this.#end(subscription);
+      this.#end(subscription, 'complete');
       return false;
     }
     if (result === SendResult.SENT) return true;
@@ -285,13 +295,14 @@ export class SubscriptionHub {
         if (target === undefined) {
           // Not live here: it ended, or it runs elsewhere and the feed must bring its events here.
           const state = await this.#feed.locate(subscription.executionId);
-          if (!state || subscription.mode !== 'catching-up') { this.#end(subscription); return; }
+          if (subscription.mode !== 'catching-up') return;
+          if (!state) return this.#end(subscription, 'deleted');
           if (state.finalSeq !== null) subscription.finalSeq = state.finalSeq;
           else this.#feed.follow(subscription.executionId, subscription.cursor);
           continue;
         }
         if (subscription.cursor >= target) {
-          if (subscription.finalSeq !== null) this.#end(subscription);
+          if (subscription.finalSeq !== null) this.#end(subscription, 'complete');
           else subscription.mode = 'live';
           return;
         }
@@ -313,7 +324,7 @@ export class SubscriptionHub {
       this.#onReadError(error);
       // A store that did not answer this time (NATS busy or restarting) is asked again; anything else ends it.
       if (error instanceof StoreError && error.code === 'STORE_UNAVAILABLE') setTimeout(() => void this.#catchUp(subscription), READ_RETRY_MS);
-      else this.#end(subscription);
+      else this.#end(subscription, 'unreadable');
     } finally {
       subscription.reading = false;
     }
@@ -329,9 +340,9 @@ export class SubscriptionHub {
     const { executionId, cursor } = subscription;
     const exists = (await this.#feed.locate(executionId)) !== null;
     if (subscription.mode !== 'catching-up') return;
-    if (!exists) return this.#end(subscription);
+    if (!exists) return this.#end(subscription, 'deleted');
     this.#onReadError(new StoreError('STORE_UNAVAILABLE', `a read of ${executionId} after seq ${cursor} found nothing, but its log reaches seq ${target}`));
-    if (++subscription.emptyReads > EMPTY_READ_RETRIES) return this.#end(subscription);
+    if (++subscription.emptyReads > EMPTY_READ_RETRIES) return this.#end(subscription, 'gap');
     setTimeout(() => void this.#catchUp(subscription), READ_RETRY_MS);
   }
 
@@ -343,7 +354,7 @@ export class SubscriptionHub {
     return page;
   }
 
-  #end(subscription: Subscription): void {
+  #end(subscription: Subscription, reason: EndReason): void {
     if (subscription.mode === 'ended') return;
     subscription.mode = 'ended';
     this.#bySink.get(subscription.sink)?.delete(subscription.executionId);
@@ -355,6 +366,6 @@ export class SubscriptionHub {
         this.#feed.unfollow(subscription.executionId);
       }
     }
-    subscription.sink.ended?.(subscription.executionId);
+    subscription.sink.ended?.(subscription.executionId, reason);
   }
 }

@@ -5,7 +5,8 @@
  * it drains. Each event is one SSE message: `event:` is its type (`console`, `value`, … `done`: an
  * EventSource listens with addEventListener), `id:` its seq (so a browser's reconnect sends it back
  * as Last-Event-ID), `data:` the event frame as JSON. The response ends after `done`, or after an
- * `error` message when its tenant's token is revoked. Each server has its own EventStreams.
+ * `error` message when its tenant's token is revoked or its subscription ended short of `done` (its
+ * log deleted or unreadable). Each server has its own EventStreams.
  *
  * The bytes a stream has written that its socket has not taken count against the server's one send
  * budget (transport/send-budget.ts), as a WebSocket's buffer does: a thousand slow readers wait
@@ -14,10 +15,12 @@
  * without backpressure, or onWritable): never less than what is buffered.
  */
 import { decodeValue } from '../../protocol/codec.js';
-import { errorEnvelope, type WireError } from '../../protocol/errors.js';
+import { errorEnvelope, wireError, type WireError } from '../../protocol/errors.js';
 import type { EventFrame } from '../../protocol/types.js';
 import type { ExecutionService } from '../sessions/service.js';
-import { SendResult, type EventSink } from '../events/subscription-hub.js';
+import { SendResult, type EndReason, type EventSink } from '../events/subscription-hub.js';
+import { endedEarlyError } from '../events/end-reason.js';
+import { publicExecutionId } from '../sessions/live.js';
 import type { BudgetMember, SendBudget } from '../transport/send-budget.js';
 import type { HttpResponse } from './port.js';
 import { statusLine } from './respond.js';
@@ -95,8 +98,11 @@ class EventStream implements EventSink, BudgetMember {
     this.#budget.hold(this, 0);
   }
 
-  ended(): void {
-    this.close();
+  /** Its subscription ended: after `done`, or short of it with an `error` message saying why. */
+  ended(executionId: string, reason: EndReason): void {
+    const error = endedEarlyError(publicExecutionId(executionId), reason);
+    if (error) this.fail(wireError(error));
+    else this.close();
   }
 
   beat(): void {

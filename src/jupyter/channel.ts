@@ -16,6 +16,8 @@ import { encodeMessage, makeMessage, parseMessage, PROTOCOL_VERSION, type Kernel
 const CLOSE_REPLACED = 1000;
 /** Close code for a connection that stopped answering pings (the peer is gone without closing). */
 const CLOSE_NO_ANSWER = 1001;
+/** Close code for a connection whose feed could not read an execution's events (internal error). */
+const CLOSE_FAILED = 1011;
 /**
  * Every open channel is pinged this often, and one that has not answered since the last time is
  * ended: these sockets have no idle timeout, so a peer gone without closing would stay forever.
@@ -114,8 +116,16 @@ export class KernelChannel implements RouteHandler, FeedConnection, BudgetMember
   }
 
   replace(): void {
+    this.#end(CLOSE_REPLACED, 'replaced by a newer connection of the same session_id');
+  }
+
+  fail(reason: string): void {
+    this.#end(CLOSE_FAILED, reason);
+  }
+
+  #end(code: number, reason: string): void {
     if (!this.open) return;
-    this.#socket.end(CLOSE_REPLACED, 'replaced by a newer connection of the same session_id');
+    this.#socket.end(code, reason);
     this.close();
   }
 
@@ -161,8 +171,7 @@ export class KernelChannel implements RouteHandler, FeedConnection, BudgetMember
   /** The keepalive: ends the connection if the last ping went unanswered, else pings again. */
   beat(): void {
     if (!this.#answered) {
-      this.#socket.end(CLOSE_NO_ANSWER, 'no answer to ping');
-      this.close();
+      this.#end(CLOSE_NO_ANSWER, 'no answer to ping');
       return;
     }
     this.#answered = false;

@@ -18,7 +18,7 @@ import { ProtocolError } from '../../protocol/errors.js';
 import { eventsOf } from '../../protocol/batch.js';
 import type { EventFrame, EventsFrame, ExecutionRecord } from '../../protocol/types.js';
 import { decodeValue } from '../../protocol/codec.js';
-import { SendResult, type EventSink } from '../events/subscription-hub.js';
+import { SendResult, type EndReason, type EventSink } from '../events/subscription-hub.js';
 import type { ExecutionService } from '../sessions/service.js';
 import { Derivation, type ExecutionView } from './derive.js';
 import { originOf, type ExecuteOrigin, type KernelIdentity, type Message } from './messages.js';
@@ -41,6 +41,8 @@ export interface FeedConnection {
   cork(fn: () => void): void;
   /** The connection was replaced by a newer one of the same client session. */
   replace(): void;
+  /** Ends the connection with an error (1011, `reason`): its client reconnects and resumes. */
+  fail(reason: string): void;
 }
 
 export interface FeedContext {
@@ -200,10 +202,18 @@ export class Feed {
     return result;
   }
 
-  /** The subscription ended (its `done` went out, or its log is gone): on to the next execution. */
-  ended(sink: UnitSink): void {
+  /**
+   * The subscription ended (its `done` went out, or its log is gone): on to the next execution. A
+   * log that could not be read is not passed over: the connection ends, and the client's reconnect
+   * reads that execution again from its last confirmed unit.
+   */
+  ended(sink: UnitSink, reason: EndReason): void {
     if (sink !== this.#sink) return;
     this.#sink = null;
+    if (reason === 'unreadable' || reason === 'gap') {
+      sink.connection.fail('LOG_UNREADABLE: an execution\'s events could not be read; reconnect to read them again');
+      return;
+    }
     const number = sink.derivation.execution.number;
     if (this.#sent.number === number) this.#sent = { number, seq: END };
     this.walk();
@@ -327,9 +337,9 @@ class UnitSink implements EventSink {
     this.connection.cork(fn);
   }
 
-  ended(): void {
+  ended(_executionId: string, reason: EndReason): void {
     // Held for a cut that never came (the log was cut short): written as they are.
     if (this.#pending.length > 0) this.#write(this.#pending.splice(0));
-    this.feed.ended(this);
+    this.feed.ended(this, reason);
   }
 }

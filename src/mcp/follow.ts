@@ -5,15 +5,20 @@
  * It keeps only that bounded text, so it never pushes back: every send is SENT.
  */
 import type { DonePayload, EventFrame } from '../../protocol/types.js';
-import { SendResult, type EventSink } from '../events/subscription-hub.js';
+import { SendResult, type EndReason, type EventSink } from '../events/subscription-hub.js';
+import { endedEarlyError } from '../events/end-reason.js';
+import { publicExecutionId } from '../sessions/live.js';
+import type { ProtocolError } from '../../protocol/errors.js';
 import { decodeValue } from '../../protocol/codec.js';
 import { latestLine, OutputText } from './output.js';
 
 export interface Followed {
   text: OutputText;
-  /** The `done` payload, or null when the subscription ended without one (its log was deleted). */
+  /** The `done` payload, or null when the subscription ended without one. */
   done: DonePayload | null;
   lastSeq: number;
+  /** Why it ended without a `done` when that was no detach: its log was deleted or could not be read. */
+  error: ProtocolError | null;
 }
 
 export class ExecutionFollower implements EventSink {
@@ -45,7 +50,8 @@ export class ExecutionFollower implements EventSink {
     fn();
   }
 
-  ended(): void {
-    this.#resolve({ text: this.text, done: this.#done, lastSeq: this.#lastSeq });
+  ended(executionId: string, reason: EndReason): void {
+    const error = endedEarlyError(publicExecutionId(executionId), reason);
+    this.#resolve({ text: this.text, done: this.#done, lastSeq: this.#lastSeq, error });
   }
 }

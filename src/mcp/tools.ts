@@ -104,8 +104,10 @@ async function runCode(context: ToolContext, args: ToolArgs<'run_code'>, extra: 
   progress.stop();
   for (const signal of signals) signal.removeEventListener('abort', stop);
   if (context.revoked.aborted) throw context.revoked.reason;
-  // Without `done`, the client went away (this result goes nowhere) or retention deleted the log
-  // under us (the record still says how it ended).
+  // Its log was deleted or could not be read under us: the tool call fails with LOG_DELETED or
+  // LOG_UNREADABLE (read_output, or a retry with the same execution_id, reads it again).
+  if (followed.error) throw followed.error;
+  // Without `done`, the client went away: this result goes nowhere.
   const status = followed.done?.status ?? (await service.getExecution(tenant, executionId)).status;
   const result: ToolResult<'run_code'> = {
     execution_id: executionId,

@@ -10,8 +10,9 @@ import { checkRequest, isKnownOp } from '../../protocol/schemas.js';
 import { PROTOCOL_REVISION, type ClientRequest, type EventFrame, type EventsFrame, type RequestId, type ServerFrame } from '../../protocol/types.js';
 import { decodeFrame, encodeFrame } from '../../protocol/codec.js';
 import type { ExecutionService } from '../sessions/service.js';
-import { SendResult, type EventSink } from '../events/subscription-hub.js';
-import { storedExecutionId } from '../sessions/live.js';
+import { SendResult, type EndReason, type EventSink } from '../events/subscription-hub.js';
+import { endedEarlyError } from '../events/end-reason.js';
+import { publicExecutionId, storedExecutionId } from '../sessions/live.js';
 import { Outbox } from './outbox.js';
 import type { BudgetMember, SendBudget } from './send-budget.js';
 
@@ -92,8 +93,16 @@ export class Connection implements EventSink, BudgetMember {
     return this.#batching.has(executionId);
   }
 
-  ended(executionId: string): void {
+  /**
+   * A subscription ended. One that ended short of its `done` tells the client, after the last event
+   * it sent: an `error` frame with the execution's id and no request id (the `subscribed` or
+   * `execution` reply went out long before).
+   */
+  ended(executionId: string, reason: EndReason): void {
     if (executionId !== this.#starting) this.#batching.delete(executionId);
+    const publicId = publicExecutionId(executionId);
+    const error = endedEarlyError(publicId, reason);
+    if (error) this.#reply(errorFrame(wireError(error), undefined, publicId));
   }
 
   /** Writes what this turn queued now: the socket is about to be ended. */

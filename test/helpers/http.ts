@@ -137,7 +137,7 @@ export async function openSse(url: string, token: string, headers: Record<string
 }
 
 /** One SSE block: comments and `retry:` alone make no message. */
-function parseBlock(block: string): SseMessage | null {
+export function parseBlock(block: string): SseMessage | null {
   const message: SseMessage = { data: '' };
   let hasData = false;
   for (const line of block.split('\n')) {

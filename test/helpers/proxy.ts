@@ -5,7 +5,7 @@
  * Plain HTTP (the console's page) passes through untouched.
  */
 import net from 'node:net';
-import { decodeValue } from '../../protocol/codec.js';
+import { decodeValue, encodeFrame } from '../../protocol/codec.js';
 import type { ServerFrame } from '../../protocol/types.js';
 
 
@@ -14,6 +14,23 @@ export function seqsOf(frame: ServerFrame): number[] {
   if (frame.op === 'event') return [frame.seq];
   if (frame.op === 'events') return frame.events.map((event) => event.seq);
   return [];
+}
+
+/** A frame as the server would send it (binary, unmasked), for a filter to add to what it passes on. */
+export function serverFrame(frame: object): Buffer {
+  const payload = Buffer.from(encodeFrame(frame));
+  const length = payload.length;
+  if (length < 126) return Buffer.concat([Buffer.from([0x82, length]), payload]);
+  const header = Buffer.alloc(length < 65536 ? 4 : 10);
+  header[0] = 0x82;
+  if (length < 65536) {
+    header[1] = 126;
+    header.writeUInt16BE(length, 2);
+  } else {
+    header[1] = 127;
+    header.writeBigUInt64BE(BigInt(length), 2);
+  }
+  return Buffer.concat([header, payload]);
 }
 
 /** What to send on for one server frame: these raw frames (none drops it), or 'cut' the connection. */

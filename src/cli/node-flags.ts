@@ -1,0 +1,17 @@
+/**
+ * Node's flags for the server process, given where it is launched: the `vmstream` bin's shebang
+ * (src/cli/main.ts), `npm start` (package.json) and the bench's launcher (bench/harness/vmstream.ts)
+ * must carry the same ones; test/node-flags.test.ts checks that they do.
+ *
+ * `--max-semi-space-size=8`: V8 starts an incremental mark-compact whenever the old generation's
+ * room left is no more than the young generation's capacity. The server's old generation is small
+ * (~20 MB live, ~23 MB of room after a mark-compact) and a stream grows the young generation to
+ * Node 20's default 16 MB per semi-space (32 MB), so V8 ran a full mark-compact every 300–500 ms of a
+ * stream (2–9 per 200 000 events) although the stream promotes almost nothing; their concurrent
+ * marking on V8's helper threads was 0.6–2.0 µs of CPU per event (bench/README.md, "The stream's CPU
+ * by thread"). At 8 MB (16 MB) the stream runs none, with twice the scavenges, which stay cheap (its
+ * frames in flight die young); 4 MB did as well for the stream and quadrupled the scavenges of
+ * `execute-trivial`, whose in-flight state each one copies. Flags are read when the heap is made:
+ * they cannot be set from inside.
+ */
+export const SERVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8'];
