@@ -113,9 +113,12 @@ class CountingLevelStore extends LevelEventStore {
   reads = 0;
   /** The number of events each store read asked for. */
   readonly limits: number[] = [];
+  /** Where each store read began (its afterSeq). */
+  readonly starts: number[] = [];
   protected override _readBins(executionId: string, afterSeq: number, limit: number): Promise<BinChunk> {
     this.reads++;
     this.limits.push(limit);
+    this.starts.push(afterSeq);
     return super._readBins(executionId, afterSeq, limit);
   }
 }
@@ -157,4 +160,28 @@ t.test('a reader of small pages past a cached block reads what it asks for, not 
   const page = await store.readRun('x', 256, 10);
   t.same(page.frames.map((frame) => new TextDecoder().decode(frame)), from(257, 266).map((seq) => `e${seq}`), 'the ten events asked for');
   t.same(inner.limits, [256, 256], 'one block each (an HTTP page of 10 is not a replay going through the log)');
+});
+
+t.test('a reader that says where its log reaches (a replay) has the blocks after its page read at once, not when it asks for them', async (t) => {
+  const { inner, store } = await cachedLog(t);
+  const first = await store.readRun('x', 0, 1024, 5120);
+  t.equal(first.frames.length, 1024, 'the first page');
+  // Before: the sixteen blocks began only when the next page was asked for (and found block 4 missing).
+  t.same(inner.starts, [0, 1024], 'the page, and the blocks after it already being read');
+  t.same(inner.limits, [1024, 4096], 'sixteen blocks at once');
+  const pages: Uint8Array[][] = [first.frames];
+  for (let afterSeq = 1024; afterSeq < 5120; afterSeq += 1024) pages.push((await store.readRun('x', afterSeq, 1024, 5120)).frames);
+  t.same(pages.flat().map((frame) => new TextDecoder().decode(frame)), from(1, 5120).map((seq) => `e${seq}`), 'every event, in order');
+  t.equal(inner.reads, 2, 'no more store reads than before: the rest came from what was read ahead');
+});
+
+t.test('a read ahead stops at the seq the log is known to reach, and small pages never read ahead', async (t) => {
+  const { inner, store } = await cachedLog(t);
+  await store.readRun('x', 0, 1024, 2000);
+  t.same(inner.limits, [1024, 1024], 'blocks 4 to 7 only: seq 2000 is in block 7');
+  await store.readRun('x', 1024, 1024, 2000);
+  t.same(inner.limits, [1024, 1024], 'the next page came from it, and nothing past seq 2000 was read');
+  const small = await cachedLog(t);
+  await small.store.readRun('x', 0, 10, 5120);
+  t.same(small.inner.limits, [256], 'a reader of 10 events reads its one block, nothing ahead');
 });

@@ -142,11 +142,17 @@ t.test('LocalFeed: live here, ended, or left unfinished by a dead process (its l
   t.equal(feed.committedSeq('ended'), undefined, 'nothing but live executions has a committed seq');
 });
 
-/** Counts catch-up reads: where each began, and how many were under way at most. */
+/** Counts catch-up reads: where each began, how many were under way at most, and the log end each was told. */
 class CountingStore extends MemoryEventStore {
   started: number[] = [];
   inFlight = 0;
   maxInFlight = 0;
+  /** The seq each catch-up read said its log is known to reach. */
+  knownEnds: Array<number | undefined> = [];
+  protected override _readRun(executionId: string, afterSeq: number, limit: number, knownEnd?: number) {
+    this.knownEnds.push(knownEnd);
+    return super._readRun(executionId, afterSeq, limit, knownEnd);
+  }
   protected override async _readEvents(executionId: string, afterSeq: number, limit: number) {
     this.started.push(afterSeq);
     this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
@@ -180,6 +186,7 @@ t.test('a catch-up reads the next page while it sends the current one, one page 
   t.same(store.started, [0, 1024, 2048], 'each page read once, from where the one before ended');
   t.same(readsBegunAt, [2, 3, 3], 'the next page was being read while each page was sent');
   t.equal(store.maxInFlight, 1, 'one read at a time: never more than one page ahead of what is sent');
+  t.same(store.knownEnds, [3000, 3000, 3000], 'each read told the store where the log reaches (the replay cache reads ahead to it)');
 });
 
 t.test('a log with a gap (a store should never have one): sent up to the gap, read again a few times, reported, then ended', async (t) => {
@@ -298,4 +305,40 @@ t.test('a store that did not answer is asked again: the subscription ends comple
   hub.attach(sink, 'u', 1100, null);
   t.ok(hub.detach(sink, 'u'));
   t.same(sink.reasons, ['complete', 'detached'], 'an unsubscribe is a detach');
+});
+
+/** A sink that takes runs (as a socket's Connection does), full after every `room` frames. */
+class RunSink extends Sink {
+  runs = 0;
+  single = 0;
+  constructor(readonly room: number) {
+    super();
+  }
+  override send(frame: Uint8Array): SendResult {
+    this.single++;
+    return super.send(frame);
+  }
+  sendRun(frames: readonly Uint8Array[], from: number, to: number) {
+    this.runs++;
+    const end = Math.min(to, from + this.room);
+    for (let index = from; index < end; index++) super.send(frames[index]!);
+    return { sent: end - from, result: end - from === this.room ? SendResult.SENT_FULL : SendResult.SENT };
+  }
+}
+
+t.test('a sink that takes runs gets each page in one call: paused where it is full, resumed, ended after the final seq', async (t) => {
+  const { store, feed, hub } = await setup(t);
+  await feed.deliver(hub, store, 'r', 1, 2600);
+  feed.state = { lastSeq: 2600, finalSeq: 2600 };
+  const sink = new RunSink(700);
+  hub.attach(sink, 'r', 5, null);
+  // Each time it stopped (paused, or ended), the next turn finds it so: a paused sink is resumed, as a drain would.
+  while (sink.ends === 0 && hub.pauses < 10) {
+    await new Promise((resolve) => setImmediate(resolve));
+    await hub.resume(sink);
+  }
+  t.same(sink.received, seqs('r', 6, 2600), 'every event after the cursor once, in order');
+  t.equal(sink.single, 0, 'nothing sent one by one');
+  t.equal(hub.pauses, 3, 'paused each time the sink was full (700 of 2595)');
+  t.equal(sink.ends, 1, 'ended once, after the final seq');
 });

@@ -98,3 +98,41 @@ t.test('a closed connection drops what it queued and sends nothing more', async 
   await turn();
   t.same(socket.writes, []);
 });
+
+t.test('a run of frames sent at once (sendRun) stops where sending them one by one stops, and leaves the budget as it would', async (t) => {
+  const frames = Array.from({ length: 40 }, (_, index) => event(index + 1));
+  const other = { proceed: () => {} };
+  /** A connection under a budget of `limit` where another socket holds `othersBytes`, this one let go with a reservation when `reserved`. */
+  const start = (backpressureBytes: number, limit: number, othersBytes: number, reserved: boolean) => {
+    const socket = new FakeSocket();
+    const service = { resume: async () => {}, detachAll: () => {} } as unknown as ExecutionService;
+    const budget = new SendBudget(limit);
+    const connection = new Connection(socket, service, 'default', { backpressureBytes, budget, maxFramesPerSecond: 1000, onInternalError: (error) => { throw error; } });
+    budget.hold(other, othersBytes + 1);
+    if (reserved) budget.wait(connection);
+    budget.hold(other, othersBytes);
+    return { connection, budget };
+  };
+  for (const backpressureBytes of [500, 2000, 1 << 20]) {
+    for (const [limit, othersBytes] of [[64 << 20, 0], [3000, 0], [3000, 2500], [3000, 3500], [5000, 0], [70 * 1024, 64 * 1024 - 900]] as const) {
+      for (const reserved of [false, true]) {
+        const name = `threshold ${backpressureBytes}, budget ${limit} with ${othersBytes} held by another${reserved ? ', let go with a reservation' : ''}`;
+        const one = start(backpressureBytes, limit, othersBytes, reserved);
+        let sent = 0;
+        let result = SendResult.SENT;
+        for (const frame of frames.slice(3)) {
+          result = one.connection.send(frame);
+          if (result !== SendResult.DROPPED) sent++;
+          if (result !== SendResult.SENT) break;
+        }
+        const run = start(backpressureBytes, limit, othersBytes, reserved);
+        t.same(run.connection.sendRun(frames, 3, frames.length), { sent, result }, `${name}: the same frames sent, the same result`);
+        t.equal(run.budget.used, one.budget.used, `${name}: the budget holds the same`);
+        t.equal(run.budget.isWaiting(run.connection), one.budget.isWaiting(one.connection), `${name}: waiting, or not, the same`);
+      }
+    }
+  }
+  const { connection } = setup();
+  connection.closed();
+  t.same(connection.sendRun(frames, 0, 2), { sent: 0, result: SendResult.DROPPED }, 'a closed connection sends nothing');
+});

@@ -110,7 +110,7 @@ export const stream: Scenario = {
           batched_first_event_ms: { value: batched.firstFrameMs, unit: 'ms' },
         },
         shown: ['seconds', 'steady_events_per_s', 'batched_events_per_s', 'first_event_ms', 'first_event_1_line_ms', 'first_event_100k_lines_ms', 'event_age_p50_ms', 'event_age_p99_ms', 'event_age_p999_ms', 'server_cpu_pct', 'server_main_thread_cpu_pct', 'server_cpu_us_per_event', 'server_main_thread_us_per_event', 'client_cpu_pct', 'server_peak_rss_mb'],
-        setup: `1 execution, ${lines} console.log lines (+ value, done), after a ${ctx.quick ? 2_000 : 20_000}-line warm-up; then the same to a client asking for batched events frames (batched_*); then the first event of a 1-line and of a ${FIRST_EVENT_LONG_LINES}-line run`,
+        setup: `1 execution, ${lines} console.log lines (+ value, done), after a ${ctx.quick ? 2_000 : 20_000}-line warm-up; then the same to a client asking for batched events frames (batched_*); then the first event of a 1-line and of a ${FIRST_EVENT_LONG_LINES}-line run; event ages timed once per socket read (every event of a read arrived with it)`,
       };
     } finally {
       await server.stop();

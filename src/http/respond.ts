@@ -18,6 +18,7 @@ const REASONS: Readonly<Record<number, string>> = Object.freeze({
   405: 'Method Not Allowed',
   406: 'Not Acceptable',
   409: 'Conflict',
+  410: 'Gone',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
   426: 'Upgrade Required',

@@ -52,6 +52,13 @@ const VIEWED_BLOCKS = 64;
  * main thread). Read as bins, no view made: the next pages make theirs as they are read.
  */
 const STREAMING_READ_BLOCKS = 16;
+/**
+ * How far past the page it just served a reader that says where its log reaches (a replay) looks
+ * for blocks neither cached nor being read, to read them at once (STREAMING_READ_BLOCKS of them,
+ * not past that seq). Without it a replay's 16-block read began only when the hub's one-page
+ * read-ahead reached a missing block, and the hub waited for it every four pages.
+ */
+const READ_AHEAD_BLOCKS = 8;
 
 const blockOf = (seq: number) => Math.floor((seq - 1) / BLOCK_EVENTS);
 const firstSeqOf = (block: number) => block * BLOCK_EVENTS + 1;
@@ -142,7 +149,7 @@ export class CachedEventStore extends EventStore {
     return storedEventsOf(await this._readRun(executionId, afterSeq, limit));
   }
 
-  protected override async _readRun(executionId: string, afterSeq: number, limit: number): Promise<EventChunk> {
+  protected override async _readRun(executionId: string, afterSeq: number, limit: number, knownEnd?: number): Promise<EventChunk> {
     // A store read numbered past this began after this call did: what it did not find, this call need not look for.
     const since = this.#readsBegun;
     const frames: Uint8Array[] = [];
@@ -178,6 +185,7 @@ export class CachedEventStore extends EventStore {
       next = afterSeq + 1 + frames.length;
       if (read.count < wanted) break;
     }
+    if (knownEnd !== undefined && limit >= BLOCK_EVENTS) this.#readAhead(executionId, afterSeq + 1 + frames.length, knownEnd);
     return { executionId, firstSeq: afterSeq + 1, frames };
   }
 
@@ -252,6 +260,32 @@ export class CachedEventStore extends EventStore {
       if (this.#views.size > VIEWED_BLOCKS) this.#views.delete(this.#views.keys().next().value!);
     }
     for (let index = from; index < to; index++) out.push(views[index]!);
+  }
+
+  /**
+   * Starts reading the first block within READ_AHEAD_BLOCKS from seq `next` that is neither cached
+   * whole nor being read, and the blocks after it, up to STREAMING_READ_BLOCKS and not past seq
+   * `end` (stored: the log is known to reach it). Nobody awaits it: a reader that comes to those
+   * blocks waits for it as for any read under way, and a failure is that reader's to see.
+   */
+  #readAhead(executionId: string, next: number, end: number): void {
+    const first = blockOf(next);
+    const last = blockOf(end);
+    const far = Math.min(last, first + READ_AHEAD_BLOCKS - 1);
+    // Reads fill runs of blocks: when the window's farthest block is covered, the rest (nearly always) is too, and this page looks no further.
+    if (far < first || this.#covered(executionId, far, end)) return;
+    for (let block = first; block <= far; block++) {
+      if (this.#covered(executionId, block, end)) continue;
+      this.#read(executionId, block, Math.min(STREAMING_READ_BLOCKS, last - block + 1) * BLOCK_EVENTS).catch(() => {});
+      return;
+    }
+  }
+
+  /** Whether `block` is being read, or cached up to its last seq or `end`, whichever comes first. */
+  #covered(executionId: string, block: number, end: number): boolean {
+    const key = keyOf(executionId, block);
+    const cached = this.#blocks.get(key);
+    return this.#reads.has(key) || (cached !== undefined && firstSeqOf(block) + cached.count > Math.min(end, firstSeqOf(block) + BLOCK_EVENTS - 1));
   }
 
   /**

@@ -256,10 +256,12 @@ export abstract class EventStore {
    * The events `readEvents` returns, as one run of consecutive frames from seq afterSeq + 1 (no
    * frames: none stored there), cut before a gap should a backend's log have one. Replay reads
    * this way: a backend that overrides `_readRun` makes no object per event (issue 15).
+   * `knownEnd`, when given, is a seq the log is known to reach (committed, or its end): a store
+   * may read ahead up to it (the replay cache does, so that a replay's next pages are on their way).
    */
-  async readRun(executionId: string, afterSeq: number, limit: number): Promise<EventChunk> {
+  async readRun(executionId: string, afterSeq: number, limit: number, knownEnd?: number): Promise<EventChunk> {
     this.#assertRead(afterSeq, limit);
-    return this._readRun(executionId, afterSeq, limit);
+    return this._readRun(executionId, afterSeq, limit, knownEnd);
   }
 
   /**
@@ -363,7 +365,7 @@ export abstract class EventStore {
     return { ...(await this._createExecution(record)), written: true };
   }
   protected abstract _readEvents(executionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]>;
-  protected async _readRun(executionId: string, afterSeq: number, limit: number): Promise<EventChunk> {
+  protected async _readRun(executionId: string, afterSeq: number, limit: number, _knownEnd?: number): Promise<EventChunk> {
     return runOf(executionId, afterSeq, await this._readEvents(executionId, afterSeq, limit));
   }
   protected async _readBins(executionId: string, afterSeq: number, limit: number): Promise<BinChunk> {

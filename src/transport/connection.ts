@@ -10,7 +10,7 @@ import { checkRequest, isKnownOp } from '../../protocol/schemas.js';
 import { PROTOCOL_REVISION, type ClientRequest, type EventFrame, type EventsFrame, type RequestId, type ServerFrame } from '../../protocol/types.js';
 import { decodeFrame, encodeFrame } from '../../protocol/codec.js';
 import type { ExecutionService } from '../sessions/service.js';
-import { SendResult, type EndReason, type EventSink } from '../events/subscription-hub.js';
+import { SendResult, type EndReason, type EventSink, type RunResult } from '../events/subscription-hub.js';
 import { endedEarlyError } from '../events/end-reason.js';
 import { publicExecutionId, storedExecutionId } from '../sessions/live.js';
 import { Outbox } from './outbox.js';
@@ -67,12 +67,40 @@ export class Connection implements EventSink, BudgetMember {
 
   send(frame: Uint8Array): SendResult {
     if (!this.#open) return SendResult.DROPPED;
-    // The socket's own buffer grows only when the outbox writes to it: read once after each write
-    // (#write marks the figure stale), not per event (a call into uWS). A drain meanwhile only makes
-    // it smaller, so the figure errs high.
-    if (this.#socketBytes < 0) this.#socketBytes = this.#socket.bufferedAmount();
     this.#outbox.push(frame);
-    const buffered = this.#socketBytes + this.#outbox.bytes;
+    return this.#sent(this.#socketBuffered() + this.#outbox.bytes);
+  }
+
+  /**
+   * A run of frames queued in one call, with one look at the budget: they stop after the frame that
+   * takes the buffer past the socket's threshold or all buffers past the budget's limit, where
+   * `send` one by one would have stopped.
+   */
+  sendRun(frames: readonly Uint8Array[], from: number, to: number): RunResult {
+    if (!this.#open) return { sent: 0, result: SendResult.DROPPED };
+    const stop = Math.min(this.#options.backpressureBytes, this.#options.budget.room(this));
+    let buffered = this.#socketBuffered() + this.#outbox.bytes;
+    let index = from;
+    do {
+      const frame = frames[index++]!;
+      this.#outbox.push(frame);
+      buffered += frame.length;
+    } while (index < to && buffered <= stop);
+    return { sent: index - from, result: this.#sent(buffered) };
+  }
+
+  /**
+   * The socket's own buffer: it grows only when the outbox writes to it, so it is read once after
+   * each write (#write marks the figure stale), not per event (a call into uWS). A drain meanwhile
+   * only makes it smaller, so the figure errs high.
+   */
+  #socketBuffered(): number {
+    if (this.#socketBytes < 0) this.#socketBytes = this.#socket.bufferedAmount();
+    return this.#socketBytes;
+  }
+
+  /** What a send that left `buffered` bytes on their way returns, the budget told of them. */
+  #sent(buffered: number): SendResult {
     const room = this.#options.budget.hold(this, buffered);
     // Full on its own: its drain (or the end of the turn's write) resumes it. Full with all the others: it waits its turn.
     if (buffered > this.#options.backpressureBytes) {

@@ -56,6 +56,15 @@ export class SendBudget {
     return this.used <= this.#limit;
   }
 
+  /**
+   * The bytes `member`'s buffer may hold before `hold` says all buffers together are past the
+   * limit (its reservation, if it has one, not counted: its next `hold` returns it).
+   */
+  room(member: BudgetMember): number {
+    const others = this.#reserved.size - (this.#reserved.has(member) ? 1 : 0);
+    return this.#limit - (this.#total - (this.#held.get(member) ?? 0)) - others * this.#reservation;
+  }
+
   /** True when a socket may go on sending now: there is room, and no socket waits for its turn. */
   get open(): boolean {
     return this.#waiting.size === 0 && this.used <= this.#limit;
