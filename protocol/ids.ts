@@ -5,8 +5,9 @@
  * context or not.
  *
  * 15 characters of A-Z a-z 0-9: 62^15 ≈ 2^89.3 ids. Short, because every event frame carries its
- * execution_id: an id under 16 characters is a msgpack fixstr that msgpackr decodes in JavaScript,
- * where a 36-character UUID is a str8 it hands to a native call (bench/units/id-decode.ts, bench
+ * execution_id: an id under 32 bytes is a msgpack fixstr, which msgpackr decodes in JavaScript in a
+ * frame under 140 bytes (under 16 characters without even a call into Buffer), where a 36-character
+ * UUID is a str8 it hands to a native call (bench/units/id-decode.ts, bench
  * README "Short ids"). Alphanumeric, because ids go on command lines (`vmstream tail ID`: one that
  * began with `-` would read as an option), in URLs and through double-click selection. Unique
  * enough: among n ids two collide with probability about n² / 2^90.3, 6.5·10⁻¹⁰ for a billion
