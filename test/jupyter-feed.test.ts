@@ -42,20 +42,26 @@ function fakeService(endOf: (executionId: string) => EndReason) {
   return { service: service as unknown as ExecutionService, subscribes };
 }
 
-/** A channel that keeps what was written, and resolves `closed` when the feed fails it. */
+/** A channel that keeps what was written; `closed` resolves when the feed fails it, `served` once x2 (the last execution) is delivered. */
 function connection() {
   const written: Message[] = [];
   let fail!: (reason: string) => void;
+  let serve!: () => void;
   const closed = new Promise<string>((resolve) => { fail = resolve; });
+  const served = new Promise<void>((resolve) => { serve = resolve; });
   const channel: FeedConnection = {
     open: true,
-    write: (messages) => { written.push(...messages); return 0; },
+    write: (messages) => {
+      written.push(...messages);
+      if (messages.some((message) => idleOf(message, 'x2'))) serve();
+      return 0;
+    },
     ping() {},
     cork: (fn) => fn(),
     replace() {},
     fail,
   };
-  return { channel, written, closed };
+  return { channel, written, closed, served };
 }
 
 function feedOf(service: ExecutionService): Feed {
@@ -72,19 +78,17 @@ function feedOf(service: ExecutionService): Feed {
   return new Feed('key', context, { number: 0, seq: 0 });
 }
 
-/** Resolves once the messages written include execution `id`'s idle status (its last unit). */
-async function idleOf(written: Message[], id: string): Promise<void> {
-  const idle = (m: Message) => m.header.msg_type === 'status' && m.content.execution_state === 'idle' && m.header.msg_id.includes(`_${id}_`);
-  while (!written.some(idle)) await new Promise((resolve) => setImmediate(resolve));
-}
+/** Whether `message` is execution `id`'s idle status (its last unit). */
+const idleOf = (message: Message, id: string) =>
+  message.header.msg_type === 'status' && message.content.execution_state === 'idle' && message.header.msg_id.includes(`_${id}_`);
 
 /** Attaches connections until the feed stops failing them (it does UNREADABLE_TRIES - 1 times); returns the reasons and the connection that stayed. */
 async function reconnectUntilServed(feed: Feed): Promise<{ reasons: string[]; written: Message[] }> {
   const reasons: string[] = [];
   for (;;) {
-    const { channel, closed, written } = connection();
+    const { channel, closed, written, served } = connection();
     feed.attach(channel);
-    const reason = await Promise.race([closed, idleOf(written, 'x2').then(() => null)]);
+    const reason = await Promise.race([closed, served.then(() => null)]);
     if (reason === null) return { reasons, written };
     reasons.push(reason);
     feed.detach(channel);
@@ -119,9 +123,9 @@ t.test('a gap counts as unreadable', async (t) => {
 t.test('a deleted log is passed over at once, and its cell still gets its execute_reply', async (t) => {
   const { service, subscribes } = fakeService((id) => (id === 'x1' ? 'deleted' : 'complete'));
   const feed = feedOf(service);
-  const { channel, written } = connection();
+  const { channel, written, served } = connection();
   feed.attach(channel);
-  await idleOf(written, 'x2');
+  await served;
   t.same(subscribes, ['x1', 'x2']);
   t.same(typesOf(written, 'x1'), ['status', 'execute_input', 'stream', 'execute_reply', 'status']);
   t.match(written.find((m) => m.header.msg_type === 'stream')!.content.text, /deleted/);
