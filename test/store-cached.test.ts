@@ -123,21 +123,31 @@ class CountingLevelStore extends LevelEventStore {
   }
 }
 
-/** A cache over LevelDB holding execution `x`'s 5 120 events, stored in chunks of 160 (cut across the cache's blocks of 256). */
-async function cachedLog(t: Test): Promise<{ inner: CountingLevelStore; store: CachedEventStore }> {
+/** A LevelDB location holding execution `x`'s `events` events, stored in chunks of `chunk`; its location. */
+async function storedLog(t: Test, events: number, chunk: number, frame: (seq: number) => Uint8Array): Promise<string> {
   const location = mkdtempSync(path.join(os.tmpdir(), 'vmstream-cached-'));
   t.teardown(() => rmSync(location, { recursive: true, force: true }));
   const writer = new LevelEventStore(location);
   await writer.open();
-  for (let first = 1; first <= 5120; first += 160) {
-    await writer.commit({ sessions: [], executions: [], events: [{ executionId: 'x', firstSeq: first, frames: from(first, first + 159).map(frameOf) }] });
+  for (let first = 1; first <= events; first += chunk) {
+    await writer.commit({ sessions: [], executions: [], events: [{ executionId: 'x', firstSeq: first, frames: from(first, first + chunk - 1).map(frame) }] });
   }
   await writer.close();
+  return location;
+}
+
+/** A cache of `maxBytes` over the LevelDB at `location`, its reads counted. */
+async function cacheOver(t: Test, location: string, maxBytes: number): Promise<{ inner: CountingLevelStore; store: CachedEventStore }> {
   const inner = new CountingLevelStore(location);
-  const store = new CachedEventStore(inner, 32 * 1024 * 1024);
+  const store = new CachedEventStore(inner, maxBytes);
   await store.open();
   t.teardown(() => store.close());
   return { inner, store };
+}
+
+/** A cache over LevelDB holding execution `x`'s 5 120 events, stored in chunks of 160 (cut across the cache's blocks of 256). */
+async function cachedLog(t: Test): Promise<{ inner: CountingLevelStore; store: CachedEventStore }> {
+  return cacheOver(t, await storedLog(t, 5120, 160, frameOf), 32 * 1024 * 1024);
 }
 
 t.test('a replay through the cache from LevelDB: few store reads, the bytes LevelDB returned kept as they are, counted once', async (t) => {
@@ -184,4 +194,37 @@ t.test('a read ahead stops at the seq the log is known to reach, and small pages
   const small = await cachedLog(t);
   await small.store.readRun('x', 0, 10, 5120);
   t.same(small.inner.limits, [256], 'a reader of 10 events reads its one block, nothing ahead');
+});
+
+/** Replays x's `events` events in pages of 1 024 through `store`, as the hub does (one page read ahead, each sent meanwhile); how many it got. */
+async function replay(store: CachedEventStore, events: number, knownEnd: number | undefined): Promise<number> {
+  let got = 0;
+  let ahead = store.readRun('x', 0, 1024, knownEnd);
+  for (let after = 0; after < events;) {
+    const page = await ahead;
+    got += page.frames.length;
+    after += page.frames.length;
+    if (after < events) ahead = store.readRun('x', after, 1024, knownEnd);
+    // The page is sent meanwhile (the socket's write): a turn of the loop.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return got;
+}
+
+t.test('under cache pressure a read ahead reads no block twice: no more events read from the store than without it', async (t) => {
+  // 8 192 events of 100 bytes in chunks of 256 (a LevelDB value a block), through a cache of about
+  // 16 such blocks (a 32 MB cache shared by ~50 replays of such logs, or ~5 of 1 KB lines): less
+  // than one replay's page, 16-block read and 8-block window. Before, the cache evicted the nearest
+  // read-ahead blocks first and the replay read 12 288 events, against 9 216 without the read ahead.
+  const location = await storedLog(t, 8192, 256, (seq) => new TextEncoder().encode(`e${seq}`.padEnd(100, '.')));
+  const maxBytes = 16 * (256 * 104 + 256);
+  const sum = (limits: number[]) => limits.reduce((a, b) => a + b, 0);
+  const without = await cacheOver(t, location, maxBytes);
+  t.equal(await replay(without.store, 8192, undefined), 8192, 'without knownEnd: every event');
+  await without.store.close(); // LevelDB's lock: one store open on the location at a time
+  const ahead = await cacheOver(t, location, maxBytes);
+  t.equal(await replay(ahead.store, 8192, 8192), 8192, 'with knownEnd: every event');
+  t.comment(`without knownEnd: ${without.inner.reads} reads, ${sum(without.inner.limits)} events read; with: ${ahead.inner.reads} reads, ${sum(ahead.inner.limits)} events read`);
+  t.ok(sum(ahead.inner.limits) <= sum(without.inner.limits), 'the read ahead reads no more events from the store than the replay did without it');
+  t.ok(ahead.inner.limits.every((limit) => limit * 104 <= maxBytes / 2), 'no store read of more than about half the cache');
 });

@@ -136,3 +136,60 @@ t.test('a run of frames sent at once (sendRun) stops where sending them one by o
   connection.closed();
   t.same(connection.sendRun(frames, 0, 2), { sent: 0, result: SendResult.DROPPED }, 'a closed connection sends nothing');
 });
+
+t.test('sendRun stops where send one by one does when its first frame lets the next waiting socket go', async (t) => {
+  const frames = Array.from({ length: 2000 }, (_, index) => event(index + 1));
+  /** A budget of 200 000 bytes with another socket holding some; `next` waits for its turn. */
+  const start = () => {
+    const socket = new FakeSocket();
+    // Its catch-up goes on (never settles) while the test looks: its reservation is returned by its first send only.
+    const service = { resume: () => new Promise(() => {}), detachAll: () => {} } as unknown as ExecutionService;
+    const budget = new SendBudget(200_000);
+    const connection = new Connection(socket, service, 'default', { backpressureBytes: 1 << 20, budget, maxFramesPerSecond: 1000, onInternalError: (error) => { throw error; } });
+    const holder = { proceed: () => {} };
+    const next = { proceeded: 0, proceed: () => void next.proceeded++ };
+    return { socket, budget, connection, holder, next };
+  };
+  const cases: Array<[string, () => Promise<ReturnType<typeof start>>]> = [
+    // The normal first send in a reconnect storm: its `hold` returns the connection's reservation.
+    ['let go with a reservation, the next socket behind it', async () => {
+      const setting = start();
+      setting.budget.hold(setting.holder, 300_000);
+      setting.budget.wait(setting.connection);
+      setting.budget.wait(setting.next);
+      setting.budget.hold(setting.holder, 100_000);
+      return setting;
+    }],
+    // Its buffer drained since the last write reported it (no drain event yet): its `hold` reports less than it held.
+    ['holding a figure that erred high, the next socket waiting', async () => {
+      const setting = start();
+      setting.budget.hold(setting.holder, 60_000);
+      setting.socket.buffered = 100_000;
+      setting.connection.send(event(0));
+      await turn();
+      setting.budget.wait(setting.next);
+      setting.socket.buffered = 0;
+      return setting;
+    }],
+  ];
+  for (const [name, arrange] of cases) {
+    // Both arranged before either sends: a turn after sending would write, and tell the budget of it.
+    const one = await arrange();
+    const run = await arrange();
+    t.notOk(one.budget.isWaiting(one.connection), `${name}: the connection may send`);
+    t.ok(one.budget.isWaiting(one.next), `${name}: the next socket waits`);
+    let sent = 0;
+    let result = SendResult.SENT;
+    for (const frame of frames) {
+      result = one.connection.send(frame);
+      if (result !== SendResult.DROPPED) sent++;
+      if (result !== SendResult.SENT) break;
+    }
+    t.equal(one.next.proceeded, 1, `${name}: one by one, the first send lets the next socket go`);
+    t.ok(sent < frames.length, `${name}: one by one, the connection stops short of the run (${sent} sent)`);
+    t.same(run.connection.sendRun(frames, 0, frames.length), { sent, result }, `${name}: the same frames sent, the same result`);
+    t.equal(run.next.proceeded, one.next.proceeded, `${name}: the next socket let go, or not, the same`);
+    t.equal(run.budget.isWaiting(run.connection), one.budget.isWaiting(one.connection), `${name}: the connection waits, or not, the same`);
+    t.equal(run.budget.used, one.budget.used, `${name}: the budget holds the same`);
+  }
+});

@@ -74,13 +74,17 @@ export class Connection implements EventSink, BudgetMember {
   /**
    * A run of frames queued in one call, with one look at the budget: they stop after the frame that
    * takes the buffer past the socket's threshold or all buffers past the budget's limit, where
-   * `send` one by one would have stopped.
+   * `send` one by one would have stopped. The first frame goes through `send`: its report to the
+   * budget may return this socket's reservation or a held figure that erred high, and so let
+   * waiting sockets go, whose reservations take room. After it nothing does (this socket's figure
+   * only grows until the turn's write), so the room read then holds for the rest of the run.
    */
   sendRun(frames: readonly Uint8Array[], from: number, to: number): RunResult {
-    if (!this.#open) return { sent: 0, result: SendResult.DROPPED };
+    const first = this.send(frames[from]!);
+    if (first !== SendResult.SENT || from + 1 >= to) return { sent: first === SendResult.DROPPED ? 0 : 1, result: first };
     const stop = Math.min(this.#options.backpressureBytes, this.#options.budget.room(this));
     let buffered = this.#socketBuffered() + this.#outbox.bytes;
-    let index = from;
+    let index = from + 1;
     do {
       const frame = frames[index++]!;
       this.#outbox.push(frame);

@@ -58,7 +58,10 @@ export class SendBudget {
 
   /**
    * The bytes `member`'s buffer may hold before `hold` says all buffers together are past the
-   * limit (its reservation, if it has one, not counted: its next `hold` returns it).
+   * limit (its reservation, if it has one, not counted: its next `hold` returns it). Only while no
+   * other socket is let go meanwhile: a `hold` that returns `member`'s reservation, or reports less
+   * than it held, lets waiting sockets go, and their reservations shrink the room. A run of sends
+   * reads it after its first `hold` (Connection.sendRun), when later ones only grow its figure.
    */
   room(member: BudgetMember): number {
     const others = this.#reserved.size - (this.#reserved.has(member) ? 1 : 0);
