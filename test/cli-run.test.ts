@@ -30,7 +30,7 @@ t.test('run FILE prints its output and exits 0; tail replays it after a seq', as
   t.equal(result.code, 0);
   t.equal(result.stdout, "line 1\nline 2\nline 3\nto stderr? no: a console level\n'the final value'\n", 'run prints the final value');
   const id = /execution (\S+)/.exec(result.stderr)?.[1];
-  t.ok(id, 'stderr names the execution');
+  t.match(id, /^[A-Za-z0-9]{15}$/, 'stderr names the execution, by an id protocol/ids.ts made');
 
   const tail = await vmstream(['tail', id!, '--after-seq', '2', ...auth]);
   t.equal(tail.code, 0);

@@ -25,6 +25,24 @@ t.test('execute streams typed events in order and resolves with the final record
   t.equal(record.last_seq, 4);
   t.equal(record.session_id, session.session_id);
   t.type(record.ended_at, 'number');
+  t.match(record.execution_id, /^[A-Za-z0-9]{15}$/, 'the SDK chose the id (protocol/ids.ts): 15 characters of A-Z a-z 0-9');
+  t.ok(events.every((e) => e.execution_id === record.execution_id), 'its events carry it');
+});
+
+t.test('an executionId the caller chooses (a UUID, as earlier SDKs made) is used as given; reusing it runs nothing new', async (t) => {
+  const executionId = '7c9e6679-7425-40de-944b-e07fc1f90ae7';
+  const code = 'globalThis.uuidRuns = (globalThis.uuidRuns ?? 0) + 1; console.log("run " + uuidRuns); uuidRuns';
+  const events: EventFrame[] = [];
+  const record = await client.execute(session, code, { executionId, onEvent: (event) => events.push(event) });
+  t.equal(record.execution_id, executionId);
+  t.ok(events.every((e) => e.execution_id === executionId), 'its events carry it');
+  t.same(consoleTexts(events), ['run 1']);
+  const again = await client.execute(session, code, { executionId });
+  t.equal(again.created_at, record.created_at, 'the same execution');
+  t.equal((await client.getExecution(executionId)).last_seq, record.last_seq);
+  const check: EventFrame[] = [];
+  await client.execute(session, 'uuidRuns', { onEvent: (e) => check.push(e) });
+  t.equal((check[0] as EventFrame<'value'>).payload.preview, '1', 'the code ran once');
 });
 
 t.test('start() is async-iterable; subscribe() replays an ended execution from afterSeq', async (t) => {

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { doneOf, pack, payloadOf, TestClient } from './helpers/client.js';
-import { clientFor, doneProblems, serverFor, startExecution, STATUSES, sync, TERMINAL, waitEvent, sharedServer } from './helpers/util.js';
+import { clientFor, doneProblems, plain, replay, serverFor, startExecution, STATUSES, sync, TERMINAL, waitEvent, sharedServer } from './helpers/util.js';
 import type { EventFrame } from '../protocol/types.js';
 
 const shared = sharedServer(t);
@@ -110,6 +110,49 @@ t.test('same execution_id twice runs once (sequential)', async (t) => {
   t.equal(listed.items.filter((r: { execution_id: string }) => r.execution_id === 'exec-seq-1').length, 1);
   t.equal(listed.items.length, 3, 'no extra execution was created');
 });
+
+/** What protocol/ids.ts makes (protocol/README.md, "Ids"): execution ids, 15 characters of A-Z a-z 0-9… */
+const NEW_ID = /^[A-Za-z0-9]{15}$/;
+/** …and session ids, 15 such characters in five groups of three (the shape Jupyter servers take kernel ids in). */
+const NEW_SESSION_ID = /^[A-Za-z0-9]{3}(-[A-Za-z0-9]{3}){4}$/;
+
+t.test('ids the server makes up are short random ones of protocol/ids.ts, and differ', async (t) => {
+  const server = await shared();
+  const client = await clientFor(t, server);
+  const sessions = [await client.createSession('minted-1'), await client.createSession('minted-2')];
+  for (const session of sessions) t.match(session, NEW_SESSION_ID, `session id ${session}`);
+  t.not(sessions[0], sessions[1]);
+  const runs = [await client.run(sessions[0]!, 'console.log("x"); 1'), await client.run(sessions[0]!, '2')];
+  for (const { execution, events } of runs) {
+    t.match(execution.execution_id, NEW_ID, `execution id ${execution.execution_id}`);
+    t.ok(events.every((e) => e.execution_id === execution.execution_id), 'its events carry it');
+  }
+  t.not(runs[0]!.execution.execution_id, runs[1]!.execution.execution_id);
+});
+
+// Ids of earlier versions (UUIDs) and any other id the protocol takes keep working as before.
+for (const chosen of ['0f8fad5b-d9cb-469f-a165-70867728950e', `a_.:-${'z'.repeat(123)}`]) {
+  t.test(`a client-chosen id of ${chosen.length} characters works end to end, as sent`, async (t) => {
+    const server = await shared();
+    const client = await clientFor(t, server);
+    const session = await client.createSession('chosen-id');
+    const code = 'globalThis.runs = (globalThis.runs ?? 0) + 1; console.log("line", runs); runs';
+    const first = await client.run(session, code, { execution_id: chosen });
+    // A copy: the client's list of the id's events grows with the repeated execute's.
+    const events = plain(first.events);
+    t.equal(first.execution.execution_id, chosen);
+    t.same(events.map((e) => e.type), ['console', 'value', 'done']);
+    t.ok(events.every((e) => e.execution_id === chosen), 'every event frame carries the id as sent');
+    t.same(events[0]!.payload, { level: 'log', text: 'line 1' });
+    const again = await client.expect('execution', { op: 'execute', session_id: session, kind: 'repl', code, execution_id: chosen });
+    t.equal(again.execution.created_at, first.execution.created_at, 'the same id is the same execution');
+    const got = await client.expect('execution', { op: 'execution.get', execution_id: chosen });
+    t.equal(got.execution.status, 'ok');
+    t.same(plain(await replay(client, chosen, 1)), events.slice(1), 'subscribe replays it from the store');
+    const check = await client.run(session, 'runs');
+    t.equal(check.events.find((e) => e.type === 'value')?.payload.preview, '1', 'the code ran once');
+  });
+}
 
 t.test('same execution_id twice runs once (back-to-back, same socket and two sockets)', async (t) => {
   const server = await shared();

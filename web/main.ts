@@ -145,7 +145,7 @@ async function open(sessionId: string | null, push = false): Promise<void> {
   showTitle(sidebar.find(target));
   if (sessionId && sessionId !== target) note(`There is no session ${sessionId} for this token: showing another one.`, true);
   if (closed) {
-    sessionTitle.textContent = `${target.slice(0, 8)} (closed)`;
+    sessionTitle.textContent = `${target.slice(0, 7)} (closed)`;
     note('This session is closed: its log is shown here, and nothing more runs in it. Pick or create another one to run code.');
   }
   sidebar.mark(target);

@@ -87,5 +87,5 @@ function describe(item: HTMLLIElement, record: SessionRecord): void {
 
 /** A session's name, or the start of its id when it has none. */
 export function sessionLabel(record: SessionRecord): string {
-  return record.name || record.session_id.slice(0, 8);
+  return record.name || record.session_id.slice(0, 7);
 }

@@ -20,7 +20,7 @@ import { connect } from './connect.js';
 
 const SLICE = 1024;
 /**
- * The push baseline's id, the replay scenarios' named execution, a server-made UUID: msgpackr reads
+ * The push baseline's id, the replay scenarios' named execution, a client-chosen UUID: msgpackr reads
  * strings under 16 bytes, up to 64 and longer down different paths, each compiled on first use.
  */
 const IDS = [EXECUTION_ID, 'bench-replay', 'a1b2c3d4e5f6a7b8c9d0e', '450e118a-8de2-4c35-be37-721590bca589'];

@@ -3,7 +3,6 @@
  * output on stdout, vmstream's own notes on stderr, and exit with its status (0 ok, 130
  * cancelled, 1 otherwise). Ctrl-C cancels what `run` started; `tail` only stops watching.
  */
-import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -25,20 +24,20 @@ export async function run(args: string[]): Promise<number> {
   const source = values.workspace ? { path: file } : await readFile(file, 'utf8');
   const { client } = await connectFromArgs(values.url, values.token);
   const session = values.session ?? (await client.createSession(`run ${path.basename(file)}`)).session_id;
-  const executionId = randomUUID();
   const notes = notesOn(client);
-  notes.note(`execution ${executionId} (vmstream tail ${executionId} follows it)`, 'grey');
   // The final value is printed as `tail` prints it, unless it is `undefined` (a file that ends in a statement).
   const out = new Renderer(process.stdout, { showValues: 'defined' });
   const controller = new AbortController();
+  const execution = client.start(session, source, {
+    signal: controller.signal,
+    onEvent: (event) => out.event(event),
+    filename: traceName(file), // stack traces name the file, not REPL<n>
+    ...(timeoutMs ? { timeoutMs } : {}),
+  });
+  // The SDK chose the id (protocol/ids.ts) in `start`: said before any event can arrive.
+  notes.note(`execution ${execution.id} (vmstream tail ${execution.id} follows it)`, 'grey');
   const code = await untilInterrupted(
-    client.execute(session, source, {
-      executionId,
-      signal: controller.signal,
-      onEvent: (event) => out.event(event),
-      filename: traceName(file), // stack traces name the file, not REPL<n>
-      ...(timeoutMs ? { timeoutMs } : {}),
-    }),
+    execution.result,
     notes,
     () => {
       controller.abort(new Error('interrupted (Ctrl-C)'));

@@ -7,6 +7,7 @@
  */
 import { decodeValue, encodeFrame } from '../../protocol/codec.js';
 import { eventsOf } from '../../protocol/batch.js';
+import { newId } from '../../protocol/ids.js';
 import type { ExecutionRecord, SessionRecord, ServerFrame } from '../../protocol/types.js';
 import { AbortError, ClientClosedError, ConnectionError, RequestTimeoutError, ServerError, VmstreamError } from './errors.js';
 import { Execution, type ExecuteInput, type ExecutionHost } from './execution.js';
@@ -45,7 +46,7 @@ export interface StartOptions {
   signal?: AbortSignal;
   /** The execution's time limit on the server (`timeout_ms`); the server's default when absent. */
   timeoutMs?: number;
-  /** The execution_id to use; a random UUID by default. Reusing one runs nothing new. */
+  /** The execution_id to use (any id the protocol takes); a new random one by default (protocol/ids.ts). Reusing one runs nothing new. */
   executionId?: string;
   /** Code only: the name stack traces give it (`REPL<n>` by default), e.g. the file it came from. */
   filename?: string;
@@ -196,7 +197,7 @@ export class Client {
   /** Starts an execution and returns it at once: iterate it for its events, await `result` for its record. */
   start(session: SessionRef, source: ExecuteSource, options: ExecuteOptions = {}): Execution {
     this.#assertOpen();
-    const executionId = options.executionId ?? randomId();
+    const executionId = options.executionId ?? newId();
     const input: ExecuteInput = {
       session_id: sessionIdOf(session),
       ...(typeof source === 'string'
@@ -443,14 +444,6 @@ export class Client {
 
 function sessionIdOf(session: SessionRef): string {
   return typeof session === 'string' ? session : session.session_id;
-}
-
-function randomId(): string {
-  const crypto = globalThis.crypto;
-  if (typeof crypto?.randomUUID === 'function') return crypto.randomUUID();
-  // Pages served over plain http from a non-loopback host have getRandomValues but not randomUUID.
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('');
 }
 
 function terminate(socket: WebSocketLike): void {

@@ -47,7 +47,7 @@ export interface NewExecution {
   /** …and the source to run (the file as read now, for run-file). */
   source: string;
   timeoutMs: number;
-  /** The service made the id up for this request (a random UUID): no other create of it can exist. */
+  /** The service made the id up for this request (protocol/ids.ts, 89 random bits): no other create of it can exist. */
   fresh?: boolean;
 }
 

@@ -15,8 +15,8 @@
  * `serveForwarded`); reads and subscriptions are served here from the shared store. Sessions are
  * looked up in the cluster's watched view, and in KV once before a NOT_FOUND.
  */
-import { randomUUID } from 'node:crypto';
 import { ProtocolError } from '../../protocol/errors.js';
+import { newId, newSessionId } from '../../protocol/ids.js';
 import { LIST_LIMIT_DEFAULT } from '../../protocol/schemas.js';
 import type { ExecuteRequest, ExecutionRecord, SessionRecord } from '../../protocol/types.js';
 import type { Config } from '../config.js';
@@ -171,7 +171,7 @@ export class ExecutionService {
     if (this.listSessions(tenant).length >= this.#config.maxOpenSessions) {
       throw new ProtocolError('LIMIT_EXCEEDED', `${this.#config.maxOpenSessions} sessions are open (the limit): close one first`);
     }
-    const record: SessionRecord = { session_id: randomUUID(), tenant, name: name ?? '', status: 'ready', created_at: Date.now(), execution_count: 0 };
+    const record: SessionRecord = { session_id: newSessionId(), tenant, name: name ?? '', status: 'ready', created_at: Date.now(), execution_count: 0 };
     // Owned before it exists: any node that sees the session finds where it lives.
     await this.#routing?.claim(record.session_id);
     await this.#engine.openSession(record);
@@ -236,9 +236,9 @@ export class ExecutionService {
   /** `routed`: sent to the session's owner when that is another node (false: it is this one, asked by another). */
   async #execute(tenant: string, input: ExecuteInput, sink: EventSink | undefined, routed: boolean): Promise<ExecuteResult> {
     if (input.execution_id === undefined) {
-      if (!routed) return this.#create(tenant, input, storedExecutionId(tenant, randomUUID()), sink, true);
+      if (!routed) return this.#create(tenant, input, storedExecutionId(tenant, newId()), sink, true);
       // Chosen here, before it may be forwarded: a resent forward then cannot create a second execution.
-      input = { ...input, execution_id: randomUUID() };
+      input = { ...input, execution_id: newId() };
     }
     const id = storedExecutionId(tenant, input.execution_id!);
     const earlier = this.#creating.get(id);

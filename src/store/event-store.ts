@@ -86,8 +86,8 @@ export interface Reservation extends CreateResult {
 
 export interface ReserveOptions {
   /**
-   * The caller made the id up just now (a random UUID nobody else has seen), so no other create of
-   * it can exist: a backend that decides by reading may win it without the read.
+   * The caller made the id up just now (a random id nobody else has seen, protocol/ids.ts), so no
+   * other create of it can exist: a backend that decides by reading may win it without the read.
    */
   fresh?: boolean;
 }
