@@ -79,3 +79,19 @@ t.test('LOG_UNREADABLE every time: fails after 3 subscribes again in a row', asy
   t.equal(seen.errors, 4, 'the first end and one after each subscribe');
   t.same(events.map((e) => e.seq), range(events.length), 'what came before, once, in order');
 });
+
+const timers = () => process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length;
+
+t.test('a follow that ends while a subscribe again waits leaves no timer and sends no subscribe', async (t) => {
+  // The error frame after seq 5, and every event after it too: the `done` ends the follow during the wait.
+  const { proxy, client, seen, session } = await ending(t, 'log-unreadable-ends', 'LOG_UNREADABLE', 5, false);
+  const filter = proxy.filter!;
+  proxy.filter = (frame: ServerFrame, raw, connection) => (seen.errors === 0 ? filter(frame, raw, connection) : [raw]);
+  const before = timers();
+  const record = await client.execute(session, linesCode(20), { executionId: 'log-unreadable-ends' });
+  t.equal(record.status, 'ok');
+  t.equal(seen.errors, 1, 'the subscription was ended once');
+  t.ok(timers() <= before, 'the subscribe again was cleared when the follow ended');
+  await client.createSession();
+  t.equal(seen.subscribes, 0, 'no subscribe was sent after the follow ended');
+});

@@ -21,6 +21,10 @@ begin_script() {
   command -v curl >/dev/null || { echo "not ok - curl is not installed"; exit 1; }
   node "$ROOT/scripts/prepare.mjs" >/dev/null || { echo "not ok - build failed"; exit 1; }
   mkdir -p "$WORK/workspace"
+  # Production's Node flags (src/cli/node-flags.ts, read from the build): the servers run as shipped.
+  SERVER_NODE_FLAGS=$(node --input-type=module -e \
+    "import { SERVER_NODE_FLAGS } from '$ROOT/dist/src/cli/node-flags.js'; console.log(SERVER_NODE_FLAGS.join(' '))") \
+    || { echo "not ok - the server's node flags could not be read"; exit 1; }
 }
 
 ok() { PASS=$((PASS + 1)); echo "ok - $*"; }
@@ -61,7 +65,7 @@ start_node() {
   local data=$1 out=$2
   : >"$out"
   VMSTREAM_PORT=0 VMSTREAM_DATA="$data" VMSTREAM_WORKSPACE="$WORK/workspace" VMSTREAM_TOKEN="$TOKEN" \
-    VMSTREAM_WORKERS=2 node "$ROOT/dist/src/cli/main.js" >"$out" 2>>"$WORK/server.log" &
+    VMSTREAM_WORKERS=2 node $SERVER_NODE_FLAGS "$ROOT/dist/src/cli/main.js" >"$out" 2>>"$WORK/server.log" &
   NODE_PID=$!
   wait_listening "$NODE_PID" "$out"
 }
@@ -102,7 +106,7 @@ start_cluster() {
     : >"$WORK/stdout-$i"
     env VMSTREAM_PORT=0 VMSTREAM_DATA="$WORK/data/node-$i" VMSTREAM_WORKSPACE="$WORK/workspace" VMSTREAM_TOKEN="$TOKEN" \
       VMSTREAM_WORKERS=2 VMSTREAM_STORE=jetstream VMSTREAM_NATS_URL="nats://127.0.0.1:$NATS_PORT" VMSTREAM_JS_PREFIX=e2e \
-      VMSTREAM_NODE_ID="node-$i" node "$ROOT/dist/src/cli/main.js" >"$WORK/stdout-$i" 2>>"$WORK/server.log" &
+      VMSTREAM_NODE_ID="node-$i" node $SERVER_NODE_FLAGS "$ROOT/dist/src/cli/main.js" >"$WORK/stdout-$i" 2>>"$WORK/server.log" &
     pids+=($!)
   done
   NODE_PIDS=("${pids[@]}")

@@ -1,7 +1,11 @@
 /**
  * Node's flags for the server process, given where it is launched: the `vmstream` bin's shebang
  * (src/cli/main.ts), `npm start` (package.json) and the bench's launcher (bench/harness/vmstream.ts)
- * must carry the same ones; test/node-flags.test.ts checks that they do.
+ * must carry the same ones, and so do the servers the tests start (test/helpers/server.ts imports
+ * this list; scripts/lib/server.sh reads it from dist); test/node-flags.test.ts checks that they do.
+ * The shebang gives them to the bin's client commands too (repl, run, tail, mcp): harmless, a small
+ * process with a smaller young generation. BusyBox's `env` (Alpine) has no `-S`, so the shebang
+ * fails there: run `node --max-semi-space-size=8 …/dist/src/cli/main.js` (README.md says so).
  *
  * `--max-semi-space-size=8`: V8 starts an incremental mark-compact whenever the old generation's
  * room left is no more than the young generation's capacity. The server's old generation is small

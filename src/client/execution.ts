@@ -57,6 +57,8 @@ export class Execution implements AsyncIterable<EventFrame> {
   #aborted = false;
   /** LOG_UNREADABLE ends in a row, without an event delivered in between. */
   #unreadable = 0;
+  /** The subscribe again after a LOG_UNREADABLE, waiting: cleared when it ends, or it would keep a process (`vmstream tail`) alive. */
+  #retry: ReturnType<typeof setTimeout> | null = null;
   readonly #ahead = new Map<number, EventFrame>();
   #settleAccepted!: { resolve(): void; reject(error: unknown): void };
   #settleResult!: { resolve(record: ExecutionRecord): void; reject(error: unknown): void };
@@ -170,13 +172,23 @@ export class Execution implements AsyncIterable<EventFrame> {
       this.fail(error);
       return;
     }
-    setTimeout(() => this.#resync(), UNREADABLE_DELAY_MS * this.#unreadable);
+    this.#stopRetry();
+    this.#retry = setTimeout(() => {
+      this.#retry = null;
+      this.#resync();
+    }, UNREADABLE_DELAY_MS * this.#unreadable);
+  }
+
+  #stopRetry(): void {
+    if (this.#retry) clearTimeout(this.#retry);
+    this.#retry = null;
   }
 
   /** Ends it with `error`: the client closed, the server refused it, or the application stopped. */
   fail(error: unknown): void {
     if (this.#finished) return;
     this.#finished = true;
+    this.#stopRetry();
     this.#host.forget(this);
     this.#settleAccepted.reject(error);
     this.#settleResult.reject(error);
@@ -245,6 +257,7 @@ export class Execution implements AsyncIterable<EventFrame> {
   /** It ended well: the client forgets it, and iteration ends after what is queued. */
   #end(): void {
     this.#finished = true;
+    this.#stopRetry();
     this.#host.forget(this);
     this.#settleAccepted.resolve();
     this.#events?.end();

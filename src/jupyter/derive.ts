@@ -8,7 +8,7 @@
  * too), whose id names its first and last seq: the same lines, the same message.
  */
 import { parseExpressionAt, type Expression } from 'acorn';
-import type { DonePayload, EventFrame, ExceptionPayload, ValuePayload } from '../../protocol/types.js';
+import { TERMINAL_STATUSES, type DonePayload, type EventFrame, type ExceptionPayload, type ExecutionStatus, type TerminalStatus, type ValuePayload } from '../../protocol/types.js';
 import { makeMessage, type ExecuteOrigin, type Header, type KernelIdentity, type Message } from './messages.js';
 
 export interface ExecutionView {
@@ -20,6 +20,9 @@ export interface ExecutionView {
   createdAt: number;
   /** The request that started it; null for an execution a native client started. */
   origin: ExecuteOrigin | null;
+  /** Its status and reason when it was listed (the reply of an execution whose events are not delivered says them). */
+  status: ExecutionStatus;
+  reason?: string;
 }
 
 /** What the units of one execution carry from one event to the next (the error its reply repeats). */
@@ -102,6 +105,23 @@ export class Derivation {
     }
   }
 
+  /**
+   * The last unit of an execution whose events will not be delivered (its log was deleted, or could
+   * not be read again and again): a note on stderr, then the reply and `idle` its `done` would have
+   * brought, so the cell does not wait for them forever. An execution not known to have ended
+   * replies with an error (the note): whether it will succeed cannot be told.
+   */
+  withheld(note: string, ts: number): Message[] {
+    const { status, reason } = this.execution;
+    const ended = (TERMINAL_STATUSES as readonly string[]).includes(status);
+    if (!ended) this.#error ??= { ename: 'OutputUnavailable', evalue: note, traceback: [`OutputUnavailable: ${note}`] };
+    const done: DonePayload = ended
+      ? { status: status as TerminalStatus, duration_ms: 0, ...(reason === undefined ? {} : { reason }) }
+      : { status: 'error', duration_ms: 0 };
+    const text = `[vmstream] ${note}\n`;
+    return [this.#iopub(WITHHELD, 0, 'stream', { name: 'stderr', text }, ts), ...this.#done(done, WITHHELD, ts)];
+  }
+
   #value({ type, preview }: ValuePayload, seq: number, ts: number): Message[] {
     if (type === 'undefined' || this.execution.origin?.flags.silent) return [];
     const data: Record<string, unknown> = { 'text/plain': preview };
@@ -110,7 +130,7 @@ export class Derivation {
     return [this.#iopub(seq, 0, 'execute_result', { execution_count: this.execution.count, data, metadata: {} }, ts)];
   }
 
-  #done(done: DonePayload, seq: number, ts: number): Message[] {
+  #done(done: DonePayload, seq: number | string, ts: number): Message[] {
     const { status, reason } = done;
     const messages: Message[] = [];
     // Cancelled before it started (a run stopped while running says what became of the session).
@@ -143,6 +163,9 @@ export class Derivation {
     return `${this.kernel.session}_${this.execution.executionId}_${seq}_${part}`;
   }
 }
+
+/** The `seq` in the ids of a withheld execution's last unit (it follows no stored event). */
+const WITHHELD = 'withheld';
 
 /** The Jupyter stream a console line goes to: stderr for warn and error, stdout for the rest. */
 function streamOf(event: EventFrame<'console'>): 'stdout' | 'stderr' {

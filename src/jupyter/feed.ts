@@ -32,6 +32,8 @@ export const END = Number.MAX_SAFE_INTEGER;
 const LOOKBACK = 1000;
 /** Ends of unconfirmed writes remembered (a client that reads but never answers a ping gets regrouped messages past this). */
 const MAX_CUTS = 10_000;
+/** Connections an execution's unreadable log may end before the feed passes over it (a corrupt chunk never reads). */
+const UNREADABLE_TRIES = 3;
 
 /** What a feed writes to: the channel of its current connection. */
 export interface FeedConnection {
@@ -78,6 +80,8 @@ export class Feed {
   readonly #askers = new Set<string>();
   #saving: Promise<void> | null = null;
   #saveAgain = false;
+  /** Connections ended because an execution's log could not be read, by execution id (until it is passed). */
+  readonly #unreadable = new Map<string, number>();
 
   constructor(readonly key: string, context: FeedContext, confirmed: Cursor) {
     this.#context = context;
@@ -204,19 +208,40 @@ export class Feed {
 
   /**
    * The subscription ended (its `done` went out, or its log is gone): on to the next execution. A
-   * log that could not be read is not passed over: the connection ends, and the client's reconnect
-   * reads that execution again from its last confirmed unit.
+   * log that could not be read is not passed over at once: the connection ends, and the client's
+   * reconnect reads that execution again from its last confirmed unit. After UNREADABLE_TRIES such
+   * ends it is passed over as a deleted one is, or the client could never see a later output.
    */
   ended(sink: UnitSink, reason: EndReason): void {
     if (sink !== this.#sink) return;
     this.#sink = null;
+    const { executionId, number } = sink.derivation.execution;
     if (reason === 'unreadable' || reason === 'gap') {
-      sink.connection.fail('LOG_UNREADABLE: an execution\'s events could not be read; reconnect to read them again');
-      return;
+      const failures = (this.#unreadable.get(executionId) ?? 0) + 1;
+      this.#unreadable.set(executionId, failures);
+      if (failures < UNREADABLE_TRIES) {
+        sink.connection.fail('LOG_UNREADABLE: an execution\'s events could not be read; reconnect to read them again');
+        return;
+      }
     }
-    const number = sink.derivation.execution.number;
+    this.#unreadable.delete(executionId);
+    if (reason === 'deleted' || reason === 'unreadable' || reason === 'gap') this.#withhold(sink, reason);
     if (this.#sent.number === number) this.#sent = { number, seq: END };
     this.walk();
+  }
+
+  /** Ends an execution whose events will not come: a note, its reply and `idle` (derive.ts, `withheld`). */
+  #withhold(sink: UnitSink, reason: 'deleted' | 'unreadable' | 'gap'): void {
+    const note = reason === 'deleted'
+      ? 'the output of this execution was deleted (retention) before it could be shown'
+      : 'the output of this execution could not be read (the server logged why): it is not shown';
+    this.#wrote(sink.connection, sink.derivation.execution.number, END, this.addressed(sink.derivation, sink.derivation.withheld(note, Date.now())));
+  }
+
+  /** The messages of an execution this feed's client gets: the shell reply is for the client that asked; an execution without a known asker replies to all. */
+  addressed(derivation: Derivation, messages: Message[]): Message[] {
+    const origin = derivation.execution.origin;
+    return messages.filter((message) => message.channel !== 'shell' || !origin?.session || this.answers(origin.session));
   }
 
   /** `replayFrom`: the session's first input replayed on a rebuild (Jupyter counts from there after a restart). */
@@ -228,6 +253,8 @@ export class Feed {
       code: record.code ?? `// run-file ${record.path}`,
       createdAt: record.created_at,
       origin: originOf(record.execution_id) ?? this.#context.originOf(record.execution_id),
+      status: record.status,
+      ...(record.reason === undefined ? {} : { reason: record.reason }),
     };
   }
 
@@ -326,11 +353,8 @@ class UnitSink implements EventSink {
 
   /** Writes the units of consecutive events as one write. */
   #write(events: EventFrame[]): SendResult {
-    const messages = this.derivation.events(events);
-    const origin = this.derivation.execution.origin;
-    // The shell reply is for the client that asked; an execution without a known asker replies to all.
-    const mine = messages.filter((message) => message.channel !== 'shell' || !origin?.session || this.feed.answers(origin.session));
-    return this.feed.wrote(this, events[events.length - 1]!.seq, mine);
+    const messages = this.feed.addressed(this.derivation, this.derivation.events(events));
+    return this.feed.wrote(this, events[events.length - 1]!.seq, messages);
   }
 
   cork(fn: () => void): void {

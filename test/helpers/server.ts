@@ -7,6 +7,7 @@ import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SERVER_NODE_FLAGS } from '../../src/cli/node-flags.js';
 import { startClusterServer } from './cluster.js';
 import { TestNats } from './nats.js';
 
@@ -59,7 +60,8 @@ export async function startProcess(options: ServerOptions = {}): Promise<TestSer
   const dataDir = options.dataDir ?? tempDir('data');
   const workspaceDir = options.workspaceDir ?? path.join(dataDir, '..', `${path.basename(dataDir)}-ws`);
   mkdirSync(workspaceDir, { recursive: true });
-  const command = options.command ?? { file: process.execPath, args: [MAIN], cwd: ROOT };
+  // Production's flags (the bin's shebang, npm start): the heap the tests exercise is the one that ships.
+  const command = options.command ?? { file: process.execPath, args: [...SERVER_NODE_FLAGS, MAIN], cwd: ROOT };
   const child = spawn(command.file, command.args, {
     cwd: command.cwd,
     // A wrapper (npx) may not pass signals on: it runs in a process group of its own, signalled whole.
