@@ -4,7 +4,9 @@
  * to the connection that replaces it; after kill -9 and a restart the same JupyterLab connection
  * gets the rest of its cell's output and the kernel runs with its state rebuilt. And two tenants cannot see each other's kernels.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import t from 'tap';
 import type { Kernel, KernelMessage } from '@jupyterlab/services';
@@ -73,6 +75,37 @@ t.test('a half-open socket: the connection that replaces it gets what was not co
   t.same(seen, range(0, seen.length), 'the frozen socket got a gapless run');
   t.ok(replayed[0]! <= seen.length, `nothing lost: the new one starts at line ${replayed[0]}, the frozen one got ${seen.length}`);
   t.ok(second.of(request, 'status').some((message) => message.content.execution_state === 'idle'));
+});
+
+/**
+ * Under load the replacing connection's first write (the replay from the confirmed point) can come in
+ * the same read as its 101: the test's client must count it, or the test reports a loss that is its own.
+ */
+t.test('the raw channel counts a frame that came in the same read as its 101', async (t) => {
+  const frame = (line: number) => {
+    const payload = Buffer.from(JSON.stringify({ channel: 'iopub', header: { msg_id: `m${line}`, msg_type: 'stream', session: 's' }, parent_header: {}, content: { name: 'stdout', text: `line ${line}\n` }, metadata: {} }));
+    return Buffer.concat([Buffer.from([0x81, 126, payload.length >> 8, payload.length & 0xff]), payload]);
+  };
+  const server = net.createServer((socket) => {
+    let request = '';
+    socket.on('data', (chunk) => {
+      request += chunk.toString('latin1');
+      const key = /sec-websocket-key: *(\S+)/i.exec(request)?.[1];
+      if (!key || !request.endsWith('\r\n\r\n')) return;
+      const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+      const upgrade = `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`;
+      // Line 10 in one write with the 101 (one read on the client), line 11 once the client has read it.
+      socket.write(Buffer.concat([Buffer.from(upgrade), frame(10)]));
+      socket.once('data', () => socket.write(frame(11)));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => server.close());
+  const channel = await RawChannel.connect((server.address() as net.AddressInfo).port, 'k', { token: 't' });
+  t.teardown(() => channel.socket.terminate());
+  channel.send('kernel_info_request', {});
+  await channel.waitFor((message) => message.header.msg_id === 'm11');
+  t.same(streamLines(channel.messages), [10, 11], 'the frame that came with the 101 is counted');
 });
 
 t.test('a client that confirmed nothing comes back: the very same messages again, bursts cut where they were', async (t) => {

@@ -89,12 +89,15 @@ export class RawChannel {
     const session = options.session ?? randomUUID();
     const url = `ws://127.0.0.1:${port}/api/kernels/${kernelId}/channels?session_id=${encodeURIComponent(session)}`;
     const socket = new WebSocket(url, options.protocols ?? [], { headers: { authorization: `token ${options.token}` }, autoPong: options.autoPong ?? true });
+    // Listening before `open`: frames that came in the same read as the 101 are emitted (on the next
+    // tick) before an awaiter of `open` runs, and a listener added then would never see them.
+    const channel = new RawChannel(socket, session);
     await new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve());
       socket.once('error', reject);
       socket.once('unexpected-response', (_request, response) => reject(new Error(`HTTP ${response.statusCode}`)));
     });
-    return new RawChannel(socket, session);
+    return channel;
   }
 
   /** Sends a request; resolves with its msg_id. */
