@@ -222,20 +222,30 @@ class LaggingStore extends CountingStore {
   }
 }
 
-t.test('a catch-up read that finds nothing short of the known end is read again: the subscription does not end silently at a page boundary', async (t) => {
-  // The CI failure: seqs 1-1024 replayed, the next page read found nothing, and the subscription ended
-  // without the `done` at 1025: the client waited for it forever.
-  const store = new LaggingStore(1024, 2);
+/**
+ * Replays `count` stored events of `id` from `store` to a new sink, until its subscription ends.
+ * `finalKnown`: the subscriber is told the final seq at attach (as for an execution that ended);
+ * `deleted`: the log is gone (retention) by the time the hub asks where it is.
+ */
+async function replayed(t: Test, store: CountingStore, id: string, count: number, { finalKnown = false, deleted = false } = {}) {
   await store.open();
   t.teardown(() => store.close());
   const feed = new RemoteFeed();
   const errors: string[] = [];
   const hub = new SubscriptionHub(store, feed, (error) => errors.push(String(error)));
-  await feed.deliver(hub, store, 'p', 1, 1025);
-  feed.state = { lastSeq: 1025, finalSeq: 1025 };
+  await feed.deliver(hub, store, id, 1, count);
+  feed.state = deleted ? null : { lastSeq: count, finalSeq: count };
   const sink = new Sink();
-  hub.attach(sink, 'p', 0, 1025);
+  hub.attach(sink, id, 0, finalKnown ? count : null);
   await sink.until(() => sink.ends === 1);
+  return { hub, feed, sink, errors };
+}
+
+t.test('a catch-up read that finds nothing short of the known end is read again: the subscription does not end silently at a page boundary', async (t) => {
+  // The CI failure: seqs 1-1024 replayed, the next page read found nothing, and the subscription ended
+  // without the `done` at 1025: the client waited for it forever.
+  const store = new LaggingStore(1024, 2);
+  const { sink, errors } = await replayed(t, store, 'p', 1025, { finalKnown: true });
   t.same(sink.received, seqs('p', 1, 1025), 'every event, the last page\'s too, once, in order');
   t.same(store.started, [0, 1024, 1024, 1024], 'the empty page read again until it held the rest');
   t.equal(errors.length, 2, 'each empty read reported');
@@ -243,16 +253,7 @@ t.test('a catch-up read that finds nothing short of the known end is read again:
 
 t.test('a log deleted under a catch-up (retention): the empty read ends the subscription at once', async (t) => {
   const store = new LaggingStore(1024, Infinity);
-  await store.open();
-  t.teardown(() => store.close());
-  const feed = new RemoteFeed();
-  const errors: string[] = [];
-  const hub = new SubscriptionHub(store, feed, (error) => errors.push(String(error)));
-  await feed.deliver(hub, store, 'd', 1, 1100);
-  feed.state = null;
-  const sink = new Sink();
-  hub.attach(sink, 'd', 0, 1100);
-  await sink.until(() => sink.ends === 1);
+  const { sink, errors } = await replayed(t, store, 'd', 1100, { finalKnown: true, deleted: true });
   t.same(sink.received, seqs('d', 1, 1024), 'what was read before it went');
   t.same(store.started, [0, 1024], 'not read again');
   t.same(errors, [], 'a deletion is no error');
@@ -271,21 +272,6 @@ class FailingStore extends CountingStore {
     }
     return super._readEvents(executionId, afterSeq, limit);
   }
-}
-
-/** Replays `count` stored events of `id` from `store` to a new sink, until its subscription ends. */
-async function replayed(t: Test, store: CountingStore, id: string, count: number) {
-  await store.open();
-  t.teardown(() => store.close());
-  const feed = new RemoteFeed();
-  const errors: string[] = [];
-  const hub = new SubscriptionHub(store, feed, (error) => errors.push(String(error)));
-  await feed.deliver(hub, store, id, 1, count);
-  feed.state = { lastSeq: count, finalSeq: count };
-  const sink = new Sink();
-  hub.attach(sink, id, 0, null);
-  await sink.until(() => sink.ends === 1);
-  return { hub, feed, sink, errors };
 }
 
 t.test('a read that fails (not unavailable) ends the subscription as unreadable, after what was sent, reported once', async (t) => {
