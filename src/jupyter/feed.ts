@@ -35,6 +35,14 @@ const MAX_CUTS = 10_000;
 /** Connections an execution's unreadable log may end before the feed passes over it (a corrupt chunk never reads). */
 const UNREADABLE_TRIES = 3;
 
+/** The stderr note of an execution passed over, by why its events will not come. */
+const WITHHELD_NOTES: Record<Exclude<EndReason, 'complete' | 'detached'>, string> = {
+  deleted: 'the output of this execution was deleted (retention) before it could be shown',
+  unreadable: 'the output of this execution could not be read (the server logged why): it is not shown',
+  gap: 'the output of this execution could not be read (the server logged why): it is not shown',
+  refused: 'the rest of the output of this execution could not be stored (the server logged why), so it was stopped',
+};
+
 /** What a feed writes to: the channel of its current connection. */
 export interface FeedConnection {
   readonly open: boolean;
@@ -225,16 +233,15 @@ export class Feed {
       }
     }
     this.#unreadable.delete(executionId);
-    if (reason === 'deleted' || reason === 'unreadable' || reason === 'gap') this.#withhold(sink, reason);
+    // A log the store refused the rest of (`refused`) is passed over at once: reading it again gets no further.
+    if (reason !== 'complete' && reason !== 'detached') this.#withhold(sink, reason);
     if (this.#sent.number === number) this.#sent = { number, seq: END };
     this.walk();
   }
 
   /** Ends an execution whose events will not come: a note, its reply and `idle` (derive.ts, `withheld`). */
-  #withhold(sink: UnitSink, reason: 'deleted' | 'unreadable' | 'gap'): void {
-    const note = reason === 'deleted'
-      ? 'the output of this execution was deleted (retention) before it could be shown'
-      : 'the output of this execution could not be read (the server logged why): it is not shown';
+  #withhold(sink: UnitSink, reason: Exclude<EndReason, 'complete' | 'detached'>): void {
+    const note = WITHHELD_NOTES[reason];
     this.#wrote(sink.connection, sink.derivation.execution.number, END, this.addressed(sink.derivation, sink.derivation.withheld(note, Date.now())));
   }
 
