@@ -19,6 +19,7 @@ export interface LogState {
   /**
    * The log ends at lastSeq without a `done`, and nothing more will come: the store refused the
    * rest of the execution's events for good (it ended `store_refused`). finalSeq is null: no `done`.
+   * Only LocalFeed says so: on a cluster such a log looks like one another node is still writing.
    */
   refused?: true;
 }
