@@ -301,14 +301,21 @@ t.test('a store that did not answer is asked again: the subscription ends comple
 });
 
 /**
- * Resumes `sink` each time it stopped, as a drain would (the next turn finds it paused or ended),
- * until its subscription ended (or it paused `most` times).
+ * Replays a stored log of 2600 events (`framesOf`) to `sink` from after seq 5, resuming it each time
+ * it stopped, as a drain would (the next turn finds it paused or ended), until its subscription
+ * ended (or it paused `most` times); checks that it got every event after the cursor once, in order.
  */
-async function resumeToEnd(hub: SubscriptionHub, sink: Sink, most: number): Promise<void> {
+async function replayedAfter5(t: Test, sink: Sink, id: string, most: number, framesOf: (id: string, from: number, count: number) => Uint8Array[] = frames): Promise<SubscriptionHub> {
+  const { store, feed, hub } = await setup(t);
+  await store.commit({ sessions: [], executions: [], events: [{ executionId: id, firstSeq: 1, frames: framesOf(id, 1, 2600) }] });
+  feed.state = { lastSeq: 2600, finalSeq: 2600 };
+  hub.attach(sink, id, 5, null);
   while (sink.ends === 0 && hub.pauses < most) {
     await new Promise((resolve) => setImmediate(resolve));
     await hub.resume(sink);
   }
+  t.same(sink.received, seqs(id, 6, 2600), 'every event after the cursor once, in order');
+  return hub;
 }
 
 /** A sink that takes runs (as a socket's Connection does), full after every `room` frames. */
@@ -331,13 +338,8 @@ class RunSink extends Sink {
 }
 
 t.test('a sink that takes runs gets each page in one call: paused where it is full, resumed, ended after the final seq', async (t) => {
-  const { store, feed, hub } = await setup(t);
-  await feed.deliver(hub, store, 'r', 1, 2600);
-  feed.state = { lastSeq: 2600, finalSeq: 2600 };
   const sink = new RunSink(700);
-  hub.attach(sink, 'r', 5, null);
-  await resumeToEnd(hub, sink, 10);
-  t.same(sink.received, seqs('r', 6, 2600), 'every event after the cursor once, in order');
+  const hub = await replayedAfter5(t, sink, 'r', 10);
   t.equal(sink.single, 0, 'nothing sent one by one');
   t.equal(hub.pauses, 3, 'paused each time the sink was full (700 of 2595)');
   t.equal(sink.ends, 1, 'ended once, after the final seq');
@@ -362,13 +364,8 @@ class FillingSink extends Sink {
 }
 
 t.test('a sink without sendRun gets its runs one frame at a time: stopped at the first not SENT, a dropped frame sent again, ended after the final seq', async (t) => {
-  const { store, feed, hub } = await setup(t);
-  await feed.deliver(hub, store, 'o', 1, 2600);
-  feed.state = { lastSeq: 2600, finalSeq: 2600 };
   const sink = new FillingSink(700, 'o#1000');
-  hub.attach(sink, 'o', 5, null);
-  await resumeToEnd(hub, sink, 10);
-  t.same(sink.received, seqs('o', 6, 2600), 'every event after the cursor once, in order');
+  const hub = await replayedAfter5(t, sink, 'o', 10);
   t.equal(sink.calls, 2595 + 1, 'nothing sent past a frame that was not SENT: each sent once, the dropped one twice');
   t.equal(hub.pauses, 4, 'paused each time the sink was full (700 of 2595) and once for the drop');
   t.same(sink.reasons, ['complete'], 'ended once, after the final seq');
@@ -390,6 +387,10 @@ t.test('a sink without sendRun that ends its subscription from inside send (an e
   t.same(sink.reasons, ['detached']);
 });
 
+/** Stored `event` frames (msgpack), as the `events` frames are built of. */
+const eventFrames = (id: string, from: number, count: number) =>
+  Array.from({ length: count }, (_, i) => encodeFrame({ op: 'event', execution_id: id, seq: from + i, type: 'console', ts: 5, payload: { level: 'log', text: `line ${from + i}` } }));
+
 /** A RunSink that asks for `events` frames: it reads the seqs each carries. */
 class BatchRunSink extends RunSink {
   batched(): boolean {
@@ -401,15 +402,9 @@ class BatchRunSink extends RunSink {
 }
 
 t.test('`events` frames (v1.1) go through the sink\'s sendRun too, one run per batch: paused where it is full, resumed from the cursor', async (t) => {
-  const { store, feed, hub } = await setup(t);
-  const events = Array.from({ length: 2600 }, (_, i) => encodeFrame({ op: 'event', execution_id: 'b', seq: i + 1, type: 'console', ts: 5, payload: { level: 'log', text: `line ${i + 1}` } }));
-  await store.commit({ sessions: [], executions: [], events: [{ executionId: 'b', firstSeq: 1, frames: events }] });
-  feed.state = { lastSeq: 2600, finalSeq: 2600 };
   // Full after each batch: every batch but the last pauses it.
   const sink = new BatchRunSink(1);
-  hub.attach(sink, 'b', 5, null);
-  await resumeToEnd(hub, sink, 20);
-  t.same(sink.received, seqs('b', 6, 2600), 'every event after the cursor once, in order');
+  const hub = await replayedAfter5(t, sink, 'b', 20, eventFrames);
   t.equal(sink.single, 0, 'nothing sent through send');
   t.equal(sink.runs, hub.pauses + 1, 'one run per batch, a pause after each but the last');
   t.ok(sink.runs >= Math.ceil(2595 / 256), `${sink.runs} batches`);
