@@ -19,6 +19,7 @@ import { eventsOf } from '../../protocol/batch.js';
 import type { EventFrame, EventsFrame, ExecutionRecord } from '../../protocol/types.js';
 import { decodeValue } from '../../protocol/codec.js';
 import { SendResult, type EndReason, type EventSink } from '../events/subscription-hub.js';
+import { endedEarlyError } from '../events/end-reason.js';
 import type { ExecutionService } from '../sessions/service.js';
 import { Derivation, type ExecutionView } from './derive.js';
 import { originOf, type ExecuteOrigin, type KernelIdentity, type Message } from './messages.js';
@@ -225,13 +226,14 @@ export class Feed {
       }
     }
     this.#unreadable.delete(executionId);
-    if (reason === 'deleted' || reason === 'unreadable' || reason === 'gap') this.#withhold(sink, reason);
+    // Ended short of its `done` (end-reason.ts says which reasons do): its reply and `idle` will not come from the log.
+    if (endedEarlyError(executionId, reason) !== null) this.#withhold(sink, reason);
     if (this.#sent.number === number) this.#sent = { number, seq: END };
     this.walk();
   }
 
   /** Ends an execution whose events will not come: a note, its reply and `idle` (derive.ts, `withheld`). */
-  #withhold(sink: UnitSink, reason: 'deleted' | 'unreadable' | 'gap'): void {
+  #withhold(sink: UnitSink, reason: EndReason): void {
     const note = reason === 'deleted'
       ? 'the output of this execution was deleted (retention) before it could be shown'
       : 'the output of this execution could not be read (the server logged why): it is not shown';
