@@ -5,11 +5,13 @@
  * the feed delivers, with no gap at the hand-off.
  */
 import t, { type Test } from 'tap';
-import { encodeFrame } from '../protocol/codec.js';
 import { SendResult, SubscriptionHub, type EndReason, type EventSink } from '../src/events/subscription-hub.js';
 import { StoreError } from '../src/store/event-store.js';
 import { LocalFeed, type LiveFeed, type LogState } from '../src/events/live-feed.js';
 import { MemoryEventStore } from './helpers/memory-store.js';
+import { eventsOf } from '../protocol/batch.js';
+import { decodeValue, encodeFrame } from '../protocol/codec.js';
+import type { EventsFrame } from '../protocol/types.js';
 
 const utf8 = new TextEncoder();
 const text = new TextDecoder();
@@ -23,9 +25,13 @@ class Sink implements EventSink {
   reasons: EndReason[] = [];
   #onChange: () => void = () => {};
   send(frame: Uint8Array): SendResult {
-    this.received.push(text.decode(frame));
+    this.received.push(...this.read(frame));
     this.#onChange();
     return SendResult.SENT;
+  }
+  /** What a frame carries, as `<id>#<seq>` strings. */
+  read(frame: Uint8Array): string[] {
+    return [text.decode(frame)];
   }
   cork(fn: () => void): void {
     fn();
@@ -311,6 +317,24 @@ t.test('a store that did not answer is asked again: the subscription ends comple
   t.same(sink.reasons, ['complete', 'detached'], 'an unsubscribe is a detach');
 });
 
+/**
+ * Replays a stored log of 2600 events (`framesOf`) to `sink` from after seq 5, resuming it each time
+ * it stopped, as a drain would (the next turn finds it paused or ended), until its subscription
+ * ended (or it paused `most` times); checks that it got every event after the cursor once, in order.
+ */
+async function replayedAfter5(t: Test, sink: Sink, id: string, most: number, framesOf: (id: string, from: number, count: number) => Uint8Array[] = frames): Promise<SubscriptionHub> {
+  const { store, feed, hub } = await setup(t);
+  await store.commit({ sessions: [], executions: [], events: [{ executionId: id, firstSeq: 1, frames: framesOf(id, 1, 2600) }] });
+  feed.state = { lastSeq: 2600, finalSeq: 2600 };
+  hub.attach(sink, id, 5, null);
+  while (sink.ends === 0 && hub.pauses < most) {
+    await new Promise((resolve) => setImmediate(resolve));
+    await hub.resume(sink);
+  }
+  t.same(sink.received, seqs(id, 6, 2600), 'every event after the cursor once, in order');
+  return hub;
+}
+
 /** A sink that takes runs (as a socket's Connection does), full after every `room` frames. */
 class RunSink extends Sink {
   runs = 0;
@@ -331,18 +355,75 @@ class RunSink extends Sink {
 }
 
 t.test('a sink that takes runs gets each page in one call: paused where it is full, resumed, ended after the final seq', async (t) => {
-  const { store, feed, hub } = await setup(t);
-  await feed.deliver(hub, store, 'r', 1, 2600);
-  feed.state = { lastSeq: 2600, finalSeq: 2600 };
   const sink = new RunSink(700);
-  hub.attach(sink, 'r', 5, null);
-  // Each time it stopped (paused, or ended), the next turn finds it so: a paused sink is resumed, as a drain would.
-  while (sink.ends === 0 && hub.pauses < 10) {
-    await new Promise((resolve) => setImmediate(resolve));
-    await hub.resume(sink);
-  }
-  t.same(sink.received, seqs('r', 6, 2600), 'every event after the cursor once, in order');
+  const hub = await replayedAfter5(t, sink, 'r', 10);
   t.equal(sink.single, 0, 'nothing sent one by one');
   t.equal(hub.pauses, 3, 'paused each time the sink was full (700 of 2595)');
   t.equal(sink.ends, 1, 'ended once, after the final seq');
+});
+
+/** A sink without `sendRun` (as an event stream): full after every `room` frames it took, and it drops `drop` the first time. */
+class FillingSink extends Sink {
+  calls = 0;
+  #taken = 0;
+  constructor(readonly room: number, public drop: string | null) {
+    super();
+  }
+  override send(frame: Uint8Array): SendResult {
+    this.calls++;
+    if (text.decode(frame) === this.drop) {
+      this.drop = null;
+      return SendResult.DROPPED;
+    }
+    super.send(frame);
+    return ++this.#taken % this.room === 0 ? SendResult.SENT_FULL : SendResult.SENT;
+  }
+}
+
+t.test('a sink without sendRun gets its runs one frame at a time: stopped at the first not SENT, a dropped frame sent again, ended after the final seq', async (t) => {
+  const sink = new FillingSink(700, 'o#1000');
+  const hub = await replayedAfter5(t, sink, 'o', 10);
+  t.equal(sink.calls, 2595 + 1, 'nothing sent past a frame that was not SENT: each sent once, the dropped one twice');
+  t.equal(hub.pauses, 4, 'paused each time the sink was full (700 of 2595) and once for the drop');
+  t.same(sink.reasons, ['complete'], 'ended once, after the final seq');
+});
+
+t.test('a sink without sendRun that ends its subscription from inside send (an event stream at `done`) is sent nothing more', async (t) => {
+  const { store, feed, hub } = await setup(t);
+  await feed.deliver(hub, store, 'e', 1, 50);
+  const sink = new Sink();
+  const send = sink.send.bind(sink);
+  sink.send = (frame) => {
+    const result = send(frame);
+    if (text.decode(frame) === 'e#20') hub.detach(sink, 'e');
+    return result;
+  };
+  hub.attach(sink, 'e', 0, null);
+  await sink.until(() => sink.ends === 1);
+  t.same(sink.received, seqs('e', 1, 20), 'up to the frame whose send ended it');
+  t.same(sink.reasons, ['detached']);
+});
+
+/** Stored `event` frames (msgpack), as the `events` frames are built of. */
+const eventFrames = (id: string, from: number, count: number) =>
+  Array.from({ length: count }, (_, i) => encodeFrame({ op: 'event', execution_id: id, seq: from + i, type: 'console', ts: 5, payload: { level: 'log', text: `line ${from + i}` } }));
+
+/** A RunSink that asks for `events` frames: it reads the seqs each carries. */
+class BatchRunSink extends RunSink {
+  batched(): boolean {
+    return true;
+  }
+  override read(frame: Uint8Array): string[] {
+    return eventsOf(decodeValue(frame) as EventsFrame).map((event) => `${event.execution_id}#${event.seq}`);
+  }
+}
+
+t.test('`events` frames (v1.1) go through the sink\'s sendRun too, one run per batch: paused where it is full, resumed from the cursor', async (t) => {
+  // Full after each batch: every batch but the last pauses it.
+  const sink = new BatchRunSink(1);
+  const hub = await replayedAfter5(t, sink, 'b', 20, eventFrames);
+  t.equal(sink.single, 0, 'nothing sent through send');
+  t.equal(sink.runs, hub.pauses + 1, 'one run per batch, a pause after each but the last');
+  t.ok(sink.runs >= Math.ceil(2595 / 256), `${sink.runs} batches`);
+  t.same(sink.reasons, ['complete'], 'ended once, after the final seq');
 });

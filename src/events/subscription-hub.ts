@@ -36,6 +36,7 @@ export interface EventSink {
    * would, stopping after the first whose result is not SENT; says how many were sent (SENT or
    * SENT_FULL) and the last result. A replay's page goes in one call instead of one per frame
    * (issue 15: the hub's and the socket's per-frame checks were ~8 % of a cold replay's main thread).
+   * A sink without one is sent its runs through `send`, one frame at a time (Subscription.sendRun).
    */
   sendRun?(frames: readonly Uint8Array[], from: number, to: number): RunResult;
   /** Runs `fn` with the socket corked, so its sends leave in one write. */
@@ -91,6 +92,20 @@ class Subscription {
   constructor(readonly sink: EventSink, readonly executionId: string, public cursor: number, finalSeq: number | null) {
     this.finalSeq = finalSeq;
     this.batched = sink.batched?.(executionId) ?? false;
+  }
+
+  /**
+   * Sends frames[from..to) as EventSink.sendRun says: through the sink's own, or, for a sink without
+   * one, `send` one by one, stopping after the first frame that is not SENT or that ended this
+   * subscription (an event stream ends it from inside `send`, after `done`). So the hub has one way
+   * to send, and the pauses, the cursor and the end are decided in one place (#sent).
+   */
+  sendRun(frames: readonly Uint8Array[], from: number, to: number): RunResult {
+    if (this.sink.sendRun) return this.sink.sendRun(frames, from, to);
+    let index = from;
+    let result = SendResult.SENT;
+    while (index < to && result === SendResult.SENT && this.mode !== 'ended') result = this.sink.send(frames[index++]!);
+    return { sent: index - from - (result === SendResult.DROPPED ? 1 : 0), result };
   }
 }
 
@@ -265,16 +280,21 @@ export class SubscriptionHub {
 
   /**
    * Sends the frames of a contiguous run (seqs firstSeq, firstSeq + 1, …) that come after the
-   * subscription's cursor, one by one or in batches; a run starting past the cursor sends nothing.
-   * `batches` keeps the `events` frames built from this run, so subscribers at the same cursor
-   * share them.
+   * subscription's cursor, in one run of the sink's; or, batched, as `events` frames, a run each,
+   * built as they go (a sink that fills up leaves no batch built in vain). A run starting past the
+   * cursor sends nothing. `batches` keeps the `events` frames built from this run, so subscribers at
+   * the same cursor share them.
    */
   #sendRun(subscription: Subscription, firstSeq: number, frames: Uint8Array[], batches?: Map<number, Uint8Array>): void {
     let index = subscription.cursor + 1 - firstSeq;
     if (index < 0) return;
     if (!subscription.batched) {
-      if (subscription.sink.sendRun) return this.#sendFrames(subscription, firstSeq, frames, index);
-      for (; index < frames.length; index++) if (!this.#sendFrame(subscription, firstSeq + index, frames[index]!)) return;
+      // The sink does not know the final seq: the run stops there, as the subscription does.
+      const { finalSeq } = subscription;
+      const end = finalSeq === null ? frames.length : Math.min(frames.length, finalSeq - firstSeq + 1);
+      if (index >= end) return;
+      const { sent, result } = subscription.sendRun(frames, index, end);
+      this.#sent(subscription, firstSeq + index + sent - 1, result);
       return;
     }
     while (index < frames.length) {
@@ -284,36 +304,22 @@ export class SubscriptionHub {
         batch = encodeEvents(frames, index, end);
         batches?.set(index, batch);
       }
-      if (!this.#sendFrame(subscription, firstSeq + end - 1, batch)) return;
+      const { sent, result } = subscription.sendRun([batch], 0, 1);
+      if (!this.#sent(subscription, sent === 0 ? subscription.cursor : firstSeq + end - 1, result)) return;
       index = end;
     }
   }
 
   /**
-   * The frames of a run from `index` on (seq firstSeq + index is the cursor's next), up to the final
-   * seq, in one `sendRun`: the cursor moves past those sent, and the subscription ends or pauses
-   * where #sendFrame one by one would have.
+   * After a run whose last frame sent carried seq `cursor`, and whose last send said `result`: the
+   * subscription ends once it has sent its final seq, and pauses when its sink is full (or dropped
+   * a frame). False once it must stop sending.
    */
-  #sendFrames(subscription: Subscription, firstSeq: number, frames: Uint8Array[], index: number): void {
-    const { finalSeq } = subscription;
-    const end = finalSeq === null ? frames.length : Math.min(frames.length, finalSeq - firstSeq + 1);
-    if (index >= end) return;
-    const { sent, result } = subscription.sink.sendRun!(frames, index, end);
-    if (subscription.mode === 'ended') return;
-    subscription.cursor = firstSeq + index + sent - 1;
-    if (finalSeq !== null && subscription.cursor >= finalSeq) return this.#end(subscription, 'complete');
-    if (result === SendResult.SENT) return;
-    subscription.mode = 'paused';
-    this.pauses++;
-  }
-
-  /** Sends a frame that carries the seqs after the cursor up to `lastSeq`; false once the subscription must stop sending. */
-  #sendFrame(subscription: Subscription, lastSeq: number, frame: Uint8Array): boolean {
-    const result = subscription.sink.send(frame);
+  #sent(subscription: Subscription, cursor: number, result: SendResult): boolean {
     // The sink may end its subscriptions from inside send (an event stream ends after `done`).
     if (subscription.mode === 'ended') return false;
-    if (result !== SendResult.DROPPED) subscription.cursor = lastSeq;
-    if (subscription.finalSeq !== null && subscription.cursor >= subscription.finalSeq) {
+    subscription.cursor = cursor;
+    if (subscription.finalSeq !== null && cursor >= subscription.finalSeq) {
       this.#end(subscription, 'complete');
       return false;
     }

@@ -19,6 +19,7 @@ import { eventsOf } from '../../protocol/batch.js';
 import type { EventFrame, EventsFrame, ExecutionRecord } from '../../protocol/types.js';
 import { decodeValue } from '../../protocol/codec.js';
 import { SendResult, type EndReason, type EventSink } from '../events/subscription-hub.js';
+import { endedEarlyError } from '../events/end-reason.js';
 import type { ExecutionService } from '../sessions/service.js';
 import { Derivation, type ExecutionView } from './derive.js';
 import { originOf, type ExecuteOrigin, type KernelIdentity, type Message } from './messages.js';
@@ -34,14 +35,6 @@ const LOOKBACK = 1000;
 const MAX_CUTS = 10_000;
 /** Connections an execution's unreadable log may end before the feed passes over it (a corrupt chunk never reads). */
 const UNREADABLE_TRIES = 3;
-
-/** The stderr note of an execution passed over, by why its events will not come. */
-const WITHHELD_NOTES: Record<Exclude<EndReason, 'complete' | 'detached'>, string> = {
-  deleted: 'the output of this execution was deleted (retention) before it could be shown',
-  unreadable: 'the output of this execution could not be read (the server logged why): it is not shown',
-  gap: 'the output of this execution could not be read (the server logged why): it is not shown',
-  refused: 'the rest of the output of this execution could not be stored (the server logged why), so it was stopped',
-};
 
 /** What a feed writes to: the channel of its current connection. */
 export interface FeedConnection {
@@ -233,15 +226,21 @@ export class Feed {
       }
     }
     this.#unreadable.delete(executionId);
-    // A log the store refused the rest of (`refused`) is passed over at once: reading it again gets no further.
-    if (reason !== 'complete' && reason !== 'detached') this.#withhold(sink, reason);
+    // Ended short of its `done` (end-reason.ts says which reasons do): its reply and `idle` will not
+    // come from the log. A log the store refused the rest of is passed over at once: reading it
+    // again would end at the same place.
+    if (endedEarlyError(executionId, reason) !== null) this.#withhold(sink, reason);
     if (this.#sent.number === number) this.#sent = { number, seq: END };
     this.walk();
   }
 
   /** Ends an execution whose events will not come: a note, its reply and `idle` (derive.ts, `withheld`). */
-  #withhold(sink: UnitSink, reason: Exclude<EndReason, 'complete' | 'detached'>): void {
-    const note = WITHHELD_NOTES[reason];
+  #withhold(sink: UnitSink, reason: EndReason): void {
+    const note = reason === 'deleted'
+      ? 'the output of this execution was deleted (retention) before it could be shown'
+      : reason === 'refused'
+        ? 'the rest of the output of this execution could not be stored (the server logged why), so it was stopped'
+        : 'the output of this execution could not be read (the server logged why): it is not shown';
     this.#wrote(sink.connection, sink.derivation.execution.number, END, this.addressed(sink.derivation, sink.derivation.withheld(note, Date.now())));
   }
 
