@@ -22,6 +22,7 @@ export const ERROR_CODES = Object.freeze({
   SHUTTING_DOWN: { http: 503, close: 1001, meaning: 'the server is shutting down and accepts no new work; once it is done every socket closes with 1001 (going away)' },
   LOG_DELETED: { http: 410, close: null, meaning: 'a subscription ended without its `done`: the execution\'s log was deleted (retention) while it was read; subscribing again gets NOT_FOUND' },
   LOG_UNREADABLE: { http: 500, close: null, meaning: 'a subscription ended without its `done`: its log could not be read (a store error, or a gap); subscribing again from the last seq received may succeed' },
+  LOG_REFUSED: { http: 500, close: null, meaning: 'a subscription ended without its `done`: the store refused the execution\'s events for good, so it was stopped (`crashed`, reason `store_refused`) and its log ends with what was stored before; subscribing again does not help' },
   INTERNAL: { http: 500, close: null, meaning: 'the server failed in a way that is not the request\'s fault; the server keeps running' },
 } as const);
 

@@ -1,9 +1,10 @@
 /**
  * The SDK when the server ends a followed execution's subscription short of its `done` (an `error`
- * frame with the execution_id, LOG_DELETED or LOG_UNREADABLE): a proxy in front of the real server
- * adds that frame after an event and drops the events the ended subscription would no longer
- * send. A deleted log fails the caller at once; an unreadable one is subscribed again from the last
- * delivered seq, and fails the caller only when that keeps failing.
+ * frame with the execution_id, LOG_DELETED, LOG_REFUSED or LOG_UNREADABLE): a proxy in front of
+ * the real server adds that frame after an event and drops the events the ended subscription would
+ * no longer send. A deleted log, or one the store refused the rest of, fails the caller at once; an
+ * unreadable one is subscribed again from the last delivered seq, and fails the caller only when
+ * that keeps failing.
  */
 import t, { type Test } from 'tap';
 import { ServerError, type EventFrame } from 'vmstream/client';
@@ -48,17 +49,20 @@ async function ending(t: Test, executionId: string, code: string, atSeq: number,
   return { proxy, client, seen, session: await client.createSession() };
 }
 
-t.test('LOG_DELETED fails the execution at once, after the events delivered before it', async (t) => {
-  const { proxy, client, seen, session } = await ending(t, 'log-deleted', 'LOG_DELETED', 5, false);
-  const events: EventFrame[] = [];
-  const error = await client.execute(session, linesCode(20), { executionId: 'log-deleted', onEvent: (e) => events.push(e) }).catch((e: unknown) => e);
-  t.type(error, ServerError);
-  t.match(error, { code: 'LOG_DELETED', message: /the test's proxy/ });
-  t.same(events.map((e) => e.seq), range(events.length), 'what came before, once, in order');
-  t.ok(events.length >= 5 && events.length < 22, `no done: ${events.length} events`);
-  t.equal(seen.subscribes, 0, 'not subscribed again');
-  t.equal(proxy.upgrades, 1, 'the connection stayed up');
-});
+for (const code of ['LOG_DELETED', 'LOG_REFUSED']) {
+  t.test(`${code} fails the execution at once, after the events delivered before it`, async (t) => {
+    const executionId = code.toLowerCase().replace('_', '-');
+    const { proxy, client, seen, session } = await ending(t, executionId, code, 5, false);
+    const events: EventFrame[] = [];
+    const error = await client.execute(session, linesCode(20), { executionId, onEvent: (e) => events.push(e) }).catch((e: unknown) => e);
+    t.type(error, ServerError);
+    t.match(error, { code, message: /the test's proxy/ });
+    t.same(events.map((e) => e.seq), range(events.length), 'what came before, once, in order');
+    t.ok(events.length >= 5 && events.length < 22, `no done: ${events.length} events`);
+    t.equal(seen.subscribes, 0, 'not subscribed again');
+    t.equal(proxy.upgrades, 1, 'the connection stayed up');
+  });
+}
 
 t.test('LOG_UNREADABLE once: subscribed again from the last seq, every event once, in order', async (t) => {
   const { client, seen, session } = await ending(t, 'log-unreadable-once', 'LOG_UNREADABLE', 5, false);

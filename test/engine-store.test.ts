@@ -6,7 +6,7 @@
 import t from 'tap';
 import type { SessionRecord } from '../protocol/types.js';
 import { DEFAULTS, type Config } from '../src/config.js';
-import type { EventSink } from '../src/events/subscription-hub.js';
+import type { EndReason, EventSink } from '../src/events/subscription-hub.js';
 import { decodeValue } from '../protocol/codec.js';
 import { Engine } from '../src/sessions/engine.js';
 import { Workspace } from '../src/sessions/workspace.js';
@@ -38,24 +38,40 @@ async function rig(t: Pick<typeof import('tap').default, 'teardown'>, options: {
   return { engine, fake, store, errors };
 }
 
-/** Subscribes from seq 0: `first` resolves at the first event delivered, `all` with every event once the subscription ends. */
-function follow(engine: Engine, id: string): { first: Promise<void>; all: Promise<AnyEvent[]> } {
+interface Recorder {
+  sink: EventSink;
+  /** Resolves at the first event delivered. */
+  first: Promise<void>;
+  /** Every event, once the subscription ends. */
+  all: Promise<AnyEvent[]>;
+  /** Why it ended. */
+  reason: Promise<EndReason>;
+}
+
+/** Subscribes from seq 0. */
+function follow(engine: Engine, id: string): Recorder {
+  const recorder = record();
+  engine.attach(recorder.sink, id, 0, null);
+  return recorder;
+}
+
+/** A sink that records what it is sent and why its subscription ended. */
+function record(): Recorder {
   let first!: () => void;
   const firstDelivered = new Promise<void>((resolve) => (first = resolve));
-  const all = new Promise<AnyEvent[]>((resolve) => {
-    const frames: AnyEvent[] = [];
-    const sink: EventSink = {
-      send: (frame) => {
-        frames.push(decodeValue(frame) as AnyEvent);
-        first();
-        return 0;
-      },
-      cork: (fn) => fn(),
-      ended: () => resolve(frames),
-    };
-    engine.attach(sink, id, 0, null);
-  });
-  return { first: firstDelivered, all };
+  let ended!: (reason: EndReason) => void;
+  const reason = new Promise<EndReason>((resolve) => (ended = resolve));
+  const frames: AnyEvent[] = [];
+  const sink: EventSink = {
+    send: (frame) => {
+      frames.push(decodeValue(frame) as AnyEvent);
+      first();
+      return 0;
+    },
+    cork: (fn) => fn(),
+    ended: (_id, why) => ended(why),
+  };
+  return { sink, first: firstDelivered, all: reason.then(() => frames), reason };
 }
 
 const input = (executionId: string, sessionId: string, code = '1') => ({ executionId, sessionId, kind: 'repl' as const, code, source: code, timeoutMs: 60_000 });
@@ -127,9 +143,12 @@ t.test('an id the service made up (fresh): reserved without a lookup, and still 
   t.equal(store.commits - before, 1, 'create, events and end in one commit');
 });
 
-t.test('an execution the store refuses for good is stopped alone; its subscribers end at what was stored', async (t) => {
+t.test('an execution the store refuses for good is stopped alone; its subscribers end at what was stored, told it was refused', async (t) => {
   const { engine, fake, store, errors } = await rig(t);
-  await engine.submit(input('t/bad', 's1'));
+  // The execute's own subscription, held until its reply went out (as a socket's is).
+  const own = record();
+  await engine.submit(input('t/bad', 's1'), own.sink);
+  engine.release(own.sink, 't/bad');
   await engine.submit(input('t/good', 's2'));
   const bad = follow(engine, 't/bad');
   const good = follow(engine, 't/good');
@@ -148,13 +167,35 @@ t.test('an execution the store refuses for good is stopped alone; its subscriber
   const badEvents = await bad.all;
   t.ok(badEvents.every((event) => event.type === 'console' && event.payload.text === 'stored'), 'its subscriber got what was stored, and ended');
   t.equal(badEvents.length, 1, `one event: ${JSON.stringify(badEvents)}`);
+  t.equal(await bad.reason, 'refused', 'told its log ends there without a `done`, not complete');
+  t.same((await own.all).map((event) => event.payload.text), ['stored'], 'the execute\'s own subscription: what was stored…');
+  t.equal(await own.reason, 'refused', '…then told the same');
+  const late = follow(engine, 't/bad');
+  t.same((await late.all).map((event) => event.payload.text), ['stored'], 'a subscriber that comes later reads what was stored…');
+  t.equal(await late.reason, 'refused', '…and is told the same: its log will never get a `done`');
   const goodEvents = await good.all;
   t.same(goodEvents.map((event) => event.type), ['console', 'console', 'done'], 'the other execution was not held back');
+  t.equal(await good.reason, 'complete');
   t.ok(errors.some((context) => context.includes('t/bad')), 'the drop was reported');
   t.equal(engine.stats().store.waiting, 0, 'nothing waits for a retry');
   // Its session is free again.
   await engine.submit(input('t/after', 's1'));
   t.equal((await fake.take('run')).executionId, 't/after', 'the session runs its next execution');
+});
+
+t.test('an execution whose first events the store refuses: its own subscription, still held for the reply, is told once released', async (t) => {
+  const { engine, fake, store } = await rig(t);
+  store.fault = (item) => (item.id === 't/unborn' ? 'STORE_BAD_ARGUMENT' : null);
+  const own = record();
+  await engine.submit(input('t/unborn', 's1'), own.sink);
+  await fake.take('run');
+  fake.console('t/unborn', 'never stored');
+  t.equal((await fake.take('abort')).executionId, 't/unborn', 'its run is stopped');
+  fake.done('t/unborn', 'cancelled');
+  t.equal(engine.execution('t/unborn'), undefined, 'it left the engine, its subscription still held');
+  engine.release(own.sink, 't/unborn');
+  t.equal(await own.reason, 'refused');
+  t.same(await own.all, [], 'nothing was stored, nothing is sent');
 });
 
 t.test('writes that fail for a while: the events arrive late, complete and in order', async (t) => {

@@ -5,6 +5,8 @@
  */
 import t from 'tap';
 import { HttpClient } from './helpers/http.js';
+import { removeEvents } from './helpers/level-log.js';
+import { removeDir } from './helpers/server.js';
 import { serverFor } from './helpers/util.js';
 
 const server = await serverFor(t);
@@ -46,6 +48,28 @@ t.test('Prefer: wait=N (seconds) works too, and says it was applied; an error en
   const bad = await api.post('/api/v1/executions/repl?wait=600000', { session_id: session, code: '1' });
   t.equal(bad.status, 400);
   t.match(bad.body.error.message, /wait/);
+});
+
+t.test('the waiting cannot reach the `done` (its log has lost its events): the error, not a record that seems to have stopped', { skip: process.env.VMSTREAM_TEST_TARGET === 'cluster' && 'LevelDB surgery: a single process' }, async (t) => {
+  const first = await serverFor(t, { keepDirs: true });
+  t.teardown(() => {
+    removeDir(first.dataDir);
+    removeDir(first.workspaceDir);
+  });
+  const firstApi = HttpClient.of(first);
+  const ran = await firstApi.post('/api/v1/executions/repl?wait=10000', { session_id: await firstApi.createSession('cut'), code: 'console.log("hi"); 1' });
+  t.equal(ran.body.status, 'ok');
+  const id = ran.body.execution_id as string;
+  await first.stop();
+  t.ok(await removeEvents(first.dataDir, id) > 0, 'its stored events removed, its record kept');
+
+  const second = await serverFor(t, { dataDir: first.dataDir, workspaceDir: first.workspaceDir });
+  // The same execution_id: nothing new runs, the waiting follows the stored log from seq 1, which is
+  // read again and again (8 times, 250 ms apart) before the server gives up on it.
+  const reply = await HttpClient.of(second).post('/api/v1/executions/repl?wait=30000', { session_id: ran.body.session_id, code: 'ignored', execution_id: id });
+  t.equal(reply.status, 500);
+  t.equal(reply.body.error.code, 'LOG_UNREADABLE');
+  t.match(reply.body.error.message, new RegExp(`execution \`${id}\``));
 });
 
 t.test('a plain GET of /v1/ws: 426 with Upgrade: websocket', async (t) => {

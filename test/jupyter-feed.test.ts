@@ -4,7 +4,7 @@
  * are hard to make on a real server). A log that cannot be read ends the connection (1011) so the
  * client's reconnect reads it again, but only a few times: then the feed passes over it, with a
  * note on stderr and the cell's execute_reply and idle, and goes on to the next execution. A
- * deleted log is passed over at once, with its reply too.
+ * deleted log, or one the store refused the rest of, is passed over at once, with its reply too.
  */
 import t from 'tap';
 import type { EventFrame, ExecutionRecord } from '../protocol/types.js';
@@ -120,13 +120,16 @@ t.test('a gap counts as unreadable', async (t) => {
   t.ok(typesOf(written, 'x1').includes('execute_reply'));
 });
 
-t.test('a deleted log is passed over at once, and its cell still gets its execute_reply', async (t) => {
-  const { service, subscribes } = fakeService((id) => (id === 'x1' ? 'deleted' : 'complete'));
-  const feed = feedOf(service);
-  const { channel, written, served } = connection();
-  feed.attach(channel);
-  await served;
-  t.same(subscribes, ['x1', 'x2']);
-  t.same(typesOf(written, 'x1'), ['status', 'execute_input', 'stream', 'execute_reply', 'status']);
-  t.match(written.find((m) => m.header.msg_type === 'stream')!.content.text, /deleted/);
-});
+// Reading either again would end at the same place: no connection is ended for it.
+for (const [reason, note] of [['deleted', /deleted/], ['refused', /could not be stored/]] as const) {
+  t.test(`a ${reason} log is passed over at once, and its cell still gets its execute_reply`, async (t) => {
+    const { service, subscribes } = fakeService((id) => (id === 'x1' ? reason : 'complete'));
+    const feed = feedOf(service);
+    const { channel, written, served } = connection();
+    feed.attach(channel);
+    await served;
+    t.same(subscribes, ['x1', 'x2']);
+    t.same(typesOf(written, 'x1'), ['status', 'execute_input', 'stream', 'execute_reply', 'status']);
+    t.match(written.find((m) => m.header.msg_type === 'stream')!.content.text, note);
+  });
+}

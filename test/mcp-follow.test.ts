@@ -1,8 +1,8 @@
 /**
  * src/mcp/follow.ts, the sink a run_code call follows its execution with: it settles when the
  * subscription ends, with the `done` when it came, and with the error to fail the call with when the
- * log was deleted or could not be read (run_code throws it, so the model sees LOG_DELETED or
- * LOG_UNREADABLE instead of a result that looks finished).
+ * log was deleted, could not be read or was refused by the store (run_code throws it, so the model
+ * sees LOG_DELETED, LOG_UNREADABLE or LOG_REFUSED instead of a result that looks finished).
  */
 import t from 'tap';
 import { encodeFrame } from '../protocol/codec.js';
@@ -25,7 +25,7 @@ t.test('detached (the client went away): no done, no error', async (t) => {
 });
 
 t.test('short of done: the error for the reason, naming the client\'s execution id', async (t) => {
-  for (const [reason, code] of [['deleted', 'LOG_DELETED'], ['unreadable', 'LOG_UNREADABLE'], ['gap', 'LOG_UNREADABLE']] as const) {
+  for (const [reason, code] of [['deleted', 'LOG_DELETED'], ['unreadable', 'LOG_UNREADABLE'], ['gap', 'LOG_UNREADABLE'], ['refused', 'LOG_REFUSED']] as const) {
     const follower = new ExecutionFollower(() => {});
     follower.send(frame(1, 'console', { level: 'log', text: 'hi' }));
     follower.ended('default/e', reason);

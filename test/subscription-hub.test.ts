@@ -130,23 +130,40 @@ t.test('an unknown execution ends its subscription at once', async (t) => {
   t.same(sink.reasons, ['deleted'], 'as a log that is gone (its subscribe found it: it was deleted since)');
 });
 
-t.test('LocalFeed: live here, ended, or left unfinished by a dead process (its log, not its record, says where it ends)', async (t) => {
+t.test('LocalFeed: live here, ended, or never ended (its log, not its record, says where it ends; without a `done` it never will)', async (t) => {
   const store = new MemoryEventStore();
   await store.open();
   t.teardown(() => store.close());
   const live = new Map<string, number>([['running', 7]]);
   const feed = new LocalFeed(store, (id) => live.get(id));
   const base = { session_id: 's', number: 1, kind: 'repl' as const, created_at: 1, timeout_ms: 1000, code: '1' };
-  await store.createExecution({ ...base, execution_id: 'left', status: 'running', last_seq: 0 });
-  await store.commit({ sessions: [], executions: [{ ...base, execution_id: 'left', status: 'running', last_seq: 2 }], events: [{ executionId: 'left', firstSeq: 1, frames: frames('left', 1, 5) }] });
+  // Never ended: its last event a `done` (its record's end not written), or not (the store refused the rest).
+  for (const [id, last] of [['left', 'done'], ['refused', 'console']] as const) {
+    const events = Array.from({ length: 5 }, (_, i) => encodeFrame({ op: 'event', execution_id: id, seq: i + 1, type: i === 4 ? last : 'console', ts: 0, payload: {} as never }));
+    await store.createExecution({ ...base, execution_id: id, status: 'running', last_seq: 0 });
+    await store.commit({ sessions: [], executions: [{ ...base, execution_id: id, status: 'running', last_seq: 2 }], events: [{ executionId: id, firstSeq: 1, frames: events }] });
+  }
   await store.createExecution({ ...base, execution_id: 'ended', status: 'queued', last_seq: 0 });
   await store.commit({ sessions: [], executions: [{ ...base, execution_id: 'ended', status: 'ok', last_seq: 3, ended_at: 2 }], events: [{ executionId: 'ended', firstSeq: 1, frames: frames('ended', 1, 3) }] });
   t.same(await feed.locate('running'), { lastSeq: 7, finalSeq: null }, 'live here: running, at its committed seq');
   t.equal(feed.committedSeq('running'), 7);
   t.same(await feed.locate('ended'), { lastSeq: 3, finalSeq: 3 }, 'ended: where its record says');
-  t.same(await feed.locate('left'), { lastSeq: 5, finalSeq: 5 }, 'left unfinished: where its log ends, past its record\'s last_seq');
+  t.same(await feed.locate('left'), { lastSeq: 5, finalSeq: 5 }, 'never ended, its log ends with a `done`: there, past its record\'s last_seq');
+  t.same(await feed.locate('refused'), { lastSeq: 5, finalSeq: null, refused: true }, 'never ended, and no `done`: refused, it never gets one');
   t.equal(await feed.locate('nobody'), null, 'unknown');
   t.equal(feed.committedSeq('ended'), undefined, 'nothing but live executions has a committed seq');
+});
+
+t.test('a log that ends without a `done` (the store refused the rest): what was stored, then ended as refused, never followed', async (t) => {
+  const { store, feed, hub } = await setup(t);
+  await store.commit({ sessions: [], executions: [], events: [{ executionId: 'r', firstSeq: 1, frames: frames('r', 1, 3) }] });
+  feed.state = { lastSeq: 3, finalSeq: null, refused: true };
+  const sink = new Sink();
+  hub.attach(sink, 'r', 1, null);
+  await sink.until(() => sink.ends === 1);
+  t.same(sink.received, seqs('r', 2, 3), 'from its cursor to the log\'s end');
+  t.same(sink.reasons, ['refused']);
+  t.same(feed.followed, [], 'not followed: nothing more will come');
 });
 
 /** Counts catch-up reads: where each began, how many were under way at most, and the log end each was told. */

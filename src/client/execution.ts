@@ -163,7 +163,8 @@ export class Execution implements AsyncIterable<EventFrame> {
 
   /**
    * The server ended its subscription short of `done` (an `error` frame with its execution_id). A
-   * deleted log fails it at once: asking again would get NOT_FOUND. A log that could not be read is
+   * deleted log fails it at once: asking again would get NOT_FOUND; so does a log the store refused
+   * the rest of (LOG_REFUSED): asking again would end at the same place. A log that could not be read is
    * asked again from the last delivered seq, UNREADABLE_RETRIES times in a row, then fails it.
    */
   subscriptionFailed(error: ServerError): void {

@@ -18,5 +18,7 @@ export function endedEarlyError(executionId: string, reason: EndReason): Protoco
       return new ProtocolError('LOG_UNREADABLE', `reading the events of execution \`${executionId}\` failed (the server logged why); subscribe again from the last seq received`);
     case 'gap':
       return new ProtocolError('LOG_UNREADABLE', `the events of execution \`${executionId}\` after the last one sent could not be found, although its log goes on (the server logged it); subscribe again from the last seq received`);
+    case 'refused':
+      return new ProtocolError('LOG_REFUSED', `the store refused the events of execution \`${executionId}\` for good (the server logged why): it was stopped, and its log ends with the last event sent, without a \`done\``);
   }
 }

@@ -9,10 +9,9 @@
  * the chunk that holds `done` (`finish`). What a tail delivers is stored by JetStream already, so
  * "durable before sent" holds on every node.
  */
-import { decodeValue } from '../../protocol/codec.js';
 import type { EventStore, LogFollow, StoreError } from '../store/event-store.js';
 import type { CommittedChunk } from './commit-log.js';
-import { locateLog, type LiveFeed, type LogState } from './live-feed.js';
+import { endsWithDone, isDone, locateLog, type LiveFeed, type LogState } from './live-feed.js';
 
 /** Where a tail's chunks go: the subscription hub. */
 export interface TailTarget {
@@ -57,8 +56,7 @@ export class FollowingFeed implements LiveFeed {
     return locateLog(this.#store, this.#live, executionId, async (record) => {
       if (record.ended_at !== undefined) return { lastSeq: record.last_seq, finalSeq: record.last_seq };
       const lastSeq = await this.#store.lastSeq(executionId);
-      const [last] = lastSeq === 0 ? [] : await this.#store.readEvents(executionId, lastSeq - 1, 1);
-      return { lastSeq, finalSeq: last && isDone(last.frame) ? lastSeq : null };
+      return { lastSeq, finalSeq: (await endsWithDone(this.#store, executionId, lastSeq)) ? lastSeq : null };
     });
   }
 
@@ -113,9 +111,4 @@ export class FollowingFeed implements LiveFeed {
     tail.follow = null;
     tail.retry = setTimeout(() => this.#start(executionId, tail), RETRY_MS);
   }
-}
-
-/** An execution's log ends with its `done` (the only event nothing follows). */
-export function isDone(frame: Uint8Array): boolean {
-  return (decodeValue(frame) as { type?: unknown }).type === 'done';
 }

@@ -8,6 +8,7 @@
  * The local engine is the feed of a single process (LocalFeed below): everything live is live here.
  * A clustered store adds one that follows other nodes' logs (a JetStream `follow(id, afterSeq)`).
  */
+import { decodeValue } from '../../protocol/codec.js';
 import type { ExecutionRecord } from '../../protocol/types.js';
 import type { EventStore } from '../store/event-store.js';
 
@@ -15,6 +16,12 @@ import type { EventStore } from '../store/event-store.js';
 export interface LogState {
   lastSeq: number;
   finalSeq: number | null;
+  /**
+   * The log ends at lastSeq without a `done`, and nothing more will come: the store refused the
+   * rest of the execution's events for good (it ended `store_refused`). finalSeq is null: no `done`.
+   * Only LocalFeed says so: on a cluster such a log looks like one another node is still writing.
+   */
+  refused?: true;
 }
 
 export interface LiveFeed {
@@ -40,8 +47,10 @@ export interface LiveFeed {
 
 /**
  * The feed of one process: an execution is live exactly when the engine runs it here. One that is
- * not but whose record never ended was left by a process that died (recovery ends it): its log
- * ends where the log says, not where its record (which may lag) says.
+ * not but whose record never ended is one whose writes the store refused for good (store_refused:
+ * its run was stopped, and nothing more of it is written), or was left by a process that died
+ * (recovery ends those before the server listens): its log ends where the log says, not where its
+ * record (which may lag) says, and one that does not end with a `done` will never get one.
  */
 export class LocalFeed implements LiveFeed {
   readonly #store: EventStore;
@@ -58,8 +67,9 @@ export class LocalFeed implements LiveFeed {
 
   locate(executionId: string): Promise<LogState | null> {
     return locateLog(this.#store, this.#live, executionId, async (record) => {
-      const lastSeq = record.ended_at === undefined ? await this.#store.lastSeq(executionId) : record.last_seq;
-      return { lastSeq, finalSeq: lastSeq };
+      if (record.ended_at !== undefined) return { lastSeq: record.last_seq, finalSeq: record.last_seq };
+      const lastSeq = await this.#store.lastSeq(executionId);
+      return (await endsWithDone(this.#store, executionId, lastSeq)) ? { lastSeq, finalSeq: lastSeq } : { lastSeq, finalSeq: null, refused: true };
     });
   }
 
@@ -86,4 +96,15 @@ export async function locateLog(
   const now = live(executionId);
   if (now !== undefined) return { lastSeq: now, finalSeq: null };
   return record ? notLive(record) : null;
+}
+
+/** Whether the log's event at lastSeq is its `done` (false for an empty log). */
+export async function endsWithDone(store: EventStore, executionId: string, lastSeq: number): Promise<boolean> {
+  const [last] = lastSeq === 0 ? [] : await store.readEvents(executionId, lastSeq - 1, 1);
+  return last !== undefined && isDone(last.frame);
+}
+
+/** An execution's log ends with its `done` (the only event nothing follows). */
+export function isDone(frame: Uint8Array): boolean {
+  return (decodeValue(frame) as { type?: unknown }).type === 'done';
 }

@@ -44,7 +44,7 @@ export interface EventSink {
   /**
    * A subscription of this sink ended, and why (`reason`). A sink that serves one subscription (an
    * HTTP event stream) ends its response here; one that ended short of its `done` (`deleted`,
-   * `unreadable`, `gap`) tells its client (events/end-reason.ts).
+   * `unreadable`, `gap`, `refused`) tells its client (events/end-reason.ts).
    */
   ended?(executionId: string, reason: EndReason): void;
   /**
@@ -67,9 +67,10 @@ export interface RunResult {
  * `detached`: unsubscribed, replaced by a new subscription of its sink, or its sink closed. The
  * others end it short of its `done`: `deleted`, the log was deleted (retention) while it was read;
  * `unreadable`, a store read failed (not STORE_UNAVAILABLE, which is retried); `gap`, reads kept
- * finding nothing where the log is known to go on.
+ * finding nothing where the log is known to go on; `refused`, it sent all of a log that ends
+ * without a `done` because the store refused the rest of the execution's events for good (`finish`).
  */
-export type EndReason = 'complete' | 'detached' | 'deleted' | 'unreadable' | 'gap';
+export type EndReason = 'complete' | 'detached' | 'deleted' | 'unreadable' | 'gap' | 'refused';
 
 type Mode = 'live' | 'held' | 'catching-up' | 'paused' | 'ended';
 
@@ -78,6 +79,8 @@ class Subscription {
   reading = false;
   /** Seq of the terminal `done`, once known: the subscription ends after sending it. */
   finalSeq: number | null;
+  /** How it ends once it has sent finalSeq: `refused` when the log ends there without a `done` (`finish`). */
+  endsAs: 'complete' | 'refused' = 'complete';
   /** In `held` mode: committed frames waiting for the reply to go out, from seq cursor + 1. */
   held: Uint8Array[] = [];
   heldOverflow = false;
@@ -228,10 +231,15 @@ export class SubscriptionHub {
     return this.#store.readEvents(executionId, afterSeq, limit);
   }
 
-  /** Marks where an execution's log ends; subscriptions end once they have sent that seq. */
-  finish(executionId: string, finalSeq: number): void {
+  /**
+   * Marks where an execution's log ends; subscriptions end once they have sent that seq, as
+   * `complete`, or as `refused` when the log ends there without a `done` (the store refused the
+   * rest of it): their clients must not wait for one.
+   */
+  finish(executionId: string, finalSeq: number, endsAs: 'complete' | 'refused' = 'complete'): void {
     for (const subscription of [...(this.#byExecution.get(executionId) ?? [])]) {
       subscription.finalSeq = finalSeq;
+      subscription.endsAs = endsAs;
       if (subscription.cursor >= finalSeq && subscription.mode !== 'held') this.#end(subscription, 'complete');
     }
   }
@@ -335,7 +343,10 @@ export class SubscriptionHub {
           const state = await this.#feed.locate(subscription.executionId);
           if (subscription.mode !== 'catching-up') return;
           if (!state) return this.#end(subscription, 'deleted');
-          if (state.finalSeq !== null) subscription.finalSeq = state.finalSeq;
+          if (state.refused) {
+            subscription.finalSeq = state.lastSeq;
+            subscription.endsAs = 'refused';
+          } else if (state.finalSeq !== null) subscription.finalSeq = state.finalSeq;
           else this.#feed.follow(subscription.executionId, subscription.cursor);
           continue;
         }
@@ -395,6 +406,7 @@ export class SubscriptionHub {
     return page;
   }
 
+  /** Ends a subscription; `complete` (it sent its final seq) becomes the end `finish` said its log has. */
   #end(subscription: Subscription, reason: EndReason): void {
     if (subscription.mode === 'ended') return;
     subscription.mode = 'ended';
@@ -407,6 +419,6 @@ export class SubscriptionHub {
         this.#feed.unfollow(subscription.executionId);
       }
     }
-    subscription.sink.ended?.(subscription.executionId, reason);
+    subscription.sink.ended?.(subscription.executionId, reason === 'complete' ? subscription.endsAs : reason);
   }
 }

@@ -185,6 +185,7 @@ export class HttpApi implements HttpHandler {
     else this.#service.subscribe(collector, tenant, record.execution_id, 0, null);
     const finished = await collector.finishedWithin(wait.ms);
     this.#service.detachAll(collector);
+    if (collector.endedEarly) throw collector.endedEarly;
     const headers = wait.applied ? { 'preference-applied': wait.applied } : undefined;
     // Ended in time: the final record with its events; else the record as it stands now.
     const now = await this.#service.getExecution(tenant, record.execution_id);

@@ -2,15 +2,25 @@
  * `?wait=MS` (or `Prefer: wait=SECONDS`, RFC 7240) on the execute routes: the answer waits, up to
  * WAIT_MS_MAX, for the execution to end, and then carries its events, so a short piece of code is
  * one request. The waiting is done by an EventSink subscribed from seq 1, exactly as a socket's
- * execute is subscribed, so no event is missed or doubled.
+ * execute is subscribed, so no event is missed or doubled; a subscription that ends short of the
+ * `done` (events/end-reason.ts) makes the answer its error.
  */
 import { WAIT_MS_MAX } from '../../protocol/http.js';
 import { decodeValue } from '../../protocol/codec.js';
+import type { ProtocolError } from '../../protocol/errors.js';
 import type { EventFrame } from '../../protocol/types.js';
-import { SendResult, type EventSink } from '../events/subscription-hub.js';
+import { endedEarlyError } from '../events/end-reason.js';
+import { SendResult, type EndReason, type EventSink } from '../events/subscription-hub.js';
+import { publicExecutionId } from '../sessions/live.js';
 
 export class EventCollector implements EventSink {
   readonly events: EventFrame[] = [];
+  /**
+   * Why the subscription ended short of the execution's `done` (LOG_DELETED, LOG_UNREADABLE,
+   * LOG_REFUSED), once it has: the answer is that error, as on every other door, not a record that
+   * seems to have stopped.
+   */
+  endedEarly: ProtocolError | null = null;
   readonly #ended: Promise<void>;
   #end!: () => void;
 
@@ -29,7 +39,8 @@ export class EventCollector implements EventSink {
     fn();
   }
 
-  ended(): void {
+  ended(executionId: string, reason: EndReason): void {
+    this.endedEarly = endedEarlyError(publicExecutionId(executionId), reason);
     this.#end();
   }
 

@@ -226,7 +226,9 @@ export class Feed {
       }
     }
     this.#unreadable.delete(executionId);
-    // Ended short of its `done` (end-reason.ts says which reasons do): its reply and `idle` will not come from the log.
+    // Ended short of its `done` (end-reason.ts says which reasons do): its reply and `idle` will not
+    // come from the log. A log the store refused the rest of is passed over at once: reading it
+    // again would end at the same place.
     if (endedEarlyError(executionId, reason) !== null) this.#withhold(sink, reason);
     if (this.#sent.number === number) this.#sent = { number, seq: END };
     this.walk();
@@ -236,7 +238,9 @@ export class Feed {
   #withhold(sink: UnitSink, reason: EndReason): void {
     const note = reason === 'deleted'
       ? 'the output of this execution was deleted (retention) before it could be shown'
-      : 'the output of this execution could not be read (the server logged why): it is not shown';
+      : reason === 'refused'
+        ? 'the rest of the output of this execution could not be stored (the server logged why), so it was stopped'
+        : 'the output of this execution could not be read (the server logged why): it is not shown';
     this.#wrote(sink.connection, sink.derivation.execution.number, END, this.addressed(sink.derivation, sink.derivation.withheld(note, Date.now())));
   }
 

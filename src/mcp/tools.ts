@@ -104,8 +104,9 @@ async function runCode(context: ToolContext, args: ToolArgs<'run_code'>, extra: 
   progress.stop();
   for (const signal of signals) signal.removeEventListener('abort', stop);
   if (context.revoked.aborted) throw context.revoked.reason;
-  // Its log was deleted or could not be read under us: the tool call fails with LOG_DELETED or
-  // LOG_UNREADABLE (read_output, or a retry with the same execution_id, reads it again).
+  // Its log was deleted, could not be read under us, or ends without a `done` (the store refused the
+  // rest): the tool call fails with LOG_DELETED, LOG_UNREADABLE or LOG_REFUSED (read_output, or a
+  // retry with the same execution_id, reads what is stored).
   if (followed.error) throw followed.error;
   // Without `done`, the client went away: this result goes nowhere.
   const status = followed.done?.status ?? (await service.getExecution(tenant, executionId)).status;

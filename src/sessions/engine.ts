@@ -580,14 +580,15 @@ export class Engine {
 
   /**
    * An execution whose `done` will never be stored from here: ends its waiters here, and its
-   * subscriptions where the log ends, or, when another node writes the log on (fenced, and the store
-   * can follow it), lets them follow it there.
+   * subscriptions where the log ends, as `refused` (their clients are told: no `done` will come, and
+   * none is made up, as it was not stored), or, when another node writes the log on (fenced, and the
+   * store can follow it), lets them follow it there.
    */
   #release(execution: LiveExecution): void {
     const id = execution.record.execution_id;
     this.#executions.delete(id);
     if (this.#fenced.delete(id) && this.#store.supports.follow) this.#hub.relocate(id);
-    else this.#hub.finish(id, execution.committedSeq);
+    else this.#hub.finish(id, execution.committedSeq, 'refused');
     execution.markEnded();
   }
 

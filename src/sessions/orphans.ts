@@ -12,7 +12,7 @@
 import { decodeValue, encodeFrame } from '../../protocol/codec.js';
 import type { DonePayload, ExecutionRecord } from '../../protocol/types.js';
 import { StoreError, type EventStore } from '../store/event-store.js';
-import { isDone } from '../events/following-feed.js';
+import { isDone } from '../events/live-feed.js';
 import { publicExecutionId } from './live.js';
 
 /** A store that does not answer is asked again after this (NATS restarting); a takeover must not give up. */
