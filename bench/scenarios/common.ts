@@ -54,3 +54,9 @@ export function pct(value: number): Figure {
 export function check(condition: boolean, message: string): void {
   if (!condition) throw new Error(message);
 }
+
+/** The middle value (the upper one of the middle two for an even count). */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}

@@ -15,7 +15,7 @@ import { encodeFrame } from '../../protocol/codec.js';
 import { ControlClient } from '../harness/control.js';
 import type { Figure, Scenario } from '../harness/types.js';
 import { startVmstream, type Vmstream } from '../harness/vmstream.js';
-import { check, serverRss } from './common.js';
+import { check, median, serverRss } from './common.js';
 import { STREAM_ENV, streamOnce } from './stream.js';
 
 const EXECUTION_ID = 'bench-replay-deep';
@@ -43,11 +43,6 @@ async function firstEventMs(server: Vmstream, afterSeq: number): Promise<number>
   } finally {
     client.close();
   }
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 export const replayDeep: Scenario = {

@@ -12,7 +12,7 @@ import type { Ctx, Figure, Scenario } from '../harness/types.js';
 import type { Vmstream } from '../harness/vmstream.js';
 import { startVmstream } from '../harness/vmstream.js';
 import type { SinkResult } from '../loadgen/types.js';
-import { check, cpuPer, latencyFigures, pct, serverCpuFigures, serverRss, type ServerCpu, warmFrames } from './common.js';
+import { check, cpuPer, latencyFigures, median, pct, serverCpuFigures, serverRss, type ServerCpu, warmFrames } from './common.js';
 
 /** Room for 200 000 lines (+ value, done) and their ~18 MB of frames: the defaults stop at 100 000 and 16 MiB. */
 export const STREAM_ENV = {
@@ -22,6 +22,10 @@ export const STREAM_ENV = {
 
 /** Lines of the run whose first event is timed beside a one-line run's. */
 const FIRST_EVENT_LONG_LINES = 100_000;
+/** Runs of each length whose first event is timed as a user sees it: the figure is their median (one run swung 4–70 ms on a busy machine). */
+const USER_FIRST_EVENT_ROUNDS = { quick: 1, full: 3 };
+/** One-line executes the user's client runs first, in a session of its own (loadgen/workloads.ts, warmExecutes). */
+const USER_WARM_EXECUTES = { quick: 5, full: 100 };
 
 export function loopCode(lines: number): string {
   return `for (let i = 0; i < ${lines}; i++) console.log(i)`;
@@ -34,28 +38,28 @@ export function eventsOf(lines: number): number {
 
 /**
  * Runs `lines` console lines to the load generator's socket and checks every event arrived, in
- * order. The job is gated so the server's CPU is metered from the moment `execute` goes out, not
- * during the client's warm-up or set-up.
+ * order. The job is gated (unless `gated: false`) so the server's CPU is metered from the moment
+ * `execute` goes out, not during the client's warm-up or set-up.
  */
 export async function streamOnce(
   ctx: Ctx,
   server: Vmstream,
   lines: number,
-  options: { executionId?: string; warmClient?: boolean; batch?: boolean } = {},
+  options: { executionId?: string; warmClient?: boolean; batch?: boolean; warmExecutes?: number; gated?: boolean } = {},
 ): Promise<{ r: SinkResult; cpu: ServerCpu }> {
   let meter: () => ServerCpu = () => ({ process: NaN, main: NaN });
   const r = await ctx.loadgen(
     {
       driver: 'sink',
       workload: 'stream',
-      params: { code: loopCode(lines), ...(options.executionId ? { executionId: options.executionId } : {}), ...(options.batch ? { batch: true } : {}) },
+      params: { code: loopCode(lines), ...(options.executionId ? { executionId: options.executionId } : {}), ...(options.batch ? { batch: true } : {}), ...(options.warmExecutes ? { warmExecutes: options.warmExecutes } : {}) },
       url: server.url,
       token: server.token,
       connections: 1,
       count: lines,
       warmupMs: 300,
       durationMs: 120_000,
-      gated: true,
+      gated: options.gated ?? true,
       eventAges: true,
       warmClientFrames: options.warmClient ? warmFrames(ctx) : 0,
     },
@@ -67,6 +71,24 @@ export async function streamOnce(
   check(r.totalFrames === eventsOf(lines), `expected ${eventsOf(lines)} events, got ${r.totalFrames}`);
   check(r.seqErrors === 0, `${r.seqErrors} events out of seq order`);
   return { r, cpu };
+}
+
+/**
+ * The first event of a 1-line and of a long run as a user of a running server sees it: a client that
+ * has been at work (its send and decode compiled), a session created for the run, and `execute` sent
+ * the moment the session's reply comes, with no gate between them (a user does not pause, and the
+ * session's context may still be in the making). The median of rounds, the two lengths alternating.
+ */
+async function userFirstEvents(ctx: Ctx, server: Vmstream): Promise<{ short: number; long: number }> {
+  const mode = ctx.quick ? 'quick' : 'full';
+  const options = { warmExecutes: USER_WARM_EXECUTES[mode], gated: false };
+  const short: number[] = [];
+  const long: number[] = [];
+  for (let round = 0; round < USER_FIRST_EVENT_ROUNDS[mode]; round++) {
+    short.push((await streamOnce(ctx, server, 1, options)).r.firstFrameMs);
+    long.push((await streamOnce(ctx, server, FIRST_EVENT_LONG_LINES, options)).r.firstFrameMs);
+  }
+  return { short: median(short), long: median(long) };
 }
 
 export function streamFigures(r: SinkResult): Record<string, Figure> {
@@ -97,20 +119,23 @@ export const stream: Scenario = {
       // The issue's goal: the first line as fast whatever follows it (a long run's first commit used to wait for thousands more).
       const short = await streamOnce(ctx, server, 1);
       const long = await streamOnce(ctx, server, FIRST_EVENT_LONG_LINES);
+      const user = await userFirstEvents(ctx, server);
       return {
         figure: { value: r.totalFrames / r.totalSeconds, unit: 'events/s' },
         figures: {
           ...streamFigures(r),
           first_event_1_line_ms: { value: short.r.firstFrameMs, unit: 'ms' },
           first_event_100k_lines_ms: { value: long.r.firstFrameMs, unit: 'ms' },
+          user_first_event_1_line_ms: { value: user.short, unit: 'ms' },
+          user_first_event_100k_lines_ms: { value: user.long, unit: 'ms' },
           ...serverCpuFigures(serverCpu),
           ...cpuPer(serverCpu, r.totalFrames / r.totalSeconds, 'event'),
           ...serverRss(server),
           batched_events_per_s: { value: batched.totalFrames / batched.totalSeconds, unit: 'events/s' },
           batched_first_event_ms: { value: batched.firstFrameMs, unit: 'ms' },
         },
-        shown: ['seconds', 'steady_events_per_s', 'batched_events_per_s', 'first_event_ms', 'first_event_1_line_ms', 'first_event_100k_lines_ms', 'event_age_p50_ms', 'event_age_p99_ms', 'event_age_p999_ms', 'server_cpu_pct', 'server_main_thread_cpu_pct', 'server_cpu_us_per_event', 'server_main_thread_us_per_event', 'client_cpu_pct', 'server_peak_rss_mb'],
-        setup: `1 execution, ${lines} console.log lines (+ value, done), after a ${ctx.quick ? 2_000 : 20_000}-line warm-up; then the same to a client asking for batched events frames (batched_*); then the first event of a 1-line and of a ${FIRST_EVENT_LONG_LINES}-line run; event ages timed once per socket read (every event of a read arrived with it)`,
+        shown: ['seconds', 'steady_events_per_s', 'batched_events_per_s', 'first_event_ms', 'first_event_1_line_ms', 'first_event_100k_lines_ms', 'user_first_event_1_line_ms', 'user_first_event_100k_lines_ms', 'event_age_p50_ms', 'event_age_p99_ms', 'event_age_p999_ms', 'server_cpu_pct', 'server_main_thread_cpu_pct', 'server_cpu_us_per_event', 'server_main_thread_us_per_event', 'client_cpu_pct', 'server_peak_rss_mb'],
+        setup: `1 execution, ${lines} console.log lines (+ value, done), after a ${ctx.quick ? 2_000 : 20_000}-line warm-up; then the same to a client asking for batched events frames (batched_*); then the first event of a 1-line and of a ${FIRST_EVENT_LONG_LINES}-line run, each by a fresh load generator after a gate (first_event_*), and as a user sees it (user_first_event_*: a client warmed by ${USER_WARM_EXECUTES[ctx.quick ? 'quick' : 'full']} executes, execute sent as the new session's reply comes, median of ${USER_FIRST_EVENT_ROUNDS[ctx.quick ? 'quick' : 'full']} runs of each); event ages timed once per socket read (every event of a read arrived with it)`,
       };
     } finally {
       await server.stop();

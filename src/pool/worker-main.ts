@@ -10,6 +10,7 @@ import { SessionContext, type RunOutput, type RunStatus } from '../sandbox/sessi
 import { ItemKind, type FromWorker, type ToWorker, type WorkerBootData } from './messages.js';
 import { RingReader, RingWriter } from './output-ring.js';
 import { RunOutputs } from './run-output.js';
+import { SpareContexts } from './spare-context.js';
 import { WorkerOutput } from './shared-output.js';
 import { pokeStuckWatch } from './stuck-watch.js';
 import { FrameReader, MAX_SERVER_FRAME_BYTES } from './pipe-frames.js';
@@ -21,6 +22,7 @@ const { limits, ring, output: link, stuck, requests } = workerData as WorkerBoot
 const stuckWord = stuck && new Int32Array(stuck);
 const sessions = new Map<string, SessionContext>();
 const running = new Map<string, SessionContext>();
+const contexts = new SpareContexts(() => new SessionContext(limits), () => running.size > 0);
 // Output goes straight to shared memory, where the main thread reads it even while this thread is
 // stuck in a user's loop (output-ring.ts). In a sandbox process, this thread also writes it out
 // itself once per turn of its event loop (shared-output.ts); a loop that prints without yielding
@@ -78,6 +80,7 @@ function written(): void {
 
 function ended(xid: string): void {
   running.delete(xid);
+  contexts.touch();
 }
 
 const SILENT: Omit<RunOutput, 'done'> = { console() {}, value() {}, exception() {} };
@@ -121,9 +124,10 @@ function readRequests(fd: number): void {
 if (requests !== undefined) readRequests(requests);
 
 function handle(message: ToWorker): void {
+  contexts.touch();
   switch (message.t) {
     case 'open':
-      sessions.set(message.sid, new SessionContext(limits));
+      sessions.set(message.sid, contexts.take());
       break;
     case 'close':
       sessions.get(message.sid)?.dispose();
