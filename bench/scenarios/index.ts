@@ -14,6 +14,7 @@ import { latency } from './latency.js';
 import { reconnectStorm } from './reconnect-storm.js';
 import { replay } from './replay.js';
 import { replayDeep } from './replay-deep.js';
+import { replayProbe } from './replay-probe.js';
 import { stream } from './stream.js';
 import { onJetStream } from './stores.js';
 import { takeover } from './takeover.js';
@@ -30,6 +31,7 @@ export const scenarios: Scenario[] = [
   replay,
   onJetStream(replay, { against: 'replay_events_per_s', drop: ['ratio_to_storage_iterator'] }),
   replayDeep,
+  replayProbe,
   onJetStream(replayDeep),
   fanout,
   connections,
