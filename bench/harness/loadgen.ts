@@ -66,7 +66,7 @@ function jobTimeout(job: LoadJob, hooks: LoadgenHooks): number {
 export async function runLoadgen<J extends LoadJob>(procs: Procs, job: J, processes = 1, hooks: LoadgenHooks = {}): Promise<ResultFor<J>> {
   const n = Math.max(1, Math.min(processes, connectionsOf(job)));
   const children = Array.from({ length: n }, (_, i) => {
-    const child = procs.start(`loadgen-${i}`, benchModule('loadgen/main.js'), { execArgv: (process.env.LOADGEN_NODE_FLAGS ?? '').split(' ').filter(Boolean) });
+    const child = procs.start(`loadgen-${i}`, benchModule('loadgen/main.js'));
     child.send({ type: 'job', job: splitJob(job, n, i) });
     return child;
   });

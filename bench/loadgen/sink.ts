@@ -4,7 +4,9 @@
  * warm-up so JIT compilation and the TCP window's growth do not count (the push baseline's), and the
  * whole one, from the request to the end (a stream's or a replay's, as a client lives it). An
  * `events` frame (protocol v1.1, a workload asked with `batch`) is counted as the events it carries,
- * each checked for its seq as if it had come alone.
+ * each checked for its seq as if it had come alone. With `segmentEvents`, the first connection also
+ * reports the process's CPU and wall time per that many events: a one-shot stream's start shows
+ * apart from the rest (bench/README.md, "Replay against push in its own shape").
  */
 import { eventsOf } from '../../protocol/batch.js';
 import { decodeValue } from '../../protocol/codec.js';
@@ -110,7 +112,7 @@ class Connection {
     readonly workload: SinkConnection,
     readonly warmupMs: number,
     readonly ages: Histogram | null,
-    readonly segments: SegmentMeter | null = null,
+    readonly segmentMeter: SegmentMeter | null = null,
   ) {
     ws.on('message', this.onMessage);
     ws.on('close', () => this.end(performance.now()));
@@ -148,10 +150,10 @@ class Connection {
   count(frame: Sequenced, bytes: number): void {
     if (this.frames === 0) {
       this.firstAt = performance.now();
-      this.segments?.start();
+      this.segmentMeter?.start();
     }
     this.frames++;
-    if (this.frames === this.segments?.next) this.segments.mark(this.frames);
+    if (this.frames === this.segmentMeter?.next) this.segmentMeter.mark(this.frames);
     this.bytes += bytes;
     // Each counted frame must be the next seq: a replay or fan-out that skips or repeats one is wrong,
     // whatever its rate.
@@ -173,7 +175,7 @@ class Connection {
   end(now: number): void {
     if (!Number.isNaN(this.endAt)) return;
     this.endAt = now;
-    if (this.segments && this.frames > 0) this.segments.mark(this.frames);
+    if (this.segmentMeter && this.frames > 0) this.segmentMeter.mark(this.frames);
     // A stream shorter than the warm-up is measured whole rather than not at all.
     if (Number.isNaN(this.markAt)) this.markAt = Number.isNaN(this.firstAt) ? now : this.firstAt;
     this.#resolve();
@@ -255,6 +257,6 @@ export async function runSink(job: SinkJob): Promise<SinkResult> {
     unfinished,
     ages: ages ? ages.toJSON() : null,
     clientCpuPct: clientCpu(),
-    ...(connections[0]?.segments ? { segments: connections[0].segments.segments } : {}),
+    ...(connections[0]?.segmentMeter ? { segments: connections[0].segmentMeter.segments } : {}),
   };
 }
