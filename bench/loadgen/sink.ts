@@ -4,7 +4,9 @@
  * warm-up so JIT compilation and the TCP window's growth do not count (the push baseline's), and the
  * whole one, from the request to the end (a stream's or a replay's, as a client lives it). An
  * `events` frame (protocol v1.1, a workload asked with `batch`) is counted as the events it carries,
- * each checked for its seq as if it had come alone.
+ * each checked for its seq as if it had come alone. With `segmentEvents`, the first connection also
+ * reports the process's CPU and wall time per that many events: a one-shot stream's start shows
+ * apart from the rest (bench/README.md, "Replay against push in its own shape").
  */
 import { eventsOf } from '../../protocol/batch.js';
 import { decodeValue } from '../../protocol/codec.js';
@@ -15,7 +17,7 @@ import { Histogram } from '../harness/histogram.js';
 import { selfCpuMeter } from '../harness/proc-stats.js';
 import { connectAll } from './connect.js';
 import { gate } from './gate.js';
-import type { SinkJob, SinkResult } from './types.js';
+import type { SinkJob, SinkResult, SinkSegment } from './types.js';
 import { warmClient } from './warm.js';
 import { sinkWorkloads, warmupConnection, type SinkConnection } from './workloads.js';
 
@@ -48,6 +50,43 @@ class ArrivalClock {
   }
 }
 
+/**
+ * The client's CPU and wall time per stretch of `every` events, from the first one: where in a
+ * one-shot stream the client's cost per event goes (its start against its steady state). One
+ * `process.cpuUsage` per stretch, nothing per event but a compare.
+ */
+class SegmentMeter {
+  readonly segments: SinkSegment[] = [];
+  next: number;
+  #at = 0;
+  #cpu = process.cpuUsage();
+  #events = 0;
+
+  constructor(readonly every: number) {
+    this.next = every;
+  }
+
+  start(): void {
+    this.#at = performance.now();
+    this.#cpu = process.cpuUsage();
+  }
+
+  mark(events: number): void {
+    if (events === this.#events) return;
+    const at = performance.now();
+    const cpu = process.cpuUsage();
+    this.segments.push({
+      events: events - this.#events,
+      ms: at - this.#at,
+      cpuMs: (cpu.user - this.#cpu.user + cpu.system - this.#cpu.system) / 1000,
+    });
+    this.#at = at;
+    this.#cpu = cpu;
+    this.#events = events;
+    this.next = events + this.every;
+  }
+}
+
 interface Sequenced {
   seq?: unknown;
   ts?: unknown;
@@ -73,6 +112,7 @@ class Connection {
     readonly workload: SinkConnection,
     readonly warmupMs: number,
     readonly ages: Histogram | null,
+    readonly segmentMeter: SegmentMeter | null = null,
   ) {
     ws.on('message', this.onMessage);
     ws.on('close', () => this.end(performance.now()));
@@ -108,8 +148,12 @@ class Connection {
   }
 
   count(frame: Sequenced, bytes: number): void {
-    if (this.frames === 0) this.firstAt = performance.now();
+    if (this.frames === 0) {
+      this.firstAt = performance.now();
+      this.segmentMeter?.start();
+    }
     this.frames++;
+    if (this.frames === this.segmentMeter?.next) this.segmentMeter.mark(this.frames);
     this.bytes += bytes;
     // Each counted frame must be the next seq: a replay or fan-out that skips or repeats one is wrong,
     // whatever its rate.
@@ -131,6 +175,7 @@ class Connection {
   end(now: number): void {
     if (!Number.isNaN(this.endAt)) return;
     this.endAt = now;
+    if (this.segmentMeter && this.frames > 0) this.segmentMeter.mark(this.frames);
     // A stream shorter than the warm-up is measured whole rather than not at all.
     if (Number.isNaN(this.markAt)) this.markAt = Number.isNaN(this.firstAt) ? now : this.firstAt;
     this.#resolve();
@@ -150,7 +195,9 @@ export async function runSink(job: SinkJob): Promise<SinkResult> {
   let connections: Connection[];
   try {
     const opened = await Promise.all(sockets.map((ws, index) => workload.open(ws, job.params ?? {}, index)));
-    connections = sockets.map((ws, index) => new Connection(ws, opened[index]!, job.warmupMs, ages));
+    connections = sockets.map(
+      (ws, index) => new Connection(ws, opened[index]!, job.warmupMs, ages, index === 0 && job.segmentEvents ? new SegmentMeter(job.segmentEvents) : null),
+    );
     if (job.gated) await gate(0);
   } catch (error) {
     for (const ws of sockets) ws.terminate();
@@ -210,5 +257,6 @@ export async function runSink(job: SinkJob): Promise<SinkResult> {
     unfinished,
     ages: ages ? ages.toJSON() : null,
     clientCpuPct: clientCpu(),
+    ...(connections[0]?.segmentMeter ? { segments: connections[0].segmentMeter.segments } : {}),
   };
 }

@@ -69,6 +69,18 @@ export interface SinkJob extends JobBase {
    * a short stream is not measured through a cold JIT. 0 or absent: none (push has its own warm-up).
    */
   warmClientFrames?: number;
+  /**
+   * Report the client's CPU and wall time per this many counted events (`segments`), the whole
+   * process's CPU (one connection per process is what reads it right).
+   */
+  segmentEvents?: number;
+}
+
+/** One stretch of `events` counted events: its wall time and the client process's CPU in it. */
+export interface SinkSegment {
+  events: number;
+  ms: number;
+  cpuMs: number;
 }
 
 export interface SinkResult {
@@ -92,6 +104,8 @@ export interface SinkResult {
   /** Event ages in µs (with `eventAges`), at ms resolution since `ts` is epoch ms. */
   ages: HistogramJson | null;
   clientCpuPct: number;
+  /** With `segmentEvents`: the first connection's stream, from its first counted event, in stretches. */
+  segments?: SinkSegment[];
 }
 
 /**

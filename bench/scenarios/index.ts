@@ -12,7 +12,7 @@ import { forward } from './forward.js';
 import { jupyter } from './jupyter.js';
 import { latency } from './latency.js';
 import { reconnectStorm } from './reconnect-storm.js';
-import { replay } from './replay.js';
+import { replay, replayRate } from './replay.js';
 import { replayDeep } from './replay-deep.js';
 import { stream } from './stream.js';
 import { onJetStream } from './stores.js';
@@ -28,7 +28,7 @@ export const scenarios: Scenario[] = [
   inProcess(stream),
   onJetStream(stream, { against: 'publish_events_per_s' }),
   replay,
-  onJetStream(replay, { against: 'replay_events_per_s', drop: ['ratio_to_storage_iterator'] }),
+  onJetStream(replayRate, { against: 'replay_events_per_s', drop: ['ratio_to_storage_iterator'] }),
   replayDeep,
   onJetStream(replayDeep),
   fanout,
