@@ -164,10 +164,12 @@ export class EventStreams {
     reauthorize: () => Promise<unknown>,
     log: { opened(): void; closed(): void },
   ): Promise<void> {
-    const { finalSeq } = await service.locate(tenant, executionId, afterSeq);
+    const { finalSeq, endSeq } = await service.locate(tenant, executionId, afterSeq);
     await reauthorize();
     if (response.aborted) return;
-    if (finalSeq !== null && afterSeq >= finalSeq) {
+    // Nothing follows what the client has (a `done`, or the end of a log the store refused the rest
+    // of): 204, or a reconnecting EventSource would be streamed the same end again and again.
+    if (endSeq !== null && afterSeq >= endSeq) {
       response.cork(() => {
         response.writeStatus(statusLine(204));
         response.end();
