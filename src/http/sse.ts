@@ -6,7 +6,7 @@
  * EventSource listens with addEventListener), `id:` its seq (so a browser's reconnect sends it back
  * as Last-Event-ID), `data:` the event frame as JSON. The response ends after `done`, or after an
  * `error` message when its tenant's token is revoked or its subscription ended short of `done` (its
- * log deleted or unreadable). Each server has its own EventStreams.
+ * log deleted or unreadable, or refused by the store). Each server has its own EventStreams.
  *
  * The bytes a stream has written that its socket has not taken count against the server's one send
  * budget (transport/send-budget.ts), as a WebSocket's buffer does: a thousand slow readers wait
