@@ -245,7 +245,7 @@ export interface ErrorFrame extends ReplyBase {
   op: 'error';
   code: ErrorCode;
   message: string;
-  /** The execution whose subscription ended with this error (LOG_DELETED, LOG_UNREADABLE); absent in a request's reply. */
+  /** The execution whose subscription ended with this error (LOG_DELETED, LOG_UNREADABLE, LOG_REFUSED); absent in a request's reply. */
   execution_id?: string;
 }
 

@@ -183,6 +183,23 @@ t.test('an execution the store refuses for good is stopped alone; its subscriber
   t.equal((await fake.take('run')).executionId, 't/after', 'the session runs its next execution');
 });
 
+t.test('a `done` that was stored, with the record beside it refused for good: its subscribers end complete, with no error after the `done`', async (t) => {
+  const { engine, fake, store } = await rig(t);
+  await engine.submit(input('t/ended', 's1'));
+  const live = follow(engine, 't/ended');
+  await fake.take('run');
+  fake.console('t/ended', 'one');
+  await live.first;
+  // Its final record is refused; the chunk with its `done`, in the same commit, lands.
+  store.fault = (item) => (item.id === 't/ended' && item.kind === 'execution' ? 'STORE_BAD_ARGUMENT' : null);
+  fake.done('t/ended');
+  t.same((await live.all).map((event) => event.type), ['console', 'done']);
+  t.equal(await live.reason, 'complete', 'its log ends with its `done`: not told it was refused');
+  const late = follow(engine, 't/ended');
+  t.same((await late.all).map((event) => event.type), ['console', 'done'], 'a later subscriber reads the same log…');
+  t.equal(await late.reason, 'complete', '…and ends the same way');
+});
+
 t.test('an execution whose first events the store refuses: its own subscription, still held for the reply, is told once released', async (t) => {
   const { engine, fake, store } = await rig(t);
   store.fault = (item) => (item.id === 't/unborn' ? 'STORE_BAD_ARGUMENT' : null);

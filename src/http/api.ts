@@ -199,7 +199,7 @@ export class HttpApi implements HttpHandler {
       const limit = (query.limit as number | undefined) ?? EVENTS_LIMIT_DEFAULT;
       const page = await this.#service.readEvents(tenant, executionId, afterSeq, limit);
       const items = page.events.map((event) => decodeValue(event.frame) as EventFrame);
-      const done = page.finalSeq !== null || items.at(-1)?.type === 'done';
+      const done = page.endSeq !== null || items.at(-1)?.type === 'done';
       return ok({ items, last_seq: page.lastSeq, done });
     }
     // A reconnecting EventSource says where it was in Last-Event-ID; it wins over the query.

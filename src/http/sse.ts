@@ -6,7 +6,7 @@
  * EventSource listens with addEventListener), `id:` its seq (so a browser's reconnect sends it back
  * as Last-Event-ID), `data:` the event frame as JSON. The response ends after `done`, or after an
  * `error` message when its tenant's token is revoked or its subscription ended short of `done` (its
- * log deleted or unreadable). Each server has its own EventStreams.
+ * log deleted or unreadable, or refused by the store). Each server has its own EventStreams.
  *
  * The bytes a stream has written that its socket has not taken count against the server's one send
  * budget (transport/send-budget.ts), as a WebSocket's buffer does: a thousand slow readers wait
@@ -164,10 +164,12 @@ export class EventStreams {
     reauthorize: () => Promise<unknown>,
     log: { opened(): void; closed(): void },
   ): Promise<void> {
-    const { finalSeq } = await service.locate(tenant, executionId, afterSeq);
+    const { finalSeq, endSeq } = await service.locate(tenant, executionId, afterSeq);
     await reauthorize();
     if (response.aborted) return;
-    if (finalSeq !== null && afterSeq >= finalSeq) {
+    // Nothing follows what the client has (a `done`, or the end of a log the store refused the rest
+    // of): 204, or a reconnecting EventSource would be streamed the same end again and again.
+    if (endSeq !== null && afterSeq >= endSeq) {
       response.cork(() => {
         response.writeStatus(statusLine(204));
         response.end();

@@ -17,7 +17,7 @@ export interface Followed {
   /** The `done` payload, or null when the subscription ended without one. */
   done: DonePayload | null;
   lastSeq: number;
-  /** Why it ended without a `done` when that was no detach: its log was deleted or could not be read. */
+  /** Why it ended without a `done` when that was no detach: its log was deleted, could not be read, or was refused by the store. */
   error: ProtocolError | null;
 }
 

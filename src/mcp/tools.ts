@@ -57,7 +57,7 @@ export function registerTools(server: McpServer, context: ToolContext): void {
         return { seq, type, payload: payload as unknown as Record<string, unknown> };
       });
       const end = events.at(-1)?.seq ?? after_seq;
-      return { events, last_seq: page.lastSeq, done: page.finalSeq !== null && end >= page.finalSeq };
+      return { events, last_seq: page.lastSeq, done: page.endSeq !== null && end >= page.endSeq };
     }),
     cancel: structured(async ({ execution_id }) => ({ status: (await service.cancel(tenant, execution_id)).status })),
   };

@@ -579,16 +579,19 @@ export class Engine {
   }
 
   /**
-   * An execution whose `done` will never be stored from here: ends its waiters here, and its
-   * subscriptions where the log ends, as `refused` (their clients are told: no `done` will come, and
-   * none is made up, as it was not stored), or, when another node writes the log on (fenced, and the
-   * store can follow it), lets them follow it there.
+   * An execution the store refused the rest of: ends its waiters here, and its subscriptions where
+   * the log ends, as `refused` (their clients are told: no `done` will come, and none is made up, as
+   * it was not stored), or, when another node writes the log on (fenced, and the store can follow
+   * it), lets them follow it there. A `done` that was stored (only its record, written beside it,
+   * was refused) ends them `complete`: its clients have their `done`, and an error after it would
+   * contradict it.
    */
   #release(execution: LiveExecution): void {
     const id = execution.record.execution_id;
     this.#executions.delete(id);
+    const doneStored = execution.terminal && execution.committedSeq === execution.assignedSeq;
     if (this.#fenced.delete(id) && this.#store.supports.follow) this.#hub.relocate(id);
-    else this.#hub.finish(id, execution.committedSeq, 'refused');
+    else this.#hub.finish(id, execution.committedSeq, doneStored ? 'complete' : 'refused');
     execution.markEnded();
   }
 

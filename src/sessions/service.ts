@@ -41,8 +41,14 @@ export interface ExecuteResult {
 
 export interface SubscribeResult {
   lastSeq: number;
-  /** Seq of `done` when the execution has ended, null while it runs. */
+  /** Seq of `done` when the execution has ended, null while it runs (or when its log has no `done`). */
   finalSeq: number | null;
+  /**
+   * The seq nothing follows: its `done`'s, or, for a log the store refused the rest of (LogState's
+   * `refused`), its last; null while the log may go on. What a door that answers without
+   * subscribing (an events page's `done`, an event stream's 204) says is the end.
+   */
+  endSeq: number | null;
 }
 
 export class ExecutionService {
@@ -313,7 +319,7 @@ export class ExecutionService {
     if (afterSeq > result.lastSeq) {
       throw new ProtocolError('BAD_REQUEST', `field \`after_seq\` (${afterSeq}) is beyond the execution's last_seq (${result.lastSeq})`);
     }
-    return result;
+    return { lastSeq: result.lastSeq, finalSeq: result.finalSeq, endSeq: result.refused ? result.lastSeq : result.finalSeq };
   }
 
   /**
@@ -322,10 +328,10 @@ export class ExecutionService {
    * between the two reads.
    */
   async readEvents(tenant: string, publicId: string, afterSeq: number, limit: number): Promise<SubscribeResult & { events: StoredEvent[] }> {
-    const { lastSeq, finalSeq } = await this.locate(tenant, publicId, afterSeq);
+    const { lastSeq, finalSeq, endSeq } = await this.locate(tenant, publicId, afterSeq);
     const events = await this.#engine.read(storedExecutionId(tenant, publicId), afterSeq, limit);
     const last = events.length > 0 ? events[events.length - 1]!.seq : afterSeq;
-    return { events, lastSeq: Math.max(lastSeq, last), finalSeq };
+    return { events, lastSeq: Math.max(lastSeq, last), finalSeq, endSeq };
   }
 
   subscribe(sink: EventSink, tenant: string, executionId: string, afterSeq: number, finalSeq: number | null): void {
