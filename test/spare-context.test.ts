@@ -7,6 +7,7 @@
  * still gets a context of its own.
  */
 import t from 'tap';
+import { Worker } from 'node:worker_threads';
 import type { SandboxOutput } from '../src/sandbox/sandbox.js';
 import { QUIET_MS, SpareContexts, type SpareClock } from '../src/pool/spare-context.js';
 import { DEFAULTS } from '../src/config.js';
@@ -124,4 +125,45 @@ t.test('on a worker, sessions opened one after another each get a context of the
   t.equal(await run('c', 'typeof mark'), "'undefined'", 'c, opened after a closed, does not see a’s global');
   t.equal(await run('b', 'globalThis.mark = "b"; mark'), "'b'");
   t.equal(await run('c', 'typeof mark'), "'undefined'", 'nor b’s');
+});
+
+t.test('on a worker, no spare is made while a session is being rebuilt: its re-runs are runs under way', async (t) => {
+  const { createRing } = await import(new URL('../dist/src/pool/output-ring.js', import.meta.url).href) as typeof import('../src/pool/output-ring.js');
+  const workerMain = new URL('../dist/src/pool/worker-main.js', import.meta.url).href;
+  // The worker as the pool starts it, with each vm context it makes reported as it is made.
+  const counting = `
+    const vm = require('node:vm');
+    const { parentPort } = require('node:worker_threads');
+    const createContext = vm.createContext;
+    vm.createContext = (...args) => { parentPort.postMessage({ t: 'made' }); return createContext(...args); };
+    import(${JSON.stringify(workerMain)});
+  `;
+  const worker = new Worker(counting, {
+    eval: true,
+    workerData: { limits: { maxText: DEFAULTS.maxTextChars, maxPreview: DEFAULTS.maxPreviewChars }, ring: createRing() },
+    execArgv: ['--experimental-vm-modules', '--no-warnings'],
+  });
+  t.teardown(() => worker.terminate());
+  const heard: string[] = [];
+  let madeAfterRestored: () => void = () => {};
+  const spareMade = new Promise<void>((resolve) => (madeAfterRestored = resolve));
+  let restored: () => void = () => {};
+  const rebuilt = new Promise<void>((resolve) => (restored = resolve));
+  worker.on('message', (message: { t: string; ok?: boolean }) => {
+    heard.push(message.t);
+    if (message.t === 'restored') restored();
+    if (message.t === 'made' && heard.includes('restored')) madeAfterRestored();
+  });
+  await new Promise((resolve) => worker.once('online', resolve));
+  // The first input holds the thread past QUIET_MS; the spare's timer is then due between re-runs.
+  const hold = `const until = Date.now() + ${QUIET_MS + 200}; while (Date.now() < until);`;
+  const inputs = [hold, '1', '2'].map((code, index) => ({ kind: 'repl' as const, code, filename: `REPL${index + 1}`, ended: 'ok' as const }));
+  worker.postMessage([{ t: 'open', sid: 's' }, { t: 'restore', sid: 's', inputs }]);
+  await rebuilt;
+  const before = heard.slice(0, heard.indexOf('restored'));
+  const made = before.filter((what) => what === 'made').length;
+  t.equal(made, 2, `only the session's contexts (open's, the rebuild's) before it is rebuilt: ${before.join(' ')}`);
+  if (made !== 2) return;
+  await spareMade;
+  t.pass('the spare is made once the rebuild is over');
 });

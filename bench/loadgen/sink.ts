@@ -5,7 +5,7 @@
  * whole one, from the request to the end (a stream's or a replay's, as a client lives it). An
  * `events` frame (protocol v1.1, a workload asked with `batch`) is counted as the events it carries,
  * each checked for its seq as if it had come alone. With `segmentEvents`, the first connection also
- * reports the process's CPU and wall time per that many events: a one-shot stream's start shows
+ * reports the process's CPU per that many events: a one-shot stream's start shows
  * apart from the rest (bench/README.md, "Replay against push in its own shape").
  */
 import { eventsOf } from '../../protocol/batch.js';
@@ -51,14 +51,13 @@ class ArrivalClock {
 }
 
 /**
- * The client's CPU and wall time per stretch of `every` events, from the first one: where in a
+ * The client's CPU per stretch of `every` events, from the first one: where in a
  * one-shot stream the client's cost per event goes (its start against its steady state). One
  * `process.cpuUsage` per stretch, nothing per event but a compare.
  */
 class SegmentMeter {
   readonly segments: SinkSegment[] = [];
   next: number;
-  #at = 0;
   #cpu = process.cpuUsage();
   #events = 0;
 
@@ -67,20 +66,16 @@ class SegmentMeter {
   }
 
   start(): void {
-    this.#at = performance.now();
     this.#cpu = process.cpuUsage();
   }
 
   mark(events: number): void {
     if (events === this.#events) return;
-    const at = performance.now();
     const cpu = process.cpuUsage();
     this.segments.push({
       events: events - this.#events,
-      ms: at - this.#at,
       cpuMs: (cpu.user - this.#cpu.user + cpu.system - this.#cpu.system) / 1000,
     });
-    this.#at = at;
     this.#cpu = cpu;
     this.#events = events;
     this.next = events + this.every;

@@ -70,16 +70,15 @@ export interface SinkJob extends JobBase {
    */
   warmClientFrames?: number;
   /**
-   * Report the client's CPU and wall time per this many counted events (`segments`), the whole
+   * Report the client's CPU per this many counted events (`segments`), the whole
    * process's CPU (one connection per process is what reads it right).
    */
   segmentEvents?: number;
 }
 
-/** One stretch of `events` counted events: its wall time and the client process's CPU in it. */
+/** One stretch of `events` counted events: the client process's CPU in it. */
 export interface SinkSegment {
   events: number;
-  ms: number;
   cpuMs: number;
 }
 

@@ -22,7 +22,9 @@ const { limits, ring, output: link, stuck, requests } = workerData as WorkerBoot
 const stuckWord = stuck && new Int32Array(stuck);
 const sessions = new Map<string, SessionContext>();
 const running = new Map<string, SessionContext>();
-const contexts = new SpareContexts(() => new SessionContext(limits), () => running.size > 0);
+/** Session rebuilds under way: their re-runs are runs too, though not in `running` (nothing aborts them). */
+let rebuilds = 0;
+const contexts = new SpareContexts(() => new SessionContext(limits), () => running.size > 0 || rebuilds > 0);
 // Output goes straight to shared memory, where the main thread reads it even while this thread is
 // stuck in a user's loop (output-ring.ts). In a sandbox process, this thread also writes it out
 // itself once per turn of its event loop (shared-output.ts); a loop that prints without yielding
@@ -85,8 +87,18 @@ function ended(xid: string): void {
 
 const SILENT: Omit<RunOutput, 'done'> = { console() {}, value() {}, exception() {} };
 
-/** Re-runs a session's completed inputs, in order and silently, into a fresh context. */
+/** Re-runs a session's completed inputs, in order and silently, into a fresh context; no spare is made meanwhile. */
 async function restore(sid: string, inputs: Extract<ToWorker, { t: 'restore' }>['inputs']): Promise<void> {
+  rebuilds++;
+  try {
+    await rebuild(sid, inputs);
+  } finally {
+    rebuilds--;
+    contexts.touch();
+  }
+}
+
+async function rebuild(sid: string, inputs: Extract<ToWorker, { t: 'restore' }>['inputs']): Promise<void> {
   // Replaces the empty context the session was (re)opened with.
   sessions.get(sid)?.dispose();
   const context = new SessionContext(limits);
