@@ -2,14 +2,18 @@
  * Membership (src/cluster/membership.ts) in-process against a real nats-server: nodes see each
  * other alive; a node whose heartbeat stops is dead to the others after a lease, by their own
  * timers; its restart under the same id reports the epoch it left; a NATS outage longer than the
- * lease kills nobody (observers pause their timers while their own connection is down); closing
- * leaves nothing running, whether NATS is down or a watch is being reopened.
+ * lease kills nobody (observers pause their timers while their own connection is down), and a
+ * heartbeat lost with the connection does not hold back the next one (with a fake bucket: which
+ * request is under way when NATS dies is luck against a real one); closing leaves nothing running,
+ * whether NATS is down or a watch is being reopened.
  */
 import t, { type Test } from 'tap';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { Cluster, type ClusterOptions } from '../src/cluster/cluster.js';
 import { KvMirror } from '../src/cluster/kv-mirror.js';
+import { Membership } from '../src/cluster/membership.js';
+import { FakeHeartbeatBucket } from './helpers/fake-heartbeat-bucket.js';
 import { natsFor, type TestNats } from './helpers/nats.js';
 
 const LEASE_MS = 800;
@@ -84,6 +88,27 @@ t.test('a NATS outage longer than the lease is nobody\'s death', async (t) => {
   t.same(a.seen.dead, [], 'A declared nobody dead');
   t.same(b.seen.dead, [], 'nor did B');
   t.ok(a.cluster.membership.isAlive('node-b'), 'B is alive to A');
+});
+
+t.test('a heartbeat lost with the connection does not hold back the first one after the reconnect', async (t) => {
+  const bucket = new FakeHeartbeatBucket();
+  const membership = new Membership(bucket, { nodeId: 'node-a', heartbeatMs: 20, leaseMs: LEASE_MS, onConflict: (message) => t.fail(message), onError: () => undefined });
+  await membership.join();
+  t.teardown(() => membership.leave());
+
+  // NATS dies with a renewal under way: no answer will ever come (a real one would wait out the
+  // 5 s JetStream timeout, while the peers, back first, count this node's lease from their own beat).
+  bucket.answering = false;
+  await until(() => bucket.updates > 0);
+  membership.pause();
+  bucket.answering = true;
+  const sent = bucket.updates;
+  const acknowledged = membership.heartbeats;
+  membership.resume();
+  // Before the fix nothing was sent until the lost one failed, here never: no point waiting below.
+  if (!t.equal(bucket.updates, sent + 1, 'the reconnect sends a heartbeat at once')) return;
+  await until(() => membership.heartbeats > acknowledged);
+  t.equal(membership.heartbeatFailures, 1, 'the lost one counts as failed, and nothing else failed');
 });
 
 t.test('a second live process with the same id is refused', async (t) => {

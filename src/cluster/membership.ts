@@ -8,7 +8,9 @@
  * (`nodeDead`). While this node's own NATS connection is down it cannot see anyone's heartbeat, so
  * the timers are paused, and restarted from zero once this node's own first heartbeat after the
  * reconnect is acknowledged (a restarted NATS takes a while to serve JetStream again, and the
- * others reconnect at their own pace): a NATS restart is not everyone's death.
+ * others reconnect at their own pace): a NATS restart is not everyone's death. That first heartbeat
+ * is sent as soon as the connection is back: one still under way when it dropped is abandoned, not
+ * waited for (see `#inFlight`).
  *
  * One process per node id: at start a node refuses an id whose heartbeat is still moving (another
  * live process has it), waiting up to a lease to find out when a recently renewed key of another
@@ -51,6 +53,9 @@ export interface MembershipOptions {
   onError(error: unknown): void;
 }
 
+/** What membership does with its bucket (a fake in tests). */
+export type HeartbeatBucket = Pick<KV, 'get' | 'create' | 'update' | 'delete' | 'watch'>;
+
 interface Peer {
   epoch: string;
   revision: number;
@@ -70,7 +75,7 @@ export class Membership {
   /** Heartbeats acknowledged, and renewals refused or failed: for /metrics. */
   heartbeats = 0;
   heartbeatFailures = 0;
-  readonly #kv: KV;
+  readonly #kv: HeartbeatBucket;
   readonly #options: MembershipOptions;
   readonly #key: string;
   readonly #peers = new Map<string, Peer>();
@@ -81,10 +86,16 @@ export class Membership {
   /** Reconnected, and no heartbeat of ours acknowledged since: peers' timers stay paused. */
   #resuming = false;
   #beating: NodeJS.Timeout | undefined;
-  #inFlight = false;
+  /**
+   * The heartbeat under way, if any. A disconnect abandons it (`pause`): its request went down with
+   * the connection and no answer comes; waiting for it would hold back every later heartbeat until
+   * the JetStream request timeout (5 s, many leases), while the peers, back first, count our lease
+   * from their own first heartbeat and declare us dead meanwhile (seen in CI under load).
+   */
+  #inFlight: object | undefined;
   #stopped = false;
 
-  constructor(kv: KV, options: MembershipOptions) {
+  constructor(kv: HeartbeatBucket, options: MembershipOptions) {
     this.#kv = kv;
     this.#options = options;
     this.nodeId = options.nodeId;
@@ -198,6 +209,8 @@ export class Membership {
   /** Our NATS connection is down: nobody's silence means anything until it is back. */
   pause(): void {
     this.#connected = false;
+    if (this.#inFlight) this.heartbeatFailures++; // abandoned (see #inFlight): it will never be acknowledged
+    this.#inFlight = undefined;
     for (const peer of this.#peers.values()) {
       clearTimeout(peer.timer);
       peer.timer = undefined;
@@ -244,9 +257,14 @@ export class Membership {
 
   async #beat(): Promise<void> {
     if (this.#inFlight || this.#stopped || !this.#connected) return;
-    this.#inFlight = true;
+    const beat = {};
+    this.#inFlight = beat;
+    // Abandoned at a disconnect: whatever it learns late is stale, and a newer beat owns the revision.
+    const abandoned = () => this.#inFlight !== beat;
     try {
-      this.#revision = await this.#kv.update(this.#key, this.#value(), this.#revision);
+      const revision = await this.#kv.update(this.#key, this.#value(), this.#revision);
+      if (abandoned()) return;
+      this.#revision = revision;
       this.#lastAck = performance.now();
       this.heartbeats++;
       if (this.#resuming) {
@@ -254,27 +272,33 @@ export class Membership {
         this.#restartTimers();
       }
     } catch (error) {
+      if (abandoned()) return;
       this.heartbeatFailures++;
-      await this.#recoverRevision(error);
+      const revision = await this.#recoverRevision(error);
+      if (revision !== undefined && !abandoned()) this.#revision = revision;
     } finally {
-      this.#inFlight = false;
+      if (!abandoned()) this.#inFlight = undefined;
     }
   }
 
   /**
-   * A renewal was refused or lost. When our key has our epoch at a newer revision, our own write
-   * landed without its ack reaching us (NATS restarted): carry on from it. Another epoch there
-   * means another process is this node now.
+   * A renewal was refused or lost: the revision to renew from next. When our key has our epoch at a
+   * newer revision, our own write landed without its ack reaching us (NATS restarted): carry on from
+   * it. Another epoch there means another process is this node now (undefined, as when NATS is
+   * unreachable).
    */
-  async #recoverRevision(error: unknown): Promise<void> {
+  async #recoverRevision(error: unknown): Promise<number | undefined> {
     const entry = await this.#kv.get(this.#key).catch(() => undefined);
-    if (entry === undefined) return this.#options.onError(error); // NATS unreachable: the next beat retries.
+    if (entry === undefined) {
+      this.#options.onError(error); // NATS unreachable: the next beat retries.
+      return undefined;
+    }
     if (entry?.operation === 'PUT' && unpack(entry).epoch !== this.epoch) {
       this.#options.onConflict(`another process took node id ${JSON.stringify(this.nodeId)}`);
-      return;
+      return undefined;
     }
     // Gone (its TTL passed while we were cut off): the next renewal creates it again.
-    this.#revision = entry?.revision ?? 0;
+    return entry?.revision ?? 0;
   }
 
   /** Whether a key another run left is still renewed: waits up to a lease for a new revision. */
