@@ -213,6 +213,21 @@ t.test('a catch-up reads the next page while it sends the current one, one page 
   t.same(store.knownEnds, [3000, 3000, 3000], 'each read told the store where the log reaches (the replay cache reads ahead to it)');
 });
 
+t.test('a catch-up lets the turn end after its first page: the socket writes it before the rest of a log read from memory is queued', async (t) => {
+  const { store, feed, hub } = await setup(t);
+  await feed.deliver(hub, store, 'f', 1, 3000);
+  feed.state = { lastSeq: 3000, finalSeq: 3000 };
+  const sink = new Sink();
+  hub.attach(sink, 'f', 0, null);
+  // A socket's outbox writes at setImmediate, queued with the `subscribed` reply before the attach:
+  // what the sink holds when this turn's immediates run is what its first write carries.
+  await new Promise((resolve) => setImmediate(resolve));
+  t.same(sink.received, seqs('f', 1, 1024), 'the first page, and nothing more, by the end of the turn');
+  await sink.until(() => sink.ends === 1);
+  t.same(sink.received, seqs('f', 1, 3000), 'then the rest: every event once, in order');
+  t.same(sink.reasons, ['complete']);
+});
+
 t.test('a log with a gap (a store should never have one): sent up to the gap, read again a few times, reported, then ended', async (t) => {
   const store = new CountingStore();
   await store.open();

@@ -110,6 +110,8 @@ class Subscription {
 }
 
 const PAGE_EVENTS = 1024;
+/** Resolves in the next turn of the event loop, after the setImmediate callbacks already queued. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 /** A catch-up whose read found the store unavailable tries again after this. */
 const READ_RETRY_MS = 250;
 /**
@@ -335,6 +337,7 @@ export class SubscriptionHub {
     // The next page, read while this one is sent: one page ahead at most, so a subscription that
     // pauses has read no more than a page it did not send (the replay cache keeps it for the resume).
     let ahead: { afterSeq: number; page: Promise<EventChunk> } | null = null;
+    let firstPage = true;
     try {
       while (subscription.mode === 'catching-up') {
         const target = subscription.finalSeq ?? this.#feed.committedSeq(subscription.executionId);
@@ -368,6 +371,15 @@ export class SubscriptionHub {
         const pageEnd = subscription.cursor + frames.length;
         if (pageEnd < target) ahead = { afterSeq: pageEnd, page: this.#readPage(subscription.executionId, pageEnd, target) };
         subscription.sink.cork(() => this.#sendRun(subscription, subscription.cursor + 1, frames));
+        if (firstPage && pageEnd < target) {
+          // The turn ends with the first page, so that the socket writes it, and the reply before it,
+          // at once (transport/outbox.ts writes at setImmediate). Pages the replay cache holds come
+          // with no turn between them: the next ones were queued until the socket's buffer was full
+          // (~10 000 events, 1 MB) before a byte left, and a scavenge their views set off in that
+          // stretch (10–45 ms: bench/README.md, replay-deep) held the first event back with them.
+          firstPage = false;
+          await nextTurn();
+        }
       }
     } catch (error) {
       this.#onReadError(error);
