@@ -172,6 +172,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     storeFailures: () => service.stats().store.failures,
     storeItemsWaiting: () => service.stats().store.waiting,
     replayReads: () => service.stats().replayReads,
+    catchUpKeptBytes: () => service.stats().catchUpKeptBytes,
     replayCacheHits: () => cache?.hits ?? 0,
     replayCacheMisses: () => cache?.misses ?? 0,
     replayCacheBytes: () => cache?.cachedBytes ?? 0,

@@ -52,6 +52,7 @@ t.test('/metrics: Prometheus text that follows what the server does', async (t) 
     'vmstream_replay_cache_hits_total',
     'vmstream_replay_cache_misses_total',
     'vmstream_replay_cache_bytes',
+    'vmstream_catchup_kept_bytes',
     'vmstream_send_budget_bytes',
     'vmstream_send_budget_waiting',
     'vmstream_sockets_open',

@@ -442,3 +442,50 @@ t.test('`events` frames (v1.1) go through the sink\'s sendRun too, one run per b
   t.ok(sink.runs >= Math.ceil(2595 / 256), `${sink.runs} batches`);
   t.same(sink.reasons, ['complete'], 'ended once, after the final seq');
 });
+
+/** A log live here (LocalFeed), in a CountingStore: `commit` stores a chunk of `count` more frames, then delivers it. */
+async function liveLog(t: Test, id: string) {
+  const store = new CountingStore();
+  await store.open();
+  t.teardown(() => store.close());
+  let committed = 0;
+  const hub = new SubscriptionHub(store, new LocalFeed(store, (execution) => (execution === id ? committed : undefined)), (error) => t.fail(String(error)));
+  const commit = async (count: number) => {
+    const chunk = { executionId: id, firstSeq: committed + 1, frames: frames(id, committed + 1, count) };
+    await store.commit({ sessions: [], executions: [], events: [chunk] });
+    committed += count;
+    hub.deliver([chunk]);
+  };
+  return { store, hub, commit };
+}
+
+t.test('a subscriber paused under a live stream catches up from the frames committed since, kept in memory: no store read; they go once it is live', async (t) => {
+  const { store, hub, commit } = await liveLog(t, 'k');
+  const sink = new RunSink(700);
+  hub.attach(sink, 'k', 0, null);
+  await commit(1000);
+  t.equal(hub.pauses, 1, 'full after 700 of the first 1000: paused');
+  await commit(1000);
+  await commit(1000);
+  t.ok(hub.keptBytes > 0, 'what came while it was paused is kept');
+  while (sink.received.length < 3000) await hub.resume(sink);
+  t.same(sink.received, seqs('k', 1, 3000), 'every event once, in order');
+  t.same(store.knownEnds, [], 'none of it read from the store');
+  t.equal(hub.reads, 0);
+  t.equal(hub.keptBytes, 0, 'live again: nothing kept');
+  await commit(10);
+  t.same(sink.received.slice(3000), seqs('k', 3001, 3010), 'and live frames follow');
+});
+
+t.test('a subscriber further behind than what is kept reads the store up to it, then takes the rest from memory', async (t) => {
+  const { store, hub, commit } = await liveLog(t, 'm');
+  await commit(3000); // before anyone subscribed: nothing kept
+  t.equal(hub.keptBytes, 0);
+  const sink = new Sink();
+  hub.attach(sink, 'm', 0, null); // catching up from the store from seq 1
+  await commit(500); // committed while it catches up: kept
+  await sink.until(() => sink.received.length === 3500);
+  t.same(sink.received, seqs('m', 1, 3500), 'every event once, in order, across the hand-off from the store to memory');
+  t.same(store.started, [0, 1024, 2048], 'the store read only up to what was kept');
+  t.equal(hub.keptBytes, 0, 'live again: nothing kept');
+});

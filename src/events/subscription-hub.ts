@@ -8,7 +8,9 @@
  * then turns live. Commits and that check both run on this one thread, and delivery follows each
  * commit synchronously, so no event can slip between "caught up" and "live". A socket whose buffer
  * passes the threshold is `paused` (nothing more is pushed into its memory) and catches up from the
- * store when it drains: one mechanism for replay and for slow consumers.
+ * store when it drains: one mechanism for replay and for slow consumers. What was committed while a
+ * subscriber was behind is also kept in memory for a while (recent-frames.ts, bounded): a catch-up
+ * that reaches it sends from there instead of reading the store back.
  *
  * One more mode, `held`, serves the socket that sent `execute`: it is attached before the code can
  * produce anything, but must get the `execution` reply first. Until that reply is out, committed
@@ -26,6 +28,7 @@ import { batchEnd, encodeEvents } from '../../protocol/batch.js';
 import { StoreError, type EventChunk, type EventStore, type StoredEvent } from '../store/event-store.js';
 import type { CommittedChunk } from './commit-log.js';
 import type { LiveFeed, LogState } from './live-feed.js';
+import { RecentFrames } from './recent-frames.js';
 
 /** What a subscription writes to; transport/ implements it over a socket. */
 export interface EventSink {
@@ -121,6 +124,11 @@ const READ_RETRY_MS = 250;
 const EMPTY_READ_RETRIES = 8;
 /** Past this many held frames, the rest is read back from the store on release. */
 const HOLD_LIMIT = 1024;
+/**
+ * Bytes of frames committed while a subscriber was behind, kept for its catch-up over all
+ * executions (recent-frames.ts): a few times a socket's backpressure threshold (1 MiB by default).
+ */
+const RECENT_MAX_BYTES = 16 * 1024 * 1024;
 
 export class SubscriptionHub {
   readonly #store: EventStore;
@@ -128,9 +136,15 @@ export class SubscriptionHub {
   readonly #byExecution = new Map<string, Set<Subscription>>();
   readonly #bySink = new Map<EventSink, Map<string, Subscription>>();
   readonly #onReadError: (error: unknown) => void;
+  readonly #recent = new RecentFrames(RECENT_MAX_BYTES);
   pauses = 0;
   /** Store reads made to replay events: catching up, and pages read over HTTP. */
   reads = 0;
+
+  /** Bytes of frames kept for subscribers that fell behind (recent-frames.ts). */
+  get keptBytes(): number {
+    return this.#recent.bytes;
+  }
 
   constructor(store: EventStore, feed: LiveFeed, onReadError: (error: unknown) => void) {
     this.#store = store;
@@ -278,6 +292,21 @@ export class SubscriptionHub {
         }
       });
     }
+    // After the sends: a subscriber that paused on this chunk catches up from it.
+    for (const chunk of chunks) if (this.#anyBehind(chunk.executionId)) this.#recent.keep(chunk);
+  }
+
+  /** Whether a subscriber of the execution is paused or catching up (it needs what is committed now). */
+  #anyBehind(executionId: string): boolean {
+    for (const subscription of this.#byExecution.get(executionId) ?? []) {
+      if (subscription.mode === 'paused' || subscription.mode === 'catching-up') return true;
+    }
+    return false;
+  }
+
+  /** A subscriber stopped being behind (live or ended): the kept frames go once nobody is. */
+  #dropRecentUnlessBehind(executionId: string): void {
+    if (!this.#anyBehind(executionId)) this.#recent.drop(executionId);
   }
 
   /**
@@ -355,8 +384,17 @@ export class SubscriptionHub {
         }
         if (subscription.cursor >= target) {
           if (subscription.finalSeq !== null) this.#end(subscription, 'complete');
-          else subscription.mode = 'live';
+          else {
+            subscription.mode = 'live';
+            this.#dropRecentUnlessBehind(subscription.executionId);
+          }
           return;
+        }
+        const kept = this.#recent.find(subscription.executionId, subscription.cursor + 1);
+        if (kept) {
+          ahead = null;
+          subscription.sink.cork(() => this.#sendRun(subscription, kept.firstSeq, kept.frames));
+          continue;
         }
         const page: Promise<EventChunk> = ahead?.afterSeq === subscription.cursor ? ahead.page : this.#readPage(subscription.executionId, subscription.cursor, target);
         ahead = null;
@@ -431,6 +469,7 @@ export class SubscriptionHub {
         this.#feed.unfollow(subscription.executionId);
       }
     }
+    this.#dropRecentUnlessBehind(subscription.executionId);
     subscription.sink.ended?.(subscription.executionId, reason === 'complete' ? subscription.endsAs : reason);
   }
 }

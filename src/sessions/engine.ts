@@ -57,6 +57,8 @@ export interface EngineStats {
   openSessions: number;
   eventsAppended: number;
   replayReads: number;
+  /** Bytes of frames kept in memory for subscribers that fell behind (events/recent-frames.ts). */
+  catchUpKeptBytes: number;
   backpressurePauses: number;
   sandbox: { online: number; size: number; restarts: number };
   /** The group commit's health: failed item writes so far, items waiting for a retry, stalled (failing repeatedly). */
@@ -459,6 +461,7 @@ export class Engine {
       openSessions: this.#openSessionCount(),
       eventsAppended: this.#commits.appended,
       replayReads: this.#hub.reads,
+      catchUpKeptBytes: this.#hub.keptBytes,
       backpressurePauses: this.#hub.pauses,
       sandbox: { online, size, restarts },
       store: { failures: this.#commits.failures, waiting: this.#commits.waiting, stalled: this.#commits.stalled },

@@ -1,0 +1,98 @@
+/**
+ * Frames lately committed for executions whose subscribers fell behind, kept in memory for their
+ * catch-up (subscription-hub.ts). A socket that pauses under a stream used to read back from the
+ * store everything committed while it waited: about a third of a million-line stream's events went
+ * through LevelDB a second time (an iterator, a copy into new buffers, a view per frame) for frames
+ * the server had held a moment before.
+ *
+ * The hub keeps a chunk here only while a subscriber of its execution is paused or catching up, and
+ * drops an execution's chunks once none is. What is kept is bounded over all executions: past
+ * `maxBytes`, the chunks kept least recently go first, and a subscriber whose cursor is older than
+ * what is kept reads the store, as before. Each execution's chunks are contiguous (a chunk that
+ * does not follow the last one kept starts them again), so a catch-up from here has no gap.
+ */
+import type { CommittedChunk } from './commit-log.js';
+
+/**
+ * Counted per frame beside its bytes: the typed array that views it. (A frame read from a sandbox
+ * process's pipe is a view of its run's copy; the run is shared by the frames beside it.)
+ */
+const FRAME_OVERHEAD_BYTES = 64;
+
+interface Kept {
+  chunk: CommittedChunk;
+  bytes: number;
+}
+
+interface Tail {
+  kept: Kept[];
+  /** The seq after the last frame kept: the next chunk must start there. */
+  nextSeq: number;
+}
+
+export class RecentFrames {
+  /** By execution, least recently kept first (a tail moves to the end when a chunk is added). */
+  readonly #tails = new Map<string, Tail>();
+  readonly #maxBytes: number;
+  #bytes = 0;
+
+  constructor(maxBytes: number) {
+    this.#maxBytes = maxBytes;
+  }
+
+  /** Bytes kept now, over all executions. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  keep(chunk: CommittedChunk): void {
+    if (chunk.frames.length === 0) return;
+    let tail = this.#tails.get(chunk.executionId);
+    if (tail && tail.nextSeq !== chunk.firstSeq) {
+      this.drop(chunk.executionId);
+      tail = undefined;
+    }
+    if (tail) this.#tails.delete(chunk.executionId);
+    else tail = { kept: [], nextSeq: chunk.firstSeq };
+    this.#tails.set(chunk.executionId, tail);
+    const bytes = sizeOf(chunk.frames);
+    tail.kept.push({ chunk, bytes });
+    tail.nextSeq = chunk.firstSeq + chunk.frames.length;
+    this.#bytes += bytes;
+    while (this.#bytes > this.#maxBytes) this.#evictOldest();
+  }
+
+  /** The kept chunk holding `seq` of the execution's log, if it is kept. */
+  find(executionId: string, seq: number): CommittedChunk | undefined {
+    const tail = this.#tails.get(executionId);
+    if (!tail || seq >= tail.nextSeq || seq < tail.kept[0]!.chunk.firstSeq) return undefined;
+    // Chunks in seq order: the last one starting at or before seq holds it.
+    let low = 0;
+    let high = tail.kept.length - 1;
+    while (low < high) {
+      const middle = (low + high + 1) >> 1;
+      if (tail.kept[middle]!.chunk.firstSeq <= seq) low = middle;
+      else high = middle - 1;
+    }
+    return tail.kept[low]!.chunk;
+  }
+
+  drop(executionId: string): void {
+    const tail = this.#tails.get(executionId);
+    if (!tail) return;
+    for (const { bytes } of tail.kept) this.#bytes -= bytes;
+    this.#tails.delete(executionId);
+  }
+
+  #evictOldest(): void {
+    const [executionId, tail] = this.#tails.entries().next().value as [string, Tail];
+    this.#bytes -= tail.kept.shift()!.bytes;
+    if (tail.kept.length === 0) this.#tails.delete(executionId);
+  }
+}
+
+function sizeOf(frames: readonly Uint8Array[]): number {
+  let bytes = frames.length * FRAME_OVERHEAD_BYTES;
+  for (const frame of frames) bytes += frame.byteLength;
+  return bytes;
+}
