@@ -407,7 +407,10 @@ export class SubscriptionHub {
         }
         subscription.emptyReads = 0;
         const pageEnd = subscription.cursor + frames.length;
-        if (pageEnd < target) ahead = { afterSeq: pageEnd, page: this.#readPage(subscription.executionId, pageEnd, target) };
+        // No read ahead into what the hub keeps in memory: the next turn of the loop sends from there.
+        if (pageEnd < target && !this.#recent.find(subscription.executionId, pageEnd + 1)) {
+          ahead = { afterSeq: pageEnd, page: this.#readPage(subscription.executionId, pageEnd, target) };
+        }
         subscription.sink.cork(() => this.#sendRun(subscription, subscription.cursor + 1, frames));
         if (firstPage && pageEnd < target) {
           // The turn ends with the first page, so that the socket writes it, and the reply before it,
