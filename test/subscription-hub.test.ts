@@ -428,15 +428,15 @@ t.test('`events` frames (v1.1) go through the sink\'s sendRun too, one run per b
   t.same(sink.reasons, ['complete'], 'ended once, after the final seq');
 });
 
-/** A log live here (LocalFeed), in a CountingStore: `commit` stores a chunk of `count` more frames, then delivers it. */
-async function liveLog(t: Test, id: string) {
+/** A log live here (LocalFeed), in a CountingStore: `commit` stores a chunk of `count` more frames (made by `make`), then delivers it. */
+async function liveLog(t: Test, id: string, make: (id: string, from: number, count: number) => Uint8Array[] = frames) {
   const store = new CountingStore();
   await store.open();
   t.teardown(() => store.close());
   let committed = 0;
   const hub = new SubscriptionHub(store, new LocalFeed(store, (execution) => (execution === id ? committed : undefined)), (error) => t.fail(String(error)));
   const commit = async (count: number) => {
-    const chunk = { executionId: id, firstSeq: committed + 1, frames: frames(id, committed + 1, count) };
+    const chunk = { executionId: id, firstSeq: committed + 1, frames: make(id, committed + 1, count) };
     await store.commit({ sessions: [], executions: [], events: [chunk] });
     committed += count;
     hub.deliver([chunk]);
@@ -473,4 +473,24 @@ t.test('a subscriber further behind than what is kept reads the store up to it, 
   t.same(sink.received, seqs('m', 1, 3500), 'every event once, in order, across the hand-off from the store to memory');
   t.same(store.started, [0, 1024, 2048], 'the store read only up to what was kept');
   t.equal(hub.keptBytes, 0, 'live again: nothing kept');
+});
+
+t.test('an execution that ends while a batched subscriber is paused: `events` frames from what was kept, to the final seq, then the end; a socket closed while paused lets go of its share', async (t) => {
+  const { store, hub, commit } = await liveLog(t, 'e', eventFrames);
+  const batched = new BatchRunSink(1); // full after each `events` frame
+  const live = new BatchRunSink(Infinity); // never full
+  const closing = new RunSink(10);
+  for (const sink of [batched, live, closing]) hub.attach(sink, 'e', 0, null);
+  await commit(600);
+  await commit(600);
+  hub.finish('e', 1200);
+  t.same(live.received, seqs('e', 1, 1200), 'the live one: every event');
+  t.same(live.reasons, ['complete']);
+  hub.detachAll(closing);
+  t.ok(hub.keptBytes > 0, 'kept for the one still paused');
+  while (batched.reasons.length === 0) await hub.resume(batched);
+  t.same(batched.received, seqs('e', 1, 1200), 'every event once, in order, none past the final seq');
+  t.same(batched.reasons, ['complete'], 'ended once, at the final seq');
+  t.same(store.knownEnds, [], 'nothing read from the store');
+  t.equal(hub.keptBytes, 0, 'nobody behind: nothing kept');
 });
