@@ -11,8 +11,10 @@ const chunk = (executionId: string, firstSeq: number, count: number, size = 36) 
   firstSeq,
   frames: Array.from({ length: count }, () => new Uint8Array(size)),
 });
-/** What one chunk of `count` frames of 36 bytes counts: its bytes and a 64-byte overhead per frame. */
-const cost = (count: number) => count * (36 + 64);
+/** What a kept frame counts beside the buffer it views: its view. */
+const VIEW = 112;
+/** What one chunk of `count` frames of 36 bytes, each its own buffer, counts. */
+const cost = (count: number) => count * (36 + VIEW);
 
 t.test('a seq is found in the chunk that holds it; nothing before the first or from the next seq on', async (t) => {
   const recent = new RecentFrames(1 << 20);
@@ -72,11 +74,11 @@ t.test('a kept frame counts the buffer it views (a sandbox pipe\'s run, msgpackr
   const lines = (from: number, count: number) => Array.from({ length: count }, (_, i) => run.subarray((from + i) * 40, (from + i + 1) * 40));
   const recent = new RecentFrames(1 << 20);
   recent.keep({ executionId: 'a', firstSeq: 1, frames: lines(0, 3) });
-  t.equal(recent.bytes, run.byteLength + 3 * 64, 'the run it holds, not three lines of 40 bytes');
+  t.equal(recent.bytes, run.byteLength + 3 * VIEW, 'the run it holds, not three lines of 40 bytes');
   recent.keep({ executionId: 'a', firstSeq: 4, frames: lines(3, 2) });
-  t.equal(recent.bytes, run.byteLength + 5 * 64, 'a chunk going on in the same run does not count it again');
+  t.equal(recent.bytes, run.byteLength + 5 * VIEW, 'a chunk going on in the same run does not count it again');
   recent.keep({ executionId: 'b', firstSeq: 1, frames: lines(5, 1) });
-  t.equal(recent.bytes, 2 * run.byteLength + 6 * 64, 'another execution\'s frames in it count it too: never less than is held');
+  t.equal(recent.bytes, 2 * run.byteLength + 6 * VIEW, 'another execution\'s frames in it count it too: never less than is held');
 });
 
 t.test('the bound is on what is held: lines that each hold a run of their own are let go past it', async (t) => {
@@ -91,14 +93,14 @@ t.test('the bound is on what is held: lines that each hold a run of their own ar
 t.test('a chunk let go whose last buffer the next one views too: that one counts it from then on', async (t) => {
   const run = new Uint8Array(1000);
   const lines = (from: number, count: number) => Array.from({ length: count }, (_, i) => run.subarray((from + i) * 10, (from + i + 1) * 10));
-  const recent = new RecentFrames(1300);
-  recent.keep({ executionId: 'a', firstSeq: 1, frames: lines(0, 2) }); // 1000 + 2 × 64
-  const second = { executionId: 'a', firstSeq: 3, frames: lines(2, 2) }; // 2 × 64: the run is counted already
+  const recent = new RecentFrames(1000 + 4 * VIEW + 100);
+  recent.keep({ executionId: 'a', firstSeq: 1, frames: lines(0, 2) }); // 1000 + 2 views
+  const second = { executionId: 'a', firstSeq: 3, frames: lines(2, 2) }; // 2 views: the run is counted already
   recent.keep(second);
-  recent.keep(chunk('b', 1, 1)); // 36 + 64: 1356, past 1300: a's first chunk goes
+  recent.keep(chunk('b', 1, 1)); // 36 + a view: past the bound, a's first chunk goes
   t.equal(recent.find('a', 1), undefined);
   t.equal(recent.find('a', 3), second);
-  t.equal(recent.bytes, 1000 + 2 * 64 + cost(1), 'the run still held by the second chunk, counted once');
+  t.equal(recent.bytes, 1000 + 2 * VIEW + cost(1), 'the run still held by the second chunk, counted once');
   recent.drop('a');
   t.equal(recent.bytes, cost(1), 'and freed with it');
 });

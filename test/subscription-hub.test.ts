@@ -494,3 +494,64 @@ t.test('an execution that ends while a batched subscriber is paused: `events` fr
   t.same(store.knownEnds, [], 'nothing read from the store');
   t.equal(hub.keptBytes, 0, 'nobody behind: nothing kept');
 });
+
+/** A feed for an execution live here until another node takes it over (`takeOver`), then followed as RemoteFeed does. */
+class TakeoverFeed extends RemoteFeed {
+  readonly local = new Map<string, number>();
+  override committedSeq(id: string): number | undefined {
+    return this.local.get(id) ?? super.committedSeq(id);
+  }
+}
+
+t.test('an execution taken over by another node while a subscriber is paused: what was kept here and what the follow brings go on as one run, to the final seq', async (t) => {
+  const store = new CountingStore();
+  await store.open();
+  t.teardown(() => store.close());
+  const feed = new TakeoverFeed();
+  const hub = new SubscriptionHub(store, feed, (error) => t.fail(String(error)));
+  const paused = new RunSink(100);
+  const live = new Sink();
+  feed.local.set('o', 0);
+  hub.attach(paused, 'o', 0, null);
+  hub.attach(live, 'o', 0, null);
+  for (const firstSeq of [1, 501]) {
+    const chunk = { executionId: 'o', firstSeq, frames: frames('o', firstSeq, 500) };
+    await store.commit({ sessions: [], executions: [], events: [chunk] });
+    feed.local.set('o', firstSeq + 499);
+    hub.deliver([chunk]);
+  }
+  // Another node runs it now: its log goes on there, and is followed here from where it stands.
+  feed.local.delete('o');
+  feed.state = { lastSeq: 1000, finalSeq: null };
+  hub.relocate('o');
+  await new Promise((resolve) => setImmediate(resolve));
+  t.same(feed.followed, [['o', 1000]], 'followed from where the live subscriber stood');
+  await feed.deliver(hub, store, 'o', 1001, 500);
+  await feed.deliver(hub, store, 'o', 1501, 10);
+  hub.finish('o', 1510);
+  t.same(live.received, seqs('o', 1, 1510));
+  while (paused.reasons.length === 0) await hub.resume(paused);
+  t.same(paused.received, seqs('o', 1, 1510), 'every event once, in order, across the takeover');
+  t.same(paused.reasons, ['complete']);
+  t.same(store.knownEnds, [], 'none of it read back from the store');
+  t.equal(hub.keptBytes, 0);
+});
+
+t.test('what is kept is let go from its oldest while a subscriber is midway through it: the store where it is gone, then memory again', async (t) => {
+  // Frames of 1000 bytes, each its own buffer: 20 000 of them pass the 16 MiB kept.
+  const wide = (id: string, from: number, count: number) => Array.from({ length: count }, (_, i) => utf8.encode(`${id}#${from + i}`.padEnd(1000)));
+  const { store, hub, commit } = await liveLog(t, 'w', wide);
+  const sink = new RunSink(700);
+  sink.read = (frame) => [text.decode(frame).trimEnd()];
+  hub.attach(sink, 'w', 0, null);
+  for (let i = 0; i < 12; i++) await commit(1000);
+  await hub.resume(sink);
+  t.equal(sink.received.length, 1700, 'midway through the second chunk kept (700 a run)');
+  for (let i = 0; i < 8; i++) await commit(1000);
+  t.ok(hub.keptBytes <= 16 * 1024 * 1024, `${hub.keptBytes} bytes kept`);
+  while (sink.received.length < 20000) await hub.resume(sink);
+  t.same(sink.received, seqs('w', 1, 20000), 'every event once, in order');
+  t.ok(store.started.length > 0 && store.started[0]! >= 1700, `the store read from where the kept frames were gone: ${store.started.join(', ')}`);
+  t.ok(store.started.length < 19, 'and memory again once it reached what is still kept');
+  t.equal(hub.keptBytes, 0);
+});
