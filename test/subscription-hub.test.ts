@@ -81,11 +81,10 @@ class RemoteFeed implements LiveFeed {
   }
 }
 
-async function setup(t: Test) {
-  const store = new MemoryEventStore();
+/** A hub over `store` (opened here) and `feed`; a test that needs them as their own subclasses keeps its own references. */
+async function setup(t: Test, feed = new RemoteFeed(), store = new MemoryEventStore()) {
   await store.open();
   t.teardown(() => store.close());
-  const feed = new RemoteFeed();
   const hub = new SubscriptionHub(store, feed, (error) => t.fail(String(error)));
   return { store, feed, hub };
 }
@@ -505,10 +504,8 @@ class TakeoverFeed extends RemoteFeed {
 
 t.test('an execution taken over by another node while a subscriber is paused: what was kept here and what the follow brings go on as one run, to the final seq', async (t) => {
   const store = new CountingStore();
-  await store.open();
-  t.teardown(() => store.close());
   const feed = new TakeoverFeed();
-  const hub = new SubscriptionHub(store, feed, (error) => t.fail(String(error)));
+  const { hub } = await setup(t, feed, store);
   const paused = new RunSink(100);
   const live = new Sink();
   feed.local.set('o', 0);
