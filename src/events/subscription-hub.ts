@@ -421,7 +421,8 @@ export class SubscriptionHub {
         }
         subscription.emptyReads = 0;
         const pageEnd = subscription.cursor + frames.length;
-        if (pageEnd < target) ahead = { afterSeq: pageEnd, page: this.#readPage(subscription.executionId, pageEnd, target) };
+        // Not when what follows is kept: it is sent from memory, and that read would be for nothing.
+        if (pageEnd < target && !this.#recent.find(subscription.executionId, pageEnd + 1)) ahead = { afterSeq: pageEnd, page: this.#readPage(subscription.executionId, pageEnd, target) };
         subscription.sink.cork(() => this.#sendRun(subscription, subscription.cursor + 1, frames));
       }
     } catch (error) {
