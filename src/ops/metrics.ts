@@ -120,7 +120,7 @@ export class Metrics {
     scraped(registers, Counter, 'vmstream_store_commit_failures_total', 'Item writes (an execution\'s events or record, a session) the store failed; each is retried or dropped', () => sources().storeFailures());
     scraped(registers, Gauge, 'vmstream_store_items_waiting', 'Items waiting for a retry after a failed store write', () => sources().storeItemsWaiting());
     scraped(registers, Counter, 'vmstream_replay_reads_total', 'Store reads made to replay events (catch-up and HTTP pages)', () => sources().replayReads());
-    scraped(registers, Gauge, 'vmstream_catchup_kept_bytes', 'Bytes of frames committed while a subscriber was behind, kept in memory for its catch-up (at most 16 MiB)', () => sources().catchUpKeptBytes());
+    scraped(registers, Gauge, 'vmstream_catchup_kept_bytes', 'Bytes held by the frames committed while a subscriber was behind, kept in memory for its catch-up (the buffers they view, each counted once; at most 16 MiB)', () => sources().catchUpKeptBytes());
     scraped(registers, Counter, 'vmstream_replay_cache_hits_total', 'Blocks of 256 events a replay read took from the replay cache, or from another reader\'s store read under way', () => sources().replayCacheHits());
     scraped(registers, Counter, 'vmstream_replay_cache_misses_total', 'Blocks of 256 events the replay cache read from the store', () => sources().replayCacheMisses());
     scraped(registers, Gauge, 'vmstream_replay_cache_bytes', 'Bytes the replay cache holds (the stored values its blocks keep, each counted once, and a per-block overhead), at most VMSTREAM_REPLAY_CACHE_BYTES', () => sources().replayCacheBytes());

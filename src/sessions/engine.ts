@@ -57,7 +57,7 @@ export interface EngineStats {
   openSessions: number;
   eventsAppended: number;
   replayReads: number;
-  /** Bytes of frames kept in memory for subscribers that fell behind (events/recent-frames.ts). */
+  /** Bytes held by the frames kept in memory for subscribers that fell behind (events/recent-frames.ts). */
   catchUpKeptBytes: number;
   backpressurePauses: number;
   sandbox: { online: number; size: number; restarts: number };
