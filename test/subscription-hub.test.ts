@@ -5,89 +5,12 @@
  * the feed delivers, with no gap at the hand-off.
  */
 import t, { type Test } from 'tap';
-import { SendResult, SubscriptionHub, type EndReason, type EventSink } from '../src/events/subscription-hub.js';
+import { SendResult, SubscriptionHub } from '../src/events/subscription-hub.js';
 import { StoreError } from '../src/store/event-store.js';
-import { LocalFeed, type LiveFeed, type LogState } from '../src/events/live-feed.js';
+import { LocalFeed } from '../src/events/live-feed.js';
 import { MemoryEventStore } from './helpers/memory-store.js';
-import { eventsOf } from '../protocol/batch.js';
-import { decodeValue, encodeFrame } from '../protocol/codec.js';
-import type { EventsFrame } from '../protocol/types.js';
-
-const utf8 = new TextEncoder();
-const text = new TextDecoder();
-const frames = (id: string, from: number, count: number) => Array.from({ length: count }, (_, i) => utf8.encode(`${id}#${from + i}`));
-const seqs = (id: string, from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `${id}#${from + i}`);
-
-class Sink implements EventSink {
-  received: string[] = [];
-  ends = 0;
-  /** Why each subscription ended, in order. */
-  reasons: EndReason[] = [];
-  #onChange: () => void = () => {};
-  send(frame: Uint8Array): SendResult {
-    this.received.push(...this.read(frame));
-    this.#onChange();
-    return SendResult.SENT;
-  }
-  /** What a frame carries, as `<id>#<seq>` strings. */
-  read(frame: Uint8Array): string[] {
-    return [text.decode(frame)];
-  }
-  cork(fn: () => void): void {
-    fn();
-  }
-  ended(_executionId: string, reason: EndReason): void {
-    this.ends++;
-    this.reasons.push(reason);
-    this.#onChange();
-  }
-  until(ready: () => boolean): Promise<void> {
-    return new Promise((resolve) => {
-      const check = () => { if (ready()) resolve(); };
-      this.#onChange = check;
-      check();
-    });
-  }
-}
-
-/** A feed for executions that run on "another node": the test plays that node and its log's follower. */
-class RemoteFeed implements LiveFeed {
-  state: LogState | null = null;
-  followed: Array<[string, number]> = [];
-  unfollowed: string[] = [];
-  #following = new Map<string, number>();
-  committedSeq(id: string): number | undefined {
-    return this.#following.get(id);
-  }
-  async locate(): Promise<LogState | null> {
-    return this.state;
-  }
-  follow(id: string, afterSeq: number): void {
-    this.followed.push([id, afterSeq]);
-    // A follower starts at what is stored: the hub reads up to there, then takes what it delivers.
-    this.#following.set(id, this.state!.lastSeq);
-  }
-  unfollow(id: string): void {
-    this.unfollowed.push(id);
-    this.#following.delete(id);
-  }
-  /** The follower saw a new chunk: it is stored (by the other node) and delivered here. */
-  async deliver(hub: SubscriptionHub, store: MemoryEventStore, id: string, firstSeq: number, count: number): Promise<void> {
-    const chunk = { executionId: id, firstSeq, frames: frames(id, firstSeq, count) };
-    await store.commit({ sessions: [], executions: [], events: [chunk] });
-    this.state = { lastSeq: firstSeq + count - 1, finalSeq: null };
-    if (this.#following.has(id)) this.#following.set(id, firstSeq + count - 1);
-    hub.deliver([chunk]);
-  }
-}
-
-/** A hub over `store` (opened here) and `feed`; a test that needs them as their own subclasses keeps its own references. */
-async function setup(t: Test, feed = new RemoteFeed(), store = new MemoryEventStore()) {
-  await store.open();
-  t.teardown(() => store.close());
-  const hub = new SubscriptionHub(store, feed, (error) => t.fail(String(error)));
-  return { store, feed, hub };
-}
+import { encodeFrame } from '../protocol/codec.js';
+import { BatchRunSink, CountingStore, eventFrames, frames, RemoteFeed, RunSink, seqs, setup, Sink, text } from './helpers/hub-fakes.js';
 
 t.test('an execution running elsewhere is followed, not ended; stored then live, no gap, no duplicate', async (t) => {
   const { store, feed, hub } = await setup(t);
@@ -164,28 +87,6 @@ t.test('a log that ends without a `done` (the store refused the rest): what was 
   t.same(sink.reasons, ['refused']);
   t.same(feed.followed, [], 'not followed: nothing more will come');
 });
-
-/** Counts catch-up reads: where each began, how many were under way at most, and the log end each was told. */
-class CountingStore extends MemoryEventStore {
-  started: number[] = [];
-  inFlight = 0;
-  maxInFlight = 0;
-  /** The seq each catch-up read said its log is known to reach. */
-  knownEnds: Array<number | undefined> = [];
-  protected override _readRun(executionId: string, afterSeq: number, limit: number, knownEnd?: number) {
-    this.knownEnds.push(knownEnd);
-    return super._readRun(executionId, afterSeq, limit, knownEnd);
-  }
-  protected override async _readEvents(executionId: string, afterSeq: number, limit: number) {
-    this.started.push(afterSeq);
-    this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
-    try {
-      return await super._readEvents(executionId, afterSeq, limit);
-    } finally {
-      this.inFlight--;
-    }
-  }
-}
 
 t.test('a catch-up reads the next page while it sends the current one, one page ahead at most', async (t) => {
   const store = new CountingStore();
@@ -349,25 +250,6 @@ async function replayedAfter5(t: Test, sink: Sink, id: string, most: number, fra
   return hub;
 }
 
-/** A sink that takes runs (as a socket's Connection does), full after every `room` frames. */
-class RunSink extends Sink {
-  runs = 0;
-  single = 0;
-  constructor(readonly room: number) {
-    super();
-  }
-  override send(frame: Uint8Array): SendResult {
-    this.single++;
-    return super.send(frame);
-  }
-  sendRun(frames: readonly Uint8Array[], from: number, to: number) {
-    this.runs++;
-    const end = Math.min(to, from + this.room);
-    for (let index = from; index < end; index++) super.send(frames[index]!);
-    return { sent: end - from, result: end - from === this.room ? SendResult.SENT_FULL : SendResult.SENT };
-  }
-}
-
 t.test('a sink that takes runs gets each page in one call: paused where it is full, resumed, ended after the final seq', async (t) => {
   const sink = new RunSink(700);
   const hub = await replayedAfter5(t, sink, 'r', 10);
@@ -418,20 +300,6 @@ t.test('a sink without sendRun that ends its subscription from inside send (an e
   t.same(sink.reasons, ['detached']);
 });
 
-/** Stored `event` frames (msgpack), as the `events` frames are built of. */
-const eventFrames = (id: string, from: number, count: number) =>
-  Array.from({ length: count }, (_, i) => encodeFrame({ op: 'event', execution_id: id, seq: from + i, type: 'console', ts: 5, payload: { level: 'log', text: `line ${from + i}` } }));
-
-/** A RunSink that asks for `events` frames: it reads the seqs each carries. */
-class BatchRunSink extends RunSink {
-  batched(): boolean {
-    return true;
-  }
-  override read(frame: Uint8Array): string[] {
-    return eventsOf(decodeValue(frame) as EventsFrame).map((event) => `${event.execution_id}#${event.seq}`);
-  }
-}
-
 t.test('`events` frames (v1.1) go through the sink\'s sendRun too, one run per batch: paused where it is full, resumed from the cursor', async (t) => {
   // Full after each batch: every batch but the last pauses it.
   const sink = new BatchRunSink(1);
@@ -440,131 +308,4 @@ t.test('`events` frames (v1.1) go through the sink\'s sendRun too, one run per b
   t.equal(sink.runs, hub.pauses + 1, 'one run per batch, a pause after each but the last');
   t.ok(sink.runs >= Math.ceil(2595 / 256), `${sink.runs} batches`);
   t.same(sink.reasons, ['complete'], 'ended once, after the final seq');
-});
-
-/** A log live here (LocalFeed), in a CountingStore: `commit` stores a chunk of `count` more frames (made by `make`), then delivers it. */
-async function liveLog(t: Test, id: string, make: (id: string, from: number, count: number) => Uint8Array[] = frames) {
-  const store = new CountingStore();
-  await store.open();
-  t.teardown(() => store.close());
-  let committed = 0;
-  const hub = new SubscriptionHub(store, new LocalFeed(store, (execution) => (execution === id ? committed : undefined)), (error) => t.fail(String(error)));
-  const commit = async (count: number) => {
-    const chunk = { executionId: id, firstSeq: committed + 1, frames: make(id, committed + 1, count) };
-    await store.commit({ sessions: [], executions: [], events: [chunk] });
-    committed += count;
-    hub.deliver([chunk]);
-  };
-  return { store, hub, commit };
-}
-
-t.test('a subscriber paused under a live stream catches up from the frames committed since, kept in memory: no store read; they go once it is live', async (t) => {
-  const { store, hub, commit } = await liveLog(t, 'k');
-  const sink = new RunSink(700);
-  hub.attach(sink, 'k', 0, null);
-  await commit(1000);
-  t.equal(hub.pauses, 1, 'full after 700 of the first 1000: paused');
-  await commit(1000);
-  await commit(1000);
-  t.ok(hub.keptBytes > 0, 'what came while it was paused is kept');
-  while (sink.received.length < 3000) await hub.resume(sink);
-  t.same(sink.received, seqs('k', 1, 3000), 'every event once, in order');
-  t.same(store.knownEnds, [], 'none of it read from the store');
-  t.equal(hub.reads, 0);
-  t.equal(hub.keptBytes, 0, 'live again: nothing kept');
-  await commit(10);
-  t.same(sink.received.slice(3000), seqs('k', 3001, 3010), 'and live frames follow');
-});
-
-t.test('a subscriber further behind than what is kept reads the store up to it, then takes the rest from memory', async (t) => {
-  const { store, hub, commit } = await liveLog(t, 'm');
-  await commit(3000); // before anyone subscribed: nothing kept
-  t.equal(hub.keptBytes, 0);
-  const sink = new Sink();
-  hub.attach(sink, 'm', 0, null); // catching up from the store from seq 1
-  await commit(500); // committed while it catches up: kept
-  await sink.until(() => sink.received.length === 3500);
-  t.same(sink.received, seqs('m', 1, 3500), 'every event once, in order, across the hand-off from the store to memory');
-  t.same(store.started, [0, 1024, 2048], 'the store read only up to what was kept');
-  t.equal(hub.keptBytes, 0, 'live again: nothing kept');
-});
-
-t.test('an execution that ends while a batched subscriber is paused: `events` frames from what was kept, to the final seq, then the end; a socket closed while paused lets go of its share', async (t) => {
-  const { store, hub, commit } = await liveLog(t, 'e', eventFrames);
-  const batched = new BatchRunSink(1); // full after each `events` frame
-  const live = new BatchRunSink(Infinity); // never full
-  const closing = new RunSink(10);
-  for (const sink of [batched, live, closing]) hub.attach(sink, 'e', 0, null);
-  await commit(600);
-  await commit(600);
-  hub.finish('e', 1200);
-  t.same(live.received, seqs('e', 1, 1200), 'the live one: every event');
-  t.same(live.reasons, ['complete']);
-  hub.detachAll(closing);
-  t.ok(hub.keptBytes > 0, 'kept for the one still paused');
-  while (batched.reasons.length === 0) await hub.resume(batched);
-  t.same(batched.received, seqs('e', 1, 1200), 'every event once, in order, none past the final seq');
-  t.same(batched.reasons, ['complete'], 'ended once, at the final seq');
-  t.same(store.knownEnds, [], 'nothing read from the store');
-  t.equal(hub.keptBytes, 0, 'nobody behind: nothing kept');
-});
-
-/** A feed for an execution live here until another node takes it over (`takeOver`), then followed as RemoteFeed does. */
-class TakeoverFeed extends RemoteFeed {
-  readonly local = new Map<string, number>();
-  override committedSeq(id: string): number | undefined {
-    return this.local.get(id) ?? super.committedSeq(id);
-  }
-}
-
-t.test('an execution taken over by another node while a subscriber is paused: what was kept here and what the follow brings go on as one run, to the final seq', async (t) => {
-  const store = new CountingStore();
-  const feed = new TakeoverFeed();
-  const { hub } = await setup(t, feed, store);
-  const paused = new RunSink(100);
-  const live = new Sink();
-  feed.local.set('o', 0);
-  hub.attach(paused, 'o', 0, null);
-  hub.attach(live, 'o', 0, null);
-  for (const firstSeq of [1, 501]) {
-    const chunk = { executionId: 'o', firstSeq, frames: frames('o', firstSeq, 500) };
-    await store.commit({ sessions: [], executions: [], events: [chunk] });
-    feed.local.set('o', firstSeq + 499);
-    hub.deliver([chunk]);
-  }
-  // Another node runs it now: its log goes on there, and is followed here from where it stands.
-  feed.local.delete('o');
-  feed.state = { lastSeq: 1000, finalSeq: null };
-  hub.relocate('o');
-  await new Promise((resolve) => setImmediate(resolve));
-  t.same(feed.followed, [['o', 1000]], 'followed from where the live subscriber stood');
-  await feed.deliver(hub, store, 'o', 1001, 500);
-  await feed.deliver(hub, store, 'o', 1501, 10);
-  hub.finish('o', 1510);
-  t.same(live.received, seqs('o', 1, 1510));
-  while (paused.reasons.length === 0) await hub.resume(paused);
-  t.same(paused.received, seqs('o', 1, 1510), 'every event once, in order, across the takeover');
-  t.same(paused.reasons, ['complete']);
-  t.same(store.knownEnds, [], 'none of it read back from the store');
-  t.equal(hub.keptBytes, 0);
-});
-
-t.test('what is kept is let go from its oldest while a subscriber is midway through it: the store where it is gone, then memory again', async (t) => {
-  // Frames of 1000 bytes, each its own buffer: 20 000 of them pass the 16 MiB kept.
-  const wide = (id: string, from: number, count: number) => Array.from({ length: count }, (_, i) => utf8.encode(`${id}#${from + i}`.padEnd(1000)));
-  const { store, hub, commit } = await liveLog(t, 'w', wide);
-  const sink = new RunSink(700);
-  sink.read = (frame) => [text.decode(frame).trimEnd()];
-  hub.attach(sink, 'w', 0, null);
-  for (let i = 0; i < 12; i++) await commit(1000);
-  await hub.resume(sink);
-  t.equal(sink.received.length, 1700, 'midway through the second chunk kept (700 a run)');
-  for (let i = 0; i < 8; i++) await commit(1000);
-  t.ok(hub.keptBytes <= 16 * 1024 * 1024, `${hub.keptBytes} bytes kept`);
-  while (sink.received.length < 20000) await hub.resume(sink);
-  t.same(sink.received, seqs('w', 1, 20000), 'every event once, in order');
-  t.ok(store.started.length > 0 && store.started[0]! >= 1700, `the store read from where the kept frames were gone: ${store.started.join(', ')}`);
-  // 15 chunks of 1000 frames counting 1000 + 112 bytes each fit in 16 MiB: seqs 5001 on are kept.
-  t.ok(Math.max(...store.started) < 5000, 'and memory again once it reached what is still kept, with no read ahead into it');
-  t.equal(hub.keptBytes, 0);
 });
