@@ -1,7 +1,7 @@
 /**
  * Unit bench of the server's read of a sandbox process's output pipe during a stream (issue 15):
  * chunks as the pipe hands them over (64 KiB, frames cut across chunks), each cut into its frames
- * by `FrameReader.read` (src/pool/pipe-frames.ts), every console record copied out and checked by
+ * by `FrameReader.read` (src/pool/pipe-frames.ts), every console record checked by
  * `readConsoleRecord` (src/pool/console-frame.ts) where it lies, as the server's reader does
  * (sandbox-process/messages.ts's fromHostReader), the outputs of the last `--keep` kept alive as
  * the commit log keeps their frames until their write. CPU µs per record (process.cpuUsage: this thread

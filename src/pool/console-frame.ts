@@ -182,6 +182,34 @@ export class RecordSpan {
 }
 
 /**
+ * Bytes a record must hold exactly, with their big-endian uint32s (as many as they hold whole):
+ * compared four at a time through a DataView (~2x a byte at a time), the last few one by one.
+ */
+class Pattern {
+  readonly words: Uint32Array;
+
+  constructor(readonly bytes: Uint8Array) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+    this.words = new Uint32Array(bytes.length >> 2);
+    for (let index = 0; index < this.words.length; index++) this.words[index] = view.getUint32(index * 4);
+  }
+}
+
+/** From the seq slot's end to the ts's value. */
+const TYPE_TS_PATTERN = new Pattern(TYPE_TS);
+
+/**
+ * What follows the ts up to the text's header, for each level (an index in LEVELS) and payload
+ * (1: with `truncated`): the payload's key and map header, `level` and its value, the key `text`.
+ * Each a whole pattern: a line's level is found by comparing one pattern, not key by key.
+ */
+const PAYLOADS = LEVELS.map((level) =>
+  [0x82, 0x83].map((pairs) => new Pattern(Uint8Array.from([...PAYLOAD_KEY, pairs, ...LEVEL_KEY, ...level, ...TEXT_KEY]))));
+
+/** The payload pattern last matched: a run's lines nearly always share it. */
+let lastPayload = PAYLOADS[0]![0]!;
+
+/**
  * The server's side: the record in bytes [start, end) of `record` as the console output it stands
  * for, its `frame` a view of the record's bytes with its seq slot at `seqAt`; null unless it is
  * exactly the template. Plain offsets, every read bounds-checked against `end` (-1 is "not the
@@ -189,34 +217,52 @@ export class RecordSpan {
  */
 export function readConsoleRecord(record: Uint8Array, start = 0, end = record.length): Extract<SandboxOutput, { kind: 'encoded' }> | null {
   const view = viewOf(record);
-  const head = lastHead !== null && startsWith(record, view, start, end, lastHead) ? lastHead : readHead(record, start, end);
+  const head = lastHead !== null && matchAt(record, view, end, start, lastHead.pattern) >= 0 ? lastHead : readHead(record, start, end);
   if (head === null) return null;
-  const seqAt = start + head.bytes.length;
-  const tsAt = expect(record, end, seqAt + 4, TYPE_TS);
+  const seqAt = start + head.pattern.bytes.length;
+  const tsAt = matchAt(record, view, end, seqAt + 4, TYPE_TS_PATTERN);
   if (tsAt < 0 || tsAt + 8 > end) return null;
   const ts = view.getFloat64(tsAt);
-  const pairsAt = expect(record, end, tsAt + 8, PAYLOAD_KEY);
-  if (!Number.isFinite(ts) || pairsAt < 0) return null;
-  const pairs = record[pairsAt];
-  let at = pairs === 0x82 || pairs === 0x83 ? expect(record, end, pairsAt + 1, LEVEL_KEY) : -1;
-  at = at < 0 ? -1 : expectLevel(record, end, at);
-  at = at < 0 ? -1 : expect(record, end, at, TEXT_KEY);
-  const textStart = at < 0 ? -1 : strStart(record, end, at);
+  if (!Number.isFinite(ts)) return null;
+  const textAt = matchPayload(record, view, end, tsAt + 8);
+  const textStart = textAt < 0 ? -1 : strStart(record, end, textAt);
   if (textStart < 0) return null;
-  const textEnd = textStart + strLength(record, at);
+  const textEnd = textStart + strLength(record, textAt);
   if (textEnd > end || !isText(record, textStart, textEnd)) return null;
-  const recordEnd = pairs === 0x83 ? expect(record, end, textEnd, TRUNCATED) : textEnd;
+  const recordEnd = record[seqAt + 4 + PAIRS_AFTER_SEQ] === 0x83 ? expect(record, end, textEnd, TRUNCATED) : textEnd;
   if (recordEnd !== end) return null;
   const frameStart = start + head.frameStart;
   return { kind: 'encoded', executionId: head.executionId, ts, type: 'console', frame: record.subarray(frameStart, end), seqAt: seqAt - frameStart };
 }
 
+/** Offset past the payload pattern at `at` (the last one matched, else any), within `limit`; -1 when none is there. */
+function matchPayload(bytes: Uint8Array, view: DataView, limit: number, at: number): number {
+  const end = matchAt(bytes, view, limit, at, lastPayload);
+  if (end >= 0) return end;
+  for (const payloads of PAYLOADS) {
+    for (const payload of payloads) {
+      const other = matchAt(bytes, view, limit, at, payload);
+      if (other < 0) continue;
+      lastPayload = payload;
+      return other;
+    }
+  }
+  return -1;
+}
+
+/** Offset past `pattern` when it comes at `at` of `bytes` (`view` over the same bytes), within `limit`; -1 otherwise. */
+function matchAt(bytes: Uint8Array, view: DataView, limit: number, at: number, pattern: Pattern): number {
+  const { bytes: expected, words } = pattern;
+  if (at < 0 || at + expected.length > limit) return -1;
+  for (let index = 0; index < words.length; index++) if (view.getUint32(at + index * 4) !== words[index]) return -1;
+  for (let index = words.length * 4; index < expected.length; index++) if (bytes[at + index] !== expected[index]) return -1;
+  return at + expected.length;
+}
+
 /** A record's bytes up to its seq slot (xid, map header, op, execution_id, the key `seq`), checked. */
 interface RecordHead {
   /** A copy (the record's own bytes may be a ring's, written again later). */
-  bytes: Uint8Array;
-  /** Its bytes as big-endian uint32s, as many as it holds whole: compared four bytes at a time. */
-  words: Uint32Array;
+  pattern: Pattern;
   executionId: string;
   /** Where the frame starts, after the xid, from the record's start. */
   frameStart: number;
@@ -243,25 +289,8 @@ function readHead(record: Uint8Array, start: number, end: number): RecordHead | 
   if (seqAt < 0) return null;
   let executionId = '';
   for (let index = xidStart; index < frameStart; index++) executionId += String.fromCharCode(record[index]!);
-  const bytes = new Uint8Array(seqAt - start);
-  bytes.set(record.subarray(start, seqAt));
-  const view = new DataView(bytes.buffer);
-  const words = new Uint32Array(bytes.length >> 2);
-  for (let index = 0; index < words.length; index++) words[index] = view.getUint32(index * 4);
-  lastHead = { bytes, words, executionId, frameStart: frameStart - start };
+  lastHead = { pattern: new Pattern(Uint8Array.from(record.subarray(start, seqAt))), executionId, frameStart: frameStart - start };
   return lastHead;
-}
-
-/**
- * Whether the record at [start, end) starts with `head` (and has more after it): four bytes at a
- * time through a DataView (~2x a byte at a time), the last few one by one.
- */
-function startsWith(bytes: Uint8Array, view: DataView, start: number, end: number, head: RecordHead): boolean {
-  const { bytes: expected, words } = head;
-  if (end - start <= expected.length) return false;
-  for (let index = 0; index < words.length; index++) if (view.getUint32(start + index * 4) !== words[index]) return false;
-  for (let index = words.length * 4; index < expected.length; index++) if (bytes[start + index] !== expected[index]) return false;
-  return true;
 }
 
 /**
@@ -304,14 +333,6 @@ function expect(bytes: Uint8Array, limit: number, at: number, pattern: Uint8Arra
   if (at < 0 || at + pattern.length > limit) return -1;
   for (let index = 0; index < pattern.length; index++) if (bytes[at + index] !== pattern[index]) return -1;
   return at + pattern.length;
-}
-
-function expectLevel(bytes: Uint8Array, limit: number, at: number): number {
-  for (const level of LEVELS) {
-    const end = expect(bytes, limit, at, level);
-    if (end >= 0) return end;
-  }
-  return -1;
 }
 
 function sameBytes(a: Uint8Array, aAt: number, b: Uint8Array, bAt: number, length: number): boolean {

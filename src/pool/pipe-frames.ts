@@ -86,7 +86,9 @@ export class FrameReader {
 
   /**
    * Hands `visitor` what every frame `chunk` completes, in order: no object per console record
-   * (a stream's reader checks each where it lies: sandbox-process/host-process.ts).
+   * (a stream's reader checks each where it lies: sandbox-process/host-process.ts). `chunk` becomes
+   * the reader's: records may be views of it (RecordRun), so it must be a buffer no one writes
+   * again, as a stream's reads are.
    */
   read(chunk: Buffer, visitor: FrameVisitor): void {
     if (this.#pendingBytes === 0) return this.#read(chunk, visitor);
@@ -119,7 +121,7 @@ export class FrameReader {
   /** Throws for a frame over the limit, handing `before` on first: the records ahead of it are the stream's, as ahead of any bad frame. */
   #checkLength(length: number, before?: RecordRun): number {
     if (length <= this.#maxFrameBytes) return length;
-    before?.copy();
+    before?.handOn();
     throw new FrameError(`a frame of ${length} bytes is over the limit of ${this.#maxFrameBytes}`);
   }
 
@@ -138,7 +140,7 @@ export class FrameReader {
         records.add(start, offset);
         continue;
       }
-      records.copy();
+      records.handOn();
       let decoded: unknown;
       try {
         decoded = packr.unpack(buffer.subarray(start, offset));
@@ -149,7 +151,7 @@ export class FrameReader {
       if (typeof decoded[0] === 'string') visitor.message(decoded);
       else for (const message of decoded) visitor.message(message);
     }
-    records.copy();
+    records.handOn();
     if (offset < buffer.length) {
       this.#pending = [buffer.subarray(offset)];
       this.#pendingBytes = buffer.length - offset;
@@ -158,11 +160,13 @@ export class FrameReader {
 }
 
 /**
- * Console records in a row of a chunk, copied out together: one copy (and one allocation) per run of
- * records instead of one per record, each record a span of it (console-frame.ts's RecordSpan: a
- * typed array per record cost about as much as the record's check). A copy, not the chunk: what a
- * record keeps alive is its run's bytes (records and their 4-byte headers), never the rest of a
- * chunk that the output backlog does not count; and the bytes are the server's own to write seqs into.
+ * Console records in a row of a chunk, handed on together, each record a span of one array of
+ * bytes (console-frame.ts's RecordSpan: a typed array per record cost about as much as the
+ * record's check). What a record keeps alive is that array's whole buffer, which the output backlog
+ * does not count: so a run that is most of its chunk's buffer (a stream's: its chunks are all
+ * records) is a view of the chunk itself, and a smaller one is copied out (one copy, and one
+ * allocation, per run), so that records never hold more than twice their bytes alive. A pipe's
+ * read is a buffer of its own, nobody else's to write in: the server writes seqs into its records.
  */
 class RecordRun {
   readonly #bytes: Uint8Array;
@@ -179,12 +183,13 @@ class RecordRun {
     this.#records.push(start, end);
   }
 
-  /** Copies the run so far and hands its records on (before the frame that ended the run: the stream's order). */
-  copy(): void {
+  /** Hands the run so far on (before the frame that ended the run: the stream's order). */
+  handOn(): void {
     const records = this.#records;
     if (records.length === 0) return;
     const first = records[0]!;
-    const run = this.#bytes.slice(first, records[records.length - 1]);
+    const last = records[records.length - 1]!;
+    const run = (last - first) * 2 >= this.#bytes.buffer.byteLength ? this.#bytes.subarray(first, last) : this.#bytes.slice(first, last);
     this.#records = [];
     for (let index = 0; index < records.length; index += 2) this.#visitor.record(run, records[index]! - first, records[index + 1]! - first);
   }
