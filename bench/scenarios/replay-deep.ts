@@ -16,7 +16,8 @@ import { encodeFrame } from '../../protocol/codec.js';
 import { ControlClient } from '../harness/control.js';
 import type { Figure, Scenario } from '../harness/types.js';
 import { startVmstream, type Vmstream } from '../harness/vmstream.js';
-import { check, median, serverRss } from './common.js';
+import { median } from '../harness/median.js';
+import { check, serverRss } from './common.js';
 import { STREAM_ENV, streamOnce } from './stream.js';
 
 const EXECUTION_ID = 'bench-replay-deep';

@@ -25,7 +25,8 @@ import { startBareServer } from '../baselines/bare-server.js';
 import type { Vmstream } from '../harness/vmstream.js';
 import { startVmstream } from '../harness/vmstream.js';
 import type { SinkJob, SinkResult, SinkSegment } from '../loadgen/types.js';
-import { check, cpuPer, medianBy, pct, serverCpuFigures, serverRss, type ServerCpu, spreadFigures, warmFrames } from './common.js';
+import { medianBy } from '../harness/median.js';
+import { check, cpuPer, pct, serverCpuFigures, serverRss, type ServerCpu, spreadFigures, warmFrames } from './common.js';
 import { eventsOf, STREAM_ENV, streamOnce } from './stream.js';
 
 const EXECUTION_ID = 'bench-replay';

@@ -14,7 +14,8 @@ import type { Ctx, Figure, Scenario } from '../harness/types.js';
 import type { Vmstream } from '../harness/vmstream.js';
 import { startVmstream } from '../harness/vmstream.js';
 import type { SinkResult } from '../loadgen/types.js';
-import { check, cpuPer, latencyFigures, median, medianBy, pct, serverCpuFigures, serverRss, type ServerCpu, spreadFigures, warmFrames } from './common.js';
+import { median, medianBy } from '../harness/median.js';
+import { check, cpuPer, latencyFigures, pct, serverCpuFigures, serverRss, type ServerCpu, spreadFigures, warmFrames } from './common.js';
 
 /** Room for 200 000 lines (+ value, done) and their ~18 MB of frames: the defaults stop at 100 000 and 16 MiB. */
 export const STREAM_ENV = {

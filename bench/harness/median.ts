@@ -1,0 +1,15 @@
+/** Medians of repeated runs, for scenarios and baselines alike. */
+
+/** The middle value (the upper one of the middle two for an even count). */
+export function median(values: readonly number[]): number {
+  return medianBy(values, (value) => value);
+}
+
+/**
+ * The item whose `key` is the middle one (the upper of the middle two for an even count): a run
+ * reported whole, its figures all from one measurement rather than medians taken apart.
+ */
+export function medianBy<T>(items: readonly T[], key: (item: T) => number): T {
+  const sorted = [...items].sort((a, b) => key(a) - key(b));
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
