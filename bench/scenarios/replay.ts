@@ -21,26 +21,17 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Ctx, Figure, Scenario } from '../harness/types.js';
-import { startBareServer } from '../baselines/bare-server.js';
 import type { Vmstream } from '../harness/vmstream.js';
 import { startVmstream } from '../harness/vmstream.js';
-import type { SinkJob, SinkResult, SinkSegment } from '../loadgen/types.js';
+import type { SinkResult, SinkSegment } from '../loadgen/types.js';
 import { medianBy } from '../harness/median.js';
-import { check, cpuPer, pct, serverCpuFigures, serverRss, type ServerCpu, spreadFigures, warmFrames } from './common.js';
+import { check, cpuPer, pct, serverCpuFigures, serverRss, type ServerCpu, spreadFigures } from './common.js';
+import { oneShotJob, pushSameFrames } from './one-shot.js';
 import { eventsOf, STREAM_ENV, streamOnce } from './stream.js';
 
 const EXECUTION_ID = 'bench-replay';
 /** The issue's goal: a replay at 0.9 × push (here push for as many frames, its own, in the same shape). */
 const OVER_PUSH_GOAL = 0.9;
-/** The client's CPU is reported for the first this many events and for the rest apart (a --quick replay is 10 002). */
-function startEvents(ctx: Ctx): number {
-  return ctx.quick ? 2_500 : 50_000;
-}
-
-/** A one-shot stream's job: gated, timed from the request to its end, the client warmed as every one-shot's. */
-function oneShotJob(ctx: Ctx, job: Pick<SinkJob, 'workload' | 'url'> & Partial<SinkJob>): SinkJob {
-  return { driver: 'sink', connections: 1, count: 0, warmupMs: 300, durationMs: 120_000, gated: true, warmClientFrames: warmFrames(ctx), segmentEvents: startEvents(ctx), ...job };
-}
 
 /** One subscribe from seq 0 to done, the server's CPU metered from the gate (set-up and warm-up left out). */
 async function replayOnce(ctx: Ctx, server: Vmstream, lines: number, batch = false): Promise<{ r: SinkResult; cpu: ServerCpu }> {
@@ -55,24 +46,6 @@ async function replayOnce(ctx: Ctx, server: Vmstream, lines: number, batch = fal
   check(r.totalFrames === eventsOf(lines), `expected ${eventsOf(lines)} events, got ${r.totalFrames}`);
   check(r.seqErrors === 0, `${r.seqErrors} events out of seq order`);
   return { r, cpu };
-}
-
-/**
- * Push's bare server pushing `frames` event frames one-shot to a fresh client, read as the replay
- * is read. The server is warmed first by an untimed push of as many frames: a fresh bare server's
- * first 200 000 frames go through a cold encoder, and the yardstick is what a client can be fed at
- * all in this shape, not a cold server's start.
- */
-async function pushSameFrames(ctx: Ctx, frames: number): Promise<SinkResult> {
-  const { server, url } = await startBareServer(ctx);
-  try {
-    await ctx.loadgen(oneShotJob(ctx, { workload: 'push', url, count: frames, warmClientFrames: 0 }));
-    const r = await ctx.loadgen(oneShotJob(ctx, { workload: 'push', url, count: frames }));
-    check(r.unfinished === 0 && r.totalFrames === frames, `push of ${frames} frames ended with ${r.totalFrames}`);
-    return r;
-  } finally {
-    await server.stop();
-  }
 }
 
 function usPerEvent(segments: SinkSegment[]): Figure {

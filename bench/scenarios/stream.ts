@@ -9,6 +9,10 @@
  * `execute` sent to `done` received. A full run measures three such streams in a row, between the
  * same two measurements of push, and reports the median one whole: one 0.5 s stream read 0.40–0.58 ×
  * push within minutes on this machine (bench/README.md), enough to swing the verdict alone.
+ *
+ * Beside the headline (against push's steady rate), each stream is also held against push in its
+ * own shape (one-shot.ts: as many frames one-shot to a client warmed alike, just before and just
+ * after it), as replay's headline is: `over_push_same_frames`, the median of the three.
  */
 import type { Ctx, Figure, Scenario } from '../harness/types.js';
 import type { Vmstream } from '../harness/vmstream.js';
@@ -16,6 +20,7 @@ import { startVmstream } from '../harness/vmstream.js';
 import type { SinkResult } from '../loadgen/types.js';
 import { median, medianBy } from '../harness/median.js';
 import { check, cpuPer, latencyFigures, pct, serverCpuFigures, serverRss, type ServerCpu, spreadFigures, warmFrames } from './common.js';
+import { pushSameFrames } from './one-shot.js';
 
 /** Room for 200 000 lines (+ value, done) and their ~18 MB of frames: the defaults stop at 100 000 and 16 MiB. */
 export const STREAM_ENV = {
@@ -122,8 +127,17 @@ export const stream: Scenario = {
     const server = await startVmstream(ctx, { name: 'stream', env: STREAM_ENV });
     try {
       await streamOnce(ctx, server, ctx.quick ? 2_000 : 20_000);
+      // Push one-shot, stream, push one-shot, …: each push is the stream after's "before".
       const measured: { r: SinkResult; cpu: ServerCpu }[] = [];
-      for (let run = 0; run < MEASURED_STREAMS[mode]; run++) measured.push(await streamOnce(ctx, server, lines, { warmClient: true }));
+      const overPush: number[] = [];
+      let pushed = await pushSameFrames(ctx, eventsOf(lines));
+      for (let run = 0; run < MEASURED_STREAMS[mode]; run++) {
+        const streamed = await streamOnce(ctx, server, lines, { warmClient: true });
+        const pushedAfter = await pushSameFrames(ctx, eventsOf(lines));
+        measured.push(streamed);
+        overPush.push((pushed.totalSeconds + pushedAfter.totalSeconds) / 2 / streamed.r.totalSeconds);
+        pushed = pushedAfter;
+      }
       const rateOf = ({ r }: { r: SinkResult }) => r.totalFrames / r.totalSeconds;
       const { r, cpu: serverCpu } = medianBy(measured, rateOf);
       // The same stream to a client that asked for protocol v1.1 `events` frames.
@@ -138,6 +152,8 @@ export const stream: Scenario = {
           ...streamFigures(r),
           measured_streams: { value: measured.length, unit: 'streams' },
           ...spreadFigures('events_per_s', measured.map(rateOf), 'events/s'),
+          over_push_same_frames: { value: median(overPush), unit: '×' },
+          ...spreadFigures('over_push_same_frames', overPush, '×'),
           first_event_1_line_ms: { value: short.r.firstFrameMs, unit: 'ms' },
           first_event_100k_lines_ms: { value: long.r.firstFrameMs, unit: 'ms' },
           user_first_event_1_line_ms: { value: user.short, unit: 'ms' },
@@ -148,8 +164,8 @@ export const stream: Scenario = {
           batched_events_per_s: { value: batched.totalFrames / batched.totalSeconds, unit: 'events/s' },
           batched_first_event_ms: { value: batched.firstFrameMs, unit: 'ms' },
         },
-        shown: ['events_per_s_lowest', 'events_per_s_highest', 'seconds', 'steady_events_per_s', 'batched_events_per_s', 'first_event_ms', 'first_event_1_line_ms', 'first_event_100k_lines_ms', 'user_first_event_1_line_ms', 'user_first_event_100k_lines_ms', 'event_age_p50_ms', 'event_age_p99_ms', 'event_age_p999_ms', 'server_cpu_pct', 'server_main_thread_cpu_pct', 'server_cpu_us_per_event', 'server_main_thread_us_per_event', 'client_cpu_pct', 'server_peak_rss_mb'],
-        setup: `1 execution, ${lines} console.log lines (+ value, done), after a ${ctx.quick ? 2_000 : 20_000}-line warm-up, ${MEASURED_STREAMS[mode]} of them in a row, the median one reported (its events/s the headline; _lowest / _highest over them beside it); then the same to a client asking for batched events frames (batched_*); then the first event of a 1-line and of a ${FIRST_EVENT_LONG_LINES}-line run, each by a fresh load generator after a gate (first_event_*), and as a user sees it (user_first_event_*: a client warmed by ${USER_WARM_EXECUTES[mode]} executes, execute sent as the new session's reply comes, median of ${USER_FIRST_EVENT_ROUNDS[mode]} runs of each); event ages timed once per socket read (every event of a read arrived with it)`,
+        shown: ['events_per_s_lowest', 'events_per_s_highest', 'over_push_same_frames', 'over_push_same_frames_lowest', 'over_push_same_frames_highest', 'seconds', 'steady_events_per_s', 'batched_events_per_s', 'first_event_ms', 'first_event_1_line_ms', 'first_event_100k_lines_ms', 'user_first_event_1_line_ms', 'user_first_event_100k_lines_ms', 'event_age_p50_ms', 'event_age_p99_ms', 'event_age_p999_ms', 'server_cpu_pct', 'server_main_thread_cpu_pct', 'server_cpu_us_per_event', 'server_main_thread_us_per_event', 'client_cpu_pct', 'server_peak_rss_mb'],
+        setup: `1 execution, ${lines} console.log lines (+ value, done), after a ${ctx.quick ? 2_000 : 20_000}-line warm-up, ${MEASURED_STREAMS[mode]} of them in a row, the median one reported (its events/s the headline; _lowest / _highest over them beside it), each between two push one-shots of as many frames (over_push_same_frames: push's mean time over the stream's, the median of the streams', as replay's headline); then the same to a client asking for batched events frames (batched_*); then the first event of a 1-line and of a ${FIRST_EVENT_LONG_LINES}-line run, each by a fresh load generator after a gate (first_event_*), and as a user sees it (user_first_event_*: a client warmed by ${USER_WARM_EXECUTES[mode]} executes, execute sent as the new session's reply comes, median of ${USER_FIRST_EVENT_ROUNDS[mode]} runs of each); event ages timed once per socket read (every event of a read arrived with it)`,
       };
     } finally {
       await server.stop();
