@@ -22,9 +22,9 @@ export function oneShotJob(ctx: Ctx, job: Pick<SinkJob, 'workload' | 'url'> & Pa
 
 /**
  * Push's bare server pushing `frames` event frames one-shot to a fresh client, read as a stream or
- * a replay is read. The server is warmed first by an untimed push of as many frames: a fresh bare server's
- * first 200 000 frames go through a cold encoder, and the yardstick is what a client can be fed at
- * all in this shape, not a cold server's start.
+ * a replay is read. The server is warmed first by an untimed push of as many frames: a fresh bare
+ * server's first 200 000 frames go through a cold encoder, and the yardstick is what a client can be
+ * fed at all in this shape, not a cold server's start.
  */
 export async function pushSameFrames(ctx: Ctx, frames: number): Promise<SinkResult> {
   const { server, url } = await startBareServer(ctx);
