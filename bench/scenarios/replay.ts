@@ -104,8 +104,9 @@ export const replay: Scenario = {
   alsoNeeds: ['push', 'storage'],
   // Issue 15: ≥ 0.9 × push with event frames; batched_ratio_to_push (events frames) beside it, goal ≥ 2.
   goal: { value: OVER_PUSH_GOAL, unit: '×', better: 'higher' },
-  // A full run: five restarts and five push runs (each a load-generator process of its own, ~6 s
-  // with its warm-up); the quick step passed the default 30 s on a loaded machine.
+  // A full run: five server starts (the write, the batched replay, three cold rounds) and four push
+  // one-shots (each two load-generator processes, the untimed push and the measured one); the quick
+  // step passed the default 30 s on a loaded machine.
   stepTimeoutMs: { quick: 90_000, full: 240_000 },
   async run(ctx) {
     const lines = ctx.quick ? 10_000 : 200_000;
