@@ -8,7 +8,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Histogram } from './histogram.js';
-import { medianBy } from './median.js';
+import { medianBy, spreadFigures } from './median.js';
 import { cpuSeconds, treeCpuSeconds, treeRssBytes } from './proc-stats.js';
 import type { Figure } from './types.js';
 
@@ -68,8 +68,7 @@ export async function measureInteractive(job: InteractiveJob): Promise<Record<st
     // The stdout messages (or frames) that carried them: ipykernel sends ~0.2 s of stdout per message.
     lines_messages: { value: printed.messages, unit: 'messages' },
     print_runs: { value: runs.length, unit: 'runs' },
-    lines_per_s_lowest: { value: job.lines / (Math.max(...runs.map((run) => run.result.ms)) / 1000), unit: 'lines/s' },
-    lines_per_s_highest: { value: job.lines / (Math.min(...runs.map((run) => run.result.ms)) / 1000), unit: 'lines/s' },
+    ...spreadFigures('lines_per_s', runs.map((run) => job.lines / (run.result.ms / 1000)), 'lines/s'),
     ...cpuPerLine(cpu, job.lines),
     mb_per_instance: { value: (after - before) / job.instances / (1024 * 1024), unit: 'MB' },
     instances: { value: job.instances, unit: '' },

@@ -54,11 +54,3 @@ export function pct(value: number): Figure {
 export function check(condition: boolean, message: string): void {
   if (!condition) throw new Error(message);
 }
-
-/** The lowest and highest of a figure over repeated runs, under `<name>_lowest` / `<name>_highest`. */
-export function spreadFigures(name: string, values: readonly number[], unit: string): Record<string, Figure> {
-  return {
-    [`${name}_lowest`]: { value: Math.min(...values), unit },
-    [`${name}_highest`]: { value: Math.max(...values), unit },
-  };
-}

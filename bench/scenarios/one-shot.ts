@@ -20,6 +20,11 @@ export function oneShotJob(ctx: Ctx, job: Pick<SinkJob, 'workload' | 'url'> & Pa
   return { driver: 'sink', connections: 1, count: 0, warmupMs: 300, durationMs: 120_000, gated: true, warmClientFrames: warmFrames(ctx), segmentEvents: startEvents(ctx), ...job };
 }
 
+/** Push's mean one-shot time, just before and just after a run, over that run's time: `over_push_same_frames`. */
+export function overPush(before: SinkResult, after: SinkResult, measured: SinkResult): number {
+  return (before.totalSeconds + after.totalSeconds) / 2 / measured.totalSeconds;
+}
+
 /**
  * Push's bare server pushing `frames` event frames one-shot to a fresh client, read as a stream or
  * a replay is read. The server is warmed first by an untimed push of as many frames: a fresh bare

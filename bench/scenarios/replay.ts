@@ -24,9 +24,9 @@ import type { Ctx, Figure, Scenario } from '../harness/types.js';
 import type { Vmstream } from '../harness/vmstream.js';
 import { startVmstream } from '../harness/vmstream.js';
 import type { SinkResult, SinkSegment } from '../loadgen/types.js';
-import { medianBy } from '../harness/median.js';
-import { check, cpuPer, pct, serverCpuFigures, serverRss, type ServerCpu, spreadFigures } from './common.js';
-import { oneShotJob, pushSameFrames } from './one-shot.js';
+import { medianBy, spreadFigures } from '../harness/median.js';
+import { check, cpuPer, pct, serverCpuFigures, serverRss, type ServerCpu } from './common.js';
+import { oneShotJob, overPush, pushSameFrames } from './one-shot.js';
 import { eventsOf, STREAM_ENV, streamOnce } from './stream.js';
 
 const EXECUTION_ID = 'bench-replay';
@@ -90,8 +90,7 @@ async function coldRound(ctx: Ctx, dataDir: string, lines: number, pushedBefore:
     const { r: cold, cpu: serverCpu } = await replayOnce(ctx, server, lines);
     const peakRss = serverRss(server);
     const pushedAfter = await pushSameFrames(ctx, eventsOf(lines));
-    const overPush = (pushedBefore.totalSeconds + pushedAfter.totalSeconds) / 2 / cold.totalSeconds;
-    return { cold, serverCpu, server, peakRss, restartMs, pushedBefore, pushedAfter, overPush };
+    return { cold, serverCpu, server, peakRss, restartMs, pushedBefore, pushedAfter, overPush: overPush(pushedBefore, pushedAfter, cold) };
   } catch (error) {
     await server.stop();
     throw error;
@@ -137,14 +136,14 @@ export const replay: Scenario = {
         if (round < coldRounds - 1) await done.server.stop();
       }
       const { r: warm } = await replayOnce(ctx, rounds.at(-1)!.server, lines);
-      const { cold, serverCpu, peakRss, restartMs, pushedBefore, pushedAfter, overPush } = medianBy(rounds, (round) => round.overPush);
+      const { cold, serverCpu, peakRss, restartMs, pushedBefore, pushedAfter, overPush: ratio } = medianBy(rounds, (round) => round.overPush);
       const pushSeconds = (pushedBefore.totalSeconds + pushedAfter.totalSeconds) / 2;
       const rate = cold.totalFrames / cold.totalSeconds;
       const iterator = ctx.baselines.get('storage')?.figures.entries_per_s?.value ?? NaN;
       const push = ctx.baselines.get('push')?.figures.frames_per_s?.value ?? NaN;
       const batchedRate = batched.totalFrames / batched.totalSeconds;
       return {
-        figure: { value: overPush, unit: '×' },
+        figure: { value: ratio, unit: '×' },
         figures: {
           cold_rounds: { value: rounds.length, unit: 'rounds' },
           ...spreadFigures('over_push_same_frames', rounds.map((round) => round.overPush), '×'),
