@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=8
+#!/usr/bin/env -S node --max-semi-space-size=8 --min-semi-space-size=8
 /**
  * `npm start` / `vmstream`: starts the server from the environment (see src/config.ts and the
  * README), prints one line with the URL to connect to on stdout (tools parse it: keep it exactly so),
