@@ -23,9 +23,9 @@
  * starts at 1 MB and grows only as scavenges find it too small, so a freshly started server (as
  * after a restart) met its first burst, a client catching up with pages of frames queued per turn,
  * with a small one: its first scavenge of the replay found most of it still held and took 9–45 ms
- * (12 replays), the main thread stopped and the client, with nothing to read, waiting (clocks lined up in a
- * probe: bench/README.md, "2026-12-03"). Cold replay after a restart, six interleaved pairs:
- * 0.735–0.960 → 0.831–0.995 × push, higher in every pair, server CPU per event 1.14–1.58 →
+ * (12 replays), the main thread stopped and the client, with nothing to read, waiting (clocks lined
+ * up in a probe: bench/README.md, "2026-12-03"). Cold replay after a restart, six interleaved
+ * pairs: 0.735–0.960 → 0.831–0.995 × push, higher in every pair, server CPU per event 1.14–1.58 →
  * 0.86–1.19 µs; the stream, execute-trivial-plain and connections unchanged beyond the noise. An
  * idle server's resident set is the same (97 MB both ways): the pages are touched only when used.
  */
